@@ -1,0 +1,147 @@
+"""Read-only snapshot of the world the agent plans on (the observe and verify nodes).
+
+Reads go straight to storage (DESIGN.md allows reads below ``tools/``).  Every part that
+depends on another area's storage (log store, scans) degrades to an ``errors`` entry instead of
+failing the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+
+from modelsteward.context import Steward
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import (
+    Approval,
+    CatalogScan,
+    FineTuningJob,
+    GuardrailViolation,
+    Model,
+    Rollout,
+    TestResult,
+    UseCase,
+    utcnow,
+)
+
+__all__ = ["observe_world", "ACTIVE_ROLLOUT_STATES", "SCAN_STALE_AFTER", "HIGH_FEEDBACK"]
+
+ACTIVE_ROLLOUT_STATES = ("running", "waiting", "paused")
+SCAN_STALE_AFTER = dt.timedelta(hours=24)
+HIGH_FEEDBACK = 0.5  # a logged request with feedback >= this counts toward fine-tuning data
+VIOLATION_WINDOW = dt.timedelta(hours=24)
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _model_row(m: Model) -> dict[str, Any]:
+    return {
+        "id": m.id, "status": m.status, "kind": m.kind, "price_in_per_m": _f(m.price_in_per_m),
+        "price_out_per_m": _f(m.price_out_per_m), "context_length": m.context_length,
+        "parent_model_id": m.parent_model_id, "description": str((m.meta or {}).get("description", ""))[:500],
+    }
+
+
+def _result_row(r: TestResult) -> dict[str, Any]:
+    keep = {k: v for k, v in (r.metrics or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
+    return {
+        "id": r.id, "candidate": r.candidate_model_id, "baseline": r.baseline_model_id, "verdict": r.verdict,
+        "passed": bool(r.passed), "samples": r.sample_count, "metrics": keep, "at": r.created_at.isoformat(),
+    }
+
+
+def _feedback_counts(steward: Steward, name: str, since: dt.datetime | None) -> dict[str, Any]:
+    sql = "SELECT count(*) AS n, count(*) FILTER (WHERE feedback >= ?) AS high FROM logs WHERE use_case = ?"
+    params: list[Any] = [HIGH_FEEDBACK, name]
+    if since is not None:
+        sql += " AND CAST(ts AS TIMESTAMP) > CAST(? AS TIMESTAMP)"
+        params.append(since.isoformat())
+    rows = steward.logs.query(sql, params)
+    return {"logs": int(rows[0]["n"] or 0), "high_feedback": int(rows[0]["high"] or 0)} if rows else {}
+
+
+def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, Any]:
+    """The use cases (or just ``use_case``) with routing, candidates, tests, rollouts, violations."""
+    reg = steward.registry
+    now = utcnow()
+    errors: list[str] = []
+    out: dict[str, Any] = {"at": now.isoformat(), "use_cases": [], "errors": errors}
+    with session_scope(steward.sessions) as s:
+        ucs = list(s.scalars(select(UseCase).order_by(UseCase.name)))
+        if use_case is not None:
+            ucs = [u for u in ucs if u.name == use_case]
+            if not ucs:
+                reg.get_use_case(use_case)  # raises NotFound naming close matches
+        scans = list(s.scalars(select(CatalogScan).order_by(CatalogScan.id.desc()).limit(50)))
+        last_ok = max((sc.created_at for sc in scans if sc.status == "ok"), default=None)
+        out["catalog"] = {
+            "last_scan_at": last_ok.isoformat() if last_ok else None,
+            "stale": last_ok is None or now - last_ok > SCAN_STALE_AFTER,
+        }
+        pending = list(s.scalars(select(Approval).where(Approval.status == "pending").order_by(Approval.id)))
+        out["pending_approvals"] = [
+            {"id": a.id, "action": a.action, "arguments": a.arguments, "use_case_id": a.use_case_id,
+             "reason": a.reason, "thread_id": a.thread_id}
+            for a in pending
+        ]
+        for uc in ucs:
+            dep = reg.deployment(uc.name)
+            live = reg.routing_table(dep)
+            current = max((a for a in live if a["role"] == "primary"), key=lambda a: a["weight"], default=None)
+            models = [m for m in s.scalars(select(Model).order_by(Model.id))
+                      if m.use_case_id == uc.id or any(a["model_id"] == m.id for a in live)]
+            results = list(s.scalars(
+                select(TestResult).where(TestResult.use_case_id == uc.id).order_by(TestResult.id.desc()).limit(200)))
+            latest: dict[str, dict[str, Any]] = {}
+            for r in results:
+                latest.setdefault(r.candidate_model_id, _result_row(r))
+            rollouts = list(s.scalars(
+                select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc()).limit(10)))
+            active = [r for r in rollouts if r.state in ACTIVE_ROLLOUT_STATES]
+            viols = list(s.scalars(
+                select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc.id,
+                                                 GuardrailViolation.created_at > now - VIOLATION_WINDOW)
+                .order_by(GuardrailViolation.id.desc()).limit(20)))
+            job = s.scalar(select(FineTuningJob).where(FineTuningJob.use_case_id == uc.id)
+                           .order_by(FineTuningJob.id.desc()).limit(1))
+            entry: dict[str, Any] = {
+                "name": uc.name,
+                "description": uc.description[:500],
+                "current_model": current["model_id"] if current else None,
+                "allocations": live,
+                "deployment_version": dep.version,
+                "models": [{**_model_row(m), "latest_test": latest.get(m.id)} for m in models],
+                "rollouts": [
+                    {"id": r.id, "candidate": r.candidate_model_id, "stable": r.stable_model_id,
+                     "strategy": r.strategy, "state": r.state, "step_index": r.step_index, "steps": r.steps,
+                     "last_analysis": (r.analyses or [None])[-1]}
+                    for r in active
+                ],
+                "recent_rollouts": [{"id": r.id, "candidate": r.candidate_model_id, "state": r.state} for r in rollouts],
+                "violations": [
+                    {"id": v.id, "policy": v.policy, "severity": v.severity, "model_id": v.model_id,
+                     "measured": v.measured, "threshold": v.threshold, "action": v.action,
+                     "handled": bool((v.details or {}).get("handled")), "at": v.created_at.isoformat()}
+                    for v in viols
+                ],
+                "last_fine_tune": None if job is None else {
+                    "id": job.id, "status": job.status, "base": job.base_model_id,
+                    "result_model_id": job.result_model_id, "at": job.created_at.isoformat(),
+                },
+                "pending_approvals": [a["id"] for a in out["pending_approvals"] if a["use_case_id"] == uc.id],
+            }
+            out["use_cases"].append(entry)
+    for entry in out["use_cases"]:
+        since = None
+        if entry["last_fine_tune"] is not None:
+            since = dt.datetime.fromisoformat(entry["last_fine_tune"]["at"])
+        try:
+            entry["new_feedback"] = _feedback_counts(steward, entry["name"], since)
+        except Exception as exc:  # noqa: BLE001 - the log store is optional for planning
+            entry["new_feedback"] = {}
+            errors.append(f"logs for {entry['name']}: {type(exc).__name__}: {exc}"[:300])
+    return out

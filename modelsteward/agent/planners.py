@@ -1,0 +1,445 @@
+"""Planners: given the agent state, propose the next tool calls as one ``AIMessage``.
+
+Both planners emit the same messages (``AIMessage.tool_calls``; an ``AIMessage`` without calls
+ends the cycle with its text as the answer), so the graph does not care which one plans.
+
+``PlaybookPlanner`` is deterministic and needs no LLM.  It never reads free text (model
+descriptions, logged prompts) as instructions: it decides on structured fields only, which is
+why a prompt injection in a catalog description cannot steer it.  Per use case, first match wins:
+
+1. unhandled violations of severity rollback/disable -> ``rollout_abort`` (active rollout) or
+   ``rollback``;
+2. an active rollout -> ``rollout_status`` once per step, then ``rollout_advance`` when its
+   analysis says advance / passed, ``rollout_abort`` when it says abort / failed, else wait;
+3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
+4. ``rank`` the use case (once per run);
+5. ``evaluate`` up to two top-ranked untested candidates (no test against the current model);
+6. at least ``FINE_TUNE_MIN_FEEDBACK`` new high-feedback logs since the last fine-tune ->
+   ``build_dataset`` then ``fine_tune`` on a self-hosted base;
+7. no rollout, no pending approval, a candidate whose latest test against the current model
+   passed and that is better or cheaper -> ``deploy`` with strategy ``shadow`` (the rollout then
+   moves shadow -> canary through ``rollout_advance``).
+
+Rules whose tool is not registered are skipped (and named in the report), so the playbook
+works with whatever areas are installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from modelsteward.agent.state import AgentState
+from modelsteward.tools.base import ToolSpec
+
+__all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "fit_args", "PLAYBOOK_TOOLS", "FINE_TUNE_MIN_FEEDBACK"]
+
+FINE_TUNE_MIN_FEEDBACK = 200
+EVALS_PER_RUN = 2
+PLAYBOOK_TOOLS = (
+    "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_status", "rollout_advance",
+    "rollout_abort", "rollback",
+)
+
+# canonical argument -> field names a tool's input model may use for it
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "use_case": ("use_case", "use_case_name", "usecase"),
+    "model": ("model", "model_id", "candidate", "candidate_model_id"),
+    "base": ("base", "base_model", "base_model_id"),
+    "strategy": ("strategy",),
+    "provider": ("provider",),
+    "samples": ("samples", "sample_count", "n_samples"),
+    "sql": ("sql", "query"),
+    "reason": ("reason",),
+    "dataset": ("dataset", "dataset_path", "dataset_id"),
+}
+
+
+class Planner(Protocol):
+    name: str
+
+    def tool_names(self, available: Iterable[str]) -> list[str]:
+        """The tools this planner may call (validated when the graph is compiled)."""
+        ...
+
+    def plan(self, state: AgentState, tools: dict[str, ToolSpec]) -> AIMessage: ...
+
+
+def fit_args(spec: ToolSpec, **canonical: Any) -> dict[str, Any]:
+    """Map canonical arguments onto the field names of ``spec``'s input model (dropping the rest)."""
+    fields = spec.input_model.model_fields
+    out: dict[str, Any] = {}
+    for key, value in canonical.items():
+        if value is None:
+            continue
+        for name in _SYNONYMS.get(key, (key,)):
+            if name in fields:
+                out[name] = value
+                break
+    return out
+
+
+def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "args": args, "id": f"pb_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
+
+
+def _turn_messages(state: AgentState) -> list[Any]:
+    """Messages since the operator's last message (the current chat turn or the whole run)."""
+    msgs = list(state.get("messages", []))
+    for i in range(len(msgs) - 1, -1, -1):
+        if isinstance(msgs[i], HumanMessage):
+            return msgs[i + 1:]
+    return msgs
+
+
+def _results(state: AgentState) -> list[tuple[dict[str, Any], ToolMessage]]:
+    """(call, result) pairs of this turn, in order."""
+    calls: dict[str, dict[str, Any]] = {}
+    out = []
+    for m in _turn_messages(state):
+        if isinstance(m, AIMessage):
+            for c in m.tool_calls:
+                calls[c["id"]] = c
+        elif isinstance(m, ToolMessage) and m.tool_call_id in calls:
+            out.append((calls[m.tool_call_id], m))
+    return out
+
+
+def _called(state: AgentState) -> list[dict[str, Any]]:
+    return [c for m in _turn_messages(state) if isinstance(m, AIMessage) for c in m.tool_calls]
+
+
+def _payload(msg: ToolMessage) -> Any:
+    if isinstance(msg.artifact, (dict, list)):
+        return msg.artifact
+    return None
+
+
+def _arg(call: dict[str, Any], key: str) -> Any:
+    for name in _SYNONYMS.get(key, (key,)):
+        if name in call["args"]:
+            return call["args"][name]
+    return None
+
+
+def _find(obj: Any, keys: tuple[str, ...]) -> Any:
+    """First value under any of ``keys`` in a nested dict/list (depth-first)."""
+    if isinstance(obj, dict):
+        for k in keys:
+            if k in obj and obj[k] is not None:
+                return obj[k]
+        for v in obj.values():
+            got = _find(v, keys)
+            if got is not None:
+                return got
+    elif isinstance(obj, list):
+        for v in obj:
+            got = _find(v, keys)
+            if got is not None:
+                return got
+    return None
+
+
+def analysis_decision(analysis: Any) -> str:
+    """'advance' | 'abort' | 'wait' from a rollout analysis of any of the shapes the tools use."""
+    if not analysis:
+        return "wait"
+    rec = _find(analysis, ("recommendation", "decision", "action", "next"))
+    if isinstance(rec, str):
+        rec = rec.lower()
+        if rec in ("advance", "promote", "proceed", "continue"):
+            return "advance"
+        if rec in ("abort", "rollback", "roll_back", "fail"):
+            return "abort"
+        if rec in ("wait", "hold", "inconclusive", "pause"):
+            return "wait"
+    verdict = _find(analysis, ("verdict", "status", "result"))
+    if isinstance(verdict, str):
+        v = verdict.lower()
+        if v in ("pass", "passed", "ok", "healthy"):
+            return "advance"
+        if v in ("fail", "failed", "unhealthy"):
+            return "abort"
+    passed = _find(analysis, ("passed", "ok"))
+    if passed is True:
+        return "advance"
+    if passed is False:
+        return "abort"
+    return "wait"
+
+
+def _ranked_ids(payload: Any) -> list[str]:
+    ids: list[str] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, dict):
+            mid = o.get("model_id") or o.get("id") or o.get("model")
+            if isinstance(mid, str) and ":" in mid and mid not in ids:
+                ids.append(mid)
+            for v in o.values():
+                if isinstance(v, (list, dict)):
+                    walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(payload)
+    return ids
+
+
+def _price(m: dict[str, Any]) -> float | None:
+    if m.get("price_in_per_m") is None and m.get("price_out_per_m") is None:
+        return None
+    return float(m.get("price_in_per_m") or 0) + float(m.get("price_out_per_m") or 0)
+
+
+def _quality_gain(test: dict[str, Any]) -> float | None:
+    mt = test.get("metrics") or {}
+    for ratio in ("quality_ratio", "relative_quality"):
+        if isinstance(mt.get(ratio), (int, float)):
+            return float(mt[ratio]) - 1.0
+    cand = next((mt[k] for k in ("candidate_quality", "quality_candidate", "quality") if isinstance(mt.get(k), (int, float))), None)
+    base = next((mt[k] for k in ("baseline_quality", "quality_baseline", "current_quality") if isinstance(mt.get(k), (int, float))), None)
+    if cand is not None and base is not None:
+        return float(cand) - float(base)
+    return None
+
+
+def better_or_cheaper(cand: dict[str, Any], current: dict[str, Any] | None) -> str | None:
+    """Why a passing candidate is worth a rollout ('better' / 'cheaper'), or None."""
+    test = cand.get("latest_test") or {}
+    gain = _quality_gain(test)
+    if gain is not None and gain > 0.0:
+        return f"better (quality gain {gain:+.3f})"
+    pc, pb = _price(cand), _price(current) if current else None
+    if pc is not None and pb is not None and pc < pb:
+        return f"cheaper ({pc:g} vs {pb:g} USD per M in+out)"
+    if pc == 0 and pb is None and current is not None and current.get("kind") == "paid":
+        return "cheaper (self-hosted)"
+    return None
+
+
+class PlaybookPlanner:
+    """The built-in deterministic playbook (see the module docstring for its rules)."""
+
+    name = "playbook"
+
+    def tool_names(self, available: Iterable[str]) -> list[str]:
+        avail = set(available)
+        return [t for t in PLAYBOOK_TOOLS if t in avail]
+
+    def plan(self, state: AgentState, tools: dict[str, ToolSpec]) -> AIMessage:
+        obs = state.get("observation") or {}
+        called = _called(state)
+        done = {(c["name"], _arg(c, "use_case"), _arg(c, "model")) for c in called}
+        results = _results(state)
+        notes: list[str] = []
+
+        def has(name: str) -> bool:
+            if name in tools:
+                return True
+            if f"tool {name} missing" not in notes:
+                notes.append(f"tool {name} missing")
+            return False
+
+        def once(name: str, uc: str | None, model: str | None = None) -> bool:
+            return (name, uc, model) not in done
+
+        pending_actions = {(a["action"], json.dumps(a["arguments"], sort_keys=True, default=str))
+                           for a in obs.get("pending_approvals", [])}
+
+        def pending(name: str, args: dict[str, Any]) -> bool:
+            return (name, json.dumps(args, sort_keys=True, default=str)) in pending_actions
+
+        for uc in obs.get("use_cases", []):
+            name = uc["name"]
+            active = uc.get("rollouts") or []
+            # 1. violations
+            severe = [v for v in uc.get("violations", []) if not v["handled"] and v["severity"] in ("rollback", "disable")]
+            if severe:
+                tool = "rollout_abort" if active else "rollback"
+                if has(tool) and once(tool, name):
+                    why = f"violation {severe[0]['policy']} ({severe[0]['severity']}) on {severe[0]['model_id']}"
+                    args = fit_args(tools[tool], use_case=name, reason=why)
+                    if not pending(tool, args):
+                        return self._msg([_call(tool, args)], f"{name}: {why}")
+            # 2. active rollout
+            if active:
+                ro = active[0]
+                status_calls = [(c, m) for c, m in results if c["name"] == "rollout_status" and _arg(c, "use_case") == name]
+                if has("rollout_status") and not status_calls:
+                    return self._msg([_call("rollout_status", fit_args(tools["rollout_status"], use_case=name))],
+                                     f"{name}: check rollout {ro['id']} ({ro['state']}, step {ro['step_index']})")
+                analysis = _payload(status_calls[-1][1]) if status_calls else ro.get("last_analysis")
+                decision = analysis_decision(analysis) if analysis else analysis_decision(ro.get("last_analysis"))
+                if ro["state"] == "running" and decision in ("advance", "abort"):
+                    tool = "rollout_advance" if decision == "advance" else "rollout_abort"
+                    args = fit_args(tools[tool], use_case=name) if tool in tools else {}
+                    if has(tool) and once(tool, name) and not pending(tool, args):
+                        return self._msg([_call(tool, args)], f"{name}: rollout {ro['id']} analysis says {decision}")
+                continue  # one change at a time per use case while a rollout runs
+        for uc in obs.get("use_cases", []):
+            name = uc["name"]
+            if (uc.get("rollouts") or []):
+                continue
+            # 3. scan
+            if obs.get("catalog", {}).get("stale") and has("scan") and not any(c["name"] == "scan" for c in called):
+                args = fit_args(tools["scan"], use_case=state.get("use_case"))
+                return self._msg([_call("scan", args)], "catalog is stale: scan")
+            # 4. rank
+            candidates = [m for m in uc.get("models", []) if m["id"] != uc.get("current_model")
+                          and m["status"] in ("discovered", "candidate", "evaluating")]
+            if candidates and has("rank") and once("rank", name):
+                return self._msg([_call("rank", fit_args(tools["rank"], use_case=name))], f"{name}: rank candidates")
+            # 5. evaluate top-ranked untested candidates
+            ranked = next((_ranked_ids(_payload(m)) for c, m in reversed(results)
+                           if c["name"] == "rank" and _arg(c, "use_case") == name and _payload(m)), [])
+            order = {mid: i for i, mid in enumerate(ranked)}
+            by_rank = sorted(candidates, key=lambda m: (order.get(m["id"], len(order)), m["id"]))
+            evaluated = [c for c in called if c["name"] == "evaluate" and _arg(c, "use_case") == name]
+            if uc.get("current_model") and has("evaluate") and len(evaluated) < EVALS_PER_RUN:
+                for m in by_rank:
+                    t = m.get("latest_test")
+                    if (t is None or t.get("baseline") != uc["current_model"]) and once("evaluate", name, m["id"]):
+                        args = fit_args(tools["evaluate"], use_case=name, model=m["id"])
+                        return self._msg([_call("evaluate", args)], f"{name}: evaluate untested candidate {m['id']}")
+            # 6. fine-tune on new high-feedback logs
+            fb = (uc.get("new_feedback") or {}).get("high_feedback", 0)
+            job = uc.get("last_fine_tune") or {}
+            base = self._fine_tune_base(uc)
+            if fb >= FINE_TUNE_MIN_FEEDBACK and job.get("status") not in ("queued", "running") and base:
+                if has("build_dataset") and once("build_dataset", name):
+                    return self._msg([_call("build_dataset", fit_args(tools["build_dataset"], use_case=name))],
+                                     f"{name}: {fb} new high-feedback logs: build a dataset")
+                if "build_dataset" in tools and has("fine_tune") and once("fine_tune", name):
+                    return self._msg([_call("fine_tune", fit_args(tools["fine_tune"], use_case=name, base=base))],
+                                     f"{name}: fine-tune {base} on the new dataset")
+            # 7. start a rollout for a passing, better or cheaper candidate
+            current = next((m for m in uc.get("models", []) if m["id"] == uc.get("current_model")), None)
+            for m in by_rank:
+                t = m.get("latest_test") or {}
+                if not (t.get("passed") and t.get("baseline") == uc.get("current_model")):
+                    continue
+                why = better_or_cheaper(m, current)
+                if why and has("deploy") and once("deploy", name, m["id"]):
+                    args = fit_args(tools["deploy"], use_case=name, model=m["id"], strategy="shadow")
+                    if pending("deploy", args) or uc.get("pending_approvals"):
+                        notes.append(f"{name}: deploy of {m['id']} waits for approval")
+                        continue
+                    return self._msg([_call("deploy", args)], f"{name}: {m['id']} passed and is {why}: shadow rollout")
+        summary = "Playbook: nothing more to do this cycle."
+        if notes:
+            summary += " Notes: " + "; ".join(notes) + "."
+        return AIMessage(content=summary, id=f"pb_{uuid.uuid4().hex[:12]}")
+
+    @staticmethod
+    def _fine_tune_base(uc: dict[str, Any]) -> str | None:
+        models = {m["id"]: m for m in uc.get("models", [])}
+        cur = models.get(uc.get("current_model") or "")
+        if cur and cur["kind"] in ("self_hosted", "fine_tuned"):
+            return cur.get("parent_model_id") or cur["id"]
+        for m in models.values():
+            if m["kind"] == "self_hosted" and m["status"] not in ("rejected", "retired"):
+                return m["id"]
+        return None
+
+    @staticmethod
+    def _msg(calls: list[dict[str, Any]], why: str) -> AIMessage:
+        return AIMessage(content=why, tool_calls=calls, id=f"pb_{uuid.uuid4().hex[:12]}")
+
+
+# ---------------------------------------------------------------------------- chat intents
+_HELP = (
+    "I understand (offline playbook mode): `sql: SELECT ...` or a SELECT statement (read-only, view `logs`), "
+    "`use cases`, `models [USE_CASE]`, `rollouts [USE_CASE]`, `approvals`, `status`, "
+    "`deploy MODEL to USE_CASE [shadow|canary|full]`, `evaluate MODEL on USE_CASE`, `rollback USE_CASE`, "
+    "`advance USE_CASE`, `abort USE_CASE`, `scan`, `rank USE_CASE`, `run` (one playbook cycle). "
+    "Set STEWARD_AGENT_LLM=openai:MODEL for free-form questions."
+)
+
+
+class ChatIntentPlanner:
+    """Offline chat: maps the operator's line to tool calls by simple rules, then summarises.
+
+    Actions it proposes go through the same guard as every other call.  ``run`` hands the
+    rest of the turn to the playbook.
+    """
+
+    name = "playbook"
+
+    def __init__(self) -> None:
+        self._playbook = PlaybookPlanner()
+
+    def tool_names(self, available: Iterable[str]) -> list[str]:
+        return sorted(set(available))
+
+    def plan(self, state: AgentState, tools: dict[str, ToolSpec]) -> AIMessage:
+        msgs = list(state.get("messages", []))
+        last_human = next((m for m in reversed(msgs) if isinstance(m, HumanMessage)), None)
+        text = str(last_human.content).strip() if last_human else ""
+        turn = _turn_messages(state)
+        if re.fullmatch(r"(?i)(run|cycle|playbook|run the playbook|run a cycle)\.?", text):
+            return self._playbook.plan(state, tools)
+        if turn:  # tools already answered this turn: summarise what they returned
+            return AIMessage(content=self._summary(state), id=f"chat_{uuid.uuid4().hex[:12]}")
+        calls = self._intent(text, tools)
+        if not calls:
+            return AIMessage(content=_HELP, id=f"chat_{uuid.uuid4().hex[:12]}")
+        return AIMessage(content="", tool_calls=calls, id=f"chat_{uuid.uuid4().hex[:12]}")
+
+    @staticmethod
+    def _summary(state: AgentState) -> str:
+        parts = []
+        for call, msg in _results(state):
+            body = msg.artifact if isinstance(msg.artifact, (dict, list)) else str(msg.content)
+            status = "error" if msg.status == "error" else "ok"
+            text = json.dumps(body, indent=2, default=str) if not isinstance(body, str) else body
+            if len(text) > 4000:
+                text = text[:4000] + "\n... (truncated)"
+            parts.append(f"**{call['name']}** ({status}):\n```\n{text}\n```")
+        return "\n\n".join(parts) or "Nothing to report."
+
+    @staticmethod
+    def _intent(text: str, tools: dict[str, ToolSpec]) -> list[dict[str, Any]]:
+        low = text.lower().strip()
+
+        def mk(name: str, **kw: Any) -> list[dict[str, Any]]:
+            if name not in tools:
+                return [_call(name, kw)]  # the guard answers "unknown tool" with what exists
+            return [_call(name, fit_args(tools[name], **kw))]
+
+        m = re.match(r"(?is)^(?:sql:\s*)?((?:select|with)\b.*)$", text.strip())
+        if m:
+            return mk("query_logs", sql=m.group(1).strip().rstrip(";"))
+        m = re.match(r"(?i)^(?:deploy|roll ?out)\s+(\S+)\s+(?:to|on|for)\s+(\S+)(?:\s+(?:as\s+)?(shadow|canary|full))?", low)
+        if m:
+            return mk("deploy", model=m.group(1), use_case=m.group(2), strategy=m.group(3) or "shadow")
+        m = re.match(r"(?i)^(?:evaluate|eval|test)\s+(\S+)\s+(?:on|for|against)\s+(\S+)", low)
+        if m:
+            return mk("evaluate", model=m.group(1), use_case=m.group(2))
+        m = re.match(r"(?i)^(rollback|roll back|advance|abort|rank)\s+(\S+)", low)
+        if m:
+            name = {"rollback": "rollback", "roll back": "rollback", "advance": "rollout_advance",
+                    "abort": "rollout_abort", "rank": "rank"}[m.group(1)]
+            return mk(name, use_case=m.group(2))
+        uc = re.search(r"\b(?:for|on|of)\s+([\w-]+)\s*\??$", low)
+        uc_name = uc.group(1) if uc else None
+        if low.startswith("scan"):
+            return mk("scan")
+        if "approval" in low:
+            return mk("approvals_list") if "approvals_list" in tools else mk("show_approvals")
+        if "rollout" in low:
+            return mk("show_rollouts", use_case=uc_name)
+        if "use case" in low or "usecase" in low:
+            return mk("list_use_cases")
+        if "model" in low:
+            m2 = re.match(r"(?i)^models?\s+([\w-]+)$", low)
+            return mk("list_models", use_case=uc_name or (m2.group(1) if m2 else None))
+        if low in ("status", "state", "overview") or "status" in low:
+            return mk("show_status", use_case=uc_name)
+        return []

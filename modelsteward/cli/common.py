@@ -1,0 +1,89 @@
+"""Shared CLI plumbing: opening the workspace, JSON output, errors as one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelsteward.errors import StewardError
+
+__all__ = ["console", "err_console", "open_ctx", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON (a stable, documented shape).")
+
+
+def to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, decimal.Decimal):
+        return float(obj) if obj == obj.to_integral_value() or True else str(obj)
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [to_jsonable(v) for v in obj]
+    return obj
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(data), indent=2, default=str) + "\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    t = Table(title=title, show_lines=False)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    console.print(t)
+
+
+def open_ctx(actor: str | None = None):  # type: ignore[no-untyped-def]
+    """A ToolContext on the workspace named by STEWARD_HOME (migrated on open)."""
+    import getpass
+
+    from modelsteward.context import open_steward
+    from modelsteward.tools.base import ToolContext
+
+    who = actor or f"cli:{getpass.getuser()}"
+    return ToolContext(steward=open_steward(), actor=who)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def run_cli(app: typer.Typer) -> None:
+    """Run the app; a StewardError becomes one line on stderr and exit code 1 (2 for bad input)."""
+    try:
+        app(standalone_mode=False)
+    except StewardError as exc:
+        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(2 if exc.code in ("invalid_input",) else 1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,216 @@
+"""``steward init``, ``steward usecase ...``, ``steward models ...``."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, table
+
+__all__ = ["register"]
+
+usecase_app = typer.Typer(help="Use cases: what the application asks models to do.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+
+
+def _parse_weights(text: str | None) -> dict[str, float] | None:
+    from modelsteward.errors import InvalidInput
+
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, val = part.partition("=")
+        if not sep:
+            raise InvalidInput(f"Weight {part!r} is not key=value (e.g. quality=.5,cost=.3,latency=.2).")
+        try:
+            out[key.strip()] = float(val)
+        except ValueError:
+            raise InvalidInput(f"Weight {part!r}: {val!r} is not a number.") from None
+    return out
+
+
+def _csv(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def init(json_out: bool = JsonOpt) -> None:
+    """Create the workspace and bring the database to the latest schema (idempotent)."""
+    from modelsteward.storage.db import current_revision
+
+    ctx = open_ctx()
+    st = ctx.steward
+    st.settings.artifacts_path.mkdir(parents=True, exist_ok=True)
+    st.logs  # opens the log store (replays any write-ahead file)
+    info = {
+        "workspace": str(st.settings.workspace),
+        "database": st.engine.url.render_as_string(hide_password=True),
+        "schema_revision": current_revision(st.engine),
+        "log_dir": str(st.settings.logs_path),
+        "mlflow_tracking_uri": st.settings.tracking_uri,
+    }
+    st.close()
+    if json_out:
+        emit_json(info)
+    else:
+        console.print(f"[green]workspace ready[/green] at {info['workspace']}")
+        for k, v in info.items():
+            console.print(f"  {k}: {v}")
+
+
+@usecase_app.command("add")
+def usecase_add(
+    name: str,
+    description: str = typer.Option(..., "--description", help="What the use case does."),
+    model: Optional[str] = typer.Option(None, "--model", help="First model (provider:model), live at 100% at once."),
+    fallback: Optional[str] = typer.Option(None, "--fallback", help="Comma-separated fallback chain of model ids."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Monthly budget in USD."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="quality=.5,cost=.3,latency=.2"),
+    min_context: Optional[int] = typer.Option(None, "--min-context"),
+    latency_slo_ms: Optional[float] = typer.Option(None, "--latency-slo-ms"),
+    requires: Optional[str] = typer.Option(None, "--requires", help="tools,json"),
+    sticky: bool = typer.Option(False, "--sticky", help="Route each `user` to the same model."),
+    golden_set: Optional[str] = typer.Option(None, "--golden-set", help="JSONL of prompts (+ references)."),
+    initial_data: Optional[str] = typer.Option(None, "--initial-data", help="JSONL chat examples for fine-tuning."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Add a use case (--model makes that model live at 100% at once)."""
+    from decimal import Decimal
+
+    from modelsteward.tools import call_tool
+
+    ctx = open_ctx()
+    out = call_tool(
+        "usecase_add",
+        {
+            "name": name, "description": description, "model": model, "fallback": _csv(fallback),
+            "budget_usd": None if budget_usd is None else Decimal(str(budget_usd)),
+            "weights": _parse_weights(weights), "min_context": min_context, "latency_slo_ms": latency_slo_ms,
+            "requires": _csv(requires), "sticky": sticky, "golden_set": golden_set, "initial_data": initial_data,
+        },
+        ctx,
+    )
+    ctx.steward.close()
+    if json_out:
+        emit_json(out)
+        return
+    for w in out.warnings:  # type: ignore[attr-defined]
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    _print_use_case(out)
+
+
+def _print_use_case(uc) -> None:  # type: ignore[no-untyped-def]
+    console.print(f"[bold]{uc.name}[/bold]: {uc.description}")
+    console.print(f"  weights: {', '.join(f'{k}={v:.2f}' for k, v in uc.weights.items())}")
+    if uc.monthly_budget_usd is not None:
+        console.print(f"  monthly budget: ${uc.monthly_budget_usd}")
+    if uc.requirements:
+        console.print(f"  requirements: {uc.requirements}")
+    if uc.fallback:
+        console.print(f"  fallback: {' -> '.join(uc.fallback)}")
+    table(f"routing table v{uc.deployment_version}", ["model", "role", "weight %"],
+          [(a["model_id"], a["role"], f"{a['weight']:g}") for a in uc.allocations])
+
+
+@usecase_app.command("list")
+def usecase_list(json_out: bool = JsonOpt) -> None:
+    """List use cases and their live models."""
+    from modelsteward.tools import call_tool
+
+    ctx = open_ctx()
+    out = call_tool("list_use_cases", {}, ctx)
+    ctx.steward.close()
+    if json_out:
+        emit_json(out.model_dump(mode="json")["use_cases"])  # type: ignore[attr-defined]
+        return
+    table("use cases", ["name", "description", "live models", "budget $/month"], [
+        (u.name, u.description[:60], ", ".join(f"{a['model_id']} ({a['role']} {a['weight']:g}%)" for a in u.allocations),
+         u.monthly_budget_usd)
+        for u in out.use_cases  # type: ignore[attr-defined]
+    ])
+
+
+@usecase_app.command("show")
+def usecase_show(name: str, json_out: bool = JsonOpt) -> None:
+    """Show one use case: requirements, weights, routing table."""
+    from modelsteward.tools.registry import use_case_info
+
+    ctx = open_ctx()
+    out = use_case_info(ctx, ctx.steward.registry.get_use_case(name))
+    ctx.steward.close()
+    if json_out:
+        emit_json(out)
+    else:
+        _print_use_case(out)
+
+
+@models_app.command("register")
+def models_register(
+    provider: str,
+    model_id: str,
+    base_url: Optional[str] = typer.Option(None, "--base-url"),
+    price_in: Optional[str] = typer.Option(None, "--price-in", help="USD per million input tokens"),
+    price_out: Optional[str] = typer.Option(None, "--price-out", help="USD per million output tokens"),
+    context: Optional[int] = typer.Option(None, "--context", help="Context length in tokens"),
+    use_case: Optional[str] = typer.Option(None, "--use-case"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Register a model (idempotent: registering again updates the given fields)."""
+    from modelsteward.storage.registry import parse_price
+    from modelsteward.tools import call_tool
+
+    pin = parse_price(price_in, "--price-in")
+    pout = parse_price(price_out, "--price-out")
+    ctx = open_ctx()
+    out = call_tool("models_register", {
+        "provider": provider, "model_id": model_id, "base_url": base_url, "price_in": pin, "price_out": pout,
+        "context": context, "use_case": use_case,
+    }, ctx)
+    ctx.steward.close()
+    if json_out:
+        emit_json(out)
+    else:
+        console.print(f"[green]registered[/green] {out.id} ({out.kind}, {out.status})")  # type: ignore[attr-defined]
+
+
+@models_app.command("list")
+def models_list(
+    use_case: Optional[str] = typer.Option(None, "--use-case"),
+    status: Optional[str] = typer.Option(None, "--status"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """List registered models."""
+    from modelsteward.tools import call_tool
+
+    ctx = open_ctx()
+    out = call_tool("list_models", {"use_case": use_case, "status": status}, ctx)
+    ctx.steward.close()
+    if json_out:
+        emit_json(out.model_dump(mode="json")["models"])  # type: ignore[attr-defined]
+        return
+    table("models", ["id", "kind", "status", "$/M in", "$/M out", "context"], [
+        (m.id, m.kind, m.status, m.price_in_per_m, m.price_out_per_m, m.context_length)
+        for m in out.models  # type: ignore[attr-defined]
+    ])
+
+
+@models_app.command("show")
+def models_show(model_id: str, json_out: bool = JsonOpt) -> None:
+    """Show one model."""
+    from modelsteward.tools.registry import model_info
+
+    ctx = open_ctx()
+    out = model_info(ctx.steward.registry.get_model(model_id))
+    ctx.steward.close()
+    if json_out:
+        emit_json(out)
+        return
+    for k, v in out.model_dump().items():
+        console.print(f"  {k}: {v}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(usecase_app, name="usecase")
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,187 @@
+"""Human approvals of risky actions: create, list, get, approve, reject, consume.
+
+Rules (hard-coded): the decider must differ from the requester; an agent (actor ``agent:...``)
+never decides; an approval is decided once.  An approved approval is consumed by executing the
+same tool with the same arguments and ``ctx.approval_id`` set: its status becomes ``executed``
+(so it cannot be replayed).  Pending approvals of a rollout promotion expire when that rollout
+ends (``expire_for``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from modelsteward.errors import Conflict, InvalidInput, NotFound, PolicyDenied
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import Approval, PolicyDecision, utcnow
+
+__all__ = [
+    "APPROVAL_STATES",
+    "create",
+    "list_approvals",
+    "get",
+    "approve",
+    "reject",
+    "decide",
+    "consume",
+    "expire_for",
+    "same_arguments",
+    "as_dict",
+]
+
+APPROVAL_STATES = ("pending", "approved", "rejected", "expired", "executed")
+
+
+def as_dict(a: Approval) -> dict[str, Any]:
+    return {
+        "id": a.id, "action": a.action, "arguments": dict(a.arguments or {}), "reason": a.reason,
+        "requester": a.requester, "status": a.status, "decided_by": a.decided_by,
+        "decision_reason": a.decision_reason,
+        "decided_at": a.decided_at.isoformat() if a.decided_at else None,
+        "created_at": a.created_at.isoformat() if a.created_at else None,
+        "use_case_id": a.use_case_id, "agent_run_id": a.agent_run_id, "thread_id": a.thread_id,
+    }
+
+
+def _norm(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (args or {}).items() if v is not None}
+
+
+def same_arguments(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Arguments match when equal after dropping keys whose value is None (defaults)."""
+    return _norm(a) == _norm(b)
+
+
+def create(
+    sessions: sessionmaker[Session], *, action: str, arguments: dict[str, Any], reason: str, requester: str,
+    use_case_id: int | None = None, agent_run_id: int | None = None, thread_id: str | None = None,
+    session: Session | None = None,
+) -> Approval:
+    """A pending approval; an identical pending one (same action, arguments, requester) is reused."""
+
+    def _do(s: Session) -> Approval:
+        for old in s.scalars(
+            select(Approval).where(Approval.action == action, Approval.status == "pending",
+                                   Approval.requester == requester)
+        ):
+            if same_arguments(old.arguments, arguments):
+                return old
+        a = Approval(
+            action=action, arguments=dict(arguments), reason=reason, requester=requester, status="pending",
+            use_case_id=use_case_id, agent_run_id=agent_run_id, thread_id=thread_id,
+        )
+        s.add(a)
+        s.flush()
+        return a
+
+    if session is not None:
+        return _do(session)
+    with session_scope(sessions) as s:
+        return _do(s)
+
+
+def list_approvals(sessions: sessionmaker[Session], status: str | None = "pending", limit: int = 100) -> list[Approval]:
+    if status is not None and status not in APPROVAL_STATES:
+        raise InvalidInput(f"Unknown approval status {status!r}; use one of {', '.join(APPROVAL_STATES)}.")
+    with session_scope(sessions) as s:
+        q = select(Approval).order_by(Approval.id.desc()).limit(limit)
+        if status is not None:
+            q = q.where(Approval.status == status)
+        return list(s.scalars(q))
+
+
+def _get(s: Session, approval_id: int, *, lock: bool = False) -> Approval:
+    q = select(Approval).where(Approval.id == approval_id)
+    if lock:
+        q = q.with_for_update()
+    a = s.scalar(q)
+    if a is None:
+        raise NotFound(f"Unknown approval {approval_id}; see `steward approvals list`.", kind="approval", id=approval_id)
+    return a
+
+
+def get(sessions: sessionmaker[Session], approval_id: int) -> Approval:
+    with session_scope(sessions) as s:
+        return _get(s, approval_id)
+
+
+def _record_denial(s: Session, a: Approval, decider: str, reason: str) -> None:
+    s.add(PolicyDecision(
+        action="approval_decide", arguments={"approval_id": a.id}, verdict="deny",
+        policy="no_self_approval", reason=reason, actor=decider, use_case_id=a.use_case_id,
+    ))
+
+
+def decide(
+    sessions: sessionmaker[Session], approval_id: int, *, approve: bool, decider: str, reason: str | None = None
+) -> Approval:
+    """Approve or reject a pending approval.  Self-approval and agent deciders are refused (and the
+    refusal recorded); an unknown or already decided approval is a clear error."""
+    if not decider or not decider.strip():
+        raise InvalidInput("A decision needs the identity of the person deciding.")
+    refusal: str | None = None
+    with session_scope(sessions) as s:
+        a = _get(s, approval_id, lock=True)
+        if a.status != "pending":
+            by = f" by {a.decided_by}" if a.decided_by else ""
+            raise Conflict(
+                f"Approval {approval_id} is already {a.status}{by}; only pending approvals can be decided.",
+                approval_id=approval_id, status=a.status,
+            )
+        if decider.strip() == a.requester.strip():
+            refusal = f"{decider} requested approval {approval_id} and may not decide it (no self-approval)."
+        elif decider.startswith("agent:"):
+            refusal = f"Agents may not decide approvals ({decider}); a person approves or rejects approval {approval_id}."
+        elif a.action == "approval_decide":
+            refusal = "An approval decision cannot itself be approved."
+        if refusal:
+            _record_denial(s, a, decider, refusal)
+        else:
+            a.status = "approved" if approve else "rejected"
+            a.decided_by = decider
+            a.decision_reason = reason
+            a.decided_at = utcnow()
+            s.flush()
+            return a
+    raise PolicyDenied(refusal, policy="no_self_approval", approval_id=approval_id)
+
+
+def approve(sessions: sessionmaker[Session], approval_id: int, *, decider: str, reason: str | None = None) -> Approval:
+    return decide(sessions, approval_id, approve=True, decider=decider, reason=reason)
+
+
+def reject(sessions: sessionmaker[Session], approval_id: int, *, decider: str, reason: str | None = None) -> Approval:
+    return decide(sessions, approval_id, approve=False, decider=decider, reason=reason)
+
+
+def consume(s: Session, approval_id: int, action: str, arguments: dict[str, Any]) -> tuple[Approval | None, str]:
+    """Inside the caller's transaction: if ``approval_id`` names an approved approval of this very
+    action and arguments, decided by someone other than its requester, mark it executed and return
+    it; otherwise return (None, why not)."""
+    a = s.scalar(select(Approval).where(Approval.id == approval_id).with_for_update())
+    if a is None:
+        return None, f"approval {approval_id} does not exist"
+    if a.action != action or not same_arguments(a.arguments, arguments):
+        return None, f"approval {approval_id} is for {a.action} {a.arguments}, not {action} {_norm(arguments)}"
+    if a.status != "approved":
+        return None, f"approval {approval_id} is {a.status}, not approved"
+    if not a.decided_by or a.decided_by == a.requester or a.decided_by.startswith("agent:"):
+        return None, f"approval {approval_id} was not decided by a person other than its requester"
+    a.status = "executed"
+    a.decision_reason = (a.decision_reason or "") + f" [executed {utcnow().isoformat(timespec='seconds')}]"
+    s.flush()
+    return a, ""
+
+
+def expire_for(s: Session, action: str, use_case_name: str, why: str) -> int:
+    """Expire pending or approved-unexecuted approvals of ``action`` on one use case (a rollout ended)."""
+    n = 0
+    for a in s.scalars(select(Approval).where(Approval.action == action, Approval.status.in_(("pending", "approved")))):
+        if (a.arguments or {}).get("use_case") == use_case_name:
+            a.status = "expired"
+            a.decision_reason = ((a.decision_reason or "") + f" [expired: {why}]").strip()
+            n += 1
+    return n

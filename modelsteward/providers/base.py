@@ -1,0 +1,157 @@
+"""The provider interface: how one chat model is called, plain and streamed.
+
+``ChatProvider`` is the small surface every caller uses (evals, agent, fine-tuning checks):
+``chat()`` returns a ``ChatResult``; ``stream()`` yields ``StreamChunk`` deltas, the last chunk
+carrying ``finish_reason`` and token usage.  The gateway also uses the OpenAI-shaped pair
+``openai_completion(body)`` / ``openai_stream(body)`` so every request field (tools,
+response_format, ...) passes through untouched to HTTP upstreams.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "ChatResult",
+    "StreamChunk",
+    "ChatProvider",
+    "Message",
+    "sampling_params",
+    "openai_response",
+    "openai_chunk",
+]
+
+Message = dict[str, Any]
+
+
+@dataclass
+class ChatResult:
+    """One finished chat completion."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    finish_reason: str
+    model_id: str
+    raw: dict[str, Any] | None = field(default=None, repr=False)  # the OpenAI-shaped response, when one exists
+
+
+@dataclass
+class StreamChunk:
+    """A streamed text delta; the final chunk has ``finish_reason`` and the token counts set."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.finish_reason is not None
+
+
+@runtime_checkable
+class ChatProvider(Protocol):
+    """A callable chat model (HTTP or local)."""
+
+    model_id: str
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        **extra: Any,
+    ) -> ChatResult: ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[StreamChunk]: ...
+
+    async def openai_completion(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def openai_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def sampling_params(
+    *,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    stop: str | Sequence[str] | None = None,
+    seed: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The OpenAI request fields for these parameters, leaving out the ones not given."""
+    out: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    for key, val in (("max_tokens", max_tokens), ("temperature", temperature), ("top_p", top_p), ("seed", seed)):
+        if val is not None:
+            out[key] = val
+    if stop is not None:
+        out["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    return out
+
+
+def _cid() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def openai_response(
+    text: str, *, model: str, input_tokens: int, output_tokens: int, finish_reason: str = "stop",
+    response_id: str | None = None,
+) -> dict[str, Any]:
+    """A ``chat.completion`` object in the OpenAI wire format."""
+    return {
+        "id": response_id or _cid(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason,
+             "logprobs": None}
+        ],
+        "usage": {
+            "prompt_tokens": input_tokens,
+            "completion_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
+    }
+
+
+def openai_chunk(
+    response_id: str, model: str, created: int, *, text: str | None = None, role: str | None = None,
+    finish_reason: str | None = None, usage: dict[str, int] | None = None, empty_choices: bool = False,
+) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` object in the OpenAI wire format."""
+    chunk: dict[str, Any] = {"id": response_id, "object": "chat.completion.chunk", "created": created, "model": model}
+    if empty_choices:
+        chunk["choices"] = []
+    else:
+        delta: dict[str, Any] = {}
+        if role is not None:
+            delta["role"] = role
+        if text is not None:
+            delta["content"] = text
+        chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
+    if usage is not None:
+        chunk["usage"] = usage
+    return chunk

@@ -1,0 +1,185 @@
+"""``get_provider(model, settings)``: the one place that turns a registry ``Model`` into a provider.
+
+Dispatch on ``model.provider``: ``local`` -> ``LocalProvider``; every other provider ->
+``OpenAIHTTPProvider``.  Providers are cached per process, keyed by everything that changes how
+the model is called (id, base URL, adapter, path), so a re-registered model gets a new provider.
+
+Local model folders, in order: a fine-tune (``parent_model_id`` set) loads its parent's folder
+plus ``adapter_path`` as a peft adapter (or, when ``adapter_path`` holds a full model instead of an
+adapter, that folder alone); ``meta["path"]`` names any transformers folder (tests use a tiny
+model this way); ``local:smollm2-135m-instruct`` is the converted base in ``STEWARD_CACHE_DIR``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelsteward.errors import ConfigError
+from modelsteward.providers.base import ChatProvider, ChatResult, Message
+from modelsteward.providers.http import OpenAIHTTPProvider, resolve_api_key, resolve_base_url
+
+if TYPE_CHECKING:
+    from modelsteward.settings import Settings
+    from modelsteward.storage.models import Model
+    from modelsteward.storage.registry import ModelRegistry
+
+__all__ = ["get_provider", "complete", "clear_provider_cache", "local_model_paths", "run_sync"]
+
+_CACHE: dict[tuple[Any, ...], ChatProvider] = {}
+_CACHE_LOCK = threading.Lock()
+_REGISTRIES: dict[str, ModelRegistry] = {}
+
+
+def _registry_for(settings: Settings) -> ModelRegistry:
+    from modelsteward.storage.db import make_engine
+    from modelsteward.storage.registry import ModelRegistry
+
+    url = settings.db_url
+    with _CACHE_LOCK:
+        reg = _REGISTRIES.get(url)
+        if reg is None:
+            reg = _REGISTRIES[url] = ModelRegistry(make_engine(url))
+        return reg
+
+
+def _is_adapter(path: Path) -> bool:
+    return (path / "adapter_config.json").exists()
+
+
+def local_model_paths(
+    model: Model, settings: Settings, registry: ModelRegistry | None = None, _depth: int = 0
+) -> tuple[Path, Path | None]:
+    """(weights folder, adapter folder or None) for a ``local`` model row."""
+    if _depth > 8:
+        raise ConfigError(f"Model {model.id}: parent_model_id chain is too deep (a cycle?).")
+    meta = model.meta or {}
+    if model.adapter_path:
+        adapter = Path(model.adapter_path).expanduser()
+        if not adapter.exists():
+            raise ConfigError(f"Model {model.id}: adapter folder {adapter} does not exist.")
+        if not _is_adapter(adapter) and (adapter / "config.json").exists():
+            return adapter, None  # a full fine-tune saved as a plain model folder
+        if not model.parent_model_id:
+            raise ConfigError(f"Model {model.id} has an adapter but no parent_model_id naming its base model.")
+        from modelsteward.providers.local_assets import BASE_MODEL_ID
+
+        if model.parent_model_id == BASE_MODEL_ID:
+            from modelsteward.providers.local_assets import ensure_base_model
+
+            return ensure_base_model(settings.cache_dir), adapter
+        reg = registry or _registry_for(settings)
+        parent = reg.get_model(model.parent_model_id)
+        base, parent_adapter = local_model_paths(parent, settings, reg, _depth + 1)
+        if parent_adapter is not None:
+            raise ConfigError(
+                f"Model {model.id}: its parent {parent.id} is itself an adapter; stacked adapters are not supported "
+                "(merge the parent first)."
+            )
+        return base, adapter
+    if meta.get("path"):
+        return Path(str(meta["path"])).expanduser(), None
+    from modelsteward.providers.local_assets import BASE_MODEL_NAME, ensure_base_model
+
+    if model.provider_model_id == BASE_MODEL_NAME:
+        return ensure_base_model(settings.cache_dir), None
+    if model.parent_model_id:
+        reg = registry or _registry_for(settings)
+        return local_model_paths(reg.get_model(model.parent_model_id), settings, reg, _depth + 1)
+    raise ConfigError(
+        f"Local model {model.id} has no weights: register it with metadata {{'path': FOLDER}}, an adapter_path "
+        f"and parent_model_id, or use local:{BASE_MODEL_NAME}."
+    )
+
+
+def _timeout(model: Model) -> float:
+    meta = model.meta or {}
+    return float(meta.get("timeout_s") or os.environ.get("STEWARD_UPSTREAM_TIMEOUT_S", "60"))
+
+
+def get_provider(model: Model, settings: Settings, *, registry: ModelRegistry | None = None) -> ChatProvider:
+    """The (cached) provider that calls ``model``."""
+    meta = model.meta or {}
+    if model.provider == "local":
+        path, adapter = local_model_paths(model, settings, registry)
+        key: tuple[Any, ...] = ("local", model.id, str(path), str(adapter) if adapter else None,
+                                meta.get("concurrency"))
+        with _CACHE_LOCK:
+            prov = _CACHE.get(key)
+            if prov is None:
+                from modelsteward.providers.local import LocalProvider
+
+                prov = _CACHE[key] = LocalProvider(model.id, path, adapter_path=adapter,
+                                                   concurrency=meta.get("concurrency"))
+            return prov
+    base_url = resolve_base_url(model.provider, model.base_url)
+    api_key = resolve_api_key(model.provider, meta)
+    timeout = _timeout(model)
+    key = ("http", model.id, model.provider_model_id, base_url, api_key, timeout)
+    with _CACHE_LOCK:
+        prov = _CACHE.get(key)
+        if prov is None:
+            headers = {str(k): str(v) for k, v in (meta.get("headers") or {}).items()}
+            prov = _CACHE[key] = OpenAIHTTPProvider(model.id, model.provider_model_id, base_url, api_key=api_key,
+                                                     timeout_s=timeout, headers=headers)
+        return prov
+
+
+def clear_provider_cache() -> None:
+    """Forget cached providers (tests; after re-registering models)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+# ------------------------------------------------------------------------ sync helper
+class _LoopThread:
+    """One background event loop for synchronous callers (its pooled HTTP session lives there)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                t = threading.Thread(target=loop.run_forever, name="steward-providers-sync", daemon=True)
+                t.start()
+                self._loop = loop
+                atexit.register(self.shutdown)
+            return self._loop
+
+    def shutdown(self) -> None:
+        """Close the loop's pooled HTTP session and stop the loop (at interpreter exit)."""
+        from modelsteward.providers.http import close_sessions
+
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is None or loop.is_closed():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(close_sessions(), loop).result(timeout=2)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+
+
+_SYNC = _LoopThread()
+
+
+def run_sync(coro: Any, timeout: float | None = None) -> Any:
+    """Run a coroutine on the providers' background loop and wait for its result (any thread)."""
+    fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, _SYNC.loop())
+    return fut.result(timeout)
+
+
+def complete(model: Model, settings: Settings, messages: Sequence[Message], **params: Any) -> ChatResult:
+    """Synchronous ``chat`` for non-async callers (evals, agent, CLI)."""
+    provider = get_provider(model, settings)
+    return run_sync(provider.chat(list(messages), **params))

@@ -1,0 +1,269 @@
+"""The local provider: a Hugging Face causal LM (plus an optional peft adapter) run in-process.
+
+Loads from any transformers folder (the converted SmolLM2 base, a tiny test model, a full
+fine-tune) lazily on first use.  Generation runs in a dedicated thread pool whose size is the
+concurrency limit (``STEWARD_LOCAL_CONCURRENCY``, default 1: on a small CPU two generations at
+once are slower than one after the other), never on the event loop.  The tokenizer's chat template
+is applied when it has one; otherwise a plain ``role: content`` transcript is used.  Greedy when
+temperature is 0 or None, sampling otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from modelsteward.errors import ConfigError, InvalidInput, UpstreamError
+from modelsteward.providers.base import ChatResult, Message, StreamChunk, openai_chunk, openai_response
+
+__all__ = ["LocalProvider", "DEFAULT_MAX_NEW_TOKENS"]
+
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+def _text_of(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
+    return str(content)
+
+
+class LocalProvider:
+    """A transformers model (optionally with a LoRA adapter) behind the ChatProvider interface."""
+
+    def __init__(
+        self,
+        model_id: str,
+        path: str | Path,
+        *,
+        adapter_path: str | Path | None = None,
+        concurrency: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.model_id = model_id
+        self.path = Path(path)
+        self.adapter_path = Path(adapter_path) if adapter_path else None
+        n = concurrency or int(os.environ.get("STEWARD_LOCAL_CONCURRENCY", "1"))
+        self.concurrency = max(1, n)
+        self.device = device or os.environ.get("STEWARD_LOCAL_DEVICE", "cpu")
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"local-{model_id}")
+        self._load_lock = threading.Lock()
+        self._model: Any = None
+        self._tok: Any = None
+
+    def __repr__(self) -> str:
+        extra = f", adapter={str(self.adapter_path)!r}" if self.adapter_path else ""
+        return f"LocalProvider({self.model_id!r}, {str(self.path)!r}{extra})"
+
+    # ---------------------------------------------------------------- loading
+    def load(self) -> None:
+        """Load tokenizer, weights and adapter (idempotent, thread-safe)."""
+        if self._model is not None:
+            return
+        with self._load_lock:
+            if self._model is not None:
+                return
+            if not (self.path / "config.json").exists():
+                raise ConfigError(f"Local model folder {self.path} has no config.json; is it a transformers model?")
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            tok = AutoTokenizer.from_pretrained(self.path)
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+            if self.adapter_path is not None:
+                if not (self.adapter_path / "adapter_config.json").exists():
+                    raise ConfigError(f"Adapter folder {self.adapter_path} has no adapter_config.json.")
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(self.adapter_path))
+            model.to(self.device)
+            model.eval()
+            if tok.pad_token_id is None and tok.eos_token_id is not None:
+                tok.pad_token = tok.eos_token
+            self._tok, self._model = tok, model
+
+    # ---------------------------------------------------------------- generation (worker thread)
+    def _prompt_ids(self, messages: Sequence[Message]) -> Any:
+        import torch
+
+        msgs = [{"role": str(m.get("role", "user")), "content": _text_of(m.get("content"))} for m in messages]
+        if not msgs:
+            raise InvalidInput("messages is empty; give at least one message.")
+        tok = self._tok
+        if getattr(tok, "chat_template", None):
+            enc = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                          return_tensors="pt")
+            ids = enc["input_ids"]
+        else:
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant:"
+            ids = tok(text, return_tensors="pt")["input_ids"]
+        return torch.as_tensor(ids).to(self.device)
+
+    def _gen_kwargs(self, max_tokens: int | None, temperature: float | None, top_p: float | None,
+                    stop: Sequence[str] | None, seed: int | None) -> dict[str, Any]:
+        import torch
+
+        kw: dict[str, Any] = {
+            "max_new_tokens": int(max_tokens or DEFAULT_MAX_NEW_TOKENS),
+            "pad_token_id": self._tok.pad_token_id,
+        }
+        if temperature:
+            kw.update(do_sample=True, temperature=float(temperature), top_p=float(top_p) if top_p else 1.0)
+            if seed is not None:
+                torch.manual_seed(int(seed))
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:
+            kw.update(stop_strings=list(stop), tokenizer=self._tok)
+        return kw
+
+    def _generate(self, messages: Sequence[Message], params: dict[str, Any], streamer: Any = None) -> tuple[str, int, int, str]:
+        import torch
+
+        self.load()
+        ids = self._prompt_ids(messages)
+        stop = params.get("stop")
+        kw = self._gen_kwargs(params.get("max_tokens"), params.get("temperature"), params.get("top_p"), stop,
+                              params.get("seed"))
+        with torch.inference_mode():
+            out = self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, **kw)
+        new = out[0, ids.shape[1]:]
+        text = self._tok.decode(new, skip_special_tokens=True)
+        finish = "stop"
+        eos = self._tok.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        if len(new) >= kw["max_new_tokens"] and (len(new) == 0 or int(new[-1]) not in eos_ids):
+            finish = "length"
+        for s in stop or []:
+            cut = text.find(s)
+            if cut >= 0:
+                text, finish = text[:cut], "stop"
+        return text, int(ids.shape[1]), int(len(new)), finish
+
+    @staticmethod
+    def _params(max_tokens: int | None, temperature: float | None, top_p: float | None,
+                stop: str | Sequence[str] | None, seed: int | None) -> dict[str, Any]:
+        if max_tokens is not None and int(max_tokens) < 1:
+            raise InvalidInput(f"max_tokens must be >= 1, got {max_tokens}.")
+        stops = [stop] if isinstance(stop, str) else (list(stop) if stop else None)
+        return {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stops, "seed": seed}
+
+    # ---------------------------------------------------------------- plain interface
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        **extra: Any,
+    ) -> ChatResult:
+        params = self._params(max_tokens, temperature, top_p, stop, seed)
+        t0 = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            text, n_in, n_out, finish = await loop.run_in_executor(self._executor, self._generate, list(messages), params)
+        except (InvalidInput, ConfigError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - translate torch/transformers failures at the boundary
+            raise UpstreamError(f"local model {self.model_id} failed: {exc}", status=500, retryable=False,
+                                model_id=self.model_id) from exc
+        return ChatResult(text=text, input_tokens=n_in, output_tokens=n_out,
+                          latency_ms=(time.perf_counter() - t0) * 1000, finish_reason=finish, model_id=self.model_id)
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        params = self._params(max_tokens, temperature, top_p, stop, seed)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        await loop.run_in_executor(None, self.load)
+        from transformers import TextStreamer
+
+        provider = self
+
+        class _Push(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    loop.call_soon_threadsafe(queue.put_nowait, text)
+
+        streamer = _Push(self._tok, skip_prompt=True, skip_special_tokens=True)
+        if params["stop"]:
+            streamer = None  # stop strings are trimmed after generation; stream the trimmed text at the end
+
+        def work() -> tuple[str, int, int, str]:
+            try:
+                return provider._generate(list(messages), params, streamer)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        fut = loop.run_in_executor(self._executor, work)
+        sent = ""
+        while True:
+            piece = await queue.get()
+            if piece is None:
+                break
+            sent += piece
+            yield StreamChunk(text=piece)
+        try:
+            text, n_in, n_out, finish = await fut
+        except Exception as exc:  # noqa: BLE001
+            raise UpstreamError(f"local model {self.model_id} failed: {exc}", status=500, retryable=False,
+                                model_id=self.model_id) from exc
+        if text.startswith(sent) and len(text) > len(sent):
+            yield StreamChunk(text=text[len(sent):])
+        yield StreamChunk(finish_reason=finish, input_tokens=n_in, output_tokens=n_out)
+
+    # ---------------------------------------------------------------- OpenAI-shaped (gateway)
+    @staticmethod
+    def _body_params(body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
+            "temperature": body.get("temperature"),
+            "top_p": body.get("top_p"),
+            "stop": body.get("stop"),
+            "seed": body.get("seed"),
+        }
+
+    async def openai_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        res = await self.chat(body.get("messages") or [], **self._body_params(body))
+        return openai_response(res.text, model=self.model_id, input_tokens=res.input_tokens,
+                               output_tokens=res.output_tokens, finish_reason=res.finish_reason)
+
+    async def openai_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        rid, created = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
+        yield openai_chunk(rid, self.model_id, created, role="assistant", text="")
+        async for piece in self.stream(body.get("messages") or [], **self._body_params(body)):
+            if piece.final:
+                yield openai_chunk(rid, self.model_id, created, finish_reason=piece.finish_reason)
+                n_in, n_out = piece.input_tokens or 0, piece.output_tokens or 0
+                yield openai_chunk(rid, self.model_id, created, empty_choices=True, usage={
+                    "prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out})
+            else:
+                yield openai_chunk(rid, self.model_id, created, text=piece.text)
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

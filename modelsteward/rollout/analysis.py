@@ -1,0 +1,132 @@
+"""Step analysis: candidate vs stable over the window since the step started, Argo-style outcomes.
+
+``successful`` (advance), ``failed`` (abort and roll back), ``inconclusive`` (keep waiting; after
+``inconclusive_timeout_s`` the rollout pauses).
+
+Decision (the issue is silent on it): a failure is declared as soon as the candidate has
+``min_requests`` requests in the window, without waiting for ``min_duration_s`` (fail fast, so a
+broken candidate is caught within one window); success needs both the requests and the duration.
+A metric with no data on either side is not judged (noted in ``reasons``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from modelsteward.rollout.metrics import WindowMetrics, shadow_similarity, window_metrics
+
+if TYPE_CHECKING:
+    from modelsteward.context import Steward
+    from modelsteward.storage.models import Rollout
+
+__all__ = ["Analysis", "judge", "analyse_rollout", "Outcome"]
+
+Outcome = Literal["successful", "failed", "inconclusive"]
+
+
+@dataclass
+class Analysis:
+    outcome: Outcome
+    reasons: list[str] = field(default_factory=list)
+    candidate: dict[str, Any] = field(default_factory=dict)
+    stable: dict[str, Any] = field(default_factory=dict)
+    similarity: float | None = None
+    elapsed_s: float = 0.0
+    step_index: int = 0
+    weight: float = 0.0
+    at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome, "reasons": list(self.reasons), "candidate": self.candidate,
+            "stable": self.stable, "similarity": self.similarity, "elapsed_s": round(self.elapsed_s, 3),
+            "step_index": self.step_index, "weight": self.weight, "at": self.at,
+        }
+
+
+def judge(
+    cand: WindowMetrics, stable: WindowMetrics, cfg: dict[str, Any], elapsed_s: float,
+    *, similarity: float | None = None, similarity_pairs: int = 0,
+) -> tuple[Outcome, list[str]]:
+    """Pure decision over window aggregates (``cfg``: the clamped ``rollout`` section)."""
+    failures: list[str] = []
+    notes: list[str] = []
+    min_req = int(cfg["min_requests"])
+    enough = cand.requests >= min_req
+    if enough:
+        cer = cand.error_rate or 0.0
+        ser = stable.error_rate or 0.0
+        lim = ser + float(cfg["max_error_rate_increase"])
+        if cer > lim:
+            failures.append(f"error rate {cer:.1%} > stable {ser:.1%} + {float(cfg['max_error_rate_increase']):.1%}")
+        if cand.p95_ms is not None and stable.p95_ms is not None and stable.p95_ms > 0:
+            lim_ms = stable.p95_ms * (1 + float(cfg["max_latency_increase"]))
+            if cand.p95_ms > lim_ms:
+                failures.append(f"p95 latency {cand.p95_ms:.0f} ms > {lim_ms:.0f} ms (stable {stable.p95_ms:.0f} ms)")
+        else:
+            notes.append("latency not judged (no successful requests on one side)")
+        if cand.cost_per_request is not None and stable.cost_per_request:
+            lim_c = stable.cost_per_request * (1 + float(cfg["max_cost_increase"]))
+            if cand.cost_per_request > lim_c:
+                failures.append(
+                    f"cost per request ${cand.cost_per_request:.6f} > ${lim_c:.6f} (stable ${stable.cost_per_request:.6f})"
+                )
+        min_fb = int(cfg["min_feedback_count"])
+        if cand.feedback_count >= min_fb and stable.feedback_count >= min_fb:
+            assert cand.mean_feedback is not None and stable.mean_feedback is not None
+            if stable.mean_feedback - cand.mean_feedback > float(cfg["max_feedback_drop"]):
+                failures.append(
+                    f"mean feedback {cand.mean_feedback:.2f} < stable {stable.mean_feedback:.2f} - "
+                    f"{float(cfg['max_feedback_drop']):.2f}"
+                )
+        else:
+            notes.append(f"feedback not judged (fewer than {min_fb} values on one side)")
+        cfr = cand.flag_rate or 0.0
+        sfr = (stable.flag_rate or 0.0) if stable.requests else 0.0
+        if cand.flagged and cfr > sfr + float(cfg["max_safety_flag_increase"]):
+            failures.append(f"safety flags on {cfr:.1%} of responses > stable {sfr:.1%} + {float(cfg['max_safety_flag_increase']):.1%}")
+        if similarity is not None:
+            if similarity < float(cfg["min_similarity"]):
+                failures.append(
+                    f"shadow outputs {similarity:.2f} similar to stable's < {float(cfg['min_similarity']):.2f} "
+                    f"({similarity_pairs} pairs)"
+                )
+    if failures:
+        return "failed", failures + notes
+    waiting: list[str] = []
+    if not enough:
+        waiting.append(f"{cand.requests}/{min_req} candidate requests in the window")
+    if elapsed_s < float(cfg["min_duration_s"]):
+        waiting.append(f"{elapsed_s:.0f}/{float(cfg['min_duration_s']):.0f} s of the window elapsed")
+    if waiting:
+        return "inconclusive", ["waiting: " + "; ".join(waiting)] + notes
+    return "successful", [f"all checks passed on {cand.requests} candidate requests"] + notes
+
+
+def analyse_rollout(steward: Steward, ro: Rollout, cfg: dict[str, Any], now: dt.datetime, use_case: str) -> Analysis:
+    """Read the window since the current step started and judge it."""
+    since = ro.step_started_at or ro.created_at
+    elapsed = max(0.0, (now - since).total_seconds())
+    shadow = ro.strategy == "shadow"
+    cand = window_metrics(
+        steward, use_case, since, model_id=ro.candidate_model_id, roles=("shadow",) if shadow else ("canary", "primary"),
+    )
+    stable = (
+        window_metrics(steward, use_case, since, model_id=ro.stable_model_id, roles=("primary",))
+        if ro.stable_model_id else WindowMetrics()
+    )
+    sim, pairs = (None, 0)
+    if shadow:
+        sim, pairs = shadow_similarity(steward, use_case, ro.candidate_model_id, since)
+    outcome, reasons = judge(cand, stable, cfg, elapsed, similarity=sim, similarity_pairs=pairs)
+    if shadow and sim is None and outcome == "successful":
+        outcome, reasons = "inconclusive", ["waiting: no shadow/primary response pairs to compare yet", *reasons[1:]]
+    steps = list(ro.steps or [])
+    return Analysis(
+        outcome=outcome, reasons=reasons, candidate=cand.as_dict(), stable=stable.as_dict(), similarity=sim,
+        elapsed_s=elapsed, step_index=ro.step_index,
+        weight=float(steps[ro.step_index]) if ro.step_index < len(steps) else 0.0,
+        at=now.isoformat(timespec="seconds"),
+    )

@@ -1,0 +1,168 @@
+"""Windowed log analytics the rollout analysis, the guardrails and the cost policies read.
+
+All windows are naive-UTC datetimes, like the log store's ``ts``.  A row counts as safety-flagged
+when its ``metadata`` has ``"flagged": true`` or a non-empty ``"safety_flags"`` list.  Similarity of
+shadow outputs is a cheap lexical one: mean token-set Jaccard of the shadow and primary responses
+to the same ``request_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelsteward.context import Steward
+    from modelsteward.storage.models import Model
+
+__all__ = [
+    "WindowMetrics",
+    "window_metrics",
+    "shadow_similarity",
+    "lexical_similarity",
+    "usage",
+    "cost_per_request",
+    "DEFAULT_TOKENS",
+]
+
+# Assumed request size when the use case has no logged traffic yet (input, output tokens).
+DEFAULT_TOKENS = (500.0, 200.0)
+
+_FLAGGED = (
+    "(coalesce(json_extract_string(metadata, '$.flagged'), 'false') = 'true' "
+    "OR coalesce(json_array_length(json_extract(metadata, '$.safety_flags')), 0) > 0)"
+)
+
+
+@dataclass
+class WindowMetrics:
+    """Aggregates of one model (and role) over a window."""
+
+    requests: int = 0
+    errors: int = 0
+    p95_ms: float | None = None
+    cost_per_request: float | None = None
+    mean_feedback: float | None = None
+    feedback_count: int = 0
+    flagged: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+    @property
+    def flag_rate(self) -> float | None:
+        return self.flagged / self.requests if self.requests else None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["error_rate"] = self.error_rate
+        d["flag_rate"] = self.flag_rate
+        return d
+
+
+def window_metrics(
+    steward: Steward, use_case: str, since: dt.datetime, until: dt.datetime | None = None,
+    *, model_id: str | None = None, roles: tuple[str, ...] | None = None,
+) -> WindowMetrics:
+    """Aggregates over ``since <= ts < until`` for one use case (optionally one model / roles)."""
+    where = ["use_case = ?", "ts >= ?"]
+    params: list[Any] = [use_case, since]
+    if until is not None:
+        where.append("ts < ?")
+        params.append(until)
+    if model_id is not None:
+        where.append("model_id = ?")
+        params.append(model_id)
+    if roles:
+        where.append("role IN (" + ", ".join("?" for _ in roles) + ")")
+        params.extend(roles)
+    sql = f"""
+        SELECT count(*) AS n,
+               count(*) FILTER (WHERE status = 'error') AS errors,
+               quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95,
+               avg(cost_usd) FILTER (WHERE status = 'ok') AS cpr,
+               coalesce(sum(cost_usd), 0) AS cost,
+               avg(feedback) AS fb, count(feedback) AS fb_n,
+               count(*) FILTER (WHERE {_FLAGGED}) AS flagged
+        FROM logs WHERE {' AND '.join(where)}
+    """
+    row = steward.logs.query(sql, params)[0]
+    return WindowMetrics(
+        requests=int(row["n"] or 0), errors=int(row["errors"] or 0),
+        p95_ms=None if row["p95"] is None else float(row["p95"]),
+        cost_per_request=None if row["cpr"] is None else float(row["cpr"]),
+        mean_feedback=None if row["fb"] is None else float(row["fb"]),
+        feedback_count=int(row["fb_n"] or 0), flagged=int(row["flagged"] or 0), cost_usd=float(row["cost"] or 0.0),
+    )
+
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def lexical_similarity(a: str | None, b: str | None) -> float:
+    """Token-set Jaccard similarity in 0..1 (two empty texts are identical)."""
+    ta = set(_TOKEN.findall((a or "").lower()))
+    tb = set(_TOKEN.findall((b or "").lower()))
+    if not ta and not tb:
+        return 1.0
+    return len(ta & tb) / len(ta | tb)
+
+
+def shadow_similarity(
+    steward: Steward, use_case: str, candidate: str, since: dt.datetime, *, limit: int = 500
+) -> tuple[float | None, int]:
+    """Mean similarity of the candidate's shadow responses to the primary's, per shared request id."""
+    rows = steward.logs.query(
+        """
+        SELECT s.response AS shadow, p.response AS primary_response
+        FROM logs s JOIN logs p ON s.request_id = p.request_id
+        WHERE s.use_case = ? AND p.use_case = ? AND s.ts >= ? AND s.model_id = ? AND s.role = 'shadow'
+          AND p.role <> 'shadow' AND s.status = 'ok' AND p.status = 'ok'
+        ORDER BY s.ts DESC LIMIT ?
+        """,
+        [use_case, use_case, since, candidate, limit],
+    )
+    if not rows:
+        return None, 0
+    sims = [lexical_similarity(r["shadow"], r["primary_response"]) for r in rows]
+    return sum(sims) / len(sims), len(sims)
+
+
+def usage(steward: Steward, use_case: str, days: float = 7.0) -> dict[str, float]:
+    """Requests in the last ``days`` (primary and canary, not shadow), mean tokens, projected per month."""
+    since = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=days)
+    row = steward.logs.query(
+        "SELECT count(*) AS n, avg(input_tokens) AS tin, avg(output_tokens) AS tout, min(ts) AS first "
+        "FROM logs WHERE use_case = ? AND ts >= ? AND role <> 'shadow'",
+        [use_case, since],
+    )[0]
+    n = int(row["n"] or 0)
+    span_days = days
+    if n and row["first"] is not None:
+        # Scale by the span actually covered (at least one hour) so a young use case is not under-counted.
+        covered = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - row["first"]).total_seconds() / 86400
+        span_days = min(days, max(covered, 1 / 24))
+    return {
+        "requests": float(n),
+        "input_tokens": float(row["tin"]) if row["tin"] is not None else DEFAULT_TOKENS[0],
+        "output_tokens": float(row["tout"]) if row["tout"] is not None else DEFAULT_TOKENS[1],
+        "monthly_requests": n * 30.0 / span_days if n else 0.0,
+    }
+
+
+def cost_per_request(model: Model, tokens: tuple[float, float]) -> float | None:
+    """Expected USD per request from list prices; ``None`` when a paid model has no price.
+
+    Self-hosted and fine-tuned models without prices cost 0 per request here (their hosting is
+    a fixed cost, outside per-request policy)."""
+    pin, pout = model.price_in_per_m, model.price_out_per_m
+    if pin is None and pout is None:
+        return 0.0 if model.kind in ("self_hosted", "fine_tuned") else None
+    pin = pin if pin is not None else Decimal(0)
+    pout = pout if pout is not None else Decimal(0)
+    return float(pin) * tokens[0] / 1e6 + float(pout) * tokens[1] / 1e6

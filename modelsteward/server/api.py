@@ -1,0 +1,278 @@
+"""``/api`` read routes (straight to storage) and the routes that are not tools: approvals, tokens.
+
+Every route names the least role it needs (viewer for reads).  Lists take ``limit``/``offset`` and
+return newest first where rows have a time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from modelsteward.context import Steward
+from modelsteward.errors import NotFound, close_matches
+from modelsteward.server import schemas as S
+from modelsteward.server.auth import create_token, list_tokens, revoke_token
+from modelsteward.server.deps import AdminDep, IdentityDep, StewardDep, ViewerDep
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import (
+    MODEL_STATUSES,
+    AgentRun,
+    Approval,
+    DeploymentHistory,
+    FineTuningJob,
+    GuardrailViolation,
+    Rollout,
+    TestResult,
+    UseCase,
+)
+
+__all__ = ["router", "use_case_id", "rollout_out", "ERROR_RESPONSES"]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": S.ErrorOut, "description": "Missing, invalid or revoked token."},
+    403: {"model": S.ErrorOut, "description": "The token's role is too low (the message names the role needed)."},
+    404: {"model": S.ErrorOut, "description": "Unknown id or name."},
+    422: {"model": S.ErrorOut, "description": "Invalid input; details.errors lists the fields."},
+}
+
+router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+UseCaseQ = Annotated[str | None, Query(max_length=100, description="Only this use case.")]
+ModelStatus = Literal[MODEL_STATUSES]  # type: ignore[valid-type]
+
+
+def use_case_id(s: Session, steward: Steward, name: str) -> int:
+    uc = s.scalar(select(UseCase.id).where(UseCase.name == name))
+    if uc is None:
+        names = list(s.scalars(select(UseCase.name)))
+        raise NotFound(f"Unknown use case {name!r}." + close_matches(name, names), kind="use_case", name=name)
+    return int(uc)
+
+
+def rollout_out(s: Session, r: Rollout) -> S.RolloutOut:
+    out = S.RolloutOut.model_validate(r)
+    out.use_case = s.scalar(select(UseCase.name).where(UseCase.id == r.use_case_id))
+    return out
+
+
+def _get(s: Session, table: Any, row_id: int, kind: str) -> Any:
+    row = s.get(table, row_id)
+    if row is None:
+        raise NotFound(f"Unknown {kind} id {row_id}.", kind=kind, id=row_id)
+    return row
+
+
+# ---------------------------------------------------------------- identity and tools
+@router.get("/me", response_model=S.Me, tags=["auth"], summary="Who the token belongs to")
+def me(ident: IdentityDep) -> S.Me:
+    return S.Me(name=ident.name, role=ident.role, actor=ident.actor)
+
+
+@router.get("/tools", response_model=list[S.ToolOut], tags=["auth"], summary="The typed tools behind the API")
+def tools(_: ViewerDep) -> list[S.ToolOut]:
+    from modelsteward.tools.base import list_tools
+
+    return [
+        S.ToolOut(name=t.name, description=t.description, mutating=t.mutating, long_running=t.long_running,
+                  input_schema=t.json_schema())
+        for t in list_tools()
+    ]
+
+
+# ---------------------------------------------------------------- use cases
+@router.get("/use-cases", response_model=list[S.UseCaseOut], tags=["use cases"])
+def list_use_cases(steward: StewardDep, _: ViewerDep) -> list[Any]:
+    return list(steward.registry.list_use_cases())
+
+
+@router.get("/use-cases/{name}", response_model=S.UseCaseDetail, tags=["use cases"])
+def get_use_case(steward: StewardDep, _: ViewerDep, name: Annotated[str, Path(max_length=100)]) -> S.UseCaseDetail:
+    uc = steward.registry.get_use_case(name)
+    dep = steward.registry.deployment(name)
+    base = S.UseCaseOut.model_validate(uc).model_dump()
+    return S.UseCaseDetail(
+        **base, deployment_version=dep.version,
+        allocations=[S.AllocationOut(**a) for a in steward.registry.routing_table(dep)],
+    )
+
+
+@router.get("/use-cases/{name}/history", response_model=list[S.HistoryOut], tags=["use cases"],
+            summary="Routing-table changes, newest first")
+def use_case_history(
+    steward: StewardDep, _: ViewerDep, name: Annotated[str, Path(max_length=100)], limit: Limit = 100,
+) -> list[Any]:
+    with session_scope(steward.sessions) as s:
+        uid = use_case_id(s, steward, name)
+        q = select(DeploymentHistory).where(DeploymentHistory.use_case_id == uid)
+        return list(s.scalars(q.order_by(DeploymentHistory.id.desc()).limit(limit)))
+
+
+@router.get("/use-cases/{name}/stats", response_model=list[dict[str, Any]], tags=["use cases"],
+            summary="Request-log statistics per model and role")
+def use_case_stats(
+    steward: StewardDep, _: ViewerDep, name: Annotated[str, Path(max_length=100)],
+    since: Annotated[str, Query(pattern=r"^\d{1,5}[mhdw]$", description="Window, e.g. 30m, 24h, 7d, 2w.")] = "7d",
+) -> list[dict[str, Any]]:
+    steward.registry.get_use_case(name)
+    from modelsteward.server.views import jsonable_rows
+
+    return jsonable_rows(steward.logs.stats(use_case=name, since=since))
+
+
+# ---------------------------------------------------------------- models
+@router.get("/models", response_model=list[S.ModelOut], tags=["models"])
+def list_models(
+    steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None, status: ModelStatus | None = None,
+    provider: Annotated[str | None, Query(max_length=50)] = None,
+    kind: Literal["paid", "self_hosted", "fine_tuned"] | None = None,
+) -> list[Any]:
+    return list(steward.registry.list_models(use_case=use_case, status=status, provider=provider, kind=kind))
+
+
+@router.get("/models/{model_id:path}", response_model=S.ModelOut, tags=["models"],
+            summary="One model by its id (provider:model)")
+def get_model(steward: StewardDep, _: ViewerDep, model_id: Annotated[str, Path(max_length=300)]) -> Any:
+    return steward.registry.get_model(model_id)
+
+
+# ---------------------------------------------------------------- evaluations, jobs, rollouts, violations
+@router.get("/evaluations", response_model=list[S.TestResultOut], tags=["evaluations"])
+def list_evaluations(
+    steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
+    candidate: Annotated[str | None, Query(max_length=300)] = None, limit: Limit = 100, offset: Offset = 0,
+) -> list[Any]:
+    with session_scope(steward.sessions) as s:
+        q = select(TestResult)
+        if use_case:
+            q = q.where(TestResult.use_case_id == use_case_id(s, steward, use_case))
+        if candidate:
+            q = q.where(TestResult.candidate_model_id == candidate)
+        return list(s.scalars(q.order_by(TestResult.id.desc()).limit(limit).offset(offset)))
+
+
+@router.get("/evaluations/{result_id}", response_model=S.TestResultOut, tags=["evaluations"])
+def get_evaluation(steward: StewardDep, _: ViewerDep, result_id: int) -> Any:
+    with session_scope(steward.sessions) as s:
+        return _get(s, TestResult, result_id, "evaluation")
+
+
+@router.get("/fine-tuning-jobs", response_model=list[S.FineTuningJobOut], tags=["fine-tuning"])
+def list_jobs(
+    steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+    limit: Limit = 100, offset: Offset = 0,
+) -> list[Any]:
+    with session_scope(steward.sessions) as s:
+        q = select(FineTuningJob)
+        if use_case:
+            q = q.where(FineTuningJob.use_case_id == use_case_id(s, steward, use_case))
+        if status:
+            q = q.where(FineTuningJob.status == status)
+        return list(s.scalars(q.order_by(FineTuningJob.id.desc()).limit(limit).offset(offset)))
+
+
+@router.get("/fine-tuning-jobs/{job_id}", response_model=S.FineTuningJobOut, tags=["fine-tuning"])
+def get_job(steward: StewardDep, _: ViewerDep, job_id: int) -> Any:
+    with session_scope(steward.sessions) as s:
+        return _get(s, FineTuningJob, job_id, "fine-tuning job")
+
+
+@router.get("/rollouts", response_model=list[S.RolloutOut], tags=["rollouts"])
+def list_rollouts(
+    steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
+    state: Literal["running", "waiting", "paused", "completed", "aborted", "rolled_back"] | None = None,
+    limit: Limit = 100, offset: Offset = 0,
+) -> list[S.RolloutOut]:
+    with session_scope(steward.sessions) as s:
+        q = select(Rollout)
+        if use_case:
+            q = q.where(Rollout.use_case_id == use_case_id(s, steward, use_case))
+        if state:
+            q = q.where(Rollout.state == state)
+        return [rollout_out(s, r) for r in s.scalars(q.order_by(Rollout.id.desc()).limit(limit).offset(offset))]
+
+
+@router.get("/rollouts/{rollout_id}", response_model=S.RolloutOut, tags=["rollouts"])
+def get_rollout(steward: StewardDep, _: ViewerDep, rollout_id: int) -> S.RolloutOut:
+    with session_scope(steward.sessions) as s:
+        return rollout_out(s, _get(s, Rollout, rollout_id, "rollout"))
+
+
+@router.get("/violations", response_model=list[S.ViolationOut], tags=["guardrails"])
+def list_violations(
+    steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
+    severity: Literal["info", "warn", "pause", "rollback", "disable"] | None = None,
+    limit: Limit = 100, offset: Offset = 0,
+) -> list[Any]:
+    with session_scope(steward.sessions) as s:
+        q = select(GuardrailViolation)
+        if use_case:
+            q = q.where(GuardrailViolation.use_case_id == use_case_id(s, steward, use_case))
+        if severity:
+            q = q.where(GuardrailViolation.severity == severity)
+        return list(s.scalars(q.order_by(GuardrailViolation.id.desc()).limit(limit).offset(offset)))
+
+
+# ---------------------------------------------------------------- approvals (reads)
+@router.get("/approvals", response_model=list[S.ApprovalOut], tags=["approvals"])
+def list_approvals(
+    steward: StewardDep, _: ViewerDep,
+    status: Literal["pending", "approved", "rejected", "expired"] | None = None,
+    limit: Limit = 100, offset: Offset = 0,
+) -> list[Any]:
+    with session_scope(steward.sessions) as s:
+        q = select(Approval)
+        if status:
+            q = q.where(Approval.status == status)
+        return list(s.scalars(q.order_by(Approval.id.desc()).limit(limit).offset(offset)))
+
+
+@router.get("/approvals/{approval_id}", response_model=S.ApprovalOut, tags=["approvals"])
+def get_approval(steward: StewardDep, _: ViewerDep, approval_id: int) -> Any:
+    with session_scope(steward.sessions) as s:
+        return _get(s, Approval, approval_id, "approval")
+
+
+# ---------------------------------------------------------------- agent runs (reads)
+@router.get("/agent-runs", response_model=list[S.AgentRunOut], tags=["agent"])
+def list_agent_runs(
+    steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
+    status: Annotated[str | None, Query(max_length=20)] = None, limit: Limit = 100, offset: Offset = 0,
+) -> list[Any]:
+    with session_scope(steward.sessions) as s:
+        q = select(AgentRun)
+        if use_case:
+            q = q.where(AgentRun.use_case == use_case)
+        if status:
+            q = q.where(AgentRun.status == status)
+        return list(s.scalars(q.order_by(AgentRun.id.desc()).limit(limit).offset(offset)))
+
+
+@router.get("/agent-runs/{run_id}", response_model=S.AgentRunOut, tags=["agent"])
+def get_agent_run(steward: StewardDep, _: ViewerDep, run_id: int) -> Any:
+    with session_scope(steward.sessions) as s:
+        return _get(s, AgentRun, run_id, "agent run")
+
+
+# ---------------------------------------------------------------- tokens (admin)
+@router.get("/tokens", response_model=list[S.TokenOut], tags=["auth"])
+def get_tokens(steward: StewardDep, _: AdminDep) -> list[Any]:
+    return list_tokens(steward)
+
+
+@router.post("/tokens", response_model=S.TokenCreated, status_code=201, tags=["auth"],
+             summary="Create a token (the plain token is in the answer, once)")
+def post_token(steward: StewardDep, _: AdminDep, body: S.TokenIn) -> S.TokenCreated:
+    row, plain = create_token(steward, body.name, body.role)
+    return S.TokenCreated(**S.TokenOut.model_validate(row).model_dump(), token=plain)
+
+
+@router.delete("/tokens/{token_id}", response_model=S.TokenOut, tags=["auth"], summary="Revoke a token")
+def delete_token(steward: StewardDep, _: AdminDep, token_id: int) -> Any:
+    return revoke_token(steward, token_id)

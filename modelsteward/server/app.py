@@ -1,0 +1,194 @@
+"""``create_app``: one FastAPI app with ``/api``, ``/v1`` (the gateway), the console, health and metrics.
+
+Nothing is opened at import: ``create_app(steward)`` uses the caller's steward (tests), while
+``create_app(settings)`` or ``create_app()`` opens one in the lifespan and closes it on shutdown.
+Errors are always JSON ``{"code", "message", "details"}`` (HTML pages for console routes); a
+StewardError keeps its code and HTTP status, an unexpected error is logged with its traceback
+and answered 500 ``internal_error`` with no trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modelsteward.context import Steward, open_steward
+from modelsteward.errors import StewardError
+from modelsteward.server.deps import ApiError
+from modelsteward.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("modelsteward.server")
+
+
+def create_app(
+    target: Steward | Settings | None = None, *, gateway: bool = True, metrics_cache_seconds: float = 10.0,
+) -> FastAPI:
+    """Build the app.  ``target``: an open Steward (kept open), Settings, or None (environment)."""
+    from modelsteward import __version__ as version
+
+    owned = not isinstance(target, Steward)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        steward = target if isinstance(target, Steward) else open_steward(target)
+        _install_state(app, steward, metrics_cache_seconds)
+        gw_state = app.state.gateway_state
+        try:
+            if gw_state is not None:
+                await gw_state.start()
+            yield
+        finally:
+            if gw_state is not None:
+                await gw_state.stop()
+            if owned:
+                steward.close()
+
+    app = FastAPI(
+        title="Model Steward", version=version, lifespan=lifespan, debug=False,
+        description="Management API of Model Steward: use cases, models, scans, evaluations, fine-tuning, "
+        "rollouts, guardrails, approvals and the agent.  Authenticate with `Authorization: Bearer <token>` "
+        "(`steward tokens create`).  Roles: viewer < operator < approver < admin.",
+    )
+    app.state.steward = target if isinstance(target, Steward) else None
+    app.state.gateway_state = None
+    app.state.want_gateway = gateway
+    if isinstance(target, Steward):
+        _install_state(app, target, metrics_cache_seconds)
+
+    _install_errors(app)
+    _install_middleware(app)
+
+    from modelsteward.server.actions import router as actions_router
+    from modelsteward.server.api import router as api_router
+    from modelsteward.server.console import mount_console
+    from modelsteward.server.health import router as health_router
+    from modelsteward.server.toolroutes import build_tool_router
+
+    app.include_router(health_router)
+    app.include_router(api_router)
+    app.include_router(actions_router)
+    app.include_router(build_tool_router())
+    if gateway:
+        _mount_gateway(app)
+    mount_console(app)
+    return app
+
+
+def _install_state(app: FastAPI, steward: Steward, cache_seconds: float) -> None:
+    from modelsteward.server.metrics import ServerMetrics
+
+    app.state.steward = steward
+    if getattr(app.state, "metrics", None) is None or app.state.metrics_owner is not steward:
+        app.state.metrics = ServerMetrics(steward, cache_seconds=cache_seconds)
+        app.state.metrics_owner = steward
+    if getattr(app.state, "gateway_factory", None) is not None and app.state.gateway_state is None:
+        app.state.gateway_state = app.state.gateway_factory(steward)
+
+
+def _mount_gateway(app: FastAPI) -> None:
+    """Mount the gateway's router under /v1 and create its state when a steward is known.
+
+    The gateway package is optional at this layer: if it is not importable the app serves
+    everything else and ``/readyz`` says so.
+    """
+    try:
+        from modelsteward.gateway import GatewayState, create_router  # type: ignore[attr-defined]
+    except ImportError as exc:
+        log.warning("gateway not available, /v1 not mounted: %s", exc)
+        app.state.gateway_error = str(exc)
+        return
+    app.state.gateway_error = None
+    app.include_router(create_router(), prefix="/v1")
+    app.state.gateway_factory = GatewayState
+    if app.state.steward is not None and app.state.gateway_state is None:
+        app.state.gateway_state = GatewayState(app.state.steward)
+
+
+def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api", "/v1", "/metrics", "/healthz", "/readyz")) and \
+        "text/html" in request.headers.get("accept", "")
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.to_dict(), headers)
+
+    @app.exception_handler(StewardError)
+    async def steward_error(request: Request, exc: StewardError) -> Response:
+        status = exc.http_status if 200 <= exc.http_status < 600 else 500
+        body = exc.to_dict()
+        body["details"] = _jsonable_details(body.get("details"))
+        if status >= 500 and exc.code in ("steward_error", "config_error"):
+            log.error("steward error on %s %s: %s", request.method, request.url.path, exc.message)
+        return _error(status, body)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        msg = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10]) or "invalid request"
+        return _error(422, {"code": "invalid_input", "message": f"Invalid request: {msg}", "details": {"errors": errors}})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        code = codes.get(exc.status_code, "http_error")
+        msg = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 404 and msg == "Not Found":
+            msg = f"No route {request.method} {request.url.path}; see /docs for the API."
+        return _error(exc.status_code, {"code": code, "message": msg}, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
+        return _error(500, {"code": "internal_error", "message": f"Internal error (reference {ref}); see the server log."})
+
+
+def _jsonable_details(details: Any) -> Any:
+    if details is None:
+        return None
+    from modelsteward.server.views import jsonable
+
+    try:
+        import json
+
+        return json.loads(json.dumps(jsonable(details), default=str))
+    except (TypeError, ValueError):
+        return {"note": "details not serialisable"}
+
+
+def _install_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response: Response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            metrics = getattr(request.app.state, "metrics", None)
+            route = request.scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            if metrics is not None and not path.startswith("/v1"):
+                metrics.observe(request.method, path, status, time.perf_counter() - start)

@@ -1,0 +1,121 @@
+"""``/api`` routes that act: each is a thin wrapper over one typed tool (``tools.call_tool``).
+
+The request body is the tool's own input model (less the fields taken from the path), the answer
+its output model, so the OpenAPI spec documents exactly what the tools accept.  A route is added
+only when its tool is registered (areas land their tools independently); the table below is the
+whole list.  A tool that needs an approval answers 202 with the approval id
+(``code: approval_required``).  Mutating and long-running tools need role operator; read-only
+tools need viewer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+from pydantic import BaseModel, create_model
+
+from modelsteward.server.api import ERROR_RESPONSES
+from modelsteward.server.deps import StewardDep, require_role, tool_context
+from modelsteward.server.schemas import ErrorOut
+from modelsteward.tools.base import ToolSpec, call_tool, load_all_tools
+
+__all__ = ["ToolRoute", "TOOL_ROUTES", "build_tool_router"]
+
+
+@dataclass(frozen=True)
+class ToolRoute:
+    tool: str
+    path: str  # under /api; ``{field}`` path parameters fill tool fields of the same name
+    tag: str
+    summary: str
+    role: str | None = None  # default: operator for mutating/long-running tools, else viewer
+    status_code: int = 200
+
+
+TOOL_ROUTES: tuple[ToolRoute, ...] = (
+    ToolRoute("usecase_add", "/use-cases", "use cases", "Create a use case", status_code=201),
+    ToolRoute("models_register", "/models", "models", "Register a model", status_code=201),
+    ToolRoute("scan", "/scan", "catalog", "Scan model catalogs for candidates"),
+    ToolRoute("rank", "/rank", "catalog", "Rank the candidates of a use case"),
+    ToolRoute("evaluate", "/evaluations", "evaluations", "Evaluate a candidate against the current model"),
+    ToolRoute("build_dataset", "/datasets", "fine-tuning", "Build a fine-tuning dataset from the logs"),
+    ToolRoute("fine_tune", "/fine-tuning-jobs", "fine-tuning", "Fine-tune a base model"),
+    ToolRoute("deploy", "/rollouts", "rollouts", "Start a rollout (shadow, canary or full)"),
+    ToolRoute("rollout_status", "/use-cases/{use_case}/rollout/status", "rollouts", "Rollout status and analysis"),
+    ToolRoute("rollout_advance", "/use-cases/{use_case}/rollout/advance", "rollouts", "Advance the rollout a step"),
+    ToolRoute("rollout_abort", "/use-cases/{use_case}/rollout/abort", "rollouts", "Abort the rollout"),
+    ToolRoute("rollback", "/use-cases/{use_case}/rollback", "rollouts", "Roll back to a snapshot"),
+    ToolRoute("guard_check", "/guard/check", "guardrails", "Check the guardrails now"),
+    ToolRoute("agent_run", "/agent-runs", "agent", "Run the agent once", status_code=201),
+    ToolRoute("chat", "/chat", "agent", "Send a message to the agent"),
+)
+
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+def _body_model(spec: ToolSpec, path_fields: list[str]) -> type[BaseModel] | None:
+    fields = spec.input_model.model_fields
+    if not path_fields:
+        return spec.input_model if fields else None
+    rest = {n: (f.annotation, f) for n, f in fields.items() if n not in path_fields}
+    if not rest:
+        return None
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{spec.input_model.__name__}Body", __config__=spec.input_model.model_config, **rest,
+    )
+
+
+def _endpoint(spec: ToolSpec, route: ToolRoute, role: str) -> Any:
+    path_fields = _PATH_PARAM.findall(route.path)
+    missing = [f for f in path_fields if f not in spec.input_model.model_fields]
+    if missing:
+        raise RuntimeError(f"Route {route.path} names {missing} that tool {spec.name!r} does not take.")
+    body_model = _body_model(spec, path_fields)
+
+    def endpoint(steward: Any, ident: Any, body: BaseModel | None = None, **path: Any) -> Any:
+        args: dict[str, Any] = body.model_dump(exclude_unset=True) if body is not None else {}
+        args.update(path)
+        return call_tool(spec.name, args, tool_context(steward, ident))
+
+    params = [
+        inspect.Parameter("steward", inspect.Parameter.KEYWORD_ONLY, annotation=StewardDep),
+        inspect.Parameter("ident", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, require_role(role)]),
+    ]
+    for name in path_fields:
+        ann = spec.input_model.model_fields[name].annotation
+        ann = ann if ann in (int, str) else str
+        extra = {"max_length": 300} if ann is str else {}
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, Path(**extra)]))
+    if body_model is not None:
+        required = any(f.is_required() for f in body_model.model_fields.values())
+        params.append(inspect.Parameter(
+            "body", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[body_model, Body()],
+            default=inspect.Parameter.empty if required else None,
+        ))
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    endpoint.__name__ = f"tool_{spec.name}"
+    endpoint.__doc__ = spec.description
+    return endpoint
+
+
+def build_tool_router(tools: dict[str, ToolSpec] | None = None) -> APIRouter:
+    """An ``/api`` router with one route per registered tool in ``TOOL_ROUTES``."""
+    tools = load_all_tools() if tools is None else tools
+    router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
+    for route in TOOL_ROUTES:
+        spec = tools.get(route.tool)
+        if spec is None:
+            continue
+        role = route.role or ("operator" if spec.mutating or spec.long_running else "viewer")
+        router.add_api_route(
+            route.path, _endpoint(spec, route, role), methods=["POST"], response_model=spec.output_model,
+            status_code=route.status_code, tags=[route.tag], summary=route.summary,
+            description=f"{spec.description}\n\nTool `{spec.name}`; needs role `{role}`.",
+            responses={202: {"model": ErrorOut, "description": "The action needs an approval; details.approval_id."}},
+            openapi_extra={"x-steward-tool": spec.name, "x-steward-role": role},
+        )
+    return router

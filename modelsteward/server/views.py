@@ -1,0 +1,88 @@
+"""Read-side helpers shared by the console and the API: time series over the logs, eval scores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from typing import Any
+
+from sqlalchemy import select
+
+from modelsteward.context import Steward
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import TestResult, UseCase
+
+__all__ = ["jsonable", "jsonable_rows", "traffic_series", "eval_series", "BUCKETS"]
+
+BUCKETS = {"1h": ("minute", "5 minutes"), "24h": ("hour", "1 hour"), "7d": ("hour", "6 hours"), "30d": ("day", "1 day")}
+
+
+def jsonable(v: Any) -> Any:
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    return v
+
+
+def jsonable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: jsonable(v) for k, v in r.items()} for r in rows]
+
+
+def traffic_series(steward: Steward, use_case: str, window: str = "7d") -> list[dict[str, Any]]:
+    """Per time bucket (live traffic, shadow excluded): requests, errors, cost, p95 latency, feedback."""
+    _, width = BUCKETS.get(window, BUCKETS["7d"])
+    sql = f"""
+        SELECT time_bucket(INTERVAL '{width}', ts) AS t,
+               count(*) AS requests,
+               count(*) FILTER (WHERE status = 'error') AS errors,
+               coalesce(sum(cost_usd), 0) AS cost_usd,
+               quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,
+               avg(feedback) AS feedback
+        FROM logs
+        WHERE use_case = ? AND role <> 'shadow' AND ts >= now()::TIMESTAMP - INTERVAL '{window[:-1]} {_unit(window)}'
+        GROUP BY 1 ORDER BY 1
+    """
+    return jsonable_rows(steward.logs.query(sql, [use_case]))
+
+
+def _unit(window: str) -> str:
+    return {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[window[-1]]
+
+
+def _score(metrics: dict[str, Any]) -> float | None:
+    """The headline score of an evaluation: ``quality`` (or ``candidate.quality``) when present."""
+    for key in ("quality", "candidate_quality", "score"):
+        v = metrics.get(key)
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, dict):
+            for sub in ("candidate", "mean", "value"):
+                if isinstance(v.get(sub), (int, float)):
+                    return float(v[sub])
+    cand = metrics.get("candidate")
+    if isinstance(cand, dict) and isinstance(cand.get("quality"), (int, float)):
+        return float(cand["quality"])
+    return None
+
+
+def eval_series(steward: Steward, use_case: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Evaluations of a use case, oldest first: time, candidate, verdict, headline quality score."""
+    with session_scope(steward.sessions) as s:
+        uid = s.scalar(select(UseCase.id).where(UseCase.name == use_case))
+        if uid is None:
+            return []
+        rows = list(s.scalars(select(TestResult).where(TestResult.use_case_id == uid)
+                              .order_by(TestResult.id.desc()).limit(limit)))
+    return [
+        {"t": r.created_at.isoformat(), "candidate": r.candidate_model_id, "verdict": r.verdict,
+         "passed": r.passed, "score": _score(r.metrics or {}), "samples": r.sample_count}
+        for r in reversed(rows)
+    ]

@@ -1,0 +1,1 @@
+"""Storage: relational registry (SQLAlchemy), request-log store (Parquet + DuckDB), tracking (MLflow)."""

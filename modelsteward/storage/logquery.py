@@ -1,0 +1,216 @@
+"""Reading the request logs with DuckDB: the ``logs`` view, analytics and read-only SQL.
+
+Every connection is an in-memory DuckDB whose views list the store's valid segment files
+explicitly: a corrupt segment is skipped with a warning naming it, and segments already merged
+into a compacted file are left out.  After the views are made the connection locks itself down
+(no external access beyond the store, configuration locked), and ``query`` accepts one SELECT only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from modelsteward.errors import InvalidInput, ReadOnlyViolation
+
+__all__ = ["LogReader", "parse_window", "CorruptSegmentWarning"]
+
+log = logging.getLogger(__name__)
+
+_EMPTY_LOGS = (
+    "SELECT NULL::TIMESTAMP AS ts, NULL::VARCHAR AS request_id, NULL::VARCHAR AS model_id, NULL::VARCHAR AS role, "
+    "NULL::VARCHAR AS messages, NULL::VARCHAR AS response, NULL::BIGINT AS input_tokens, "
+    "NULL::BIGINT AS output_tokens, NULL::DOUBLE AS latency_ms, NULL::DOUBLE AS cost_usd, NULL::VARCHAR AS status, "
+    "NULL::VARCHAR AS error, NULL::DOUBLE AS feedback, NULL::VARCHAR AS metadata, NULL::VARCHAR AS date, "
+    "NULL::VARCHAR AS use_case WHERE false"
+)
+_EMPTY_FEEDBACK = (
+    "SELECT NULL::TIMESTAMP AS ts, NULL::VARCHAR AS request_id, NULL::DOUBLE AS score, NULL::VARCHAR AS comment "
+    "WHERE false"
+)
+_LOG_COLS = (
+    "r.ts, r.request_id, r.use_case, r.model_id, r.role, r.messages, r.response, r.input_tokens, r.output_tokens, "
+    "r.latency_ms, r.cost_usd, r.status, r.error, COALESCE(f.score, r.feedback) AS feedback, r.metadata"
+)
+
+
+class CorruptSegmentWarning(UserWarning):
+    """A Parquet segment could not be read and was left out of queries."""
+
+
+def parse_window(since: str | dt.timedelta | None) -> dt.datetime | None:
+    """``"7d"``, ``"12h"``, ``"30m"``, ``"45s"``, ``"2w"`` or a timedelta -> the naive UTC cut-off."""
+    if since is None or since == "" or since == "all":
+        return None
+    if isinstance(since, dt.timedelta):
+        delta = since
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(since))
+        if not m:
+            raise InvalidInput(f"Window {since!r} is not like 30m, 12h, 7d or 2w.")
+        n, unit = float(m.group(1)), m.group(2)
+        delta = dt.timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - delta
+
+
+class LogReader:
+    """Builds DuckDB connections over a log store root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._valid: dict[Path, tuple[tuple[int, int], list[str] | None]] = {}
+        self._bad: set[tuple[Path, int, int]] = set()
+
+    def close(self) -> None:
+        self._valid.clear()
+
+    # ------------------------------------------------------------------ files
+    def _files(self, sub: str) -> list[str]:
+        import pyarrow.parquet as pq
+
+        base = self.root / sub
+        found: list[Path] = sorted(base.glob("**/*.parquet")) if base.exists() else []
+        keep: list[Path] = []
+        merged_away: set[str] = set()
+        for p in found:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            sig = (st.st_size, st.st_mtime_ns)
+            cached = self._valid.get(p)
+            if cached is None or cached[0] != sig:
+                try:
+                    md = pq.read_metadata(p)
+                    raw = (md.metadata or {}).get(b"steward.sources")
+                    sources = orjson.loads(raw) if raw else None
+                except Exception as exc:  # noqa: BLE001 - any unreadable footer is a corrupt segment
+                    key = (p, *sig)
+                    if key not in self._bad:
+                        self._bad.add(key)
+                        warnings.warn(f"skipping corrupt log segment {p}: {exc}", CorruptSegmentWarning, stacklevel=3)
+                        log.warning("skipping corrupt log segment %s: %s", p, exc)
+                    continue
+                self._valid[p] = (sig, sources)
+                cached = self._valid[p]
+            if cached[1]:
+                merged_away.update(str(p.parent / s) for s in cached[1])
+            keep.append(p)
+        return [str(p) for p in keep if str(p) not in merged_away]
+
+    # ------------------------------------------------------------------ connections
+    def connect(self, *, lock_down: bool = True):  # type: ignore[no-untyped-def]
+        """An in-memory DuckDB with views ``raw_logs``, ``feedback_events`` and ``logs``."""
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        con.execute("SET threads TO 2")
+        req = self._files("requests")
+        fb = self._files("feedback")
+        if req:
+            con.execute(
+                f"CREATE VIEW raw_logs AS SELECT * FROM read_parquet({_sql_list(req)}, hive_partitioning=true, "
+                "hive_types_autocast=false, union_by_name=true)"
+            )
+        else:
+            con.execute(f"CREATE VIEW raw_logs AS {_EMPTY_LOGS}")
+        if fb:
+            con.execute(f"CREATE VIEW feedback_events AS SELECT ts, request_id, score, comment FROM read_parquet({_sql_list(fb)})")
+        else:
+            con.execute(f"CREATE VIEW feedback_events AS {_EMPTY_FEEDBACK}")
+        con.execute(
+            "CREATE VIEW latest_feedback AS SELECT request_id, arg_max(score, ts) AS score FROM feedback_events "
+            "GROUP BY request_id"
+        )
+        con.execute(
+            f"CREATE VIEW logs AS SELECT {_LOG_COLS} FROM raw_logs r LEFT JOIN latest_feedback f "
+            "ON r.request_id = f.request_id AND r.role <> 'shadow'"
+        )
+        if lock_down:
+            root = str(self.root.resolve())
+            con.execute(f"SET allowed_directories=['{_esc(root)}/']")
+            con.execute("SET enable_external_access=false")
+            con.execute("SET lock_configuration=true")
+        return con
+
+    def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """One read-only SELECT (or WITH ... SELECT) over ``logs``; rows as dicts."""
+        import duckdb
+
+        check_read_only(sql)
+        con = self.connect()
+        try:
+            try:
+                cur = con.execute(sql, params or [])
+            except duckdb.Error as exc:
+                raise InvalidInput(f"Query failed: {exc}") from exc
+            cols = [d[0] for d in cur.description or []]
+            rows = cur.fetchmany(limit) if limit else cur.fetchall()
+            return [dict(zip(cols, r, strict=True)) for r in rows]
+        finally:
+            con.close()
+
+    def stats(self, *, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
+        cutoff = parse_window(since)
+        where, params = [], []
+        if cutoff is not None:
+            where.append("ts >= ?")
+            params.append(cutoff)
+        if use_case:
+            where.append("use_case = ?")
+            params.append(use_case)
+        sql = f"""
+            SELECT use_case, model_id, role,
+                   count(*) AS count,
+                   count(*) FILTER (WHERE status = 'error') AS errors,
+                   count(*) FILTER (WHERE status = 'error') / count(*)::DOUBLE AS error_rate,
+                   quantile_cont(latency_ms, 0.5) FILTER (WHERE status = 'ok') AS p50_ms,
+                   quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,
+                   coalesce(sum(input_tokens), 0) AS input_tokens,
+                   coalesce(sum(output_tokens), 0) AS output_tokens,
+                   coalesce(sum(cost_usd), 0) AS cost_usd,
+                   avg(feedback) AS mean_feedback,
+                   count(feedback) AS feedback_count,
+                   min(ts) AS first_ts, max(ts) AS last_ts
+            FROM logs {"WHERE " + " AND ".join(where) if where else ""}
+            GROUP BY ALL ORDER BY use_case, role, model_id
+        """
+        con = self.connect()
+        try:
+            cur = con.execute(sql, params)
+            cols = [d[0] for d in cur.description or []]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            con.close()
+
+
+_ALLOWED_TYPES = ("SELECT",)
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse anything but a single SELECT (INSERT, UPDATE, DELETE, COPY, ATTACH, SET, PRAGMA ...)."""
+    import duckdb
+
+    try:
+        stmts = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise InvalidInput(f"Could not parse the query: {exc}") from exc
+    if len(stmts) != 1:
+        raise ReadOnlyViolation(f"Give exactly one SELECT statement (got {len(stmts)}).")
+    kind = str(stmts[0].type).rsplit(".", 1)[-1]
+    if kind not in _ALLOWED_TYPES:
+        raise ReadOnlyViolation(f"Only read-only SELECT queries are allowed over the logs; refused a {kind} statement.")
+
+
+def _sql_list(paths: list[str]) -> str:
+    return "[" + ", ".join(f"'{_esc(p)}'" for p in paths) + "]"
+
+
+def _esc(s: str) -> str:
+    return s.replace("'", "''")

@@ -1,0 +1,487 @@
+"""The request-log store: append-only Parquet segments behind a write-ahead file.
+
+Layout under the store's root (``STEWARD_LOG_DIR``, default ``<workspace>/logs``)::
+
+    wal/<writer-id>.<seq>.jsonl          rows acknowledged but not yet in Parquet (one file per batch)
+    requests/date=YYYY-MM-DD/use_case=NAME/seg-<writer-id>.<seq>.parquet
+    feedback/date=YYYY-MM-DD/seg-<writer-id>.<seq>.parquet
+
+``append()`` returns once its row is written to the current write-ahead file (``os.write``: a
+killed process loses nothing acknowledged; pass ``fsync=True`` to survive power loss too).  A
+background thread turns each batch into zstd Parquet segments (written to a temp name, then
+renamed) and only then deletes the batch's write-ahead file, so a crash at any point leaves the
+rows either in the WAL or in Parquet.  A writer holds an ``flock`` on its WAL files; opening a store
+replays WAL files no live writer holds, writing segments under the same names (idempotent).
+Several writers (gateway replicas) can share one root.
+
+Reading happens through DuckDB (``modelsteward.storage.logquery``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from modelsteward.errors import InvalidInput
+
+__all__ = ["LogStore", "LOG_COLUMNS", "normalise_row", "parse_ts", "ts_us", "compact_partition"]
+
+log = logging.getLogger(__name__)
+
+# name -> arrow type name; order is the column order of every segment (partition keys excluded)
+LOG_COLUMNS: dict[str, str] = {
+    "ts": "timestamp",
+    "request_id": "string",
+    "model_id": "string",
+    "role": "string",
+    "messages": "string",
+    "response": "string",
+    "input_tokens": "int64",
+    "output_tokens": "int64",
+    "latency_ms": "float64",
+    "cost_usd": "float64",
+    "status": "string",
+    "error": "string",
+    "feedback": "float64",
+    "metadata": "string",
+}
+FEEDBACK_COLUMNS: dict[str, str] = {"ts": "timestamp", "request_id": "string", "score": "float64", "comment": "string"}
+REQUIRED = ("request_id", "use_case", "model_id")
+_ROLES = frozenset(("primary", "canary", "shadow"))
+_STATUSES = frozenset(("ok", "error"))
+_EPOCH = dt.datetime(1970, 1, 1)
+_dumps = orjson.dumps
+_NL = orjson.OPT_APPEND_NEWLINE
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def ts_us(value: Any) -> int:
+    """Any accepted ``ts`` form -> integer microseconds since the epoch (UTC)."""
+    if value is None:
+        return time.time_ns() // 1000
+    d = parse_ts(value)
+    return (d - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def parse_ts(value: Any) -> dt.datetime:
+    """ISO 8601 string, epoch seconds (or ms), or datetime -> naive UTC datetime."""
+    if value is None:
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        secs = value / 1000.0 if value > 1e11 else float(value)
+        return _EPOCH + dt.timedelta(seconds=secs)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                return parse_ts(float(value))
+            except ValueError:
+                raise InvalidInput(f"ts {value!r} is neither ISO 8601 nor epoch seconds.") from None
+        return parse_ts(parsed)
+    raise InvalidInput(f"ts {value!r} is neither ISO 8601 nor epoch seconds.")
+
+
+def _num(row: Mapping[str, Any], key: str, kind: type) -> Any:
+    val = row.get(key)
+    if val is None or val == "":
+        return None
+    try:
+        return kind(val)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{key} {val!r} is not a number.") from None
+
+
+def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one log row and bring it to the stored shape (messages/metadata as JSON text)."""
+    for key in REQUIRED:
+        if not row.get(key):
+            raise InvalidInput(f"log row is missing {key!r} (required: {', '.join(REQUIRED)}).")
+    uc = str(row["use_case"])
+    if not uc.replace("_", "").replace("-", "").isalnum():
+        raise InvalidInput(f"use_case {uc!r} must be letters, digits, '-' or '_'.")
+    role = row.get("role") or "primary"
+    if role not in _ROLES:
+        raise InvalidInput(f"role {role!r} must be one of primary, canary, shadow.")
+    status = row.get("status") or "ok"
+    if status not in _STATUSES:
+        raise InvalidInput(f"status {status!r} must be ok or error.")
+    msgs = row.get("messages")
+    if msgs is not None and not isinstance(msgs, str):
+        msgs = orjson.dumps(msgs).decode()
+    meta = row.get("metadata")
+    if meta is not None and not isinstance(meta, str):
+        meta = orjson.dumps(meta).decode()
+    fb = _num(row, "feedback", float)
+    if fb is not None and not -1.0 <= fb <= 1.0:
+        raise InvalidInput(f"feedback {fb} must be within -1..1.")
+    return {
+        "ts": ts_us(row.get("ts")),
+        "request_id": str(row["request_id"]),
+        "use_case": uc,
+        "model_id": str(row["model_id"]),
+        "role": role,
+        "messages": msgs,
+        "response": None if row.get("response") is None else str(row["response"]),
+        "input_tokens": _num(row, "input_tokens", int),
+        "output_tokens": _num(row, "output_tokens", int),
+        "latency_ms": _num(row, "latency_ms", float),
+        "cost_usd": _num(row, "cost_usd", float),
+        "status": status,
+        "error": None if row.get("error") is None else str(row["error"]),
+        "feedback": fb,
+        "metadata": meta,
+    }
+
+
+class _Stream:
+    """One append-only stream (requests or feedback): the current WAL file and its row count."""
+
+    def __init__(self, store: LogStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.count = 0
+        self.seq = 0
+        self.fd = -1
+        self.wal_path: Path = Path()
+        self._open_wal()
+
+    def _open_wal(self) -> None:
+        self.seq += 1
+        path = self.store.wal_dir / f"{self.name}-{self.store.writer_id}.{self.seq:06d}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.fd, self.wal_path, self.count = fd, path, 0
+
+    def write(self, data: bytes, n: int) -> None:
+        view = memoryview(data)
+        while view:
+            k = os.write(self.fd, view)
+            view = view[k:]
+        if self.store.fsync:
+            os.fsync(self.fd)
+        self.count += n
+
+    def rotate(self) -> tuple[Path, int]:
+        """Swap in a fresh WAL; return the old one's path and (still locking) descriptor."""
+        path, fd = self.wal_path, self.fd
+        self._open_wal()
+        return path, fd
+
+
+class LogStore:
+    """Append-only request logs (and feedback) with a background Parquet writer.
+
+    The WAL holds one JSON object per line with ``ts`` as integer microseconds (UTC); the writer
+    turns a closed WAL file into Parquet with pyarrow's JSON reader (C++, off the GIL), so
+    ``append`` costs one validation, one ``orjson.dumps`` and one ``write``.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        batch_rows: int = 5000,
+        flush_seconds: float = 1.0,
+        fsync: bool = False,
+        compact_after: int = 24,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.wal_dir = self.root / "wal"
+        self.requests_dir = self.root / "requests"
+        self.feedback_dir = self.root / "feedback"
+        for d in (self.wal_dir, self.requests_dir, self.feedback_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.batch_rows = batch_rows
+        self.flush_seconds = flush_seconds
+        self.fsync = fsync
+        self.compact_after = compact_after
+        self.writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self.replayed = self._replay_orphans()
+        self._requests = _Stream(self, "requests")
+        self._feedback = _Stream(self, "feedback")
+        self._thread = threading.Thread(target=self._run, name="logstore-writer", daemon=True)
+        self._thread.start()
+        self._reader: Any = None
+
+    # ------------------------------------------------------------------ writing
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Store one row; returns once it is in the write-ahead file."""
+        data = _dumps(normalise_row(row), option=_NL)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("log store is closed")
+            self._requests.write(data, 1)
+            if self._requests.count >= self.batch_rows:
+                self._wake.set()
+
+    def append_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store rows (validated first: one bad row rejects the whole call); returns the count."""
+        batch = [_dumps(normalise_row(r), option=_NL) for r in rows]
+        if not batch:
+            return 0
+        data = b"".join(batch)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("log store is closed")
+            self._requests.write(data, len(batch))
+            if self._requests.count >= self.batch_rows:
+                self._wake.set()
+        return len(batch)
+
+    def record_feedback(self, request_id: str, score: float, comment: str | None = None) -> None:
+        """Attach user feedback (-1..1) to a logged request; the ``logs`` view shows the latest."""
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"feedback score {score!r} is not a number.") from None
+        if not -1.0 <= score <= 1.0:
+            raise InvalidInput(f"feedback score {score} must be within -1..1.")
+        row = {"ts": _now_us(), "request_id": str(request_id), "score": score, "comment": comment}
+        with self._lock:
+            self._feedback.write(_dumps(row, option=_NL), 1)
+
+    @property
+    def pending(self) -> int:
+        return self._requests.count + self._feedback.count
+
+    def flush(self) -> None:
+        """Write every acknowledged row to Parquet now."""
+        with self._flush_lock:
+            with self._lock:
+                closed = [(s.name, *s.rotate()) for s in (self._requests, self._feedback) if s.count]
+            for name, path, fd in closed:
+                self._convert_wal(name, path)
+                path.unlink(missing_ok=True)
+                os.close(fd)
+            if closed:
+                self._maybe_compact()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - keep the writer alive; rows stay in the WAL
+                log.exception("log store flush failed; rows stay in the write-ahead file")
+
+    def close(self) -> None:
+        """Flush everything and stop the writer (idempotent)."""
+        if self._closed:
+            return
+        with self._lock:
+            self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.flush()
+        with self._lock:
+            for s in (self._requests, self._feedback):
+                s.wal_path.unlink(missing_ok=True)
+                os.close(s.fd)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def __enter__(self) -> LogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ segments
+    def _convert_wal(self, stream: str, path: Path) -> int:
+        """WAL file -> Parquet segments named after it (re-running it rewrites the same files)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.json as pj
+
+        cols = FEEDBACK_COLUMNS if stream == "feedback" else {**LOG_COLUMNS, "use_case": "string"}
+        wal_schema = _schema(cols, ts_type=pa.int64())
+        try:
+            table = pj.read_json(
+                path,
+                read_options=pj.ReadOptions(block_size=1 << 24),
+                parse_options=pj.ParseOptions(explicit_schema=wal_schema, unexpected_field_behavior="ignore",
+                                              newlines_in_values=False),
+            )
+        except pa.ArrowInvalid:
+            table = _read_torn_wal(path, wal_schema)
+        if table.num_rows == 0:
+            return 0
+        ts = table.column("ts").cast(pa.timestamp("us"))
+        table = table.set_column(table.schema.get_field_index("ts"), "ts", ts)
+        day = pc.strftime(ts, format="%Y-%m-%d")
+        seg = f"seg-{path.name.rsplit('.', 1)[0]}.parquet"
+        if stream == "feedback":
+            keys = [(d,) for d in pc.unique(day).to_pylist()]
+        else:
+            uc = table.column("use_case")
+            pairs = pa.table({"d": day, "u": uc}).group_by(["d", "u"]).aggregate([]).to_pylist()
+            keys = [(p["d"], p["u"]) for p in pairs]
+            table = table.drop_columns(["use_case"])
+        out_schema = _schema(FEEDBACK_COLUMNS if stream == "feedback" else LOG_COLUMNS)
+        for key in keys:
+            mask = pc.equal(day, key[0])
+            if stream == "feedback":
+                folder = self.feedback_dir / f"date={key[0]}"
+            else:
+                mask = pc.and_(mask, pc.equal(uc, key[1]))
+                folder = self.requests_dir / f"date={key[0]}" / f"use_case={key[1]}"
+            _atomic_parquet(folder / seg, table.filter(mask).cast(out_schema))
+        return table.num_rows
+
+    def _replay_orphans(self) -> int:
+        """Turn WAL files no live writer holds into segments; returns the request rows recovered."""
+        recovered = 0
+        for path in sorted(self.wal_dir.glob("*.jsonl")):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live writer owns it
+            try:
+                stream = path.name.split("-", 1)[0]
+                n = self._convert_wal(stream, path) if path.stat().st_size else 0
+                recovered += n if stream == "requests" else 0
+                path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        if recovered:
+            log.info("log store: recovered %d rows from write-ahead files", recovered)
+        return recovered
+
+    def _maybe_compact(self) -> None:
+        for part in self.requests_dir.glob("date=*/use_case=*"):
+            if sum(1 for _ in part.glob("seg-*.parquet")) >= self.compact_after:
+                compact_partition(part)
+
+    def compact(self) -> int:
+        """Merge the small segments of every partition; returns the number of files merged."""
+        merged = 0
+        with self._flush_lock:
+            for part in list(self.requests_dir.glob("date=*/use_case=*")) + list(self.feedback_dir.glob("date=*")):
+                merged += compact_partition(part)
+        return merged
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def reader(self):  # type: ignore[no-untyped-def]
+        from modelsteward.storage.logquery import LogReader
+
+        if self._reader is None:
+            self._reader = LogReader(self.root)
+        return self._reader
+
+    def connect(self):  # type: ignore[no-untyped-def]
+        """A fresh DuckDB connection with the ``logs`` view (pending rows flushed first)."""
+        if self.pending:
+            self.flush()
+        return self.reader.connect()
+
+    def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Run one read-only SELECT over the ``logs`` view; anything that writes is refused."""
+        if self.pending:
+            self.flush()
+        return self.reader.query(sql, params, limit=limit)
+
+    def stats(self, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
+        """Per use case x model x role over the window: counts, error rate, p50/p95, tokens, cost, feedback."""
+        if self.pending:
+            self.flush()
+        return self.reader.stats(use_case=use_case, since=since)
+
+
+def _read_torn_wal(path: Path, schema: Any):  # type: ignore[no-untyped-def]
+    """Line by line, skipping a torn (partially written) line left by a killed writer."""
+    import pyarrow as pa
+
+    rows = []
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                rows.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                log.warning("write-ahead file %s: unreadable line %d skipped (torn write)", path, n)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _schema(cols: dict[str, str], ts_type: Any = None):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    types = {"timestamp": ts_type or pa.timestamp("us"), "string": pa.string(), "int64": pa.int64(),
+             "float64": pa.float64()}
+    return pa.schema([(name, types[t]) for name, t in cols.items()])
+
+
+def _atomic_parquet(target: Path, table: Any) -> None:
+    import pyarrow.parquet as pq
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, target)
+
+
+def compact_partition(part: Path) -> int:
+    """Merge a partition's ``seg-*`` files into one ``cmp-*`` file that names its sources.
+
+    Readers ignore any segment a compacted file lists, so a crash between writing the merged file
+    and deleting its sources never double-counts; the next compaction deletes the leftovers.
+    """
+    import pyarrow.parquet as pq
+
+    lock_path = part / ".compact.lock"
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        segs = sorted(p for p in part.glob("seg-*.parquet"))
+        if len(segs) < 2:
+            return 0
+        tables, used = [], []
+        for p in segs:
+            try:
+                tables.append(pq.read_table(p))
+                used.append(p)
+            except Exception:  # noqa: BLE001 - corrupt segments stay for the reader to report
+                continue
+        if len(used) < 2:
+            return 0
+        import pyarrow as pa
+
+        merged = pa.concat_tables(tables, promote_options="default")
+        meta = dict(merged.schema.metadata or {})
+        meta[b"steward.sources"] = orjson.dumps([p.name for p in used])
+        merged = merged.replace_schema_metadata(meta)
+        target = part / f"cmp-{uuid.uuid4().hex[:12]}.parquet"
+        tmp = part / f".{target.name}.tmp"
+        pq.write_table(merged, tmp, compression="zstd", row_group_size=1_000_000)
+        os.replace(tmp, target)
+        for p in used:
+            p.unlink(missing_ok=True)
+        return len(used)

@@ -1,0 +1,440 @@
+"""The model registry: use cases, models and their status machine, live routing tables.
+
+All writes happen in one transaction each (``session_scope``).  Read helpers return ORM objects
+detached from their session (``expire_on_commit=False``), safe to read after the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound, close_matches
+from modelsteward.storage.db import make_sessionmaker, session_scope
+from modelsteward.storage.models import (
+    MODEL_KINDS,
+    MODEL_STATUSES,
+    ROLES,
+    Allocation,
+    Deployment,
+    DeploymentHistory,
+    Model,
+    ModelSnapshot,
+    UseCase,
+)
+
+__all__ = ["ModelRegistry", "STATUS_TRANSITIONS", "parse_price", "split_model_id", "normalise_weights"]
+
+# The model status machine.  Anything not listed here is refused with the allowed targets named.
+STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "discovered": ("candidate", "evaluating", "rejected", "retired", "current"),
+    "candidate": ("evaluating", "shadow", "canary", "current", "rejected", "retired", "discovered"),
+    "evaluating": ("candidate", "shadow", "canary", "current", "rejected"),
+    "shadow": ("canary", "current", "candidate", "rejected", "retired"),
+    "canary": ("current", "shadow", "candidate", "rejected", "retired"),
+    "current": ("candidate", "retired"),
+    "retired": ("candidate", "discovered"),
+    "rejected": ("candidate", "discovered"),
+}
+
+KNOWN_PROVIDERS = ("openrouter", "openai", "anthropic", "google", "huggingface", "ollama", "local", "vllm", "custom")
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """``"provider:model"`` -> ``("provider", "model")``; the model part may contain ``:`` and ``/``."""
+    provider, sep, rest = model_id.partition(":")
+    if not sep or not provider or not rest:
+        raise InvalidInput(
+            f"Model id {model_id!r} is not of the form provider:model (e.g. openrouter:openai/gpt-4o-mini, "
+            "local:smollm2-135m-instruct)."
+        )
+    return provider, rest
+
+
+def parse_price(value: Any, what: str = "price") -> Decimal | None:
+    """A price in USD per million tokens as Decimal; refuses negatives and non-numbers."""
+    if value is None or value == "":
+        return None
+    try:
+        price = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidInput(f"{what} {value!r} is not a number; give USD per million tokens, e.g. 0.15.") from exc
+    if not price.is_finite() or price < 0:
+        raise InvalidInput(f"{what} {value!r} must be a non-negative number of USD per million tokens.")
+    return price
+
+
+def normalise_weights(weights: dict[str, float]) -> tuple[dict[str, float], str | None]:
+    """Ranking weights normalised to sum 1; negative weights refused.  Returns (weights, warning)."""
+    allowed = {"quality", "cost", "latency"}
+    unknown = set(weights) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown ranking weight(s) {sorted(unknown)}; use quality, cost, latency.")
+    for key, val in weights.items():
+        if val < 0:
+            raise InvalidInput(f"Weight {key}={val} is negative; weights must be >= 0.")
+    full = {k: float(weights.get(k, 0.0)) for k in ("quality", "cost", "latency")}
+    total = sum(full.values())
+    if total <= 0:
+        raise InvalidInput("Ranking weights sum to 0; give at least one positive weight.")
+    warning = None
+    if abs(total - 1.0) > 1e-9:
+        warning = f"weights summed to {total:g}, normalised to 1"
+        full = {k: v / total for k, v in full.items()}
+    return full, warning
+
+
+class ModelRegistry:
+    """Use cases, models, statuses and routing tables over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
+
+    # ------------------------------------------------------------------ use cases
+    def _use_case(self, s: Session, name: str) -> UseCase:
+        uc = s.scalar(select(UseCase).where(UseCase.name == name))
+        if uc is None:
+            names = list(s.scalars(select(UseCase.name)))
+            raise NotFound(f"Unknown use case {name!r}." + close_matches(name, names), kind="use_case", name=name)
+        return uc
+
+    def get_use_case(self, name: str) -> UseCase:
+        with session_scope(self.sessions) as s:
+            return self._use_case(s, name)
+
+    def list_use_cases(self) -> list[UseCase]:
+        with session_scope(self.sessions) as s:
+            return list(s.scalars(select(UseCase).order_by(UseCase.name)))
+
+    def add_use_case(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        requirements: dict[str, Any] | None = None,
+        weights: dict[str, float] | None = None,
+        monthly_budget_usd: Any = None,
+        fallback: Sequence[str] = (),
+        model: str | None = None,
+        sticky: bool = False,
+        quality_floor: float = 0.95,
+        golden_set_path: str | None = None,
+        initial_data_path: str | None = None,
+        actor: str = "cli",
+    ) -> UseCase:
+        """Create a use case; with ``model`` that model goes live at 100% at once (first deployment)."""
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise InvalidInput(f"Use case name {name!r} must be letters, digits, '-' or '_'.")
+        if "@" in name:
+            raise InvalidInput("Use case names may not contain '@' (it pins a model in gateway requests).")
+        norm, _warn = normalise_weights(weights or {"quality": 0.5, "cost": 0.3, "latency": 0.2})
+        budget = parse_price(monthly_budget_usd, "budget") if monthly_budget_usd is not None else None
+        with session_scope(self.sessions) as s:
+            if s.scalar(select(UseCase).where(UseCase.name == name)) is not None:
+                raise Conflict(f"Use case {name!r} already exists; use `steward usecase show {name}`.")
+            for mid in fallback:
+                self._model(s, mid)
+            uc = UseCase(
+                name=name,
+                description=description,
+                requirements=dict(requirements or {}),
+                weights=norm,
+                monthly_budget_usd=budget,
+                fallback=list(fallback),
+                sticky=sticky,
+                quality_floor=quality_floor,
+                golden_set_path=golden_set_path,
+                initial_data_path=initial_data_path,
+            )
+            s.add(uc)
+            s.flush()
+            s.add(Deployment(use_case_id=uc.id, version=0))
+            s.flush()
+            if model:
+                m = self._model(s, model)
+                self.write_routing(
+                    s, uc, [{"model_id": m.id, "weight": 100.0, "role": "primary"}],
+                    action="initial", actor=actor, reason="first model of the use case (usecase add --model)",
+                )
+                if m.status != "current":
+                    m.status = "current"
+            return uc
+
+    def update_use_case(self, name: str, **fields: Any) -> UseCase:
+        allowed = {
+            "description", "requirements", "weights", "monthly_budget_usd", "fallback", "sticky",
+            "quality_floor", "golden_set_path", "initial_data_path", "config",
+        }
+        bad = set(fields) - allowed
+        if bad:
+            raise InvalidInput(f"Cannot update use-case field(s) {sorted(bad)}; allowed: {sorted(allowed)}.")
+        with session_scope(self.sessions) as s:
+            uc = self._use_case(s, name)
+            if "weights" in fields:
+                fields["weights"], _ = normalise_weights(fields["weights"])
+            if "monthly_budget_usd" in fields:
+                fields["monthly_budget_usd"] = parse_price(fields["monthly_budget_usd"], "budget")
+            if "fallback" in fields:
+                for mid in fields["fallback"]:
+                    self._model(s, mid)
+            for key, val in fields.items():
+                setattr(uc, key, val)
+            return uc
+
+    def delete_use_case(self, name: str) -> None:
+        with session_scope(self.sessions) as s:
+            s.delete(self._use_case(s, name))
+
+    # ------------------------------------------------------------------ models
+    def _model(self, s: Session, model_id: str) -> Model:
+        m = s.get(Model, model_id)
+        if m is None:
+            ids = list(s.scalars(select(Model.id)))
+            raise NotFound(f"Unknown model {model_id!r}." + close_matches(model_id, ids), kind="model", id=model_id)
+        return m
+
+    def get_model(self, model_id: str) -> Model:
+        with session_scope(self.sessions) as s:
+            return self._model(s, model_id)
+
+    def find_model(self, model_id: str) -> Model | None:
+        with session_scope(self.sessions) as s:
+            return s.get(Model, model_id)
+
+    def register_model(
+        self,
+        provider: str,
+        provider_model_id: str,
+        *,
+        kind: str | None = None,
+        price_in_per_m: Any = None,
+        price_out_per_m: Any = None,
+        context_length: int | None = None,
+        capabilities: Iterable[str] | None = None,
+        display_name: str | None = None,
+        base_url: str | None = None,
+        parent_model_id: str | None = None,
+        adapter_path: str | None = None,
+        mlflow_model_uri: str | None = None,
+        use_case: str | None = None,
+        status: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        session: Session | None = None,
+    ) -> Model:
+        """Idempotent upsert on (provider, provider model id): given fields overwrite, others stay."""
+        if not provider or not provider_model_id:
+            raise InvalidInput("Both provider and model id are required.")
+        if provider not in KNOWN_PROVIDERS:
+            raise InvalidInput(f"Unknown provider {provider!r}." + close_matches(provider, list(KNOWN_PROVIDERS)))
+        if kind is not None and kind not in MODEL_KINDS:
+            raise InvalidInput(f"Unknown model kind {kind!r}; use one of {', '.join(MODEL_KINDS)}.")
+        if status is not None and status not in MODEL_STATUSES:
+            raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(MODEL_STATUSES)}.")
+        if context_length is not None and context_length <= 0:
+            raise InvalidInput(f"Context length {context_length} must be a positive number of tokens.")
+        pin = parse_price(price_in_per_m, "input price")
+        pout = parse_price(price_out_per_m, "output price")
+
+        def _do(s: Session) -> Model:
+            mid = f"{provider}:{provider_model_id}"
+            m = s.get(Model, mid)
+            uc_id = self._use_case(s, use_case).id if use_case else None
+            if parent_model_id:
+                self._model(s, parent_model_id)
+            if m is None:
+                default_kind = "self_hosted" if provider in ("local", "ollama", "huggingface", "vllm") else "paid"
+                m = Model(
+                    id=mid, provider=provider, provider_model_id=provider_model_id,
+                    kind=kind or default_kind, status=status or "discovered", capabilities=[], meta={},
+                )
+                s.add(m)
+            elif kind:
+                m.kind = kind
+            if status and m.status != status:
+                self._check_transition(m, status)
+                m.status = status
+            if pin is not None or price_in_per_m == "":
+                m.price_in_per_m = pin
+            if pout is not None or price_out_per_m == "":
+                m.price_out_per_m = pout
+            for attr, val in (
+                ("context_length", context_length), ("display_name", display_name), ("base_url", base_url),
+                ("parent_model_id", parent_model_id), ("adapter_path", adapter_path),
+                ("mlflow_model_uri", mlflow_model_uri), ("use_case_id", uc_id),
+            ):
+                if val is not None:
+                    setattr(m, attr, val)
+            if capabilities is not None:
+                m.capabilities = sorted(set(capabilities))
+            if metadata:
+                m.meta = {**(m.meta or {}), **metadata}
+            s.flush()
+            return m
+
+        if session is not None:
+            return _do(session)
+        with session_scope(self.sessions) as s:
+            return _do(s)
+
+    def list_models(
+        self, *, use_case: str | None = None, status: str | None = None, provider: str | None = None,
+        kind: str | None = None,
+    ) -> list[Model]:
+        if status is not None and status not in MODEL_STATUSES:
+            raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(MODEL_STATUSES)}.")
+        with session_scope(self.sessions) as s:
+            q = select(Model).order_by(Model.id)
+            if use_case:
+                uc = self._use_case(s, use_case)
+                live = select(Allocation.model_id).join(Deployment).where(Deployment.use_case_id == uc.id)
+                q = q.where((Model.use_case_id == uc.id) | Model.id.in_(live))
+            if status:
+                q = q.where(Model.status == status)
+            if provider:
+                q = q.where(Model.provider == provider)
+            if kind:
+                q = q.where(Model.kind == kind)
+            return list(s.scalars(q))
+
+    def _check_transition(self, m: Model, new: str) -> None:
+        if new not in MODEL_STATUSES:
+            raise InvalidInput(f"Unknown status {new!r}; use one of {', '.join(MODEL_STATUSES)}.")
+        allowed = STATUS_TRANSITIONS[m.status]
+        if new != m.status and new not in allowed:
+            raise IllegalTransition(
+                f"Model {m.id} cannot go from {m.status!r} to {new!r}; allowed from {m.status!r}: {', '.join(allowed)}.",
+                model=m.id, current=m.status, requested=new, allowed=list(allowed),
+            )
+
+    def set_status(self, model_id: str, status: str, *, session: Session | None = None) -> Model:
+        def _do(s: Session) -> Model:
+            m = self._model(s, model_id)
+            self._check_transition(m, status)
+            m.status = status
+            return m
+
+        if session is not None:
+            return _do(session)
+        with session_scope(self.sessions) as s:
+            return _do(s)
+
+    def update_metadata(self, model_id: str, **values: Any) -> Model:
+        with session_scope(self.sessions) as s:
+            m = self._model(s, model_id)
+            m.meta = {**(m.meta or {}), **values}
+            return m
+
+    # ------------------------------------------------------------------ routing
+    def deployment(self, use_case: str) -> Deployment:
+        """The use case's routing table (allocations loaded)."""
+        with session_scope(self.sessions) as s:
+            uc = self._use_case(s, use_case)
+            dep = s.scalar(
+                select(Deployment).where(Deployment.use_case_id == uc.id).options(selectinload(Deployment.allocations))
+            )
+            if dep is None:
+                dep = Deployment(use_case_id=uc.id, version=0, allocations=[])
+            return dep
+
+    def current_model(self, use_case: str) -> Model | None:
+        """The stable model: the primary with the largest weight."""
+        dep = self.deployment(use_case)
+        prim = [a for a in dep.allocations if a.role == "primary"]
+        if not prim:
+            return None
+        return self.get_model(max(prim, key=lambda a: a.weight).model_id)
+
+    def candidate_models(self, use_case: str) -> list[Model]:
+        return [m for m in self.list_models(use_case=use_case) if m.status in ("candidate", "evaluating", "discovered")]
+
+    @staticmethod
+    def routing_table(dep: Deployment) -> list[dict[str, Any]]:
+        return sorted(
+            ({"model_id": a.model_id, "weight": float(a.weight), "role": a.role} for a in dep.allocations),
+            key=lambda r: (r["role"], r["model_id"]),
+        )
+
+    @staticmethod
+    def config_of(uc: UseCase) -> dict[str, Any]:
+        return {
+            "fallback": list(uc.fallback or []), "sticky": bool(uc.sticky), "config": dict(uc.config or {}),
+        }
+
+    def write_routing(
+        self,
+        s: Session,
+        uc: UseCase,
+        allocations: Sequence[dict[str, Any]],
+        *,
+        action: str,
+        actor: str,
+        reason: str,
+        rollout_id: int | None = None,
+        details: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> tuple[Deployment, ModelSnapshot, DeploymentHistory]:
+        """Replace the routing table inside the caller's transaction: snapshot, allocations, history.
+
+        The caller's ``session_scope`` makes the three writes one transaction, so a crash leaves the
+        old table or the new one, never a mix.
+        """
+        validate_allocations(allocations)
+        dep = s.scalar(
+            select(Deployment).where(Deployment.use_case_id == uc.id).options(selectinload(Deployment.allocations))
+            .with_for_update()
+        )
+        if dep is None:
+            dep = Deployment(use_case_id=uc.id, version=0)
+            s.add(dep)
+            s.flush()
+        for a in allocations:
+            self._model(s, a["model_id"])
+        snap = ModelSnapshot(
+            use_case_id=uc.id, deployment_version=dep.version, allocations=self.routing_table(dep),
+            config=self.config_of(uc), reason=f"before {action}: {reason}",
+        )
+        s.add(snap)
+        s.flush()
+        old_version = dep.version
+        dep.allocations.clear()
+        s.flush()
+        for a in allocations:
+            dep.allocations.append(Allocation(model_id=a["model_id"], weight=float(a["weight"]), role=a["role"]))
+        dep.version = old_version + 1
+        if config is not None:
+            uc.fallback = list(config.get("fallback", uc.fallback))
+            uc.sticky = bool(config.get("sticky", uc.sticky))
+            uc.config = dict(config.get("config", uc.config))
+        hist = DeploymentHistory(
+            use_case_id=uc.id, action=action, from_version=old_version, to_version=dep.version,
+            snapshot_id=snap.id, rollout_id=rollout_id, actor=actor, reason=reason,
+            details={"allocations": sorted(allocations, key=lambda r: (r["role"], r["model_id"])), **(details or {})},
+        )
+        s.add(hist)
+        s.flush()
+        return dep, snap, hist
+
+
+def validate_allocations(allocations: Sequence[dict[str, Any]]) -> None:
+    """A routing table is valid when live (primary + canary) weights sum to 100 and roles are known."""
+    seen: set[tuple[str, str]] = set()
+    live = 0.0
+    for a in allocations:
+        if a.get("role") not in ROLES:
+            raise InvalidInput(f"Unknown role {a.get('role')!r}; use one of {', '.join(ROLES)}.")
+        w = float(a.get("weight", -1))
+        if not 0 <= w <= 100:
+            raise InvalidInput(f"Weight {w} for {a.get('model_id')} must be within 0..100 percent.")
+        key = (a["model_id"], a["role"])
+        if key in seen:
+            raise InvalidInput(f"Model {a['model_id']} appears twice as {a['role']}.")
+        seen.add(key)
+        if a["role"] != "shadow":
+            live += w
+    if allocations and abs(live - 100.0) > 1e-6:
+        raise InvalidInput(f"Primary and canary weights sum to {live:g}%, not 100%.")

@@ -1,0 +1,129 @@
+"""The typed tool surface: every front-end (CLI, API, console, agent) acts through these.
+
+A tool is a function ``(ctx: ToolContext, inp: InputModel) -> OutputModel`` registered with
+``@tool``.  Mutating tools pass the policy engine first (``modelsteward.policies``): a denial raises
+``PolicyDenied`` (recorded), a needs-approval verdict persists an ``approvals`` row and raises
+``ApprovalRequired`` carrying its id, unless the call executes that very approval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from modelsteward.context import Steward
+from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
+
+__all__ = ["ToolContext", "ToolSpec", "tool", "call_tool", "get_tool", "list_tools", "TOOLS"]
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+
+
+@dataclass
+class ToolContext:
+    """Who is calling and on what workspace.  ``actor`` is e.g. ``cli:alice``, ``agent:run-3``."""
+
+    steward: Steward
+    actor: str = "cli:operator"
+    approval_id: int | None = None  # set when executing an approved action
+    agent_run_id: int | None = None
+    thread_id: str | None = None
+    progress: Callable[[str, float], None] | None = None  # (message, fraction 0..1)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, message: str, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(message, fraction)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    func: Callable[[ToolContext, Any], BaseModel]
+    mutating: bool
+    long_running: bool = False
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+
+TOOLS: dict[str, ToolSpec] = {}
+
+
+def tool(
+    name: str,
+    *,
+    input_model: type[BaseModel],
+    output_model: type[BaseModel],
+    mutating: bool,
+    long_running: bool = False,
+    description: str | None = None,
+) -> Callable[[Callable[[ToolContext, Any], Any]], Callable[[ToolContext, Any], Any]]:
+    """Register a tool; a duplicate name fails at import, naming both definitions."""
+
+    def deco(func: Callable[[ToolContext, Any], Any]) -> Callable[[ToolContext, Any], Any]:
+        if name in TOOLS:
+            other = TOOLS[name].func
+            raise RuntimeError(
+                f"Tool {name!r} registered twice: {other.__module__}.{other.__qualname__} and "
+                f"{func.__module__}.{func.__qualname__}."
+            )
+        doc = (description or func.__doc__ or name).strip()
+        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running)
+        return func
+
+    return deco
+
+
+_TOOL_MODULES = ("registry", "logs", "catalog", "evals", "training", "rollout", "approvals", "agent")
+
+
+def load_all_tools() -> dict[str, ToolSpec]:
+    """Import every tools module that exists (each registers its tools on import)."""
+    import importlib
+
+    for mod in _TOOL_MODULES:
+        try:
+            importlib.import_module(f"modelsteward.tools.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"modelsteward.tools.{mod}":
+                raise
+    return TOOLS
+
+
+def get_tool(name: str) -> ToolSpec:
+    load_all_tools()
+    if name not in TOOLS:
+        raise NotFound(f"Unknown tool {name!r}." + close_matches(name, list(TOOLS)), kind="tool", name=name)
+    return TOOLS[name]
+
+
+def list_tools() -> list[ToolSpec]:
+    return sorted(load_all_tools().values(), key=lambda t: t.name)
+
+
+def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
+    """Validate ``args``, pass the policy engine when the tool mutates, run it."""
+    spec = get_tool(name)
+    try:
+        inp = args if isinstance(args, spec.input_model) else spec.input_model.model_validate(
+            args.model_dump() if isinstance(args, BaseModel) else args
+        )
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"Invalid arguments for tool {name!r}: {fields}", errors=exc.errors(include_url=False)) from exc
+    if spec.mutating:
+        from modelsteward.policies import enforce
+
+        enforce(ctx, name, inp.model_dump(mode="json"))
+    try:
+        return spec.func(ctx, inp)
+    except StewardError:
+        raise

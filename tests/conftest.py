@@ -1,0 +1,129 @@
+"""Shared fixtures: a fresh workspace per test, SQLite always, PostgreSQL when
+STEWARD_TEST_POSTGRES_URL is set (`.ci/run` sets it; each test gets its own schema)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from modelsteward.settings import Settings, reset_settings_cache
+
+PG_ENV = "STEWARD_TEST_POSTGRES_URL"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STEWARD_SHARED_DIR", REPO.parent / "shared"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "db_url" in getattr(item, "fixturenames", ()) and "postgres" in item.nodeid:
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Converted local models are cached machine-wide (STEWARD_CACHE_DIR); keep the user's default."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def _pg_schema_url(base: str) -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+def _backends() -> list:  # type: ignore[type-arg]
+    params = [pytest.param("sqlite", id="sqlite")]
+    params.append(
+        pytest.param(
+            "postgres",
+            id="postgres",
+            marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"set {PG_ENV} to run the PostgreSQL backend"),
+        )
+    )
+    return params
+
+
+@pytest.fixture(params=_backends())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'steward.db'}"
+    else:
+        yield from _pg_schema_url(os.environ[PG_ENV])
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"set {PG_ENV} to run PostgreSQL tests")
+    yield from _pg_schema_url(os.environ[PG_ENV])
+
+
+def _make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: str | None) -> Settings:
+    home = tmp_path / "ws"
+    monkeypatch.setenv("STEWARD_HOME", str(home))
+    monkeypatch.delenv("STEWARD_LOG_DIR", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("STEWARD_AGENT_LLM", raising=False)
+    if db:
+        monkeypatch.setenv("STEWARD_DATABASE_URL", db)
+    else:
+        monkeypatch.delenv("STEWARD_DATABASE_URL", raising=False)
+    reset_settings_cache()
+    return Settings(home=home, database_url=db, log_flush_seconds=0.2)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    yield _make_settings(tmp_path, monkeypatch, None)
+    reset_settings_cache()
+
+
+@pytest.fixture
+def steward(settings: Settings):  # type: ignore[no-untyped-def]
+    from modelsteward.context import open_steward
+
+    st = open_steward(settings)
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def any_steward(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A Steward on each backend (SQLite, and PostgreSQL when configured)."""
+    from modelsteward.context import open_steward
+
+    st = open_steward(_make_settings(tmp_path, monkeypatch, db_url))
+    yield st
+    st.close()
+    reset_settings_cache()
+
+
+@pytest.fixture
+def pg_steward(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    from modelsteward.context import open_steward
+
+    st = open_steward(_make_settings(tmp_path, monkeypatch, pg_url))
+    yield st
+    st.close()
+    reset_settings_cache()
