@@ -432,7 +432,9 @@ class ChatIntentPlanner:
         if low.startswith("scan"):
             return mk("scan")
         if "approval" in low:
-            return mk("approvals_list") if "approvals_list" in tools else mk("show_approvals")
+            return mk("approvals_list")
+        if "run" in low and ("agent" in low or "history" in low or "recent" in low):
+            return mk("agent_runs")
         if "rollout" in low:
             return mk("show_rollouts", use_case=uc_name)
         if "use case" in low or "usecase" in low:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, TypeVar
@@ -221,7 +221,8 @@ def raise_for_status(name: str, resp: httpx.Response, *, key_env: str | None = N
     if code < 400:
         return
     body = resp.text[:200].strip().replace("\n", " ")
-    if code in (401, 403):
+    # Google answers a bad key with 400 INVALID_ARGUMENT / reason API_KEY_INVALID.
+    if code in (401, 403) or (code == 400 and "API_KEY_INVALID" in resp.text):
         hint = f"; check {key_env}" if key_env else ""
         raise SourceError(f"{name}: HTTP {code} unauthorized{hint} ({body}).", kind="unauthorized", status=code,
                           retryable=False)
@@ -300,11 +301,3 @@ def get_scanner(name: str) -> type[Scanner]:
 
 def _load_builtin() -> None:
     from modelsteward.catalog import paid, selfhosted  # noqa: F401  (registers on import)
-
-
-def iter_pages(first: Any, next_of: Callable[[Any], Any | None]) -> Iterator[Any]:
-    """Yield pages while ``next_of(page)`` returns the next one (helper for cursor pagination)."""
-    page = first
-    while page is not None:
-        yield page
-        page = next_of(page)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from modelsteward.context import Steward
     from modelsteward.storage.models import UseCase
 
-__all__ = ["EvalItem", "ReplaySet", "build_replay_set", "load_golden_set", "load_redteam", "parse_window", "prompt_text"]
+__all__ = ["EvalItem", "ReplaySet", "build_replay_set", "load_golden_set", "load_redteam", "prompt_text"]
 
 REDTEAM_PATH = Path(__file__).parent / "data" / "redteam.jsonl"
 

@@ -1,15 +1,26 @@
 """Policy engine: ``evaluate(ctx, action, args) -> Decision`` (allow | deny | needs_approval).
 
-PLACEHOLDER until the Rollout issue lands its rules: everything is allowed.  The Rollout issue
-replaces the body of ``evaluate`` with the hard-coded rules; ``enforce`` keeps its contract:
-deny -> record + raise PolicyDenied; needs_approval -> persist an approvals row and raise
-ApprovalRequired(approval_id=...) unless ``ctx.approval_id`` names that approved action.
+``enforce`` is what ``tools.base.call_tool`` runs before every mutating tool:
+- deny -> a ``policy_decisions`` row, then ``PolicyDenied`` (its message names the policy);
+- needs_approval -> a ``policy_decisions`` row and a pending ``approvals`` row (tool name, arguments,
+  reason, requester = ctx.actor, agent run, thread, use case), then ``ApprovalRequired`` carrying
+  ``approval_id`` -- unless ``ctx.approval_id`` names an approval of this same action and arguments,
+  approved by someone other than its requester: then the call is allowed and the approval is marked
+  ``executed`` (it cannot be replayed).  A ``ctx.approval_id`` that does not fit is a denial.
+A denial always wins over an approval: an approval never overrides a hard rule.
+The rules themselves are in ``rules.py``; thresholds and hard bounds in ``bounds.py``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import select
+
+from modelsteward.errors import ApprovalRequired, PolicyDenied
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import PolicyDecision, UseCase, utcnow
 
 if TYPE_CHECKING:
     from modelsteward.tools.base import ToolContext
@@ -24,9 +35,68 @@ class Decision:
     reason: str = ""
 
 
-def evaluate(ctx: ToolContext, action: str, args: dict[str, Any]) -> Decision:
+def _combine(found: list[Decision]) -> Decision:
+    denies = [d for d in found if d.verdict == "deny"]
+    if denies:
+        return Decision("deny", ",".join(dict.fromkeys(d.policy for d in denies)),
+                        "; ".join(f"[{d.policy}] {d.reason}" for d in denies))
+    needs = [d for d in found if d.verdict == "needs_approval"]
+    if needs:
+        return Decision("needs_approval", ",".join(dict.fromkeys(d.policy for d in needs)),
+                        "; ".join(f"[{d.policy}] {d.reason}" for d in needs))
     return Decision("allow")
 
 
+def evaluate(ctx: ToolContext, action: str, args: dict[str, Any]) -> Decision:
+    """The verdict of the hard-coded rules for one tool call (no writes)."""
+    from modelsteward.policies.rules import RULES
+
+    rule = RULES.get(action)
+    if rule is None:
+        return Decision("allow")
+    clock = ctx.extras.get("clock") or utcnow
+    with session_scope(ctx.steward.sessions) as s:
+        return _combine(rule(ctx, s, dict(args or {}), clock()))
+
+
+def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
+    name = args.get("use_case")
+    if not isinstance(name, str):
+        return None
+    return s.scalar(select(UseCase.id).where(UseCase.name == name))
+
+
 def enforce(ctx: ToolContext, action: str, args: dict[str, Any]) -> Decision:
-    return evaluate(ctx, action, args)
+    """Evaluate and act on the verdict (see module doc); returns the allow decision."""
+    from modelsteward.policies import approvals
+
+    d = evaluate(ctx, action, args)
+    if d.verdict == "allow":
+        return d
+    if d.verdict == "needs_approval" and ctx.approval_id is not None:
+        with session_scope(ctx.steward.sessions) as s:
+            used, why = approvals.consume(s, ctx.approval_id, action, args)
+            if used is not None:
+                return Decision("allow", d.policy, f"approved by {used.decided_by} (approval {used.id})")
+            d = Decision("deny", "approval_mismatch", f"approval {ctx.approval_id} cannot authorise this call: {why}")
+    with session_scope(ctx.steward.sessions) as s:
+        uc_id = _use_case_id(s, args)
+        s.add(PolicyDecision(action=action, arguments=dict(args), verdict=d.verdict, policy=d.policy[:100],
+                             reason=d.reason, actor=ctx.actor, use_case_id=uc_id))
+        if d.verdict == "deny":
+            pass
+        else:
+            a = approvals.create(
+                ctx.steward.sessions, action=action, arguments=dict(args), reason=d.reason, requester=ctx.actor,
+                use_case_id=uc_id, agent_run_id=ctx.agent_run_id, thread_id=ctx.thread_id, session=s,
+            )
+            approval_id = a.id
+    if d.verdict == "deny":
+        raise PolicyDenied(f"Denied by policy {d.policy}: {d.reason}.", policy=d.policy, action=action)
+    exc = ApprovalRequired(
+        f"{action} needs a human approval (policy {d.policy}): {d.reason}. Approval {approval_id} is pending; "
+        f"decide it with `steward approvals approve {approval_id}` or `reject {approval_id}`.",
+        approval_id=approval_id, policy=d.policy, action=action,
+    )
+    exc.approval_id = approval_id  # type: ignore[attr-defined]
+    raise exc

@@ -35,8 +35,7 @@ def create_app(
     target: Steward | Settings | None = None, *, gateway: bool = True, metrics_cache_seconds: float = 10.0,
 ) -> FastAPI:
     """Build the app.  ``target``: an open Steward (kept open), Settings, or None (environment)."""
-    from modelsteward import __version__ as version
-
+    version = _version()
     owned = not isinstance(target, Steward)
 
     @contextlib.asynccontextmanager
@@ -55,7 +54,7 @@ def create_app(
                 steward.close()
 
     app = FastAPI(
-        title="Model Steward", version=version, lifespan=lifespan, debug=False,
+        title="Model Steward", version=version, lifespan=lifespan, debug=False, docs_url=None, redoc_url=None,
         description="Management API of Model Steward: use cases, models, scans, evaluations, fine-tuning, "
         "rollouts, guardrails, approvals and the agent.  Authenticate with `Authorization: Bearer <token>` "
         "(`steward tokens create`).  Roles: viewer < operator < approver < admin.",
@@ -83,6 +82,15 @@ def create_app(
         _mount_gateway(app)
     mount_console(app)
     return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelsteward")
+    except PackageNotFoundError:
+        return "0"
 
 
 def _install_state(app: FastAPI, steward: Steward, cache_seconds: float) -> None:
@@ -125,14 +133,20 @@ def _wants_html(request: Request) -> bool:
 
 
 def _install_errors(app: FastAPI) -> None:
+    from modelsteward.server.console import render_error
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if _wants_html(request):
+            return render_error(request, exc.status, exc.code, exc.message)
         return _error(exc.status, exc.to_dict(), headers)
 
     @app.exception_handler(StewardError)
     async def steward_error(request: Request, exc: StewardError) -> Response:
         status = exc.http_status if 200 <= exc.http_status < 600 else 500
+        if _wants_html(request):
+            return render_error(request, status, exc.code, exc.message)
         body = exc.to_dict()
         body["details"] = _jsonable_details(body.get("details"))
         if status >= 500 and exc.code in ("steward_error", "config_error"):
@@ -153,6 +167,8 @@ def _install_errors(app: FastAPI) -> None:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
         code = codes.get(exc.status_code, "http_error")
         msg = exc.detail if isinstance(exc.detail, str) else code
+        if _wants_html(request):
+            return render_error(request, exc.status_code, code, msg)
         if exc.status_code == 404 and msg == "Not Found":
             msg = f"No route {request.method} {request.url.path}; see /docs for the API."
         return _error(exc.status_code, {"code": code, "message": msg}, getattr(exc, "headers", None))
@@ -161,6 +177,8 @@ def _install_errors(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> Response:
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
+        if _wants_html(request):
+            return render_error(request, 500, "internal_error", f"Internal error (reference {ref}).")
         return _error(500, {"code": "internal_error", "message": f"Internal error (reference {ref}); see the server log."})
 
 

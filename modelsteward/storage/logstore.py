@@ -72,6 +72,8 @@ def ts_us(value: Any) -> int:
     """Any accepted ``ts`` form -> integer microseconds since the epoch (UTC)."""
     if value is None:
         return time.time_ns() // 1000
+    if isinstance(value, int) and value > 1e14:
+        return value
     d = parse_ts(value)
     return (d - _EPOCH) // dt.timedelta(microseconds=1)
 
@@ -83,7 +85,8 @@ def parse_ts(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        secs = value / 1000.0 if value > 1e11 else float(value)
+        # seconds, milliseconds or microseconds since the epoch, told apart by magnitude
+        secs = value / 1e6 if value > 1e14 else value / 1e3 if value > 1e11 else float(value)
         return _EPOCH + dt.timedelta(seconds=secs)
     if isinstance(value, str):
         try:

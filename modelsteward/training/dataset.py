@@ -163,11 +163,15 @@ def load_initial_data(path: str | Path) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------------------- SQL pipeline
 def _exec(con: Any, sql: str, params: list[Any] | None = None) -> None:
-    con.execute(sql, params or [])
+    import time
+
+    t0 = time.perf_counter()
+    con.execute(sql, params or []).fetchall()  # drain: DuckDB refuses new work while a result is open
+    log.debug("%.2fs %s", time.perf_counter() - t0, " ".join(sql.split())[:90])
 
 
 def _count(con: Any, table: str) -> int:
-    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
 def build_from_connection(
@@ -205,11 +209,11 @@ def build_from_connection(
     )
     # Messages valid = a non-empty JSON list of {role in system/user/assistant, content: string}.
     valid = (
-        "json_valid(messages) AND json_type(messages) = 'ARRAY' AND json_array_length(messages) > 0 "
-        "AND len(list_filter(CAST(json_extract(messages, '$[*]') AS JSON[]), m -> "
+        "CASE WHEN json_valid(messages) AND json_type(messages) = 'ARRAY' THEN json_array_length(messages) > 0 "
+        "AND len(list_filter(CAST(json_extract(messages, '$[*]') AS JSON[]), lambda m: "
         "  coalesce(json_extract_string(m, '$.role') NOT IN ('system', 'user', 'assistant'), TRUE) "
         "  OR coalesce(json_type(m, '$.content') <> 'VARCHAR', TRUE))) = 0 "
-        "AND response IS NOT NULL AND length(trim(response)) > 0"
+        "AND response IS NOT NULL AND length(trim(response)) > 0 ELSE FALSE END"
     )
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_tagged AS
@@ -236,7 +240,7 @@ def build_from_connection(
                response
         FROM ds_tagged WHERE dropped IS NULL
     """)
-    conv_len = "(coalesce(list_sum(list_transform(msgs, m -> length(m.content))), 0) + length(response))"
+    conv_len = "(coalesce(list_sum(list_transform(msgs, lambda m: length(m.content))), 0) + length(response))"
     _exec(con, f"""
         UPDATE ds_tagged SET dropped = t.reason FROM (
           SELECT rid_src, CASE WHEN length(trim(response)) < {spec.min_response_chars} THEN 'too_short'
@@ -270,7 +274,7 @@ def build_from_connection(
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_red AS
         SELECT src, rid_src,
-               list_transform(msgs, m -> struct_pack(role := m.role, content := {red_content})) AS msgs,
+               list_transform(msgs, lambda m: struct_pack(role := m.role, content := {red_content})) AS msgs,
                {redact_sql('response')} AS response,
                row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid
         FROM ds_conv
@@ -278,7 +282,7 @@ def build_from_connection(
     _exec(con, """
         CREATE OR REPLACE TEMP TABLE ds_text AS
         SELECT *, md5(to_json(msgs)::VARCHAR || chr(31) || response) AS content_key,
-               lower(array_to_string(list_transform(list_filter(msgs, m -> m.role <> 'system'), m -> m.content), ' ')
+               lower(array_to_string(list_transform(list_filter(msgs, lambda m: m.role <> 'system'), lambda m: m.content), ' ')
                      || ' ' || response) AS dedup_text
         FROM ds_red
     """)
@@ -303,7 +307,7 @@ def build_from_connection(
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_final AS
         SELECT content_key,
-               CAST(list_append(list_transform(msgs, m -> {{'role': m.role, 'content': m.content}}),
+               CAST(list_append(list_transform(msgs, lambda m: {{'role': m.role, 'content': m.content}}),
                                 {{'role': 'assistant', 'content': response}}) AS JSON) AS messages,
                CASE WHEN md5_number(content_key) % 10000 < {vf} THEN 'validation' ELSE 'train' END AS split
         FROM {final}
@@ -345,7 +349,7 @@ def _write_jsonl(con: Any, split: str, path: Path) -> None:
     con.execute(
         f"COPY (SELECT messages FROM ds_final WHERE split = '{split}' ORDER BY content_key) "
         f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT JSON)"
-    )
+    ).fetchall()
     tmp.replace(path)
 
 
@@ -354,10 +358,10 @@ def _near_dups(con: Any, threshold: float, num_perm: int) -> int:
     bands, rows = lsh_params(threshold, num_perm)
     rng = random.Random(1)  # fixed permutations: the same input always yields the same output
     perms = [(rng.randrange(1, _P31), rng.randrange(0, _P31)) for _ in range(bands * rows)]
-    words = "list_filter(string_split_regex(dedup_text, '[^a-z0-9]+'), w -> w <> '')[1:256]"
+    words = "list_filter(string_split_regex(dedup_text, '[^a-z0-9]+'), lambda w: w <> '')[1:256]"
     shingles = (
         f"CASE WHEN len({words}) < 3 THEN [array_to_string({words}, ' ')] "
-        f"ELSE list_transform(range(1, len({words}) - 1), i -> array_to_string({words}[i:i + 2], ' ')) END"
+        f"ELSE list_transform(range(1, len({words}) - 1), lambda i: array_to_string({words}[i:i + 2], ' ')) END"
     )
     mins = ", ".join(f"min(({a} * h + {b}) % {_P31}) AS m{i}" for i, (a, b) in enumerate(perms))
     _exec(con, f"""

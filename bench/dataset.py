@@ -1,0 +1,130 @@
+"""Benchmark: build a fine-tuning dataset from 1M logged rows (target <= 20 s on this machine).
+
+    .venv/bin/python bench/dataset.py [--rows 1000000] [--keep DIR]
+
+Generates story-game traffic into a temporary log store (templated prompts with random names and
+places, ~10% replayed requests, ~5% near-duplicates with one word changed, ~3% with PII, 5% errors,
+10% shadow/canary calls, feedback on a third of the rows, 1% eval hold-outs) and times
+``build_from_connection`` over it: filters, redaction, exact + near de-duplication, split, files.
+Generation is not timed.  Prints one JSON line with the timings and the card's counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from modelsteward.storage.logstore import LogStore  # noqa: E402
+from modelsteward.training.dataset import DatasetSpec, build_from_connection  # noqa: E402
+
+NAMES = ["Aria", "Bram", "Cleo", "Dorn", "Elara", "Fenn", "Gwen", "Hale", "Iris", "Jory", "Kael", "Lyra"]
+PLACES = ["the sunken keep", "a misty harbour", "the glass desert", "an old mill", "the frozen pass", "a night market"]
+THINGS = ["a silver key", "a talking crow", "a broken map", "a lantern", "a sealed letter", "a clockwork fox"]
+VERBS = ["finds", "loses", "guards", "follows", "trades", "repairs", "hides", "chases"]
+MOODS = ["eerie", "cheerful", "tense", "quiet", "stormy", "hopeful"]
+SYSTEM = ("You are the narrator of an interactive story game. Keep answers short, vivid and in the second "
+          "person; never break character; keep the story safe for all ages.")
+PII = ["my email is {n}.player@example.com", "call me on +44 20 7946 {d:04d}", "card 4111 1111 1111 {d:04d}",
+       "my key is sk-{n}abcdefghijklmnop{d}"]
+
+
+def _text(rng: random.Random, words: int) -> str:
+    out = []
+    while len(out) < words:
+        out += f"{rng.choice(NAMES)} {rng.choice(VERBS)} {rng.choice(THINGS)} near {rng.choice(PLACES)},".split()
+        out += f"and the air feels {rng.choice(MOODS)} as the {rng.randint(1, 9999)} bells ring.".split()
+    return " ".join(out[:words])
+
+
+def generate(store: LogStore, n: int, seed: int = 7) -> list[str]:
+    """Append ``n`` rows; returns the request ids chosen as eval hold-outs."""
+    rng = random.Random(seed)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    holdouts: list[str] = []
+    recent: list[tuple[str, str]] = []
+    batch: list[dict] = []
+    for i in range(n):
+        r = rng.random()
+        if recent and r < 0.10:
+            prompt, resp = rng.choice(recent)  # replayed request
+        elif recent and r < 0.15:
+            prompt, resp = rng.choice(recent)
+            words = resp.split()
+            words[rng.randrange(len(words))] = rng.choice(MOODS)  # near duplicate
+            resp = " ".join(words)
+        else:
+            prompt = _text(rng, rng.randint(12, 40))
+            if rng.random() < 0.03:
+                prompt += " " + rng.choice(PII).format(n=rng.choice(NAMES).lower(), d=rng.randint(0, 9999))
+            resp = _text(rng, rng.randint(30, 80))
+            if len(recent) < 5000:
+                recent.append((prompt, resp))
+            else:
+                recent[rng.randrange(5000)] = (prompt, resp)
+        rid = f"req-{i:08d}"
+        if rng.random() < 0.01:
+            holdouts.append(rid)
+        batch.append({
+            "ts": (now - dt.timedelta(seconds=rng.randint(60, 20 * 86400))).isoformat(),
+            "request_id": rid, "use_case": "story", "model_id": "openrouter:openai/gpt-4o-mini",
+            "role": "primary" if rng.random() < 0.9 else rng.choice(["shadow", "canary"]),
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+            "response": resp, "input_tokens": 60, "output_tokens": 80, "latency_ms": 400.0, "cost_usd": 0.0001,
+            "status": "ok" if rng.random() < 0.95 else "error",
+            "feedback": round(rng.uniform(-1, 1), 2) if rng.random() < 0.33 else None,
+        })
+        if len(batch) >= 50_000:
+            store.append_many(batch)
+            batch = []
+    if batch:
+        store.append_many(batch)
+    store.flush()
+    return holdouts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the generated log store here")
+    args = ap.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-dataset-"))
+    try:
+        logs = root / "logs"
+        holdout_file = root / "holdouts.json"
+        t0 = time.perf_counter()
+        if not holdout_file.exists():
+            store = LogStore(logs, batch_rows=50_000)
+            holdouts = generate(store, args.rows)
+            store.close()
+            holdout_file.write_text(json.dumps(holdouts))
+        holdouts = json.loads(holdout_file.read_text())
+        gen_s = time.perf_counter() - t0
+        store = LogStore(logs)
+        con = store.reader.connect(lock_down=False)
+        out = root / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        t1 = time.perf_counter()
+        card = build_from_connection(con, DatasetSpec(use_case="story", since="30d"), out, holdout_ids=holdouts)
+        build_s = time.perf_counter() - t1
+        con.close()
+        store.close()
+        print(json.dumps({
+            "bench": "dataset_build", "rows": args.rows, "generate_s": round(gen_s, 1), "build_s": round(build_s, 2),
+            "target_s": 20, "ok": build_s <= 20, "counts": card.counts, "sha256": card.sha256[:16],
+        }))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from modelsteward.cli import main
+
+main()

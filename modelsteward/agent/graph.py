@@ -1,0 +1,304 @@
+"""The agent graph: observe -> plan -> guard -> (approval) -> act -> verify -> plan ... -> report.
+
+Built from ``StateGraph``; ``act`` is our tool node.  We do not use ``langgraph.prebuilt.ToolNode``
+because a call must pass the policy guard and possibly a human approval first, carry the
+``ToolContext`` (actor, approval id), and run one call per super-step: with ``durability="sync"``
+every finished call is checkpointed before the next starts, so a killed run resumes without
+repeating completed calls (only the call in flight at the kill can run again).
+
+- ``guard`` judges every proposed call: unknown tool, malformed or invalid arguments and policy
+  denials become error ``ToolMessage``s the planner sees; needs-approval (the policy engine
+  persists the ``approvals`` row) parks the call in ``awaiting``.
+- ``approval`` handles one awaiting call per pass and calls ``interrupt()`` only while its row is
+  still pending; nothing before it repeats on resume.  The row in the database, not the resume
+  payload, decides: approved -> run with ``ctx.approval_id``; rejected/expired -> error message.
+- ``verify`` re-reads the world and checks the effect of each executed change.
+- ``report`` writes the Markdown report to ``agent_runs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+
+from modelsteward.agent.observe import observe_world
+from modelsteward.agent.planners import Planner
+from modelsteward.agent.report import render_report
+from modelsteward.agent.state import AgentState, data_block, to_json_text
+from modelsteward.context import Steward
+from modelsteward.errors import ApprovalRequired, ConfigError, PolicyDenied, StewardError, close_matches
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import AgentRun, Approval, utcnow
+from modelsteward.tools.base import ToolContext, ToolSpec, call_tool
+
+__all__ = ["AgentRuntime", "build_graph", "validate_toolset", "NODES", "EXCLUDED_TOOLS"]
+
+NODES = ("observe", "plan", "guard", "approval", "act", "verify", "report")
+# Never offered to the agent: deciding approvals is for people, starting runs would recurse, and
+# creating use cases or importing logs is the operator's administration, not management.
+EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "logs_import"})
+
+
+@dataclass
+class AgentRuntime:
+    """What the nodes close over (not checkpointed): workspace, planner, bound tools, identity."""
+
+    steward: Steward
+    planner: Planner
+    tools: dict[str, ToolSpec]
+    run_id: int
+    thread_id: str
+    actor: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def ctx(self, approval_id: int | None = None) -> ToolContext:
+        return ToolContext(steward=self.steward, actor=self.actor or f"agent:run-{self.run_id}",
+                           approval_id=approval_id, agent_run_id=self.run_id, thread_id=self.thread_id)
+
+
+def validate_toolset(planner: Planner, tools: dict[str, ToolSpec], registry: dict[str, ToolSpec]) -> None:
+    """Fail at build time, naming the culprit: unknown or excluded tools, non-object schemas."""
+    for name in planner.tool_names(tools):
+        if name not in tools:
+            raise ConfigError(
+                f"Planner {planner.name!r} uses tool {name!r}, which is not bound to the agent."
+                + close_matches(name, list(tools)), tool=name)
+    for name, spec in tools.items():
+        if name in EXCLUDED_TOOLS:
+            raise ConfigError(f"Tool {name!r} may not be bound to the agent (people decide approvals).", tool=name)
+        if name not in registry or registry[name] is not spec:
+            raise ConfigError(f"Tool {name!r} is not the registered tool of that name." + close_matches(name, list(registry)),
+                              tool=name)
+        schema = spec.json_schema()
+        if schema.get("type") != "object":
+            raise ConfigError(f"Tool {name!r}: input schema must be a JSON object, got {schema.get('type')!r}.", tool=name)
+
+
+def _approval_id(exc: ApprovalRequired) -> int | None:
+    aid = getattr(exc, "approval_id", None) or (exc.details or {}).get("approval_id")
+    return int(aid) if aid is not None else None
+
+
+def _error_msg(call_id: str, name: str, text: str) -> ToolMessage:
+    return ToolMessage(content=f"ERROR: {text}", tool_call_id=call_id, name=name or "unknown", status="error")
+
+
+def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
+    """Compile the graph for one runtime; validates the tool set and every edge first."""
+    from modelsteward.tools.base import TOOLS
+
+    validate_toolset(rt.planner, rt.tools, TOOLS)
+
+    def link_approval(aid: int) -> None:
+        with session_scope(rt.steward.sessions) as s:
+            a = s.get(Approval, aid)
+            if a is not None and a.thread_id is None:
+                a.thread_id, a.agent_run_id = rt.thread_id, rt.run_id
+
+    def observe(state: AgentState) -> dict[str, Any]:
+        obs = observe_world(rt.steward, state.get("use_case"))
+        return {"observation": obs, "queue": [], "awaiting": [], "executed": [],
+                "journal": [{"kind": "observe", "at": obs["at"], "use_cases": [u["name"] for u in obs["use_cases"]],
+                             "errors": obs["errors"]}]}
+
+    def plan(state: AgentState) -> dict[str, Any]:
+        step = state.get("step", 0)
+        if step >= state.get("max_steps", 20):
+            return {"outcome": f"step budget of {state.get('max_steps', 20)} planner turns used up",
+                    "journal": [{"kind": "budget", "step": step}]}
+        msg = rt.planner.plan(state, rt.tools)
+        if not msg.id:
+            msg.id = f"ai_{uuid.uuid4().hex[:12]}"
+        entry = {"kind": "plan", "step": step + 1, "text": str(msg.content)[:1000],
+                 "calls": [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in msg.tool_calls]
+                 + [{"id": c["id"], "name": c.get("name"), "args": c.get("args"), "invalid": c.get("error")}
+                    for c in msg.invalid_tool_calls]}
+        out: dict[str, Any] = {"messages": [msg], "step": step + 1, "journal": [entry]}
+        if not msg.tool_calls and not msg.invalid_tool_calls:
+            out["outcome"] = "done"
+        return out
+
+    def after_plan(state: AgentState) -> str:
+        return "report" if state.get("outcome") else "guard"
+
+    def guard(state: AgentState) -> dict[str, Any]:
+        last = next(m for m in reversed(state["messages"]) if isinstance(m, AIMessage))
+        msgs: list[ToolMessage] = []
+        queue: list[dict[str, Any]] = []
+        awaiting: list[dict[str, Any]] = []
+        journal: list[dict[str, Any]] = []
+        for bad in last.invalid_tool_calls:
+            text = f"call {bad.get('name')!r} rejected: {bad.get('error') or 'malformed arguments'}; send arguments as a JSON object."
+            msgs.append(_error_msg(bad["id"], bad.get("name") or "", text))
+            journal.append({"kind": "guard", "id": bad["id"], "name": bad.get("name"), "verdict": "invalid", "reason": text})
+        ctx = rt.ctx()
+        for call in last.tool_calls:
+            name, args, cid = call["name"], call["args"], call["id"]
+            spec = rt.tools.get(name)
+            verdict, reason = "allow", ""
+            if spec is None:
+                verdict, reason = "unknown", f"unknown tool {name!r}." + close_matches(name, list(rt.tools))
+            else:
+                try:
+                    inp = spec.input_model.model_validate(args)
+                    args = inp.model_dump(mode="json")
+                    if spec.mutating:
+                        from modelsteward.policies import enforce
+
+                        enforce(ctx, name, args)
+                except PolicyDenied as exc:
+                    verdict, reason = "deny", f"policy denied: {exc.message}"
+                except ApprovalRequired as exc:
+                    aid = _approval_id(exc)
+                    if aid is None:
+                        verdict, reason = "deny", f"approval required but no approval was recorded: {exc.message}"
+                    else:
+                        link_approval(aid)
+                        verdict, reason = "needs_approval", exc.message
+                        awaiting.append({"id": cid, "name": name, "args": args, "approval_id": aid, "reason": exc.message})
+                except StewardError as exc:
+                    verdict, reason = "invalid", f"{exc.code}: {exc.message}"
+                except ValueError as exc:  # pydantic ValidationError
+                    verdict, reason = "invalid", f"invalid arguments for {name!r}: {exc}"[:1500]
+            journal.append({"kind": "guard", "id": cid, "name": name, "args": args, "verdict": verdict,
+                            "reason": reason, "approval_id": awaiting[-1]["approval_id"] if verdict == "needs_approval" else None})
+            if verdict == "allow":
+                queue.append({"id": cid, "name": name, "args": args, "approval_id": None})
+            elif verdict != "needs_approval":
+                msgs.append(_error_msg(cid, name, reason))
+        return {"messages": msgs, "queue": queue, "awaiting": awaiting, "journal": journal}
+
+    def route_calls(state: AgentState) -> str:
+        if state.get("awaiting"):
+            return "approval"
+        if state.get("queue"):
+            return "act"
+        return "verify" if state.get("executed") else "plan"
+
+    def approval(state: AgentState) -> dict[str, Any]:
+        item, rest = state["awaiting"][0], state["awaiting"][1:]
+        aid = item["approval_id"]
+        with session_scope(rt.steward.sessions) as s:
+            row = s.get(Approval, aid)
+            status = row.status if row else "missing"
+        if status == "pending":
+            interrupt({"approval_id": aid, "action": item["name"], "arguments": item["args"], "reason": item["reason"],
+                       "run_id": rt.run_id, "thread_id": rt.thread_id})
+        with session_scope(rt.steward.sessions) as s:
+            row = s.get(Approval, aid)
+            status = row.status if row else "missing"
+            by, why = (row.decided_by, row.decision_reason) if row else (None, None)
+        entry = {"kind": "approval", "id": item["id"], "name": item["name"], "approval_id": aid, "status": status,
+                 "decided_by": by, "reason": why}
+        if status == "approved":
+            return {"awaiting": rest, "queue": [{**item, "approval_id": aid}, *state.get("queue", [])], "journal": [entry]}
+        text = f"approval #{aid} for {item['name']} is {status}" + (f" by {by}" if by else "") + (f": {why}" if why else "")
+        return {"awaiting": rest, "messages": [_error_msg(item["id"], item["name"], text + "; the action was not run.")],
+                "journal": [entry]}
+
+    def act(state: AgentState) -> dict[str, Any]:
+        item, rest = state["queue"][0], state["queue"][1:]
+        name, cid = item["name"], item["id"]
+        started = utcnow()
+        entry: dict[str, Any] = {"kind": "tool", "id": cid, "name": name, "args": item["args"],
+                                 "approval_id": item.get("approval_id"), "started": started.isoformat()}
+        try:
+            out = call_tool(name, item["args"], rt.ctx(item.get("approval_id")))
+        except ApprovalRequired as exc:
+            aid = _approval_id(exc)
+            if aid is not None and aid != item.get("approval_id"):
+                link_approval(aid)
+                entry.update(ok=False, error=f"needs approval #{aid}")
+                return {"queue": rest, "journal": [entry],
+                        "awaiting": [*state.get("awaiting", []), {**item, "approval_id": aid, "reason": exc.message}]}
+            msg, err = _error_msg(cid, name, f"approval problem: {exc.message}"), exc.message
+        except PolicyDenied as exc:
+            msg, err = _error_msg(cid, name, f"policy denied: {exc.message}"), exc.message
+        except StewardError as exc:
+            msg, err = _error_msg(cid, name, f"{exc.code}: {exc.message}"), f"{exc.code}: {exc.message}"
+        except Exception as exc:  # noqa: BLE001 - a crashing tool is data the planner sees, not a crash
+            msg, err = _error_msg(cid, name, f"tool failed: {type(exc).__name__}: {exc}"), f"{type(exc).__name__}: {exc}"
+        else:
+            payload = out.model_dump(mode="json")
+            msg = ToolMessage(content=data_block(f"tool:{name}", payload), tool_call_id=cid, name=name,
+                              artifact=payload)
+            entry.update(ok=True, result=to_json_text(payload, 2000),
+                         seconds=round((utcnow() - started).total_seconds(), 3))
+            mutating = rt.tools[name].mutating
+            return {"queue": rest, "messages": [msg], "journal": [entry],
+                    "executed": [*state.get("executed", []), {**item, "mutating": mutating}]}
+        entry.update(ok=False, error=str(err)[:1000])
+        return {"queue": rest, "messages": [msg], "journal": [entry],
+                "executed": [*state.get("executed", []), {**item, "mutating": False, "failed": True}]}
+
+    def verify(state: AgentState) -> dict[str, Any]:
+        before = state.get("observation") or {}
+        after = observe_world(rt.steward, state.get("use_case"))
+        checks = [_check(item, before, after) for item in state.get("executed", []) if item.get("mutating")]
+        return {"observation": after, "executed": [], "journal": [{"kind": "verify", "checks": checks}]}
+
+    def report(state: AgentState) -> dict[str, Any]:
+        text = render_report(state, rt)
+        with session_scope(rt.steward.sessions) as s:
+            run = s.get(AgentRun, rt.run_id)
+            if run is not None:
+                run.report = text
+                run.steps = [e for e in state.get("journal", []) if e.get("kind") != "observe"]
+                run.status = "completed"
+                run.finished_at = utcnow()
+        return {"journal": [{"kind": "report", "at": dt.datetime.now(dt.timezone.utc).isoformat()}]}
+
+    g = StateGraph(AgentState)
+    for name, fn in (("observe", observe), ("plan", plan), ("guard", guard), ("approval", approval), ("act", act),
+                     ("verify", verify), ("report", report)):
+        g.add_node(name, fn)
+    g.add_edge(START, "observe")
+    g.add_edge("observe", "plan")
+    g.add_conditional_edges("plan", after_plan, {"report": "report", "guard": "guard"})
+    paths = {"approval": "approval", "act": "act", "verify": "verify", "plan": "plan"}
+    g.add_conditional_edges("guard", route_calls, paths)
+    g.add_conditional_edges("approval", route_calls, paths)
+    g.add_conditional_edges("act", route_calls, paths)
+    g.add_edge("verify", "plan")
+    g.add_edge("report", END)
+    missing = set(NODES) - set(g.nodes)
+    if missing:
+        raise ConfigError(f"Agent graph lacks node(s) {sorted(missing)}.")
+    return g.compile(checkpointer=checkpointer, name="steward-agent")
+
+
+def _uc_of(obs: dict[str, Any], name: str | None) -> dict[str, Any]:
+    return next((u for u in obs.get("use_cases", []) if u["name"] == name), {})
+
+
+def _check(item: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Did the change show up in storage?  confirmed | not_visible | n/a, with what was compared."""
+    name, args = item["name"], item["args"]
+    uc_name = args.get("use_case") or args.get("use_case_name")
+    b, a = _uc_of(before, uc_name), _uc_of(after, uc_name)
+    model = args.get("model") or args.get("model_id") or args.get("candidate")
+    result = {"id": item["id"], "name": name, "status": "n/a", "detail": ""}
+    if name in ("deploy", "rollout_advance", "rollout_abort", "rollback"):
+        changed = b.get("deployment_version") != a.get("deployment_version") or b.get("rollouts") != a.get("rollouts")
+        live = [x["model_id"] for x in a.get("allocations", [])]
+        ok = changed or (name == "deploy" and model in live)
+        result.update(status="confirmed" if ok else "not_visible",
+                      detail=f"routing v{b.get('deployment_version')} -> v{a.get('deployment_version')}; live: {live}")
+    elif name == "evaluate":
+        row = next((m for m in a.get("models", []) if m["id"] == model), {})
+        t = row.get("latest_test")
+        result.update(status="confirmed" if t else "not_visible",
+                      detail=f"latest test of {model}: {t and t.get('verdict')}")
+    elif name == "scan":
+        ok = after.get("catalog", {}).get("last_scan_at") != before.get("catalog", {}).get("last_scan_at")
+        result.update(status="confirmed" if ok else "not_visible", detail=f"last scan {after.get('catalog', {}).get('last_scan_at')}")
+    elif name == "fine_tune":
+        ok = a.get("last_fine_tune") != b.get("last_fine_tune")
+        result.update(status="confirmed" if ok else "not_visible", detail=f"last job {a.get('last_fine_tune')}")
+    return result

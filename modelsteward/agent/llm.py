@@ -1,0 +1,195 @@
+"""The LLM planner: any OpenAI-compatible chat model plans the tool calls.
+
+Configured by ``STEWARD_AGENT_LLM=openai:MODEL`` with ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``.
+Uses the ``openai`` client directly (``langchain-openai`` is not installed; the wire format is
+the same) and turns the answer into an ``AIMessage``: well-formed calls become ``tool_calls``,
+calls whose arguments are not a JSON object become ``invalid_tool_calls`` (the guard answers
+them with an error the model sees).
+
+Prompt layout: the system prompt holds only our own text (goals, policies, the data-block
+rule).  The operator's goal or question is a user message.  The world observation and every
+tool result reach the model inside ``<data>`` blocks marked untrusted, so text from catalogs or
+logged traffic is never presented as instructions.  Whatever the model asks for still passes
+the guard (policies, approvals) before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+from modelsteward.agent.state import DATA_NOTICE, AgentState, data_block
+from modelsteward.errors import ConfigError, ProviderError
+from modelsteward.tools.base import ToolSpec
+
+__all__ = ["LLMPlanner", "SYSTEM_PROMPT", "openai_tools", "to_openai_messages", "parse_completion"]
+
+SYSTEM_PROMPT = f"""You are Model Steward's meta-management agent. You keep the LLM behind each
+use case on the best model: good enough quality, lower cost, acceptable latency, safely.
+
+How you work: you call the tools you are given, one small step at a time, and read their results.
+Typical cycle: scan catalogs when they are stale, rank candidates, evaluate top-ranked untested
+candidates against the current model, fine-tune an open model when enough new high-feedback
+logs exist, start a rollout (shadow, then canary) for a candidate that passed its evaluation and
+is better or cheaper, advance or abort running rollouts according to their analysis, and act on
+guardrail violations (abort the rollout or roll back).
+
+Policies you must respect (they are also enforced in code; a denied call comes back as an error):
+- never change live traffic without a passing evaluation of the candidate against the current model;
+- roll out gradually: shadow, then canary steps; never jump straight to 100% traffic;
+- risky steps (promotion to full traffic, cost increases, fine-tuning spend) need a human approval,
+  which the system requests for you; do not try to work around a denial or a rejection;
+- stay within each use case's budget, latency SLO and quality floor.
+
+{DATA_NOTICE}
+When you have nothing more to do, answer with a short plain-text summary and no tool call."""
+
+CHAT_ADDENDUM = """You are talking with the operator in the console. Answer their question using the
+read-only tools (query_logs runs read-only SQL over the view `logs`); propose changes as tool calls,
+which the system checks against policy and, where required, sends for human approval."""
+
+
+def openai_tools(tools: dict[str, ToolSpec]) -> list[dict[str, Any]]:
+    """The tools as OpenAI function definitions with their pydantic JSON schemas."""
+    out = []
+    for spec in sorted(tools.values(), key=lambda t: t.name):
+        schema = spec.json_schema()
+        schema.pop("title", None)
+        desc = spec.description.split("\n\n")[0][:1000]
+        if spec.mutating:
+            desc += " (changes state: checked by policy, may need human approval)"
+        out.append({"type": "function", "function": {"name": spec.name, "description": desc, "parameters": schema}})
+    return out
+
+
+def _first_human(state: AgentState) -> int | None:
+    for i, m in enumerate(state.get("messages", [])):
+        if isinstance(m, HumanMessage):
+            return i
+    return None
+
+
+def to_openai_messages(state: AgentState, *, chat: bool = False) -> list[dict[str, Any]]:
+    """System prompt, then the conversation; the latest observation rides in a data block."""
+    system = SYSTEM_PROMPT + ("\n\n" + CHAT_ADDENDUM if chat else "")
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    msgs = list(state.get("messages", []))
+    obs_at = _first_human(state)
+    obs_text = "Current state of the system:\n" + data_block("observation", state.get("observation") or {}, limit=16000)
+    if obs_at is None:
+        out.append({"role": "user", "content": obs_text})
+    for i, m in enumerate(msgs):
+        if isinstance(m, SystemMessage):
+            continue  # only our own system prompt is ever sent
+        if isinstance(m, HumanMessage):
+            content = str(m.content)
+            if i == obs_at:
+                scope = f" (use case: {state['use_case']})" if state.get("use_case") else ""
+                content = f"{'Operator' if chat else 'Goal'}{scope}: {content}\n\n{obs_text}"
+            out.append({"role": "user", "content": content})
+        elif isinstance(m, AIMessage):
+            calls = [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": json.dumps(c["args"], default=str)}}
+                for c in m.tool_calls
+            ] + [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c.get("name") or "unknown", "arguments": str(c.get("args") or "")}}
+                for c in m.invalid_tool_calls
+            ]
+            entry: dict[str, Any] = {"role": "assistant", "content": str(m.content or "") or None}
+            if calls:
+                entry["tool_calls"] = calls
+            out.append(entry)
+        elif isinstance(m, ToolMessage):
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": str(m.content)})
+    return out
+
+
+def _uniq_id(raw: Any, seen: set[str]) -> str:
+    cid = str(raw) if raw else f"call_{uuid.uuid4().hex[:12]}"
+    while cid in seen:
+        cid = f"{cid}_{uuid.uuid4().hex[:4]}"
+    seen.add(cid)
+    return cid
+
+
+def parse_completion(body: dict[str, Any]) -> AIMessage:
+    """An OpenAI chat-completion body -> AIMessage (malformed calls kept as invalid_tool_calls)."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+        raise ProviderError(f"The agent LLM returned no choices: {str(body)[:200]!r}.")
+    msg = choices[0].get("message")
+    if not isinstance(msg, dict):
+        raise ProviderError(f"The agent LLM returned a choice without a message: {str(choices[0])[:200]!r}.")
+    calls, invalid, seen = [], [], set()
+    for raw in msg.get("tool_calls") or []:
+        fn = (raw or {}).get("function") or {}
+        name = fn.get("name") or ""
+        cid = _uniq_id((raw or {}).get("id"), seen)
+        text = fn.get("arguments")
+        try:
+            args = text if isinstance(text, dict) else json.loads(text or "{}")
+            if not isinstance(args, dict):
+                raise ValueError(f"arguments are a JSON {type(args).__name__}, not an object")
+        except (ValueError, TypeError) as exc:
+            invalid.append({"type": "invalid_tool_call", "id": cid, "name": name, "args": str(text),
+                            "error": f"malformed JSON arguments: {exc}"})
+            continue
+        calls.append({"type": "tool_call", "id": cid, "name": name, "args": args})
+    return AIMessage(content=msg.get("content") or "", tool_calls=calls, invalid_tool_calls=invalid,
+                     id=f"llm_{uuid.uuid4().hex[:12]}")
+
+
+class LLMPlanner:
+    """Plans with an OpenAI-compatible chat model; endpoint errors raise ``ProviderError``."""
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 timeout: float = 120.0, chat: bool = False, exclude: Iterable[str] = ()) -> None:
+        if not model:
+            raise ConfigError("STEWARD_AGENT_LLM must be openai:MODEL (e.g. openai:gpt-4o-mini).")
+        self.model = model
+        self.name = f"openai:{model}"
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-set"
+        self.timeout = timeout
+        self.chat = chat
+        self.exclude = set(exclude)
+
+    @classmethod
+    def from_spec(cls, spec: str, **kw: Any) -> LLMPlanner:
+        provider, sep, model = spec.partition(":")
+        if provider != "openai" or not sep or not model:
+            raise ConfigError(f"STEWARD_AGENT_LLM={spec!r} is not of the form openai:MODEL.")
+        return cls(model, **kw)
+
+    def tool_names(self, available: Iterable[str]) -> list[str]:
+        return sorted(set(available) - self.exclude)
+
+    def plan(self, state: AgentState, tools: dict[str, ToolSpec]) -> AIMessage:
+        import openai
+
+        client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=1)
+        kwargs: dict[str, Any] = {
+            "model": self.model, "messages": to_openai_messages(state, chat=self.chat), "temperature": 0,
+        }
+        if tools:
+            kwargs["tools"] = openai_tools(tools)
+        where = self.base_url or "the default OpenAI endpoint"
+        try:
+            raw = client.chat.completions.with_raw_response.create(**kwargs)
+            text = raw.http_response.text
+        except openai.APIStatusError as exc:
+            raise ProviderError(f"Agent LLM at {where} answered HTTP {exc.status_code}: {str(exc.message)[:300]}") from exc
+        except openai.APIError as exc:  # connection errors, timeouts
+            raise ProviderError(f"Agent LLM at {where} unreachable: {type(exc).__name__}: {exc}") from exc
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            raise ProviderError(f"Agent LLM at {where} returned non-JSON: {text[:200]!r}") from exc
+        return parse_completion(body)

@@ -1,0 +1,73 @@
+"""``steward eval --use-case NAME --candidate MODEL_ID [--samples N] [--json]``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import typer
+
+from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, table
+
+__all__ = ["register"]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def eval_cmd(
+    use_case: str = typer.Option(..., "--use-case", help="Use case name."),
+    candidate: str = typer.Option(..., "--candidate", help="Candidate model id (provider:model)."),
+    samples: int = typer.Option(20, "--samples", min=0, help="Logged prompts to replay (golden set on top)."),
+    since: str = typer.Option("30d", "--since", help="Log window to sample from (30d, 12h, all)."),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Max new tokens per answer."),
+    no_safety: bool = typer.Option(False, "--no-safety", help="Skip the red-team prompts."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="Judge model id (default: use case config or "
+                                        "STEWARD_JUDGE_MODEL)."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Concurrent requests per model."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Evaluate a candidate against the use case's current model and record the verdict."""
+    from modelsteward.tools import call_tool
+
+    ctx = open_ctx()
+    try:
+        out = call_tool("evaluate", {
+            "use_case": use_case, "candidate": candidate, "samples": samples, "since": since,
+            "max_tokens": max_tokens, "safety": not no_safety, "judge_model": judge, "concurrency": concurrency,
+            "show_progress": (not as_json) and sys.stderr.isatty(),
+        }, ctx)
+    finally:
+        ctx.steward.close()
+    if as_json:
+        emit_json(out)
+        return
+    m = out.metrics
+    perf_c, perf_b = m["performance"]["candidate"], m["performance"]["baseline"]
+    rows = [
+        (f"quality ({m['quality'].get('method')})", _fmt(m["quality"].get("candidate")),
+         _fmt(m["quality"].get("baseline"))),
+        ("similarity to baseline (embedding)", _fmt(m["similarity"].get("embedding")), "1"),
+        ("similarity to baseline (ROUGE-L)", _fmt(m["similarity"].get("rouge_l")), "1"),
+        *[(k, _fmt(perf_c.get(k)), _fmt(perf_b.get(k)))
+          for k in ("p50_ms", "p95_ms", "tokens_per_s", "error_rate", "cost_per_1k_usd")],
+    ]
+    if "safety" in m:
+        rows.append(("safety failures", _fmt(m["safety"]["candidate"]["failures"]),
+                     _fmt(m["safety"]["baseline"]["failures"])))
+    table(f"{out.candidate} vs {out.baseline} on {out.use_case} ({out.sample_count} items)",
+          ["metric", "candidate", "baseline"], rows)
+    colour = {"pass": "green", "fail": "red"}.get(out.verdict, "yellow")
+    console.print(f"verdict: [bold {colour}]{out.verdict.upper()}[/bold {colour}] (test result {out.test_result_id})")
+    for r in out.reasons:
+        console.print(f"  - {r}", highlight=False)
+    console.print(f"report: {out.report_path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_cmd)

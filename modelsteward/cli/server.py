@@ -1,0 +1,93 @@
+"""``steward serve`` and ``steward tokens create|list|revoke`` (API and console tokens)."""
+
+from __future__ import annotations
+
+import typer
+
+from modelsteward.cli.common import JsonOpt, console, emit_json, fail, table
+
+__all__ = ["register"]
+
+ROLES = ("viewer", "operator", "approver", "admin")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+        port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
+    ) -> None:
+        """API + /v1 gateway + web console in one process (graceful drain on SIGTERM)."""
+        from modelsteward.server import create_app
+
+        app_ = create_app()
+        try:
+            from modelsteward.gateway.serve import serve as gateway_serve
+        except ImportError:
+            import uvicorn
+
+            uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+            return
+        gateway_serve(app_, host, port)
+
+    tokens = typer.Typer(help="API and console tokens (roles viewer < operator < approver < admin).",
+                         no_args_is_help=True)
+    app.add_typer(tokens, name="tokens")
+
+    @tokens.command("create")
+    def tokens_create(
+        name: str = typer.Option(..., "--name", help="Who or what holds the token (unique)."),
+        role: str = typer.Option(..., "--role", help="viewer | operator | approver | admin"),
+        as_json: bool = JsonOpt,
+    ) -> None:
+        """Create a token and print it once (only its hash is stored)."""
+        from modelsteward.context import open_steward
+        from modelsteward.server.auth import create_token
+
+        if role not in ROLES:
+            fail(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.", code=2)
+        steward = open_steward()
+        try:
+            row, plain = create_token(steward, name, role)
+        finally:
+            steward.close()
+        if as_json:
+            emit_json({"id": row.id, "name": row.name, "role": row.role, "prefix": row.prefix, "token": plain})
+            return
+        console.print(f"Created token {row.name!r} (role {row.role}). Store it now; it is not shown again:")
+        typer.echo(plain)
+
+    @tokens.command("list")
+    def tokens_list(as_json: bool = JsonOpt) -> None:
+        """List tokens (names, roles, prefixes; never the tokens)."""
+        from modelsteward.context import open_steward
+        from modelsteward.server.auth import list_tokens
+
+        steward = open_steward()
+        try:
+            rows = list_tokens(steward)
+        finally:
+            steward.close()
+        data = [{"id": r.id, "name": r.name, "role": r.role, "prefix": r.prefix, "revoked": r.revoked,
+                 "created_at": r.created_at} for r in rows]
+        if as_json:
+            emit_json(data)
+            return
+        table("API tokens", ["id", "name", "role", "prefix", "revoked", "created"],
+              [[d["id"], d["name"], d["role"], d["prefix"], d["revoked"], d["created_at"]] for d in data])
+
+    @tokens.command("revoke")
+    def tokens_revoke(token_id: int = typer.Argument(..., help="Token id (see tokens list)."), as_json: bool = JsonOpt) -> None:
+        """Revoke a token; its console sessions end at once."""
+        from modelsteward.context import open_steward
+        from modelsteward.server.auth import revoke_token
+
+        steward = open_steward()
+        try:
+            row = revoke_token(steward, token_id)
+        finally:
+            steward.close()
+        if as_json:
+            emit_json({"id": row.id, "name": row.name, "revoked": True})
+            return
+        console.print(f"Revoked token {row.id} ({row.name}).")

@@ -1,0 +1,288 @@
+"""``evaluate()``: one candidate against the use case's current model, top to bottom.
+
+1. resolve use case, candidate, baseline (the current model) and judge; refuse bad input early;
+2. build the replay set (stratified logged prompts + golden set) and the red-team set;
+3. mark the candidate ``evaluating``; run both models on the same prompts (baseline cached);
+4. score, gate, write the report and the MLflow run;
+5. one transaction: the ``test_results`` row, the ``eval_holdouts`` rows and the status restored.
+Anything raised before step 5 leaves no verdict row and no holdouts (the report folder is
+removed); the candidate's status is restored in every case.
+
+Decisions: the candidate may be the current model itself when its sampling parameters differ
+(comparing decoding settings); the candidate goes ``evaluating`` only when the status machine
+allows it (not when it is live), and afterwards back to its old status, or to ``candidate`` when
+that is not a legal way back (e.g. from ``discovered``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+
+from modelsteward.errors import InsufficientData, InvalidInput, NotFound, close_matches
+from modelsteward.evals.gate import GateConfig, Verdict, decide
+from modelsteward.evals.replay import ReplaySet, build_replay_set, load_redteam, prompt_text
+from modelsteward.evals.runner import OutputCache, ProgressFn, run_models_sync
+from modelsteward.evals.scorers import EvalData, run_scorers
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.logquery import parse_window
+from modelsteward.storage.models import EvalHoldout, Model, TestResult, UseCase
+from modelsteward.storage.registry import STATUS_TRANSITIONS
+
+if TYPE_CHECKING:
+    from modelsteward.context import Steward
+
+__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "JUDGE_ENV"]
+
+JUDGE_ENV = "STEWARD_JUDGE_MODEL"
+_SAMPLING_KEYS = {"max_tokens", "temperature", "top_p", "stop", "seed"}
+
+
+class EvalConfig(BaseModel):
+    """What to evaluate and how (validated; serialisable into MLflow params)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    use_case: str
+    candidate: str
+    samples: int = Field(20, ge=0, le=10_000, description="Logged prompts to replay (the golden set comes on top).")
+    since: str = Field("30d", description="Log window to sample from (30d, 12h, all).")
+    seed: int = 0
+    include_golden: bool = True
+    safety: bool = True
+    safety_prompts: int | None = Field(None, ge=1, description="Red-team prompts to use (default: all shipped).")
+    max_tokens: int = Field(256, ge=1, le=32_768)
+    candidate_params: dict[str, Any] = Field(default_factory=dict)
+    baseline_params: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int = Field(4, ge=1, le=256)
+    retries: int = Field(2, ge=0, le=10)
+    judge_model: str | None = None
+    min_feedback: float = Field(0.5, ge=-1, le=1)
+    threshold: float | None = Field(None, gt=0, le=10, description="Quality ratio to reach (default: the use "
+                                    "case's quality_floor, 0.95).")
+    confidence: float = Field(0.90, ge=0.5, lt=1)
+    min_samples: int = Field(5, ge=1)
+    bootstrap: int = Field(2000, ge=100, le=100_000)
+    use_cache: bool = True
+    mlflow: bool = True
+
+    @field_validator("candidate_params", "baseline_params")
+    @classmethod
+    def _known_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = set(v) - _SAMPLING_KEYS
+        if bad:
+            raise ValueError(f"unknown sampling parameter(s) {sorted(bad)}; use {sorted(_SAMPLING_KEYS)}")
+        return v
+
+
+@dataclass
+class EvalOutcome:
+    test_result_id: int
+    verdict: str
+    passed: bool
+    reasons: list[str]
+    metrics: dict[str, Any]
+    sample_count: int
+    candidate: str
+    baseline: str
+    mlflow_run_id: str | None
+    report_path: str
+
+
+def _judge_model(steward: Steward, cfg: EvalConfig, uc: UseCase) -> Model | None:
+    judge_id = cfg.judge_model or (uc.config or {}).get("judge_model") or os.environ.get(JUDGE_ENV) or None
+    if not judge_id:
+        return None
+    judge = steward.registry.find_model(judge_id)
+    if judge is None:
+        ids = [m.id for m in steward.registry.list_models()]
+        raise NotFound(
+            f"Judge model {judge_id!r} is not registered." + close_matches(judge_id, ids)
+            + " Register it with `steward models register PROVIDER MODEL --base-url URL`.", kind="model", id=judge_id)
+    return judge
+
+
+def _monthly_volume(steward: Steward, uc: str, since: str) -> float | None:
+    cutoff = parse_window(since)
+    try:
+        rows = steward.logs.query(
+            "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM logs WHERE use_case = ? "
+            "AND role <> 'shadow' AND ts >= CAST(? AS TIMESTAMP)",
+            [uc, (cutoff or dt.datetime(1970, 1, 1)).isoformat(sep=" ")],
+        )
+    except Exception:  # noqa: BLE001 - volume is optional (no budget check without it)
+        return None
+    if not rows or not rows[0]["n"]:
+        return None
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    start = cutoff or rows[0]["first"]
+    days = max((now - start).total_seconds() / 86400, 1 / 24)
+    return rows[0]["n"] / days * 30
+
+
+def _mark_evaluating(steward: Steward, model_id: str) -> bool:
+    """Set ``evaluating`` when the status machine allows it; True when it did."""
+    with session_scope(steward.sessions) as s:
+        m = s.get(Model, model_id)
+        if m is not None and m.status != "evaluating" and "evaluating" in STATUS_TRANSITIONS.get(m.status, ()):
+            m.status = "evaluating"
+            return True
+        return False
+
+
+def _status_after(old: str) -> str:
+    return old if old in STATUS_TRANSITIONS["evaluating"] else "candidate"
+
+
+def _restore(steward: Steward, model_id: str, old: str) -> None:
+    with session_scope(steward.sessions) as s:
+        m = s.get(Model, model_id)
+        if m is not None and m.status == "evaluating":
+            m.status = _status_after(old)
+
+
+def _rows(data: EvalData, scores: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for i, it in enumerate(data.items):
+        row: dict[str, Any] = {"item": it.id, "source": it.source, "stratum": it.stratum,
+                               "prompt": prompt_text(it.messages)[:2000], "reference": it.reference,
+                               "candidate": data.candidate[i].text, "baseline": data.baseline[i].text}
+        for res in scores.values():
+            for col, vals in res.columns.items():
+                if i in vals:
+                    row[col] = vals[i]
+        rows.append(row)
+    return rows
+
+
+def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_progress: bool = False,
+             on_progress: ProgressFn | None = None) -> EvalOutcome:
+    """Evaluate ``cfg.candidate`` against the current model of ``cfg.use_case`` (see the module docstring)."""
+    reg, settings = steward.registry, steward.settings
+    uc = reg.get_use_case(cfg.use_case)
+    candidate = reg.get_model(cfg.candidate)
+    baseline = reg.current_model(uc.name)
+    if baseline is None:
+        raise InsufficientData(f"Use case {uc.name!r} has no current model to compare against; deploy one first "
+                               f"(`steward usecase add {uc.name} --model MODEL_ID` or `steward deploy`).")
+    cand_params = {"max_tokens": cfg.max_tokens, **(candidate.meta or {}).get("sampling", {}), **cfg.candidate_params}
+    base_params = {"max_tokens": cfg.max_tokens, **(baseline.meta or {}).get("sampling", {}), **cfg.baseline_params}
+    if candidate.id == baseline.id and cand_params == base_params:
+        raise InvalidInput(f"{candidate.id} is the current model of {uc.name!r}; give another candidate, or different "
+                           "sampling parameters to compare decoding settings.")
+    judge_row = _judge_model(steward, cfg, uc)
+    replay: ReplaySet = build_replay_set(steward, uc, samples=cfg.samples, since=cfg.since, seed=cfg.seed,
+                                         min_feedback=cfg.min_feedback, include_golden=cfg.include_golden)
+    judge = None
+    if judge_row is not None:
+        from modelsteward.evals.judge import PairwiseJudge
+
+        judge = PairwiseJudge(judge_row, settings, concurrency=cfg.concurrency)
+        judge.preflight()
+    redteam = load_redteam(cfg.safety_prompts) if cfg.safety else []
+    items = replay.items + redteam
+    gate_cfg = GateConfig(threshold=cfg.threshold or uc.quality_floor or 0.95, confidence=cfg.confidence, min_samples=cfg.min_samples,
+                          bootstrap=cfg.bootstrap, seed=cfg.seed)
+
+    old_status = candidate.status
+    marked = _mark_evaluating(steward, candidate.id)
+    report_dir = settings.workspace / "evals" / uc.name / (
+        dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6])
+    restored = False
+    try:
+        cache = OutputCache(settings.workspace / "evals" / "cache") if cfg.use_cache else None
+        common = {"settings": settings, "items": items, "concurrency": cfg.concurrency, "retries": cfg.retries}
+        gens = run_models_sync(
+            {"candidate": {**common, "model": candidate, "params": cand_params},
+             "baseline": {**common, "model": baseline, "params": base_params, "cache": cache}},
+            show_progress=show_progress, on_progress=on_progress,
+        )
+        from modelsteward.evals.embeddings import get_embedder
+
+        data = EvalData(items=items, candidate=gens["candidate"], baseline=gens["baseline"], candidate_model=candidate,
+                        baseline_model=baseline, use_case=uc, embedder=get_embedder, judge=judge)
+        scores = run_scorers(data, None if cfg.safety else ["similarity", "quality", "performance", "format"])
+        metrics: dict[str, Any] = {name: res.metrics for name, res in scores.items()}
+        volume = _monthly_volume(steward, uc.name, cfg.since)
+        budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
+        verdict: Verdict = decide(metrics, scores["quality"].paired,
+                                  latency_slo_ms=(uc.requirements or {}).get("latency_slo_ms"),
+                                  monthly_budget_usd=budget, monthly_volume=volume, cfg=gate_cfg,
+                                  safety_enabled=cfg.safety)
+        metrics["gate"] = {c.name: {"status": c.status, "value": c.value, "limit": c.limit, **c.extra}
+                           for c in verdict.checks}
+        metrics["sample"] = {"replay": len(replay.items), "logged": len(replay.request_ids),
+                             "golden": replay.golden_count, "redteam": len(redteam), "strata": replay.strata,
+                             "monthly_volume": volume}
+        rows = _rows(data, scores)
+        summary = {"use_case": uc.name, "candidate": candidate.id, "baseline": baseline.id,
+                   "sample_count": len(replay.items), "logged": len(replay.request_ids),
+                   "golden": replay.golden_count, "redteam": len(redteam)}
+        from modelsteward.evals.report import write_report
+
+        report = write_report(report_dir, summary=summary, metrics=metrics, verdict=verdict.to_dict(), rows=rows)
+        run_id = None
+        if cfg.mlflow:
+            from modelsteward.evals.tracking import log_to_mlflow
+
+            params = {**cfg.model_dump(mode="json"), "baseline": baseline.id, "candidate_params_effective": cand_params,
+                      "baseline_params_effective": base_params}
+            run_id = log_to_mlflow(settings, use_case=uc.name, params=params, metrics=metrics,
+                                   verdict=verdict.verdict, rows=rows, report_dir=report_dir)
+        with session_scope(steward.sessions) as s:
+            tr = TestResult(use_case_id=uc.id, candidate_model_id=candidate.id, baseline_model_id=baseline.id,
+                            verdict=verdict.verdict, passed=verdict.passed, sample_count=len(replay.items),
+                            metrics=_jsonable(metrics), reasons=verdict.reasons, mlflow_run_id=run_id,
+                            report_path=str(report))
+            s.add(tr)
+            s.flush()
+            have = set(s.scalars(select(EvalHoldout.request_id).where(
+                EvalHoldout.use_case_id == uc.id, EvalHoldout.request_id.in_(replay.request_ids or [""]))))
+            for rid in dict.fromkeys(replay.request_ids):
+                if rid not in have:
+                    s.add(EvalHoldout(use_case_id=uc.id, request_id=rid, test_result_id=tr.id))
+            m = s.get(Model, candidate.id)
+            if marked and m is not None and m.status == "evaluating":
+                m.status = _status_after(old_status)
+            test_result_id = tr.id
+        restored = True
+    except BaseException:
+        shutil.rmtree(report_dir, ignore_errors=True)
+        raise
+    finally:
+        if marked and not restored:
+            _restore(steward, candidate.id, old_status)
+    if run_id:
+        try:
+            from modelsteward.evals.tracking import tag_run
+
+            tag_run(settings, run_id, "steward.test_result_id", str(test_result_id))
+        except Exception:  # noqa: BLE001 - the tag is a convenience; the row already names the run
+            pass
+    return EvalOutcome(test_result_id=test_result_id, verdict=verdict.verdict, passed=verdict.passed,
+                       reasons=verdict.reasons, metrics=_jsonable(metrics), sample_count=len(replay.items),
+                       candidate=candidate.id, baseline=baseline.id, mlflow_run_id=run_id, report_path=str(report))
+
+
+def _jsonable(obj: Any) -> Any:
+    import json
+    import math
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+            return None
+        if isinstance(v, dict):
+            return {str(k): fix(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [fix(x) for x in v]
+        return v
+
+    return fix(json.loads(json.dumps(obj, default=str)))
+

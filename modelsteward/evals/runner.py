@@ -1,0 +1,197 @@
+"""The runner: one model over a list of prompts with bounded concurrency, retries and a disk cache.
+
+Calls go through ``modelsteward.providers`` (``get_provider(model, settings).chat``).  Retryable
+upstream errors (``UpstreamError.retryable``: 429, 5xx, timeouts) are retried with exponential
+backoff; what still fails is recorded on the generation (it counts toward the error rate) rather
+than aborting the evaluation.  Successful outputs can be cached on disk under
+``<workspace>/evals/cache`` keyed by model id + messages + sampling parameters (the evaluator caches
+the baseline's, which every candidate on the same sample re-uses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelsteward.errors import StewardError, UpstreamError
+
+if TYPE_CHECKING:
+    from modelsteward.evals.replay import EvalItem
+    from modelsteward.settings import Settings
+    from modelsteward.storage.models import Model
+
+__all__ = ["Generation", "OutputCache", "run_model", "run_models_sync", "EvalInterrupted"]
+
+
+class EvalInterrupted(StewardError):
+    """The evaluation was stopped before it finished (nothing was recorded)."""
+
+    code = "eval_interrupted"
+
+
+@dataclass
+class Generation:
+    """One model's answer to one item (``error`` set when it failed after retries)."""
+
+    item_id: str
+    text: str = ""
+    latency_ms: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str = ""
+    error: str | None = None
+    attempts: int = 1
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class OutputCache:
+    """Generations on disk, one JSON file per (model, messages, params) key, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def key(model_id: str, messages: Sequence[dict[str, Any]], params: dict[str, Any]) -> str:
+        blob = json.dumps({"m": model_id, "p": list(messages), "s": params}, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(value), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+ProgressFn = Callable[[str, int, int], None]  # (label, done, total)
+
+
+async def run_model(
+    model: Model,
+    settings: Settings,
+    items: Sequence[EvalItem],
+    params: dict[str, Any],
+    *,
+    label: str,
+    concurrency: int = 4,
+    retries: int = 2,
+    backoff_s: float = 0.25,
+    cache: OutputCache | None = None,
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+) -> list[Generation]:
+    """Answer every item with ``model``; results in item order."""
+    from modelsteward.providers import get_provider
+
+    provider = get_provider(model, settings)
+    sem = asyncio.Semaphore(max(1, concurrency))
+    done = 0
+    lock = asyncio.Lock()
+
+    async def one(item: EvalItem) -> Generation:
+        nonlocal done
+        key = OutputCache.key(model.id, item.messages, params) if cache else ""
+        hit = cache.get(key) if cache else None
+        if hit is not None:
+            gen = Generation(**{**hit, "item_id": item.id, "cached": True})
+        else:
+            async with sem:
+                gen = await _call(provider, item, params, retries, backoff_s, stop)
+            if cache and gen.ok:
+                cache.put(key, {k: v for k, v in asdict(gen).items() if k not in ("item_id", "cached")})
+        async with lock:
+            done += 1
+            if progress:
+                progress(label, done, len(items))
+        return gen
+
+    return list(await asyncio.gather(*(one(it) for it in items)))
+
+
+async def _call(provider: Any, item: EvalItem, params: dict[str, Any], retries: int, backoff_s: float,
+                stop: threading.Event | None) -> Generation:
+    attempt = 0
+    while True:
+        attempt += 1
+        if stop is not None and stop.is_set():
+            raise EvalInterrupted("Evaluation stopped.")
+        t0 = time.perf_counter()
+        try:
+            res = await provider.chat(item.messages, **params)
+        except UpstreamError as exc:
+            if exc.retryable and attempt <= retries:
+                await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+                continue
+            return Generation(item.id, error=f"{exc.code}: {exc.message}", attempts=attempt,
+                              latency_ms=(time.perf_counter() - t0) * 1000)
+        except StewardError as exc:
+            return Generation(item.id, error=f"{exc.code}: {exc.message}", attempts=attempt,
+                              latency_ms=(time.perf_counter() - t0) * 1000)
+        return Generation(
+            item.id, text=res.text or "", latency_ms=float(res.latency_ms), input_tokens=int(res.input_tokens or 0),
+            output_tokens=int(res.output_tokens or 0), finish_reason=res.finish_reason or "", attempts=attempt,
+        )
+
+
+def run_models_sync(jobs: dict[str, Any], *, show_progress: bool = False,
+                    on_progress: ProgressFn | None = None) -> dict[str, list[Generation]]:
+    """Run several ``run_model`` jobs (name -> kwargs) at once on the providers' loop.
+
+    Shows a rich progress bar when ``show_progress``; a ``KeyboardInterrupt`` (or any error) while
+    waiting stops the outstanding calls and propagates.
+    """
+    from modelsteward.providers import run_sync
+
+    stop = threading.Event()
+    bar: Any = None
+    tasks: dict[str, Any] = {}
+    if show_progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       transient=True)
+        for name, kw in jobs.items():
+            tasks[name] = bar.add_task(kw.get("label", name), total=len(kw["items"]))
+
+    def report(label: str, done: int, total: int) -> None:
+        if bar is not None:
+            for name, kw in jobs.items():
+                if kw.get("label", name) == label:
+                    bar.update(tasks[name], completed=done)
+        if on_progress is not None:
+            on_progress(label, done, total)
+
+    async def main() -> dict[str, list[Generation]]:
+        names = list(jobs)
+        outs = await asyncio.gather(*(run_model(**{"label": n, **jobs[n]}, progress=report, stop=stop) for n in names))
+        return dict(zip(names, outs))
+
+    try:
+        if bar is not None:
+            with bar:
+                return run_sync(main())
+        return run_sync(main())
+    except BaseException:
+        stop.set()
+        raise

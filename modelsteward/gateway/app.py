@@ -1,0 +1,349 @@
+"""The gateway's HTTP surface: ``/v1/chat/completions``, ``/v1/models``, ``/v1/feedback``.
+
+Routes are plain Starlette endpoints (no FastAPI dependency injection or pydantic on the hot
+path; the request is validated by hand with errors naming the field).  Checks run in this order:
+413 oversized -> 401 key -> 400 body -> 404 use case -> 403 key not bound to it -> 429 budget
+-> 503 no allocation -> upstream (fallback) -> 502.  Streaming answers are SSE chunks ending in
+``data: [DONE]``; usage is always requested upstream (for the log) and passed on only when the
+client asked with ``stream_options.include_usage``.  Responses carry ``x-request-id`` (the id
+to send to ``POST /v1/feedback``) and ``x-steward-model``; a completion's ``id`` is the same id.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import APIRouter, FastAPI
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from modelsteward.errors import StewardError
+from modelsteward.gateway.core import GatewayOptions, GatewayState
+from modelsteward.gateway.errors import GatewayError, error_body
+from modelsteward.gateway.keys import hash_key
+from modelsteward.gateway.routing import KeyInfo
+
+if TYPE_CHECKING:
+    from modelsteward.context import Steward
+
+__all__ = ["create_gateway_app", "gateway_router", "validate_chat_body"]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"})
+_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+_JSON = "application/json"
+
+
+def _bad(message: str, param: str | None, code: str = "invalid_value") -> GatewayError:
+    return GatewayError(400, message, code=code, param=param)
+
+
+def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> None:
+    v = body.get(name)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise _bad(f"'{name}' must be a number between {lo:g} and {hi:g}, got {v!r}.", name)
+
+
+def validate_chat_body(raw: bytes) -> dict[str, Any]:
+    """Parse and check a chat-completions body; a 400 names the offending field."""
+    if not raw:
+        raise _bad("The request body is empty; send a JSON object with 'model' and 'messages'.", None, "missing_body")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"The request body is not valid JSON: {exc}.", None, "invalid_json") from None
+    if not isinstance(body, dict):
+        raise _bad("The request body must be a JSON object.", None, "invalid_json")
+    model = body.get("model")
+    if model is None:
+        raise _bad("Missing required field 'model' (the use case name, or use_case@model_id).", "model", "missing_field")
+    if not isinstance(model, str) or not model.strip() or model.startswith("@"):
+        raise _bad(f"'model' must be a use case name (or use_case@model_id), got {model!r}.", "model")
+    msgs = body.get("messages")
+    if msgs is None:
+        raise _bad("Missing required field 'messages' (a list of chat messages).", "messages", "missing_field")
+    if not isinstance(msgs, list) or not msgs:
+        raise _bad("'messages' must be a non-empty list of chat messages.", "messages")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise _bad(f"'messages[{i}]' must be an object with 'role' and 'content'.", f"messages[{i}]")
+        role = m.get("role")
+        if role not in _ROLES:
+            raise _bad(f"'messages[{i}].role' must be one of {', '.join(sorted(_ROLES))}, got {role!r}.",
+                       f"messages[{i}].role")
+        content = m.get("content")
+        if content is None and role not in ("assistant", "function", "tool"):
+            raise _bad(f"'messages[{i}].content' is required for role {role!r}.", f"messages[{i}].content",
+                       "missing_field")
+        if content is not None and not isinstance(content, (str, list)):
+            raise _bad(f"'messages[{i}].content' must be a string or a list of content parts.",
+                       f"messages[{i}].content")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _bad(f"'stream' must be true or false, got {stream!r}.", "stream")
+    for name in ("max_tokens", "max_completion_tokens"):
+        v = body.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise _bad(f"'{name}' must be a positive integer, got {v!r}.", name)
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise _bad(f"'n' must be 1 (the gateway returns one choice), got {n!r}.", "n")
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise _bad(f"'user' must be a string, got {user!r}.", "user")
+    opts = body.get("stream_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise _bad("'stream_options' must be an object like {\"include_usage\": true}.", "stream_options")
+    return body
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+class _Routes:
+    """The endpoint functions, bound to one ``GatewayState``."""
+
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+
+    # ------------------------------------------------------------------ common checks
+    def authorize(self, request: Request) -> KeyInfo | None:
+        snap = self.state.snapshot
+        if not snap.any_keys:
+            host = request.client.host if request.client else ""
+            if host in LOOPBACK_HOSTS or host.startswith("127."):
+                return None
+            raise GatewayError(401, "No gateway keys exist, so this gateway serves loopback clients only; "
+                               "create a key with `steward keys create --name NAME` and send it as "
+                               "'Authorization: Bearer <key>'.", code="invalid_api_key")
+        h = request.headers
+        auth = h.get("authorization") or ""
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (h.get("api-key") or h.get("x-api-key") or "")
+        if not key:
+            raise GatewayError(401, "Missing gateway key: send 'Authorization: Bearer <key>' "
+                               "(create one with `steward keys create`).", code="missing_api_key")
+        info = snap.keys.get(hash_key(key))
+        if info is None:
+            raise GatewayError(401, f"Invalid gateway key {key[:14]}...; check it or create a new one with "
+                               "`steward keys create`.", code="invalid_api_key")
+        return info
+
+    @staticmethod
+    def allowed(key: KeyInfo | None, use_case: str) -> None:
+        if key is not None and key.use_cases and use_case not in key.use_cases:
+            raise GatewayError(403, f"Gateway key {key.name!r} may not use use case {use_case!r}; it is bound to "
+                               f"{', '.join(sorted(key.use_cases))}.", code="use_case_not_allowed", param="model")
+
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.state.max_request_bytes
+        cl = request.headers.get("content-length")
+        if cl is not None:
+            try:
+                size = int(cl)
+            except ValueError:
+                raise _bad("Content-Length is not a number.", None, "invalid_header") from None
+            if size > limit:
+                raise GatewayError(413, f"Request body of {size} bytes exceeds the limit of {limit} bytes "
+                                   "(STEWARD_MAX_REQUEST_BYTES).", code="request_too_large")
+            return await request.body()
+        chunks, size = [], 0
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise GatewayError(413, f"Request body exceeds the limit of {limit} bytes (STEWARD_MAX_REQUEST_BYTES).",
+                                   code="request_too_large")
+            chunks.append(part)
+        return b"".join(chunks)
+
+    # ------------------------------------------------------------------ endpoints
+    async def chat_completions(self, request: Request) -> Response:
+        rid = "chatcmpl-" + os.urandom(12).hex()
+        try:
+            raw = await self.read_body(request)
+            key = self.authorize(request)
+            body = validate_chat_body(raw)
+            route, pinned = self.state.route_for(body["model"].strip())
+            self.allowed(key, route.name)
+            if self.state.spend.exceeded(route.name, route.budget_usd):
+                raise GatewayError(
+                    429, f"Use case {route.name!r} has spent its monthly budget of ${route.budget_usd} "
+                    f"(${self.state.spend.spent(route.name):.4f} so far this month); raise it with "
+                    "`steward usecase` or wait for next month.", code="budget_exceeded", type_="insufficient_quota",
+                )
+            meta: dict[str, Any] = {}
+            if key is not None:
+                meta["key"] = key.name
+            if body.get("user"):
+                meta["user"] = body["user"]
+            if pinned:
+                meta["pinned"] = True
+            if body.get("stream"):
+                meta["stream"] = True
+                return await self._stream(route, pinned, body, rid, meta)
+            served = await self.state.complete(route, pinned, body, rid, meta)
+        except GatewayError as exc:
+            return exc.response(rid)
+        except StewardError as exc:
+            return GatewayError(exc.http_status if exc.http_status >= 400 else 500, exc.message, code=exc.code).response(rid)
+        resp = served.response
+        resp["id"] = rid
+        resp["model"] = served.model.id
+        return Response(orjson.dumps(resp), media_type=_JSON, headers={
+            "x-request-id": rid, "x-steward-model": served.model.id, "x-steward-role": served.role})
+
+    async def _stream(self, route: Any, pinned: str | None, body: dict[str, Any], rid: str,
+                      meta: dict[str, Any]) -> Response:
+        it, first, info, role, n, t0, ts = await self.state.open_stream(route, pinned, body, rid, meta)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        state = self.state
+
+        async def events() -> AsyncIterator[bytes]:
+            parts: list[str] = []
+            usage: dict[str, Any] = {}
+            status, error, logged = "ok", None, False
+            created = int(time.time())
+
+            def fix(chunk: dict[str, Any]) -> dict[str, Any]:
+                nonlocal usage, created
+                u = chunk.pop("usage", None)
+                if u:
+                    usage = u
+                chunk["id"], chunk["model"] = rid, info.id
+                created = chunk.get("created", created)
+                for c in chunk.get("choices") or ():
+                    text = (c.get("delta") or {}).get("content")
+                    if text:
+                        parts.append(text)
+                return chunk
+
+            def write_log() -> None:
+                nonlocal logged
+                if logged:
+                    return
+                logged = True
+                n_in = int(usage.get("prompt_tokens") or 0)
+                n_out = int(usage.get("completion_tokens") or 0) or len(parts)
+                state.log_row({
+                    "ts": ts, "request_id": rid, "use_case": route.name, "model_id": info.id, "role": role,
+                    "messages": body.get("messages"), "response": "".join(parts), "input_tokens": n_in,
+                    "output_tokens": n_out, "latency_ms": (time.perf_counter() - t0) * 1000,
+                    "cost_usd": info.cost(n_in, n_out), "status": status, "error": error,
+                    "metadata": {**meta, "attempt": n} if n > 1 else meta,
+                })
+
+            try:
+                if first is not None:
+                    chunk = fix(first)
+                    if chunk.get("choices"):
+                        yield _sse(chunk)
+                async for chunk in it:
+                    chunk = fix(chunk)
+                    if chunk.get("choices"):
+                        yield _sse(chunk)
+            except StewardError as exc:
+                status, error = "error", f"failed mid-stream: {exc.message}"[:2000]
+                state.cooldowns.failure(info.id)
+                yield _sse(error_body(error, code="upstream_error", type_="api_error"))
+            except BaseException:
+                status, error = "error", "client disconnected before the end of the stream"
+                write_log()
+                raise
+            if include_usage:
+                n_in = int(usage.get("prompt_tokens") or 0)
+                n_out = int(usage.get("completion_tokens") or 0) or len(parts)
+                yield _sse({"id": rid, "object": "chat.completion.chunk", "created": created, "model": info.id,
+                            "choices": [], "usage": {"prompt_tokens": n_in, "completion_tokens": n_out,
+                                                     "total_tokens": n_in + n_out}})
+            write_log()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={
+            "x-request-id": rid, "x-steward-model": info.id, "x-steward-role": role, "cache-control": "no-cache"})
+
+    async def models(self, request: Request) -> Response:
+        try:
+            key = self.authorize(request)
+        except GatewayError as exc:
+            return exc.response()
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "model-steward",
+             "live": [{"model_id": m, "weight": w, "role": r} for m, w, r in route.live]}
+            for name, route in sorted(self.state.snapshot.routes.items())
+            if key is None or not key.use_cases or name in key.use_cases
+        ]
+        return Response(orjson.dumps({"object": "list", "data": data}), media_type=_JSON)
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            raw = await self.read_body(request)
+            self.authorize(request)
+            try:
+                body = orjson.loads(raw or b"null")
+            except orjson.JSONDecodeError:
+                raise _bad("The request body is not valid JSON.", None, "invalid_json") from None
+            if not isinstance(body, dict):
+                raise _bad("The body must be an object with 'request_id' and 'score'.", None, "invalid_json")
+            rid, score, comment = body.get("request_id"), body.get("score"), body.get("comment")
+            if not isinstance(rid, str) or not rid:
+                raise _bad("'request_id' is required: the x-request-id (or id) of a completion.", "request_id",
+                           "missing_field")
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or not -1 <= score <= 1:
+                raise _bad(f"'score' must be a number within -1..1, got {score!r}.", "score")
+            if comment is not None and not isinstance(comment, str):
+                raise _bad("'comment' must be a string.", "comment")
+            self.state.logs.record_feedback(rid, float(score), comment)
+        except GatewayError as exc:
+            return exc.response()
+        except StewardError as exc:
+            return GatewayError(400, exc.message, code=exc.code).response()
+        return Response(orjson.dumps({"ok": True, "request_id": rid, "score": float(score)}), media_type=_JSON)
+
+    async def status(self, request: Request) -> Response:
+        try:
+            self.authorize(request)
+        except GatewayError as exc:
+            return exc.response()
+        return Response(orjson.dumps(self.state.status()), media_type=_JSON)
+
+
+def gateway_router(state: GatewayState) -> APIRouter:
+    """The gateway routes for mounting into another app (call ``state.start()``/``stop()`` from its lifespan)."""
+    r = _Routes(state)
+    router = APIRouter()
+    router.add_route("/v1/chat/completions", r.chat_completions, methods=["POST"], include_in_schema=False)
+    router.add_route("/v1/models", r.models, methods=["GET"], include_in_schema=False)
+    router.add_route("/v1/feedback", r.feedback, methods=["POST"], include_in_schema=False)
+    router.add_route("/v1/gateway/status", r.status, methods=["GET"], include_in_schema=False)
+    return router
+
+
+def create_gateway_app(steward: Steward, *, options: GatewayOptions | None = None,
+                       own_steward: bool = False) -> FastAPI:
+    """A standalone gateway app (tests, bench, ``python -m modelsteward.gateway.serve``).
+
+    ``app.state.gateway`` is the ``GatewayState``; with ``own_steward`` the steward (and its log
+    store) is closed at shutdown, otherwise the store is flushed and the caller closes it.
+    """
+    state = GatewayState(steward, options, own_steward=own_steward)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(title="Model Steward gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = state
+    app.include_router(gateway_router(state))
+    return app

@@ -1,0 +1,76 @@
+"""Gateway API keys for applications: created once, shown once, stored as a SHA-256 hash.
+
+Keys carry 256 bits of randomness, so a fast hash is enough (no password stretching needed); the
+gateway compares hashes from an in-memory table refreshed in the background.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from modelsteward.errors import Conflict, InvalidInput
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import GatewayKey, UseCase
+from modelsteward.storage.registry import ModelRegistry
+
+__all__ = ["KEY_PREFIX", "hash_key", "new_key", "create_key", "list_keys", "revoke_key", "CreatedKey"]
+
+KEY_PREFIX = "sk-steward-"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: int
+    name: str
+    key: str  # the plaintext, shown once
+    prefix: str
+    use_cases: list[str]
+
+
+def create_key(registry: ModelRegistry, name: str, use_cases: Sequence[str] = ()) -> CreatedKey:
+    """Store a new key (hashed) bound to ``use_cases`` (empty: every use case); return the plaintext once."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("Key name must be 1..100 characters.")
+    ucs = [u.strip() for u in use_cases if u and u.strip()]
+    key = new_key()
+    with session_scope(registry.sessions) as s:
+        if s.scalar(select(GatewayKey).where(GatewayKey.name == name)) is not None:
+            raise Conflict(f"A gateway key named {name!r} already exists; pick another name.")
+        for uc in ucs:
+            if s.scalar(select(UseCase.id).where(UseCase.name == uc)) is None:
+                registry.get_use_case(uc)  # raises NotFound with close matches
+        row = GatewayKey(name=name, key_hash=hash_key(key), prefix=key[: len(KEY_PREFIX) + 4], use_cases=ucs)
+        s.add(row)
+        s.flush()
+        return CreatedKey(id=row.id, name=name, key=key, prefix=row.prefix, use_cases=ucs)
+
+
+def list_keys(registry: ModelRegistry) -> list[GatewayKey]:
+    with session_scope(registry.sessions) as s:
+        return list(s.scalars(select(GatewayKey).order_by(GatewayKey.name)))
+
+
+def revoke_key(registry: ModelRegistry, name: str) -> GatewayKey:
+    from modelsteward.errors import NotFound, close_matches
+
+    with session_scope(registry.sessions) as s:
+        row = s.scalar(select(GatewayKey).where(GatewayKey.name == name))
+        if row is None:
+            names = list(s.scalars(select(GatewayKey.name)))
+            raise NotFound(f"Unknown gateway key {name!r}." + close_matches(name, names))
+        row.revoked = True
+        return row

@@ -1,0 +1,182 @@
+"""The gateway's in-memory routing table, rebuilt from the registry in the background.
+
+``load_snapshot`` reads use cases, live allocations, the models they name and the gateway keys
+in one short read; the gateway swaps the new snapshot in atomically, so requests never touch the
+database.  ``fingerprint`` is a one-row query that tells whether anything changed (deployment
+versions, use-case and model ``updated_at``, key count), so an idle refresh costs one query.
+
+Decisions: a shadow allocation's ``weight`` is the percent of requests mirrored to it (0 mirrors
+nothing); sticky routing hashes ``use_case:user`` onto the cumulative weights of the live
+(primary + canary) models sorted by id, so a user stays on one model while weights are unchanged
+and moves only when their bucket's model changes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import Deployment, GatewayKey, Model, UseCase
+from modelsteward.storage.registry import ModelRegistry
+
+__all__ = ["ModelInfo", "Route", "KeyInfo", "RoutingSnapshot", "load_snapshot", "fingerprint", "model_info"]
+
+_MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registry model as the gateway needs it (the detached ORM row kept for provider building)."""
+
+    id: str
+    provider: str
+    price_in: Decimal | None
+    price_out: Decimal | None
+    row: Model = field(repr=False, compare=False)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """USD for this call from the registry's Decimal prices per million tokens (0 when unpriced)."""
+        total = Decimal(0)
+        if self.price_in and input_tokens:
+            total += self.price_in * input_tokens
+        if self.price_out and output_tokens:
+            total += self.price_out * output_tokens
+        return float(total / _MILLION) if total else 0.0
+
+
+def model_info(m: Model) -> ModelInfo:
+    return ModelInfo(id=m.id, provider=m.provider, price_in=m.price_in_per_m, price_out=m.price_out_per_m, row=m)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One use case's live routing: weighted primary/canary models, shadows, fallback chain."""
+
+    name: str
+    sticky: bool
+    fallback: tuple[str, ...]
+    budget_usd: Decimal | None
+    version: int
+    live: tuple[tuple[str, float, str], ...]  # (model_id, weight, role), sorted by model id
+    shadows: tuple[tuple[str, float], ...]  # (model_id, percent mirrored)
+    config: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def total(self) -> float:
+        return sum(w for _, w, _ in self.live)
+
+    def pick(self, user: str | None = None) -> tuple[str, str] | None:
+        """(model_id, role) by weight; deterministic per user when the use case is sticky."""
+        live = [x for x in self.live if x[1] > 0]
+        if not live:
+            return None
+        total = sum(w for _, w, _ in live)
+        if self.sticky and user:
+            point = (zlib.crc32(f"{self.name}:{user}".encode()) % 1_000_000) / 1_000_000 * total
+        else:
+            point = random.random() * total
+        acc = 0.0
+        for mid, w, role in live:
+            acc += w
+            if point < acc:
+                return mid, role
+        return live[-1][0], live[-1][2]
+
+    def role_of(self, model_id: str) -> str | None:
+        for mid, _, role in self.live:
+            if mid == model_id:
+                return role
+        return None
+
+    def chain(self, first: str) -> list[str]:
+        """Models to try in order: the picked one, the other live models by weight, then ``fallback``."""
+        order = [first]
+        for mid, _, _ in sorted(self.live, key=lambda x: (x[2] != "primary", -x[1], x[0])):
+            if mid not in order:
+                order.append(mid)
+        for mid in self.fallback:
+            if mid not in order:
+                order.append(mid)
+        return order
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    name: str
+    use_cases: frozenset[str]  # empty: every use case
+
+
+@dataclass
+class RoutingSnapshot:
+    routes: dict[str, Route]
+    models: dict[str, ModelInfo]
+    keys: dict[str, KeyInfo]  # sha256 hex -> key
+    any_keys: bool
+    fingerprint: tuple[Any, ...] = ()
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def empty(cls) -> RoutingSnapshot:
+        return cls(routes={}, models={}, keys={}, any_keys=False)
+
+
+def fingerprint(registry: ModelRegistry) -> tuple[Any, ...]:
+    """A cheap summary that changes whenever routing, use cases, models or keys change."""
+    q = select(
+        select(func.coalesce(func.sum(Deployment.version), 0)).scalar_subquery(),
+        select(func.count(Deployment.id)).scalar_subquery(),
+        select(func.max(UseCase.updated_at)).scalar_subquery(),
+        select(func.count(UseCase.id)).scalar_subquery(),
+        select(func.max(Model.updated_at)).scalar_subquery(),
+        select(func.count(GatewayKey.id)).scalar_subquery(),
+        select(func.count(GatewayKey.id)).where(GatewayKey.revoked.is_(True)).scalar_subquery(),
+        select(func.max(GatewayKey.id)).scalar_subquery(),
+    )
+    with registry.engine.connect() as conn:
+        row = conn.execute(q).one()
+    return tuple(str(v) for v in row)
+
+
+def load_snapshot(registry: ModelRegistry) -> RoutingSnapshot:
+    """Read the whole routing state in one transaction."""
+    fp = fingerprint(registry)
+    with session_scope(registry.sessions) as s:
+        ucs = list(s.scalars(select(UseCase)))
+        deps = {
+            d.use_case_id: d
+            for d in s.scalars(select(Deployment).options(selectinload(Deployment.allocations)))
+        }
+        wanted: set[str] = set()
+        routes: dict[str, Route] = {}
+        for uc in ucs:
+            dep = deps.get(uc.id)
+            allocs = list(dep.allocations) if dep is not None else []
+            live = tuple(sorted(
+                ((a.model_id, float(a.weight), a.role) for a in allocs if a.role != "shadow"), key=lambda x: x[0]
+            ))
+            shadows = tuple(sorted((a.model_id, float(a.weight)) for a in allocs if a.role == "shadow"))
+            fallback = tuple(str(m) for m in (uc.fallback or []))
+            wanted.update(m for m, _, _ in live)
+            wanted.update(m for m, _ in shadows)
+            wanted.update(fallback)
+            routes[uc.name] = Route(
+                name=uc.name, sticky=bool(uc.sticky), fallback=fallback, budget_usd=uc.monthly_budget_usd,
+                version=dep.version if dep is not None else 0, live=live, shadows=shadows,
+                config=dict(uc.config or {}),
+            )
+        models = {m.id: model_info(m) for m in s.scalars(select(Model).where(Model.id.in_(wanted)))} if wanted else {}
+        keys: dict[str, KeyInfo] = {}
+        any_keys = False
+        for k in s.scalars(select(GatewayKey)):
+            any_keys = True  # a revoked key still means "keys are in use": loopback stops being open
+            if not k.revoked:
+                keys[k.key_hash] = KeyInfo(name=k.name, use_cases=frozenset(k.use_cases or []))
+    return RoutingSnapshot(routes=routes, models=models, keys=keys, any_keys=any_keys, fingerprint=fp)

@@ -1,0 +1,54 @@
+"""Run an ASGI app under uvicorn (uvloop + httptools) with a graceful SIGTERM.
+
+On SIGTERM or SIGINT uvicorn stops accepting connections, lets in-flight requests (streams
+included) finish for up to ``graceful_timeout_s``, then runs the lifespan shutdown, where the
+gateway drains its shadow queue and flushes (or closes) the log store.  Rows are in the log
+store's write-ahead file before each response is sent, so even SIGKILL loses no acknowledged row.
+
+``python -m modelsteward.gateway.serve [--host H] [--port P]`` serves the gateway alone on the
+workspace named by STEWARD_HOME (tests and the benchmark use it; ``steward serve`` mounts the
+same routes into the full server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["serve", "main"]
+
+
+def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *, graceful_timeout_s: float = 30.0,
+          log_level: str = "warning", access_log: bool = False) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT; returns after the lifespan shutdown has run."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on", log_level=log_level,
+        access_log=access_log, timeout_graceful_shutdown=graceful_timeout_s, backlog=4096,
+        timeout_keep_alive=30, server_header=False, date_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelsteward.gateway.serve", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+
+    from modelsteward.context import open_steward
+    from modelsteward.gateway.app import create_gateway_app
+
+    steward = open_steward()
+    app = create_gateway_app(steward, own_steward=True)
+    print(f"gateway: serving http://{args.host}:{args.port}/v1 (workspace {steward.settings.workspace})",
+          file=sys.stderr, flush=True)
+    serve(app, args.host, args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,277 @@
+"""The hard-coded rules, one function per tool name.  Each returns the verdicts that apply
+(empty: allow).  A rule never raises for an unknown use case or model: the tool itself reports
+those.  Safety actions (``rollback``, ``rollout_abort``, ``guard_check``) are never blocked.
+
+Policies (names as recorded in ``policy_decisions.policy``):
+- ``one_active_rollout``: deploy refused while the use case has an active rollout;
+- ``rollback_cooldown``: deploy refused within ``rollback_cooldown_minutes`` of a rollback;
+- ``deploy_rate``: at most ``max_deploys_per_hour`` deploys per use case per hour;
+- ``evaluation_required``: canary or full traffic (deploy, each advance) needs a passing
+  evaluation of that model on that use case, newer than ``eval_max_age_days``;
+- ``canary_step_size``: a canary step raises traffic by at most ``max_step_points`` (the final
+  promotion to 100% is exempt; it needs ``every_step_passed`` and an approval instead);
+- ``every_step_passed``: 100% only after a successful analysis of every earlier step;
+- ``budget``: projected monthly cost (logged request rate x expected cost per request of the new
+  mix) within ``budget_fraction`` of ``monthly_budget_usd``;
+- approvals: ``promotion_to_100``, ``cost_increase`` (expected cost per request up more than
+  ``cost_increase_approval``), ``full_fine_tune``, ``retire_current``, ``policy_change``;
+- ``no_self_approval``: the requester (and any agent) may not decide an approval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from modelsteward.policies.bounds import section_of, validate_steps
+from modelsteward.storage.models import (
+    Allocation,
+    Approval,
+    Deployment,
+    DeploymentHistory,
+    Model,
+    Rollout,
+    TestResult,
+    UseCase,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from modelsteward.policies.engine import Decision
+    from modelsteward.tools.base import ToolContext
+
+__all__ = ["RULES", "expected_cost", "SAFETY_ACTIONS"]
+
+SAFETY_ACTIONS = frozenset({"rollback", "rollout_abort", "guard_check"})
+ACTIVE = ("running", "waiting", "paused")
+
+
+def _d(verdict: str, policy: str, reason: str) -> Decision:
+    from modelsteward.policies.engine import Decision
+
+    return Decision(verdict, policy, reason)  # type: ignore[arg-type]
+
+
+def _uc(s: Session, name: Any) -> UseCase | None:
+    if not isinstance(name, str):
+        return None
+    return s.scalar(select(UseCase).where(UseCase.name == name))
+
+
+def _stable(s: Session, uc: UseCase) -> str | None:
+    dep = s.scalar(select(Deployment).where(Deployment.use_case_id == uc.id))
+    prim = [a for a in (dep.allocations if dep else []) if a.role == "primary"]
+    return max(prim, key=lambda a: a.weight).model_id if prim else None
+
+
+def _eval_ok(s: Session, uc: UseCase, model_id: str, pol: dict[str, Any], now: dt.datetime) -> Decision | None:
+    days = float(pol["eval_max_age_days"])
+    since = now - dt.timedelta(days=days)
+    ok = s.scalar(
+        select(TestResult.id).where(
+            TestResult.use_case_id == uc.id, TestResult.candidate_model_id == model_id,
+            TestResult.passed.is_(True), TestResult.created_at >= since,
+        ).limit(1)
+    )
+    if ok is None:
+        return _d("deny", "evaluation_required",
+                  f"{model_id} has no passing evaluation on {uc.name!r} in the last {days:g} days; only shadow "
+                  f"traffic is allowed (run `steward eval --use-case {uc.name} --candidate {model_id}`).")
+    return None
+
+
+def expected_cost(steward: Any, uc: UseCase, s: Session, model_id: str | None) -> tuple[float | None, dict[str, float]]:
+    """Expected USD per request of a model on a use case (list prices x the use case's mean tokens)."""
+    from modelsteward.rollout.metrics import cost_per_request, usage
+
+    use = usage(steward, uc.name)
+    m = s.get(Model, model_id) if model_id else None
+    if m is None:
+        return None, use
+    return cost_per_request(m, (use["input_tokens"], use["output_tokens"])), use
+
+
+def _cost_rules(ctx: ToolContext, s: Session, uc: UseCase, cand: str, share: float, pol: dict[str, Any],
+                *, shadow_percent: float = 0.0) -> list[Decision]:
+    """Budget (deny) and cost increase (approval) for ``cand`` taking ``share`` of live traffic."""
+    out: list[Decision] = []
+    stable = _stable(s, uc)
+    c_cand, use = expected_cost(ctx.steward, uc, s, cand)
+    c_stab, _ = expected_cost(ctx.steward, uc, s, stable)
+    budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
+    if budget is not None and c_cand is not None and use["monthly_requests"] > 0:
+        if shadow_percent:
+            per_req = (c_stab or 0.0) + c_cand * shadow_percent / 100.0
+        else:
+            per_req = c_cand * share / 100.0 + (c_stab or 0.0) * (100.0 - share) / 100.0
+        monthly = per_req * use["monthly_requests"]
+        cap = budget * float(pol["budget_fraction"])
+        if monthly > cap:
+            out.append(_d("deny", "budget",
+                          f"projected monthly cost ${monthly:,.2f} ({use['monthly_requests']:,.0f} requests x "
+                          f"${per_req:.6f}) exceeds {float(pol['budget_fraction']):.0%} of the ${budget:,.2f} budget of "
+                          f"{uc.name!r}"))
+    if not shadow_percent and c_cand is not None and c_stab:
+        rise = c_cand / c_stab - 1.0
+        if rise > float(pol["cost_increase_approval"]):
+            out.append(_d("needs_approval", "cost_increase",
+                          f"{cand} raises expected cost per request by {rise:.0%} over {stable} "
+                          f"(${c_cand:.6f} vs ${c_stab:.6f}); more than {float(pol['cost_increase_approval']):.0%} "
+                          "needs a human approval"))
+    return out
+
+
+# ---------------------------------------------------------------------- per action
+def rule_deploy(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+    uc = _uc(s, args.get("use_case"))
+    model_id = args.get("model_id")
+    if uc is None or not isinstance(model_id, str) or s.get(Model, model_id) is None:
+        return []
+    pol = section_of(uc.config, "policy")
+    strategy = args.get("strategy") or "canary"
+    out: list[Decision] = []
+    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE))).first()
+    if ro is not None:
+        out.append(_d("deny", "one_active_rollout",
+                      f"use case {uc.name!r} already has rollout {ro.id} ({ro.strategy} of {ro.candidate_model_id}, "
+                      f"{ro.state}); one active rollout per use case"))
+    last_rb = s.scalar(
+        select(func.max(DeploymentHistory.created_at)).where(
+            DeploymentHistory.use_case_id == uc.id, DeploymentHistory.action.in_(("rollback", "rollout_abort"))
+        )
+    )
+    cool = float(pol["rollback_cooldown_minutes"])
+    if last_rb is not None and now - last_rb < dt.timedelta(minutes=cool):
+        left = dt.timedelta(minutes=cool) - (now - last_rb)
+        out.append(_d("deny", "rollback_cooldown",
+                      f"use case {uc.name!r} was rolled back at {last_rb:%H:%M:%S} UTC; no deploy for {cool:g} minutes "
+                      f"after a rollback ({left.total_seconds() / 60:.0f} left)"))
+    n = s.scalar(
+        select(func.count(DeploymentHistory.id)).where(
+            DeploymentHistory.use_case_id == uc.id, DeploymentHistory.action == "deploy",
+            DeploymentHistory.created_at >= now - dt.timedelta(hours=1),
+        )
+    ) or 0
+    cap = int(pol["max_deploys_per_hour"])
+    if n >= cap:
+        out.append(_d("deny", "deploy_rate", f"{n} deploys on {uc.name!r} in the last hour; at most {cap} per hour"))
+    if strategy in ("canary", "full"):
+        e = _eval_ok(s, uc, model_id, pol, now)
+        if e:
+            out.append(e)
+    rcfg = section_of(uc.config, "rollout")
+    if strategy == "canary":
+        try:
+            steps = validate_steps(args.get("steps") if args.get("steps") is not None else rcfg.get("steps"),
+                                   float(pol["max_step_points"]))
+        except Exception as exc:  # noqa: BLE001 - InvalidInput from the step validator becomes a denial
+            out.append(_d("deny", "canary_step_size", str(getattr(exc, "message", exc))))
+            steps = [100.0]
+        out += _cost_rules(ctx, s, uc, model_id, 100.0, pol)  # the goal of a canary is 100%
+        del steps
+    elif strategy == "full":
+        out += _cost_rules(ctx, s, uc, model_id, 100.0, pol)
+        out.append(_d("needs_approval", "promotion_to_100",
+                      f"switching {uc.name!r} to {model_id} at 100% at once needs a human approval"))
+    elif strategy == "shadow":
+        out += _cost_rules(ctx, s, uc, model_id, 0.0, pol, shadow_percent=float(rcfg["shadow_percent"]))
+    return out
+
+
+def rule_rollout_advance(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+    uc = _uc(s, args.get("use_case"))
+    if uc is None:
+        return []
+    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "waiting")).first()
+    if ro is None or ro.strategy == "shadow":
+        return []
+    from modelsteward.rollout.analysis import analyse_rollout
+
+    result = analyse_rollout(ctx.steward, ro, section_of(uc.config, "rollout"), now, uc.name)
+    if result.outcome != "successful":
+        return []  # the tool waits or aborts; neither raises traffic
+    steps = [float(x) for x in ro.steps or []]
+    nxt = ro.step_index + 1
+    if nxt >= len(steps):
+        return []
+    pol = section_of(uc.config, "policy")
+    out: list[Decision] = []
+    e = _eval_ok(s, uc, ro.candidate_model_id, pol, now)
+    if e:
+        out.append(e)
+    target, prev = steps[nxt], steps[ro.step_index]
+    if target < 100.0 and target - prev > float(pol["max_step_points"]):
+        out.append(_d("deny", "canary_step_size",
+                      f"step {prev:g}% -> {target:g}% raises traffic by {target - prev:g} points; at most "
+                      f"{float(pol['max_step_points']):g}"))
+    out += [d for d in _cost_rules(ctx, s, uc, ro.candidate_model_id, target, pol)
+            if d.verdict == "deny" or target >= 100.0]
+    if target >= 100.0:
+        passed = {e.get("step_index") for e in ro.analyses or []
+                  if e.get("event") == "analysis" and e.get("outcome") == "successful"}
+        passed.add(ro.step_index)
+        missing = [i for i in range(len(steps) - 1) if i not in passed]
+        if missing:
+            out.append(_d("deny", "every_step_passed",
+                          f"promotion to 100% needs a successful analysis of every step; steps {missing} "
+                          f"({', '.join(f'{steps[i]:g}%' for i in missing)}) have none"))
+        out.append(_d("needs_approval", "promotion_to_100",
+                      f"rollout {ro.id}: {ro.candidate_model_id} passed every canary step on {uc.name!r} "
+                      f"({result.reasons[0]}); promotion to 100% needs a human approval"))
+    return out
+
+
+def rule_retire_model(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+    m = s.get(Model, args.get("model_id")) if isinstance(args.get("model_id"), str) else None
+    if m is None:
+        return []
+    live = s.scalar(select(Allocation.id).where(Allocation.model_id == m.id, Allocation.role == "primary").limit(1))
+    if m.status == "current" or live is not None:
+        return [_d("needs_approval", "retire_current",
+                   f"{m.id} is a current model; retiring it needs a human approval")]
+    return []
+
+
+def rule_fine_tune(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+    if str(args.get("method") or "lora").lower() == "full":
+        return [_d("needs_approval", "full_fine_tune",
+                   f"full fine-tuning of {args.get('base') or args.get('base_model_id') or 'a model'} needs a human "
+                   "approval (use method lora to proceed without one)")]
+    return []
+
+
+def rule_set_policy(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+    return [_d("needs_approval", "policy_change",
+               f"changing policy of {args.get('use_case')!r} needs a human approval")]
+
+
+def rule_approval_decide(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+    out: list[Decision] = []
+    if ctx.approval_id is not None:
+        out.append(_d("deny", "no_self_approval", "an approval decision cannot be executed through an approval"))
+    a = s.get(Approval, args.get("approval_id")) if isinstance(args.get("approval_id"), int) else None
+    if ctx.actor.startswith("agent:"):
+        out.append(_d("deny", "no_self_approval",
+                      f"agents may not decide approvals ({ctx.actor}); a person approves or rejects"))
+    elif a is not None and a.requester.strip() == ctx.actor.strip():
+        out.append(_d("deny", "no_self_approval",
+                      f"{ctx.actor} requested approval {a.id} and may not decide it"))
+    return out
+
+
+RULES = {
+    "deploy": rule_deploy,
+    "rollout_advance": rule_rollout_advance,
+    "retire_model": rule_retire_model,
+    "fine_tune": rule_fine_tune,
+    "finetune": rule_fine_tune,
+    "set_policy": rule_set_policy,
+    "approval_decide": rule_approval_decide,
+}
+
+
+def now_utc() -> dt.datetime:
+    return utcnow()

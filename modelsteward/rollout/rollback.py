@@ -1,0 +1,179 @@
+"""The rollback manager: restore a snapshot's routing table and config exactly, verified, idempotent.
+
+Target snapshot (when none is named): the snapshot taken before the use case's most recent rollout
+(active or finished); with no rollout at all, the snapshot before the latest non-rollback change.
+If the live table and config already equal the target, nothing is written (idempotent) apart from
+closing an active rollout.  After the write the table and config are re-read and compared with the
+snapshot, inside the transaction (a mismatch rolls it back) and again after the commit.
+
+Model statuses follow the restored table: its primaries become ``current``, its canaries
+``canary``, its shadows ``shadow``; models that lost their allocation go back to ``candidate``
+(the aborted rollout's candidate to ``rejected`` when ``reject_candidate``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from modelsteward.errors import NotFound, StewardError
+from modelsteward.policies import approvals
+from modelsteward.rollout.manager import ACTIVE_STATES, move_status, rollout_dict
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import Deployment, DeploymentHistory, ModelSnapshot, Rollout, UseCase, utcnow
+
+if TYPE_CHECKING:
+    from modelsteward.context import Steward
+
+__all__ = ["RollbackManager", "RollbackVerificationError", "canonical_table"]
+
+
+class RollbackVerificationError(StewardError):
+    code = "rollback_verification_failed"
+
+
+def canonical_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        ({"model_id": r["model_id"], "weight": float(r["weight"]), "role": r["role"]} for r in rows),
+        key=lambda r: (r["role"], r["model_id"]),
+    )
+
+
+class RollbackManager:
+    def __init__(self, steward: Steward, clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.steward = steward
+        self.registry = steward.registry
+        self.clock = clock or utcnow
+
+    def _dep(self, s: Session, uc: UseCase, *, lock: bool) -> Deployment | None:
+        q = select(Deployment).where(Deployment.use_case_id == uc.id).options(selectinload(Deployment.allocations))
+        if lock:
+            q = q.with_for_update()
+        return s.scalar(q)
+
+    def _target(self, s: Session, uc: UseCase, snapshot_id: int | None) -> ModelSnapshot:
+        if snapshot_id is not None:
+            snap = s.get(ModelSnapshot, snapshot_id)
+            if snap is None or snap.use_case_id != uc.id:
+                ids = [str(i) for i in s.scalars(
+                    select(ModelSnapshot.id).where(ModelSnapshot.use_case_id == uc.id).order_by(ModelSnapshot.id.desc()).limit(10)
+                )]
+                raise NotFound(
+                    f"Snapshot {snapshot_id} does not belong to use case {uc.name!r}; recent snapshots: "
+                    f"{', '.join(ids) or 'none'}.", kind="snapshot", id=snapshot_id,
+                )
+            return snap
+        ro = s.scalars(
+            select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.snapshot_id.is_not(None)).order_by(Rollout.id.desc())
+        ).first()
+        if ro is not None and ro.snapshot_id is not None:
+            snap = s.get(ModelSnapshot, ro.snapshot_id)
+            assert snap is not None
+            return snap
+        hist = s.scalars(
+            select(DeploymentHistory).where(
+                DeploymentHistory.use_case_id == uc.id, DeploymentHistory.action != "rollback",
+                DeploymentHistory.snapshot_id.is_not(None),
+            ).order_by(DeploymentHistory.id.desc())
+        ).first()
+        if hist is None:
+            raise NotFound(f"Use case {uc.name!r} has no earlier routing to roll back to.", use_case=uc.name)
+        snap = s.get(ModelSnapshot, hist.snapshot_id)
+        assert snap is not None
+        return snap
+
+    def _matches(self, s: Session, uc: UseCase, snap: ModelSnapshot) -> tuple[bool, str]:
+        dep = self._dep(s, uc, lock=False)
+        live = canonical_table(self.registry.routing_table(dep)) if dep else []
+        want = canonical_table(list(snap.allocations or []))
+        if live != want:
+            return False, f"routing {live} != snapshot {want}"
+        cfg = self.registry.config_of(uc)
+        if cfg != dict(snap.config or {}):
+            return False, f"config {cfg} != snapshot {snap.config}"
+        return True, ""
+
+    def rollback(
+        self, use_case: str, *, actor: str, reason: str = "", snapshot_id: int | None = None,
+        reject_candidate: bool = False, action: str = "rollback",
+    ) -> dict[str, Any]:
+        """Restore the target snapshot (see module doc); returns what was done and the live table."""
+        now = self.clock()
+        with session_scope(self.steward.sessions) as s:
+            uc = self.registry._use_case(s, use_case)
+            dep = self._dep(s, uc, lock=True)
+            snap = self._target(s, uc, snapshot_id)
+            ro = s.scalars(
+                select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE_STATES))
+                .order_by(Rollout.id.desc()).with_for_update()
+            ).first()
+            same, _ = self._matches(s, uc, snap)
+            hist_id = None
+            before = canonical_table(self.registry.routing_table(dep)) if dep else []
+            if not same:
+                _, _, hist = self.registry.write_routing(
+                    s, uc, list(snap.allocations or []), action=action, actor=actor,
+                    reason=reason or f"restore snapshot {snap.id}", rollout_id=ro.id if ro else None,
+                    details={"target_snapshot_id": snap.id, "restored_version": snap.deployment_version},
+                    config=dict(snap.config or {}),
+                )
+                hist_id = hist.id
+                s.flush()
+                s.expire_all()
+                uc = self.registry._use_case(s, use_case)
+                ok, why = self._matches(s, uc, snap)
+                if not ok:
+                    raise RollbackVerificationError(f"Rollback of {use_case!r} did not restore snapshot {snap.id}: {why}.")
+                self._restore_statuses(s, uc, snap, before, ro, reject_candidate)
+            closed = None
+            if ro is None and not same:
+                # A finished rollout whose result was just undone is marked rolled back as well.
+                ro = s.scalars(
+                    select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.snapshot_id == snap.id)
+                    .order_by(Rollout.id.desc())
+                ).first()
+            if ro is not None and ro.state != "rolled_back" and (ro.state in ACTIVE_STATES or not same):
+                ro.state = "rolled_back"
+                ro.analyses = [*(ro.analyses or []), {
+                    "event": "rolled_back", "at": now.isoformat(timespec="seconds"), "actor": actor,
+                    "reason": reason, "snapshot_id": snap.id, "action": action,
+                }]
+                closed = rollout_dict(ro)
+                if reject_candidate and same:
+                    m = self.registry._model(s, ro.candidate_model_id)
+                    move_status(s, m, "rejected", uc.id)
+                approvals.expire_for(s, "rollout_advance", uc.name, f"rollout {ro.id} rolled back")
+            snap_id, snap_alloc = snap.id, canonical_table(list(snap.allocations or []))
+        # Verify again after the commit, from a fresh session.
+        with session_scope(self.steward.sessions) as s:
+            uc2 = self.registry._use_case(s, use_case)
+            snap2 = s.get(ModelSnapshot, snap_id)
+            assert snap2 is not None
+            ok, why = self._matches(s, uc2, snap2)
+        if not ok:
+            raise RollbackVerificationError(f"After commit, {use_case!r} does not match snapshot {snap_id}: {why}.")
+        dep_now = self.registry.deployment(use_case)
+        return {
+            "use_case": use_case, "snapshot_id": snap_id, "changed": not same, "history_id": hist_id,
+            "version": dep_now.version, "routing": snap_alloc, "verified": True, "rollout": closed,
+        }
+
+    def _restore_statuses(
+        self, s: Session, uc: UseCase, snap: ModelSnapshot, before: list[dict[str, Any]], ro: Rollout | None,
+        reject: bool,
+    ) -> None:
+        after = {r["model_id"]: r["role"] for r in snap.allocations or []}
+        role_status = {"primary": "current", "canary": "canary", "shadow": "shadow"}
+        for mid, role in after.items():
+            move_status(s, self.registry._model(s, mid), role_status[role], uc.id)
+        for r in before:
+            if r["model_id"] in after:
+                continue
+            m = self.registry._model(s, r["model_id"])
+            target = "rejected" if (reject and ro is not None and m.id == ro.candidate_model_id) else "candidate"
+            if m.status in ("shadow", "canary", "current"):
+                move_status(s, m, target, uc.id)

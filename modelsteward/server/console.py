@@ -1,0 +1,316 @@
+"""The web console: server-rendered pages (Jinja2) with a little plain JavaScript, all served locally.
+
+Login takes an API token and sets an HTTP-only, SameSite=Strict session cookie (see ``auth``).
+Every form that changes something carries a CSRF token bound to the session, and a cross-origin
+``Origin`` header is refused.  Pages read storage directly; actions go through the same tools
+and rules as the API (``actions.decide`` for approvals, ``call_tool`` for chat).  Scripts come
+only from ``/static`` (Content-Security-Policy ``script-src 'self'``); chart data travels in
+``<script type="application/json">`` blocks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import urllib.parse
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import func, select
+
+from modelsteward.errors import StewardError
+from modelsteward.server import auth
+from modelsteward.server.deps import ApiError, StewardDep
+from modelsteward.server.views import BUCKETS, eval_series, jsonable, traffic_series
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import AgentRun, Approval, GuardrailViolation, Rollout, TestResult, UseCase
+
+__all__ = ["mount_console", "render_error", "templates"]
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters["tojson_safe"] = lambda v: jsonable(v)
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+
+class LoginRequired(Exception):
+    pass
+
+
+class ConsoleUser:
+    def __init__(self, ident: auth.Identity, cookie: str, csrf: str) -> None:
+        self.ident, self.cookie, self.csrf = ident, cookie, csrf
+
+    @property
+    def name(self) -> str:
+        return self.ident.name
+
+    @property
+    def role(self) -> str:
+        return self.ident.role
+
+    def can(self, role: str) -> bool:
+        return self.ident.at_least(role)
+
+
+def current_user(request: Request, steward: StewardDep) -> ConsoleUser:
+    cookie = request.cookies.get(auth.SESSION_COOKIE)
+    ident = auth.read_session(steward, cookie)
+    if ident is None or cookie is None:
+        raise LoginRequired()
+    return ConsoleUser(ident, cookie, auth.csrf_token(steward, cookie))
+
+
+UserDep = Annotated[ConsoleUser, Depends(current_user)]
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    return urllib.parse.urlparse(origin).netloc == request.headers.get("host", request.url.netloc)
+
+
+def check_csrf(request: Request, user: ConsoleUser, token: str | None) -> None:
+    token = token or request.headers.get("x-csrf-token")
+    if not _same_origin(request) or not token or not hmac.compare_digest(token, user.csrf):
+        raise ApiError(403, "csrf_failed", "The form's CSRF token is missing or stale; reload the page and try again.")
+
+
+def render(request: Request, name: str, user: ConsoleUser | None, http_status: int = 200, **ctx: Any) -> HTMLResponse:
+    resp = templates.TemplateResponse(
+        request, name, {"user": user, "msg": request.query_params.get("msg"), "err": request.query_params.get("err"), **ctx},
+        status_code=http_status,
+    )
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
+
+
+def render_error(request: Request, status: int, code: str, message: str) -> HTMLResponse:
+    return render(request, "error.html", None, http_status=status, code=code, message=message)
+
+
+def _back(path: str, **q: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urllib.parse.urlencode(q)}" if q else path, status_code=303)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+# ---------------------------------------------------------------- login
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "login.html", None, next=_safe_next(next))
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+@router.post("/login")
+def login(request: Request, steward: StewardDep, token: Annotated[str, Form(max_length=300)] = "",
+          next: Annotated[str, Form(max_length=500)] = "/") -> Response:
+    if not _same_origin(request):
+        return render(request, "login.html", None, http_status=403, next="/", error="Cross-origin login refused.")
+    made = auth.make_session(steward, token.strip())
+    if made is None:
+        return render(request, "login.html", None, http_status=401, next=_safe_next(next),
+                      error="That token is not valid (or was revoked).")
+    _ident, cookie = made
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(auth.SESSION_COOKIE, cookie, max_age=auth.SESSION_SECONDS, httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", path="/")
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, user: UserDep, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, user, csrf)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(auth.SESSION_COOKIE, path="/")
+    return resp
+
+
+# ---------------------------------------------------------------- pages
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
+    reg = steward.registry
+    cases = []
+    stats = {(r["use_case"], r["model_id"], r["role"]): r for r in steward.logs.stats(since="24h")}
+    for uc in reg.list_use_cases():
+        dep = reg.deployment(uc.name)
+        rows = [r for k, r in stats.items() if k[0] == uc.name and k[2] != "shadow"]
+        n = sum(r["count"] for r in rows)
+        cases.append({
+            "name": uc.name, "description": uc.description, "allocations": reg.routing_table(dep),
+            "requests": n, "cost": sum(float(r["cost_usd"] or 0) for r in rows),
+            "p95": max((r["p95_ms"] or 0 for r in rows), default=None),
+        })
+    with session_scope(steward.sessions) as s:
+        pending = s.scalar(select(func.count()).where(Approval.status == "pending")) or 0
+        runs = list(s.scalars(select(AgentRun).order_by(AgentRun.id.desc()).limit(5)))
+        active = list(s.scalars(select(Rollout).where(Rollout.state.in_(("running", "waiting", "paused")))))
+    return render(request, "index.html", user, cases=cases, pending=pending, runs=runs, active=active)
+
+
+@router.get("/use-cases/{name}", response_class=HTMLResponse)
+def use_case_page(request: Request, steward: StewardDep, user: UserDep, name: str, window: str = "7d") -> HTMLResponse:
+    reg = steward.registry
+    uc = reg.get_use_case(name)
+    window = window if window in BUCKETS else "7d"
+    dep = reg.deployment(name)
+    models = reg.list_models(use_case=name)
+    models.sort(key=lambda m: (_rank_of(m) is None, _rank_of(m) or 0, m.id))
+    with session_scope(steward.sessions) as s:
+        rollouts = list(s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc()).limit(10)))
+        evals = list(s.scalars(select(TestResult).where(TestResult.use_case_id == uc.id)
+                               .order_by(TestResult.id.desc()).limit(10)))
+        violations = list(s.scalars(select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc.id)
+                                    .order_by(GuardrailViolation.id.desc()).limit(10)))
+    by_model = [r for r in steward.logs.stats(use_case=name, since=window)]
+    charts = {"traffic": traffic_series(steward, name, window), "evals": eval_series(steward, name),
+              "split": reg.routing_table(dep)}
+    return render(request, "use_case.html", user, uc=uc, dep=dep, models=models, rollouts=rollouts, evals=evals,
+                  violations=violations, stats=by_model, charts=charts, window=window, windows=list(BUCKETS),
+                  rank_of=_rank_of)
+
+
+def _rank_of(m: Any) -> Any:
+    meta = m.meta or {}
+    r = meta.get("rank")
+    if isinstance(r, dict):
+        return r.get("position") or r.get("rank")
+    return r
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(request: Request, steward: StewardDep, user: UserDep, status: str | None = None) -> HTMLResponse:
+    from modelsteward.storage.models import MODEL_STATUSES
+
+    models = steward.registry.list_models(status=status if status in MODEL_STATUSES else None)
+    return render(request, "models.html", user, models=models, statuses=MODEL_STATUSES, status=status,
+                  rank_of=_rank_of)
+
+
+@router.get("/rollouts", response_class=HTMLResponse)
+def rollouts_page(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
+    with session_scope(steward.sessions) as s:
+        names = dict(s.execute(select(UseCase.id, UseCase.name)).tuples().all())
+        rows = list(s.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(100)))
+    return render(request, "rollouts.html", user, rollouts=rows, names=names)
+
+
+@router.get("/rollouts/{rollout_id}", response_class=HTMLResponse)
+def rollout_page(request: Request, steward: StewardDep, user: UserDep, rollout_id: int) -> HTMLResponse:
+    with session_scope(steward.sessions) as s:
+        r = s.get(Rollout, rollout_id)
+        if r is None:
+            return render_error(request, 404, "not_found", f"Unknown rollout id {rollout_id}.")
+        name = s.scalar(select(UseCase.name).where(UseCase.id == r.use_case_id))
+    return render(request, "rollout.html", user, r=r, use_case=name)
+
+
+@router.get("/approvals", response_class=HTMLResponse)
+def approvals_page(request: Request, steward: StewardDep, user: UserDep, show: str = "pending") -> HTMLResponse:
+    with session_scope(steward.sessions) as s:
+        q = select(Approval).order_by(Approval.id.desc()).limit(200)
+        if show == "pending":
+            q = q.where(Approval.status == "pending")
+        rows = list(s.scalars(q))
+    return render(request, "approvals.html", user, approvals=rows, show=show)
+
+
+@router.post("/approvals/{approval_id}/decide")
+def decide_form(
+    request: Request, steward: StewardDep, user: UserDep, approval_id: int,
+    decision: Annotated[str, Form()], reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    from modelsteward.server.actions import decide
+
+    check_csrf(request, user, csrf)
+    if not user.can("approver"):
+        return _back("/approvals", err=f"Deciding approvals needs role 'approver'; you have {user.role!r}.")
+    if decision not in ("approve", "reject"):
+        return _back("/approvals", err="Decision must be approve or reject.")
+    try:
+        out = decide(steward, user.ident, approval_id, decision, reason)  # type: ignore[arg-type]
+    except StewardError as exc:
+        return _back("/approvals", err=exc.message)
+    verb = "Approved" if decision == "approve" else "Rejected"
+    return _back("/approvals", msg=f"{verb} #{approval_id} ({out.approval.action}).")
+
+
+@router.get("/agent-runs", response_class=HTMLResponse)
+def agent_runs_page(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
+    with session_scope(steward.sessions) as s:
+        runs = list(s.scalars(select(AgentRun).order_by(AgentRun.id.desc()).limit(100)))
+    return render(request, "agent_runs.html", user, runs=runs)
+
+
+@router.get("/agent-runs/{run_id}", response_class=HTMLResponse)
+def agent_run_page(request: Request, steward: StewardDep, user: UserDep, run_id: int) -> HTMLResponse:
+    with session_scope(steward.sessions) as s:
+        run = s.get(AgentRun, run_id)
+    if run is None:
+        return render_error(request, 404, "not_found", f"Unknown agent run id {run_id}.")
+    return render(request, "agent_run.html", user, run=run)
+
+
+@router.get("/chat", response_class=HTMLResponse)
+def chat_page(request: Request, user: UserDep) -> HTMLResponse:
+    from modelsteward.tools.base import load_all_tools
+
+    return render(request, "chat.html", user, available="chat" in load_all_tools())
+
+
+@router.post("/chat")
+def chat_send(
+    request: Request, steward: StewardDep, user: UserDep, message: Annotated[str, Form(min_length=1, max_length=4000)],
+    thread_id: Annotated[str, Form(max_length=100)] = "", csrf: Annotated[str, Form()] = "",
+) -> JSONResponse:
+    from modelsteward.server.deps import tool_context
+    from modelsteward.tools.base import call_tool
+
+    check_csrf(request, user, csrf)
+    if not user.can("operator"):
+        return JSONResponse({"code": "forbidden", "message": "Chatting with the agent needs role 'operator'."}, 403)
+    args: dict[str, Any] = {"message": message}
+    if thread_id:
+        args["thread_id"] = thread_id
+    try:
+        out = call_tool("chat", args, tool_context(steward, user.ident))
+    except StewardError as exc:
+        return JSONResponse({"code": exc.code, "message": exc.message}, status_code=200)
+    return JSONResponse(jsonable(out.model_dump(mode="json")))
+
+
+DOCS_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Model Steward API</title>
+<link rel="stylesheet" href="/static/swagger/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<script src="/static/swagger/swagger-ui-bundle.js"></script><script src="/static/swagger-init.js"></script></body></html>"""
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs() -> HTMLResponse:
+    """Swagger UI on /openapi.json, served from the package (vendored swagger-ui-dist, Apache-2.0)."""
+    return HTMLResponse(DOCS_PAGE, headers={"Content-Security-Policy": CSP})
+
+
+def mount_console(app: FastAPI) -> None:
+    """Add the console routes, the static files and the login redirect."""
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(router)
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            nxt = "/"
+        return RedirectResponse("/login?" + urllib.parse.urlencode({"next": nxt}), status_code=303)

@@ -1,0 +1,115 @@
+"""Agent tools: read-only views for the console, and ``agent_run`` (starts one cycle).
+
+``query_logs``, ``list_use_cases`` and ``list_models`` live in tools/logs.py and
+tools/registry.py; these add what the console needs on top.  ``agent_run`` is marked mutating:
+it starts a run (each of whose actions passes the guard again); the agent itself is never given
+it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import AgentRun, Rollout, UseCase
+from modelsteward.tools.base import ToolContext, tool
+
+__all__ = ["ShowRolloutsInput", "RolloutList", "ShowStatusInput", "StatusView", "AgentRunInput", "AgentRunResult",
+           "AgentRunsInput", "AgentRunList"]
+
+
+class ShowRolloutsInput(BaseModel):
+    use_case: str | None = Field(default=None, description="Only this use case.")
+    active_only: bool = Field(default=False, description="Only running, waiting or paused rollouts.")
+    limit: int = Field(default=20, ge=1, le=500)
+
+
+class RolloutList(BaseModel):
+    rollouts: list[dict[str, Any]]
+
+
+@tool("show_rollouts", input_model=ShowRolloutsInput, output_model=RolloutList, mutating=False)
+def show_rollouts(ctx: ToolContext, inp: ShowRolloutsInput) -> RolloutList:
+    """Recent rollouts (newest first) with state, step and their latest analysis."""
+    with session_scope(ctx.steward.sessions) as s:
+        q = select(Rollout, UseCase.name).join(UseCase, UseCase.id == Rollout.use_case_id).order_by(Rollout.id.desc())
+        if inp.use_case:
+            q = q.where(UseCase.id == ctx.steward.registry.get_use_case(inp.use_case).id)
+        if inp.active_only:
+            q = q.where(Rollout.state.in_(("running", "waiting", "paused")))
+        rows = s.execute(q.limit(inp.limit)).all()
+        return RolloutList(rollouts=[
+            {"id": r.id, "use_case": uc, "candidate": r.candidate_model_id, "stable": r.stable_model_id,
+             "strategy": r.strategy, "state": r.state, "step_index": r.step_index, "steps": r.steps,
+             "last_analysis": (r.analyses or [None])[-1], "reason": r.reason, "updated_at": r.updated_at.isoformat()}
+            for r, uc in rows
+        ])
+
+
+class ShowStatusInput(BaseModel):
+    use_case: str | None = Field(default=None, description="Only this use case.")
+
+
+class StatusView(BaseModel):
+    observation: dict[str, Any]
+
+
+@tool("show_status", input_model=ShowStatusInput, output_model=StatusView, mutating=False)
+def show_status(ctx: ToolContext, inp: ShowStatusInput) -> StatusView:
+    """What the agent observes: routing, candidates and tests, rollouts, violations, pending approvals."""
+    from modelsteward.agent.observe import observe_world
+
+    return StatusView(observation=observe_world(ctx.steward, inp.use_case))
+
+
+class AgentRunsInput(BaseModel):
+    limit: int = Field(default=20, ge=1, le=500)
+    status: str | None = None
+
+
+class AgentRunList(BaseModel):
+    runs: list[dict[str, Any]]
+
+
+@tool("agent_runs", input_model=AgentRunsInput, output_model=AgentRunList, mutating=False)
+def agent_runs(ctx: ToolContext, inp: AgentRunsInput) -> AgentRunList:
+    """Recent agent runs (newest first): trigger, goal, status, planner, error."""
+    with session_scope(ctx.steward.sessions) as s:
+        q = select(AgentRun).order_by(AgentRun.id.desc()).limit(inp.limit)
+        if inp.status:
+            q = q.where(AgentRun.status == inp.status)
+        return AgentRunList(runs=[
+            {"id": r.id, "trigger": r.trigger, "goal": r.goal, "use_case": r.use_case, "status": r.status,
+             "planner": r.planner, "thread_id": r.thread_id, "error": r.error,
+             "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None}
+            for r in s.scalars(q)
+        ])
+
+
+class AgentRunInput(BaseModel):
+    use_case: str | None = Field(default=None, description="Limit the cycle to this use case.")
+    goal: str = Field(default="", max_length=4000, description="What the operator wants from this cycle.")
+    max_steps: int = Field(default=20, ge=1, le=200, description="Planner turns before the run stops.")
+    trigger: str = Field(default="api", pattern="^(api|cli|schedule|chat)$")
+
+
+class AgentRunResult(BaseModel):
+    run_id: int
+    thread_id: str
+    status: str
+    approval_id: int | None = None
+    error: str | None = None
+    report: str
+
+
+@tool("agent_run", input_model=AgentRunInput, output_model=AgentRunResult, mutating=True, long_running=True)
+def agent_run(ctx: ToolContext, inp: AgentRunInput) -> AgentRunResult:
+    """Run one agent cycle now (fails with agent_busy if another run is executing)."""
+    from modelsteward.agent.runner import run_agent
+
+    res = run_agent(ctx.steward, goal=inp.goal, use_case=inp.use_case, trigger=inp.trigger, max_steps=inp.max_steps)
+    return AgentRunResult(run_id=res.run_id, thread_id=res.thread_id, status=res.status, approval_id=res.approval_id,
+                          error=res.error, report=res.report)

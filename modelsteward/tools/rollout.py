@@ -1,0 +1,211 @@
+"""Rollout tools: deploy, rollout_status, rollout_advance, rollout_abort, rollback, guard_check,
+retire_model, set_policy.  Mutating ones pass the policy engine first (tools.base.call_tool)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelsteward.tools.base import ToolContext, tool
+
+__all__ = [
+    "DeployIn", "UseCaseIn", "AdvanceIn", "AbortIn", "RollbackIn", "GuardCheckIn", "RetireIn", "SetPolicyIn",
+    "RolloutOut", "GuardOut", "RetireOut", "SetPolicyOut",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeployIn(_In):
+    use_case: str = Field(description="Use case name.")
+    model_id: str = Field(description="Candidate model id, provider:model.")
+    strategy: Literal["shadow", "canary", "full"] = Field(default="canary")
+    steps: list[float] | None = Field(default=None, description="Canary steps in percent, ending at 100.")
+    retire_previous: bool | None = Field(default=None, description="Retire the old current model on completion.")
+    reason: str | None = None
+
+
+class UseCaseIn(_In):
+    use_case: str
+
+
+class AdvanceIn(_In):
+    use_case: str
+    resume: bool | None = Field(default=None, description="Resume a paused rollout (restarts its window).")
+
+
+class AbortIn(_In):
+    use_case: str
+    reason: str | None = None
+
+
+class RollbackIn(_In):
+    use_case: str
+    snapshot_id: int | None = Field(default=None, description="Snapshot to restore; default: before the last rollout.")
+    reason: str | None = None
+
+
+class GuardCheckIn(_In):
+    use_case: str | None = None
+
+
+class RetireIn(_In):
+    model_id: str
+    reason: str | None = None
+
+
+class SetPolicyIn(_In):
+    use_case: str
+    policy: dict[str, Any] | None = Field(default=None, description="Thresholds of config['policy'].")
+    rollout: dict[str, Any] | None = Field(default=None, description="Analysis settings of config['rollout'].")
+    guardrails: dict[str, Any] | None = Field(default=None, description="Thresholds of config['guardrails'].")
+
+
+class RolloutOut(BaseModel):
+    use_case: str
+    action: str = Field(description="deployed | status | advanced | completed | waiting | paused | resumed | rolled_back")
+    message: str = ""
+    version: int | None = None
+    routing: list[dict[str, Any]] = Field(default_factory=list)
+    rollout: dict[str, Any] | None = None
+    analysis: dict[str, Any] | None = None
+    snapshot_id: int | None = None
+    changed: bool | None = None
+
+
+class GuardOut(BaseModel):
+    checked: list[str]
+    violations: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+
+
+class RetireOut(BaseModel):
+    model_id: str
+    status: str
+    changed: bool
+    removed_from: list[str]
+
+
+class SetPolicyOut(BaseModel):
+    use_case: str
+    config: dict[str, Any]
+    notes: list[str]
+
+
+def _mgr(ctx: ToolContext):  # type: ignore[no-untyped-def]
+    from modelsteward.rollout import RolloutManager
+
+    return RolloutManager(ctx.steward, clock=ctx.extras.get("clock"))
+
+
+def _version(ctx: ToolContext, use_case: str) -> int:
+    return ctx.steward.registry.deployment(use_case).version
+
+
+@tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True)
+def deploy(ctx: ToolContext, inp: DeployIn) -> RolloutOut:
+    """Start a shadow, canary or full rollout of a candidate model on a use case."""
+    res = _mgr(ctx).deploy(
+        inp.use_case, inp.model_id, inp.strategy, actor=ctx.actor, reason=inp.reason or "",
+        steps=inp.steps, retire_previous=bool(inp.retire_previous),
+    )
+    ro = res["rollout"]
+    msg = (f"{inp.strategy} rollout {ro['id']} of {inp.model_id} on {inp.use_case}: "
+           + ("completed" if ro["state"] == "completed" else f"step 0 ({ro['steps'][0]:g}%) live, waiting for analysis"))
+    return RolloutOut(use_case=inp.use_case, action="deployed", message=msg, version=_version(ctx, inp.use_case),
+                      routing=res["routing"], rollout=ro, snapshot_id=ro["snapshot_id"])
+
+
+@tool("rollout_status", input_model=UseCaseIn, output_model=RolloutOut, mutating=False)
+def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
+    """The use case's active (or latest) rollout, its events and the live routing table."""
+    st = _mgr(ctx).status(inp.use_case)
+    ro = st["rollout"]
+    msg = "no rollout yet" if ro is None else (
+        f"rollout {ro['id']} ({ro['strategy']} of {ro['candidate']}) {ro['state']} at step {ro['step_index']}"
+        + (f" ({ro['weight']:g}%)" if ro.get("weight") is not None else "")
+    )
+    return RolloutOut(use_case=inp.use_case, action="status", message=msg, version=st["version"],
+                      routing=st["routing"], rollout=ro)
+
+
+@tool("rollout_advance", input_model=AdvanceIn, output_model=RolloutOut, mutating=True)
+def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
+    """Analyse the current canary step and advance (successful), roll back (failed) or wait (inconclusive)."""
+    res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume))
+    an = res.get("analysis")
+    reasons = "; ".join(an["reasons"]) if an else ""
+    msg = f"{res['action']}" + (f": {reasons}" if reasons else "")
+    rb = res.get("rollback") or {}
+    st = _mgr(ctx).status(inp.use_case)
+    return RolloutOut(use_case=inp.use_case, action=res["action"], message=msg, version=st["version"],
+                      routing=st["routing"], rollout=res.get("rollout") or st["rollout"], analysis=an,
+                      snapshot_id=rb.get("snapshot_id"), changed=rb.get("changed"))
+
+
+@tool("rollout_abort", input_model=AbortIn, output_model=RolloutOut, mutating=True)
+def rollout_abort(ctx: ToolContext, inp: AbortIn) -> RolloutOut:
+    """Abort the active rollout and restore the routing from before it."""
+    rb = _mgr(ctx).abort(inp.use_case, actor=ctx.actor, reason=inp.reason or "aborted by " + ctx.actor)
+    return RolloutOut(use_case=inp.use_case, action="rolled_back", message=f"restored snapshot {rb['snapshot_id']}",
+                      version=rb["version"], routing=rb["routing"], rollout=rb["rollout"],
+                      snapshot_id=rb["snapshot_id"], changed=rb["changed"])
+
+
+@tool("rollback", input_model=RollbackIn, output_model=RolloutOut, mutating=True)
+def rollback(ctx: ToolContext, inp: RollbackIn) -> RolloutOut:
+    """Restore a snapshot's routing table and config exactly (default: before the last rollout); idempotent."""
+    from modelsteward.rollout import RollbackManager
+
+    rb = RollbackManager(ctx.steward, clock=ctx.extras.get("clock")).rollback(
+        inp.use_case, actor=ctx.actor, reason=inp.reason or "", snapshot_id=inp.snapshot_id,
+    )
+    msg = (f"restored snapshot {rb['snapshot_id']} (verified)" if rb["changed"]
+           else f"already at snapshot {rb['snapshot_id']}; nothing changed")
+    return RolloutOut(use_case=inp.use_case, action="rolled_back", message=msg, version=rb["version"],
+                      routing=rb["routing"], rollout=rb["rollout"], snapshot_id=rb["snapshot_id"], changed=rb["changed"])
+
+
+@tool("guard_check", input_model=GuardCheckIn, output_model=GuardOut, mutating=True)
+def guard_check(ctx: ToolContext, inp: GuardCheckIn) -> GuardOut:
+    """Read recent log analytics, record guardrail violations and act on them (warn, pause, roll back, disable)."""
+    from modelsteward.rollout import GuardrailsMonitor
+
+    res = GuardrailsMonitor(ctx.steward, clock=ctx.extras.get("clock")).check(inp.use_case, actor=ctx.actor)
+    return GuardOut(**res)
+
+
+@tool("retire_model", input_model=RetireIn, output_model=RetireOut, mutating=True)
+def retire_model(ctx: ToolContext, inp: RetireIn) -> RetireOut:
+    """Retire a model (refused while it serves live traffic; a current model needs an approval)."""
+    return RetireOut(**_mgr(ctx).retire(inp.model_id, actor=ctx.actor, reason=inp.reason or ""))
+
+
+@tool("set_policy", input_model=SetPolicyIn, output_model=SetPolicyOut, mutating=True)
+def set_policy(ctx: ToolContext, inp: SetPolicyIn) -> SetPolicyOut:
+    """Change a use case's policy, rollout or guardrail thresholds (always needs an approval; values
+    looser than a hard bound are refused)."""
+    from modelsteward.errors import InvalidInput
+    from modelsteward.policies.bounds import SECTIONS, clamp_section, validate_steps
+
+    uc = ctx.steward.registry.get_use_case(inp.use_case)
+    cfg = dict(uc.config or {})
+    notes: list[str] = []
+    for section in SECTIONS:
+        new = getattr(inp, section)
+        if new is None:
+            continue
+        merged = {**(cfg.get(section) or {}), **new}
+        _, sec_notes = clamp_section(section, merged, strict=True)
+        if sec_notes:
+            raise InvalidInput(f"Refused: {'; '.join(sec_notes)}.")
+        if section == "rollout" and "steps" in merged:
+            pol = clamp_section("policy", (cfg.get("policy") or {}) | (inp.policy or {}))[0]
+            merged["steps"] = validate_steps(merged["steps"], float(pol["max_step_points"]))
+        cfg[section] = merged
+        notes.append(f"{section}: {', '.join(f'{k}={v}' for k, v in new.items())}")
+    ctx.steward.registry.update_use_case(inp.use_case, config=cfg)
+    return SetPolicyOut(use_case=inp.use_case, config=cfg, notes=notes)
