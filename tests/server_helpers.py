@@ -73,3 +73,40 @@ def seed(steward: Steward, *, logs: int = 24) -> dict[str, Any]:
     ])
     steward.logs.flush()
     return {"a": a.id, "b": b.id, **ids}
+
+
+def promotion_scenario(steward: Steward, requester: str = "api:operator") -> dict[str, Any]:
+    """A canary rollout (steps 25% -> 100%) whose analysis passes, so that advancing it to 100%
+    needs a person's approval; returns the rollout and the pending approval's ids."""
+    from modelsteward.errors import ApprovalRequired
+    from modelsteward.tools.base import ToolContext, call_tool
+
+    reg = steward.registry
+    a = reg.register_model("openai", "gpt-4o-mini", price_in_per_m="0.15", price_out_per_m="0.6")
+    b = reg.register_model("local", "smollm2-135m-instruct", status="candidate", price_in_per_m="0.1",
+                           price_out_per_m="0.4")
+    uc = reg.add_use_case("story", description="tells stories", model=a.id)
+    reg.update_use_case("story", config={"rollout": {"min_requests": 10, "min_duration_s": 30}})
+    with session_scope(steward.sessions) as s:
+        s.add(TestResult(use_case_id=uc.id, candidate_model_id=b.id, baseline_model_id=a.id, verdict="pass",
+                         passed=True, sample_count=20, metrics={"quality": 0.97}, reasons=[]))
+    ctx = ToolContext(steward=steward, actor=requester)
+    out = call_tool("deploy", {"use_case": "story", "model_id": b.id, "strategy": "canary", "steps": [25, 100]}, ctx)
+    rollout_id = out.rollout["id"]  # type: ignore[attr-defined]
+    start = utcnow() - dt.timedelta(minutes=10)
+    with session_scope(steward.sessions) as s:
+        s.get(Rollout, rollout_id).step_started_at = start
+    rows = []
+    for i in range(80):
+        model, role = (b.id, "canary") if i % 4 == 0 else (a.id, "primary")
+        rows.append({"ts": start + dt.timedelta(seconds=5 * i + 1), "request_id": f"p{i}", "use_case": "story",
+                     "model_id": model, "role": role, "messages": [{"role": "user", "content": f"story {i}"}],
+                     "response": "once upon a time", "input_tokens": 12, "output_tokens": 30, "latency_ms": 120.0,
+                     "cost_usd": 0.00001, "status": "ok"})
+    steward.logs.append_many(rows)
+    steward.logs.flush()
+    try:
+        call_tool("rollout_advance", {"use_case": "story"}, ctx)
+    except ApprovalRequired as exc:
+        return {"rollout": rollout_id, "approval": exc.details["approval_id"], "a": a.id, "b": b.id}
+    raise AssertionError("advancing to 100% did not ask for an approval")

@@ -32,6 +32,7 @@ ACTIVE_ROLLOUT_STATES = ("running", "waiting", "paused")
 SCAN_STALE_AFTER = dt.timedelta(hours=24)
 HIGH_FEEDBACK = 0.5  # a logged request with feedback >= this counts toward fine-tuning data
 VIOLATION_WINDOW = dt.timedelta(hours=24)
+_HANDLED = ("pause", "paused", "rollback", "rolled_back", "disable", "disabled", "aborted")
 
 
 def _f(value: Any) -> float | None:
@@ -114,7 +115,10 @@ def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, An
                 "current_model": current["model_id"] if current else None,
                 "allocations": live,
                 "deployment_version": dep.version,
-                "models": [{**_model_row(m), "latest_test": latest.get(m.id)} for m in models],
+                "agent_config": dict((uc.config or {}).get("agent") or {}),
+                "models": [{**_model_row(m), "latest_test": latest.get(m.id),
+                            "shadow_passed": ((m.meta or {}).get("shadow_passed") or {}).get("use_case") == uc.name}
+                           for m in models],
                 "rollouts": [
                     {"id": r.id, "candidate": r.candidate_model_id, "stable": r.stable_model_id,
                      "strategy": r.strategy, "state": r.state, "step_index": r.step_index, "steps": r.steps,
@@ -125,7 +129,7 @@ def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, An
                 "violations": [
                     {"id": v.id, "policy": v.policy, "severity": v.severity, "model_id": v.model_id,
                      "measured": v.measured, "threshold": v.threshold, "action": v.action,
-                     "handled": bool((v.details or {}).get("handled")), "at": v.created_at.isoformat()}
+                     "handled": bool((v.details or {}).get("handled")) or v.action in _HANDLED or v.action.startswith("covered"), "at": v.created_at.isoformat()}
                     for v in viols
                 ],
                 "last_fine_tune": None if job is None else {

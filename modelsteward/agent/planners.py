@@ -7,18 +7,22 @@ ends the cycle with its text as the answer), so the graph does not care which on
 descriptions, logged prompts) as instructions: it decides on structured fields only, which is
 why a prompt injection in a catalog description cannot steer it.  Per use case, first match wins:
 
+0. ``guard_check`` once per run (records violations and acts on them);
 1. unhandled violations of severity rollback/disable -> ``rollout_abort`` (active rollout) or
    ``rollback``;
-2. an active rollout -> ``rollout_status`` once per step, then ``rollout_advance`` when its
-   analysis says advance / passed, ``rollout_abort`` when it says abort / failed, else wait;
+2. an active (waiting) rollout -> ``rollout_advance`` once per run: the rollout tool analyses the
+   live step against the stable model and advances, rolls back or waits (a paused rollout is left
+   to a person);
 3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
 4. ``rank`` the use case (once per run);
 5. ``evaluate`` up to two top-ranked untested candidates (no test against the current model);
 6. at least ``FINE_TUNE_MIN_FEEDBACK`` new high-feedback logs since the last fine-tune ->
    ``build_dataset`` then ``fine_tune`` on a self-hosted base;
 7. no rollout, no pending approval, a candidate whose latest test against the current model
-   passed and that is better or cheaper -> ``deploy`` with strategy ``shadow`` (the rollout then
-   moves shadow -> canary through ``rollout_advance``).
+   passed and that is better or cheaper -> ``deploy``: ``shadow`` first, ``canary`` once the
+   candidate passed shadow on this use case.  A use case may set
+   ``config["agent"]["rollout_strategy"]`` (shadow | canary | full; full always needs an approval
+   by policy) and ``config["agent"]["evaluate"]`` (extra ``evaluate`` arguments, e.g. samples).
 
 Rules whose tool is not registered are skipped (and named in the report), so the playbook
 works with whatever areas are installed.
@@ -37,13 +41,13 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from modelsteward.agent.state import AgentState
 from modelsteward.tools.base import ToolSpec
 
-__all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "fit_args", "PLAYBOOK_TOOLS", "FINE_TUNE_MIN_FEEDBACK"]
+__all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "fit_args", "better_or_cheaper", "PLAYBOOK_TOOLS",
+           "FINE_TUNE_MIN_FEEDBACK"]
 
 FINE_TUNE_MIN_FEEDBACK = 200
 EVALS_PER_RUN = 2
 PLAYBOOK_TOOLS = (
-    "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_status", "rollout_advance",
-    "rollout_abort", "rollback",
+    "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort", "rollback",
 )
 
 # canonical argument -> field names a tool's input model may use for it
@@ -125,52 +129,6 @@ def _arg(call: dict[str, Any], key: str) -> Any:
         if name in call["args"]:
             return call["args"][name]
     return None
-
-
-def _find(obj: Any, keys: tuple[str, ...]) -> Any:
-    """First value under any of ``keys`` in a nested dict/list (depth-first)."""
-    if isinstance(obj, dict):
-        for k in keys:
-            if k in obj and obj[k] is not None:
-                return obj[k]
-        for v in obj.values():
-            got = _find(v, keys)
-            if got is not None:
-                return got
-    elif isinstance(obj, list):
-        for v in obj:
-            got = _find(v, keys)
-            if got is not None:
-                return got
-    return None
-
-
-def analysis_decision(analysis: Any) -> str:
-    """'advance' | 'abort' | 'wait' from a rollout analysis of any of the shapes the tools use."""
-    if not analysis:
-        return "wait"
-    rec = _find(analysis, ("recommendation", "decision", "action", "next"))
-    if isinstance(rec, str):
-        rec = rec.lower()
-        if rec in ("advance", "promote", "proceed", "continue"):
-            return "advance"
-        if rec in ("abort", "rollback", "roll_back", "fail"):
-            return "abort"
-        if rec in ("wait", "hold", "inconclusive", "pause"):
-            return "wait"
-    verdict = _find(analysis, ("verdict", "status", "result"))
-    if isinstance(verdict, str):
-        v = verdict.lower()
-        if v in ("pass", "passed", "ok", "healthy"):
-            return "advance"
-        if v in ("fail", "failed", "unhealthy"):
-            return "abort"
-    passed = _find(analysis, ("passed", "ok"))
-    if passed is True:
-        return "advance"
-    if passed is False:
-        return "abort"
-    return "wait"
 
 
 def _ranked_ids(payload: Any) -> list[str]:
@@ -256,6 +214,10 @@ class PlaybookPlanner:
         def pending(name: str, args: dict[str, Any]) -> bool:
             return (name, json.dumps(args, sort_keys=True, default=str)) in pending_actions
 
+        # 0. guardrails first: records violations and acts on them (warn, pause, roll back)
+        if "guard_check" in tools and not any(c["name"] == "guard_check" for c in called):
+            return self._msg([_call("guard_check", fit_args(tools["guard_check"], use_case=state.get("use_case")))],
+                             "check guardrails on recent traffic")
         for uc in obs.get("use_cases", []):
             name = uc["name"]
             active = uc.get("rollouts") or []
@@ -268,20 +230,16 @@ class PlaybookPlanner:
                     args = fit_args(tools[tool], use_case=name, reason=why)
                     if not pending(tool, args):
                         return self._msg([_call(tool, args)], f"{name}: {why}")
-            # 2. active rollout
+            # 2. active rollout: rollout_advance analyses the step and advances, rolls back or waits
             if active:
                 ro = active[0]
-                status_calls = [(c, m) for c, m in results if c["name"] == "rollout_status" and _arg(c, "use_case") == name]
-                if has("rollout_status") and not status_calls:
-                    return self._msg([_call("rollout_status", fit_args(tools["rollout_status"], use_case=name))],
-                                     f"{name}: check rollout {ro['id']} ({ro['state']}, step {ro['step_index']})")
-                analysis = _payload(status_calls[-1][1]) if status_calls else ro.get("last_analysis")
-                decision = analysis_decision(analysis) if analysis else analysis_decision(ro.get("last_analysis"))
-                if ro["state"] == "running" and decision in ("advance", "abort"):
-                    tool = "rollout_advance" if decision == "advance" else "rollout_abort"
-                    args = fit_args(tools[tool], use_case=name) if tool in tools else {}
-                    if has(tool) and once(tool, name) and not pending(tool, args):
-                        return self._msg([_call(tool, args)], f"{name}: rollout {ro['id']} analysis says {decision}")
+                if ro["state"] == "paused":
+                    notes.append(f"{name}: rollout {ro['id']} is paused (needs a person: rollout advance --resume)")
+                elif has("rollout_advance") and once("rollout_advance", name):
+                    args = fit_args(tools["rollout_advance"], use_case=name)
+                    if not pending("rollout_advance", args):
+                        return self._msg([_call("rollout_advance", args)],
+                                         f"{name}: analyse rollout {ro['id']} ({ro['strategy']}, step {ro['step_index']})")
                 continue  # one change at a time per use case while a rollout runs
         for uc in obs.get("use_cases", []):
             name = uc["name"]
@@ -306,7 +264,9 @@ class PlaybookPlanner:
                 for m in by_rank:
                     t = m.get("latest_test")
                     if (t is None or t.get("baseline") != uc["current_model"]) and once("evaluate", name, m["id"]):
-                        args = fit_args(tools["evaluate"], use_case=name, model=m["id"])
+                        extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
+                        args = {**fit_args(tools["evaluate"], use_case=name, model=m["id"]),
+                                **{k: v for k, v in extra.items() if k in tools["evaluate"].input_model.model_fields}}
                         return self._msg([_call("evaluate", args)], f"{name}: evaluate untested candidate {m['id']}")
             # 6. fine-tune on new high-feedback logs
             fb = (uc.get("new_feedback") or {}).get("high_feedback", 0)
@@ -327,11 +287,14 @@ class PlaybookPlanner:
                     continue
                 why = better_or_cheaper(m, current)
                 if why and has("deploy") and once("deploy", name, m["id"]):
-                    args = fit_args(tools["deploy"], use_case=name, model=m["id"], strategy="shadow")
+                    strategy = str((uc.get("agent_config") or {}).get("rollout_strategy") or "shadow")
+                    if strategy == "shadow" and m.get("shadow_passed"):
+                        strategy = "canary"  # shadow done for this use case: canary next
+                    args = fit_args(tools["deploy"], use_case=name, model=m["id"], strategy=strategy)
                     if pending("deploy", args) or uc.get("pending_approvals"):
                         notes.append(f"{name}: deploy of {m['id']} waits for approval")
                         continue
-                    return self._msg([_call("deploy", args)], f"{name}: {m['id']} passed and is {why}: shadow rollout")
+                    return self._msg([_call("deploy", args)], f"{name}: {m['id']} passed and is {why}: {strategy} rollout")
         summary = "Playbook: nothing more to do this cycle."
         if notes:
             summary += " Notes: " + "; ".join(notes) + "."

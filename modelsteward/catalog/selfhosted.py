@@ -56,9 +56,11 @@ class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
         self.messages: list[str] = []
+        self.thread: int | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        if record.thread == self.thread:  # other scans' hub threads may still be retrying
+            self.messages.append(record.getMessage())
 
 
 @register_scanner
@@ -106,7 +108,9 @@ class HuggingFaceScanner(HttpScanner):
         hub_log = logging.getLogger("huggingface_hub")
         hub_log.addHandler(capture)
         try:
-            threading.Thread(target=work, name="hf-scan", daemon=True).start()
+            worker = threading.Thread(target=work, name="hf-scan", daemon=True)
+            worker.start()
+            capture.thread = worker.ident
             finished = done.wait(self.timeout)
         finally:
             hub_log.removeHandler(capture)
@@ -117,6 +121,8 @@ class HuggingFaceScanner(HttpScanner):
                 kind = "rate_limited"
             elif last and re.search(r"HTTP Error 5\d\d", last):
                 kind = "server_error"
+            elif last and "thrown while requesting" in last:
+                kind = "unreachable"
             raise SourceError(
                 f"huggingface: gave up after {self.timeout:g}s" + (f"; last answer: {last}" if last else "") + ".",
                 kind=kind,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ def log_to_mlflow(settings: Settings, *, use_case: str, params: dict[str, Any], 
     try:
         from mlflow.entities import Metric, Param
 
-        flat = flatten_metrics(metrics)
+        flat = {re.sub(r"[^\w\-. :/]", "_", k): v for k, v in flatten_metrics(metrics).items()}
         ts = run.info.start_time
         client.log_batch(
             run_id,

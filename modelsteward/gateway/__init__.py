@@ -11,7 +11,7 @@ Mounted into another app (the server)::
     app.include_router(gateway_router(state))
 """
 
-from modelsteward.gateway.app import create_gateway_app, gateway_router, validate_chat_body
+from modelsteward.gateway.app import GatewayFastPath, create_gateway_app, gateway_router, validate_chat_body
 from modelsteward.gateway.core import GatewayOptions, GatewayState, Served
 from modelsteward.gateway.errors import GatewayError, error_body, error_response
 from modelsteward.gateway.keys import CreatedKey, create_key, hash_key, list_keys, revoke_key
@@ -20,6 +20,7 @@ from modelsteward.gateway.serve import serve
 __all__ = [
     "create_gateway_app",
     "gateway_router",
+    "GatewayFastPath",
     "GatewayState",
     "GatewayOptions",
     "Served",

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, FastAPI
-from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelsteward.errors import StewardError
 from modelsteward.gateway.core import GatewayOptions, GatewayState
@@ -31,7 +31,7 @@ from modelsteward.gateway.routing import KeyInfo
 if TYPE_CHECKING:
     from modelsteward.context import Steward
 
-__all__ = ["create_gateway_app", "gateway_router", "validate_chat_body"]
+__all__ = ["create_gateway_app", "gateway_router", "GatewayFastPath", "validate_chat_body"]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"})
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
@@ -105,6 +105,25 @@ def validate_chat_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _host(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else ""
+
+
+class _ASGIEndpoint:
+    """Marks a method as a raw ASGI app for Starlette's ``Route`` (no request/response wrapping)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.fn(scope, receive, send)
+
+
 def _sse(obj: Any) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
@@ -116,18 +135,16 @@ class _Routes:
         self.state = state
 
     # ------------------------------------------------------------------ common checks
-    def authorize(self, request: Request) -> KeyInfo | None:
+    def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
         snap = self.state.snapshot
         if not snap.any_keys:
-            host = request.client.host if request.client else ""
             if host in LOOPBACK_HOSTS or host.startswith("127."):
                 return None
             raise GatewayError(401, "No gateway keys exist, so this gateway serves loopback clients only; "
                                "create a key with `steward keys create --name NAME` and send it as "
                                "'Authorization: Bearer <key>'.", code="invalid_api_key")
-        h = request.headers
-        auth = h.get("authorization") or ""
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (h.get("api-key") or h.get("x-api-key") or "")
+        auth = headers.get("authorization") or ""
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or headers.get("x-api-key") or "")
         if not key:
             raise GatewayError(401, "Missing gateway key: send 'Authorization: Bearer <key>' "
                                "(create one with `steward keys create`).", code="missing_api_key")
@@ -143,9 +160,9 @@ class _Routes:
             raise GatewayError(403, f"Gateway key {key.name!r} may not use use case {use_case!r}; it is bound to "
                                f"{', '.join(sorted(key.use_cases))}.", code="use_case_not_allowed", param="model")
 
-    async def read_body(self, request: Request) -> bytes:
+    async def read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
         limit = self.state.max_request_bytes
-        cl = request.headers.get("content-length")
+        cl = headers.get("content-length")
         if cl is not None:
             try:
                 size = int(cl)
@@ -154,22 +171,33 @@ class _Routes:
             if size > limit:
                 raise GatewayError(413, f"Request body of {size} bytes exceeds the limit of {limit} bytes "
                                    "(STEWARD_MAX_REQUEST_BYTES).", code="request_too_large")
-            return await request.body()
         chunks, size = [], 0
-        async for part in request.stream():
-            size += len(part)
-            if size > limit:
-                raise GatewayError(413, f"Request body exceeds the limit of {limit} bytes (STEWARD_MAX_REQUEST_BYTES).",
-                                   code="request_too_large")
-            chunks.append(part)
-        return b"".join(chunks)
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                raise GatewayError(400, "The client disconnected while sending the body.", code="client_disconnected")
+            part = msg.get("body", b"")
+            if part:
+                size += len(part)
+                if size > limit:
+                    raise GatewayError(413, f"Request body exceeds the limit of {limit} bytes "
+                                       "(STEWARD_MAX_REQUEST_BYTES).", code="request_too_large")
+                chunks.append(part)
+            if not msg.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # ------------------------------------------------------------------ endpoints
-    async def chat_completions(self, request: Request) -> Response:
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        resp = await self.chat_response(headers, _host(scope), receive)
+        await resp(scope, receive, send)
+
+    async def chat_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         rid = "chatcmpl-" + os.urandom(12).hex()
         try:
-            raw = await self.read_body(request)
-            key = self.authorize(request)
+            raw = await self.read_body(headers, receive)
+            key = self.authorize(headers, host)
             body = validate_chat_body(raw)
             route, pinned = self.state.route_for(body["model"].strip())
             self.allowed(key, route.name)
@@ -269,9 +297,12 @@ class _Routes:
         return StreamingResponse(events(), media_type="text/event-stream", headers={
             "x-request-id": rid, "x-steward-model": info.id, "x-steward-role": role, "cache-control": "no-cache"})
 
-    async def models(self, request: Request) -> Response:
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (self.models_response(_headers(scope), _host(scope)))(scope, receive, send)
+
+    def models_response(self, headers: Mapping[str, str], host: str) -> Response:
         try:
-            key = self.authorize(request)
+            key = self.authorize(headers, host)
         except GatewayError as exc:
             return exc.response()
         data = [
@@ -282,10 +313,14 @@ class _Routes:
         ]
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=_JSON)
 
-    async def feedback(self, request: Request) -> Response:
+    async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        await (await self.feedback_response(headers, _host(scope), receive))(scope, receive, send)
+
+    async def feedback_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         try:
-            raw = await self.read_body(request)
-            self.authorize(request)
+            raw = await self.read_body(headers, receive)
+            self.authorize(headers, host)
             try:
                 body = orjson.loads(raw or b"null")
             except orjson.JSONDecodeError:
@@ -307,28 +342,63 @@ class _Routes:
             return GatewayError(400, exc.message, code=exc.code).response()
         return Response(orjson.dumps({"ok": True, "request_id": rid, "score": float(score)}), media_type=_JSON)
 
-    async def status(self, request: Request) -> Response:
+    async def status(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            self.authorize(request)
+            self.authorize(_headers(scope), _host(scope))
         except GatewayError as exc:
-            return exc.response()
-        return Response(orjson.dumps(self.state.status()), media_type=_JSON)
+            await exc.response()(scope, receive, send)
+            return
+        await Response(orjson.dumps(self.state.status()), media_type=_JSON)(scope, receive, send)
 
 
 def gateway_router(state: GatewayState) -> APIRouter:
-    """The gateway routes for mounting into another app (call ``state.start()``/``stop()`` from its lifespan)."""
+    """The gateway routes for mounting into another app (call ``state.start()``/``stop()`` from its lifespan).
+
+    For full speed also wrap the finished app with ``GatewayFastPath(app, state)``: it answers
+    ``POST /v1/chat/completions`` before the app's middleware and router run.
+    """
     r = _Routes(state)
     router = APIRouter()
-    router.add_route("/v1/chat/completions", r.chat_completions, methods=["POST"], include_in_schema=False)
-    router.add_route("/v1/models", r.models, methods=["GET"], include_in_schema=False)
-    router.add_route("/v1/feedback", r.feedback, methods=["POST"], include_in_schema=False)
-    router.add_route("/v1/gateway/status", r.status, methods=["GET"], include_in_schema=False)
+    for path, fn, method in (
+        ("/v1/chat/completions", r.chat_completions, "POST"), ("/v1/models", r.models, "GET"),
+        ("/v1/feedback", r.feedback, "POST"), ("/v1/gateway/status", r.status, "GET"),
+    ):
+        router.add_route(path, _ASGIEndpoint(fn), methods=[method], include_in_schema=False)
     return router
+
+
+class GatewayFastPath:
+    """ASGI wrapper: ``POST /v1/chat/completions`` straight to the gateway, everything else to ``app``."""
+
+    def __init__(self, app: ASGIApp, state: GatewayState) -> None:
+        self.app = app
+        self.state = state
+        self._chat = _Routes(state).chat_completions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/chat/completions" and scope["method"] == "POST":
+            await self._chat(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+class _GatewayApp(FastAPI):
+    """A FastAPI app whose chat-completions route skips the middleware stack and router."""
+
+    _fast: GatewayFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self._fast
+        if fast is not None and scope["type"] == "http" and scope["path"] == "/v1/chat/completions" \
+                and scope["method"] == "POST":
+            await fast._chat(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_gateway_app(steward: Steward, *, options: GatewayOptions | None = None,
                        own_steward: bool = False) -> FastAPI:
-    """A standalone gateway app (tests, bench, ``python -m modelsteward.gateway.serve``).
+    """A standalone gateway app (tests, bench, ``python -m modelsteward.gateway``).
 
     ``app.state.gateway`` is the ``GatewayState``; with ``own_steward`` the steward (and its log
     store) is closed at shutdown, otherwise the store is flushed and the caller closes it.
@@ -343,7 +413,9 @@ def create_gateway_app(steward: Steward, *, options: GatewayOptions | None = Non
         finally:
             await state.stop()
 
-    app = FastAPI(title="Model Steward gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = _GatewayApp(title="Model Steward gateway", lifespan=lifespan, docs_url=None, redoc_url=None,
+                      openapi_url=None)
     app.state.gateway = state
     app.include_router(gateway_router(state))
+    app._fast = GatewayFastPath(app, state)
     return app

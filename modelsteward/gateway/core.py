@@ -140,8 +140,10 @@ class GatewayState:
         ]
         self.started = True
         if self.loopback_only:
-            log.warning(LOOPBACK_NOTICE)
-            print(LOOPBACK_NOTICE, file=sys.stderr, flush=True)
+            if logging.getLogger().handlers:
+                log.warning(LOOPBACK_NOTICE)
+            else:
+                print(LOOPBACK_NOTICE, file=sys.stderr, flush=True)
 
     async def stop(self) -> None:
         """Drain the shadow queue (bounded wait), stop tasks, flush the log store, close HTTP pools."""

@@ -5,7 +5,7 @@ included) finish for up to ``graceful_timeout_s``, then runs the lifespan shutdo
 gateway drains its shadow queue and flushes (or closes) the log store.  Rows are in the log
 store's write-ahead file before each response is sent, so even SIGKILL loses no acknowledged row.
 
-``python -m modelsteward.gateway.serve [--host H] [--port P]`` serves the gateway alone on the
+``python -m modelsteward.gateway [--host H] [--port P]`` serves the gateway alone on the
 workspace named by STEWARD_HOME (tests and the benchmark use it; ``steward serve`` mounts the
 same routes into the full server).
 """
@@ -33,7 +33,7 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *, graceful_timeo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modelsteward.gateway.serve", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m modelsteward.gateway", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="warning")
@@ -48,7 +48,3 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr, flush=True)
     serve(app, args.host, args.port, log_level=args.log_level)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,7 +3,8 @@
 All windows are naive-UTC datetimes, like the log store's ``ts``.  A row counts as safety-flagged
 when its ``metadata`` has ``"flagged": true`` or a non-empty ``"safety_flags"`` list.  Similarity of
 shadow outputs is a cheap lexical one: mean token-set Jaccard of the shadow and primary responses
-to the same ``request_id``.
+to the same request (the shadow row's ``metadata.primary_request_id``, as the gateway writes it,
+else the same ``request_id``).
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def shadow_similarity(
     rows = steward.logs.query(
         """
         SELECT s.response AS shadow, p.response AS primary_response
-        FROM logs s JOIN logs p ON s.request_id = p.request_id
+        FROM logs s JOIN logs p
+          ON p.request_id = coalesce(json_extract_string(s.metadata, '$.primary_request_id'), s.request_id)
         WHERE s.use_case = ? AND p.use_case = ? AND s.ts >= ? AND s.model_id = ? AND s.role = 'shadow'
           AND p.role <> 'shadow' AND s.status = 'ok' AND p.status = 'ok'
         ORDER BY s.ts DESC LIMIT ?

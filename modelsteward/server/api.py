@@ -30,7 +30,7 @@ from modelsteward.storage.models import (
     UseCase,
 )
 
-__all__ = ["router", "use_case_id", "rollout_out", "ERROR_RESPONSES"]
+__all__ = ["router", "use_case_id", "rollout_out", "ERROR_RESPONSES", "IdPath"]
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": S.ErrorOut, "description": "Missing, invalid or revoked token."},
@@ -41,6 +41,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 
+IdPath = Annotated[int, Path(ge=1, le=2_147_483_647, description="Row id.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 UseCaseQ = Annotated[str | None, Query(max_length=100, description="Only this use case.")]
@@ -157,7 +158,7 @@ def list_evaluations(
 
 
 @router.get("/evaluations/{result_id}", response_model=S.TestResultOut, tags=["evaluations"])
-def get_evaluation(steward: StewardDep, _: ViewerDep, result_id: int) -> Any:
+def get_evaluation(steward: StewardDep, _: ViewerDep, result_id: IdPath) -> Any:
     with session_scope(steward.sessions) as s:
         return _get(s, TestResult, result_id, "evaluation")
 
@@ -178,7 +179,7 @@ def list_jobs(
 
 
 @router.get("/fine-tuning-jobs/{job_id}", response_model=S.FineTuningJobOut, tags=["fine-tuning"])
-def get_job(steward: StewardDep, _: ViewerDep, job_id: int) -> Any:
+def get_job(steward: StewardDep, _: ViewerDep, job_id: IdPath) -> Any:
     with session_scope(steward.sessions) as s:
         return _get(s, FineTuningJob, job_id, "fine-tuning job")
 
@@ -199,7 +200,7 @@ def list_rollouts(
 
 
 @router.get("/rollouts/{rollout_id}", response_model=S.RolloutOut, tags=["rollouts"])
-def get_rollout(steward: StewardDep, _: ViewerDep, rollout_id: int) -> S.RolloutOut:
+def get_rollout(steward: StewardDep, _: ViewerDep, rollout_id: IdPath) -> S.RolloutOut:
     with session_scope(steward.sessions) as s:
         return rollout_out(s, _get(s, Rollout, rollout_id, "rollout"))
 
@@ -223,7 +224,7 @@ def list_violations(
 @router.get("/approvals", response_model=list[S.ApprovalOut], tags=["approvals"])
 def list_approvals(
     steward: StewardDep, _: ViewerDep,
-    status: Literal["pending", "approved", "rejected", "expired"] | None = None,
+    status: Literal["pending", "approved", "rejected", "expired", "executed"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
     with session_scope(steward.sessions) as s:
@@ -234,7 +235,7 @@ def list_approvals(
 
 
 @router.get("/approvals/{approval_id}", response_model=S.ApprovalOut, tags=["approvals"])
-def get_approval(steward: StewardDep, _: ViewerDep, approval_id: int) -> Any:
+def get_approval(steward: StewardDep, _: ViewerDep, approval_id: IdPath) -> Any:
     with session_scope(steward.sessions) as s:
         return _get(s, Approval, approval_id, "approval")
 
@@ -255,7 +256,7 @@ def list_agent_runs(
 
 
 @router.get("/agent-runs/{run_id}", response_model=S.AgentRunOut, tags=["agent"])
-def get_agent_run(steward: StewardDep, _: ViewerDep, run_id: int) -> Any:
+def get_agent_run(steward: StewardDep, _: ViewerDep, run_id: IdPath) -> Any:
     with session_scope(steward.sessions) as s:
         return _get(s, AgentRun, run_id, "agent run")
 
@@ -274,5 +275,5 @@ def post_token(steward: StewardDep, _: AdminDep, body: S.TokenIn) -> S.TokenCrea
 
 
 @router.delete("/tokens/{token_id}", response_model=S.TokenOut, tags=["auth"], summary="Revoke a token")
-def delete_token(steward: StewardDep, _: AdminDep, token_id: int) -> Any:
+def delete_token(steward: StewardDep, _: AdminDep, token_id: IdPath) -> Any:
     return revoke_token(steward, token_id)

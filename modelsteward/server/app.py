@@ -34,15 +34,16 @@ log = logging.getLogger("modelsteward.server")
 def create_app(
     target: Steward | Settings | None = None, *, gateway: bool = True, metrics_cache_seconds: float = 10.0,
 ) -> FastAPI:
-    """Build the app.  ``target``: an open Steward (kept open), Settings, or None (environment)."""
-    version = _version()
+    """Build the app.  ``target``: an open Steward (the caller closes it), or Settings / None
+    (the environment), in which case the factory opens the workspace and the app's shutdown
+    closes it.  With ``gateway`` the OpenAI-compatible routes are mounted at ``/v1`` and the
+    gateway's state starts and stops with the app."""
     owned = not isinstance(target, Steward)
+    steward = target if isinstance(target, Steward) else open_steward(target)
+    gw_state = _gateway_state(steward) if gateway else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        steward = target if isinstance(target, Steward) else open_steward(target)
-        _install_state(app, steward, metrics_cache_seconds)
-        gw_state = app.state.gateway_state
         try:
             if gw_state is not None:
                 await gw_state.start()
@@ -54,16 +55,17 @@ def create_app(
                 steward.close()
 
     app = FastAPI(
-        title="Model Steward", version=version, lifespan=lifespan, debug=False, docs_url=None, redoc_url=None,
+        title="Model Steward", version=_version(), lifespan=lifespan, debug=False, docs_url=None, redoc_url=None,
         description="Management API of Model Steward: use cases, models, scans, evaluations, fine-tuning, "
         "rollouts, guardrails, approvals and the agent.  Authenticate with `Authorization: Bearer <token>` "
-        "(`steward tokens create`).  Roles: viewer < operator < approver < admin.",
+        "(`steward tokens create`).  Roles: viewer < operator < approver < admin.  The OpenAI-compatible "
+        "gateway is served at `/v1` with its own keys (`steward keys create`).",
     )
-    app.state.steward = target if isinstance(target, Steward) else None
-    app.state.gateway_state = None
-    app.state.want_gateway = gateway
-    if isinstance(target, Steward):
-        _install_state(app, target, metrics_cache_seconds)
+    from modelsteward.server.metrics import ServerMetrics
+
+    app.state.steward = steward
+    app.state.gateway_state = gw_state
+    app.state.metrics = ServerMetrics(steward, cache_seconds=metrics_cache_seconds)
 
     _install_errors(app)
     _install_middleware(app)
@@ -78,8 +80,10 @@ def create_app(
     app.include_router(api_router)
     app.include_router(actions_router)
     app.include_router(build_tool_router())
-    if gateway:
-        _mount_gateway(app)
+    if gw_state is not None:
+        from modelsteward.gateway import gateway_router
+
+        app.include_router(gateway_router(gw_state))
     mount_console(app)
     return app
 
@@ -93,34 +97,10 @@ def _version() -> str:
         return "0"
 
 
-def _install_state(app: FastAPI, steward: Steward, cache_seconds: float) -> None:
-    from modelsteward.server.metrics import ServerMetrics
+def _gateway_state(steward: Steward) -> Any:
+    from modelsteward.gateway import GatewayState
 
-    app.state.steward = steward
-    if getattr(app.state, "metrics", None) is None or app.state.metrics_owner is not steward:
-        app.state.metrics = ServerMetrics(steward, cache_seconds=cache_seconds)
-        app.state.metrics_owner = steward
-    if getattr(app.state, "gateway_factory", None) is not None and app.state.gateway_state is None:
-        app.state.gateway_state = app.state.gateway_factory(steward)
-
-
-def _mount_gateway(app: FastAPI) -> None:
-    """Mount the gateway's router under /v1 and create its state when a steward is known.
-
-    The gateway package is optional at this layer: if it is not importable the app serves
-    everything else and ``/readyz`` says so.
-    """
-    try:
-        from modelsteward.gateway import GatewayState, create_router  # type: ignore[attr-defined]
-    except ImportError as exc:
-        log.warning("gateway not available, /v1 not mounted: %s", exc)
-        app.state.gateway_error = str(exc)
-        return
-    app.state.gateway_error = None
-    app.include_router(create_router(), prefix="/v1")
-    app.state.gateway_factory = GatewayState
-    if app.state.steward is not None and app.state.gateway_state is None:
-        app.state.gateway_state = GatewayState(app.state.steward)
+    return GatewayState(steward, own_steward=False)
 
 
 def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -195,18 +175,34 @@ def _jsonable_details(details: Any) -> Any:
         return {"note": "details not serialisable"}
 
 
-def _install_middleware(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
+class _Observe:
+    """Pure ASGI middleware: counts and times API and console requests (not /v1: the gateway
+    logs its own, and a wrapper must not get in the way of its streams)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        status = 500
+        status = [500]
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
         try:
-            response: Response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_wrapper)
         finally:
-            metrics = getattr(request.app.state, "metrics", None)
-            route = request.scope.get("route")
+            route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            if metrics is not None and not path.startswith("/v1"):
-                metrics.observe(request.method, path, status, time.perf_counter() - start)
+            metrics = getattr(scope.get("app").state, "metrics", None) if scope.get("app") else None
+            if metrics is not None:
+                metrics.observe(scope.get("method", ""), path, status[0], time.perf_counter() - start)
+
+
+def _install_middleware(app: FastAPI) -> None:
+    app.add_middleware(_Observe)

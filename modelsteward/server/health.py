@@ -98,23 +98,21 @@ def _check_mlflow(steward: Steward) -> str:
     return f"{parsed.scheme} store (not probed)"
 
 
-def readiness(steward: Steward, gateway_error: str | None = None) -> Ready:
+def readiness(steward: Steward) -> Ready:
     checks: dict[str, Check] = {}
     for name, fn in (("database", _check_db), ("log_store", _check_logs), ("mlflow", _check_mlflow)):
         try:
             checks[name] = Check(ok=True, detail=fn(steward))
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
             checks[name] = Check(ok=False, detail=f"{type(exc).__name__}: {str(exc)[:300]}")
-    if gateway_error:
-        checks["gateway"] = Check(ok=True, detail=f"not mounted: {gateway_error[:200]}")
     ok = all(c.ok for c in checks.values())
     return Ready(status="ready" if ok else "not_ready", checks=checks)
 
 
 @router.get("/readyz", response_model=Ready, summary="Readiness: database, log store and MLflow store answer",
             responses={503: {"model": Ready, "description": "A store did not answer."}})
-def readyz(request: Request, steward: StewardDep) -> Any:
-    ready = readiness(steward, getattr(request.app.state, "gateway_error", None))
+def readyz(steward: StewardDep) -> Any:
+    ready = readiness(steward)
     if ready.status != "ready":
         return JSONResponse(status_code=503, content=ready.model_dump())
     return ready

@@ -88,7 +88,7 @@ def _endpoint(spec: ToolSpec, route: ToolRoute, role: str) -> Any:
     for name in path_fields:
         ann = spec.input_model.model_fields[name].annotation
         ann = ann if ann in (int, str) else str
-        extra = {"max_length": 300} if ann is str else {}
+        extra: dict[str, Any] = {"max_length": 300} if ann is str else {"ge": 1, "le": 2_147_483_647}
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, Path(**extra)]))
     if body_model is not None:
         required = any(f.is_required() for f in body_model.model_fields.values())

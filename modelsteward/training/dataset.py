@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from modelsteward.errors import InsufficientData, InvalidInput
-from modelsteward.training.pii import redact, redact_sql
+from modelsteward.training.pii import PII_PATTERNS, redact, redact_sql
 
 __all__ = ["DatasetSpec", "DatasetCard", "build_from_connection", "load_initial_data", "lsh_params", "dataset_hash"]
 
@@ -120,7 +120,8 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows per band) minimising false positives + negatives at ``threshold`` (datasketch's optimiser)."""
     from datasketch.lsh import _optimal_param
 
-    b, r = _optimal_param(threshold, num_perm, 0.5, 0.5)
+    # Candidates are verified on their signatures afterwards, so weigh recall over precision.
+    b, r = _optimal_param(threshold, num_perm, 0.2, 0.8)
     return int(b), int(r)
 
 
@@ -191,7 +192,6 @@ def build_from_connection(
     until = spec.until or now
     counts: dict[str, int] = {}
 
-    _exec(con, "SET preserve_insertion_order = true")
     con.register("ds_holdout_src", pa.table({"request_id": pa.array(list(holdout_ids or []), pa.string())}))
     _exec(con, "CREATE OR REPLACE TEMP TABLE ds_holdout AS SELECT DISTINCT request_id FROM ds_holdout_src")
 
@@ -229,34 +229,29 @@ def build_from_connection(
           END AS dropped
         FROM logs WHERE {' AND '.join(where)}
     """, params)
-    counts["logs_in_window"] = _count(con, "ds_tagged")
 
-    # Parsed conversation: list of {role, content} structs, plus the response.
+    # Parsed conversation (list of {role, content}) + response; length bounds tagged here.
     msg_t = "STRUCT(role VARCHAR, content VARCHAR)[]"
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_conv AS
-        SELECT 1 AS src, request_id AS rid_src, ts, feedback,
-               CAST(json_transform(messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS {msg_t}) AS msgs,
-               response
-        FROM ds_tagged WHERE dropped IS NULL
+        SELECT 1 AS src, request_id AS rid_src, ts, feedback, msgs, response,
+               CASE WHEN length(trim(response)) < {spec.min_response_chars} THEN 'too_short'
+                    WHEN coalesce(list_sum(list_transform(msgs, lambda m: length(m.content))), 0) + length(response)
+                         > {spec.max_chars} THEN 'too_long' END AS dropped
+        FROM (SELECT *, CAST(json_transform(messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS {msg_t}) AS msgs
+              FROM ds_tagged WHERE dropped IS NULL)
     """)
-    conv_len = "(coalesce(list_sum(list_transform(msgs, lambda m: length(m.content))), 0) + length(response))"
-    _exec(con, f"""
-        UPDATE ds_tagged SET dropped = t.reason FROM (
-          SELECT rid_src, CASE WHEN length(trim(response)) < {spec.min_response_chars} THEN 'too_short'
-                               WHEN {conv_len} > {spec.max_chars} THEN 'too_long' END AS reason
-          FROM ds_conv) t
-        WHERE t.reason IS NOT NULL AND ds_tagged.request_id = t.rid_src AND ds_tagged.dropped IS NULL
-    """)
-    _exec(con, f"""
-        DELETE FROM ds_conv WHERE length(trim(response)) < {spec.min_response_chars} OR {conv_len} > {spec.max_chars}
-    """)
-    for reason, n in con.execute("SELECT dropped, count(*) FROM ds_tagged WHERE dropped IS NOT NULL GROUP BY 1").fetchall():
-        counts[reason] = int(n)
-    counts = {"logs_in_window": counts["logs_in_window"], **{k: counts.get(k, 0) for k in FILTER_ORDER}}
-    counts["logs_kept"] = _count(con, "ds_conv")
+    rows = con.execute(
+        "SELECT dropped, count(*) FROM ds_tagged GROUP BY 1 UNION ALL "
+        "SELECT 'kept:' || coalesce(dropped, ''), count(*) FROM ds_conv GROUP BY 1"
+    ).fetchall()
+    tally = {k: int(v) for k, v in rows}
+    counts["logs_in_window"] = sum(v for k, v in tally.items() if not str(k).startswith("kept:"))
+    for reason in FILTER_ORDER:
+        counts[reason] = tally.get(reason, 0) + tally.get(f"kept:{reason}", 0)
+    counts["logs_kept"] = tally.get("kept:", 0)
 
-    # Initial data joins the pool (src 0 = preferred when duplicates are resolved).
+    # Initial data joins the pool (src 0: preferred when duplicates are resolved).
     init = initial_rows or []
     counts["initial_rows"] = len(init)
     if init:
@@ -267,56 +262,62 @@ def build_from_connection(
             "response": pa.array([r["response"] for r in init], pa.string()),
         })
         con.register("ds_initial_src", tbl)
-        _exec(con, f"""INSERT INTO ds_conv SELECT 0, rid_src, NULL, NULL, msgs, response FROM ds_initial_src""")
+        _exec(con, "INSERT INTO ds_conv SELECT 0, rid_src, NULL, NULL, msgs, response, NULL FROM ds_initial_src")
 
-    # Redaction, normalised text, preference order.
-    red_content = redact_sql("m.content")
+    # Exact duplicates: same lower-cased non-system text + response; keep the preferred row.
+    text = ("lower(array_to_string(list_transform(list_filter(msgs, lambda m: m.role <> 'system'), "
+            "lambda m: m.content), ' ') || ' ' || response)")
     _exec(con, f"""
-        CREATE OR REPLACE TEMP TABLE ds_red AS
-        SELECT src, rid_src,
-               list_transform(msgs, lambda m: struct_pack(role := m.role, content := {red_content})) AS msgs,
-               {redact_sql('response')} AS response,
-               row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid
-        FROM ds_conv
-    """)
-    _exec(con, """
-        CREATE OR REPLACE TEMP TABLE ds_text AS
-        SELECT *, md5(to_json(msgs)::VARCHAR || chr(31) || response) AS content_key,
-               lower(array_to_string(list_transform(list_filter(msgs, lambda m: m.role <> 'system'), lambda m: m.content), ' ')
-                     || ' ' || response) AS dedup_text
-        FROM ds_red
-    """)
-    _exec(con, """
         CREATE OR REPLACE TEMP TABLE ds_exact AS
-        SELECT * EXCLUDE (k) FROM (
-          SELECT *, row_number() OVER (PARTITION BY md5(regexp_replace(dedup_text, '\\s+', ' ', 'g')) ORDER BY rid) AS k
-          FROM ds_text) WHERE k = 1
+        SELECT * FROM (
+          SELECT src, rid_src, msgs, response,
+                 row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid,
+                 hash({text}) AS k
+          FROM ds_conv WHERE dropped IS NULL)
+        QUALIFY rid = min(rid) OVER (PARTITION BY k)
     """)
-    pool = _count(con, "ds_text")
+    pool = counts["logs_kept"] + counts["initial_rows"]
     counts["exact_duplicates"] = pool - _count(con, "ds_exact")
 
-    final = "ds_exact"
+    # Redaction (a cheap combined pre-check first: most rows hold no PII).
+    any_pii = "'" + "|".join(f"(?:{p[1]})" for p in PII_PATTERNS).replace("'", "''") + "'"
+    red = f"CASE WHEN regexp_matches(m.content, {any_pii}) THEN {redact_sql('m.content')} ELSE m.content END"
+    red_resp = f"CASE WHEN regexp_matches(response, {any_pii}) THEN {redact_sql('response')} ELSE response END"
+    _exec(con, f"""
+        CREATE OR REPLACE TEMP TABLE ds_red AS
+        SELECT rid, list_transform(msgs, lambda m: struct_pack(role := m.role, content := {red})) AS msgs,
+               {red_resp} AS response
+        FROM ds_exact
+    """)
+    counts["redacted_rows"] = int(con.execute(
+        f"SELECT count(*) FROM ds_exact WHERE regexp_matches(response, {any_pii}) "
+        f"OR len(list_filter(msgs, lambda m: regexp_matches(m.content, {any_pii}))) > 0"
+    ).fetchall()[0][0])
+
+    final = "ds_red"
+    counts["near_duplicates"] = 0
     if spec.near_dup_threshold is not None and spec.near_dup_threshold < 1.0:
-        counts["near_duplicates"] = _near_dups(con, spec.near_dup_threshold, spec.num_perm)
+        counts["near_duplicates"] = _near_dups(con, text, spec.near_dup_threshold, spec.num_perm)
         final = "ds_near"
-    else:
-        counts["near_duplicates"] = 0
 
     # Stable content-hash split.
     vf = int(round(spec.validation_fraction * 10_000))
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_final AS
-        SELECT content_key,
-               CAST(list_append(list_transform(msgs, lambda m: {{'role': m.role, 'content': m.content}}),
-                                {{'role': 'assistant', 'content': response}}) AS JSON) AS messages,
-               CASE WHEN md5_number(content_key) % 10000 < {vf} THEN 'validation' ELSE 'train' END AS split
+        SELECT md5(to_json(msgs)::VARCHAR || chr(31) || response) AS content_key,
+               list_append(msgs, struct_pack(role := 'assistant', content := response)) AS messages,
         FROM {final}
+    """)
+    _exec(con, f"""
+        CREATE OR REPLACE TEMP TABLE ds_final AS
+        SELECT *, CASE WHEN md5_number(content_key) % 10000 < {vf} THEN 'validation' ELSE 'train' END AS split
+        FROM ds_final
     """)
     n_val = _count(con, "ds_final WHERE split = 'validation'")
     n_all = _count(con, "ds_final")
     if vf > 0 and n_val == 0 and n_all >= 2:  # tiny sets: keep one validation row
         _exec(con, "UPDATE ds_final SET split = 'validation' WHERE content_key = (SELECT min(content_key) FROM ds_final)")
-    n_val = _count(con, "ds_final WHERE split = 'validation'")
+        n_val = 1
     counts["validation_rows"] = n_val
     counts["train_rows"] = n_all - n_val
     if counts["train_rows"] < spec.min_rows:
@@ -353,37 +354,42 @@ def _write_jsonl(con: Any, split: str, path: Path) -> None:
     tmp.replace(path)
 
 
-def _near_dups(con: Any, threshold: float, num_perm: int) -> int:
-    """MinHash + LSH over ``ds_exact.dedup_text``; creates ``ds_near``; returns the rows removed."""
+def _near_dups(con: Any, text: str, threshold: float, num_perm: int) -> int:
+    """MinHash + LSH over word 3-grams of ``text`` (on ``ds_red``); creates ``ds_near``; returns rows removed.
+
+    One 64-bit hash per shingle; the ``num_perm`` min-hashes are ``min(h XOR c_j)`` with constants
+    whose top bits differ (each is a min-wise hash of the random shingle hashes; together they act
+    like one-permutation hashing with densification), so the cost is one pass over the shingles.
+    Candidate pairs from the LSH bands (tuned for recall) are kept only when their signatures
+    agree on at least ``threshold`` of the positions.
+    """
     bands, rows = lsh_params(threshold, num_perm)
-    rng = random.Random(1)  # fixed permutations: the same input always yields the same output
-    perms = [(rng.randrange(1, _P31), rng.randrange(0, _P31)) for _ in range(bands * rows)]
-    words = "list_filter(string_split_regex(dedup_text, '[^a-z0-9]+'), lambda w: w <> '')[1:256]"
-    shingles = (
-        f"CASE WHEN len({words}) < 3 THEN [array_to_string({words}, ' ')] "
-        f"ELSE list_transform(range(1, len({words}) - 1), lambda i: array_to_string({words}[i:i + 2], ' ')) END"
-    )
-    mins = ", ".join(f"min(({a} * h + {b}) % {_P31}) AS m{i}" for i, (a, b) in enumerate(perms))
+    rng = random.Random(1)  # fixed constants: the same input always yields the same output
+    top = max(1, (num_perm - 1).bit_length())
+    consts = [(j << (64 - top)) | rng.getrandbits(64 - top) for j in range(num_perm)]
+    mins = ", ".join(f"min(xor(h, {c}::UBIGINT)) AS m{j}" for j, c in enumerate(consts))
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_sig AS
         SELECT rid, {mins} FROM (
-          SELECT rid, hash(unnest({shingles})) % 4294967291 AS h FROM ds_exact
-        ) GROUP BY rid
+          SELECT rid, CASE WHEN len(ws) < 3 THEN [hash(array_to_string(ws, ' '))]
+                      ELSE list_transform(range(1, len(ws) - 1), lambda i: hash(ws[i], ws[i + 1], ws[i + 2])) END AS hs
+          FROM (SELECT rid, string_split({text}, ' ')[1:256] AS ws FROM ds_red)
+        ), unnest(hs) AS t(h) GROUP BY rid
     """)
     band_sql = " UNION ALL ".join(
         f"SELECT rid, {j} AS band, hash({', '.join(f'm{j * rows + k}' for k in range(rows))}) AS bk FROM ds_sig"
         for j in range(bands)
     )
-    eq = " + ".join(f"(a.m{i} = b.m{i})::INT" for i in range(len(perms)))
+    eq = " + ".join(f"(a.m{i} = b.m{i})::INT" for i in range(num_perm))
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_dup AS
         WITH bk AS ({band_sql}),
              cand AS (SELECT DISTINCT rid, first FROM (
                         SELECT rid, min(rid) OVER (PARTITION BY band, bk) AS first FROM bk) WHERE first < rid)
         SELECT DISTINCT c.rid FROM cand c JOIN ds_sig a ON a.rid = c.rid JOIN ds_sig b ON b.rid = c.first
-        WHERE ({eq}) >= {threshold * len(perms)!r}
+        WHERE ({eq}) >= {threshold * num_perm!r}
     """)
-    _exec(con, "CREATE OR REPLACE TEMP TABLE ds_near AS SELECT * FROM ds_exact WHERE rid NOT IN (SELECT rid FROM ds_dup)")
+    _exec(con, "CREATE OR REPLACE TEMP TABLE ds_near AS SELECT * FROM ds_red WHERE rid NOT IN (SELECT rid FROM ds_dup)")
     return _count(con, "ds_dup")
 
 

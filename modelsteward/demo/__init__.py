@@ -1,0 +1,1 @@
+"""The offline demo of the whole loop (`steward demo`, `make demo`)."""

@@ -1,0 +1,358 @@
+"""``steward demo``: the whole closed loop on the embedded defaults, offline, with no keys.
+
+1. a ``story_teller`` use case served by ``local:smollm2-135m-instruct``;
+2. traffic from the shipped prompt set through the real gateway (``steward serve`` in the
+   background) with simulated user feedback;
+3. the agent (playbook planner) scans, builds a dataset from the logs, LoRA-fine-tunes SmolLM2,
+   evaluates the fine-tune against the current model and, on a pass, starts a shadow then canary
+   rollout; between agent cycles the demo sends more traffic so each analysis window fills;
+4. at the approval for promotion the demo shows it and approves it as the demo operator (said so
+   on screen), and the rollout completes — or, when the gate fails, it shows why and rolls back;
+5. a final report: what was found, scores, costs, the decision and where to look next.
+
+Everything the demo changes goes through the same tools (and policies) as the CLI and the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+__all__ = ["DemoOptions", "run_demo", "DEMO_OPERATOR", "USE_CASE", "BASE"]
+
+USE_CASE = "story_teller"
+BASE = "local:smollm2-135m-instruct"
+DEMO_OPERATOR = "demo-operator"
+AGENT_GOAL = "Keep story_teller on the best model: look for a better or cheaper one and roll it out safely."
+
+
+@dataclass
+class DemoOptions:
+    fresh: bool = False
+    requests: int = 200          # initial traffic
+    step_requests: int = 24      # traffic per analysis window
+    max_tokens: int = 32
+    concurrency: int = 4
+    port: int = 0                # 0: a free port
+    finetune_steps: int = 30
+    eval_samples: int = 12
+    max_cycles: int = 14
+    window_requests: int = 12    # analysis window: minimum requests per step
+    window_seconds: int = 30     # analysis window: minimum duration per step (the hard lower bound)
+    json_out: bool = False
+
+
+@dataclass
+class DemoReport:
+    workspace: str = ""
+    console_url: str = ""
+    traffic: list[dict[str, Any]] = field(default_factory=list)
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    fine_tuned: str | None = None
+    evaluation: dict[str, Any] | None = None
+    decision: str = "unfinished"
+    routing: list[dict[str, Any]] = field(default_factory=list)
+    report_files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Server:
+    """``steward serve`` as a background process on the demo workspace."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 180.0) -> None:
+        import httpx
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelsteward", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"steward serve exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"steward serve did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # graceful: drains requests, flushes logs
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Demo:
+    def __init__(self, opts: DemoOptions) -> None:
+        self.opts = opts
+        self.console = Console(stderr=opts.json_out)
+        self.report = DemoReport()
+        self.t0 = time.time()
+
+    # ------------------------------------------------------------------ helpers
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+    def step(self, title: str) -> None:
+        self.console.rule(f"[bold cyan]{title}[/bold cyan]  [dim]{time.time() - self.t0:5.0f} s[/dim]")
+
+    def call(self, name: str, args: dict[str, Any], actor: str | None = None, approval_id: int | None = None) -> Any:
+        from modelsteward.tools import call_tool
+
+        ctx = self.ctx
+        if actor is not None or approval_id is not None:
+            from modelsteward.tools.base import ToolContext
+
+            ctx = ToolContext(steward=self.steward, actor=actor or self.ctx.actor, approval_id=approval_id)
+        return call_tool(name, args, ctx)
+
+    def approve(self, approval_id: int, why: str) -> None:
+        """Decide an approval as the demo operator (a person's role, played by the demo)."""
+        appr = self.call("approval_decide", {"approval_id": approval_id, "decision": "approve", "reason": why},
+                         actor=DEMO_OPERATOR)
+        self.report.approvals.append({"id": appr.id, "action": appr.action, "arguments": appr.arguments,
+                                      "requested_by": appr.requester, "approved_by": DEMO_OPERATOR, "why": why})
+        self.say(f"[bold magenta]DEMO OPERATOR[/bold magenta] approves #{appr.id} ({appr.action}) — {why}")
+
+    def show_approval(self, a: Any) -> None:
+        t = Table(title=f"approval #{a.id} is waiting for a person", show_header=False)
+        t.add_row("action", a.action)
+        t.add_row("arguments", json.dumps(a.arguments))
+        t.add_row("requested by", a.requester)
+        t.add_row("why it needs a person", a.reason)
+        self.console.print(t)
+
+    def traffic(self, n: int, label: str) -> None:
+        from modelsteward.demo.traffic import send_traffic
+
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=self.console, transient=False) as bar:
+            task = bar.add_task(label, total=n)
+            stats = send_traffic(self.server.url, USE_CASE, n, concurrency=self.opts.concurrency,
+                                 max_tokens=self.opts.max_tokens, seed=len(self.report.traffic),
+                                 progress=lambda: bar.advance(task))
+        s = stats.summary()
+        self.report.traffic.append({"label": label, **s})
+        self.say(f"  {s['ok']}/{s['sent']} answered, {s['errors']} errors, {s['feedback']} feedback; "
+                 f"served by {s['by_model']}")
+        for msg in stats.error_messages[:3]:
+            self.say(f"  [red]error:[/red] {msg}")
+
+    # ------------------------------------------------------------------ phases
+    def setup(self) -> None:
+        from modelsteward.context import open_steward
+        from modelsteward.providers.local_assets import ensure_base_model
+        from modelsteward.settings import get_settings, reset_settings_cache
+        from modelsteward.tools.base import ToolContext
+
+        reset_settings_cache()
+        settings = get_settings()
+        ws = settings.workspace
+        self.step("1. workspace and the story_teller use case")
+        if self.opts.fresh and ws.exists():
+            if not (ws / "steward.db").exists() and any(ws.iterdir()):
+                raise SystemExit(f"--fresh refuses to delete {ws}: it does not look like a Model Steward workspace.")
+            shutil.rmtree(ws)
+            self.say(f"--fresh: removed the previous workspace {ws}")
+        self.steward = open_steward(settings)
+        self.ctx = ToolContext(steward=self.steward, actor="cli:demo")
+        self.report.workspace = str(ws)
+        with self.console.status("local model: converting the SmolLM2 GGUF once per machine (cached)"):
+            path = ensure_base_model(settings.cache_dir)
+        self.say(f"local model ready: {path}")
+        reg = self.steward.registry
+        if reg.find_model(BASE) is None:
+            self.call("models_register", {"provider": "local", "model_id": BASE.split(":", 1)[1], "price_in": "0",
+                                          "price_out": "0", "context": 8192})
+        existing = {u.name for u in reg.list_use_cases()}
+        golden = str(resources.files("modelsteward.demo").joinpath("golden.jsonl"))
+        if USE_CASE not in existing:
+            self.call("usecase_add", {
+                "name": USE_CASE, "description": "Tells short stories to players of a story game.", "model": BASE,
+                "budget_usd": "20", "weights": {"quality": 0.6, "cost": 0.2, "latency": 0.2},
+                "latency_slo_ms": 60000, "golden_set": golden,
+            })
+            self.say(f"use case {USE_CASE} created; {BASE} is live at 100%")
+        else:
+            self.say(f"reusing use case {USE_CASE} (run with --fresh to start over)")
+        self.demo_policy()
+
+    def demo_policy(self) -> None:
+        """Short analysis windows so a canary step fits in a demo; a policy change needs a person."""
+        from modelsteward.errors import ApprovalRequired
+
+        want = {"min_requests": self.opts.window_requests, "min_duration_s": self.opts.window_seconds}
+        uc = self.steward.registry.get_use_case(USE_CASE)
+        if (uc.config or {}).get("rollout", {}) == want:
+            return
+        args = {"use_case": USE_CASE, "rollout": want}
+        try:
+            self.call("set_policy", args)
+        except ApprovalRequired as exc:
+            appr_id = int(exc.details.get("approval_id") or getattr(exc, "approval_id"))
+            self.say(f"policy change (shorter analysis windows for the demo) needs approval #{appr_id}")
+            self.approve(appr_id, "demo: analysis windows of "
+                         f"{want['min_requests']} requests / {want['min_duration_s']} s per canary step")
+            self.call("set_policy", args, approval_id=appr_id)
+        self.say(f"rollout analysis windows: {want}")
+
+    def serve(self) -> None:
+        self.step("2. steward serve (API + /v1 gateway + console) in the background")
+        port = self.opts.port or _free_port()
+        self.server = _Server(port, Path(self.report.workspace) / "demo-server.log")
+        with self.console.status(f"starting steward serve on port {port}"):
+            self.server.start()
+        self.report.console_url = f"{self.server.url}/"
+        self.say(f"serving {self.server.url}  (gateway {self.server.url}/v1, console {self.server.url}/)")
+
+    def agent_loop(self) -> None:
+        from modelsteward.agent.runner import resume_after_decision
+
+        self.step("4. the agent (playbook planner) runs the loop")
+        for cycle in range(1, self.opts.max_cycles + 1):
+            self.say(f"[bold]agent cycle {cycle}[/bold]")
+            res = self.call("agent_run", {"use_case": USE_CASE, "goal": AGENT_GOAL, "trigger": "cli"})
+            self._record_cycle(cycle, res)
+            while res.status == "waiting_approval" and res.approval_id:
+                appr = self._approval(res.approval_id)
+                self.show_approval(appr)
+                self.approve(appr.id, "demo: the canary passed every analysis step; promote it")
+                res = resume_after_decision(self.steward, appr.id)
+                if res is None:
+                    break
+                self._record_cycle(cycle, res, resumed=True)
+            state = self._rollout_state()
+            if state in ("completed", "rolled_back", "aborted"):
+                self.report.decision = state
+                break
+            if state in ("running", "waiting", "paused", "shadow", "canary"):
+                self.traffic(self.opts.step_requests, f"traffic for the analysis window ({state})")
+            elif cycle > 1 and not res.report:
+                break
+
+    def _approval(self, approval_id: int) -> Any:
+        out = self.call("approvals_list", {"status": "all", "limit": 1000})
+        for a in out.approvals:
+            if a.id == approval_id:
+                return a
+        raise RuntimeError(f"approval {approval_id} not found")
+
+    def _record_cycle(self, cycle: int, res: Any, resumed: bool = False) -> None:
+        entry = {"cycle": cycle, "run_id": getattr(res, "run_id", None), "status": res.status,
+                 "resumed": resumed, "error": getattr(res, "error", None)}
+        self.report.cycles.append(entry)
+        first = (res.report or "").strip().splitlines()
+        headline = next((ln for ln in first if ln.strip() and not ln.startswith("#")), "")
+        self.say(f"  run #{entry['run_id']}: {res.status}" + (" (resumed)" if resumed else "") +
+                 (f" — {headline[:150]}" if headline else ""))
+        if entry["error"]:
+            self.say(f"  [red]{entry['error']}[/red]")
+
+    def _rollout_state(self) -> str:
+        out = self.call("rollout_status", {"use_case": USE_CASE})
+        ro = out.rollout or {}
+        return str(ro.get("state") or out.action or "none")
+
+    def final_report(self) -> None:
+        from sqlalchemy import select
+
+        from modelsteward.storage.models import FineTuningJob, TestResult
+
+        self.step("5. report")
+        reg = self.steward.registry
+        self.report.routing = reg.routing_table(reg.deployment(USE_CASE))
+        with self.steward.sessions() as s:
+            job = s.scalars(select(FineTuningJob).order_by(FineTuningJob.id.desc())).first()
+            tr = s.scalars(select(TestResult).order_by(TestResult.id.desc())).first()
+            if job is not None:
+                self.report.fine_tuned = job.result_model_id
+            if tr is not None:
+                self.report.evaluation = {"candidate": tr.candidate_model_id, "baseline": tr.baseline_model_id,
+                                          "verdict": tr.verdict, "samples": tr.sample_count, "reasons": tr.reasons,
+                                          "report": tr.report_path}
+                if tr.report_path:
+                    self.report.report_files.append(tr.report_path)
+        stats = self.steward.logs.stats(USE_CASE, since="1d")
+        t = Table(title="traffic by model and role (last day)")
+        for c in ("model", "role", "requests", "err %", "p95 ms", "cost $", "feedback"):
+            t.add_column(c)
+        for r in stats:
+            t.add_row(r["model_id"], r["role"], str(r["count"]), f"{100 * r['error_rate']:.1f}",
+                      "" if r["p95_ms"] is None else f"{r['p95_ms']:.0f}", f"{r['cost_usd']:.4f}",
+                      "" if r["mean_feedback"] is None else f"{r['mean_feedback']:.2f}")
+        self.console.print(t)
+        ev = self.report.evaluation or {}
+        lines = [
+            f"fine-tuned model: {self.report.fine_tuned or 'none'}",
+            f"evaluation: {ev.get('verdict', 'none')} on {ev.get('samples', 0)} samples"
+            + (f" — {'; '.join(map(str, ev.get('reasons') or []))[:300]}" if ev else ""),
+            f"decision: {self.report.decision}",
+            "routing now: " + ", ".join(f"{a['model_id']} {a['role']} {a['weight']:g}%" for a in self.report.routing),
+            f"approvals decided by the demo operator: {len(self.report.approvals)}",
+            "",
+            f"web console: steward serve, then {self.report.console_url or 'http://127.0.0.1:8080/'} "
+            "(log in with a token from `steward tokens create --name me --role admin`)",
+            f"MLflow UI: mlflow ui --backend-store-uri {self.steward.settings.tracking_uri}",
+        ]
+        lines += [f"evaluation report: {p}" for p in self.report.report_files]
+        self.report.seconds = round(time.time() - self.t0, 1)
+        lines.append(f"demo time: {self.report.seconds:.0f} s")
+        self.console.print(Panel("\n".join(lines), title="Model Steward demo — final report"))
+        out = Path(self.report.workspace) / "demo-report.json"
+        out.write_text(json.dumps(self.report.as_dict(), indent=2, default=str))
+        self.say(f"report file: {out}")
+
+    def run(self) -> DemoReport:
+        self.setup()
+        self.serve()
+        try:
+            self.step("3. traffic through the gateway, with simulated user feedback")
+            self.traffic(self.opts.requests, "story requests")
+            self.agent_loop()
+        finally:
+            self.server.stop()
+        self.final_report()
+        self.steward.close()
+        return self.report
+
+
+def run_demo(opts: DemoOptions) -> DemoReport:
+    return Demo(opts).run()

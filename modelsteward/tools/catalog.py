@@ -1,0 +1,54 @@
+"""Discovery tools: ``scan`` (catalogs -> registry, mutating) and ``rank`` (read-only)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from modelsteward.catalog.compat import CompatResult, check_compatibility
+from modelsteward.catalog.rank import DEFAULT_INPUT_SHARE, Ranking, log_evidence, rank_use_case
+from modelsteward.catalog.scan import SourceReport, resolve_providers, run_scan
+from modelsteward.tools.base import ToolContext, tool
+
+__all__ = ["ScanInput", "ScanOutput", "RankInput", "scan", "rank"]
+
+
+class ScanInput(BaseModel):
+    provider: str = Field(default="all", description="openrouter | openai | anthropic | google | huggingface | "
+                                                      "ollama | local | all (or a comma list)")
+    use_case: str | None = Field(default=None, description="also filter the registry for this use case")
+    timeout_s: float = Field(default=20.0, gt=0, le=600, description="per source")
+    limit: int | None = Field(default=None, ge=1, description="max models from Hugging Face (default 200)")
+
+
+class ScanOutput(BaseModel):
+    sources: list[SourceReport]
+    use_case: str | None = None
+    compatibility: CompatResult | None = None
+
+
+class RankInput(BaseModel):
+    use_case: str
+    weights: dict[str, float] | None = Field(default=None, description="override: quality, cost, latency")
+    since: str = Field(default="30d", description="log window for token mix, feedback and latency")
+    top: int | None = Field(default=None, ge=1)
+
+
+@tool("scan", input_model=ScanInput, output_model=ScanOutput, mutating=True)
+def scan(ctx: ToolContext, inp: ScanInput) -> ScanOutput:
+    """Scan model catalogs, upsert what they list (new ones as 'discovered'), record new/gone/re-priced."""
+    steward = ctx.steward
+    resolve_providers(inp.provider)  # unknown names fail before anything runs
+    uc = steward.registry.get_use_case(inp.use_case) if inp.use_case else None
+    report = run_scan(steward, inp.provider, timeout=inp.timeout_s, limit=inp.limit)
+    out = ScanOutput(sources=report.sources, use_case=inp.use_case)
+    if uc is not None:
+        _, share, _ = log_evidence(steward, uc.name)
+        out.compatibility = check_compatibility(steward.registry.list_models(), uc.requirements,
+                                                share if share is not None else DEFAULT_INPUT_SHARE)
+    return out
+
+
+@tool("rank", input_model=RankInput, output_model=Ranking, mutating=False)
+def rank(ctx: ToolContext, inp: RankInput) -> Ranking:
+    """Rank compatible models for a use case by weighted quality, cost and latency, with the Pareto front."""
+    return rank_use_case(ctx.steward, inp.use_case, weights=inp.weights, since=inp.since, top=inp.top)
