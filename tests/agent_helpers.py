@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import BaseModel, Field
 
 from modelsteward.context import Steward
@@ -103,3 +104,21 @@ def pass_eval(steward: Steward, model_id: str = CAND, baseline: str = STABLE) ->
 def routing(steward: Steward, use_case: str = UC) -> tuple[int, list[dict[str, Any]]]:
     dep = steward.registry.deployment(use_case)
     return dep.version, steward.registry.routing_table(dep)
+
+
+_SHARED_TRACKING: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=False)
+def shared_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, request) -> str:  # type: ignore[no-untyped-def]
+    """One MLflow store for the whole session (a fresh store costs ~9 s of MLflow migrations per test).
+
+    Sets MLFLOW_TRACKING_URI (for CLI subprocesses) and, when the test uses ``steward``, its settings.
+    """
+    if "uri" not in _SHARED_TRACKING:
+        _SHARED_TRACKING["uri"] = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    uri = _SHARED_TRACKING["uri"]
+    if "steward" in request.fixturenames:  # first: the settings fixture clears MLFLOW_TRACKING_URI
+        request.getfixturevalue("steward").settings.mlflow_tracking_uri = uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_helpers import notes, setup_use_case
+from agent_helpers import shared_mlflow, notes, setup_use_case
 
 from modelsteward.agent import AgentBusy, LLMPlanner, run_agent
 from modelsteward.agent.runner import agent_lock
@@ -34,6 +34,11 @@ st = open_steward()
 res = run_agent(st, goal="note, slow, note")
 print(res.status)
 """
+
+
+@pytest.fixture(autouse=True)
+def _tracking(shared_mlflow: str) -> str:
+    return shared_mlflow
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from agent_helpers import CAND, INJECTION, UC, notes, pass_eval, routing, setup_use_case
+from agent_helpers import shared_mlflow, CAND, INJECTION, UC, notes, pass_eval, routing, setup_use_case
 from sqlalchemy import select
 
 from modelsteward.agent import LLMPlanner, run_agent
@@ -14,6 +14,11 @@ from modelsteward.agent.llm import SYSTEM_PROMPT
 from modelsteward.fakes.llm import ScriptedLLM
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, PolicyDecision
+
+
+@pytest.fixture(autouse=True)
+def _tracking(shared_mlflow: str) -> str:
+    return shared_mlflow
 
 
 def _planner(fake: ScriptedLLM) -> LLMPlanner:

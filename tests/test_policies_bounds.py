@@ -59,6 +59,8 @@ def test_approvals_module_rules(steward) -> None:
         approvals.approve(s, 999, decider="cli:bob")
     with pytest.raises(PolicyDenied, match="no self-approval"):
         approvals.approve(s, a.id, decider="cli:alice")
+    with pytest.raises(PolicyDenied, match="no self-approval"):
+        approvals.approve(s, a.id, decider="api:Alice")  # the same person through another channel
     with pytest.raises(PolicyDenied, match="Agents may not"):
         approvals.approve(s, a.id, decider="agent:run-7")
     with pytest.raises(InvalidInput):
@@ -72,3 +74,17 @@ def test_approvals_module_rules(steward) -> None:
     assert approvals.list_approvals(s) == []
     with pytest.raises(InvalidInput):
         approvals.list_approvals(s, "weird")
+
+
+def test_public_surface_is_pinned() -> None:
+    import modelsteward.policies as pol
+    import modelsteward.rollout as ro
+
+    assert sorted(pol.__all__) == ["Bound", "Decision", "GUARDRAIL_BOUNDS", "POLICY_BOUNDS", "ROLLOUT_BOUNDS",
+                                   "approvals", "clamp_section", "enforce", "evaluate"]
+    assert sorted(ro.__all__) == ["ACTIVE_STATES", "Analysis", "GuardrailsMonitor", "RollbackManager",
+                                  "RollbackVerificationError", "RolloutManager", "STRATEGIES", "Violation",
+                                  "analyse_rollout", "judge", "rollout_dict"]
+    for mod in (pol, ro):
+        for name in mod.__all__:
+            assert getattr(mod, name) is not None

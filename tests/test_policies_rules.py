@@ -335,3 +335,15 @@ def test_advance_waiting_step_is_allowed_by_policy(st) -> None:
     _deploy(st)
     backdate_step(st, 5)
     assert evaluate(ctx(st), "rollout_advance", {"use_case": UC}).verdict == "allow"
+
+
+def test_promotion_cannot_slip_through_a_stale_policy_verdict(st) -> None:
+    """The policy saw an inconclusive window (allow) but by the time the tool analyses, the step has
+    passed: the tool re-checks before raising traffic, so promotion still needs an approval."""
+    from modelsteward.tools.rollout import AdvanceIn, rollout_advance
+
+    _to_last_step(st)
+    v = _version(st)
+    with pytest.raises(ApprovalRequired, match="promotion_to_100"):
+        rollout_advance(ctx(st), AdvanceIn(use_case=UC))  # the tool body alone, as after a stale allow
+    assert _version(st) == v and RolloutManager(st).active(UC).step_index == 2

@@ -16,10 +16,11 @@ from modelsteward.tools import call_tool
 
 
 @pytest.fixture
-def st(steward):
-    setup_use_case(steward)
-    pass_eval(steward)
-    return steward
+def st(any_steward):
+    """SQLite, and PostgreSQL too when STEWARD_TEST_POSTGRES_URL is set."""
+    setup_use_case(any_steward)
+    pass_eval(any_steward)
+    return any_steward
 
 
 def _table(steward):
@@ -161,7 +162,11 @@ def test_bad_input_changes_nothing(st) -> None:
         RolloutManager(st).deploy(UC, STABLE, "canary", actor="cli:alice")
     st.registry.set_status(CAND, "retired")
     with pytest.raises(IllegalTransition, match="is retired"):
-        RolloutManager(st).deploy(UC, CAND, "canary", actor="cli:alice")
+        call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"}, ctx(st))
+    st.registry.set_status(CAND, "candidate")
+    st.registry.set_status(CAND, "rejected")
+    with pytest.raises(IllegalTransition, match="is rejected"):
+        RolloutManager(st).deploy(UC, CAND, "shadow", actor="cli:alice")
     assert st.registry.deployment(UC).version == v
     with session_scope(st.sessions) as s:
         assert s.scalars(select(Rollout)).first() is None

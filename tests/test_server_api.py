@@ -41,6 +41,8 @@ def test_health_ready_and_metrics(api: Any) -> None:
     assert 'steward_allocation_weight_percent{model="openai:gpt-4o-mini",role="primary",use_case="story"} 100.0' in text
     assert "steward_approvals_pending 1.0" in text
     assert 'steward_api_requests_total{method="GET",route="/readyz",status="200"} 1.0' in text
+    assert "steward_gateway_requests_total 0.0" in text  # the mounted gateway's own counters
+    assert "steward_metrics_source_error" not in text
 
 
 def test_readyz_names_the_store_that_fails(api: Any) -> None:

@@ -1,4 +1,5 @@
-"""Schemathesis against the management API's OpenAPI spec: no input makes the server fail (5xx).
+"""Schemathesis against the management API's OpenAPI spec: no input makes the server fail (5xx),
+and every answer matches the spec (documented status code, content type and response schema).
 
 Bounded: a few generated cases per operation (hypothesis drives each operation's strategy; the
 schemathesis pytest plugin is not used because it does not run under pytest 9).  Operations
@@ -14,7 +15,12 @@ from typing import Any
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from server_helpers import bearer, make_tokens, seed
 
 from modelsteward.server import create_app
@@ -22,6 +28,7 @@ from modelsteward.server.auth import create_token
 
 SKIP_TOOLS = {"scan", "evaluate", "fine_tune", "build_dataset", "agent_run", "chat"}
 EXAMPLES = 8
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 def test_no_server_errors(steward: Any) -> None:
@@ -43,7 +50,7 @@ def test_no_server_errors(steward: Any) -> None:
             @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
             def check(case: Any) -> None:
                 response = case.call(headers=headers)
-                case.validate_response(response, checks=[not_a_server_error])
+                case.validate_response(response, checks=CHECKS)
                 assert "Traceback" not in response.text
 
             check()

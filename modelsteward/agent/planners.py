@@ -376,7 +376,7 @@ class ChatIntentPlanner:
                 return [_call(name, kw)]  # the guard answers "unknown tool" with what exists
             return [_call(name, fit_args(tools[name], **kw))]
 
-        m = re.match(r"(?is)^(?:sql:\s*)?((?:select|with)\b.*)$", text.strip())
+        m = re.match(r"(?is)^sql:\s*(.+)$", text.strip()) or re.match(r"(?is)^((?:select|with)\b.*)$", text.strip())
         if m:
             return mk("query_logs", sql=m.group(1).strip().rstrip(";"))
         m = re.match(r"(?i)^(?:deploy|roll ?out)\s+(\S+)\s+(?:to|on|for)\s+(\S+)(?:\s+(?:as\s+)?(shadow|canary|full))?", low)

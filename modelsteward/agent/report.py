@@ -63,7 +63,8 @@ def render_report(state: AgentState, rt: AgentRuntime) -> str:
                 if e["verdict"] not in ("allow", "needs_approval"):
                     row["result"] = e.get("reason")
             elif e["kind"] == "approval":
-                row["guard"] = f"{row.get('guard', '')}; {e['status']}" + (f" by {e['decided_by']}" if e.get("decided_by") else "")
+                row["guard"] = (f"{row.get('guard', '')}; {e['status']}" + (f" by {e['decided_by']}" if e.get("decided_by") else "")
+                                + (f" ({e['reason']})" if e.get("reason") else ""))
                 if e["status"] != "approved":
                     row["result"] = "not run"
             else:

@@ -93,7 +93,10 @@ class HuggingFaceScanner(HttpScanner):
         box: dict[str, Any] = {}
         done = threading.Event()
 
+        capture = _Capture()
+
         def work() -> None:
+            capture.thread = threading.get_ident()
             try:
                 box["items"] = list(api.list_models(
                     pipeline_tag="text-generation", sort="downloads", limit=self.limit or self.default_limit,
@@ -104,13 +107,11 @@ class HuggingFaceScanner(HttpScanner):
             finally:
                 done.set()
 
-        capture = _Capture()
         hub_log = logging.getLogger("huggingface_hub")
         hub_log.addHandler(capture)
         try:
             worker = threading.Thread(target=work, name="hf-scan", daemon=True)
             worker.start()
-            capture.thread = worker.ident
             finished = done.wait(self.timeout)
         finally:
             hub_log.removeHandler(capture)

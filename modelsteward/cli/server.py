@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, fail, table
+from modelsteward.cli.common import JsonOpt, console, emit_json, table
+from modelsteward.errors import InvalidInput
 
 __all__ = ["register"]
 
@@ -44,8 +45,8 @@ def register(app: typer.Typer) -> None:
         from modelsteward.context import open_steward
         from modelsteward.server.auth import create_token
 
-        if role not in ROLES:
-            fail(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.", code=2)
+        if role not in ROLES:  # a StewardError: run_cli prints one line and exits 2
+            raise InvalidInput(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
         steward = open_steward()
         try:
             row, plain = create_token(steward, name, role)

@@ -1,6 +1,7 @@
 """Human approvals of risky actions: create, list, get, approve, reject, consume.
 
-Rules (hard-coded): the decider must differ from the requester; an agent (actor ``agent:...``)
+Rules (hard-coded): the decider must be another person than the requester (``cli:alice`` and
+``api:alice`` are one person); an agent (actor ``agent:...``)
 never decides; an approval is decided once.  An approved approval is consumed by executing the
 same tool with the same arguments and ``ctx.approval_id`` set: its status becomes ``executed``
 (so it cannot be replayed).  Pending approvals of a rollout promotion expire when that rollout
@@ -29,6 +30,7 @@ __all__ = [
     "consume",
     "expire_for",
     "same_arguments",
+    "same_person",
     "as_dict",
 ]
 
@@ -44,6 +46,17 @@ def as_dict(a: Approval) -> dict[str, Any]:
         "created_at": a.created_at.isoformat() if a.created_at else None,
         "use_case_id": a.use_case_id, "agent_run_id": a.agent_run_id, "thread_id": a.thread_id,
     }
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    """``cli:alice`` and ``api:alice`` are the same person (the channel prefix is ignored)."""
+    if not a or not b:
+        return False
+
+    def name(who: str) -> str:
+        return (who.split(":", 1)[1] if ":" in who else who).strip().lower()
+
+    return a.strip() == b.strip() or name(a) == name(b)
 
 
 def _norm(args: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +144,7 @@ def decide(
                 f"Approval {approval_id} is already {a.status}{by}; only pending approvals can be decided.",
                 approval_id=approval_id, status=a.status,
             )
-        if decider.strip() == a.requester.strip():
+        if same_person(decider, a.requester):
             refusal = f"{decider} requested approval {approval_id} and may not decide it (no self-approval)."
         elif decider.startswith("agent:"):
             refusal = f"Agents may not decide approvals ({decider}); a person approves or rejects approval {approval_id}."
@@ -168,7 +181,7 @@ def consume(s: Session, approval_id: int, action: str, arguments: dict[str, Any]
         return None, f"approval {approval_id} is for {a.action} {a.arguments}, not {action} {_norm(arguments)}"
     if a.status != "approved":
         return None, f"approval {approval_id} is {a.status}, not approved"
-    if not a.decided_by or a.decided_by == a.requester or a.decided_by.startswith("agent:"):
+    if not a.decided_by or same_person(a.decided_by, a.requester) or a.decided_by.startswith("agent:"):
         return None, f"approval {approval_id} was not decided by a person other than its requester"
     a.status = "executed"
     a.decision_reason = (a.decision_reason or "") + f" [executed {utcnow().isoformat(timespec='seconds')}]"

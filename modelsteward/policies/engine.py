@@ -7,7 +7,9 @@
   ``approval_id`` -- unless ``ctx.approval_id`` names an approval of this same action and arguments,
   approved by someone other than its requester: then the call is allowed and the approval is marked
   ``executed`` (it cannot be replayed).  A ``ctx.approval_id`` that does not fit is a denial.
-A denial always wins over an approval: an approval never overrides a hard rule.
+A denial always wins over an approval: an approval never overrides a hard rule.  A consumed
+approval is noted in ``ctx.extras["approved_actions"]`` so a tool can tell, later in the same call,
+that a human approved this action (``rollout_advance`` re-checks right before it raises traffic).
 The rules themselves are in ``rules.py``; thresholds and hard bounds in ``bounds.py``.
 """
 
@@ -77,6 +79,7 @@ def enforce(ctx: ToolContext, action: str, args: dict[str, Any]) -> Decision:
         with session_scope(ctx.steward.sessions) as s:
             used, why = approvals.consume(s, ctx.approval_id, action, args)
             if used is not None:
+                ctx.extras.setdefault("approved_actions", []).append(action)
                 return Decision("allow", d.policy, f"approved by {used.decided_by} (approval {used.id})")
             d = Decision("deny", "approval_mismatch", f"approval {ctx.approval_id} cannot authorise this call: {why}")
     with session_scope(ctx.steward.sessions) as s:

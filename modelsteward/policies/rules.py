@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from modelsteward.errors import InvalidInput
+from modelsteward.policies.approvals import same_person
 from modelsteward.policies.bounds import section_of, validate_steps
 from modelsteward.storage.models import (
     Allocation,
@@ -83,11 +85,12 @@ def _eval_ok(s: Session, uc: UseCase, model_id: str, pol: dict[str, Any], now: d
     return None
 
 
-def expected_cost(steward: Any, uc: UseCase, s: Session, model_id: str | None) -> tuple[float | None, dict[str, float]]:
+def expected_cost(steward: Any, uc: UseCase, s: Session, model_id: str | None,
+                  use: dict[str, float] | None = None) -> tuple[float | None, dict[str, float]]:
     """Expected USD per request of a model on a use case (list prices x the use case's mean tokens)."""
     from modelsteward.rollout.metrics import cost_per_request, usage
 
-    use = usage(steward, uc.name)
+    use = use or usage(steward, uc.name)
     m = s.get(Model, model_id) if model_id else None
     if m is None:
         return None, use
@@ -100,7 +103,7 @@ def _cost_rules(ctx: ToolContext, s: Session, uc: UseCase, cand: str, share: flo
     out: list[Decision] = []
     stable = _stable(s, uc)
     c_cand, use = expected_cost(ctx.steward, uc, s, cand)
-    c_stab, _ = expected_cost(ctx.steward, uc, s, stable)
+    c_stab, _ = expected_cost(ctx.steward, uc, s, stable, use)
     budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
     if budget is not None and c_cand is not None and use["monthly_requests"] > 0:
         if shadow_percent:
@@ -128,8 +131,9 @@ def _cost_rules(ctx: ToolContext, s: Session, uc: UseCase, cand: str, share: flo
 def rule_deploy(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
     uc = _uc(s, args.get("use_case"))
     model_id = args.get("model_id")
-    if uc is None or not isinstance(model_id, str) or s.get(Model, model_id) is None:
-        return []
+    m = s.get(Model, model_id) if isinstance(model_id, str) else None
+    if uc is None or m is None or m.status in ("retired", "rejected"):
+        return []  # the tool refuses these with a clearer error than any policy could
     pol = section_of(uc.config, "policy")
     strategy = args.get("strategy") or "canary"
     out: list[Decision] = []
@@ -165,13 +169,11 @@ def rule_deploy(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.date
     rcfg = section_of(uc.config, "rollout")
     if strategy == "canary":
         try:
-            steps = validate_steps(args.get("steps") if args.get("steps") is not None else rcfg.get("steps"),
-                                   float(pol["max_step_points"]))
-        except Exception as exc:  # noqa: BLE001 - InvalidInput from the step validator becomes a denial
-            out.append(_d("deny", "canary_step_size", str(getattr(exc, "message", exc))))
-            steps = [100.0]
+            validate_steps(args.get("steps") if args.get("steps") is not None else rcfg.get("steps"),
+                           float(pol["max_step_points"]))
+        except InvalidInput as exc:  # a step plan beyond the bound is a denial (recorded), not bad input
+            out.append(_d("deny", "canary_step_size", exc.message))
         out += _cost_rules(ctx, s, uc, model_id, 100.0, pol)  # the goal of a canary is 100%
-        del steps
     elif strategy == "full":
         out += _cost_rules(ctx, s, uc, model_id, 100.0, pol)
         out.append(_d("needs_approval", "promotion_to_100",
@@ -190,7 +192,10 @@ def rule_rollout_advance(ctx: ToolContext, s: Session, args: dict[str, Any], now
         return []
     from modelsteward.rollout.analysis import analyse_rollout
 
-    result = analyse_rollout(ctx.steward, ro, section_of(uc.config, "rollout"), now, uc.name)
+    # The tool re-checks right before raising traffic with the analysis it acted on (no race between
+    # an inconclusive verdict here and a successful one in the tool).
+    result = ctx.extras.get("analysis_override") or analyse_rollout(
+        ctx.steward, ro, section_of(uc.config, "rollout"), now, uc.name)
     if result.outcome != "successful":
         return []  # the tool waits or aborts; neither raises traffic
     steps = [float(x) for x in ro.steps or []]
@@ -256,7 +261,7 @@ def rule_approval_decide(ctx: ToolContext, s: Session, args: dict[str, Any], now
     if ctx.actor.startswith("agent:"):
         out.append(_d("deny", "no_self_approval",
                       f"agents may not decide approvals ({ctx.actor}); a person approves or rejects"))
-    elif a is not None and a.requester.strip() == ctx.actor.strip():
+    elif a is not None and same_person(a.requester, ctx.actor):
         out.append(_d("deny", "no_self_approval",
                       f"{ctx.actor} requested approval {a.id} and may not decide it"))
     return out

@@ -1,9 +1,9 @@
 """The OpenAI-compatible HTTP provider (OpenAI, OpenRouter, Anthropic, Google, Ollama, vLLM, any URL).
 
-Built on aiohttp with one pooled ``ClientSession`` per event loop, shared by every provider on
-that loop (keep-alive connections per upstream host), and orjson for bodies: the gateway's hot
-path goes through here, and the client library alone moves its throughput by an order of
-magnitude (issue 3's benchmark).  Upstream failures become ``UpstreamError(status, retryable)``:
+Plain completions go through ``fasthttp`` (a minimal pooled HTTP/1.1 client on httptools) and
+streams through aiohttp (one pooled ``ClientSession`` per event loop), bodies through orjson:
+the gateway's hot path goes through here, and the client library alone moves its throughput by
+an order of magnitude (issue 3's benchmark).  Upstream failures become ``UpstreamError(status, retryable)``:
 429, 408, 409, 425 and 5xx, timeouts and connection errors are retryable; other 4xx are not.
 """
 
@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 
 from modelsteward.errors import ConfigError, UpstreamError
+from modelsteward.providers import fasthttp
 from modelsteward.providers.base import ChatResult, Message, StreamChunk, sampling_params
 
 __all__ = [
@@ -104,7 +105,8 @@ async def _close_at_shutdown(sess: aiohttp.ClientSession) -> AsyncIterator[None]
 
 
 async def close_sessions() -> None:
-    """Close the running loop's pooled session (call from a shutdown hook)."""
+    """Close the running loop's pooled connections (call from a shutdown hook)."""
+    fasthttp.close_pool()
     loop = asyncio.get_running_loop()
     sess = _SESSIONS.pop(loop, None)
     if sess is not None and not sess.closed:
@@ -145,6 +147,7 @@ class OpenAIHTTPProvider:
         self.provider_model_id = provider_model_id
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
+        self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
         if api_key:
@@ -177,13 +180,12 @@ class OpenAIHTTPProvider:
         """Send an OpenAI request body (its ``model`` replaced); return the parsed response."""
         data = self._payload(body, stream=False)
         try:
-            async with client_session().post(self.url, data=data, headers=self.headers, timeout=self.timeout) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except asyncio.TimeoutError as exc:
-            raise UpstreamError(f"{self.model_id} timed out after {self.timeout.total:g}s", status=504,
-                                retryable=True, model_id=self.model_id) from exc
-        except aiohttp.ClientError as exc:
+            status, raw = await fasthttp.pool().post(self.url, data, self.headers, timeout=self.timeout_s,
+                                                     connect_timeout=self.connect_timeout_s)
+        except fasthttp.HTTPFailure as exc:
+            if exc.timeout:
+                raise UpstreamError(f"{self.model_id} timed out: {exc}", status=504, retryable=True,
+                                    model_id=self.model_id) from exc
             raise UpstreamError(f"{self.model_id} unreachable at {self.base_url}: {exc}", status=502,
                                 retryable=True, model_id=self.model_id) from exc
         if status >= 400:

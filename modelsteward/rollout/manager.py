@@ -249,6 +249,8 @@ class RolloutManager:
                 details={"step_index": index, "weight": steps[index],
                          **({"analysis": analysis.as_dict()} if analysis else {})},
             )
+            if analysis is not None:  # the analysis that justified the step, in the same transaction
+                ro.analyses = [*(ro.analyses or []), {"event": "analysis", **analysis.as_dict()}]
             ro.step_index = index
             ro.step_started_at = now
             ro.state = "waiting"
@@ -282,9 +284,14 @@ class RolloutManager:
             cfg = self.config(uc)
         return analyse_rollout(self.steward, ro, cfg, self.clock(), use_case)
 
-    def advance(self, use_case: str, *, actor: str, resume: bool = False) -> dict[str, Any]:
+    def advance(
+        self, use_case: str, *, actor: str, resume: bool = False, gate: Callable[[Analysis], None] | None = None,
+    ) -> dict[str, Any]:
         """Analyse the current step, then advance (successful), abort and roll back (failed) or keep
-        waiting / pause (inconclusive).  Only a ``waiting`` rollout advances (``paused`` with ``resume``)."""
+        waiting / pause (inconclusive).  Only a ``waiting`` rollout advances (``paused`` with ``resume``).
+
+        ``gate(analysis)`` runs right before traffic is raised and may raise to stop it (the tool
+        layer re-checks the policies there with the very analysis acted on)."""
         now = self.clock()
         with session_scope(self.steward.sessions) as s:
             uc = self._uc(s, use_case)
@@ -320,11 +327,12 @@ class RolloutManager:
             return {"use_case": use_case, "action": "paused" if pause else "waiting", "analysis": result.as_dict(),
                     "rollout": rollout_dict(ro2)}
         nxt = index + 1 if ro.strategy != "shadow" else index
+        if gate is not None and ro.strategy != "shadow":
+            gate(result)
         out = self.step_to(
             use_case, nxt, actor=actor, expect_index=index, analysis=result,
             reason=f"step {index} ({result.weight:g}%) analysis successful",
         )
-        self._record(use_case, ro.id, result)
         out.update(action="completed" if out["rollout"]["state"] == "completed" else "advanced",
                    analysis=result.as_dict())
         out["rollout"] = rollout_dict(self._get(ro.id))

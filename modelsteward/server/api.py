@@ -36,6 +36,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": S.ErrorOut, "description": "Missing, invalid or revoked token."},
     403: {"model": S.ErrorOut, "description": "The token's role is too low (the message names the role needed)."},
     404: {"model": S.ErrorOut, "description": "Unknown id or name."},
+    409: {"model": S.ErrorOut, "description": "The current state does not allow it (e.g. already decided)."},
     422: {"model": S.ErrorOut, "description": "Invalid input; details.errors lists the fields."},
 }
 

@@ -65,7 +65,7 @@ def create_app(
 
     app.state.steward = steward
     app.state.gateway_state = gw_state
-    app.state.metrics = ServerMetrics(steward, cache_seconds=metrics_cache_seconds)
+    app.state.metrics = ServerMetrics(steward, cache_seconds=metrics_cache_seconds, gateway=gw_state)
 
     _install_errors(app)
     _install_middleware(app)

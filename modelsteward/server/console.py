@@ -33,6 +33,7 @@ __all__ = ["mount_console", "render_error", "templates"]
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["tojson_safe"] = lambda v: jsonable(v)
+templates.env.filters["price"] = lambda v: "–" if v is None else f"{float(v):g}"
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
@@ -166,8 +167,12 @@ def use_case_page(request: Request, steward: StewardDep, user: UserDep, name: st
     uc = reg.get_use_case(name)
     window = window if window in BUCKETS else "7d"
     dep = reg.deployment(name)
+    ranking = _ranking(steward, user, name)
+    ranked = {r["model_id"]: r for r in (ranking or {}).get("ranked", [])}
     models = reg.list_models(use_case=name)
-    models.sort(key=lambda m: (_rank_of(m) is None, _rank_of(m) or 0, m.id))
+    known = {m.id for m in models}
+    models += [m for m in reg.list_models() if m.id in ranked and m.id not in known]
+    models.sort(key=lambda m: (m.id not in ranked, ranked.get(m.id, {}).get("rank", 0), m.id))
     with session_scope(steward.sessions) as s:
         rollouts = list(s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc()).limit(10)))
         evals = list(s.scalars(select(TestResult).where(TestResult.use_case_id == uc.id)
@@ -179,15 +184,20 @@ def use_case_page(request: Request, steward: StewardDep, user: UserDep, name: st
               "split": reg.routing_table(dep)}
     return render(request, "use_case.html", user, uc=uc, dep=dep, models=models, rollouts=rollouts, evals=evals,
                   violations=violations, stats=by_model, charts=charts, window=window, windows=list(BUCKETS),
-                  rank_of=_rank_of)
+                  ranked=ranked, ranking=ranking)
 
 
-def _rank_of(m: Any) -> Any:
-    meta = m.meta or {}
-    r = meta.get("rank")
-    if isinstance(r, dict):
-        return r.get("position") or r.get("rank")
-    return r
+def _ranking(steward: Any, user: ConsoleUser, use_case: str) -> dict[str, Any] | None:
+    """The live ranking of a use case's candidates (the read-only ``rank`` tool), or None."""
+    from modelsteward.server.deps import tool_context
+    from modelsteward.tools.base import call_tool, load_all_tools
+
+    if "rank" not in load_all_tools():
+        return None
+    try:
+        return call_tool("rank", {"use_case": use_case}, tool_context(steward, user.ident)).model_dump(mode="json")
+    except StewardError as exc:
+        return {"ranked": [], "notes": [f"ranking unavailable: {exc.message}"]}
 
 
 @router.get("/models", response_class=HTMLResponse)
@@ -195,8 +205,7 @@ def models_page(request: Request, steward: StewardDep, user: UserDep, status: st
     from modelsteward.storage.models import MODEL_STATUSES
 
     models = steward.registry.list_models(status=status if status in MODEL_STATUSES else None)
-    return render(request, "models.html", user, models=models, statuses=MODEL_STATUSES, status=status,
-                  rank_of=_rank_of)
+    return render(request, "models.html", user, models=models, statuses=MODEL_STATUSES, status=status)
 
 
 @router.get("/rollouts", response_class=HTMLResponse)
@@ -293,7 +302,7 @@ def chat_send(
 
 
 DOCS_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Model Steward API</title>
-<link rel="stylesheet" href="/static/swagger/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<link rel="icon" href="data:image/svg+xml,%3Csvg%20xmlns%3D%22http%3A//www.w3.org/2000/svg%22%20viewBox%3D%220%200%2016%2016%22%3E%3Crect%20width%3D%2216%22%20height%3D%2216%22%20rx%3D%223%22%20fill%3D%22%231d2430%22/%3E%3Cpath%20d%3D%22M4%2011V5l4%203%204-3v6%22%20stroke%3D%22%237fb0ff%22%20stroke-width%3D%221.6%22%20fill%3D%22none%22/%3E%3C/svg%3E" type="image/svg+xml"><link rel="stylesheet" href="/static/swagger/swagger-ui.css"></head><body><div id="swagger-ui"></div>
 <script src="/static/swagger/swagger-ui-bundle.js"></script><script src="/static/swagger-init.js"></script></body></html>"""
 
 

@@ -4,7 +4,8 @@ Decision: per-use-case traffic metrics (requests, errors, tokens, cost, latency 
 derived from the log store at scrape time (all time, so counters only grow; shadow calls are
 included and labelled by role), cached for ``cache_seconds`` so a scrape storm costs one DuckDB
 query.  They are therefore the same for every replica: scrape one, or sum with care.  The API's
-own request counters and latencies come from a middleware, per process.
+own request counters and latencies come from a middleware, and the mounted gateway's counters
+(requests, errors, failed upstream attempts, shadow queue, spend) from its state, per process.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import func, select
@@ -32,8 +34,9 @@ ROLLOUT_STATES = ("running", "waiting", "paused", "completed", "aborted", "rolle
 class _StewardCollector:
     """Collects log-derived and registry-derived families on each scrape."""
 
-    def __init__(self, steward: Steward, cache_seconds: float) -> None:
+    def __init__(self, steward: Steward, cache_seconds: float, gateway: Any = None) -> None:
         self.steward = steward
+        self.gateway = gateway
         self.cache_seconds = cache_seconds
         self._cache: tuple[float, list[Metric]] | None = None
         self._lock = threading.Lock()
@@ -43,7 +46,7 @@ class _StewardCollector:
             now = time.monotonic()
             if self._cache is None or now - self._cache[0] > self.cache_seconds:
                 fams: list[Metric] = []
-                for part in (self._traffic, self._registry):
+                for part in (self._traffic, self._registry, self._gateway):
                     try:
                         fams.extend(part())
                     except Exception:  # noqa: BLE001 - a broken source must not break the scrape
@@ -110,6 +113,26 @@ class _StewardCollector:
         return [weight, state, step, pending]
 
 
+    def _gateway(self) -> list[Metric]:
+        """This process's gateway counters (requests, errors, failed attempts, shadows) and spend."""
+        if self.gateway is None:
+            return []
+        st = self.gateway.status()
+        fams: list[Metric] = []
+        for key, value in sorted(st.items()):
+            if isinstance(value, int) and not isinstance(value, bool) and key != "shadow_queue_depth":
+                c = CounterMetricFamily(f"steward_gateway_{key}", f"Gateway counter {key} (this process).")
+                c.add_metric([], float(value))
+                fams.append(c)
+        q = GaugeMetricFamily("steward_gateway_shadow_queue_depth", "Shadow requests waiting (this process).")
+        q.add_metric([], float(st.get("shadow_queue_depth") or 0))
+        spend = GaugeMetricFamily("steward_gateway_spend_month_usd", "Spend this month as the gateway counts it.",
+                                  labels=["use_case"])
+        for uc, usd in sorted((st.get("spend_month_to_date") or {}).items()):
+            spend.add_metric([uc], float(usd or 0))
+        return [*fams, q, spend]
+
+
 def _error_gauge(source: str) -> Metric:
     g = GaugeMetricFamily("steward_metrics_source_error", "1 when a metrics source failed this scrape.",
                           labels=["source"])
@@ -120,9 +143,9 @@ def _error_gauge(source: str) -> Metric:
 class ServerMetrics:
     """One registry per app (tests build many apps in one process)."""
 
-    def __init__(self, steward: Steward, cache_seconds: float = 10.0) -> None:
+    def __init__(self, steward: Steward, cache_seconds: float = 10.0, gateway: Any = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_StewardCollector(steward, cache_seconds))  # type: ignore[arg-type]
+        self.registry.register(_StewardCollector(steward, cache_seconds, gateway))  # type: ignore[arg-type]
         self.api_requests = Counter(
             "steward_api_requests", "Management API and console requests.", ["method", "route", "status"],
             registry=self.registry,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
 
 __all__ = [
     "ErrorOut",
@@ -28,6 +28,13 @@ __all__ = [
     "TokenCreated",
     "ToolOut",
 ]
+
+
+def _utc(v: dt.datetime) -> dt.datetime:
+    return v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+
+
+Ts = Annotated[dt.datetime, AfterValidator(_utc)]  # the registry stores naive UTC; answers say so (Z)
 
 
 class _Orm(BaseModel):
@@ -64,8 +71,8 @@ class UseCaseOut(_Orm):
     quality_floor: float
     fallback: list[Any]
     sticky: bool
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: Ts
+    updated_at: Ts
 
 
 class UseCaseDetail(UseCaseOut):
@@ -89,8 +96,8 @@ class ModelOut(_Orm):
     adapter_path: str | None = None
     use_case_id: int | None = None
     meta: dict[str, Any] = Field(default_factory=dict, serialization_alias="metadata")
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: Ts
+    updated_at: Ts
 
     @field_serializer("price_in_per_m", "price_out_per_m")
     def _price(self, v: Any) -> float | None:
@@ -107,13 +114,13 @@ class RolloutOut(_Orm):
     steps: list[Any]
     step_index: int
     state: str
-    step_started_at: dt.datetime | None = None
+    step_started_at: Ts | None = None
     snapshot_id: int | None = None
     analyses: list[Any]
     actor: str
     reason: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: Ts
+    updated_at: Ts
 
 
 class TestResultOut(_Orm):
@@ -129,7 +136,7 @@ class TestResultOut(_Orm):
     reasons: list[Any]
     mlflow_run_id: str | None = None
     report_path: str | None = None
-    created_at: dt.datetime
+    created_at: Ts
 
 
 class FineTuningJobOut(_Orm):
@@ -146,9 +153,9 @@ class FineTuningJobOut(_Orm):
     mlflow_run_id: str | None = None
     result_model_id: str | None = None
     error: str | None = None
-    created_at: dt.datetime
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
+    created_at: Ts
+    started_at: Ts | None = None
+    finished_at: Ts | None = None
 
 
 class ViolationOut(_Orm):
@@ -161,7 +168,7 @@ class ViolationOut(_Orm):
     threshold: float | None = None
     action: str
     details: dict[str, Any]
-    created_at: dt.datetime
+    created_at: Ts
 
 
 class ApprovalOut(_Orm):
@@ -173,10 +180,10 @@ class ApprovalOut(_Orm):
     status: str
     decided_by: str | None = None
     decision_reason: str | None = None
-    decided_at: dt.datetime | None = None
+    decided_at: Ts | None = None
     use_case_id: int | None = None
     agent_run_id: int | None = None
-    created_at: dt.datetime
+    created_at: Ts
 
 
 class AgentRunOut(_Orm):
@@ -190,8 +197,8 @@ class AgentRunOut(_Orm):
     report: str | None = None
     steps: list[Any]
     error: str | None = None
-    started_at: dt.datetime
-    finished_at: dt.datetime | None = None
+    started_at: Ts
+    finished_at: Ts | None = None
 
 
 class HistoryOut(_Orm):
@@ -204,7 +211,7 @@ class HistoryOut(_Orm):
     actor: str
     reason: str
     details: dict[str, Any]
-    created_at: dt.datetime
+    created_at: Ts
 
 
 class StatsRow(BaseModel):
@@ -234,7 +241,7 @@ class TokenOut(_Orm):
     role: str
     prefix: str
     revoked: bool
-    created_at: dt.datetime
+    created_at: Ts
 
 
 class TokenCreated(TokenOut):

@@ -50,6 +50,8 @@ TOOL_ROUTES: tuple[ToolRoute, ...] = (
     ToolRoute("rollout_abort", "/use-cases/{use_case}/rollout/abort", "rollouts", "Abort the rollout"),
     ToolRoute("rollback", "/use-cases/{use_case}/rollback", "rollouts", "Roll back to a snapshot"),
     ToolRoute("guard_check", "/guard/check", "guardrails", "Check the guardrails now"),
+    ToolRoute("set_policy", "/use-cases/{use_case}/policy", "guardrails", "Set policy, rollout or guardrail thresholds"),
+    ToolRoute("retire_model", "/models/retire", "models", "Retire a model (off every routing table)"),
     ToolRoute("agent_run", "/agent-runs", "agent", "Run the agent once", status_code=201),
     ToolRoute("chat", "/chat", "agent", "Send a message to the agent"),
 )

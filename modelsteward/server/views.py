@@ -37,11 +37,13 @@ def jsonable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def traffic_series(steward: Steward, use_case: str, window: str = "7d") -> list[dict[str, Any]]:
-    """Per time bucket (live traffic, shadow excluded): requests, errors, cost, p95 latency, feedback."""
+    """Per time bucket (live traffic, shadow excluded): requests, canary share (%), errors, cost,
+    p95 latency, feedback."""
     _, width = BUCKETS.get(window, BUCKETS["7d"])
     sql = f"""
         SELECT time_bucket(INTERVAL '{width}', ts) AS t,
                count(*) AS requests,
+               100.0 * count(*) FILTER (WHERE role = 'canary') / count(*) AS canary_pct,
                count(*) FILTER (WHERE status = 'error') AS errors,
                coalesce(sum(cost_usd), 0) AS cost_usd,
                quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,

@@ -135,7 +135,22 @@ def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
 @tool("rollout_advance", input_model=AdvanceIn, output_model=RolloutOut, mutating=True)
 def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     """Analyse the current canary step and advance (successful), roll back (failed) or wait (inconclusive)."""
-    res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume))
+    args = inp.model_dump(mode="json")
+
+    def gate(analysis: Any) -> None:
+        # Raising traffic: re-check the policies with the analysis acted on, unless a human approval
+        # of this very call was consumed on the way in.  Promotion never happens without one.
+        if "rollout_advance" in ctx.extras.get("approved_actions", ()):
+            return
+        from modelsteward.policies import enforce
+
+        ctx.extras["analysis_override"] = analysis
+        try:
+            enforce(ctx, "rollout_advance", args)
+        finally:
+            ctx.extras.pop("analysis_override", None)
+
+    res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume), gate=gate)
     an = res.get("analysis")
     reasons = "; ".join(an["reasons"]) if an else ""
     msg = f"{res['action']}" + (f": {reasons}" if reasons else "")

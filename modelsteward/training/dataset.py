@@ -209,10 +209,9 @@ def build_from_connection(
     )
     # Messages valid = a non-empty JSON list of {role in system/user/assistant, content: string}.
     valid = (
-        "CASE WHEN json_valid(messages) AND json_type(messages) = 'ARRAY' THEN json_array_length(messages) > 0 "
-        "AND len(list_filter(CAST(json_extract(messages, '$[*]') AS JSON[]), lambda m: "
-        "  coalesce(json_extract_string(m, '$.role') NOT IN ('system', 'user', 'assistant'), TRUE) "
-        "  OR coalesce(json_type(m, '$.content') <> 'VARCHAR', TRUE))) = 0 "
+        "CASE WHEN json_valid(messages) AND json_type(messages) = 'ARRAY' AND json_array_length(messages) > 0 "
+        "THEN list_distinct(json_type(messages, '$[*].content')) = ['VARCHAR'] "
+        "AND list_has_all(['system', 'user', 'assistant'], json_extract_string(messages, '$[*].role')) "
         "AND response IS NOT NULL AND length(trim(response)) > 0 ELSE FALSE END"
     )
     _exec(con, f"""
@@ -286,13 +285,12 @@ def build_from_connection(
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_red AS
         SELECT rid, list_transform(msgs, lambda m: struct_pack(role := m.role, content := {red})) AS msgs,
-               {red_resp} AS response
+               {red_resp} AS response,
+               regexp_matches(response, {any_pii})
+                 OR len(list_filter(msgs, lambda m: regexp_matches(m.content, {any_pii}))) > 0 AS had_pii
         FROM ds_exact
     """)
-    counts["redacted_rows"] = int(con.execute(
-        f"SELECT count(*) FROM ds_exact WHERE regexp_matches(response, {any_pii}) "
-        f"OR len(list_filter(msgs, lambda m: regexp_matches(m.content, {any_pii}))) > 0"
-    ).fetchall()[0][0])
+    counts["redacted_rows"] = _count(con, "ds_red WHERE had_pii")
 
     final = "ds_red"
     counts["near_duplicates"] = 0
@@ -304,14 +302,11 @@ def build_from_connection(
     vf = int(round(spec.validation_fraction * 10_000))
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_final AS
-        SELECT md5(to_json(msgs)::VARCHAR || chr(31) || response) AS content_key,
-               list_append(msgs, struct_pack(role := 'assistant', content := response)) AS messages,
-        FROM {final}
-    """)
-    _exec(con, f"""
-        CREATE OR REPLACE TEMP TABLE ds_final AS
-        SELECT *, CASE WHEN md5_number(content_key) % 10000 < {vf} THEN 'validation' ELSE 'train' END AS split
-        FROM ds_final
+        SELECT content_key, messages,
+               CASE WHEN md5_number(content_key) % 10000 < {vf} THEN 'validation' ELSE 'train' END AS split
+        FROM (SELECT md5(to_json(msgs)::VARCHAR || chr(31) || response) AS content_key,
+                     list_append(msgs, struct_pack(role := 'assistant', content := response)) AS messages
+              FROM {final})
     """)
     n_val = _count(con, "ds_final WHERE split = 'validation'")
     n_all = _count(con, "ds_final")

@@ -1,0 +1,394 @@
+"""The fine-tuning loop: LoRA or full fine-tuning of a causal LM, read top to bottom (nanoGPT style).
+
+``train(cfg, base_dir, train_rows, val_rows, out_dir)`` loads the model, tokenises, then loops:
+for each optimiser step it takes ``grad_accum`` micro-batches, sums the token losses (each
+micro-batch weighted by its share of the step's target tokens, so accumulation equals one big
+batch), clips, steps, and every ``eval_every`` steps measures the validation loss (early stopping
+after ``patience`` evaluations without improvement) and writes a checkpoint.
+
+Checkpoints (``out_dir/checkpoints/step-N``) hold the trainable weights (the LoRA matrices, or
+every weight for a full fine-tune), the optimiser and scheduler state, the step, the best
+validation loss and the Python / NumPy / torch (CPU and CUDA) RNG states: a run resumed from one
+ends where the uninterrupted run ends.  The data order is a pure function of (seed, epoch), so a
+resumed run sees exactly the batches it would have seen.
+
+Outputs: LoRA -> ``out_dir/adapter`` (PEFT ``save_pretrained``: ``adapter_config.json`` +
+``adapter_model.safetensors``, plus the tokenizer files); full -> ``out_dir/model`` (a plain
+transformers folder: ``config.json`` + safetensors + tokenizer).  With validation data the saved
+weights are those of the best validation loss.
+
+Scale-out: the loop runs under ``accelerate launch`` unchanged
+(``accelerate launch --num_processes 2 -m modelsteward.training.launch --config job.json``):
+each process takes every ``world_size``-th micro-batch of a step, gradients are all-reduced by
+DDP on the last micro-batch only (``no_sync`` before), validation losses are summed across
+processes, and only the main process writes checkpoints and outputs.  bf16 autocast is used on
+GPUs that support it; CPU runs in fp32.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+__all__ = ["TrainConfig", "TrainResult", "train", "lr_at", "latest_checkpoint"]
+
+
+class TrainConfig(BaseModel):
+    """Every knob of a fine-tuning run (validated; saved beside its checkpoints)."""
+
+    method: Literal["lora", "full"] = "lora"
+    max_steps: int = Field(60, ge=1)
+    learning_rate: float | None = Field(None, gt=0, description="default 2e-4 for LoRA, 2e-5 for full")
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_seq_len: int = Field(512, ge=16)
+    packing: bool = False
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] | Literal["all-linear"] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    eval_every: int = Field(20, ge=1)
+    patience: int | None = Field(3, ge=1, description="evaluations without improvement before stopping")
+    save_every: int | None = Field(None, ge=1, description="checkpoint cadence; default = eval_every")
+    keep_checkpoints: int = Field(2, ge=1)
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool | None = Field(None, description="None = on when the GPU supports it")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> TrainConfig:
+        if self.learning_rate is None:
+            self.learning_rate = 2e-4 if self.method == "lora" else 2e-5
+        return self
+
+
+class TrainResult(BaseModel):
+    status: Literal["succeeded", "cancelled"]
+    steps: int
+    output_path: str
+    train_loss: float | None
+    val_loss: float | None
+    best_val_loss: float | None
+    first_train_loss: float | None
+    stopped_early: bool = False
+    tokens: int = 0
+    tokens_per_s: float = 0.0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = Field(default_factory=list)
+    dropped_rows: int = 0
+    trainable_params: int = 0
+    total_params: int = 0
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up then cosine decay to ``min_lr_ratio`` x lr at ``max_steps`` (a pure function)."""
+    base = float(cfg.learning_rate or 0.0)
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return base * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return base * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    ckpts = sorted((out_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    return ckpts[-1] if ckpts else None
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _rng_state() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_all(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_checkpoint(path: Path, model: Any, opt: Any, sched: Any, state: dict[str, Any], keep: int) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(_trainable_state(model), tmp / "trainable.pt")
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    torch.save(sched.state_dict(), tmp / "scheduler.pt")
+    torch.save(_rng_state(), tmp / "rng.pt")
+    (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+    ckpts = sorted(path.parent.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    for old in ckpts[:-keep]:
+        if not old.name.endswith(".tmp"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(path: Path, model: Any, opt: Any, sched: Any) -> dict[str, Any]:
+    import torch
+
+    weights = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in weights]
+    if missing:
+        raise ValueError(f"checkpoint {path} does not match this model (missing {missing[:3]} ...)")
+    model.load_state_dict(weights, strict=False)
+    opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
+    sched.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    _set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    return json.loads((path / "state.json").read_text())
+
+
+def load_model(cfg: TrainConfig, base_dir: Path, device: str, dtype: Any) -> tuple[Any, Any]:
+    """Tokenizer and model (wrapped with a fresh LoRA adapter for ``method='lora'``)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    if cfg.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lcfg = LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_targets, task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lcfg)
+    model.to(device)
+    return tok, model
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def train(
+    cfg: TrainConfig,
+    base_dir: Path,
+    train_rows: list[list[dict[str, str]]],
+    val_rows: list[list[dict[str, str]]],
+    out_dir: Path,
+    *,
+    resume: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    stop_after: int | None = None,
+    progress_bar: bool | None = None,
+) -> TrainResult:
+    """Fine-tune ``base_dir`` on ``train_rows``; see the module docstring.
+
+    ``should_stop`` is polled between steps (cancellation): the run checkpoints and returns
+    ``status='cancelled'``.  ``stop_after`` does the same after that many steps (an interruption).
+    ``on_step(step, metrics)`` receives every step's metrics on the main process.
+    """
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from modelsteward.training.data import collate, make_batches, tokenize_rows
+
+    t_start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
+    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(use_cuda and torch.cuda.is_bf16_supported())
+    acc = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not use_cuda)
+    device, rank, world = acc.device, acc.process_index, acc.num_processes
+    _seed_all(cfg.seed)
+
+    # -- model, data
+    tok, model = load_model(cfg, base_dir, str(device), None)
+    model.config.use_cache = False
+    train_ex, dropped = tokenize_rows(tok, train_rows, cfg.max_seq_len)
+    val_ex, dropped_v = tokenize_rows(tok, val_rows, cfg.max_seq_len)
+    if not train_ex:
+        raise ValueError("no training example has an assistant token within max_seq_len")
+    batches = make_batches(train_ex, cfg.batch_size, cfg.max_seq_len, cfg.packing)
+    val_batches = make_batches(val_ex, cfg.batch_size, cfg.max_seq_len, False)
+    pad_id = tok.pad_token_id
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_total = sum(p.numel() for p in model.parameters())
+
+    # -- optimiser and schedule (the schedule is the pure function lr_at)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=float(cfg.learning_rate or 0), betas=(0.9, 0.95), fused=False,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / float(cfg.learning_rate or 1))
+    model, opt = acc.prepare(model, opt)
+
+    # -- resume
+    step, best_val, bad_evals, history = 0, math.inf, 0, []
+    first_loss: float | None = None
+    ckpt = latest_checkpoint(out_dir) if resume else None
+    if ckpt is not None:
+        state = _load_checkpoint(ckpt, acc.unwrap_model(model), opt, sched)
+        step, best_val, bad_evals = state["step"], state["best_val"], state["bad_evals"]
+        history, first_loss = state["history"], state.get("first_loss")
+
+    def batch_at(micro: int) -> dict[str, Any]:
+        """The ``micro``-th micro-batch of the run: epoch order is a permutation seeded by (seed, epoch)."""
+        epoch, idx = divmod(micro, len(batches))
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(batches), generator=g).tolist()
+        return {k: v.to(device) for k, v in collate(batches[order[idx]], pad_id).items()}
+
+    def n_targets(b: dict[str, Any]) -> int:
+        return int((b["labels"][:, 1:] != -100).sum())
+
+    @torch.no_grad()
+    def evaluate() -> float | None:
+        if not val_batches:
+            return None
+        model.eval()
+        tot = torch.zeros(2, device=device)
+        for vb in val_batches[rank::world]:
+            b = {k: v.to(device) for k, v in collate(vb, pad_id).items()}
+            n = n_targets(b)
+            with acc.autocast():
+                out = model(**b)
+            tot += torch.tensor([float(out.loss) * n, n], device=device)
+        tot = acc.reduce(tot, reduction="sum")
+        model.train()
+        return float(tot[0] / max(1.0, float(tot[1])))
+
+    def checkpoint() -> None:
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {"step": step, "best_val": best_val, "bad_evals": bad_evals, "history": history,
+                     "first_loss": first_loss, "config": cfg.model_dump(mode="json")}
+            _save_checkpoint(out_dir / "checkpoints" / f"step-{step}", acc.unwrap_model(model), opt, sched, state,
+                             cfg.keep_checkpoints)
+
+    def save_outputs(best: bool) -> Path:
+        target = out_dir / ("adapter" if cfg.method == "lora" else "model")
+        if acc.is_main_process:
+            shutil.rmtree(target, ignore_errors=True)
+            acc.unwrap_model(model).save_pretrained(target, safe_serialization=True)
+            tok.save_pretrained(target)
+            if best:
+                (target / "best_step.txt").write_text(str(step))
+        return target
+
+    # -- the loop
+    model.train()
+    status, stopped_early, tokens, loss_val, val_loss = "succeeded", False, 0, None, None
+    save_every = cfg.save_every or cfg.eval_every
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="fine-tune", unit="step",
+               disable=(not acc.is_main_process) if progress_bar is None else not progress_bar)
+    t_loop = time.perf_counter()
+    while step < cfg.max_steps:
+        if should_stop is not None and should_stop():
+            status = "cancelled"
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        micro = [batch_at(step * cfg.grad_accum * world + i) for i in range(cfg.grad_accum * world)]
+        mine = micro[rank::world]
+        total_targets = sum(n_targets(b) for b in micro)
+        step_loss = torch.zeros((), device=device)
+        for i, b in enumerate(mine):
+            n = n_targets(b)
+            sync = i == len(mine) - 1
+            ctx = acc.no_sync(model) if (not sync and world > 1) else _nullcontext()
+            with ctx, acc.autocast():
+                out = model(**b)
+                # mean loss x share of the step's target tokens; DDP averages over processes, hence x world
+                loss = out.loss * (n / max(1, total_targets)) * world
+            acc.backward(loss)
+            step_loss += loss.detach() / world
+            tokens += int(b["attention_mask"].sum()) * world
+        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        loss_val = float(acc.reduce(step_loss, reduction="sum"))
+        if first_loss is None:
+            first_loss = loss_val
+        metrics = {"train_loss": loss_val, "lr": lr_at(step - 1, cfg)}
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            val_loss = evaluate()
+            if val_loss is not None:
+                metrics["val_loss"] = val_loss
+                if val_loss < best_val - 1e-6:
+                    best_val, bad_evals = val_loss, 0
+                    save_outputs(best=True)
+                else:
+                    bad_evals += 1
+        history.append({"step": step, **metrics})
+        if acc.is_main_process and on_step is not None:
+            on_step(step, metrics)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_val:.4f}")
+        if cfg.patience is not None and bad_evals >= cfg.patience:
+            stopped_early = True
+            checkpoint()
+            break
+        if step % save_every == 0 and step < cfg.max_steps:
+            checkpoint()
+        if stop_after is not None and step >= stop_after and step < cfg.max_steps:
+            status = "cancelled"
+            break
+    bar.close()
+    loop_s = time.perf_counter() - t_loop
+    if status == "cancelled":
+        checkpoint()
+    if status == "succeeded" and not (val_batches and best_val < math.inf):
+        target = save_outputs(best=False)
+    else:
+        target = out_dir / ("adapter" if cfg.method == "lora" else "model")
+    acc.wait_for_everyone()
+    return TrainResult(
+        status=status, steps=step, output_path=str(target), train_loss=loss_val, val_loss=val_loss,
+        best_val_loss=None if best_val == math.inf else best_val, first_train_loss=first_loss,
+        stopped_early=stopped_early, tokens=tokens, tokens_per_s=tokens / loop_s if loop_s > 0 else 0.0,
+        seconds=time.perf_counter() - t_start, history=history, dropped_rows=dropped + dropped_v,
+        trainable_params=n_trainable, total_params=n_total,
+    )
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,91 @@
+"""Real models: SmolLM2 against itself (other sampling settings: passes) and against an llm-katan echo
+upstream (fails).  Slow: tiny samples (5 prompts, 8 new tokens, 2 red-team prompts)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelsteward.evals import EvalConfig, evaluate
+from evals_helpers import PROMPTS, seed_logs
+
+SMOL = "local:smollm2-135m-instruct"
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def katan(tmp_path: Path) -> Iterator[str]:
+    exe = shutil.which("llm-katan") or str(Path(sys.executable).parent / "llm-katan")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [exe, "--model", "echo-model", "--backend", "echo", "--host", "127.0.0.1", "--port", str(port),
+         "--disable-dashboard", "--stats-file", str(tmp_path / "katan-stats.json"), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("llm-katan did not start")
+        yield url + "/v1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _use_case(steward) -> None:  # type: ignore[no-untyped-def]
+    steward.registry.register_model("local", "smollm2-135m-instruct")
+    steward.registry.add_use_case("qa", model=SMOL)
+    seed_logs(steward, "qa", SMOL, PROMPTS[:5], feedback=None)
+
+
+def test_smollm2_against_itself_with_other_sampling_passes(steward) -> None:  # type: ignore[no-untyped-def]
+    _use_case(steward)
+    t0 = time.monotonic()
+    out = evaluate(steward, EvalConfig(
+        use_case="qa", candidate=SMOL, samples=5, max_tokens=8, safety_prompts=2, mlflow=False,
+        candidate_params={"temperature": 0.2, "top_p": 0.5, "seed": 11},
+    ))
+    assert out.verdict == "pass", out.reasons
+    assert out.metrics["similarity"]["embedding"] > 0.9
+    assert out.metrics["quality"]["method"] == "baseline_as_reference"
+    assert out.metrics["performance"]["candidate"]["error_rate"] == 0.0
+    assert out.metrics["performance"]["candidate"]["tokens_per_s"] > 0
+    assert steward.registry.get_model(SMOL).status == "current"  # a live model is never marked evaluating
+    print(f"smollm2 vs itself: {time.monotonic() - t0:.1f}s")
+
+
+def test_smollm2_against_echo_upstream_fails(steward, katan: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("STEWARD_CUSTOM_API_KEY", "test-key")  # llm-katan wants an Authorization header
+    _use_case(steward)
+    steward.registry.register_model("custom", "echo-model", base_url=katan, status="candidate")
+    t0 = time.monotonic()
+    out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:echo-model", samples=5, max_tokens=8,
+                                       safety_prompts=2, mlflow=False))
+    assert out.verdict == "fail", out.reasons
+    q = out.metrics["quality"]
+    assert q["ratio"] < 0.8 and out.metrics["gate"]["quality"]["status"] == "fail", out.reasons
+    assert out.metrics["similarity"]["embedding"] < 0.8
+    assert out.metrics["performance"]["candidate"]["error_rate"] == 0.0
+    assert steward.registry.get_model("custom:echo-model").status == "candidate"
+    print(f"smollm2 vs echo: {time.monotonic() - t0:.1f}s")
