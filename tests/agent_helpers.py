@@ -118,7 +118,8 @@ def shared_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     if "uri" not in _SHARED_TRACKING:
         _SHARED_TRACKING["uri"] = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     uri = _SHARED_TRACKING["uri"]
-    if "steward" in request.fixturenames:  # first: the settings fixture clears MLFLOW_TRACKING_URI
-        request.getfixturevalue("steward").settings.mlflow_tracking_uri = uri
+    for name in ("steward", "pg_steward", "any_steward"):  # first: the settings fixtures clear MLFLOW_TRACKING_URI
+        if name in request.fixturenames:
+            request.getfixturevalue(name).settings.mlflow_tracking_uri = uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

@@ -167,3 +167,50 @@ def test_bad_llm_spec_is_a_config_error(steward) -> None:  # type: ignore[no-unt
 
     with pytest.raises(ConfigError, match="openai:MODEL"):
         make_planner("anthropic:claude")
+
+
+def test_step_budget_ends_the_run_with_a_report(steward) -> None:  # type: ignore[no-untyped-def]
+    loop = [{"tool_calls": [{"name": "t_read", "arguments": {}}]}] * 5
+    with ScriptedLLM(loop) as fake:
+        res = run_agent(steward, planner=_planner(fake), max_steps=2)
+        assert len(fake.requests) == 2
+    assert res.status == "completed"
+    assert "outcome: step budget of 2 planner turns used up" in res.report
+
+
+def test_llm_console_answers_with_read_only_sql(steward) -> None:  # type: ignore[no-untyped-def]
+    from modelsteward.agent.chat import ChatSession
+
+    setup_use_case(steward)
+    steward.logs.append_many([{"ts": "2026-11-25T10:00:00Z", "request_id": f"r{i}", "use_case": UC,
+                               "model_id": "openai:stable-model", "role": "primary", "status": "ok",
+                               "messages": [{"role": "user", "content": "hi"}], "response": "yo"} for i in range(3)])
+    steward.logs.flush()
+    script = [
+        {"tool_calls": [{"id": "s1", "name": "query_logs", "arguments": {"sql": "SELECT count(*) AS n FROM logs"}}]},
+        {"content": "There were 3 requests."},
+        {"tool_calls": [{"id": "s2", "name": "query_logs", "arguments": {"sql": "DROP VIEW logs"}}]},
+        {"content": "I may only read the logs."},
+    ]
+    with ScriptedLLM(script) as fake:
+        chat = ChatSession(steward, planner=LLMPlanner("scripted", base_url=fake.url, api_key="k", chat=True))
+        first = chat.ask("How many requests did we log?")
+        second = chat.ask("Now drop the logs view.")
+        answered = _tool_messages(fake.requests[1])["s1"]
+        refused = _tool_messages(fake.requests[3])["s2"]
+        convo = [m["role"] for m in fake.requests[3]["messages"]]
+    assert first.answer == "There were 3 requests." and '"n": 3' in answered
+    assert second.answer == "I may only read the logs." and refused.startswith("ERROR: read_only")
+    assert first.run_id == second.run_id  # one console session, one thread, the conversation kept
+    assert convo == ["system", "user", "assistant", "tool", "assistant", "user", "assistant", "tool"]
+
+
+def test_public_surface() -> None:
+    import modelsteward.agent as agent
+
+    assert sorted(agent.__all__) == sorted([
+        "AgentBusy", "AgentResult", "AgentRuntime", "ChatIntentPlanner", "EXCLUDED_TOOLS", "LLMPlanner", "Planner",
+        "PlaybookPlanner", "agent_toolset", "build_graph", "make_planner", "resume_after_decision", "resume_orphans",
+        "resume_run", "run_agent", "validate_toolset",
+    ])
+    assert all(hasattr(agent, n) for n in agent.__all__)

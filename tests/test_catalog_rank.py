@@ -66,7 +66,8 @@ def test_moving_weight_to_cost_favours_the_cheaper_model(qa: float, qb: float, c
                                                           shift: float) -> None:
     """A cheaper model that is no better in quality (the trade-off): moving weight from quality to
     cost can only grow its lead; it never drops below a model it was ranked above."""
-    (ca, qa), (cb, qb) = sorted([(ca, min(qa, qb)), (cb, max(qa, qb))])  # a: cheaper, not better
+    ca, cb = sorted([ca, cb])
+    qa, qb = sorted([qa, qb])  # a: cheaper, not better
     wq, wc, wl = (x / sum(w) for x in w)
     moved = shift * wq
     weights = np.array([[wq, wc, wl], [wq - moved, wc + moved, wl]])

@@ -329,3 +329,14 @@ def test_scanner_registry_rejects_duplicate_names() -> None:
         class Again(Scanner):  # noqa: F841
             name = "openrouter"
     assert SCANNERS["openrouter"].__name__ == "OpenRouterScanner"
+
+
+def test_public_surface_is_pinned() -> None:
+    import modelsteward.catalog as catalog
+
+    assert sorted(catalog.__all__) == sorted([
+        "SCANNERS", "MissingField", "RankedModel", "Ranking", "Requirements", "ScanReport", "ScannedModel",
+        "Scanner", "SourceError", "SourceReport", "SourceResult", "check_compatibility", "get_scanner",
+        "known_providers", "rank_use_case", "register_scanner", "run_scan",
+    ])
+    assert all(hasattr(catalog, name) for name in catalog.__all__)

@@ -74,7 +74,7 @@ def test_interrupted_eval_leaves_no_verdict_and_restores_status(steward) -> None
     calls = []
 
     def interrupt(label: str, done: int, total: int) -> None:
-        calls.append((label, done))
+        calls.append((label, steward.registry.get_model("custom:cand").status))
         if done >= 2:
             raise EvalInterrupted("stopped by the operator")
 
@@ -83,7 +83,7 @@ def test_interrupted_eval_leaves_no_verdict_and_restores_status(steward) -> None
         with pytest.raises(EvalInterrupted):
             evaluate(steward, EvalConfig(use_case="qa", candidate="custom:cand", samples=6, mlflow=False),
                      on_progress=interrupt)
-    assert calls
+    assert calls and all(status == "evaluating" for _, status in calls)  # marked while it runs
     assert _rows(steward) == (0, 0)
     assert steward.registry.get_model("custom:cand").status == "candidate"  # discovered -> evaluating -> candidate
     assert not list((steward.settings.workspace / "evals").glob("qa/*"))

@@ -101,7 +101,7 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
         reg.add_use_case(UC, description="stories", model="custom:stable")
         reg.update_use_case(UC, config={"rollout": {"min_requests": 10, "min_duration_s": WINDOW_S}})
         pass_eval(steward, "custom:cand")
-        app = create_gateway_app(steward, options=GatewayOptions(refresh_s=0.1))
+        app = create_gateway_app(steward, options=GatewayOptions(refresh_s=0.1, cooldown_s=2.0))
         with TestClient(app, client=("127.0.0.1", 40000)) as client:
             # 1. shadow: mirrored answers (request ids <id>-s1) compared with the primary's
             res = call_tool("deploy", {"use_case": UC, "model_id": "custom:cand", "strategy": "shadow"}, ctx(steward))
@@ -110,6 +110,7 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
             deadline = time.monotonic() + 20
             while app.state.gateway.status()["shadow_done"] < 12 and time.monotonic() < deadline:
                 time.sleep(0.05)
+            assert app.state.gateway.status()["shadow_done"] >= 12
             backdate_step(steward, WINDOW_S + 1)
             out = call_tool("rollout_advance", {"use_case": UC}, ctx(steward))
             assert out.action == "completed", out.message
@@ -128,11 +129,13 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
             # 3. the candidate starts failing
             cand.stop()  # the candidate starts failing: same port, half of its answers are HTTP 500
             cand = Katan("cand", tmp_path, error_rate=0.5, port=cand.port)
-            for _ in range(15):
+            deadline = time.monotonic() + WINDOW_S
+            while time.monotonic() < deadline:
                 _send(client, 10)
                 out = call_tool("rollout_advance", {"use_case": UC}, ctx(steward, "agent:run-1"))
                 if out.action != "waiting":
                     break
+            print("DETECT", round(time.monotonic() - (deadline - WINDOW_S), 1), out.analysis["elapsed_s"], out.analysis["candidate"]["requests"], out.analysis["candidate"]["errors"])
             assert out.action == "rolled_back", out.message
             an = out.analysis
             assert an["outcome"] == "failed" and an["elapsed_s"] < WINDOW_S  # within one analysis window

@@ -162,3 +162,83 @@ def test_tool_routes_act_through_tools(api: Any) -> None:
     assert {e["field"] for e in r.json()["details"]["errors"]} >= {"body.name", "body.description"}
     r = client.post("/api/models", headers=op, json={"provider": "nowhere", "model_id": "x"})
     assert r.status_code == 422 and r.json()["code"] == "invalid_input"
+
+
+@pytest.mark.slow
+def test_agent_run_as_a_background_task(api: Any) -> None:
+    import time
+
+    client, tokens, _ids, _steward = api
+    r = client.post("/api/agent-runs", headers=bearer(tokens["operator"]),
+                    json={"use_case": "story", "goal": "check health", "max_steps": 3})
+    assert r.status_code == 202, r.text
+    task = r.json()
+    assert task["status"] == "running" and task["actor"] == "api:operator"
+    assert r.headers["location"] == f"/api/tasks/{task['id']}"
+    deadline = time.monotonic() + 120
+    while task["status"] == "running":
+        assert time.monotonic() < deadline, task
+        time.sleep(0.3)
+        task = client.get(f"/api/tasks/{task['id']}", headers=bearer(tokens["viewer"])).json()
+    assert task["status"] == "succeeded", task
+    run = client.get(f"/api/agent-runs/{task['result']['run_id']}", headers=bearer(tokens["viewer"])).json()
+    assert run["goal"] == "check health" and run["report"]
+    assert client.get("/api/tasks/ffff", headers=bearer(tokens["viewer"])).status_code == 404
+
+
+@pytest.mark.slow
+def test_chat_with_the_agent(api: Any) -> None:
+    client, tokens, _ids, _steward = api
+    op = bearer(tokens["operator"])
+    r = client.post("/api/chat", headers=op, json={"message": "SELECT count(*) AS n FROM logs"})
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["status"] == "completed" and '"n": 24' in first["answer"]
+    r = client.post("/api/chat", headers=op, json={"message": "rollouts story", "session_id": first["session_id"]})
+    assert r.status_code == 200 and r.json()["session_id"] == first["session_id"]
+    assert r.json()["run_id"] == first["run_id"]  # the same agent thread
+    assert "local:smollm2-135m-instruct" in r.json()["answer"]
+    r = client.post("/api/chat", headers=bearer(tokens["admin"]), json={"message": "hi", "session_id": first["session_id"]})
+    assert r.status_code == 404  # a conversation belongs to the token that opened it
+    r = client.post("/api/chat", headers=op, json={"message": ""})
+    assert r.status_code == 422 and r.json()["details"]["errors"][0]["field"] == "body.message"
+
+
+def test_public_surface_and_factory_from_settings(settings: Any) -> None:
+    import modelsteward.server as server
+
+    assert server.__all__ == ["create_app"]
+    app = create_app(settings, gateway=False)  # the factory opens the workspace; shutdown closes it
+    with TestClient(app) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").json()["status"] == "ready"
+        spec = client.get("/openapi.json").json()
+        assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+        assert client.get("/docs").status_code == 200 and "swagger-ui-bundle.js" in client.get("/docs").text
+        assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+        metrics = client.get("/metrics")  # an empty workspace: no traffic, no failing source
+        assert metrics.status_code == 200 and "steward_metrics_source_error" not in metrics.text
+        assert "steward_approvals_pending 0.0" in metrics.text
+
+
+def test_console_pages_render(api: Any) -> None:
+    import re
+
+    client, tokens, ids, _steward = api
+    r = client.post("/login", data={"token": tokens["viewer"]}, follow_redirects=False)
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    pages = ["/", "/use-cases/story", "/use-cases/story?window=1h", "/use-cases/story?window=30d", "/models",
+             "/models?status=candidate", "/rollouts", f"/rollouts/{ids['rollout']}", "/approvals", "/approvals?show=all",
+             "/agent-runs", f"/agent-runs/{ids['agent_run']}", "/chat"]
+    for page in pages:
+        r = client.get(page)
+        assert r.status_code == 200, (page, r.text[-500:])
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert not re.search(r"<script>(?!\s*</script>)", r.text), page  # no inline scripts
+    dash = client.get("/use-cases/story").text
+    assert 'id="chart-data"' in dash and ids["b"] in dash and "# Report" in client.get(f"/agent-runs/{ids['agent_run']}").text
+    r = client.get("/use-cases/nope", headers={"accept": "text/html"})
+    assert r.status_code == 404 and "Unknown use case" in r.text and "Traceback" not in r.text
+    assert client.get("/rollouts/999").status_code == 404

@@ -126,3 +126,14 @@ def test_revoked_token_ends_console_session(world: Any) -> None:
     assert client.get("/", follow_redirects=False).status_code == 303
     client.cookies.set("steward_session", "1.9999999999.forged")
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_risky_tool_call_answers_202_with_its_approval(world: Any) -> None:
+    client, tokens, ids, steward = world
+    r = client.post("/api/use-cases/story/rollout/advance", headers=bearer(tokens["operator"]))
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["code"] == "approval_required" and body["details"]["approval_id"] == ids["approval"]
+    assert _rollout(steward, ids["rollout"]).state == "waiting"
+    r = client.post("/api/use-cases/story/rollout/status", headers=bearer(tokens["viewer"]))
+    assert r.status_code == 200 and r.json()["rollout"]["state"] == "waiting"

@@ -39,8 +39,11 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/approvals/{approval_id}"): "viewer",
     ("GET", "/api/agent-runs"): "viewer",
     ("GET", "/api/agent-runs/{run_id}"): "viewer",
+    ("GET", "/api/tasks"): "viewer",
+    ("GET", "/api/tasks/{task_id}"): "viewer",
     ("GET", "/api/tokens"): "admin",
     ("POST", "/api/tokens"): "admin",
+    ("POST", "/api/chat"): "operator",
     ("DELETE", "/api/tokens/{token_id}"): "admin",
     ("POST", "/api/approvals/{approval_id}/approve"): "approver",
     ("POST", "/api/approvals/{approval_id}/reject"): "approver",
@@ -65,8 +68,11 @@ def _fill(path: str, ids: dict[str, Any], tool_route: bool) -> str:
     values = {
         "name": "story", "model_id": ids["a"], "result_id": ids["test_result"], "job_id": ids["job"],
         "rollout_id": ids["rollout"], "approval_id": ids["approval"], "run_id": ids["agent_run"], "token_id": 99999,
+        "task_id": "0123abcd",
         "use_case": "no-such-use-case" if tool_route else "story",
     }
+    if tool_route:  # tools act: point them at things that do not exist
+        values["job_id"] = 999999
     return re.sub(r"{(\w+)}", lambda m: str(values[m.group(1)]), path)
 
 

@@ -121,6 +121,14 @@ def test_login_approve_and_the_rollout_moves_on(live_server: Any, page: Any) -> 
     assert page.locator(".split .seg").first.inner_text().startswith(ids["b"])  # 100% on the candidate now
     assert page.locator(".chart svg").count() >= 3  # requests, cost, p95 (feedback/evals may be empty)
     page.screenshot(path=str(ARTIFACTS / "console-dashboard.png"), full_page=True)
+
+    page.goto(base + "/chat")  # the chat panel talks to the agent (an approver is also an operator)
+    page.fill("#chat-form input[name=message]", "rollouts story")
+    page.click("#chat-form button")
+    page.wait_for_selector(".msg.agent", timeout=90_000)
+    assert "completed" in page.inner_text(".msg.agent")
+    assert page.input_value("#chat-form input[name=session_id]")  # the next line continues the conversation
+    page.screenshot(path=str(ARTIFACTS / "console-chat.png"), full_page=True)
     assert page.console_errors == []  # no CSP violation or script error
 
 

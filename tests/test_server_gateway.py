@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from server_helpers import bearer, make_tokens
 
@@ -12,6 +13,7 @@ from modelsteward.gateway import create_key
 from modelsteward.server import create_app
 
 
+@pytest.mark.slow
 def test_v1_is_served_and_counted(steward: Any) -> None:
     tokens = make_tokens(steward)
     with InstantUpstream() as up:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,17 @@ def _approval_id(exc: ApprovalRequired) -> int | None:
     return int(aid) if aid is not None else None
 
 
+def _with_ids(msg: AIMessage) -> AIMessage:
+    """Every call gets an id (a planner may leave them out) so each can be answered."""
+    if not msg.id:
+        msg.id = f"ai_{uuid.uuid4().hex[:12]}"
+    if all(c.get("id") for c in msg.tool_calls) and all(c.get("id") for c in msg.invalid_tool_calls):
+        return msg
+    calls = [{**c, "id": c.get("id") or f"call_{uuid.uuid4().hex[:12]}"} for c in msg.tool_calls]
+    bad = [{**c, "id": c.get("id") or f"call_{uuid.uuid4().hex[:12]}"} for c in msg.invalid_tool_calls]
+    return AIMessage(content=msg.content, tool_calls=calls, invalid_tool_calls=bad, id=msg.id)  # type: ignore[arg-type]
+
+
 def _error_msg(call_id: str, name: str, text: str) -> ToolMessage:
     return ToolMessage(content=f"ERROR: {text}", tool_call_id=call_id, name=name or "unknown", status="error")
 
@@ -112,9 +124,7 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
         if step >= state.get("max_steps", 20):
             return {"outcome": f"step budget of {state.get('max_steps', 20)} planner turns used up",
                     "journal": [{"kind": "budget", "step": step}]}
-        msg = rt.planner.plan(state, rt.tools)
-        if not msg.id:
-            msg.id = f"ai_{uuid.uuid4().hex[:12]}"
+        msg = _with_ids(rt.planner.plan(state, rt.tools))
         entry = {"kind": "plan", "step": step + 1, "text": str(msg.content)[:1000],
                  "calls": [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in msg.tool_calls]
                  + [{"id": c["id"], "name": c.get("name"), "args": c.get("args"), "invalid": c.get("error")}
@@ -135,11 +145,11 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
         journal: list[dict[str, Any]] = []
         for bad in last.invalid_tool_calls:
             text = f"call {bad.get('name')!r} rejected: {bad.get('error') or 'malformed arguments'}; send arguments as a JSON object."
-            msgs.append(_error_msg(bad["id"], bad.get("name") or "", text))
+            msgs.append(_error_msg(str(bad["id"]), bad.get("name") or "", text))
             journal.append({"kind": "guard", "id": bad["id"], "name": bad.get("name"), "verdict": "invalid", "reason": text})
         ctx = rt.ctx()
         for call in last.tool_calls:
-            name, args, cid = call["name"], call["args"], call["id"]
+            name, args, cid = call["name"], call["args"], str(call["id"])
             spec = rt.tools.get(name)
             verdict, reason = "allow", ""
             if spec is None:
@@ -260,8 +270,8 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
         g.add_node(name, fn)
     g.add_edge(START, "observe")
     g.add_edge("observe", "plan")
-    g.add_conditional_edges("plan", after_plan, {"report": "report", "guard": "guard"})
-    paths = {"approval": "approval", "act": "act", "verify": "verify", "plan": "plan"}
+    g.add_conditional_edges("plan", after_plan, {"report": "report", "guard": "guard"})  # type: ignore[arg-type]
+    paths: dict[Hashable, str] = {"approval": "approval", "act": "act", "verify": "verify", "plan": "plan"}
     g.add_conditional_edges("guard", route_calls, paths)
     g.add_conditional_edges("approval", route_calls, paths)
     g.add_conditional_edges("act", route_calls, paths)
@@ -291,7 +301,7 @@ def _check(item: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) 
         result.update(status="confirmed" if ok else "not_visible",
                       detail=f"routing v{b.get('deployment_version')} -> v{a.get('deployment_version')}; live: {live}")
     elif name == "evaluate":
-        row = next((m for m in a.get("models", []) if m["id"] == model), {})
+        row: dict[str, Any] = next((m for m in a.get("models", []) if m["id"] == model), {})
         t = row.get("latest_test")
         result.update(status="confirmed" if t else "not_visible",
                       detail=f"latest test of {model}: {t and t.get('verdict')}")

@@ -127,7 +127,9 @@ def parse_completion(body: dict[str, Any]) -> AIMessage:
     msg = choices[0].get("message")
     if not isinstance(msg, dict):
         raise ProviderError(f"The agent LLM returned a choice without a message: {str(choices[0])[:200]!r}.")
-    calls, invalid, seen = [], [], set()
+    calls: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for raw in msg.get("tool_calls") or []:
         fn = (raw or {}).get("function") or {}
         name = fn.get("name") or ""

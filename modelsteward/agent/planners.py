@@ -16,8 +16,9 @@ why a prompt injection in a catalog description cannot steer it.  Per use case, 
 3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
 4. ``rank`` the use case (once per run);
 5. ``evaluate`` up to two top-ranked untested candidates (no test against the current model);
-6. at least ``FINE_TUNE_MIN_FEEDBACK`` new high-feedback logs since the last fine-tune ->
-   ``build_dataset`` then ``fine_tune`` on a self-hosted base;
+6. at least ``FINE_TUNE_MIN_FEEDBACK`` (or ``config["agent"]["fine_tune_min_feedback"]``) new
+   high-feedback logs since the last fine-tune -> ``build_dataset`` then ``fine_tune`` of a
+   self-hosted base on that dataset (``config["agent"]["fine_tune"]``: extra arguments);
 7. no rollout, no pending approval, a candidate whose latest test against the current model
    passed and that is better or cheaper -> ``deploy``: ``shadow`` first, ``canary`` once the
    candidate passed shadow on this use case.  A use case may set
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
+from modelsteward.agent.observe import HIGH_FEEDBACK
 from modelsteward.agent.state import AgentState
 from modelsteward.tools.base import ToolSpec
 
@@ -61,6 +63,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "sql": ("sql", "query"),
     "reason": ("reason",),
     "dataset": ("dataset", "dataset_path", "dataset_id"),
+    "min_feedback": ("min_feedback",),
 }
 
 
@@ -108,14 +111,14 @@ def _results(state: AgentState) -> list[tuple[dict[str, Any], ToolMessage]]:
     for m in _turn_messages(state):
         if isinstance(m, AIMessage):
             for c in m.tool_calls:
-                calls[c["id"]] = c
+                calls[str(c["id"])] = dict(c)
         elif isinstance(m, ToolMessage) and m.tool_call_id in calls:
             out.append((calls[m.tool_call_id], m))
     return out
 
 
 def _called(state: AgentState) -> list[dict[str, Any]]:
-    return [c for m in _turn_messages(state) if isinstance(m, AIMessage) for c in m.tool_calls]
+    return [dict(c) for m in _turn_messages(state) if isinstance(m, AIMessage) for c in m.tool_calls]
 
 
 def _payload(msg: ToolMessage) -> Any:
@@ -272,21 +275,27 @@ class PlaybookPlanner:
             fb = (uc.get("new_feedback") or {}).get("high_feedback", 0)
             job = uc.get("last_fine_tune") or {}
             base = self._fine_tune_base(uc)
-            if fb >= FINE_TUNE_MIN_FEEDBACK and job.get("status") not in ("queued", "running") and base:
+            cfg = uc.get("agent_config") or {}
+            min_fb = int(cfg.get("fine_tune_min_feedback") or FINE_TUNE_MIN_FEEDBACK)
+            if fb >= min_fb and job.get("status") not in ("queued", "running") and base:
                 if has("build_dataset") and once("build_dataset", name):
-                    return self._msg([_call("build_dataset", fit_args(tools["build_dataset"], use_case=name))],
-                                     f"{name}: {fb} new high-feedback logs: build a dataset")
-                if "build_dataset" in tools and has("fine_tune") and once("fine_tune", name):
-                    return self._msg([_call("fine_tune", fit_args(tools["fine_tune"], use_case=name, base=base))],
-                                     f"{name}: fine-tune {base} on the new dataset")
+                    args = fit_args(tools["build_dataset"], use_case=name, min_feedback=HIGH_FEEDBACK)
+                    return self._msg([_call("build_dataset", args)], f"{name}: {fb} new high-feedback logs: build a dataset")
+                built = next((_payload(m) for c, m in reversed(results)
+                              if c["name"] == "build_dataset" and _arg(c, "use_case") == name), None)
+                if isinstance(built, dict) and built.get("path") and has("fine_tune") and once("fine_tune", name):
+                    extra = dict(cfg.get("fine_tune") or {})
+                    args = {**fit_args(tools["fine_tune"], use_case=name, base=base, dataset=built["path"]),
+                            **{k: v for k, v in extra.items() if k in tools["fine_tune"].input_model.model_fields}}
+                    return self._msg([_call("fine_tune", args)], f"{name}: fine-tune {base} on the new dataset")
             # 7. start a rollout for a passing, better or cheaper candidate
             current = next((m for m in uc.get("models", []) if m["id"] == uc.get("current_model")), None)
             for m in by_rank:
                 t = m.get("latest_test") or {}
                 if not (t.get("passed") and t.get("baseline") == uc.get("current_model")):
                     continue
-                why = better_or_cheaper(m, current)
-                if why and has("deploy") and once("deploy", name, m["id"]):
+                worth = better_or_cheaper(m, current)
+                if worth and has("deploy") and once("deploy", name, m["id"]):
                     strategy = str((uc.get("agent_config") or {}).get("rollout_strategy") or "shadow")
                     if strategy == "shadow" and m.get("shadow_passed"):
                         strategy = "canary"  # shadow done for this use case: canary next
@@ -294,7 +303,7 @@ class PlaybookPlanner:
                     if pending("deploy", args) or uc.get("pending_approvals"):
                         notes.append(f"{name}: deploy of {m['id']} waits for approval")
                         continue
-                    return self._msg([_call("deploy", args)], f"{name}: {m['id']} passed and is {why}: {strategy} rollout")
+                    return self._msg([_call("deploy", args)], f"{name}: {m['id']} passed and is {worth}: {strategy} rollout")
         summary = "Playbook: nothing more to do this cycle."
         if notes:
             summary += " Notes: " + "; ".join(notes) + "."

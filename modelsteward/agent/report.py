@@ -102,7 +102,8 @@ def log_to_mlflow(steward: Steward, run_id: int, *, status: str, planner: str, r
         exp_id = exp.experiment_id if exp else client.create_experiment(
             "steward-agent", artifact_location=(steward.settings.artifacts_path / "mlflow").as_uri())
         run = client.create_run(exp_id, run_name=f"agent-run-{run_id}", tags={"steward.agent_run_id": str(run_id),
-                                                                              "steward.planner": planner})
+                                                                              "steward.planner": planner,
+                                                                              "steward.workspace": str(steward.settings.workspace)})
         rid = run.info.run_id
         tools = [e for e in journal if e.get("kind") == "tool"]
         denied = [e for e in journal if e.get("kind") == "guard" and e.get("verdict") not in ("allow", "needs_approval")]

@@ -94,9 +94,9 @@ def open_checkpointer(steward: Steward) -> Iterator[Any]:
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        saver = SqliteSaver(conn)
-        saver.setup()
-        yield saver
+        lite = SqliteSaver(conn)
+        lite.setup()
+        yield lite
     finally:
         conn.close()
 
@@ -202,11 +202,44 @@ def _get_run(steward: Steward, run_id: int) -> AgentRun:
         return run
 
 
-def resume_orphans(steward: Steward) -> list[AgentResult]:
-    """Resume runs left ``running`` by a killed process (call while holding the agent lock)."""
+def _waiting_on(steward: Steward, run: AgentRun) -> list[int]:
+    """The approval ids the run's thread is interrupted on."""
+    with open_checkpointer(steward) as saver:
+        graph = build_graph(_runtime(steward, run, None), saver)
+        snap = graph.get_state({"configurable": {"thread_id": run.thread_id}})
+    return [int(i.value["approval_id"]) for i in (snap.interrupts or ())
+            if isinstance(i.value, dict) and i.value.get("approval_id") is not None]
+
+
+def _resume_decided(steward: Steward, run: AgentRun, approval_id: int) -> AgentResult | None:
+    """Resume ``run`` if its thread waits on ``approval_id`` and that is decided (lock held by caller)."""
+    if approval_id not in _waiting_on(steward, run):
+        return None
     with session_scope(steward.sessions) as s:
-        ids = list(s.scalars(select(AgentRun.id).where(AgentRun.status == "running").order_by(AgentRun.id)))
-    return [_drive(steward, _get_run(steward, rid), None, None) for rid in ids]
+        a = s.get(Approval, approval_id)
+        status = a.status if a is not None else "missing"
+    if status == "pending":
+        return None
+    from langgraph.types import Command
+
+    return _drive(steward, run, Command(resume={"approval_id": approval_id, "status": status}), None)
+
+
+def resume_orphans(steward: Steward) -> list[AgentResult]:
+    """Call while holding the agent lock: resume runs left ``running`` by a killed process, and runs
+    whose awaited approval was decided while nobody could resume them (e.g. the lock was busy)."""
+    with session_scope(steward.sessions) as s:
+        killed = list(s.scalars(select(AgentRun.id).where(AgentRun.status == "running").order_by(AgentRun.id)))
+        parked = list(s.scalars(select(AgentRun.id).where(AgentRun.status == "waiting_approval").order_by(AgentRun.id)))
+    out = [_drive(steward, _get_run(steward, rid), None, None) for rid in killed]
+    for rid in parked:
+        run = _get_run(steward, rid)
+        for aid in _waiting_on(steward, run):
+            res = _resume_decided(steward, run, aid)
+            if res is not None:
+                out.append(res)
+            break  # a thread waits on one approval at a time
+    return out
 
 
 def run_agent(
@@ -254,7 +287,9 @@ def resume_after_decision(steward: Steward, approval_id: int, *, lock_wait: floa
     """After a person decided ``approval_id``: resume the agent thread waiting on it.
 
     Returns ``None`` when no agent thread waits on that approval (e.g. a CLI-requested action).
-    The CLI, the API and the console all call this after recording the decision.
+    The CLI, the API and the console all call this after recording the decision.  If another run
+    holds the agent lock past ``lock_wait``, ``AgentBusy`` is raised; the decision stands and the
+    next agent start (``run_agent``) resumes the thread.
     """
     with session_scope(steward.sessions) as s:
         a = s.get(Approval, approval_id)
@@ -269,12 +304,4 @@ def resume_after_decision(steward: Steward, approval_id: int, *, lock_wait: floa
     if run.status != "waiting_approval":
         return None
     with agent_lock(steward, wait=lock_wait):
-        with open_checkpointer(steward) as saver:
-            graph = build_graph(_runtime(steward, run, None), saver)
-            snap = graph.get_state({"configurable": {"thread_id": thread_id}})
-        waiting = [i.value.get("approval_id") for i in (snap.interrupts or ()) if isinstance(i.value, dict)]
-        if approval_id not in waiting:
-            return None
-        from langgraph.types import Command
-
-        return _drive(steward, run, Command(resume={"approval_id": approval_id, "status": a.status}), None)
+        return _resume_decided(steward, _get_run(steward, run_id), approval_id)

@@ -337,7 +337,7 @@ def _parse_gguf(buf: Any) -> tuple[dict[str, Any], int]:
         return take(_GGUF_SIZES[vtype])
 
     if buf[:4] != b"GGUF":
-        raise ValueError(f"{path} is not a GGUF file")
+        raise ValueError("not a GGUF file (no GGUF magic)")
     pos = 4
     take("I")  # version
     n_tensors, n_kv = take("Q"), take("Q")

@@ -142,8 +142,18 @@ def register(app: typer.Typer) -> None:
 
         name = who or getpass.getuser()
         ctx = open_ctx(actor=f"cli:{name}")
+        from modelsteward.agent.runner import AgentBusy
+
         decision = _record_decision(ctx, approval_id, approve, reason)
-        res = resume_after_decision(ctx.steward, approval_id)
+        try:
+            res = resume_after_decision(ctx.steward, approval_id)
+        except AgentBusy as exc:
+            if as_json:
+                emit_json({"approval": decision, "resumed": None, "note": exc.message})
+            else:
+                console.print(f"Approval {approval_id} recorded. {exc.message} The waiting run resumes on the "
+                              "next agent start.", markup=False)
+            return
         if as_json:
             emit_json({"approval": decision, "resumed": res.to_dict() if res else None})
             return

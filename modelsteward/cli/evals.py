@@ -34,14 +34,16 @@ def eval_cmd(
 ) -> None:
     """Evaluate a candidate against the use case's current model and record the verdict."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools.evals import EvaluateOut
 
+    args = {
+        "use_case": use_case, "candidate": candidate, "samples": samples, "since": since, "max_tokens": max_tokens,
+        "safety": not no_safety, "judge_model": judge, "concurrency": concurrency,
+        "show_progress": (not as_json) and sys.stderr.isatty(),
+    }
     ctx = open_ctx()
     try:
-        out = call_tool("evaluate", {
-            "use_case": use_case, "candidate": candidate, "samples": samples, "since": since,
-            "max_tokens": max_tokens, "safety": not no_safety, "judge_model": judge, "concurrency": concurrency,
-            "show_progress": (not as_json) and sys.stderr.isatty(),
-        }, ctx)
+        out: EvaluateOut = call_tool("evaluate", args, ctx)  # type: ignore[assignment]
     finally:
         ctx.steward.close()
     if as_json:

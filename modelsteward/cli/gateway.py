@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -55,8 +55,11 @@ def list_(json_out: bool = JsonOpt) -> None:
         rows = list_keys(ctx.steward.registry)
     finally:
         ctx.steward.close()
-    data = [{"id": k.id, "name": k.name, "prefix": k.prefix, "use_cases": list(k.use_cases or []),
-             "revoked": k.revoked, "created_at": k.created_at} for k in rows]
+    data: list[dict[str, Any]] = [
+        {"id": k.id, "name": k.name, "prefix": k.prefix, "use_cases": [str(u) for u in k.use_cases or []],
+         "revoked": k.revoked, "created_at": k.created_at}
+        for k in rows
+    ]
     if json_out:
         emit_json(data)
         return

@@ -121,8 +121,10 @@ def decide(metrics: dict[str, Any], paired: tuple[list[float], list[float]] | No
            safety_enabled: bool = True) -> Verdict:
     """The verdict from the scorers' metrics (see the module docstring)."""
     checks = [quality_check(*(paired or ([], [])), cfg)]
-    if metrics["quality"].get("method"):
-        checks[0].extra["method"] = metrics["quality"]["method"]
+    method = metrics.get("quality", {}).get("method")
+    if method:
+        checks[0].extra["method"] = method
+        checks[0].reason += f"; scored by {method}"
 
     if safety_enabled and "safety" in metrics:
         cs, bs = metrics["safety"]["candidate"]["failures"], metrics["safety"]["baseline"]["failures"]

@@ -101,7 +101,9 @@ class PairwiseJudge:
 
         firsts = [ask(judge_messages(conv, c, b)) for conv, c, b in zip(items, candidate, baseline)]
         seconds = [ask(judge_messages(conv, b, c)) for conv, c, b in zip(items, candidate, baseline)]
-        replies = await asyncio.gather(*firsts, *seconds)
+        from modelsteward.evals.runner import gather_or_cancel
+
+        replies = await gather_or_cancel([*firsts, *seconds])
         n = len(items)
         cand: list[float] = []
         verdicts: list[tuple[str, str]] = []

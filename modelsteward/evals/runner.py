@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from modelsteward.settings import Settings
     from modelsteward.storage.models import Model
 
-__all__ = ["Generation", "OutputCache", "run_model", "run_models_sync", "EvalInterrupted"]
+__all__ = ["Generation", "OutputCache", "run_model", "run_models_sync", "gather_or_cancel", "EvalInterrupted"]
 
 
 class EvalInterrupted(StewardError):
@@ -126,7 +126,28 @@ async def run_model(
                 progress(label, done, len(items))
         return gen
 
-    return list(await asyncio.gather(*(one(it) for it in items)))
+    return await gather_or_cancel([one(it) for it in items])
+
+
+async def gather_or_cancel(coros: Sequence[Any]) -> list[Any]:
+    """Like ``asyncio.gather``, but the first error cancels every sibling before it propagates."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return []
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
+    errors = [t for t in done if not t.cancelled() and t.exception() is not None]  # retrieves every error
+    failed = errors[0] if errors else None
+    if failed is not None:
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise failed.exception()  # type: ignore[misc]
+    return [t.result() for t in tasks]
 
 
 async def _call(provider: Any, item: EvalItem, params: dict[str, Any], retries: int, backoff_s: float,
@@ -184,8 +205,14 @@ def run_models_sync(jobs: dict[str, Any], *, show_progress: bool = False,
 
     async def main() -> dict[str, list[Generation]]:
         names = list(jobs)
-        outs = await asyncio.gather(*(run_model(**{"label": n, **jobs[n]}, progress=report, stop=stop) for n in names))
-        return dict(zip(names, outs))
+        work = asyncio.ensure_future(
+            gather_or_cancel([run_model(**{"label": n, **jobs[n]}, progress=report, stop=stop) for n in names]))
+        while not work.done():  # the caller's thread sets ``stop`` on Ctrl-C: cancel what is in flight
+            await asyncio.wait([work], timeout=0.2)
+            if stop.is_set() and not work.done():
+                work.cancel()
+                raise EvalInterrupted("Evaluation stopped before it finished; nothing was recorded.")
+        return dict(zip(names, work.result()))
 
     try:
         if bar is not None:

@@ -148,7 +148,9 @@ def quality(data: EvalData) -> ScoreResult:
     c_list, b_list = [cand[i] for i in order], [base[i] for i in order]
     methods = sorted(set(method.values()))
     c_mean, b_mean = _mean(c_list), _mean(b_list)
-    ratio = (c_mean / b_mean if b_mean else (1.0 if c_mean == 0 else float("inf"))) if c_list else None
+    ratio = None
+    if c_mean is not None and b_mean is not None:
+        ratio = c_mean / b_mean if b_mean else (1.0 if c_mean == 0 else float("inf"))
     return ScoreResult(
         metrics={"candidate": c_mean, "baseline": b_mean, "ratio": ratio, "n": len(order),
                  "method": "+".join(methods) if methods else "none", **extra},

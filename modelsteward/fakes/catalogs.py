@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 __all__ = ["FakeCatalog", "Fault", "SAMPLES", "KINDS"]
 
+Route = tuple[int, Any, dict[str, str]]
 KINDS = ("openrouter", "openai", "anthropic", "google", "huggingface", "ollama")
 
 
@@ -152,7 +153,7 @@ class FakeCatalog:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def scanner_base(self) -> str:
@@ -165,10 +166,11 @@ class FakeCatalog:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # shutdown() waits for serve_forever, so only when started
+            self._server.shutdown()
             self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> FakeCatalog:
         return self.start()
@@ -194,12 +196,14 @@ class FakeCatalog:
         handler = getattr(self, f"_route_{self.kind}")
         return handler(method, path, query, headers, body)
 
-    def _route_openrouter(self, method, path, query, headers, body):  # type: ignore[no-untyped-def]
+    def _route_openrouter(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+                  body: Any) -> Route:
         if method == "GET" and path == "/api/v1/models":
             return 200, self.data, {}
         return 404, {"error": {"message": "Not Found", "code": 404}}, {}
 
-    def _route_openai(self, method, path, query, headers, body):  # type: ignore[no-untyped-def]
+    def _route_openai(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+                  body: Any) -> Route:
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
                                    "param": None, "code": "invalid_api_key"}}, {}
@@ -207,7 +211,8 @@ class FakeCatalog:
             return 200, {"object": "list", "data": self.data}, {}
         return 404, {"error": {"message": f"Unknown path {path}", "type": "invalid_request_error"}}, {}
 
-    def _route_anthropic(self, method, path, query, headers, body):  # type: ignore[no-untyped-def]
+    def _route_anthropic(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+                  body: Any) -> Route:
         if headers.get("x-api-key") != self.api_key:
             return 401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}, {}
         if not headers.get("anthropic-version"):
@@ -217,13 +222,15 @@ class FakeCatalog:
             return 404, {"type": "error", "error": {"type": "not_found_error", "message": "Not found"}}, {}
         limit = min(int(query.get("limit", 20)), self.page_size)
         ids = [e.get("id") for e in self.data]
-        start = ids.index(query["after_id"]) + 1 if query.get("after_id") in ids else 0
+        after = query.get("after_id")
+        start = ids.index(after) + 1 if after is not None and after in ids else 0
         page = self.data[start:start + limit]
         return 200, {"data": page, "has_more": start + limit < len(self.data),
                      "first_id": page[0].get("id") if page else None,
                      "last_id": page[-1].get("id") if page else None}, {}
 
-    def _route_google(self, method, path, query, headers, body):  # type: ignore[no-untyped-def]
+    def _route_google(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+                  body: Any) -> Route:
         key = headers.get("x-goog-api-key") or query.get("key")
         if key != self.api_key:
             return 400, {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
@@ -240,7 +247,8 @@ class FakeCatalog:
             out["nextPageToken"] = str(start + size)
         return 200, out, {}
 
-    def _route_huggingface(self, method, path, query, headers, body):  # type: ignore[no-untyped-def]
+    def _route_huggingface(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+                  body: Any) -> Route:
         if method != "GET" or path != "/api/models":
             return 404, {"error": "Not Found"}, {}
         if self.api_key and headers.get("authorization") not in (None, f"Bearer {self.api_key}"):
@@ -258,11 +266,12 @@ class FakeCatalog:
             extra["Link"] = f'<{self.url}/api/models?{urlencode(nxt)}>; rel="next"'
         return 200, page, extra
 
-    def _route_ollama(self, method, path, query, headers, body):  # type: ignore[no-untyped-def]
+    def _route_ollama(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+                  body: Any) -> Route:
         if method == "GET" and path == "/api/tags":
             return 200, {"models": self.data}, {}
         if method == "POST" and path == "/api/show":
-            name = (body or {}).get("model") or (body or {}).get("name")
+            name = str((body or {}).get("model") or (body or {}).get("name") or "")
             if name and ":" not in name:
                 name = f"{name}:latest"
             entry = next((e for e in self.data if e.get("name") == name), None)

@@ -363,7 +363,7 @@ def gateway_router(state: GatewayState) -> APIRouter:
         ("/v1/chat/completions", r.chat_completions, "POST"), ("/v1/models", r.models, "GET"),
         ("/v1/feedback", r.feedback, "POST"), ("/v1/gateway/status", r.status, "GET"),
     ):
-        router.add_route(path, _ASGIEndpoint(fn), methods=[method], include_in_schema=False)
+        router.add_route(path, _ASGIEndpoint(fn), methods=[method], include_in_schema=False)  # type: ignore[arg-type]
     return router
 
 

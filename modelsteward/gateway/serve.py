@@ -36,25 +36,41 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *, graceful_timeo
 
     config = uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on", log_level=log_level,
-        access_log=access_log, timeout_graceful_shutdown=graceful_timeout_s, backlog=4096,
+        access_log=access_log, timeout_graceful_shutdown=int(graceful_timeout_s), backlog=4096,
         timeout_keep_alive=30, server_header=False, date_header=False,
     )
     uvicorn.Server(config).run()
+
+
+def app_factory() -> Any:
+    """The standalone gateway on the workspace named by the environment (one per worker process)."""
+    from modelsteward.context import open_steward
+    from modelsteward.gateway.app import create_gateway_app
+
+    return create_gateway_app(open_steward(), own_steward=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modelsteward.gateway", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes sharing the port (each its own routing cache, budget total and "
+                             "log writer, like separate replicas)")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
 
-    from modelsteward.context import open_steward
-    from modelsteward.gateway.app import create_gateway_app
+    from modelsteward.settings import get_settings
 
-    steward = open_steward()
-    app = create_gateway_app(steward, own_steward=True)
-    print(f"gateway: serving http://{args.host}:{args.port}/v1 (workspace {steward.settings.workspace})",
-          file=sys.stderr, flush=True)
-    serve(app, args.host, args.port, log_level=args.log_level)
+    print(f"gateway: serving http://{args.host}:{args.port}/v1 (workspace {get_settings().workspace}, "
+          f"{args.workers} worker(s))", file=sys.stderr, flush=True)
+    if args.workers > 1:
+        import uvicorn
+
+        uvicorn.run("modelsteward.gateway.serve:app_factory", factory=True, workers=args.workers, host=args.host,
+                    port=args.port, loop="uvloop", http="httptools", lifespan="on", log_level=args.log_level,
+                    access_log=False, timeout_graceful_shutdown=30, backlog=4096, server_header=False,
+                    date_header=False)
+        return 0
+    serve(app_factory(), args.host, args.port, log_level=args.log_level)
     return 0

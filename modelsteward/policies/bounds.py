@@ -64,6 +64,7 @@ ROLLOUT_BOUNDS: dict[str, Bound] = {
     "min_duration_s": Bound(300, 30, "min", "seconds an analysis window lasts at least"),
     "max_error_rate_increase": Bound(0.05, 0.10, "max", "candidate error rate above stable's, absolute"),
     "max_latency_increase": Bound(0.5, 1.0, "max", "candidate p95 latency above stable's, relative"),
+    "latency_noise_ms": Bound(50, 250, "max", "a p95 rise smaller than this many ms is noise, never a failure"),
     "max_cost_increase": Bound(0.25, 0.5, "max", "candidate cost per request above stable's, relative"),
     "max_feedback_drop": Bound(0.2, 0.5, "max", "candidate mean feedback below stable's, absolute (-1..1)"),
     "min_feedback_count": Bound(5, 3, "min", "feedback values needed before feedback is judged"),

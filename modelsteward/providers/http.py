@@ -92,8 +92,12 @@ def client_session() -> aiohttp.ClientSession:
         # Close it when the loop shuts down (asyncio.run finalises async generators before closing).
         closer = _close_at_shutdown(sess)
         _CLOSERS[loop] = closer
-        loop.create_task(closer.__anext__())
+        loop.create_task(_start(closer))
     return sess
+
+
+async def _start(gen: AsyncIterator[None]) -> None:
+    await gen.__anext__()
 
 
 async def _close_at_shutdown(sess: aiohttp.ClientSession) -> AsyncIterator[None]:

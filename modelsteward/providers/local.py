@@ -60,6 +60,9 @@ class LocalProvider:
         self._load_lock = threading.Lock()
         self._model: Any = None
         self._tok: Any = None
+        self._count_lock = threading.Lock()
+        self.active = 0  # generations running now
+        self.peak_active = 0  # the most that ever ran at once (never above ``concurrency``)
 
     def __repr__(self) -> str:
         extra = f", adapter={str(self.adapter_path)!r}" if self.adapter_path else ""
@@ -88,7 +91,7 @@ class LocalProvider:
                     raise ConfigError(f"Adapter folder {self.adapter_path} has no adapter_config.json.")
                 from peft import PeftModel
 
-                model = PeftModel.from_pretrained(model, str(self.adapter_path))
+                model = PeftModel.from_pretrained(model, str(self.adapter_path))  # type: ignore[arg-type,assignment]
             model.to(self.device)
             model.eval()
             if tok.pad_token_id is None and tok.eos_token_id is not None:
@@ -131,6 +134,16 @@ class LocalProvider:
         return kw
 
     def _generate(self, messages: Sequence[Message], params: dict[str, Any], streamer: Any = None) -> tuple[str, int, int, str]:
+        with self._count_lock:
+            self.active += 1
+            self.peak_active = max(self.peak_active, self.active)
+        try:
+            return self._generate_now(messages, params, streamer)
+        finally:
+            with self._count_lock:
+                self.active -= 1
+
+    def _generate_now(self, messages: Sequence[Message], params: dict[str, Any], streamer: Any) -> tuple[str, int, int, str]:
         import torch
 
         self.load()
@@ -210,7 +223,7 @@ class LocalProvider:
                 if text:
                     loop.call_soon_threadsafe(queue.put_nowait, text)
 
-        streamer = _Push(self._tok, skip_prompt=True, skip_special_tokens=True)
+        streamer: _Push | None = _Push(self._tok, skip_prompt=True, skip_special_tokens=True)
         if params["stop"]:
             streamer = None  # stop strings are trimmed after generation; stream the trimmed text at the end
 

@@ -62,7 +62,8 @@ def judge(
         if cer > lim:
             failures.append(f"error rate {cer:.1%} > stable {ser:.1%} + {float(cfg['max_error_rate_increase']):.1%}")
         if cand.p95_ms is not None and stable.p95_ms is not None and stable.p95_ms > 0:
-            lim_ms = stable.p95_ms * (1 + float(cfg["max_latency_increase"]))
+            lim_ms = max(stable.p95_ms * (1 + float(cfg["max_latency_increase"])),
+                         stable.p95_ms + float(cfg["latency_noise_ms"]))
             if cand.p95_ms > lim_ms:
                 failures.append(f"p95 latency {cand.p95_ms:.0f} ms > {lim_ms:.0f} ms (stable {stable.p95_ms:.0f} ms)")
         else:

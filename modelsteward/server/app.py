@@ -1,7 +1,8 @@
 """``create_app``: one FastAPI app with ``/api``, ``/v1`` (the gateway), the console, health and metrics.
 
 Nothing is opened at import: ``create_app(steward)`` uses the caller's steward (tests), while
-``create_app(settings)`` or ``create_app()`` opens one in the lifespan and closes it on shutdown.
+``create_app(settings)`` or ``create_app()`` opens one in the factory (the gateway's routes need
+it when they are mounted) and the app's shutdown closes it.
 Errors are always JSON ``{"code", "message", "details"}`` (HTML pages for console routes); a
 StewardError keeps its code and HTTP status, an unexpected error is logged with its traceback
 and answered 500 ``internal_error`` with no trace.
@@ -65,6 +66,9 @@ def create_app(
 
     app.state.steward = steward
     app.state.gateway_state = gw_state
+    from modelsteward.server.tasks import TaskRegistry
+
+    app.state.tasks = TaskRegistry()
     app.state.metrics = ServerMetrics(steward, cache_seconds=metrics_cache_seconds, gateway=gw_state)
 
     _install_errors(app)
@@ -72,13 +76,17 @@ def create_app(
 
     from modelsteward.server.actions import router as actions_router
     from modelsteward.server.api import router as api_router
+    from modelsteward.server.chat import router as chat_router
     from modelsteward.server.console import mount_console
     from modelsteward.server.health import router as health_router
+    from modelsteward.server.tasks import router as tasks_router
     from modelsteward.server.toolroutes import build_tool_router
 
     app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(actions_router)
+    app.include_router(tasks_router)
+    app.include_router(chat_router)
     app.include_router(build_tool_router())
     if gw_state is not None:
         from modelsteward.gateway import gateway_router

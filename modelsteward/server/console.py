@@ -275,30 +275,29 @@ def agent_run_page(request: Request, steward: StewardDep, user: UserDep, run_id:
 
 @router.get("/chat", response_class=HTMLResponse)
 def chat_page(request: Request, user: UserDep) -> HTMLResponse:
-    from modelsteward.tools.base import load_all_tools
-
-    return render(request, "chat.html", user, available="chat" in load_all_tools())
+    return render(request, "chat.html", user)
 
 
 @router.post("/chat")
 def chat_send(
-    request: Request, steward: StewardDep, user: UserDep, message: Annotated[str, Form(min_length=1, max_length=4000)],
-    thread_id: Annotated[str, Form(max_length=100)] = "", csrf: Annotated[str, Form()] = "",
+    request: Request, steward: StewardDep, user: UserDep, message: Annotated[str, Form(max_length=4000)] = "",
+    session_id: Annotated[str, Form(max_length=64)] = "", csrf: Annotated[str, Form()] = "",
 ) -> JSONResponse:
-    from modelsteward.server.deps import tool_context
-    from modelsteward.tools.base import call_tool
+    from pydantic import ValidationError
+
+    from modelsteward.server.chat import ChatIn, hub
 
     check_csrf(request, user, csrf)
     if not user.can("operator"):
         return JSONResponse({"code": "forbidden", "message": "Chatting with the agent needs role 'operator'."}, 403)
-    args: dict[str, Any] = {"message": message}
-    if thread_id:
-        args["thread_id"] = thread_id
     try:
-        out = call_tool("chat", args, tool_context(steward, user.ident))
+        inp = ChatIn(message=message, session_id=session_id or None)
+        out = hub(request, steward).ask(user.ident, inp)
+    except ValidationError as exc:
+        return JSONResponse({"code": "invalid_input", "message": exc.errors()[0]["msg"]}, 422)
     except StewardError as exc:
-        return JSONResponse({"code": exc.code, "message": exc.message}, status_code=200)
-    return JSONResponse(jsonable(out.model_dump(mode="json")))
+        return JSONResponse({"code": exc.code, "message": exc.message}, 200)
+    return JSONResponse(out.model_dump(mode="json"))
 
 
 DOCS_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Model Steward API</title>

@@ -145,7 +145,7 @@ class ServerMetrics:
 
     def __init__(self, steward: Steward, cache_seconds: float = 10.0, gateway: Any = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_StewardCollector(steward, cache_seconds, gateway))  # type: ignore[arg-type]
+        self.registry.register(_StewardCollector(steward, cache_seconds, gateway))
         self.api_requests = Counter(
             "steward_api_requests", "Management API and console requests.", ["method", "route", "status"],
             registry=self.registry,

@@ -5,7 +5,8 @@ its output model, so the OpenAPI spec documents exactly what the tools accept.  
 only when its tool is registered (areas land their tools independently); the table below is the
 whole list.  A tool that needs an approval answers 202 with the approval id
 (``code: approval_required``).  Mutating and long-running tools need role operator; read-only
-tools need viewer.
+tools need viewer.  Long-running tools answer 202 with a background task (``tasks``) unless the
+caller asks ``?wait=true``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, create_model
 
 from modelsteward.server.api import ERROR_RESPONSES
 from modelsteward.server.deps import StewardDep, require_role, tool_context
 from modelsteward.server.schemas import ErrorOut
+from modelsteward.server.tasks import TaskOut
 from modelsteward.tools.base import ToolSpec, call_tool, load_all_tools
 
 __all__ = ["ToolRoute", "TOOL_ROUTES", "build_tool_router"]
@@ -43,7 +46,8 @@ TOOL_ROUTES: tuple[ToolRoute, ...] = (
     ToolRoute("rank", "/rank", "catalog", "Rank the candidates of a use case"),
     ToolRoute("evaluate", "/evaluations", "evaluations", "Evaluate a candidate against the current model"),
     ToolRoute("build_dataset", "/datasets", "fine-tuning", "Build a fine-tuning dataset from the logs"),
-    ToolRoute("fine_tune", "/fine-tuning-jobs", "fine-tuning", "Fine-tune a base model"),
+    ToolRoute("fine_tune", "/fine-tuning-jobs", "fine-tuning", "Fine-tune a base model", status_code=201),
+    ToolRoute("fine_tune_cancel", "/fine-tuning-jobs/{job_id}/cancel", "fine-tuning", "Stop a fine-tuning job"),
     ToolRoute("deploy", "/rollouts", "rollouts", "Start a rollout (shadow, canary or full)"),
     ToolRoute("rollout_status", "/use-cases/{use_case}/rollout/status", "rollouts", "Rollout status and analysis"),
     ToolRoute("rollout_advance", "/use-cases/{use_case}/rollout/advance", "rollouts", "Advance the rollout a step"),
@@ -53,7 +57,6 @@ TOOL_ROUTES: tuple[ToolRoute, ...] = (
     ToolRoute("set_policy", "/use-cases/{use_case}/policy", "guardrails", "Set policy, rollout or guardrail thresholds"),
     ToolRoute("retire_model", "/models/retire", "models", "Retire a model (off every routing table)"),
     ToolRoute("agent_run", "/agent-runs", "agent", "Run the agent once", status_code=201),
-    ToolRoute("chat", "/chat", "agent", "Send a message to the agent"),
 )
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -78,15 +81,27 @@ def _endpoint(spec: ToolSpec, route: ToolRoute, role: str) -> Any:
         raise RuntimeError(f"Route {route.path} names {missing} that tool {spec.name!r} does not take.")
     body_model = _body_model(spec, path_fields)
 
-    def endpoint(steward: Any, ident: Any, body: BaseModel | None = None, **path: Any) -> Any:
+    def endpoint(steward: Any, ident: Any, request: Request, body: BaseModel | None = None, wait: bool = True,
+                 **path: Any) -> Any:
         args: dict[str, Any] = body.model_dump(exclude_unset=True) if body is not None else {}
         args.update(path)
-        return call_tool(spec.name, args, tool_context(steward, ident))
+        ctx = tool_context(steward, ident)
+        if spec.long_running and not wait:
+            task = request.app.state.tasks.start(spec.name, args, ctx)
+            return JSONResponse(status_code=202, content=task.model_dump(mode="json"),
+                                headers={"Location": f"/api/tasks/{task.id}"})
+        return call_tool(spec.name, args, ctx)
 
     params = [
         inspect.Parameter("steward", inspect.Parameter.KEYWORD_ONLY, annotation=StewardDep),
         inspect.Parameter("ident", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, require_role(role)]),
+        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
     ]
+    if spec.long_running:
+        params.append(inspect.Parameter(
+            "wait", inspect.Parameter.KEYWORD_ONLY, default=False,
+            annotation=Annotated[bool, Query(description="Run inside the request instead of answering 202 with a task.")],
+        ))
     for name in path_fields:
         ann = spec.input_model.model_fields[name].annotation
         ann = ann if ann in (int, str) else str
@@ -113,11 +128,18 @@ def build_tool_router(tools: dict[str, ToolSpec] | None = None) -> APIRouter:
         if spec is None:
             continue
         role = route.role or ("operator" if spec.mutating or spec.long_running else "viewer")
+        accepted = (
+            {"model": TaskOut | ErrorOut, "description": "Started in the background (a task; poll /api/tasks/{id}), "
+             "or (code approval_required) the action needs an approval: details.approval_id."}
+            if spec.long_running else
+            {"model": ErrorOut, "description": "The action needs an approval; details.approval_id."}
+        )
         router.add_api_route(
             route.path, _endpoint(spec, route, role), methods=["POST"], response_model=spec.output_model,
             status_code=route.status_code, tags=[route.tag], summary=route.summary,
-            description=f"{spec.description}\n\nTool `{spec.name}`; needs role `{role}`.",
-            responses={202: {"model": ErrorOut, "description": "The action needs an approval; details.approval_id."}},
+            description=f"{spec.description}\n\nTool `{spec.name}`; needs role `{role}`."
+            + (" Long-running: answers 202 with a task unless `wait=true`." if spec.long_running else ""),
+            responses={202: accepted},
             openapi_extra={"x-steward-tool": spec.name, "x-steward-role": role},
         )
     return router

@@ -18,7 +18,7 @@ transformers folder: ``config.json`` + safetensors + tokenizer).  With validatio
 weights are those of the best validation loss.
 
 Scale-out: the loop runs under ``accelerate launch`` unchanged
-(``accelerate launch --num_processes 2 -m modelsteward.training.launch --config job.json``):
+(``accelerate launch --num_processes 2 -m modelsteward.training.launch --job ID``, see ``launch.py``):
 each process takes every ``world_size``-th micro-batch of a step, gradients are all-reduced by
 DDP on the last micro-batch only (``no_sync`` before), validation losses are summed across
 processes, and only the main process writes checkpoints and outputs.  bf16 autocast is used on
@@ -64,6 +64,7 @@ class TrainConfig(BaseModel):
     patience: int | None = Field(3, ge=1, description="evaluations without improvement before stopping")
     save_every: int | None = Field(None, ge=1, description="checkpoint cadence; default = eval_every")
     keep_checkpoints: int = Field(2, ge=1)
+    init_adapter: str | None = Field(None, description="LoRA: continue training this PEFT adapter folder")
     seed: int = 0
     device: str = "auto"
     bf16: bool | None = Field(None, description="None = on when the GPU supports it")
@@ -91,6 +92,7 @@ class TrainResult(BaseModel):
     dropped_rows: int = 0
     trainable_params: int = 0
     total_params: int = 0
+    world_size: int = 1
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -185,7 +187,11 @@ def load_model(cfg: TrainConfig, base_dir: Path, device: str, dtype: Any) -> tup
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    if cfg.method == "lora":
+    if cfg.method == "lora" and cfg.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+    elif cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
 
         lcfg = LoraConfig(
@@ -316,7 +322,10 @@ def train(
                disable=(not acc.is_main_process) if progress_bar is None else not progress_bar)
     t_loop = time.perf_counter()
     while step < cfg.max_steps:
-        if should_stop is not None and should_stop():
+        stop = bool(should_stop()) if (should_stop is not None and acc.is_main_process) else False
+        if world > 1:  # every process must leave the loop together
+            stop = float(acc.reduce(torch.tensor([float(stop)], device=device), reduction="sum")[0]) > 0
+        if stop:
             status = "cancelled"
             break
         for g in opt.param_groups:
@@ -382,7 +391,7 @@ def train(
         best_val_loss=None if best_val == math.inf else best_val, first_train_loss=first_loss,
         stopped_early=stopped_early, tokens=tokens, tokens_per_s=tokens / loop_s if loop_s > 0 else 0.0,
         seconds=time.perf_counter() - t_start, history=history, dropped_rows=dropped + dropped_v,
-        trainable_params=n_trainable, total_params=n_total,
+        trainable_params=n_trainable, total_params=n_total, world_size=world,
     )
 
 

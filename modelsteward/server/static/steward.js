@@ -108,10 +108,11 @@
         headers: { "X-CSRF-Token": String(fd.get("csrf")) } })
         .then(function (r) { return r.json(); })
         .then(function (j) {
-          if (j.thread_id) { form.elements.thread_id.value = j.thread_id; }
-          var reply = j.reply || j.message || j.answer || j.text || JSON.stringify(j);
+          if (j.session_id) { form.elements.session_id.value = j.session_id; }
+          var reply = j.answer || j.message || JSON.stringify(j);
           say(log, j.code ? "err" : "agent", reply);
           if (j.approval_id) { say(log, "note", "Approval #" + j.approval_id + " requested: see Approvals."); }
+          if (j.run_id) { log.lastChild.dataset.run = j.run_id; }
         })
         .catch(function (e) { say(log, "err", "request failed: " + e); })
         .finally(function () { form.querySelector("button").disabled = false; form.elements.message.focus(); });

@@ -1,0 +1,136 @@
+"""The playbook's rules, one at a time, on hand-made observations (the planner is a pure function
+of the state and the bound tools)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from modelsteward.agent import PlaybookPlanner, agent_toolset
+from modelsteward.agent.planners import better_or_cheaper
+
+TOOLS = {k: v for k, v in agent_toolset().items() if k != "guard_check"}  # rule 0 tested on its own
+
+
+def model(mid: str, *, status: str = "candidate", kind: str = "paid", price: float = 1.0,
+          test: dict[str, Any] | None = None, shadow_passed: bool = False) -> dict[str, Any]:
+    return {"id": mid, "status": status, "kind": kind, "price_in_per_m": price, "price_out_per_m": price,
+            "parent_model_id": None, "description": "", "latest_test": test, "shadow_passed": shadow_passed}
+
+
+def obs(**uc: Any) -> dict[str, Any]:
+    base = {"name": "chat", "current_model": "openai:cur", "allocations": [], "deployment_version": 1,
+            "models": [model("openai:cur", status="current", price=2.0)], "rollouts": [], "violations": [],
+            "last_fine_tune": None, "pending_approvals": [], "new_feedback": {}, "agent_config": {}}
+    base.update(uc)
+    return {"use_cases": [base], "catalog": {"stale": False}, "pending_approvals": [], "errors": []}
+
+
+def plan(observation: dict[str, Any], history: list[Any] | None = None, tools: dict[str, Any] | None = None) -> AIMessage:
+    state = {"observation": observation, "messages": [HumanMessage("cycle"), *(history or [])], "use_case": None}
+    return PlaybookPlanner().plan(state, tools or TOOLS)  # type: ignore[arg-type]
+
+
+def calls(msg: AIMessage) -> list[tuple[str, dict[str, Any]]]:
+    return [(c["name"], c["args"]) for c in msg.tool_calls]
+
+
+def done(msg: AIMessage, payload: Any = None) -> list[Any]:
+    """The history after ``msg``'s calls ran (with ``payload`` as each result)."""
+    return [msg, *[ToolMessage(content="ok", tool_call_id=c["id"], artifact=payload) for c in msg.tool_calls]]
+
+
+PASS = {"passed": True, "baseline": "openai:cur", "verdict": "pass", "metrics": {}}
+
+
+def test_guard_check_comes_first_once() -> None:
+    first = plan(obs(), tools=agent_toolset())
+    assert calls(first) == [("guard_check", {})]
+    assert "guard_check" not in [n for n, _ in calls(plan(obs(), done(first), tools=agent_toolset()))]
+
+
+def test_severe_violation_rolls_back_or_aborts() -> None:
+    v = {"policy": "error_rate", "severity": "rollback", "model_id": "openai:cand", "handled": False}
+    assert calls(plan(obs(violations=[v]))) == [("rollback", {"use_case": "chat", "reason": "violation error_rate (rollback) on openai:cand"})]
+    ro = {"id": 3, "candidate": "openai:cand", "strategy": "canary", "state": "waiting", "step_index": 0}
+    assert calls(plan(obs(violations=[v], rollouts=[ro])))[0][0] == "rollout_abort"
+    assert calls(plan(obs(violations=[{**v, "handled": True}]))) == []
+
+
+def test_active_rollout_is_advanced_once_and_paused_left_alone() -> None:
+    ro = {"id": 3, "candidate": "openai:cand", "strategy": "canary", "state": "waiting", "step_index": 1}
+    first = plan(obs(rollouts=[ro], models=[model("openai:cur", status="current"), model("openai:x")]))
+    assert calls(first) == [("rollout_advance", {"use_case": "chat"})]
+    again = plan(obs(rollouts=[ro]), done(first))
+    assert calls(again) == []  # once per run; no rank/evaluate/deploy while a rollout runs
+    paused = plan(obs(rollouts=[{**ro, "state": "paused"}]))
+    assert calls(paused) == [] and "paused" in str(paused.content)
+
+
+def test_stale_catalog_is_scanned_then_candidates_ranked_then_evaluated_in_rank_order() -> None:
+    models = [model("openai:cur", status="current", price=2.0), model("openai:a"), model("openai:b"), model("openai:c")]
+    o = obs(models=models)
+    o["catalog"]["stale"] = True
+    first = plan(o)
+    assert calls(first)[0][0] == "scan"
+    second = plan(o, done(first))
+    assert calls(second) == [("rank", {"use_case": "chat"})]
+    ranking = {"ranked": [{"model_id": "openai:c"}, {"model_id": "openai:a"}, {"model_id": "openai:b"}]}
+    hist = done(first) + done(second, ranking)
+    third = plan(o, hist)
+    assert calls(third) == [("evaluate", {"use_case": "chat", "candidate": "openai:c"})]
+    fourth = plan(o, hist + done(third))
+    assert calls(fourth) == [("evaluate", {"use_case": "chat", "candidate": "openai:a"})]
+    assert calls(plan(o, hist + done(third) + done(fourth))) == []  # two evaluations per run at most
+
+
+def test_eval_arguments_come_from_the_use_case_config() -> None:
+    o = obs(models=[model("openai:cur", status="current"), model("openai:a")],
+            agent_config={"evaluate": {"samples": 7, "bogus": 1}})
+    hist = done(plan(o))
+    assert calls(plan(o, hist)) == [("evaluate", {"use_case": "chat", "candidate": "openai:a", "samples": 7})]
+
+
+def test_passing_cheaper_candidate_goes_shadow_then_canary() -> None:
+    cheap = model("openai:a", price=0.5, test=PASS)
+    o = obs(models=[model("openai:cur", status="current", price=2.0), cheap])
+    hist = done(plan(o))  # rank
+    assert calls(plan(o, hist)) == [("deploy", {"use_case": "chat", "model_id": "openai:a", "strategy": "shadow"})]
+    o2 = obs(models=[model("openai:cur", status="current", price=2.0), {**cheap, "shadow_passed": True}])
+    assert calls(plan(o2, done(plan(o2))))[0][1]["strategy"] == "canary"
+
+
+def test_no_rollout_for_a_dearer_equal_candidate_or_with_a_pending_approval() -> None:
+    dear = model("openai:a", price=5.0, test=PASS)
+    o = obs(models=[model("openai:cur", status="current", price=2.0), dear])
+    assert calls(plan(o, done(plan(o)))) == []
+    better = {**dear, "latest_test": {**PASS, "metrics": {"quality_ratio": 1.2}}}
+    o = obs(models=[model("openai:cur", status="current", price=2.0), better], pending_approvals=[7])
+    assert calls(plan(o, done(plan(o)))) == []
+
+
+def test_fine_tune_after_enough_feedback() -> None:
+    o = obs(models=[model("local:base", status="current", kind="self_hosted", price=0)],
+            new_feedback={"logs": 500, "high_feedback": 300}, agent_config={"fine_tune": {"max_steps": 5}})
+    first = plan(o)
+    assert calls(first) == [("build_dataset", {"use_case": "chat", "min_feedback": 0.5})]
+    second = plan(o, done(first, {"path": "/ws/datasets/x", "train_rows": 250}))
+    assert calls(second) == [("fine_tune", {"use_case": "chat", "base": "local:base", "dataset": "/ws/datasets/x",
+                                            "max_steps": 5})]
+    few = obs(models=o["use_cases"][0]["models"], new_feedback={"high_feedback": 10})
+    assert calls(plan(few)) == []
+
+
+def test_missing_tools_are_skipped_and_named() -> None:
+    o = obs(models=[model("openai:cur", status="current"), model("openai:a")])
+    tools = {k: v for k, v in TOOLS.items() if k not in ("rank", "evaluate")}
+    msg = plan(o, tools=tools)
+    assert calls(msg) == [] and "tool rank missing" in str(msg.content)
+
+
+def test_better_or_cheaper() -> None:
+    cur = model("openai:cur", price=2.0)
+    assert better_or_cheaper(model("x", price=1.0, test=PASS), cur) == "cheaper (2 vs 4 USD per M in+out)"
+    assert better_or_cheaper(model("x", price=3.0, test={**PASS, "metrics": {"quality_ratio": 1.1}}), cur).startswith("better")
+    assert better_or_cheaper(model("x", price=3.0, test=PASS), cur) is None
