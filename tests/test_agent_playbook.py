@@ -198,3 +198,22 @@ def test_agent_run_cli_json(steward) -> None:  # type: ignore[no-untyped-def]
 def test_playbook_declares_only_registered_tools() -> None:
     names = PlaybookPlanner().tool_names(agent_toolset())
     assert "deploy" in names and "approval_decide" not in names
+
+
+def test_decision_while_busy_is_resumed_by_the_next_start(steward) -> None:  # type: ignore[no-untyped-def]
+    from modelsteward.agent import AgentBusy, resume_after_decision
+    from modelsteward.agent.runner import agent_lock
+    from modelsteward.policies import approvals
+
+    res = _full_rollout_waiting(steward)
+    approvals.approve(steward.sessions, res.approval_id, decider="cli:erin")
+    with agent_lock(steward):  # e.g. a long scheduled run is executing
+        with pytest.raises(AgentBusy):
+            resume_after_decision(steward, res.approval_id, lock_wait=0.2)
+    nxt = run_agent(steward)
+    assert nxt.status == "completed"
+    with session_scope(steward.sessions) as s:
+        assert s.get(AgentRun, res.run_id).status == "completed"
+        assert s.get(Approval, res.approval_id).status == "executed"
+    assert routing(steward)[1] == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
+    assert resume_after_decision(steward, res.approval_id) is None  # nothing waits on it any more

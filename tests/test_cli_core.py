@@ -101,3 +101,11 @@ def test_help_is_fast_and_light(tmp_path: Path) -> None:
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fail_exits_nonzero() -> None:
+    code = ("import typer\nfrom modelsteward.cli.common import fail, run_cli\n"
+            "app = typer.Typer()\n@app.command()\ndef x() -> None:\n    fail('nope', code=3)\n"
+            "@app.command()\ndef y() -> None:\n    pass\nrun_cli(app)\n")
+    p = subprocess.run([sys.executable, "-c", code, "x"], capture_output=True, text=True)
+    assert p.returncode == 3 and "nope" in p.stderr

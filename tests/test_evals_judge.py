@@ -120,3 +120,15 @@ def test_failing_judge_server_is_a_provider_error(steward) -> None:  # type: ign
             evaluate(steward, EvalConfig(use_case="qa", candidate="custom:bad", samples=5, judge_model="custom:judge2",
                                          mlflow=False))
     assert _count(steward, TestResult) == 0
+
+
+def test_judge_from_env_must_be_registered(steward, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from modelsteward.errors import NotFound
+
+    with FakeJudge("A", answers={"good": _good}) as fake:
+        _world(steward, fake, judge=False)
+        monkeypatch.setenv("STEWARD_JUDGE_MODEL", "custom:jugde")
+        with pytest.raises(NotFound, match=r"Judge model 'custom:jugde' is not registered.*custom:judge"):
+            evaluate(steward, EvalConfig(use_case="qa", candidate="custom:bad", samples=5, mlflow=False))
+        assert fake.requests == []
+    assert _count(steward, TestResult) == 0

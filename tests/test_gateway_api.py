@@ -332,3 +332,46 @@ async def test_streaming_sse_with_and_without_usage(gw, steward):
     logged = rows(steward, "request_id = ?", [rid])
     assert logged[0]["response"] == text and logged[0]["output_tokens"] == 7
     assert orjson.loads(logged[0]["metadata"])["stream"] is True
+
+
+async def test_stream_falls_back_before_the_first_chunk(steward, broken, upstream):
+    dead = register_upstream(steward, "dead", broken.url)
+    good = register_upstream(steward, "good", upstream.url)
+    steward.registry.add_use_case("chat", model=dead, fallback=[good])
+    app, state = await _gateway(steward)
+    try:
+        with asgi_client(app) as client:
+            r = await client.post("/v1/chat/completions", json=chat_body(stream=True))
+    finally:
+        await state.stop()
+    assert r.status_code == 200 and r.headers["x-steward-model"] == good
+    assert r.text.rstrip().endswith("data: [DONE]")
+    logged = rows(steward)
+    assert [(x["model_id"], x["status"]) for x in logged] == [(dead, "error"), (dead, "error"), (good, "ok")]
+
+
+async def test_router_mounted_in_another_app_and_fast_path(steward, upstream):
+    from fastapi import FastAPI
+
+    from modelsteward.gateway import GatewayFastPath, GatewayState, gateway_router
+
+    mid = register_upstream(steward, "instant", upstream.url)
+    steward.registry.add_use_case("chat", model=mid)
+    host = FastAPI()
+
+    @host.get("/api/ping")
+    def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    state = GatewayState(steward, fast_options())
+    host.include_router(gateway_router(state))
+    await state.start()
+    try:
+        for app in (host, GatewayFastPath(host, state)):
+            with asgi_client(app) as client:
+                assert (await client.post("/v1/chat/completions", json=chat_body())).status_code == 200
+                assert (await client.get("/v1/models")).json()["data"][0]["id"] == "chat"
+                assert (await client.get("/api/ping")).json() == {"pong": "yes"}
+    finally:
+        await state.stop()
+    assert len(rows(steward)) == 2

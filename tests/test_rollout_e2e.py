@@ -135,7 +135,6 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
                 out = call_tool("rollout_advance", {"use_case": UC}, ctx(steward, "agent:run-1"))
                 if out.action != "waiting":
                     break
-            print("DETECT", round(time.monotonic() - (deadline - WINDOW_S), 1), out.analysis["elapsed_s"], out.analysis["candidate"]["requests"], out.analysis["candidate"]["errors"])
             assert out.action == "rolled_back", out.message
             an = out.analysis
             assert an["outcome"] == "failed" and an["elapsed_s"] < WINDOW_S  # within one analysis window

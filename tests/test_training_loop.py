@@ -162,7 +162,7 @@ def test_two_cpu_processes_under_accelerate_launch(steward, settings, tmp_path: 
     accelerate = Path(sys.executable).parent / "accelerate"
     env = {**os.environ, "STEWARD_HOME": str(settings.workspace), "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "-m", "modelsteward.training.launch", "--job", str(out.job_id)],
         capture_output=True, text=True, timeout=600, env=env,
     )

@@ -69,7 +69,10 @@ def fail(message: str, code: int = 1) -> None:
 def run_cli(app: typer.Typer) -> None:
     """Run the app; a StewardError becomes one line on stderr and exit code 1 (2 for bad input)."""
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)
+        # non-standalone Typer *returns* the code of typer.Exit (fail()) and of Ctrl-C (130)
+        if isinstance(rv, int) and not isinstance(rv, bool) and rv != 0:
+            sys.exit(rv)
     except StewardError as exc:
         err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(2 if exc.code in ("invalid_input",) else 1)

@@ -19,16 +19,12 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
     ) -> None:
         """API + /v1 gateway + web console in one process (graceful drain on SIGTERM)."""
+        from modelsteward.gateway.serve import serve as gateway_serve
         from modelsteward.server import create_app
 
         app_ = create_app()
-        try:
-            from modelsteward.gateway.serve import serve as gateway_serve
-        except ImportError:
-            import uvicorn
-
-            uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
-            return
+        console.print(f"Model Steward on http://{host}:{port}: console /, API /api (docs /docs), gateway /v1, "
+                      "health /healthz /readyz, metrics /metrics.", markup=False, highlight=False)
         gateway_serve(app_, host, port)
 
     tokens = typer.Typer(help="API and console tokens (roles viewer < operator < approver < admin).",

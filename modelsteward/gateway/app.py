@@ -105,13 +105,35 @@ def validate_chat_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+_WANTED = frozenset({b"authorization", b"content-length", b"api-key", b"x-api-key"})
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    """The request headers the gateway reads (names are lower-case in ASGI)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
 
 
 def _host(scope: Scope) -> str:
     client = scope.get("client")
     return client[0] if client else ""
+
+
+class _JSONAnswer(Response):
+    """A 200 JSON answer sent with two raw ASGI messages (the hot path; skips header building)."""
+
+    def __init__(self, body: bytes, rid: str, model_id: str, role: str) -> None:  # noqa: D107 - no super().__init__
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid.encode()), (b"x-steward-model", model_id.encode()),
+            (b"x-steward-role", role.encode()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 class _ASGIEndpoint:
@@ -225,8 +247,7 @@ class _Routes:
         resp = served.response
         resp["id"] = rid
         resp["model"] = served.model.id
-        return Response(orjson.dumps(resp), media_type=_JSON, headers={
-            "x-request-id": rid, "x-steward-model": served.model.id, "x-steward-role": served.role})
+        return _JSONAnswer(orjson.dumps(resp), rid, served.model.id, served.role)
 
     async def _stream(self, route: Any, pinned: str | None, body: dict[str, Any], rid: str,
                       meta: dict[str, Any]) -> Response:

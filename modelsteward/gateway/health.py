@@ -71,17 +71,23 @@ def month_start(now: dt.datetime | None = None) -> dt.datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _next_month(start: dt.datetime) -> float:
+    nxt = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return nxt.replace(tzinfo=dt.timezone.utc).timestamp()
+
+
 class Spend:
     """Month-to-date USD per use case (floats for speed; prices are computed in Decimal)."""
 
     def __init__(self) -> None:
         self.month = month_start()
+        self._next = _next_month(self.month)
         self._spent: dict[str, float] = {}
 
     def _roll(self) -> None:
-        m = month_start()
-        if m != self.month:
-            self.month = m
+        if time.time() >= self._next:
+            self.month = month_start()
+            self._next = _next_month(self.month)
             self._spent.clear()
 
     def seed(self, totals: dict[str, float]) -> None:

@@ -92,7 +92,7 @@ class LocalProvider:
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, str(self.adapter_path))  # type: ignore[arg-type,assignment]
-            model.to(self.device)
+            model.to(self.device)  # type: ignore[arg-type]
             model.eval()
             if tok.pad_token_id is None and tok.eos_token_id is not None:
                 tok.pad_token = tok.eos_token

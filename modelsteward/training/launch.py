@@ -1,8 +1,12 @@
 """Run a queued fine-tuning job on one or many processes (the scale-out entry point).
 
     steward finetune --use-case story --base local:smollm2-135m-instruct --dataset DIR --queue-only
-    accelerate launch --num_processes 2 -m modelsteward.training.launch --job 7      # 2 processes (CPU: add --cpu)
-    python -m modelsteward.training.launch --job 7                                   # 1 process, same code
+    accelerate launch --multi_gpu --num_processes 2 -m modelsteward.training.launch --job 7   # 2 processes
+    torchrun --nproc_per_node 2 -m modelsteward.training.launch --job 7                      # the same
+    python -m modelsteward.training.launch --job 7                                            # 1 process
+
+On CPU-only hosts ``accelerate launch --cpu`` picks accelerate's single-process launcher; use
+``--multi_gpu`` (torchrun underneath; with no GPU the processes join over gloo as MULTI_CPU).
 
 The main process does everything ``run_job`` does (job row, dataset, MLflow, registry); the other
 processes read the same job row, wait for its dataset, and join the same training loop (DDP over
@@ -27,12 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait-s", type=float, default=1800.0, help="how long other processes wait for the dataset")
     args = ap.parse_args(argv)
 
+    import torch
     from accelerate import PartialState
 
     from modelsteward.context import open_steward
     from modelsteward.training.pipeline import FineTuneRequest, get_job, load_card, run_job
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True is what makes CPU ranks join (gloo)
     if state.is_main_process:
         steward = open_steward()
         try:

@@ -18,7 +18,8 @@ transformers folder: ``config.json`` + safetensors + tokenizer).  With validatio
 weights are those of the best validation loss.
 
 Scale-out: the loop runs under ``accelerate launch`` unchanged
-(``accelerate launch --num_processes 2 -m modelsteward.training.launch --job ID``, see ``launch.py``):
+(``accelerate launch --multi_gpu --num_processes 2 -m modelsteward.training.launch --job ID``, see
+``launch.py``):
 each process takes every ``world_size``-th micro-batch of a step, gradients are all-reduced by
 DDP on the last micro-batch only (``no_sync`` before), validation losses are summed across
 processes, and only the main process writes checkpoints and outputs.  bf16 autocast is used on
