@@ -217,3 +217,24 @@ def test_decision_while_busy_is_resumed_by_the_next_start(steward) -> None:  # t
         assert s.get(Approval, res.approval_id).status == "executed"
     assert routing(steward)[1] == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
     assert resume_after_decision(steward, res.approval_id) is None  # nothing waits on it any more
+
+
+def test_console_proposals_are_requested_by_the_operator(steward) -> None:  # type: ignore[no-untyped-def]
+    from modelsteward.errors import PolicyDenied
+    from modelsteward.policies import approvals
+
+    setup_use_case(steward)
+    pass_eval(steward)
+    chat = ChatSession(steward, planner=ChatIntentPlanner(), actor="cli:alice")
+    reply = chat.ask(f"deploy {CAND} to {UC} full")
+    assert reply.status == "waiting_approval" and reply.approval_id is not None
+    with session_scope(steward.sessions) as s:
+        assert s.get(Approval, reply.approval_id).requester == "cli:alice"
+    with pytest.raises(PolicyDenied, match="no self-approval"):
+        approvals.approve(steward.sessions, reply.approval_id, decider="cli:alice")
+    approvals.approve(steward.sessions, reply.approval_id, decider="cli:bob")
+    from modelsteward.agent import resume_after_decision
+
+    res = resume_after_decision(steward, reply.approval_id)
+    assert res is not None and res.status == "completed" and '"action": "deployed"' in res.answer
+    assert routing(steward)[1] == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]

@@ -5,6 +5,10 @@ turn through the same graph, so every proposed change passes the same guard.  Th
 LLM one when ``STEWARD_AGENT_LLM`` is set, else offline intent rules (``ChatIntentPlanner``).
 When a turn stops at an approval, that thread stays parked for ``steward approvals approve`` to
 resume, and the console continues on a fresh thread.
+
+Identity: the console's tool calls run as the operator (``actor``, default ``cli:<OS user>``), so an
+approval a chat proposal needs is requested by that operator, who then may not approve it
+(no self-approval).  A resumed thread continues as ``agent:run-N``.
 """
 
 from __future__ import annotations
@@ -36,8 +40,12 @@ class ChatReply:
 
 
 class ChatSession:
-    def __init__(self, steward: Steward, *, planner: Planner | None = None, use_case: str | None = None) -> None:
+    def __init__(self, steward: Steward, *, planner: Planner | None = None, use_case: str | None = None,
+                 actor: str | None = None) -> None:
+        import getpass
+
         self.steward = steward
+        self.actor = actor or f"cli:{getpass.getuser()}"
         self.planner = planner or make_planner(steward.settings.agent_llm, chat=True)
         self.use_case = use_case
         self.run: AgentRun | None = None
@@ -60,7 +68,7 @@ class ChatSession:
             state = {"messages": [HumanMessage(content=text)], "run_id": self.run.id, "goal": text,
                      "use_case": self.use_case, "mode": "chat", "step": 0, "max_steps": CHAT_MAX_STEPS,
                      "outcome": ""}
-            res = _drive(self.steward, self.run, state, self.planner)
+            res = _drive(self.steward, self.run, state, self.planner, self.actor)
         if res.status == "waiting_approval":
             self.run = None  # that thread waits for a person; later turns use a fresh one
             answer = (f"Proposed action needs approval #{res.approval_id}. Approve with "

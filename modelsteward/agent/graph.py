@@ -98,7 +98,9 @@ def _with_ids(msg: AIMessage) -> AIMessage:
 
 
 def _error_msg(call_id: str, name: str, text: str) -> ToolMessage:
-    return ToolMessage(content=f"ERROR: {text}", tool_call_id=call_id, name=name or "unknown", status="error")
+    """An error result; its text may echo untrusted input (arguments, upstream bodies): a data block."""
+    return ToolMessage(content="ERROR: the call was not carried out.\n" + data_block(f"error:{name or 'unknown'}", text),
+                       tool_call_id=call_id, name=name or "unknown", status="error", artifact={"error": text})
 
 
 def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:

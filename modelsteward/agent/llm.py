@@ -67,11 +67,12 @@ def openai_tools(tools: dict[str, ToolSpec]) -> list[dict[str, Any]]:
     return out
 
 
-def _first_human(state: AgentState) -> int | None:
+def _last_human(state: AgentState) -> int | None:
+    found = None
     for i, m in enumerate(state.get("messages", [])):
         if isinstance(m, HumanMessage):
-            return i
-    return None
+            found = i
+    return found
 
 
 def to_openai_messages(state: AgentState, *, chat: bool = False) -> list[dict[str, Any]]:
@@ -79,7 +80,7 @@ def to_openai_messages(state: AgentState, *, chat: bool = False) -> list[dict[st
     system = SYSTEM_PROMPT + ("\n\n" + CHAT_ADDENDUM if chat else "")
     out: list[dict[str, Any]] = [{"role": "system", "content": system}]
     msgs = list(state.get("messages", []))
-    obs_at = _first_human(state)
+    obs_at = _last_human(state)  # the latest observation rides with the latest request
     obs_text = "Current state of the system:\n" + data_block("observation", state.get("observation") or {}, limit=16000)
     if obs_at is None:
         out.append({"role": "user", "content": obs_text})

@@ -388,16 +388,17 @@ class ChatIntentPlanner:
         m = re.match(r"(?is)^sql:\s*(.+)$", text.strip()) or re.match(r"(?is)^((?:select|with)\b.*)$", text.strip())
         if m:
             return mk("query_logs", sql=m.group(1).strip().rstrip(";"))
-        m = re.match(r"(?i)^(?:deploy|roll ?out)\s+(\S+)\s+(?:to|on|for)\s+(\S+)(?:\s+(?:as\s+)?(shadow|canary|full))?", low)
+        m = re.match(r"(?i)^(?:deploy|roll ?out)\s+(\S+)\s+(?:to|on|for)\s+(\S+)(?:\s+(?:as\s+)?(shadow|canary|full))?",
+                     text.strip())
         if m:
-            return mk("deploy", model=m.group(1), use_case=m.group(2), strategy=m.group(3) or "shadow")
-        m = re.match(r"(?i)^(?:evaluate|eval|test)\s+(\S+)\s+(?:on|for|against)\s+(\S+)", low)
+            return mk("deploy", model=m.group(1), use_case=m.group(2), strategy=(m.group(3) or "shadow").lower())
+        m = re.match(r"(?i)^(?:evaluate|eval|test)\s+(\S+)\s+(?:on|for|against)\s+(\S+)", text.strip())
         if m:
             return mk("evaluate", model=m.group(1), use_case=m.group(2))
-        m = re.match(r"(?i)^(rollback|roll back|advance|abort|rank)\s+(\S+)", low)
+        m = re.match(r"(?i)^(rollback|roll back|advance|abort|rank)\s+(\S+)", text.strip())
         if m:
             name = {"rollback": "rollback", "roll back": "rollback", "advance": "rollout_advance",
-                    "abort": "rollout_abort", "rank": "rank"}[m.group(1)]
+                    "abort": "rollout_abort", "rank": "rank"}[m.group(1).lower()]
             return mk(name, use_case=m.group(2))
         uc = re.search(r"\b(?:for|on|of)\s+([\w-]+)\s*\??$", low)
         uc_name = uc.group(1) if uc else None

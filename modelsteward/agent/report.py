@@ -94,7 +94,6 @@ def log_to_mlflow(steward: Steward, run_id: int, *, status: str, planner: str, r
                   journal: list[dict[str, Any]]) -> str | None:
     """One MLflow run per agent run (experiment ``steward-agent``): report, journal, counts."""
     try:
-        import mlflow
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=steward.tracking_uri())
@@ -115,7 +114,6 @@ def log_to_mlflow(steward: Steward, run_id: int, *, status: str, planner: str, r
         client.log_text(rid, report, "report.md")
         client.log_text(rid, json.dumps(journal, indent=2, default=str), "journal.json")
         client.set_terminated(rid, "FINISHED" if status == "completed" else "FAILED")
-        del mlflow
         return rid
     except Exception as exc:  # noqa: BLE001 - tracking must never fail a run
         return f"error: {type(exc).__name__}: {exc}"[:300]

@@ -135,16 +135,17 @@ def _set_run(steward: Steward, run_id: int, **values: Any) -> None:
                 setattr(run, k, v)
 
 
-def _runtime(steward: Steward, run: AgentRun, planner: Planner | None) -> AgentRuntime:
+def _runtime(steward: Steward, run: AgentRun, planner: Planner | None, actor: str | None = None) -> AgentRuntime:
     planner = planner or make_planner(run.planner if run.planner != "playbook" else None, chat=run.trigger == "chat")
     tools = agent_toolset()
     return AgentRuntime(steward=steward, planner=planner, tools=tools, run_id=run.id, thread_id=run.thread_id,
-                        actor=f"agent:run-{run.id}")
+                        actor=actor or f"agent:run-{run.id}")
 
 
-def _drive(steward: Steward, run: AgentRun, graph_input: Any, planner: Planner | None) -> AgentResult:
+def _drive(steward: Steward, run: AgentRun, graph_input: Any, planner: Planner | None,
+           actor: str | None = None) -> AgentResult:
     """Invoke (or resume) the graph for ``run`` and settle the run row from how it stopped."""
-    rt = _runtime(steward, run, planner)
+    rt = _runtime(steward, run, planner, actor)
     config = {"configurable": {"thread_id": run.thread_id}, "recursion_limit": 400}
     journal: list[dict[str, Any]] = []
     try:

@@ -11,6 +11,7 @@ to send to ``POST /v1/feedback``) and ``x-steward-model``; a completion's ``id``
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from modelsteward.context import Steward
 
 __all__ = ["create_gateway_app", "gateway_router", "GatewayFastPath", "validate_chat_body"]
+
+log = logging.getLogger("modelsteward.gateway")
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"})
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
@@ -244,6 +247,10 @@ class _Routes:
             return exc.response(rid)
         except StewardError as exc:
             return GatewayError(exc.http_status if exc.http_status >= 400 else 500, exc.message, code=exc.code).response(rid)
+        except Exception as exc:  # noqa: BLE001 - a bug must still answer in the OpenAI shape
+            log.exception("gateway: unexpected error on request %s", rid)
+            return GatewayError(500, f"Internal gateway error ({type(exc).__name__}); see the gateway log for "
+                                f"request {rid}.", code="internal_error", type_="api_error").response(rid)
         resp = served.response
         resp["id"] = rid
         resp["model"] = served.model.id

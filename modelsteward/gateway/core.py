@@ -68,6 +68,7 @@ class GatewayOptions:
     shadow_queue: int = 1000
     shadow_workers: int = 8
     drain_timeout_s: float = 10.0
+    freeze_gc: bool = False  # gc.freeze() after start: for a long-running server process, not for tests
 
     @classmethod
     def from_env(cls, **overrides: Any) -> GatewayOptions:
@@ -140,10 +141,11 @@ class GatewayState:
             asyncio.create_task(self._shadow_worker(), name=f"gateway-shadow-{i}") for i in range(self.opts.shadow_workers)
         ]
         self.started = True
-        # Everything loaded so far (ORM, pyarrow, duckdb ...) lives for the whole process: keep the
-        # cyclic GC from rescanning it on the hot path (gen-2 passes otherwise stall requests ~100 ms).
-        gc.collect()
-        gc.freeze()
+        if self.opts.freeze_gc:
+            # Everything loaded so far (ORM, pyarrow, duckdb ...) lives for the whole process: keep the
+            # cyclic GC from rescanning it on the hot path (gen-2 passes otherwise stall requests ~100 ms).
+            gc.collect()
+            gc.freeze()
         if self.loopback_only:
             if logging.getLogger().handlers:
                 log.warning(LOOPBACK_NOTICE)

@@ -46,8 +46,9 @@ def app_factory() -> Any:
     """The standalone gateway on the workspace named by the environment (one per worker process)."""
     from modelsteward.context import open_steward
     from modelsteward.gateway.app import create_gateway_app
+    from modelsteward.gateway.core import GatewayOptions
 
-    return create_gateway_app(open_steward(), own_steward=True)
+    return create_gateway_app(open_steward(), options=GatewayOptions.from_env(freeze_gc=True), own_steward=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,11 @@ Local model folders, in order: a fine-tune (``parent_model_id`` set) loads its p
 plus ``adapter_path`` as a peft adapter (or, when ``adapter_path`` holds a full model instead of an
 adapter, that folder alone); ``meta["path"]`` names any transformers folder (tests use a tiny
 model this way); ``local:smollm2-135m-instruct`` is the converted base in ``STEWARD_CACHE_DIR``.
+
+HTTP models read optional ``meta`` keys: ``timeout_s`` (else ``STEWARD_UPSTREAM_TIMEOUT_S``, default
+60), ``api_key_env`` (the environment variable holding the key, instead of the provider's usual
+one) and ``headers`` (extra request headers).  Local models: ``meta["concurrency"]`` (else
+``STEWARD_LOCAL_CONCURRENCY``, default 1).
 """
 
 from __future__ import annotations

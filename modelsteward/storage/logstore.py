@@ -401,20 +401,17 @@ class LogStore:
 
     def connect(self):  # type: ignore[no-untyped-def]
         """A fresh DuckDB connection with the ``logs`` view (pending rows flushed first)."""
-        if self.pending:
-            self.flush()
+        self.flush()  # waits for a conversion in flight too (its rows are no longer "pending")
         return self.reader.connect()
 
     def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Run one read-only SELECT over the ``logs`` view; anything that writes is refused."""
-        if self.pending:
-            self.flush()
+        self.flush()
         return self.reader.query(sql, params, limit=limit)
 
     def stats(self, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
         """Per use case x model x role over the window: counts, error rate, p50/p95, tokens, cost, feedback."""
-        if self.pending:
-            self.flush()
+        self.flush()
         return self.reader.stats(use_case=use_case, since=since)
 
 

@@ -53,7 +53,7 @@ __all__ = [
 MODEL_KINDS = ("paid", "self_hosted", "fine_tuned")
 MODEL_STATUSES = ("discovered", "candidate", "evaluating", "shadow", "canary", "current", "retired", "rejected")
 ROLES = ("primary", "canary", "shadow")
-APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired", "executed")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ROLLOUT_STATES = ("running", "waiting", "paused", "completed", "aborted", "rolled_back")
 
