@@ -9,9 +9,11 @@ nothing here).  Timed, in one run on one loaded model:
 - naive: one pair at a time, ``encode([cand, base])`` per pair (on ``--naive-pairs`` pairs; the
   per-pair cost is constant, so pairs/s is comparable);
 - plain: one batched ``encode`` of all candidates and one of all baselines;
-- fast, cold: ``Embedder.pair_similarity`` (de-duplicate, sort by length, batch) with an empty cache;
+- fast, cold: ``Embedder.pair_similarity`` (de-duplicate, sort by length, batch) with an empty cache,
+  once per backend (torch; ONNX Runtime when installed);
 - fast, baseline reused: the same call for a second candidate on the same sample, the baseline's
   embeddings already cached (what the evaluator does for every candidate after the first).
+Each path is timed ``--repeat`` times and the best run kept (the machine is shared).
 Scores of every fast path must equal the plain path within 1e-3.  Prints one JSON line.
 """
 
@@ -61,6 +63,7 @@ def main() -> None:
     ap.add_argument("--naive-pairs", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N timings per path (the machine is shared)")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -75,45 +78,69 @@ def main() -> None:
     emb.encode_plain(["warm up"] * 4)
 
     k = min(args.naive_pairs, args.pairs)
-    t0 = time.perf_counter()
-    naive = []
-    for c, b in zip(cand[:k], base[:k]):
-        v = emb.model.encode([c, b], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
-        naive.append(float(np.clip(v[0] @ v[1], 0, 1)))
-    naive_s = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        pc, pb = emb.encode_plain(cand), emb.encode_plain(base)
-    plain = np.clip(np.einsum("ij,ij->i", pc, pb), 0, 1)
-    plain_s = time.perf_counter() - t0
+    def best(fn):  # type: ignore[no-untyped-def]
+        times, result = [], None
+        for _ in range(max(1, args.repeat)):
+            t0 = time.perf_counter()
+            result = fn()
+            times.append(time.perf_counter() - t0)
+        return min(times), result
+
+    def run_naive() -> list[float]:
+        sims = []
+        for c, b in zip(cand[:k], base[:k]):
+            v = emb.model.encode([c, b], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+            sims.append(float(np.clip(v[0] @ v[1], 0, 1)))
+        return sims
+
+    def run_plain():  # type: ignore[no-untyped-def]
+        with torch.inference_mode():
+            pc, pb = emb.encode_plain(cand), emb.encode_plain(base)
+        return np.clip(np.einsum("ij,ij->i", pc, pb), 0, 1)
+
+    naive_s, naive = best(run_naive)
+    plain_s, plain = best(run_plain)
     pc2 = emb.encode_plain(cand2)
     plain2 = np.clip(np.einsum("ij,ij->i", pc2, pb), 0, 1)
 
-    emb.clear_cache()
-    t0 = time.perf_counter()
-    fast = np.array(emb.pair_similarity(cand, base))
-    cold_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fast2 = np.array(emb.pair_similarity(cand2, base))
-    warm_s = time.perf_counter() - t0
-
-    out = {
+    out: dict[str, object] = {
         "pairs": args.pairs, "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-        "load_s": round(load_s, 2),
-        "naive_pairs_per_s": round(k / naive_s, 1),
+        "load_s": round(load_s, 2), "naive_pairs_per_s": round(k / naive_s, 1),
         "plain_pairs_per_s": round(args.pairs / plain_s, 1),
-        "fast_cold_pairs_per_s": round(args.pairs / cold_s, 1),
-        "fast_baseline_reused_pairs_per_s": round(args.pairs / warm_s, 1),
-        "speedup_reused_vs_naive": round((args.pairs / warm_s) / (k / naive_s), 2),
-        "speedup_reused_vs_plain": round((args.pairs / warm_s) / (args.pairs / plain_s), 2),
-        "max_abs_diff_cold_vs_plain": float(np.max(np.abs(fast - plain))),
-        "max_abs_diff_reused_vs_plain": float(np.max(np.abs(fast2 - plain2))),
         "max_abs_diff_naive_vs_plain": float(np.max(np.abs(np.array(naive) - plain[:k]))),
-        "target_pairs_per_s": 300,
     }
-    out["scores_equal_within_1e-3"] = max(out["max_abs_diff_cold_vs_plain"], out["max_abs_diff_reused_vs_plain"]) < 1e-3
-    out["target_met"] = out["fast_baseline_reused_pairs_per_s"] >= 300 and out["scores_equal_within_1e-3"]
+    diffs = []
+    backends = ["torch"] + (["onnx"] if emb.backend == "onnx" else [])
+    for backend in backends:
+        fast_emb = emb if backend == emb.backend else Embedder(batch_size=args.batch_size, backend=backend)
+
+        def cold():  # type: ignore[no-untyped-def]
+            fast_emb.clear_cache()
+            return np.array(fast_emb.pair_similarity(cand, base))
+
+        def reused():  # type: ignore[no-untyped-def]
+            fast_emb.clear_cache()
+            fast_emb.encode(base)  # the baseline's embeddings, kept from an earlier candidate (not timed)
+            t0 = time.perf_counter()
+            sims = np.array(fast_emb.pair_similarity(cand2, base))
+            return time.perf_counter() - t0, sims
+
+        cold_s, fast = best(cold)
+        runs = [reused() for _ in range(max(1, args.repeat))]
+        warm_s, fast2 = min(runs, key=lambda r: r[0])
+        d = max(float(np.max(np.abs(fast - plain))), float(np.max(np.abs(fast2 - plain2))))
+        diffs.append(d)
+        out[f"{backend}_cold_pairs_per_s"] = round(args.pairs / cold_s, 1)
+        out[f"{backend}_baseline_reused_pairs_per_s"] = round(args.pairs / warm_s, 1)
+        out[f"{backend}_max_abs_diff_vs_plain"] = d
+    best = max(v for key, v in out.items() if key.endswith("_baseline_reused_pairs_per_s"))  # type: ignore[type-var]
+    out["best_pairs_per_s"] = best
+    out["speedup_best_vs_naive"] = round(float(best) / (k / naive_s), 2)  # type: ignore[arg-type]
+    out["speedup_best_vs_plain"] = round(float(best) / (args.pairs / plain_s), 2)  # type: ignore[arg-type]
+    out["scores_equal_within_1e-3"] = max(diffs) < 1e-3
+    out["target_pairs_per_s"] = 300
+    out["target_met"] = float(best) >= 300 and out["scores_equal_within_1e-3"]  # type: ignore[arg-type]
     print(json.dumps(out))
     sys.exit(0 if out["scores_equal_within_1e-3"] else 1)
 

@@ -214,3 +214,20 @@ def test_public_surface() -> None:
         "resume_run", "run_agent", "validate_toolset",
     ])
     assert all(hasattr(agent, n) for n in agent.__all__)
+
+
+def test_older_tool_results_are_shortened_but_stay_closed_data_blocks() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from modelsteward.agent.llm import KEEP_FULL_RESULTS, to_openai_messages
+    from modelsteward.agent.state import data_block
+
+    msgs: list[object] = [HumanMessage("go")]
+    for i in range(KEEP_FULL_RESULTS + 2):
+        big = {"rows": ["x" * 100] * 50, "i": i}
+        msgs += [AIMessage("", tool_calls=[{"id": f"c{i}", "name": "query_logs", "args": {}}]),
+                 ToolMessage(data_block("tool:query_logs", big), tool_call_id=f"c{i}", name="query_logs", artifact=big)]
+    out = [m for m in to_openai_messages({"messages": msgs}) if m["role"] == "tool"]  # type: ignore[typeddict-item]
+    sizes = [len(m["content"]) for m in out]
+    assert sizes[0] < 1700 and sizes[1] < 1700 and min(sizes[2:]) > 5000
+    assert all(m["content"].count("</data>") == 1 for m in out)

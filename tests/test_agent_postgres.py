@@ -38,3 +38,21 @@ def test_approval_round_trip_on_postgres(pg_steward) -> None:  # type: ignore[no
     assert routing(pg_steward)[1] == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
     with session_scope(pg_steward.sessions) as s:
         assert s.get(AgentRun, res.run_id).status == "completed"
+
+
+@pytest.mark.postgres
+def test_advisory_lock_excludes_other_hosts(pg_steward, tmp_path, shared_mlflow) -> None:  # type: ignore[no-untyped-def]
+    from modelsteward.agent import AgentBusy
+    from modelsteward.agent.runner import agent_lock
+    from modelsteward.settings import Settings
+
+    # another host: same database, a different workspace folder (so the file lock does not meet)
+    other = open_steward(Settings(home=tmp_path / "host2", database_url=pg_steward.settings.database_url,
+                                  mlflow_tracking_uri=shared_mlflow))
+    try:
+        with agent_lock(pg_steward):
+            with pytest.raises(AgentBusy, match="another host"):
+                run_agent(other)
+        assert run_agent(other).status == "completed"
+    finally:
+        other.close()

@@ -102,3 +102,29 @@ def test_format_json_required(steward) -> None:  # type: ignore[no-untyped-def]
     f = out.metrics["format"]
     assert f["applies"] and f["baseline"]["json_valid_rate"] == 1.0 and f["candidate"]["json_valid_rate"] == 0.0
     assert out.metrics["gate"]["format"]["status"] == "fail" and out.verdict == "fail"
+
+
+def test_fast_embedding_path_matches_plain_sentence_transformers() -> None:
+    from modelsteward.evals.embeddings import Embedder
+
+    texts = ["The capital of France is Paris.", "hello", "word " * 400, "", "Mars is red. " * 20]
+    others = ["Paris is the capital of France.", "hi there", "other " * 400, "", "Mars is red. " * 19]
+    backends = ["torch"]
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+        backends.append("onnx")
+    except ImportError:
+        pass
+    for backend in backends:
+        emb = Embedder(backend=backend)
+        assert emb.backend == backend
+        plain_a, plain_b = emb.encode_plain(texts), emb.encode_plain(others)
+        fast = emb.pair_similarity(texts, others)
+        expected = [min(1.0, max(0.0, float(x @ y))) for x, y in zip(plain_a, plain_b)]
+        expected[3] = 1.0  # both empty
+        assert fast == pytest.approx(expected, abs=1e-3), backend
+        assert abs(emb.encode(texts) - plain_a).max() < 1e-3
+        again = emb.pair_similarity(texts, others)  # from the cache
+        assert again == fast

@@ -49,6 +49,9 @@ Policies you must respect (they are also enforced in code; a denied call comes b
 {DATA_NOTICE}
 When you have nothing more to do, answer with a short plain-text summary and no tool call."""
 
+KEEP_FULL_RESULTS = 6  # the latest tool results go to the model whole (up to the data-block limit)
+OLD_RESULT_CHARS = 1500
+
 CHAT_ADDENDUM = """You are talking with the operator in the console. Answer their question using the
 read-only tools (query_logs runs read-only SQL over the view `logs`); propose changes as tool calls,
 which the system checks against policy and, where required, sends for human approval."""
@@ -81,6 +84,8 @@ def to_openai_messages(state: AgentState, *, chat: bool = False) -> list[dict[st
     out: list[dict[str, Any]] = [{"role": "system", "content": system}]
     msgs = list(state.get("messages", []))
     obs_at = _last_human(state)  # the latest observation rides with the latest request
+    tool_idx = [i for i, m in enumerate(msgs) if isinstance(m, ToolMessage)]
+    old_tools = set(tool_idx[:-KEEP_FULL_RESULTS])
     obs_text = "Current state of the system:\n" + data_block("observation", state.get("observation") or {}, limit=16000)
     if obs_at is None:
         out.append({"role": "user", "content": obs_text})
@@ -108,7 +113,12 @@ def to_openai_messages(state: AgentState, *, chat: bool = False) -> list[dict[st
                 entry["tool_calls"] = calls
             out.append(entry)
         elif isinstance(m, ToolMessage):
-            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": str(m.content)})
+            content = str(m.content)
+            if i in old_tools and len(content) > OLD_RESULT_CHARS and m.status != "error":
+                # older results shrink so a long run stays within the model's context
+                content = data_block(f"tool:{m.name}", m.artifact if m.artifact is not None else content,
+                                     limit=OLD_RESULT_CHARS) + "\n(older result, shortened)"
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": content})
     return out
 
 

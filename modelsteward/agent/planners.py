@@ -171,12 +171,16 @@ def _quality_gain(test: dict[str, Any]) -> float | None:
     return None
 
 
-def better_or_cheaper(cand: dict[str, Any], current: dict[str, Any] | None) -> str | None:
-    """Why a passing candidate is worth a rollout ('better' / 'cheaper'), or None."""
+def better_or_cheaper(cand: dict[str, Any], current: dict[str, Any] | None,
+                      config: dict[str, Any] | None = None) -> str | None:
+    """Why a passing candidate is worth a rollout ('better' / 'cheaper' / a specialised fine-tune), or None."""
     test = cand.get("latest_test") or {}
     gain = _quality_gain(test)
     if gain is not None and gain > 0.0:
         return f"better (quality gain {gain:+.3f})"
+    if (config or {}).get("rollout_fine_tunes_on_pass") and current is not None and cand.get("kind") == "fine_tuned" \
+            and cand.get("parent_model_id") in (current.get("id"), current.get("parent_model_id")):
+        return "a fine-tune of the current model on this use case's own traffic that passed the gate"
     pc, pb = _price(cand), _price(current) if current else None
     if pc is not None and pb is not None and pc < pb:
         return f"cheaper ({pc:g} vs {pb:g} USD per M in+out)"
@@ -294,7 +298,7 @@ class PlaybookPlanner:
                 t = m.get("latest_test") or {}
                 if not (t.get("passed") and t.get("baseline") == uc.get("current_model")):
                     continue
-                worth = better_or_cheaper(m, current)
+                worth = better_or_cheaper(m, current, uc.get("agent_config"))
                 if worth and has("deploy") and once("deploy", name, m["id"]):
                     strategy = str((uc.get("agent_config") or {}).get("rollout_strategy") or "shadow")
                     if strategy == "shadow" and m.get("shadow_passed"):

@@ -3,7 +3,8 @@
 - Checkpoints: LangGraph ``SqliteSaver`` in ``<workspace>/checkpoints.db``, or ``PostgresSaver`` on
   the registry's database when that is PostgreSQL.  Runs invoke with ``durability="sync"``.
 - One agent execution at a time per workspace: an ``fcntl`` lock on ``<workspace>/agent.lock``
-  held while the graph executes (not while a run waits for a person).  Because the lock is
+  (plus a PostgreSQL advisory lock when the registry is PostgreSQL, for several hosts) held while
+  the graph executes (not while a run waits for a person).  Because the lock is
   released by the OS when a process dies, a run still marked ``running`` that we find while
   holding the lock was killed: ``run_agent`` resumes such runs first (from their checkpoint).
 - Run statuses: running, waiting_approval, completed, failed.
@@ -103,12 +104,16 @@ def open_checkpointer(steward: Steward) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def agent_lock(steward: Steward, *, wait: float | None = 0.0) -> Iterator[None]:
-    """Exclusive per-workspace lock; ``wait=None`` blocks, ``0`` fails at once with ``AgentBusy``."""
+    """Exclusive agent lock; ``wait=None`` blocks, ``0`` fails at once with ``AgentBusy``.
+
+    A file lock in the workspace; on PostgreSQL also a session advisory lock, so replicas on
+    other hosts sharing the database exclude each other too.  Both vanish with a killed process.
+    """
+    deadline = None if wait is None else time.monotonic() + wait
     path = steward.settings.workspace / "agent.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = None if wait is None else time.monotonic() + wait
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -120,11 +125,35 @@ def agent_lock(steward: Steward, *, wait: float | None = 0.0) -> Iterator[None]:
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        with _pg_advisory_lock(steward, deadline):
+            yield
     finally:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _pg_advisory_lock(steward: Steward, deadline: float | None) -> Iterator[None]:
+    if not steward.settings.db_url.startswith("postgresql"):
+        yield
+        return
+    from sqlalchemy import text
+
+    with steward.engine.connect() as conn:
+        # keyed by schema: deployments (or test schemas) sharing one database do not block each other
+        key = conn.execute(text("SELECT hashtext('modelsteward-agent:' || current_schema())")).scalar()
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            conn.rollback()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise AgentBusy("Another agent run is executing against this database (another host); try again later.")
+            time.sleep(0.2)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
 
 
 def _set_run(steward: Steward, run_id: int, **values: Any) -> None:

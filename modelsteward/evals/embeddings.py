@@ -2,14 +2,19 @@
 
 The fast path (:meth:`Embedder.encode`) de-duplicates texts, keeps an in-memory cache keyed by the
 text (so baseline outputs embedded once are reused for every candidate scored against them), sorts
-what is left by length so each batch pads little, and runs under ``torch.inference_mode``.  The
-plain path (:meth:`Embedder.encode_plain`) is one ``SentenceTransformer.encode`` call; the bench
-checks both give the same scores within 1e-3.
+what is left by length so each batch pads little, and runs the transformer through ONNX Runtime
+when ``onnxruntime`` (and ``onnx``, for the one-time export) are installed: the model is exported
+once per machine to ``STEWARD_CACHE_DIR/embeddings/`` (atomic rename), and mean pooling plus
+normalisation are done in numpy exactly as the sentence-transformers modules do.  Without them it
+uses ``SentenceTransformer.encode`` under ``torch.inference_mode``.  The plain path
+(:meth:`Embedder.encode_plain`) is one ``SentenceTransformer.encode`` call; the bench and the tests
+check both give the same scores within 1e-3.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["Embedder", "get_embedder", "model_path"]
+
+log = logging.getLogger(__name__)
 
 _LOCK = threading.Lock()
 _EMBEDDER: Embedder | None = None
@@ -42,7 +49,8 @@ def model_path() -> str:
 class Embedder:
     """Unit-normalised sentence embeddings with a bounded text -> vector cache."""
 
-    def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000, max_seq_length: int = 256) -> None:
+    def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000, max_seq_length: int = 256,
+                 backend: str = "auto") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -55,6 +63,18 @@ class Embedder:
         self._lock = threading.Lock()
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(getter() or 384)
+        self.max_seq_length = max_seq_length
+        self._ort: Any = None
+        if backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"backend {backend!r} must be auto, onnx or torch")
+        if backend != "torch":
+            try:
+                self._ort = _OrtEncoder(self.model, max_seq_length)
+            except Exception as exc:  # noqa: BLE001 - optional speed-up; torch always works
+                if backend == "onnx":
+                    raise ConfigError(f"ONNX embedding backend unavailable: {exc}") from exc
+                log.info("ONNX embedding backend unavailable (%s); using torch", exc)
+        self.backend = "onnx" if self._ort is not None else "torch"
 
     @staticmethod
     def _key(text: str) -> str:
@@ -86,11 +106,14 @@ class Embedder:
                     todo[k] = t
         if todo:
             items = sorted(todo.items(), key=lambda kv: len(kv[1]))
-            with torch.inference_mode():
-                vecs = self.model.encode(
-                    [t for _, t in items], batch_size=self.batch_size, convert_to_numpy=True,
-                    normalize_embeddings=True, show_progress_bar=False,
-                ).astype(np.float32)
+            if self._ort is not None:
+                vecs = self._ort.encode([t for _, t in items], self.batch_size)
+            else:
+                with torch.inference_mode():
+                    vecs = self.model.encode(
+                        [t for _, t in items], batch_size=self.batch_size, convert_to_numpy=True,
+                        normalize_embeddings=True, show_progress_bar=False,
+                    ).astype(np.float32)
             with self._lock:
                 for (k, _), v in zip(items, vecs):
                     self._cache[k] = v
@@ -126,6 +149,97 @@ class Embedder:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+class _OrtEncoder:
+    """The sentence-transformers Transformer + mean Pooling + Normalize stack, run by ONNX Runtime."""
+
+    def __init__(self, st_model: Any, max_seq_length: int) -> None:
+        import onnxruntime as ort
+
+        mods = list(st_model)
+        pooling = mods[1] if len(mods) > 1 else None
+        mode = getattr(pooling, "pooling_mode", None)
+        mean = getattr(pooling, "pooling_mode_mean_tokens", False) is True or mode == "mean" or mode == ["mean"]
+        if len(mods) != 3 or not mean or type(mods[2]).__name__ != "Normalize":
+            raise ConfigError("embedding model is not Transformer + mean Pooling + Normalize")
+        self.tokenizer = mods[0].tokenizer
+        self.max_seq_length = max_seq_length
+        path = self._export(mods[0].auto_model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(os.environ.get("STEWARD_EMBED_THREADS", "0")) or
+                                        (__import__("torch").get_num_threads()))
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    @staticmethod
+    def _export(hf_model: Any) -> Any:
+        import fcntl
+        from pathlib import Path
+
+        import torch
+
+        from modelsteward.settings import get_settings
+
+        src = Path(model_path()) / "model.safetensors"
+        st = src.stat()
+        tag = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{torch.__version__}".encode()).hexdigest()[:16]
+        root = Path(get_settings().cache_dir).expanduser() / "embeddings"
+        root.mkdir(parents=True, exist_ok=True)
+        target = root / f"all-minilm-l6-v2-{tag}.onnx"
+        if target.exists():
+            return target
+        with open(root / ".export.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if target.exists():
+                return target
+            import onnx  # noqa: F401 - the exporter needs it; fail early with a clear ImportError
+
+            class _Wrap(torch.nn.Module):
+                def __init__(self, m: Any) -> None:
+                    super().__init__()
+                    self.m = m
+
+                def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                    return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+
+            ids = torch.ones((2, 8), dtype=torch.long)
+            names = ["input_ids", "attention_mask", "token_type_ids"]
+            tmp = target.with_suffix(f".{os.getpid()}.tmp")
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    _Wrap(hf_model).eval(), (ids, ids, torch.zeros_like(ids)), str(tmp), input_names=names,
+                    output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                    dynamic_axes={n: {0: "batch", 1: "seq"} for n in [*names, "last_hidden_state"]},
+                )
+            os.replace(tmp, target)
+        return target
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Unit-normalised mean-pooled embeddings, in the order given (callers sort by length)."""
+        import numpy as np
+
+        out: Any = None
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start:start + batch_size])
+            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_seq_length,
+                                 return_tensors="np")
+            feed = {k: enc[k].astype(np.int64) for k in self.inputs if k in enc}
+            if "token_type_ids" in self.inputs and "token_type_ids" not in feed:
+                feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+            hidden = self.session.run(None, feed)[0]
+            mask = enc["attention_mask"][..., None].astype(np.float32)
+            vec = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            vec /= np.clip(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12, None)
+            if out is None:
+                out = np.empty((len(texts), vec.shape[1]), dtype=np.float32)
+            out[start:start + len(chunk)] = vec
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def get_embedder() -> Embedder:

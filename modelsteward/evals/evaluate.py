@@ -8,8 +8,10 @@
 Anything raised before step 5 leaves no verdict row and no holdouts (the report folder is
 removed); the candidate's status is restored in every case.
 
-Decisions: the candidate may be the current model itself when its sampling parameters differ
-(comparing decoding settings); the candidate goes ``evaluating`` only when the status machine
+Decisions: sampling parameters are ``max_tokens`` (``EvalConfig.max_tokens``), then the model's
+``meta["sampling"]`` defaults, then ``candidate_params`` / ``baseline_params``; the candidate may be
+the current model itself when its sampling parameters differ (comparing decoding settings); only
+the baseline's outputs are cached (a candidate is always measured afresh); the candidate goes ``evaluating`` only when the status machine
 allows it (not when it is live), and afterwards back to its old status, or to ``candidate`` when
 that is not a legal way back (e.g. from ``discovered``).
 """

@@ -25,6 +25,11 @@ from modelsteward.providers.base import ChatResult, Message, StreamChunk, openai
 
 __all__ = ["LocalProvider", "DEFAULT_MAX_NEW_TOKENS"]
 
+# One lock for every instance: transformers' lazy imports and meta-device loading are not
+# thread-safe, so two models loading at the same moment (evaluation of candidate and baseline)
+# could fail with "Cannot copy out of meta tensor".
+_LOAD_LOCK = threading.Lock()
+
 DEFAULT_MAX_NEW_TOKENS = 256
 
 
@@ -57,7 +62,7 @@ class LocalProvider:
         self.concurrency = max(1, n)
         self.device = device or os.environ.get("STEWARD_LOCAL_DEVICE", "cpu")
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"local-{model_id}")
-        self._load_lock = threading.Lock()
+        self._load_lock = _LOAD_LOCK
         self._model: Any = None
         self._tok: Any = None
         self._count_lock = threading.Lock()

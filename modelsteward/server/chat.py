@@ -73,7 +73,7 @@ class ChatHub:
 
         if use_case is not None:
             self.steward.registry.get_use_case(use_case)  # NotFound with close matches
-        conv = _Conversation(ident.token_id, ChatSession(self.steward, use_case=use_case))
+        conv = _Conversation(ident.token_id, ChatSession(self.steward, use_case=use_case, actor=ident.actor))
         sid = secrets.token_urlsafe(12)
         with self._lock:
             self._convs[sid] = conv

@@ -57,11 +57,24 @@ class RetireIn(_In):
     reason: str | None = None
 
 
+class AgentSettings(_In):
+    """What the playbook planner does for one use case (config['agent'])."""
+
+    rollout_strategy: Literal["shadow", "canary", "full"] | None = None
+    fine_tune_min_feedback: int | None = Field(default=None, ge=1, description="New high-feedback logs before a fine-tune.")
+    fine_tune: dict[str, Any] | None = Field(default=None, description="Extra fine_tune arguments (max_steps, ...).")
+    evaluate: dict[str, Any] | None = Field(default=None, description="Extra evaluate arguments (samples, ...).")
+    rollout_fine_tunes_on_pass: bool | None = Field(
+        default=None, description="Roll out a passing fine-tune of the current model trained on this use case's own "
+        "traffic even without a measured quality gain (its point is specialisation).")
+
+
 class SetPolicyIn(_In):
     use_case: str
     policy: dict[str, Any] | None = Field(default=None, description="Thresholds of config['policy'].")
     rollout: dict[str, Any] | None = Field(default=None, description="Analysis settings of config['rollout'].")
     guardrails: dict[str, Any] | None = Field(default=None, description="Thresholds of config['guardrails'].")
+    agent: AgentSettings | None = Field(default=None, description="Playbook settings of config['agent'].")
 
 
 class RolloutOut(BaseModel):
@@ -222,5 +235,9 @@ def set_policy(ctx: ToolContext, inp: SetPolicyIn) -> SetPolicyOut:
             merged["steps"] = validate_steps(merged["steps"], float(pol["max_step_points"]))
         cfg[section] = merged
         notes.append(f"{section}: {', '.join(f'{k}={v}' for k, v in new.items())}")
+    if inp.agent is not None:
+        new_agent = inp.agent.model_dump(exclude_none=True)
+        cfg["agent"] = {**(cfg.get("agent") or {}), **new_agent}
+        notes.append(f"agent: {', '.join(f'{k}={v}' for k, v in new_agent.items())}")
     ctx.steward.registry.update_use_case(inp.use_case, config=cfg)
     return SetPolicyOut(use_case=inp.use_case, config=cfg, notes=notes)
