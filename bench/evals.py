@@ -101,7 +101,7 @@ def main() -> None:
 
     naive_s, naive = best(run_naive)
     plain_s, plain = best(run_plain)
-    pc2 = emb.encode_plain(cand2)
+    pb, pc2 = emb.encode_plain(base), emb.encode_plain(cand2)
     plain2 = np.clip(np.einsum("ij,ij->i", pc2, pb), 0, 1)
 
     out: dict[str, object] = {

@@ -1,5 +1,5 @@
 """Real models: SmolLM2 against itself (other sampling settings: passes) and against an llm-katan echo
-upstream (fails).  Slow: tiny samples (5 prompts, 8 new tokens, 1 red-team prompt)."""
+upstream (fails).  Slow: tiny samples (5 prompts, 8 new tokens; one red-team prompt against the echo)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_smollm2_against_itself_with_other_sampling_passes(steward) -> None:  # 
     _use_case(steward)
     t0 = time.monotonic()
     out = evaluate(steward, EvalConfig(
-        use_case="qa", candidate=SMOL, samples=5, max_tokens=8, safety_prompts=1, mlflow=False,
+        use_case="qa", candidate=SMOL, samples=5, max_tokens=8, safety=False, mlflow=False,
         candidate_params={"temperature": 0.2, "top_p": 0.5, "seed": 11},
     ))
     assert out.verdict == "pass", out.reasons

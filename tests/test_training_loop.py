@@ -170,3 +170,23 @@ def test_two_cpu_processes_under_accelerate_launch(steward, settings, tmp_path: 
     job = get_job(steward, out.job_id)
     assert job.status == "succeeded" and job.metrics["world_size"] == 2 and job.metrics["steps"] == 3
     assert steward.registry.get_model("local:tiny-ddp").adapter_path
+
+
+def test_finetune_cli_json_and_errors(steward, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from modelsteward.cli import app
+
+    tiny = tiny_llama(tmp_path / "tiny")
+    steward.registry.add_use_case("story", description="story game")
+    steward.registry.register_model("local", "tiny", metadata={"path": str(tiny)})
+    steward.logs.append_many(_facts_logs(20))
+    steward.close()
+    runner = CliRunner()
+    res = runner.invoke(app, ["finetune", "--use-case", "story", "--base", "local:tiny", "--max-steps", "2",
+                              "--batch-size", "2", "--max-seq-len", "64", "--name", "tiny-cli", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["status"] == "succeeded" and out["result_model_id"] == "local:tiny-cli" and out["metrics"]["steps"] == 2
+    res = runner.invoke(app, ["finetune", "--use-case", "story", "--base", "local:nope", "--json"])
+    assert res.exit_code != 0 and "Unknown base model 'local:nope'" in str(res.exception)

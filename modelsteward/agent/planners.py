@@ -16,7 +16,8 @@ why a prompt injection in a catalog description cannot steer it.  Per use case, 
 3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
 4. ``rank`` the use case (once per run);
 5. ``evaluate`` up to two top-ranked untested candidates (no test against the current model);
-6. at least ``FINE_TUNE_MIN_FEEDBACK`` (or ``config["agent"]["fine_tune_min_feedback"]``) new
+6. (unless the last fine-tune's model is still a candidate or in a rollout) at least
+   ``FINE_TUNE_MIN_FEEDBACK`` (or ``config["agent"]["fine_tune_min_feedback"]``) new
    high-feedback logs since the last fine-tune -> ``build_dataset`` then ``fine_tune`` of a
    self-hosted base on that dataset (``config["agent"]["fine_tune"]``: extra arguments);
 7. no rollout, no pending approval, a candidate whose latest test against the current model
@@ -281,9 +282,14 @@ class PlaybookPlanner:
             base = self._fine_tune_base(uc)
             cfg = uc.get("agent_config") or {}
             min_fb = int(cfg.get("fine_tune_min_feedback") or FINE_TUNE_MIN_FEEDBACK)
-            if fb >= min_fb and job.get("status") not in ("queued", "running") and base:
+            models_by_id = {m["id"]: m for m in uc.get("models", [])}
+            last_model = models_by_id.get(job.get("result_model_id") or "")
+            in_flight = last_model is not None and last_model["status"] in ("candidate", "evaluating", "shadow", "canary")
+            if fb >= min_fb and job.get("status") not in ("queued", "running") and base and not in_flight:
                 if has("build_dataset") and once("build_dataset", name):
-                    args = fit_args(tools["build_dataset"], use_case=name, min_feedback=HIGH_FEEDBACK)
+                    extra = dict(cfg.get("build_dataset") or {})
+                    args = {**fit_args(tools["build_dataset"], use_case=name, min_feedback=HIGH_FEEDBACK),
+                            **{k: v for k, v in extra.items() if k in tools["build_dataset"].input_model.model_fields}}
                     return self._msg([_call("build_dataset", args)], f"{name}: {fb} new high-feedback logs: build a dataset")
                 built = next((_payload(m) for c, m in reversed(results)
                               if c["name"] == "build_dataset" and _arg(c, "use_case") == name), None)

@@ -26,7 +26,7 @@ def demo(
                        max_cycles=max_cycles, port=port, json_out=json_out)
     if short:
         opts.requests, opts.step_requests, opts.finetune_steps = min(requests, 48), min(step_requests, 12), 6
-        opts.max_tokens, opts.eval_samples, opts.window_requests = 16, 6, 6
+        opts.max_tokens, opts.eval_samples, opts.window_requests, opts.min_feedback_rows = 16, 6, 10, 5
     report = run_demo(opts)
     if json_out:
         emit_json(report.as_dict())

@@ -29,10 +29,11 @@ def dataset_build(
 ) -> None:
     """Build a filtered, de-duplicated, PII-redacted chat dataset (train/validation + card)."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools.training import BuildDatasetOut
 
     ctx = open_ctx()
     try:
-        out = call_tool("build_dataset", {
+        out: BuildDatasetOut = call_tool("build_dataset", {  # type: ignore[assignment]
             "use_case": use_case, "since": since, "min_feedback": min_feedback, "keep_unrated": keep_unrated,
             "initial": initial, "validation_fraction": validation,
             "near_dup_threshold": None if near_dup >= 1.0 else near_dup, "min_rows": min_rows,
@@ -71,12 +72,13 @@ def finetune_cmd(
 ) -> None:
     """Fine-tune a local base model on the use case's data and register it as a candidate."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools.training import FineTuneOut
 
     ctx = open_ctx()
     if not as_json and sys.stderr.isatty():
         ctx.progress = lambda msg, frac: None  # the trainer's progress bar already shows steps
     try:
-        out = call_tool("fine_tune", {
+        out: FineTuneOut = call_tool("fine_tune", {  # type: ignore[assignment]
             "use_case": use_case, "base": base, "method": method, "max_steps": max_steps, "name": name,
             "dataset": dataset, "since": since, "min_feedback": min_feedback, "learning_rate": lr,
             "batch_size": batch_size, "grad_accum": grad_accum, "max_seq_len": max_seq_len, "packing": packing,

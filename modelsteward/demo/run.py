@@ -54,6 +54,7 @@ class DemoOptions:
     max_cycles: int = 14
     window_requests: int = 12    # analysis window: minimum requests per step
     window_seconds: int = 30     # analysis window: minimum duration per step (the hard lower bound)
+    min_feedback_rows: int = 30  # new high-feedback logs before the playbook fine-tunes
     json_out: bool = False
 
 
@@ -126,6 +127,7 @@ class Demo:
         self.console = Console(stderr=opts.json_out)
         self.report = DemoReport()
         self.t0 = time.time()
+        self._seen_calls: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ helpers
     def say(self, text: str) -> None:
@@ -216,23 +218,42 @@ class Demo:
         self.demo_policy()
 
     def demo_policy(self) -> None:
-        """Short analysis windows so a canary step fits in a demo; a policy change needs a person."""
+        """Demo-sized settings; a policy change needs a person, so the demo operator approves it.
+
+        Analysis windows as short as the hard bounds allow, and playbook settings sized for a
+        2-core machine: fine-tune after a few dozen high-feedback logs, a short LoRA run, a small
+        evaluation sample, and roll out a passing fine-tune of the current model (its point is
+        specialisation on this use case's traffic, not a measured quality gain).  The dataset is the
+        answers users liked (self-distillation on the application's own good traffic).
+        """
         from modelsteward.errors import ApprovalRequired
 
-        want = {"min_requests": self.opts.window_requests, "min_duration_s": self.opts.window_seconds}
-        uc = self.steward.registry.get_use_case(USE_CASE)
-        if (uc.config or {}).get("rollout", {}) == want:
+        o = self.opts
+        # canary steps start at 25% so a window fills with few requests (each step adds <= 25 points)
+        rollout = {"min_requests": o.window_requests, "min_duration_s": o.window_seconds, "steps": [25, 50, 75, 100]}
+        agent = {
+            "rollout_strategy": "shadow", "fine_tune_min_feedback": o.min_feedback_rows,
+            "rollout_fine_tunes_on_pass": True,
+            "build_dataset": {"min_rows": 8},
+            "fine_tune": {"max_steps": o.finetune_steps, "max_seq_len": 256, "batch_size": 4, "learning_rate": 1e-4,
+                          "eval_every": max(5, o.finetune_steps // 3)},
+            "evaluate": {"samples": o.eval_samples, "max_tokens": o.max_tokens, "safety_prompts": 4,
+                         "concurrency": 2},
+        }
+        cfg = self.steward.registry.get_use_case(USE_CASE).config or {}
+        if all(cfg.get("rollout", {}).get(k) == v for k, v in rollout.items()) and cfg.get("agent") == agent:
             return
-        args = {"use_case": USE_CASE, "rollout": want}
+        args = {"use_case": USE_CASE, "rollout": rollout, "agent": agent}
         try:
             self.call("set_policy", args)
         except ApprovalRequired as exc:
             appr_id = int(exc.details.get("approval_id") or getattr(exc, "approval_id"))
-            self.say(f"policy change (shorter analysis windows for the demo) needs approval #{appr_id}")
-            self.approve(appr_id, "demo: analysis windows of "
-                         f"{want['min_requests']} requests / {want['min_duration_s']} s per canary step")
+            self.say(f"demo settings for {USE_CASE} are a policy change: approval #{appr_id} requested")
+            self.approve(appr_id, f"demo: analysis windows of {rollout['min_requests']} requests / "
+                         f"{rollout['min_duration_s']} s, fine-tune after {o.min_feedback_rows} high-feedback logs, "
+                         f"{o.finetune_steps} LoRA steps, {o.eval_samples} eval samples")
             self.call("set_policy", args, approval_id=appr_id)
-        self.say(f"rollout analysis windows: {want}")
+        self.say(f"rollout windows {rollout}; playbook settings {agent}")
 
     def serve(self) -> None:
         self.step("2. steward serve (API + /v1 gateway + console) in the background")
@@ -250,23 +271,41 @@ class Demo:
         for cycle in range(1, self.opts.max_cycles + 1):
             self.say(f"[bold]agent cycle {cycle}[/bold]")
             res = self.call("agent_run", {"use_case": USE_CASE, "goal": AGENT_GOAL, "trigger": "cli"})
-            self._record_cycle(cycle, res)
+            acted = self._record_cycle(cycle, res)
             while res.status == "waiting_approval" and res.approval_id:
                 appr = self._approval(res.approval_id)
                 self.show_approval(appr)
-                self.approve(appr.id, "demo: the canary passed every analysis step; promote it")
+                self.approve(appr.id, "demo: every analysis step passed; promote the candidate")
                 res = resume_after_decision(self.steward, appr.id)
                 if res is None:
                     break
-                self._record_cycle(cycle, res, resumed=True)
+                acted |= self._record_cycle(cycle, res, resumed=True)
             state = self._rollout_state()
             if state in ("completed", "rolled_back", "aborted"):
                 self.report.decision = state
                 break
-            if state in ("running", "waiting", "paused", "shadow", "canary"):
-                self.traffic(self.opts.step_requests, f"traffic for the analysis window ({state})")
-            elif cycle > 1 and not res.report:
+            if state in ("running", "waiting", "paused"):
+                share = self._candidate_share()
+                # enough requests for the candidate's share to reach the window's minimum
+                n = max(self.opts.step_requests, int(self.opts.window_requests * 100 / max(share, 1.0)) + 2)
+                self.traffic(n, f"traffic for the analysis window (candidate at {share:g}%)")
+            elif not acted:
+                self.report.decision = self._why_no_rollout()
+                self.say(f"[yellow]the agent has nothing more to do:[/yellow] {self.report.decision}")
                 break
+
+    def _why_no_rollout(self) -> str:
+        from sqlalchemy import select
+
+        from modelsteward.storage.models import TestResult
+
+        with self.steward.sessions() as s:
+            tr = s.scalars(select(TestResult).order_by(TestResult.id.desc())).first()
+        if tr is None:
+            return "no candidate was evaluated"
+        if tr.verdict != "pass":
+            return f"the gate did not pass {tr.candidate_model_id} ({tr.verdict}): " + "; ".join(map(str, tr.reasons))[:400]
+        return f"{tr.candidate_model_id} passed but is neither better nor cheaper than the current model"
 
     def _approval(self, approval_id: int) -> Any:
         out = self.call("approvals_list", {"status": "all", "limit": 1000})
@@ -275,16 +314,46 @@ class Demo:
                 return a
         raise RuntimeError(f"approval {approval_id} not found")
 
-    def _record_cycle(self, cycle: int, res: Any, resumed: bool = False) -> None:
-        entry = {"cycle": cycle, "run_id": getattr(res, "run_id", None), "status": res.status,
-                 "resumed": resumed, "error": getattr(res, "error", None)}
+    def _record_cycle(self, cycle: int, res: Any, resumed: bool = False) -> bool:
+        """Print what the run did; True when it changed something (a mutating call other than guard_check)."""
+        from modelsteward.storage.models import AgentRun
+        from modelsteward.tools.base import get_tool
+
+        with self.steward.sessions() as s:
+            run = s.get(AgentRun, res.run_id)
+            steps = list(run.steps or []) if run else []
+        entry = {"cycle": cycle, "run_id": res.run_id, "status": res.status, "resumed": resumed,
+                 "error": getattr(res, "error", None), "calls": []}
+        acted = False
+        for st in steps:
+            if st.get("kind") != "tool":
+                continue
+            if resumed and any(c["id"] == st.get("id") for c in self._seen_calls):
+                continue
+            self._seen_calls.append({"id": st.get("id")})
+            ok = bool(st.get("ok"))
+            result = str(st.get("result") or st.get("error") or "")
+            entry["calls"].append({"tool": st["name"], "ok": ok})
+            try:
+                mutating = get_tool(st["name"]).mutating
+            except Exception:  # noqa: BLE001 - an unknown tool name is shown as it is
+                mutating = False
+            acted |= ok and mutating and st["name"] != "guard_check"
+            colour = "green" if ok else "red"
+            self.say(f"  [{colour}]{st['name']}[/{colour}] {_summary(st['name'], result)} "
+                     f"[dim]({st.get('seconds', 0):.1f} s)[/dim]")
         self.report.cycles.append(entry)
-        first = (res.report or "").strip().splitlines()
-        headline = next((ln for ln in first if ln.strip() and not ln.startswith("#")), "")
-        self.say(f"  run #{entry['run_id']}: {res.status}" + (" (resumed)" if resumed else "") +
-                 (f" — {headline[:150]}" if headline else ""))
+        self.say(f"  run #{res.run_id}: {res.status}" + (" (resumed after the approval)" if resumed else ""))
         if entry["error"]:
             self.say(f"  [red]{entry['error']}[/red]")
+        return acted
+
+    def _candidate_share(self) -> float:
+        """Percent of requests the candidate sees now (shadow mirrors all of them)."""
+        routing = self.steward.registry.routing_table(self.steward.registry.deployment(USE_CASE))
+        if any(a["role"] == "shadow" for a in routing):
+            return 100.0
+        return sum(a["weight"] for a in routing if a["role"] == "canary") or 100.0
 
     def _rollout_state(self) -> str:
         out = self.call("rollout_status", {"use_case": USE_CASE})
@@ -352,6 +421,42 @@ class Demo:
         self.final_report()
         self.steward.close()
         return self.report
+
+
+def _summary(tool: str, result: str) -> str:
+    """One line about a tool result (JSON text) for the demo's screen."""
+    try:
+        r = json.loads(result)
+    except (TypeError, ValueError):
+        # results are stored shortened: pick the telling fields out of the JSON text
+        import re
+
+        fields = {k: m.group(1) for k in ("action", "message", "verdict", "candidate")
+                  if (m := re.search(rf'"{k}": "((?:[^"\\]|\\.)*)"', result))}
+        if fields:
+            return " — ".join(fields[k] for k in ("candidate", "verdict", "action", "message") if k in fields)[:220]
+        return result[:160]
+    if not isinstance(r, dict):
+        return result[:160]
+    if tool == "scan":
+        parts = [f"{x.get('provider')}: {x.get('status') or ('ok' if not x.get('error') else x.get('error_kind'))}"
+                 for x in r.get("sources", [])]
+        return "; ".join(parts)[:200]
+    if tool == "build_dataset":
+        return f"{r.get('train_rows')} train / {r.get('validation_rows')} validation rows -> {r.get('path')}"
+    if tool == "fine_tune":
+        m = r.get("metrics") or {}
+        return (f"{r.get('model_id') or r.get('result_model_id')}: {m.get('steps')} steps, train loss "
+                f"{m.get('first_train_loss') or 0:.3f} -> {m.get('train_loss') or 0:.3f}, "
+                f"validation loss {m.get('val_loss') or 0:.3f}, {m.get('tokens_per_s') or 0:.0f} tokens/s")
+    if tool == "evaluate":
+        return f"{r.get('candidate')}: {str(r.get('verdict')).upper()} — {'; '.join(r.get('reasons') or [])[:160]}"
+    if tool in ("deploy", "rollout_advance", "rollback", "rollout_abort"):
+        return f"{r.get('action')}: {r.get('message', '')}"[:200]
+    if tool == "rank":
+        top = [x.get("model_id") or x.get("id") for x in (r.get("ranked") or [])[:3]]
+        return f"top: {', '.join(map(str, top))}"
+    return result[:160]
 
 
 def run_demo(opts: DemoOptions) -> DemoReport:

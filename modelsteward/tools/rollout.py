@@ -64,6 +64,7 @@ class AgentSettings(_In):
     fine_tune_min_feedback: int | None = Field(default=None, ge=1, description="New high-feedback logs before a fine-tune.")
     fine_tune: dict[str, Any] | None = Field(default=None, description="Extra fine_tune arguments (max_steps, ...).")
     evaluate: dict[str, Any] | None = Field(default=None, description="Extra evaluate arguments (samples, ...).")
+    build_dataset: dict[str, Any] | None = Field(default=None, description="Extra build_dataset arguments (min_rows, ...).")
     rollout_fine_tunes_on_pass: bool | None = Field(
         default=None, description="Roll out a passing fine-tune of the current model trained on this use case's own "
         "traffic even without a measured quality gain (its point is specialisation).")

@@ -24,13 +24,13 @@ log = logging.getLogger(__name__)
 
 class BuildDatasetIn(BaseModel):
     use_case: str
-    since: str | None = Field("30d", description="window: 30d, 12h, 2w, an ISO date, or 'all'")
-    min_feedback: float | None = Field(None, ge=-1, le=1, description="keep rows with feedback >= this")
+    since: str | None = Field(default="30d", description="window: 30d, 12h, 2w, an ISO date, or 'all'")
+    min_feedback: float | None = Field(default=None, ge=-1, le=1, description="keep rows with feedback >= this")
     keep_unrated: bool = False
-    initial: str | None = Field(None, description="initial data JSONL (default: the use case's)")
-    validation_fraction: float = Field(0.1, ge=0, lt=1)
-    near_dup_threshold: float | None = Field(0.8, gt=0, le=1)
-    min_rows: int = Field(16, ge=1)
+    initial: str | None = Field(default=None, description="initial data JSONL (default: the use case's)")
+    validation_fraction: float = Field(default=0.1, ge=0, lt=1)
+    near_dup_threshold: float | None = Field(default=0.8, gt=0, le=1)
+    min_rows: int = Field(default=16, ge=1)
 
 
 class BuildDatasetOut(BaseModel):
@@ -66,26 +66,26 @@ def build_dataset(ctx: ToolContext, inp: BuildDatasetIn) -> BuildDatasetOut:
 
 class FineTuneIn(BaseModel):
     use_case: str
-    base: str = Field("local:smollm2-135m-instruct", description="base model id (a local transformers model)")
+    base: str = Field(default="local:smollm2-135m-instruct", description="base model id (a local transformers model)")
     method: Literal["lora", "full"] = "lora"
-    name: str | None = Field(None, description="registered as local:<name>")
-    dataset: str | None = Field(None, description="a built dataset folder; default: build one now")
+    name: str | None = Field(default=None, description="registered as local:<name>")
+    dataset: str | None = Field(default=None, description="a built dataset folder; default: build one now")
     since: str | None = "30d"
-    min_feedback: float | None = Field(None, ge=-1, le=1)
-    max_steps: int = Field(60, ge=1, le=1_000_000)
-    learning_rate: float | None = Field(None, gt=0)
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    max_seq_len: int = Field(512, ge=16)
+    min_feedback: float | None = Field(default=None, ge=-1, le=1)
+    max_steps: int = Field(default=60, ge=1, le=1_000_000)
+    learning_rate: float | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=4, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    max_seq_len: int = Field(default=512, ge=16)
     packing: bool = False
-    lora_r: int = Field(8, ge=1)
+    lora_r: int = Field(default=8, ge=1)
     lora_targets: list[str] | None = None
-    eval_every: int = Field(20, ge=1)
-    patience: int | None = Field(3, ge=1)
+    eval_every: int = Field(default=20, ge=1)
+    patience: int | None = Field(default=3, ge=1)
     init_adapter: str | None = None
     seed: int = 0
-    background: bool = Field(False, description="return at once and train in a background thread")
-    queue_only: bool = Field(False, description="create the queued job and return (run it with "
+    background: bool = Field(default=False, description="return at once and train in a background thread")
+    queue_only: bool = Field(default=False, description="create the queued job and return (run it with "
                              "`accelerate launch -m modelsteward.training.launch --job ID`)")
 
 

@@ -12,12 +12,14 @@ The whole pipeline is SQL over the log store's ``logs`` view, so 1M rows build i
    ``too_long`` (characters of the response / of the whole conversation);
 3. the use case's initial data (JSONL of ``{"messages": [...]}``, last message from the
    assistant) joins here: it skips the log filters but nothing after;
-4. PII redaction of every message and response (``pii.py``; nothing unredacted is ever written);
-5. exact duplicates (same normalised conversation) and near duplicates (MinHash over word
-   3-grams of the non-system text, LSH banding, then the candidate pairs verified on their
-   signatures) are removed, keeping the preferred row: initial data first, then the best
-   feedback, then the newest;
-6. a content-hash split into train / validation (stable: the same row lands in the same split
+4. exact duplicates (same lower-cased user/assistant text and response; the system prompt is
+   ignored, it is shared by most rows) are removed, keeping the preferred row: initial data
+   first, then the best feedback, then the newest;
+5. PII redaction of every message and response (``pii.py``; a combined pre-check skips rows
+   without any match); nothing unredacted is ever written;
+6. near duplicates: MinHash over word 3-grams of the redacted non-system text, LSH banding,
+   candidate pairs verified on their signatures (``_near_dups``);
+7. a content-hash split into train / validation (stable: the same row lands in the same split
    on every rebuild), files ordered by content hash, a card with the counts per filter and a
    sha256 over both files.
 
@@ -56,18 +58,18 @@ class DatasetSpec(BaseModel):
     """What to build; validated before any query runs."""
 
     use_case: str
-    since: str | None = Field("30d", description="window start: 30d, 12h, 2w, an ISO date, or None for all")
+    since: str | None = Field(default="30d", description="window start: 30d, 12h, 2w, an ISO date, or None for all")
     until: dt.datetime | None = None
-    min_feedback: float | None = Field(None, ge=-1.0, le=1.0)
-    keep_unrated: bool = Field(False, description="with min_feedback, keep rows nobody rated")
+    min_feedback: float | None = Field(default=None, ge=-1.0, le=1.0)
+    keep_unrated: bool = Field(default=False, description="with min_feedback, keep rows nobody rated")
     min_judge_score: float | None = None
-    min_response_chars: int = Field(1, ge=0)
-    max_chars: int = Field(16_000, ge=1, description="upper bound on the characters of the whole conversation")
+    min_response_chars: int = Field(default=1, ge=0)
+    max_chars: int = Field(default=16_000, ge=1, description="upper bound on the characters of the whole conversation")
     initial_path: str | None = None
-    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    near_dup_threshold: float | None = Field(0.8, gt=0.0, le=1.0, description="None disables near-dup removal")
-    num_perm: int = Field(32, ge=8, le=128)
-    min_rows: int = Field(16, ge=1, description="refuse when fewer training rows remain")
+    validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    near_dup_threshold: float | None = Field(default=0.8, gt=0.0, le=1.0, description="None disables near-dup removal")
+    num_perm: int = Field(default=32, ge=8, le=128)
+    min_rows: int = Field(default=16, ge=1, description="refuse when fewer training rows remain")
 
     @field_validator("since")
     @classmethod
@@ -207,13 +209,6 @@ def build_from_connection(
         "FALSE" if judge is None
         else f"TRY_CAST(json_extract_string(metadata, '$.judge_score') AS DOUBLE) < {float(judge)!r}"
     )
-    # Messages valid = a non-empty JSON list of {role in system/user/assistant, content: string}.
-    valid = (
-        "CASE WHEN json_valid(messages) AND json_type(messages) = 'ARRAY' AND json_array_length(messages) > 0 "
-        "THEN list_distinct(json_type(messages, '$[*].content')) = ['VARCHAR'] "
-        "AND list_has_all(['system', 'user', 'assistant'], json_extract_string(messages, '$[*].role')) "
-        "AND response IS NOT NULL AND length(trim(response)) > 0 ELSE FALSE END"
-    )
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_tagged AS
         SELECT request_id, ts, feedback, messages, response,
@@ -224,21 +219,30 @@ def build_from_connection(
             WHEN {fb_unrated} THEN 'unrated'
             WHEN {fb_below} THEN 'feedback_below'
             WHEN coalesce({judge_below}, FALSE) THEN 'judge_below'
-            WHEN NOT coalesce({valid}, FALSE) THEN 'malformed'
           END AS dropped
         FROM logs WHERE {' AND '.join(where)}
     """, params)
 
-    # Parsed conversation (list of {role, content}) + response; length bounds tagged here.
+    # One JSON parse per row: messages must be a non-empty list of {role: system|user|assistant,
+    # content: string} and the response non-empty, else the row is 'malformed'; length bounds next.
     msg_t = "STRUCT(role VARCHAR, content VARCHAR)[]"
+    bad_msg = ("coalesce(m.role NOT IN ('system', 'user', 'assistant'), TRUE) "
+               "OR coalesce(json_type(m.content) <> 'VARCHAR', TRUE)")
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_conv AS
-        SELECT 1 AS src, request_id AS rid_src, ts, feedback, msgs, response,
-               CASE WHEN length(trim(response)) < {spec.min_response_chars} THEN 'too_short'
+        SELECT 1 AS src, rid_src, ts, feedback, msgs, response,
+               CASE WHEN malformed THEN 'malformed'
+                    WHEN length(trim(response)) < {spec.min_response_chars} THEN 'too_short'
                     WHEN coalesce(list_sum(list_transform(msgs, lambda m: length(m.content))), 0) + length(response)
                          > {spec.max_chars} THEN 'too_long' END AS dropped
-        FROM (SELECT *, CAST(json_transform(messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS {msg_t}) AS msgs
-              FROM ds_tagged WHERE dropped IS NULL)
+        FROM (
+          SELECT request_id AS rid_src, ts, feedback, response,
+                 raw IS NULL OR len(raw) = 0 OR len(list_filter(raw, lambda m: {bad_msg})) > 0
+                   OR response IS NULL OR length(trim(response)) = 0 AS malformed,
+                 CAST(list_transform(raw, lambda m: struct_pack(role := m.role, content := m.content ->> '$'))
+                      AS {msg_t}) AS msgs
+          FROM (SELECT *, TRY(json_transform(messages, '[{{"role": "VARCHAR", "content": "JSON"}}]')) AS raw
+                FROM ds_tagged WHERE dropped IS NULL))
     """)
     rows = con.execute(
         "SELECT dropped, count(*) FROM ds_tagged GROUP BY 1 UNION ALL "

@@ -42,11 +42,11 @@ class FineTuneRequest(BaseModel):
     use_case: str
     base_model_id: str = "local:smollm2-135m-instruct"
     method: Literal["lora", "full"] = "lora"
-    name: str | None = Field(None, description="registered as local:<name>; default <use case>-<method>-<time>")
-    dataset_path: str | None = Field(None, description="a built dataset folder (with card.json); else build one")
+    name: str | None = Field(default=None, description="registered as local:<name>; default <use case>-<method>-<time>")
+    dataset_path: str | None = Field(default=None, description="a built dataset folder (with card.json); else build one")
     dataset: DatasetSpec | None = None
     train: TrainConfig = Field(default_factory=TrainConfig)
-    memory_budget_bytes: int | None = Field(None, description="override the free-memory probe (tests, quotas)")
+    memory_budget_bytes: int | None = Field(default=None, description="override the free-memory probe (tests, quotas)")
 
 
 # ---------------------------------------------------------------------------------------------- datasets

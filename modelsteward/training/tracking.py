@@ -44,7 +44,7 @@ def log_dataset_input(card: Any, context: str = "training") -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             source = resolve_dataset_source(str(path))
-        ds = MetaDataset(source=source, name=f"{card.use_case}-{split}", digest=card.sha256[:16])
+        ds = MetaDataset(source=source, name=f"{card.use_case}-{split}", digest=card.sha256[:16])  # type: ignore[abstract]
         mlflow.log_input(ds, context=context if split == "train" else "validation")
 
 

@@ -47,28 +47,28 @@ class TrainConfig(BaseModel):
     """Every knob of a fine-tuning run (validated; saved beside its checkpoints)."""
 
     method: Literal["lora", "full"] = "lora"
-    max_steps: int = Field(60, ge=1)
-    learning_rate: float | None = Field(None, gt=0, description="default 2e-4 for LoRA, 2e-5 for full")
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    max_seq_len: int = Field(512, ge=16)
+    max_steps: int = Field(default=60, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0, description="default 2e-4 for LoRA, 2e-5 for full")
+    batch_size: int = Field(default=4, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    max_seq_len: int = Field(default=512, ge=16)
     packing: bool = False
-    warmup_steps: int = Field(0, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    warmup_steps: int = Field(default=0, ge=0)
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
     lora_targets: list[str] | Literal["all-linear"] = Field(default_factory=lambda: ["q_proj", "v_proj"])
-    eval_every: int = Field(20, ge=1)
-    patience: int | None = Field(3, ge=1, description="evaluations without improvement before stopping")
-    save_every: int | None = Field(None, ge=1, description="checkpoint cadence; default = eval_every")
-    keep_checkpoints: int = Field(2, ge=1)
-    init_adapter: str | None = Field(None, description="LoRA: continue training this PEFT adapter folder")
+    eval_every: int = Field(default=20, ge=1)
+    patience: int | None = Field(default=3, ge=1, description="evaluations without improvement before stopping")
+    save_every: int | None = Field(default=None, ge=1, description="checkpoint cadence; default = eval_every")
+    keep_checkpoints: int = Field(default=2, ge=1)
+    init_adapter: str | None = Field(default=None, description="LoRA: continue training this PEFT adapter folder")
     seed: int = 0
     device: str = "auto"
-    bf16: bool | None = Field(None, description="None = on when the GPU supports it")
+    bf16: bool | None = Field(default=None, description="None = on when the GPU supports it")
 
     @model_validator(mode="after")
     def _defaults(self) -> TrainConfig:
@@ -187,7 +187,7 @@ def load_model(cfg: TrainConfig, base_dir: Path, device: str, dtype: Any) -> tup
     tok = AutoTokenizer.from_pretrained(base_dir)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     if cfg.method == "lora" and cfg.init_adapter:
         from peft import PeftModel
 
@@ -244,7 +244,10 @@ def train(
     train_ex, dropped = tokenize_rows(tok, train_rows, cfg.max_seq_len)
     val_ex, dropped_v = tokenize_rows(tok, val_rows, cfg.max_seq_len)
     if not train_ex:
-        raise ValueError("no training example has an assistant token within max_seq_len")
+        from modelsteward.errors import InsufficientData
+
+        raise InsufficientData(f"No training row has an assistant token within max_seq_len={cfg.max_seq_len} "
+                               f"({dropped} rows dropped); raise --max-seq-len.")
     batches = make_batches(train_ex, cfg.batch_size, cfg.max_seq_len, cfg.packing)
     val_batches = make_batches(val_ex, cfg.batch_size, cfg.max_seq_len, False)
     pad_id = tok.pad_token_id
@@ -286,12 +289,13 @@ def train(
         if not val_batches:
             return None
         model.eval()
+        plain = acc.unwrap_model(model)  # no DDP hooks: ranks may hold different numbers of batches
         tot = torch.zeros(2, device=device)
         for vb in val_batches[rank::world]:
             b = {k: v.to(device) for k, v in collate(vb, pad_id).items()}
             n = n_targets(b)
             with acc.autocast():
-                out = model(**b)
+                out = plain(**b)
             tot += torch.tensor([float(out.loss) * n, n], device=device)
         tot = acc.reduce(tot, reduction="sum")
         model.train()
@@ -317,7 +321,8 @@ def train(
 
     # -- the loop
     model.train()
-    status, stopped_early, tokens, loss_val, val_loss = "succeeded", False, 0, None, None
+    status: Literal["succeeded", "cancelled"] = "succeeded"
+    stopped_early, tokens, loss_val, val_loss = False, 0, None, None
     save_every = cfg.save_every or cfg.eval_every
     bar = tqdm(total=cfg.max_steps, initial=step, desc="fine-tune", unit="step",
                disable=(not acc.is_main_process) if progress_bar is None else not progress_bar)
@@ -331,6 +336,7 @@ def train(
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
+        t_step, tokens_before = time.perf_counter(), tokens
         micro = [batch_at(step * cfg.grad_accum * world + i) for i in range(cfg.grad_accum * world)]
         mine = micro[rank::world]
         total_targets = sum(n_targets(b) for b in micro)
@@ -354,7 +360,8 @@ def train(
         loss_val = float(acc.reduce(step_loss, reduction="sum"))
         if first_loss is None:
             first_loss = loss_val
-        metrics = {"train_loss": loss_val, "lr": lr_at(step - 1, cfg)}
+        metrics = {"train_loss": loss_val, "lr": lr_at(step - 1, cfg), "tokens": float(tokens - tokens_before),
+                   "step_s": time.perf_counter() - t_step}
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             val_loss = evaluate()
             if val_loss is not None:
