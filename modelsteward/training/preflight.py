@@ -68,7 +68,7 @@ def _meta_model(path: Path) -> Any:
 
     config = AutoConfig.from_pretrained(path)
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config)
+        return AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
 
 
 def count_params(path: Path) -> int:

@@ -176,7 +176,8 @@ def _load_checkpoint(path: Path, model: Any, opt: Any, sched: Any) -> dict[str, 
     opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
     sched.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     _set_rng_state(torch.load(path / "rng.pt", weights_only=False))
-    return json.loads((path / "state.json").read_text())
+    state: dict[str, Any] = json.loads((path / "state.json").read_text())
+    return state
 
 
 def load_model(cfg: TrainConfig, base_dir: Path, device: str, dtype: Any) -> tuple[Any, Any]:
