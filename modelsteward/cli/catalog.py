@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, table
+from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, parse_weights, table
 
 __all__ = ["register"]
 
@@ -68,7 +68,7 @@ def rank(
 
     ctx = open_ctx()
     try:
-        out = call_tool("rank", {"use_case": use_case, "weights": _parse_weights(weights), "since": since,
+        out = call_tool("rank", {"use_case": use_case, "weights": parse_weights(weights), "since": since,
                                  "top": top or None}, ctx)
     finally:
         ctx.steward.close()
@@ -90,23 +90,6 @@ def rank(
     for note in r.notes:  # type: ignore[attr-defined]
         console.print(f"[dim]{note}[/dim]")
 
-
-def _parse_weights(text: str | None) -> dict[str, float] | None:
-    """``quality=.5,cost=.3`` -> dict; malformed parts raise InvalidInput."""
-    from modelsteward.errors import InvalidInput
-
-    if not text:
-        return None
-    out: dict[str, float] = {}
-    for part in text.split(","):
-        key, sep, val = part.partition("=")
-        try:
-            out[key.strip()] = float(val) if sep else float("nan")
-        except ValueError:
-            raise InvalidInput(f"Weight {part!r} is not key=number (e.g. quality=.5,cost=.3,latency=.2).") from None
-        if out[key.strip()] != out[key.strip()]:
-            raise InvalidInput(f"Weight {part!r} is not key=number (e.g. quality=.5,cost=.3,latency=.2).")
-    return out
 
 
 def register(app: typer.Typer) -> None:

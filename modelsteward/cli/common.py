@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelsteward.errors import StewardError
+from modelsteward.errors import InvalidInput, StewardError
 
-__all__ = ["console", "err_console", "open_ctx", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail"]
+__all__ = ["console", "err_console", "open_ctx", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail", "parse_weights"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -90,3 +90,19 @@ def run_cli(app: typer.Typer) -> None:
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         raise
+
+
+def parse_weights(text: str | None) -> dict[str, float] | None:
+    """``quality=.5,cost=.3,latency=.2`` -> dict; malformed parts raise InvalidInput."""
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, val = part.partition("=")
+        if not sep:
+            raise InvalidInput(f"Weight {part!r} is not key=value (e.g. quality=.5,cost=.3,latency=.2).")
+        try:
+            out[key.strip()] = float(val)
+        except ValueError:
+            raise InvalidInput(f"Weight {part!r}: {val!r} is not a number.") from None
+    return out

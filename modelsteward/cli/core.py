@@ -6,29 +6,12 @@ from typing import Optional
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, table
+from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, parse_weights, table
 
 __all__ = ["register"]
 
 usecase_app = typer.Typer(help="Use cases: what the application asks models to do.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
-
-
-def _parse_weights(text: str | None) -> dict[str, float] | None:
-    from modelsteward.errors import InvalidInput
-
-    if not text:
-        return None
-    out: dict[str, float] = {}
-    for part in text.split(","):
-        key, sep, val = part.partition("=")
-        if not sep:
-            raise InvalidInput(f"Weight {part!r} is not key=value (e.g. quality=.5,cost=.3,latency=.2).")
-        try:
-            out[key.strip()] = float(val)
-        except ValueError:
-            raise InvalidInput(f"Weight {part!r}: {val!r} is not a number.") from None
-    return out
 
 
 def _csv(text: str | None) -> list[str]:
@@ -86,7 +69,7 @@ def usecase_add(
         {
             "name": name, "description": description, "model": model, "fallback": _csv(fallback),
             "budget_usd": None if budget_usd is None else Decimal(str(budget_usd)),
-            "weights": _parse_weights(weights), "min_context": min_context, "latency_slo_ms": latency_slo_ms,
+            "weights": parse_weights(weights), "min_context": min_context, "latency_slo_ms": latency_slo_ms,
             "requires": _csv(requires), "sticky": sticky, "golden_set": golden_set, "initial_data": initial_data,
         },
         ctx,
