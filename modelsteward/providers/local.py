@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,12 @@ class LocalProvider:
         self._model: Any = None
         self._tok: Any = None
         self._count_lock = threading.Lock()
+        # Greedy requests arriving while a generation runs are batched into the next one
+        # (STEWARD_LOCAL_MAX_BATCH, default 8; 1 turns batching off).
+        self.max_batch = max(1, int(os.environ.get("STEWARD_LOCAL_MAX_BATCH", "8")))
+        self._pending: list[tuple[list[Message], dict[str, Any], Future[tuple[str, int, int, str]]]] = []
+        self._drain_scheduled = False
+        self.batches = 0  # batched generate calls so far
         self.active = 0  # generations running now
         self.peak_active = 0  # the most that ever ran at once (never above ``concurrency``)
 
@@ -171,6 +177,72 @@ class LocalProvider:
                 text, finish = text[:cut], "stop"
         return text, int(ids.shape[1]), int(len(new)), finish
 
+    # ---------------------------------------------------------------- dynamic batching (greedy)
+    def _submit(self, messages: list[Message], params: dict[str, Any]) -> Future[tuple[str, int, int, str]]:
+        fut: Future[tuple[str, int, int, str]] = Future()
+        with self._count_lock:
+            self._pending.append((messages, params, fut))
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                self._executor.submit(self._drain)
+        return fut
+
+    def _drain(self) -> None:
+        """Worker: run pending greedy requests in batches of equal max_tokens until none are left."""
+        while True:
+            with self._count_lock:
+                if not self._pending:
+                    self._drain_scheduled = False
+                    return
+                want = self._pending[0][1].get("max_tokens")
+                batch = [p for p in self._pending if p[1].get("max_tokens") == want][: self.max_batch]
+                for item in batch:
+                    self._pending.remove(item)
+                self.active += 1
+                self.peak_active = max(self.peak_active, self.active)
+            try:
+                results = self._generate_batch([m for m, _, _ in batch], batch[0][1])
+                for (_, _, fut), res in zip(batch, results):
+                    fut.set_result(res)
+            except BaseException as exc:  # noqa: BLE001 - every waiting request gets the failure
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+            finally:
+                with self._count_lock:
+                    self.active -= 1
+
+    def _generate_batch(self, batch: list[list[Message]], params: dict[str, Any]) -> list[tuple[str, int, int, str]]:
+        """One left-padded greedy ``generate`` for several prompts; per-row text, token counts, finish."""
+        import torch
+
+        self.load()
+        if len(batch) == 1:
+            return [self._generate_now(batch[0], params, None)]
+        self.batches += 1
+        rows = [self._prompt_ids(m)[0] for m in batch]
+        width = max(int(r.shape[0]) for r in rows)
+        pad = self._tok.pad_token_id if self._tok.pad_token_id is not None else 0
+        ids = torch.full((len(rows), width), pad, dtype=rows[0].dtype, device=self.device)
+        mask = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)
+        for i, r in enumerate(rows):
+            ids[i, width - r.shape[0]:] = r
+            mask[i, width - r.shape[0]:] = 1
+        kw = self._gen_kwargs(params.get("max_tokens"), None, None, None, None)
+        with torch.inference_mode():
+            out = self._model.generate(input_ids=ids, attention_mask=mask, **kw)
+        eos = self._tok.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        results = []
+        for i, r in enumerate(rows):
+            new = out[i, width:].tolist()
+            cut = next((k + 1 for k, t in enumerate(new) if t in eos_ids), None)
+            finish = "stop" if cut is not None else "length"
+            new = new[:cut] if cut is not None else new
+            text = self._tok.decode(new, skip_special_tokens=True)
+            results.append((text, int(r.shape[0]), len(new), finish))
+        return results
+
     @staticmethod
     def _params(max_tokens: int | None, temperature: float | None, top_p: float | None,
                 stop: str | Sequence[str] | None, seed: int | None) -> dict[str, Any]:
@@ -195,7 +267,11 @@ class LocalProvider:
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            text, n_in, n_out, finish = await loop.run_in_executor(self._executor, self._generate, list(messages), params)
+            if self.max_batch > 1 and not params["temperature"] and not params["stop"]:
+                text, n_in, n_out, finish = await asyncio.wrap_future(self._submit(list(messages), params))
+            else:
+                text, n_in, n_out, finish = await loop.run_in_executor(self._executor, self._generate, list(messages),
+                                                                       params)
         except (InvalidInput, ConfigError):
             raise
         except Exception as exc:  # noqa: BLE001 - translate torch/transformers failures at the boundary
