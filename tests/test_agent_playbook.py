@@ -238,3 +238,38 @@ def test_console_proposals_are_requested_by_the_operator(steward) -> None:  # ty
     res = resume_after_decision(steward, reply.approval_id)
     assert res is not None and res.status == "completed" and '"action": "deployed"' in res.answer
     assert routing(steward)[1] == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
+
+
+def test_inconclusive_candidate_is_evaluated_again_on_a_larger_sample() -> None:
+    """The playbook reads 'inconclusive' as 'too few samples' and asks again with twice as many."""
+    from langchain_core.messages import HumanMessage
+
+    from modelsteward.agent.planners import MAX_EVAL_SAMPLES, PlaybookPlanner
+    from modelsteward.tools.base import load_all_tools
+
+    tools = load_all_tools()
+    test = {"id": 1, "candidate": "local:ft", "baseline": "local:base", "verdict": "inconclusive", "passed": False,
+            "samples": 16, "metrics": {}}
+    obs = {"catalog": {"stale": False}, "pending_approvals": [], "use_cases": [{
+        "name": "story", "current_model": "local:base", "rollouts": [], "violations": [], "new_feedback": {},
+        "agent_config": {"evaluate": {"samples": 12}}, "last_fine_tune": None, "pending_approvals": [],
+        "models": [
+            {"id": "local:base", "status": "current", "kind": "self_hosted", "latest_test": None},
+            {"id": "local:ft", "status": "candidate", "kind": "fine_tuned", "parent_model_id": "local:base",
+             "latest_test": test},
+        ]}]}
+    done_rank = {"name": "rank", "args": {"use_case": "story"}, "id": "r1"}
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    state = {"observation": obs, "use_case": "story", "messages": [
+        HumanMessage(content="go"),
+        AIMessage(content="", tool_calls=[{"name": "guard_check", "args": {"use_case": "story"}, "id": "g1"}]),
+        ToolMessage(content="{}", tool_call_id="g1"),
+        AIMessage(content="", tool_calls=[done_rank]), ToolMessage(content="{}", tool_call_id="r1")]}
+    msg = PlaybookPlanner().plan(state, tools)  # type: ignore[arg-type]
+    calls = msg.tool_calls
+    assert calls and calls[0]["name"] == "evaluate", msg.content
+    assert calls[0]["args"]["samples"] == 32 and "inconclusive" in str(msg.content)
+    test["samples"] = MAX_EVAL_SAMPLES
+    msg = PlaybookPlanner().plan(state, tools)  # type: ignore[arg-type]
+    assert not any(c["name"] == "evaluate" for c in msg.tool_calls)

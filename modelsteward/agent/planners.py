@@ -15,7 +15,8 @@ why a prompt injection in a catalog description cannot steer it.  Per use case, 
    to a person);
 3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
 4. ``rank`` the use case (once per run);
-5. ``evaluate`` up to two top-ranked untested candidates (no test against the current model);
+5. ``evaluate`` up to two top-ranked untested candidates (no test against the current model), and
+   re-evaluate an inconclusive one on twice the sample (up to ``MAX_EVAL_SAMPLES``);
 6. (unless the last fine-tune's model is still a candidate or in a rollout) at least
    ``FINE_TUNE_MIN_FEEDBACK`` (or ``config["agent"]["fine_tune_min_feedback"]``) new
    high-feedback logs since the last fine-tune -> ``build_dataset`` then ``fine_tune`` of a
@@ -49,6 +50,7 @@ __all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "fit_args", "bette
 
 FINE_TUNE_MIN_FEEDBACK = 200
 EVALS_PER_RUN = 2
+MAX_EVAL_SAMPLES = 200  # re-evaluating an inconclusive candidate doubles its sample up to this
 PLAYBOOK_TOOLS = (
     "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort", "rollback",
 )
@@ -271,11 +273,21 @@ class PlaybookPlanner:
             if uc.get("current_model") and has("evaluate") and len(evaluated) < EVALS_PER_RUN:
                 for m in by_rank:
                     t = m.get("latest_test")
-                    if (t is None or t.get("baseline") != uc["current_model"]) and once("evaluate", name, m["id"]):
+                    untested = t is None or t.get("baseline") != uc["current_model"]
+                    # an inconclusive verdict means "too few samples to tell": ask again with twice as many
+                    retry = (not untested and t is not None and t.get("verdict") == "inconclusive"
+                             and int(t.get("samples") or 0) < MAX_EVAL_SAMPLES)
+                    if (untested or retry) and once("evaluate", name, m["id"]):
                         extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
                         args = {**fit_args(tools["evaluate"], use_case=name, model=m["id"]),
                                 **{k: v for k, v in extra.items() if k in tools["evaluate"].input_model.model_fields}}
-                        return self._msg([_call("evaluate", args)], f"{name}: evaluate untested candidate {m['id']}")
+                        why = f"{name}: evaluate untested candidate {m['id']}"
+                        if retry and "samples" in tools["evaluate"].input_model.model_fields:
+                            base_n = int(args.get("samples") or 20)
+                            args["samples"] = min(MAX_EVAL_SAMPLES, max(base_n, int(t.get("samples") or 0)) * 2)
+                            why = (f"{name}: {m['id']} was inconclusive on {t.get('samples')} samples: "
+                                   f"evaluate again on {args['samples']}")
+                        return self._msg([_call("evaluate", args)], why)
             # 6. fine-tune on new high-feedback logs
             fb = (uc.get("new_feedback") or {}).get("high_feedback", 0)
             job = uc.get("last_fine_tune") or {}

@@ -47,7 +47,7 @@ class DemoOptions:
     requests: int = 200          # initial traffic
     step_requests: int = 24      # traffic per analysis window
     max_tokens: int = 32
-    concurrency: int = 4
+    concurrency: int = 8          # client connections (the local provider batches them)
     port: int = 0                # 0: a free port
     finetune_steps: int = 30
     eval_samples: int = 12
