@@ -13,7 +13,7 @@ def demo(
     fresh: bool = typer.Option(False, "--fresh", help="Delete the workspace first and start over."),
     requests: int = typer.Option(200, "--requests", min=1, help="Initial requests through the gateway."),
     step_requests: int = typer.Option(24, "--step-requests", min=1, help="Requests per analysis window."),
-    finetune_steps: int = typer.Option(30, "--finetune-steps", min=1, help="LoRA optimisation steps."),
+    finetune_steps: int = typer.Option(20, "--finetune-steps", min=1, help="LoRA optimisation steps."),
     max_cycles: int = typer.Option(14, "--max-cycles", min=1, help="Agent cycles at most."),
     port: int = typer.Option(0, "--port", help="Port for steward serve (0: a free one)."),
     short: bool = typer.Option(False, "--short", help="A shortened run (CI): fewer requests and steps, same path."),

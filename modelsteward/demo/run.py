@@ -49,7 +49,7 @@ class DemoOptions:
     max_tokens: int = 32
     concurrency: int = 8          # client connections (the local provider batches them)
     port: int = 0                # 0: a free port
-    finetune_steps: int = 30
+    finetune_steps: int = 20
     eval_samples: int = 12
     max_cycles: int = 14
     window_requests: int = 12    # analysis window: minimum requests per step
@@ -235,7 +235,7 @@ class Demo:
             "rollout_strategy": "shadow", "fine_tune_min_feedback": o.min_feedback_rows,
             "rollout_fine_tunes_on_pass": True,
             "build_dataset": {"min_rows": 8},
-            "fine_tune": {"max_steps": o.finetune_steps, "max_seq_len": 256, "batch_size": 4, "learning_rate": 1e-4,
+            "fine_tune": {"max_steps": o.finetune_steps, "max_seq_len": 256, "batch_size": 4, "learning_rate": 5e-5,
                           "eval_every": max(5, o.finetune_steps // 3)},
             "evaluate": {"samples": o.eval_samples, "max_tokens": o.max_tokens, "safety_prompts": 4,
                          "concurrency": 2},
