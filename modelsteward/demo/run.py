@@ -363,7 +363,7 @@ class Demo:
     def final_report(self) -> None:
         from sqlalchemy import select
 
-        from modelsteward.storage.models import FineTuningJob, TestResult
+        from modelsteward.storage.models import FineTuningJob, Rollout, TestResult
 
         self.step("5. report")
         reg = self.steward.registry
@@ -373,6 +373,8 @@ class Demo:
             tr = s.scalars(select(TestResult).order_by(TestResult.id.desc())).first()
             if job is not None:
                 self.report.fine_tuned = job.result_model_id
+            rollouts = [f"#{r.id} {r.strategy} of {r.candidate_model_id}: {r.state}"
+                        for r in s.scalars(select(Rollout).order_by(Rollout.id))]
             if tr is not None:
                 self.report.evaluation = {"candidate": tr.candidate_model_id, "baseline": tr.baseline_model_id,
                                           "verdict": tr.verdict, "samples": tr.sample_count, "reasons": tr.reasons,
@@ -393,6 +395,7 @@ class Demo:
             f"fine-tuned model: {self.report.fine_tuned or 'none'}",
             f"evaluation: {ev.get('verdict', 'none')} on {ev.get('samples', 0)} samples"
             + (f" — {'; '.join(map(str, ev.get('reasons') or []))[:300]}" if ev else ""),
+            "rollouts: " + ("; ".join(rollouts) if rollouts else "none"),
             f"decision: {self.report.decision}",
             "routing now: " + ", ".join(f"{a['model_id']} {a['role']} {a['weight']:g}%" for a in self.report.routing),
             f"approvals decided by the demo operator: {len(self.report.approvals)}",
