@@ -270,6 +270,9 @@ def test_inconclusive_candidate_is_evaluated_again_on_a_larger_sample() -> None:
     calls = msg.tool_calls
     assert calls and calls[0]["name"] == "evaluate", msg.content
     assert calls[0]["args"]["samples"] == 32 and "inconclusive" in str(msg.content)
+    test["samples"] = 24  # already twice the configured 12: not asked again
+    msg = PlaybookPlanner().plan(state, tools)  # type: ignore[arg-type]
+    assert not any(c["name"] == "evaluate" for c in msg.tool_calls)
     test["samples"] = MAX_EVAL_SAMPLES
     msg = PlaybookPlanner().plan(state, tools)  # type: ignore[arg-type]
     assert not any(c["name"] == "evaluate" for c in msg.tool_calls)

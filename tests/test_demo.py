@@ -21,6 +21,8 @@ def test_short_demo_closes_the_loop(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "modelsteward", "demo", "--short", "--json"], env=env,
                           capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    (Path(__file__).parent / "artifacts").mkdir(exist_ok=True)
+    (Path(__file__).parent / "artifacts" / "demo-short.log").write_text(proc.stderr)
     report = json.loads(proc.stdout)
     assert (ws / "demo-report.json").exists()
 
@@ -42,7 +44,10 @@ def test_short_demo_closes_the_loop(tmp_path: Path) -> None:
         assert any(d.decided_by == "demo-operator" for d in decided)
         runs = c.execute(text("SELECT report FROM agent_runs WHERE report IS NOT NULL")).scalars().all()
         assert runs and all(r.strip() for r in runs)
+    # a passing candidate can still fail a canary analysis (e.g. a feedback drop): either outcome is shown
     assert report["decision"] in ("completed", "rolled_back", "aborted")
-    if report["evaluation"]["verdict"] == "pass":
-        assert report["decision"] == "completed"
-        assert any(a["model_id"] == ft[0].id and a["weight"] == 100 for a in report["routing"])
+    if report["decision"] == "completed":
+        assert any(a["model_id"].startswith("local:story_teller-lora") and a["weight"] == 100
+                   for a in report["routing"])
+    else:  # rolled back: the routing table is the stable model alone again
+        assert report["routing"] == [{"model_id": "local:smollm2-135m-instruct", "weight": 100.0, "role": "primary"}]

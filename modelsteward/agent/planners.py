@@ -275,8 +275,10 @@ class PlaybookPlanner:
                     t = m.get("latest_test")
                     untested = t is None or t.get("baseline") != uc["current_model"]
                     # an inconclusive verdict means "too few samples to tell": ask again with twice as many
+                    configured = int(((uc.get("agent_config") or {}).get("evaluate") or {}).get("samples") or 20)
+                    # once: a sample already twice the configured size (or the cap) is not asked again
                     retry = (not untested and t is not None and t.get("verdict") == "inconclusive"
-                             and int(t.get("samples") or 0) < MAX_EVAL_SAMPLES)
+                             and int(t.get("samples") or 0) < min(2 * configured, MAX_EVAL_SAMPLES))
                     if (untested or retry) and once("evaluate", name, m["id"]):
                         extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
                         args = {**fit_args(tools["evaluate"], use_case=name, model=m["id"]),

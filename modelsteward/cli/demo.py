@@ -25,7 +25,8 @@ def demo(
     opts = DemoOptions(fresh=fresh, requests=requests, step_requests=step_requests, finetune_steps=finetune_steps,
                        max_cycles=max_cycles, port=port, json_out=json_out)
     if short:
-        opts.requests, opts.step_requests, opts.finetune_steps = min(requests, 48), min(step_requests, 12), 6
+        opts.requests, opts.step_requests, opts.finetune_steps = min(requests, 64), min(step_requests, 12), 6
+        opts.learning_rate = 1e-5  # a short run barely moves the weights: the gate can tell it apart quickly
         opts.max_tokens, opts.eval_samples, opts.window_requests, opts.min_feedback_rows = 16, 6, 10, 5
     report = run_demo(opts)
     if json_out:

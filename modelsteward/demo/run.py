@@ -50,6 +50,7 @@ class DemoOptions:
     concurrency: int = 8          # client connections (the local provider batches them)
     port: int = 0                # 0: a free port
     finetune_steps: int = 20
+    learning_rate: float = 5e-5
     eval_samples: int = 12
     max_cycles: int = 14
     window_requests: int = 12    # analysis window: minimum requests per step
@@ -234,8 +235,9 @@ class Demo:
         agent = {
             "rollout_strategy": "shadow", "fine_tune_min_feedback": o.min_feedback_rows,
             "rollout_fine_tunes_on_pass": True,
-            "build_dataset": {"min_rows": 8},
-            "fine_tune": {"max_steps": o.finetune_steps, "max_seq_len": 256, "batch_size": 4, "learning_rate": 5e-5,
+            "build_dataset": {"min_rows": 6},
+            "fine_tune": {"max_steps": o.finetune_steps, "max_seq_len": 256, "batch_size": 4,
+                          "learning_rate": o.learning_rate,
                           "eval_every": max(5, o.finetune_steps // 3)},
             "evaluate": {"samples": o.eval_samples, "max_tokens": o.max_tokens, "safety_prompts": 4,
                          "concurrency": 2},
