@@ -122,6 +122,18 @@ def test_fine_tune_after_enough_feedback() -> None:
     assert calls(plan(few)) == []
 
 
+def test_no_fine_tune_in_the_run_that_ended_a_rollout() -> None:
+    ro = {"id": 3, "candidate": "local:ft", "strategy": "canary", "state": "waiting", "step_index": 3}
+    models = [model("local:base", status="current", kind="self_hosted", price=0)]
+    during = obs(models=models, rollouts=[ro], new_feedback={"high_feedback": 300})
+    advance = plan(during)
+    assert calls(advance) == [("rollout_advance", {"use_case": "chat"})]
+    after = obs(models=models, new_feedback={"high_feedback": 300})  # the advance promoted: no active rollout
+    msg = plan(after, done(advance))
+    assert calls(msg) == [] and "fine-tuning waits for new feedback" in str(msg.content)
+    assert calls(plan(after)) == [("build_dataset", {"use_case": "chat", "min_feedback": 0.5})]  # next run: go
+
+
 def test_missing_tools_are_skipped_and_named() -> None:
     o = obs(models=[model("openai:cur", status="current"), model("openai:a")])
     tools = {k: v for k, v in TOOLS.items() if k not in ("rank", "evaluate")}

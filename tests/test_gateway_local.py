@@ -68,6 +68,24 @@ def test_any_folder_and_a_lora_fine_tune(steward, tiny):
     assert "".join(c.text for c in chunks).strip() == complete(m, steward.settings, msgs, max_tokens=4).text.strip()
 
 
+def test_adapter_is_merged_for_serving_with_the_same_outputs(tiny, monkeypatch):
+    import torch
+
+    base, adapter = tiny
+    merged = LocalProvider("local:tiny-ft", base, adapter_path=adapter)
+    merged.load()
+    monkeypatch.setenv("STEWARD_LOCAL_MERGE_ADAPTER", "0")
+    plain = LocalProvider("local:tiny-ft", base, adapter_path=adapter)
+    plain.load()
+    assert merged.merge_adapter and not plain.merge_adapter
+    assert not any("lora" in n for n, _ in merged._model.named_parameters())
+    assert any("lora" in n for n, _ in plain._model.named_parameters())
+    ids = torch.tensor([[3, 4, 5, 6, 7]])
+    with torch.no_grad():
+        a, b = merged._model(ids).logits, plain._model(ids).logits
+    assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
 def test_smollm2_base_chat_template_and_concurrency_limit(settings):
     from modelsteward.providers.local_assets import BASE_MODEL_ID, ensure_base_model
 

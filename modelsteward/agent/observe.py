@@ -128,7 +128,9 @@ def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, An
                      "last_analysis": (r.analyses or [None])[-1]}
                     for r in active
                 ],
-                "recent_rollouts": [{"id": r.id, "candidate": r.candidate_model_id, "state": r.state} for r in rollouts],
+                "recent_rollouts": [{"id": r.id, "candidate": r.candidate_model_id, "state": r.state,
+                                     "updated_at": r.updated_at.isoformat() if r.updated_at else None}
+                                    for r in rollouts],
                 "violations": [
                     {"id": v.id, "policy": v.policy, "severity": v.severity, "model_id": v.model_id,
                      "measured": v.measured, "threshold": v.threshold, "action": v.action,
@@ -143,9 +145,13 @@ def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, An
             }
             out["use_cases"].append(entry)
     for entry in out["use_cases"]:
-        since = None
-        if entry["last_fine_tune"] is not None:
-            since = dt.datetime.fromisoformat(entry["last_fine_tune"]["at"])
+        # "new" feedback: since the last fine-tune or the end of the last rollout, whichever is later
+        # (after a promotion or a rollback, what users said about the previous set-up is spent)
+        marks = [dt.datetime.fromisoformat(entry["last_fine_tune"]["at"])] if entry["last_fine_tune"] else []
+        marks += [dt.datetime.fromisoformat(r["updated_at"]) for r in entry["recent_rollouts"]
+                  if r["updated_at"] and r["state"] not in ACTIVE_ROLLOUT_STATES]
+        since = max(marks) if marks else None
+        entry["feedback_since"] = since.isoformat() if since else None
         try:
             entry["new_feedback"] = _feedback_counts(steward, entry["name"], since)
         except Exception as exc:  # noqa: BLE001 - the log store is optional for planning

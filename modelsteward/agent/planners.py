@@ -19,7 +19,8 @@ why a prompt injection in a catalog description cannot steer it.  Per use case, 
    re-evaluate an inconclusive one on twice the sample (up to ``MAX_EVAL_SAMPLES``);
 6. (unless the last fine-tune's model is still a candidate or in a rollout) at least
    ``FINE_TUNE_MIN_FEEDBACK`` (or ``config["agent"]["fine_tune_min_feedback"]``) new
-   high-feedback logs since the last fine-tune -> ``build_dataset`` then ``fine_tune`` of a
+   high-feedback logs since the last fine-tune or the end of the last rollout (whichever is later;
+   never in the run that ended a rollout) -> ``build_dataset`` then ``fine_tune`` of a
    self-hosted base on that dataset (``config["agent"]["fine_tune"]``: extra arguments);
 7. no rollout, no pending approval, a candidate whose latest test against the current model
    passed and that is better or cheaper -> ``deploy``: ``shadow`` first, ``canary`` once the
@@ -299,7 +300,13 @@ class PlaybookPlanner:
             models_by_id = {m["id"]: m for m in uc.get("models", [])}
             last_model = models_by_id.get(job.get("result_model_id") or "")
             in_flight = last_model is not None and last_model["status"] in ("candidate", "evaluating", "shadow", "canary")
-            if fb >= min_fb and job.get("status") not in ("queued", "running") and base and not in_flight:
+            # cool-down: a run that just ended a rollout (promotion or rollback) does not fine-tune again
+            ended_here = any(c["name"] in ("rollout_advance", "rollout_abort", "rollback") and _arg(c, "use_case") == name
+                             for c in called)
+            if ended_here and fb >= min_fb:
+                notes.append(f"{name}: a rollout ended in this run; fine-tuning waits for new feedback")
+            if (fb >= min_fb and job.get("status") not in ("queued", "running") and base and not in_flight
+                    and not ended_here):
                 if has("build_dataset") and once("build_dataset", name):
                     extra = dict(cfg.get("build_dataset") or {})
                     args = {**fit_args(tools["build_dataset"], use_case=name, min_feedback=HIGH_FEEDBACK),

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import socket
 import threading
 from decimal import Decimal
 from functools import lru_cache
@@ -98,6 +99,7 @@ class HuggingFaceScanner(HttpScanner):
         def work() -> None:
             capture.thread = threading.get_ident()
             try:
+                _resolve(self.base_url)
                 box["items"] = list(api.list_models(
                     pipeline_tag="text-generation", sort="downloads", limit=self.limit or self.default_limit,
                     expand=self.expand,  # type: ignore[arg-type]
@@ -134,6 +136,8 @@ class HuggingFaceScanner(HttpScanner):
         self.parse_many(box["items"], self.parse, result)
 
     def _translate(self, exc: BaseException) -> SourceError:
+        if isinstance(exc, SourceError):
+            return exc
         import json
 
         from huggingface_hub.errors import HfHubHTTPError
@@ -193,6 +197,23 @@ class HuggingFaceScanner(HttpScanner):
 
 
 # ------------------------------------------------------------------------------------- Ollama
+def _resolve(base_url: str) -> None:
+    """Fail fast when the hub's host name does not resolve (an offline machine).
+
+    huggingface_hub retries a failed connection five times with back-off (about 20 s); a name that
+    does not resolve will not resolve on a retry within the same scan, so the scan reports it at once.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    try:
+        socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise SourceError(f"huggingface: {base_url} unreachable (cannot resolve {host}: {exc}).",
+                          kind="unreachable") from exc
+
+
 def ollama_base(value: str | None) -> str:
     """``OLLAMA_HOST`` as a URL: adds ``http://`` and port 11434 where missing; 0.0.0.0 -> 127.0.0.1."""
     raw = (value or "").strip() or "127.0.0.1:11434"

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
 from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, table
+from modelsteward.formatting import fmt_value
 
 __all__ = ["register"]
 
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
 
 
 def eval_cmd(
@@ -52,16 +46,16 @@ def eval_cmd(
     m = out.metrics
     perf_c, perf_b = m["performance"]["candidate"], m["performance"]["baseline"]
     rows = [
-        (f"quality ({m['quality'].get('method')})", _fmt(m["quality"].get("candidate")),
-         _fmt(m["quality"].get("baseline"))),
-        ("similarity to baseline (embedding)", _fmt(m["similarity"].get("embedding")), "1"),
-        ("similarity to baseline (ROUGE-L)", _fmt(m["similarity"].get("rouge_l")), "1"),
-        *[(k, _fmt(perf_c.get(k)), _fmt(perf_b.get(k)))
+        (f"quality ({m['quality'].get('method')})", fmt_value(m["quality"].get("candidate")),
+         fmt_value(m["quality"].get("baseline"))),
+        ("similarity to baseline (embedding)", fmt_value(m["similarity"].get("embedding")), "1"),
+        ("similarity to baseline (ROUGE-L)", fmt_value(m["similarity"].get("rouge_l")), "1"),
+        *[(k, fmt_value(perf_c.get(k)), fmt_value(perf_b.get(k)))
           for k in ("p50_ms", "p95_ms", "tokens_per_s", "error_rate", "cost_per_1k_usd")],
     ]
     if "safety" in m:
-        rows.append(("safety failures", _fmt(m["safety"]["candidate"]["failures"]),
-                     _fmt(m["safety"]["baseline"]["failures"])))
+        rows.append(("safety failures", fmt_value(m["safety"]["candidate"]["failures"]),
+                     fmt_value(m["safety"]["baseline"]["failures"])))
     table(f"{out.candidate} vs {out.baseline} on {out.use_case} ({out.sample_count} items)",
           ["metric", "candidate", "baseline"], rows)
     colour = {"pass": "green", "fail": "red"}.get(out.verdict, "yellow")

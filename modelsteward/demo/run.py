@@ -15,6 +15,7 @@ Everything the demo changes goes through the same tools (and policies) as the CL
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -288,13 +289,35 @@ class Demo:
                 break
             if state in ("running", "waiting", "paused"):
                 share = self._candidate_share()
-                # enough requests for the candidate's share to reach the window's minimum
-                n = max(self.opts.step_requests, int(self.opts.window_requests * 100 / max(share, 1.0)) + 2)
+                # enough requests for the candidate's share to reach the window's minimum (sticky
+                # per-user routing makes the share uneven over a few dozen requests: half as many again)
+                n = max(self.opts.step_requests, int(1.5 * self.opts.window_requests * 100 / max(share, 1.0)) + 2)
                 self.traffic(n, f"traffic for the analysis window (candidate at {share:g}%)")
+                self._wait_for_window()
             elif not acted:
                 self.report.decision = self._why_no_rollout()
                 self.say(f"[yellow]the agent has nothing more to do:[/yellow] {self.report.decision}")
                 break
+
+    def _wait_for_window(self) -> None:
+        """Sleep out the rest of the step's minimum analysis duration, so the next cycle can judge it.
+
+        Without this, a fast machine asks the agent again while the window is still open and spends
+        its cycles on "waiting" answers.  One more flush interval lets the last shadow logs land.
+        """
+        from modelsteward.storage.models import utcnow
+
+        out = self.call("rollout_status", {"use_case": USE_CASE})
+        ro = out.rollout or {}
+        if ro.get("state") not in ("running", "waiting") or not ro.get("step_started_at"):
+            return
+        cfg = (self.steward.registry.get_use_case(USE_CASE).config or {}).get("rollout", {})
+        min_s = float(cfg.get("min_duration_s", self.opts.window_seconds))
+        started = dt.datetime.fromisoformat(ro["step_started_at"])
+        remaining = (started - utcnow()).total_seconds() + min_s + 1.0
+        remaining = max(remaining, self.steward.settings.log_flush_seconds + 0.5)
+        with self.console.status(f"waiting {remaining:.0f} s for the step's {min_s:g} s analysis window"):
+            time.sleep(remaining)
 
     def _why_no_rollout(self) -> str:
         from sqlalchemy import select

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from modelsteward.formatting import fmt_value
+
 __all__ = ["write_report", "flatten_metrics"]
 
 
@@ -23,13 +25,6 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
             out[name] = float(val)
     return out
 
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
 
 
 def _plot_matplotlib(path: Path, rows: list[dict[str, Any]], metrics: dict[str, Any]) -> Path:
@@ -104,11 +99,11 @@ def write_report(folder: Path, *, summary: dict[str, Any], metrics: dict[str, An
         "",
         "| metric | candidate | baseline |",
         "| --- | --- | --- |",
-        f"| quality ({metrics['quality'].get('method')}) | {_fmt(metrics['quality'].get('candidate'))} | "
-        f"{_fmt(metrics['quality'].get('baseline'))} |",
-        f"| similarity to baseline (embedding / ROUGE-L) | {_fmt(metrics['similarity'].get('embedding'))} / "
-        f"{_fmt(metrics['similarity'].get('rouge_l'))} | 1 |",
-        *[f"| {k} | {_fmt(perf_c.get(k))} | {_fmt(perf_b.get(k))} |"
+        f"| quality ({metrics['quality'].get('method')}) | {fmt_value(metrics['quality'].get('candidate'))} | "
+        f"{fmt_value(metrics['quality'].get('baseline'))} |",
+        f"| similarity to baseline (embedding / ROUGE-L) | {fmt_value(metrics['similarity'].get('embedding'))} / "
+        f"{fmt_value(metrics['similarity'].get('rouge_l'))} | 1 |",
+        *[f"| {k} | {fmt_value(perf_c.get(k))} | {fmt_value(perf_b.get(k))} |"
           for k in ("p50_ms", "p95_ms", "tokens_per_s", "error_rate", "cost_per_1k_usd")],
     ]
     if saf:

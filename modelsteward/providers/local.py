@@ -69,6 +69,8 @@ class LocalProvider:
         # Greedy requests arriving while a generation runs are batched into the next one
         # (STEWARD_LOCAL_MAX_BATCH, default 8; 1 turns batching off).
         self.max_batch = max(1, int(os.environ.get("STEWARD_LOCAL_MAX_BATCH", "8")))
+        # STEWARD_LOCAL_MERGE_ADAPTER=0 keeps a LoRA adapter unmerged (slower, but the peft model stays inspectable).
+        self.merge_adapter = os.environ.get("STEWARD_LOCAL_MERGE_ADAPTER", "1").strip().lower() not in ("0", "false", "no")
         self._pending: list[tuple[list[Message], dict[str, Any], Future[tuple[str, int, int, str]]]] = []
         self._drain_scheduled = False
         self.batches = 0  # batched generate calls so far
@@ -103,6 +105,10 @@ class LocalProvider:
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, str(self.adapter_path))  # type: ignore[arg-type,assignment]
+                if self.merge_adapter:
+                    # Serving only: fold the LoRA deltas into the weights, so a fine-tuned variant
+                    # answers as fast as its base (an unmerged adapter adds two matmuls per layer).
+                    model = model.merge_and_unload()  # type: ignore[operator,assignment]
             model.to(self.device)  # type: ignore[arg-type]
             model.eval()
             if tok.pad_token_id is None and tok.eos_token_id is not None:

@@ -157,6 +157,14 @@ class LogReader:
             con.close()
 
     def stats(self, *, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
+        """Per (use case, model, role): counts, error rate, p50/p95 latency, tokens, cost, feedback.
+
+        One pass over ``raw_logs`` (the Parquet columns, no join), then -- only when feedback events
+        exist -- a second pass that joins the events to their requests and corrects the feedback
+        sums: an event replaces the request's inline feedback, as in the ``logs`` view.  The join
+        over every request id costs as much as the aggregate itself, so a store without feedback
+        events does not pay for it.
+        """
         cutoff = parse_window(since)
         where, params = [], []
         if cutoff is not None:
@@ -165,29 +173,48 @@ class LogReader:
         if use_case:
             where.append("use_case = ?")
             params.append(use_case)
+        cond = ("WHERE " + " AND ".join(where)) if where else ""
         sql = f"""
             SELECT use_case, model_id, role,
                    count(*) AS count,
                    count(*) FILTER (WHERE status = 'error') AS errors,
-                   count(*) FILTER (WHERE status = 'error') / count(*)::DOUBLE AS error_rate,
-                   quantile_cont(latency_ms, 0.5) FILTER (WHERE status = 'ok') AS p50_ms,
-                   quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,
+                   quantile_cont(latency_ms, [0.5, 0.95]) FILTER (WHERE status = 'ok') AS q,
                    coalesce(sum(input_tokens), 0) AS input_tokens,
                    coalesce(sum(output_tokens), 0) AS output_tokens,
                    coalesce(sum(cost_usd), 0) AS cost_usd,
-                   avg(feedback) AS mean_feedback,
-                   count(feedback) AS feedback_count,
+                   sum(feedback) AS fb_sum, count(feedback) AS fb_n,
                    min(ts) AS first_ts, max(ts) AS last_ts
-            FROM logs {"WHERE " + " AND ".join(where) if where else ""}
-            GROUP BY ALL ORDER BY use_case, role, model_id
+            FROM raw_logs {cond}
+            GROUP BY ALL
         """
         con = self.connect()
         try:
-            cur = con.execute(sql, params)
-            cols = [d[0] for d in cur.description or []]
-            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            rows = con.execute(sql, params).fetchall()
+            fix: dict[tuple[str, str, str], tuple[float, int]] = {}
+            if rows and self._files("feedback"):
+                rcond = cond.replace("ts >=", "r.ts >=").replace("use_case =", "r.use_case =")
+                for uc, mid, role, dsum, dn in con.execute(f"""
+                    SELECT r.use_case, r.model_id, r.role,
+                           sum(f.score) - coalesce(sum(r.feedback), 0), count(*) - count(r.feedback)
+                    FROM raw_logs r JOIN latest_feedback f ON r.request_id = f.request_id AND r.role <> 'shadow'
+                    {rcond} GROUP BY ALL""", params).fetchall():
+                    fix[(uc, mid, role)] = (float(dsum or 0.0), int(dn))
         finally:
             con.close()
+        out = []
+        for uc, mid, role, n, errors, q, tin, tout, cost, fb_sum, fb_n, first, last in rows:
+            dsum, dn = fix.get((uc, mid, role), (0.0, 0))
+            fsum, fn = float(fb_sum or 0.0) + dsum, int(fb_n) + dn
+            out.append({
+                "use_case": uc, "model_id": mid, "role": role, "count": n, "errors": errors,
+                "error_rate": errors / n if n else 0.0,
+                "p50_ms": q[0] if q else None, "p95_ms": q[1] if q else None,
+                "input_tokens": tin, "output_tokens": tout, "cost_usd": cost,
+                "mean_feedback": fsum / fn if fn else None, "feedback_count": fn,
+                "first_ts": first, "last_ts": last,
+            })
+        out.sort(key=lambda r: (r["use_case"] or "", r["role"] or "", r["model_id"] or ""))
+        return out
 
 
 _ALLOWED_TYPES = ("SELECT",)
