@@ -288,16 +288,39 @@ class Demo:
                 self.report.decision = state
                 break
             if state in ("running", "waiting", "paused"):
-                share = self._candidate_share()
-                # enough requests for the candidate's share to reach the window's minimum (sticky
-                # per-user routing makes the share uneven over a few dozen requests: half as many again)
-                n = max(self.opts.step_requests, int(1.5 * self.opts.window_requests * 100 / max(share, 1.0)) + 2)
-                self.traffic(n, f"traffic for the analysis window (candidate at {share:g}%)")
+                self._fill_window()
                 self._wait_for_window()
             elif not acted:
                 self.report.decision = self._why_no_rollout()
                 self.say(f"[yellow]the agent has nothing more to do:[/yellow] {self.report.decision}")
                 break
+
+    def _window_requests(self) -> int:
+        """Candidate requests logged since the current step started (what the analysis will count)."""
+        from modelsteward.rollout.metrics import window_metrics
+
+        ro = self.call("rollout_status", {"use_case": USE_CASE}).rollout or {}
+        if ro.get("state") not in ("running", "waiting") or not ro.get("step_started_at"):
+            return 1 << 30
+        roles = ("shadow",) if ro.get("strategy") == "shadow" else ("canary", "primary")
+        since = dt.datetime.fromisoformat(ro["step_started_at"])
+        time.sleep(self.steward.settings.log_flush_seconds + 0.5)  # the server's last rows reach Parquet
+        return int(window_metrics(self.steward, USE_CASE, since, model_id=ro["candidate"], roles=roles).requests)
+
+    def _fill_window(self) -> None:
+        """Send traffic until the candidate has the window's minimum of requests (a few rounds at most).
+
+        Sticky per-user routing makes the candidate's share uneven over a few dozen requests, so
+        the demo counts what the analysis will count instead of trusting the nominal weight.
+        """
+        need = self.opts.window_requests
+        for _ in range(4):
+            have = self._window_requests()
+            if have >= need:
+                return
+            share = self._candidate_share()
+            n = max(self.opts.step_requests, int(1.2 * (need - have) * 100 / max(share, 1.0)) + 2)
+            self.traffic(n, f"traffic for the analysis window (candidate at {share:g}%, {have}/{need} requests)")
 
     def _wait_for_window(self) -> None:
         """Sleep out the rest of the step's minimum analysis duration, so the next cycle can judge it.
