@@ -252,6 +252,18 @@ def test_unreachable_source(steward, kind: str, hf_online: None) -> None:
     assert rep.status == "error" and rep.error_kind == "unreachable", rep.error
 
 
+def test_hub_name_that_does_not_resolve_fails_at_once(steward, hf_online: None) -> None:
+    """An offline machine: no five retries with back-off, the scan says unreachable straight away."""
+    import time
+
+    t0 = time.monotonic()
+    rep = run_scan(steward, "huggingface", overrides={"huggingface": {"base_url": "http://hub.steward-test.invalid"}},
+                   timeout=30.0).source("huggingface")
+    assert rep.status == "error" and rep.error_kind == "unreachable", rep.error
+    assert "cannot resolve hub.steward-test.invalid" in rep.error
+    assert time.monotonic() - t0 < 10  # the hub client alone retries for about 20 s
+
+
 @pytest.mark.parametrize("kind", ["anthropic", "google", "ollama"])
 def test_wrong_shape_is_reported(steward, kind: str) -> None:
     with FakeCatalog(kind) as fake:
