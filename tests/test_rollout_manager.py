@@ -233,6 +233,30 @@ def test_rollback_after_completion_restores_previous_model(st) -> None:
 
 
 # ---------------------------------------------------------------------- pure pieces
+def test_feedback_drop_fails_only_when_significant() -> None:
+    from modelsteward.rollout.metrics import feedback_drop_p_value
+
+    cfg = section_of({}, "rollout")
+    base = dict(requests=60, errors=0, p95_ms=100, cost_per_request=0.001)
+    stable = WindowMetrics(**base, mean_feedback=0.7, feedback_count=40, feedback_var=0.35)
+    # six noisy votes averaging 0.33: over the 0.2 threshold, but not distinguishable from noise
+    few = WindowMetrics(**base, mean_feedback=0.33, feedback_count=6, feedback_var=0.67)
+    p = feedback_drop_p_value(few, stable)
+    assert 0.05 < p < 0.5
+    outcome, reasons = judge(few, stable, cfg, 400)
+    assert outcome == "inconclusive" and "feedback drop 0.37 not significant yet" in reasons[0]
+    # the same drop on sixty votes is a failure
+    many = WindowMetrics(**base, mean_feedback=0.33, feedback_count=60, feedback_var=0.67)
+    outcome, reasons = judge(many, stable, cfg, 400)
+    assert outcome == "failed" and "mean feedback 0.33 < stable 0.70" in reasons[0] and "p=0.00" in reasons[0]
+    # a policy may fail on less evidence (alpha 1: any drop over the threshold fails), never demand more than 0.01
+    assert judge(few, stable, {**cfg, "feedback_alpha": 1.0}, 400)[0] == "failed"
+    assert section_of({"rollout": {"feedback_alpha": 0.001}}, "rollout")["feedback_alpha"] == 0.01
+    const = WindowMetrics(**base, mean_feedback=-0.5, feedback_count=12, feedback_var=0.0)
+    assert feedback_drop_p_value(const, WindowMetrics(**base, mean_feedback=0.5, feedback_count=50, feedback_var=0.0)) == 0.0
+    assert feedback_drop_p_value(stable, stable) == 0.5
+
+
 def test_judge_pure() -> None:
     cfg = section_of({}, "rollout")
     good = WindowMetrics(requests=60, errors=1, p95_ms=100, cost_per_request=0.001)

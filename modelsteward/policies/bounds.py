@@ -68,6 +68,7 @@ ROLLOUT_BOUNDS: dict[str, Bound] = {
     "max_cost_increase": Bound(0.25, 0.5, "max", "candidate cost per request above stable's, relative"),
     "max_feedback_drop": Bound(0.2, 0.5, "max", "candidate mean feedback below stable's, absolute (-1..1)"),
     "min_feedback_count": Bound(5, 3, "min", "feedback values needed before feedback is judged"),
+    "feedback_alpha": Bound(0.05, 0.01, "min", "a feedback drop fails a step only at this significance (one-sided Welch t-test)"),
     "min_similarity": Bound(0.2, 0.1, "min", "mean lexical similarity of shadow outputs to stable's"),
     "max_safety_flag_increase": Bound(0.01, 0.05, "max", "candidate safety-flag rate above stable's"),
     "inconclusive_timeout_s": Bound(86400, 7 * 86400, "max", "an inconclusive window older than this pauses"),
@@ -85,6 +86,7 @@ GUARDRAIL_BOUNDS: dict[str, Bound] = {
     "burn_rate_pause": Bound(1.5, 3.0, "max", "projected monthly cost / budget that pauses a rollout"),
     "feedback_drop": Bound(0.3, 0.6, "max", "mean feedback drop vs baseline that counts"),
     "min_feedback_count": Bound(5, 3, "min", "feedback values needed to judge feedback"),
+    "feedback_alpha": Bound(0.05, 0.01, "min", "a feedback drop counts only at this significance (one-sided Welch t-test)"),
     "safety_flag_rate": Bound(0.01, 0.05, "max", "share of flagged responses that counts"),
 }
 

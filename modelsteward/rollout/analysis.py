@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelsteward.rollout.metrics import WindowMetrics, shadow_similarity, window_metrics
+from modelsteward.rollout.metrics import WindowMetrics, feedback_drop_p_value, shadow_similarity, window_metrics
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -53,6 +53,7 @@ def judge(
     """Pure decision over window aggregates (``cfg``: the clamped ``rollout`` section)."""
     failures: list[str] = []
     notes: list[str] = []
+    unsure: list[str] = []  # a check that may yet fail: the window waits for more data
     min_req = int(cfg["min_requests"])
     enough = cand.requests >= min_req
     if enough:
@@ -78,10 +79,19 @@ def judge(
         if cand.feedback_count >= min_fb and stable.feedback_count >= min_fb:
             assert cand.mean_feedback is not None and stable.mean_feedback is not None
             if stable.mean_feedback - cand.mean_feedback > float(cfg["max_feedback_drop"]):
-                failures.append(
-                    f"mean feedback {cand.mean_feedback:.2f} < stable {stable.mean_feedback:.2f} - "
-                    f"{float(cfg['max_feedback_drop']):.2f}"
-                )
+                p = feedback_drop_p_value(cand, stable)
+                alpha = float(cfg["feedback_alpha"])
+                if p < alpha:
+                    failures.append(
+                        f"mean feedback {cand.mean_feedback:.2f} < stable {stable.mean_feedback:.2f} - "
+                        f"{float(cfg['max_feedback_drop']):.2f} (p={p:.3f} over {cand.feedback_count} / "
+                        f"{stable.feedback_count} values)"
+                    )
+                else:  # a drop this few values cannot tell from noise: wait for more feedback
+                    unsure.append(
+                        f"feedback drop {stable.mean_feedback - cand.mean_feedback:.2f} not significant yet "
+                        f"(p={p:.2f} >= {alpha:g} over {cand.feedback_count} / {stable.feedback_count} values)"
+                    )
         else:
             notes.append(f"feedback not judged (fewer than {min_fb} values on one side)")
         cfr = cand.flag_rate or 0.0
@@ -101,6 +111,7 @@ def judge(
         waiting.append(f"{cand.requests}/{min_req} candidate requests in the window")
     if elapsed_s < float(cfg["min_duration_s"]):
         waiting.append(f"{elapsed_s:.0f}/{float(cfg['min_duration_s']):.0f} s of the window elapsed")
+    waiting += unsure
     if waiting:
         return "inconclusive", ["waiting: " + "; ".join(waiting)] + notes
     return "successful", [f"all checks passed on {cand.requests} candidate requests"] + notes

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from modelsteward.policies.bounds import section_of
 from modelsteward.rollout.manager import RolloutManager
-from modelsteward.rollout.metrics import window_metrics
+from modelsteward.rollout.metrics import feedback_drop_p_value, window_metrics
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import GuardrailViolation, UseCase, utcnow
 
@@ -128,10 +128,11 @@ class GuardrailsMonitor:
             min_fb = int(cfg["min_feedback_count"])
             if w.feedback_count >= min_fb and b.feedback_count >= min_fb:
                 assert w.mean_feedback is not None and b.mean_feedback is not None
-                if b.mean_feedback - w.mean_feedback > float(cfg["feedback_drop"]):
+                p = feedback_drop_p_value(w, b) if b.mean_feedback - w.mean_feedback > float(cfg["feedback_drop"]) else 1.0
+                if p < float(cfg["feedback_alpha"]):  # a drop over the threshold that is not noise
                     out.append(Violation(
                         "feedback_drop", "rollback" if is_cand else "warn", name, mid, w.mean_feedback,
-                        b.mean_feedback - float(cfg["feedback_drop"]), {"baseline": b.mean_feedback},
+                        b.mean_feedback - float(cfg["feedback_drop"]), {"baseline": b.mean_feedback, "p_value": p},
                     ))
             fr = w.flag_rate or 0.0
             if w.flagged and fr > float(cfg["safety_flag_rate"]):

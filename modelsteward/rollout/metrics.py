@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WindowMetrics",
+    "feedback_drop_p_value",
     "window_metrics",
     "shadow_similarity",
     "lexical_similarity",
@@ -48,6 +49,7 @@ class WindowMetrics:
     cost_per_request: float | None = None
     mean_feedback: float | None = None
     feedback_count: int = 0
+    feedback_var: float | None = None  # sample variance of the feedback values (None below two values)
     flagged: int = 0
     cost_usd: float = 0.0
 
@@ -64,6 +66,28 @@ class WindowMetrics:
         d["error_rate"] = self.error_rate
         d["flag_rate"] = self.flag_rate
         return d
+
+
+def feedback_drop_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
+    """One-sided Welch t-test p-value for "the candidate's mean feedback is below stable's".
+
+    Feedback is a handful of -1..1 votes per window; a mean drop over the threshold on five
+    values is often noise (Kayenta-style canary judges test before they fail a canary).  Equal,
+    constant samples give 1.0; different constant samples give 0.0.
+    """
+    import math
+
+    from scipy.stats import t as student_t
+
+    assert cand.mean_feedback is not None and stable.mean_feedback is not None
+    diff = stable.mean_feedback - cand.mean_feedback
+    n1, n2 = max(cand.feedback_count, 1), max(stable.feedback_count, 1)
+    v1, v2 = (cand.feedback_var or 0.0) / n1, (stable.feedback_var or 0.0) / n2
+    se = math.sqrt(v1 + v2)
+    if se == 0.0:
+        return 0.0 if diff > 0 else 1.0
+    df = (v1 + v2) ** 2 / ((v1 * v1 / (n1 - 1) if n1 > 1 else 0.0) + (v2 * v2 / (n2 - 1) if n2 > 1 else 0.0) or 1e-12)
+    return float(student_t.sf(diff / se, max(df, 1.0)))
 
 
 def _fresh(steward: Steward) -> None:
@@ -94,7 +118,7 @@ def window_metrics(
                quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95,
                avg(cost_usd) FILTER (WHERE status = 'ok') AS cpr,
                coalesce(sum(cost_usd), 0) AS cost,
-               avg(feedback) AS fb, count(feedback) AS fb_n,
+               avg(feedback) AS fb, count(feedback) AS fb_n, var_samp(feedback) AS fb_var,
                count(*) FILTER (WHERE {_FLAGGED}) AS flagged
         FROM logs WHERE {' AND '.join(where)}
     """
@@ -105,7 +129,8 @@ def window_metrics(
         p95_ms=None if row["p95"] is None else float(row["p95"]),
         cost_per_request=None if row["cpr"] is None else float(row["cpr"]),
         mean_feedback=None if row["fb"] is None else float(row["fb"]),
-        feedback_count=int(row["fb_n"] or 0), flagged=int(row["flagged"] or 0), cost_usd=float(row["cost"] or 0.0),
+        feedback_count=int(row["fb_n"] or 0),
+        feedback_var=None if row["fb_var"] is None else float(row["fb_var"]), flagged=int(row["flagged"] or 0), cost_usd=float(row["cost"] or 0.0),
     )
 
 
