@@ -294,6 +294,13 @@ class Demo:
                 self.report.decision = self._why_no_rollout()
                 self.say(f"[yellow]the agent has nothing more to do:[/yellow] {self.report.decision}")
                 break
+        else:
+            if self._rollout_state() in ("running", "waiting", "paused"):
+                # never leave a half-done rollout behind: the operator aborts it, visibly
+                why = f"demo: {self.opts.max_cycles} agent cycles used and the rollout is still undecided"
+                self.say(f"[yellow]DEMO OPERATOR aborts the rollout[/yellow] — {why}")
+                self.call("rollout_abort", {"use_case": USE_CASE, "reason": why})
+                self.report.decision = "aborted"
 
     def _window_requests(self) -> int:
         """Candidate requests logged since the current step started (what the analysis will count)."""
@@ -311,15 +318,23 @@ class Demo:
         """Send traffic until the candidate has the window's minimum of requests (a few rounds at most).
 
         Sticky per-user routing makes the candidate's share uneven over a few dozen requests, so
-        the demo counts what the analysis will count instead of trusting the nominal weight.
+        the demo counts what the analysis will count instead of trusting the nominal weight.  When
+        the last analysis waited for more feedback (a drop not yet significant), one more window's
+        worth of traffic goes out even though the request minimum is met.
         """
         need = self.opts.window_requests
+        ro = self.call("rollout_status", {"use_case": USE_CASE}).rollout or {}
+        last = (ro.get("events") or [{}])[-1]
+        # the last analysis waits for feedback to tell a drop from noise: the window needs more votes
+        more_votes = "not significant yet" in json.dumps(last, default=str)
         for _ in range(4):
             have = self._window_requests()
-            if have >= need:
+            if have >= need and not more_votes:
                 return
             share = self._candidate_share()
-            n = max(self.opts.step_requests, int(1.2 * (need - have) * 100 / max(share, 1.0)) + 2)
+            missing = need - have if have < need else need
+            more_votes = False
+            n = max(self.opts.step_requests, int(1.2 * missing * 100 / max(share, 1.0)) + 2)
             self.traffic(n, f"traffic for the analysis window (candidate at {share:g}%, {have}/{need} requests)")
 
     def _wait_for_window(self) -> None:
