@@ -28,6 +28,7 @@ def demo(
         opts.requests, opts.step_requests, opts.finetune_steps = min(requests, 64), min(step_requests, 12), 6
         opts.learning_rate = 1e-5  # a short run barely moves the weights: the gate can tell it apart quickly
         opts.max_tokens, opts.eval_samples, opts.window_requests, opts.min_feedback_rows = 16, 6, 10, 5
+        opts.dataset_min_feedback = 0.5  # 64 requests hold too few +1 answers for a dataset
     report = run_demo(opts)
     if json_out:
         emit_json(report.as_dict())

@@ -57,6 +57,7 @@ class DemoOptions:
     window_requests: int = 12    # analysis window: minimum requests per step
     window_seconds: int = 30     # analysis window: minimum duration per step (the hard lower bound)
     min_feedback_rows: int = 30  # new high-feedback logs before the playbook fine-tunes
+    dataset_min_feedback: float = 1.0  # train on the answers users liked outright (+1), not the lukewarm ones
     json_out: bool = False
 
 
@@ -236,7 +237,7 @@ class Demo:
         agent = {
             "rollout_strategy": "shadow", "fine_tune_min_feedback": o.min_feedback_rows,
             "rollout_fine_tunes_on_pass": True,
-            "build_dataset": {"min_rows": 6},
+            "build_dataset": {"min_rows": 6, "min_feedback": o.dataset_min_feedback},
             "fine_tune": {"max_steps": o.finetune_steps, "max_seq_len": 256, "batch_size": 4,
                           "learning_rate": o.learning_rate,
                           "eval_every": max(5, o.finetune_steps // 3)},
