@@ -72,8 +72,9 @@ def feedback_drop_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
     """One-sided Welch t-test p-value for "the candidate's mean feedback is below stable's".
 
     Feedback is a handful of -1..1 votes per window; a mean drop over the threshold on five
-    values is often noise (Kayenta-style canary judges test before they fail a canary).  Equal,
-    constant samples give 1.0; different constant samples give 0.0.
+    values is often noise (Kayenta-style canary judges test before they fail a canary).  Callers
+    judge only with ``min_feedback_count`` (at least 3) values on each side.  Equal, constant
+    samples give 1.0; different constant samples give 0.0.
     """
     import math
 
@@ -81,13 +82,12 @@ def feedback_drop_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
 
     assert cand.mean_feedback is not None and stable.mean_feedback is not None
     diff = stable.mean_feedback - cand.mean_feedback
-    n1, n2 = max(cand.feedback_count, 1), max(stable.feedback_count, 1)
+    n1, n2 = max(cand.feedback_count, 2), max(stable.feedback_count, 2)
     v1, v2 = (cand.feedback_var or 0.0) / n1, (stable.feedback_var or 0.0) / n2
-    se = math.sqrt(v1 + v2)
-    if se == 0.0:
+    if v1 + v2 == 0.0:
         return 0.0 if diff > 0 else 1.0
-    df = (v1 + v2) ** 2 / ((v1 * v1 / (n1 - 1) if n1 > 1 else 0.0) + (v2 * v2 / (n2 - 1) if n2 > 1 else 0.0) or 1e-12)
-    return float(student_t.sf(diff / se, max(df, 1.0)))
+    df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))  # Welch-Satterthwaite
+    return float(student_t.sf(diff / math.sqrt(v1 + v2), df))
 
 
 def _fresh(steward: Steward) -> None:
@@ -129,8 +129,8 @@ def window_metrics(
         p95_ms=None if row["p95"] is None else float(row["p95"]),
         cost_per_request=None if row["cpr"] is None else float(row["cpr"]),
         mean_feedback=None if row["fb"] is None else float(row["fb"]),
-        feedback_count=int(row["fb_n"] or 0),
-        feedback_var=None if row["fb_var"] is None else float(row["fb_var"]), flagged=int(row["flagged"] or 0), cost_usd=float(row["cost"] or 0.0),
+        feedback_count=int(row["fb_n"] or 0), feedback_var=None if row["fb_var"] is None else float(row["fb_var"]),
+        flagged=int(row["flagged"] or 0), cost_usd=float(row["cost"] or 0.0),
     )
 
 

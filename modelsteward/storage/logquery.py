@@ -107,6 +107,10 @@ class LogReader:
     # ------------------------------------------------------------------ connections
     def connect(self, *, lock_down: bool = True):  # type: ignore[no-untyped-def]
         """An in-memory DuckDB with views ``raw_logs``, ``feedback_events`` and ``logs``."""
+        return self._open(lock_down)[0]
+
+    def _open(self, lock_down: bool) -> tuple[Any, bool]:
+        """``connect``, plus whether any feedback-event segment exists (one listing of the store)."""
         import duckdb
 
         con = duckdb.connect(":memory:")
@@ -137,7 +141,7 @@ class LogReader:
             con.execute(f"SET allowed_directories=['{_esc(root)}/']")
             con.execute("SET enable_external_access=false")
             con.execute("SET lock_configuration=true")
-        return con
+        return con, bool(fb)
 
     def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         """One read-only SELECT (or WITH ... SELECT) over ``logs``; rows as dicts."""
@@ -166,14 +170,13 @@ class LogReader:
         events does not pay for it.
         """
         cutoff = parse_window(since)
-        where, params = [], []
-        if cutoff is not None:
-            where.append("ts >= ?")
-            params.append(cutoff)
-        if use_case:
-            where.append("use_case = ?")
-            params.append(use_case)
-        cond = ("WHERE " + " AND ".join(where)) if where else ""
+        filters = [(col, op, v) for col, op, v in (("ts", ">=", cutoff), ("use_case", "=", use_case or None))
+                   if v is not None]
+        params = [v for _, _, v in filters]
+
+        def where(alias: str = "") -> str:
+            return ("WHERE " + " AND ".join(f"{alias}{col} {op} ?" for col, op, _ in filters)) if filters else ""
+
         sql = f"""
             SELECT use_case, model_id, role,
                    count(*) AS count,
@@ -184,20 +187,19 @@ class LogReader:
                    coalesce(sum(cost_usd), 0) AS cost_usd,
                    sum(feedback) AS fb_sum, count(feedback) AS fb_n,
                    min(ts) AS first_ts, max(ts) AS last_ts
-            FROM raw_logs {cond}
+            FROM raw_logs {where()}
             GROUP BY ALL
         """
-        con = self.connect()
+        con, has_feedback = self._open(lock_down=True)
         try:
             rows = con.execute(sql, params).fetchall()
             fix: dict[tuple[str, str, str], tuple[float, int]] = {}
-            if rows and self._files("feedback"):
-                rcond = cond.replace("ts >=", "r.ts >=").replace("use_case =", "r.use_case =")
+            if rows and has_feedback:
                 for uc, mid, role, dsum, dn in con.execute(f"""
                     SELECT r.use_case, r.model_id, r.role,
                            sum(f.score) - coalesce(sum(r.feedback), 0), count(*) - count(r.feedback)
                     FROM raw_logs r JOIN latest_feedback f ON r.request_id = f.request_id AND r.role <> 'shadow'
-                    {rcond} GROUP BY ALL""", params).fetchall():
+                    {where("r.")} GROUP BY ALL""", params).fetchall():
                     fix[(uc, mid, role)] = (float(dsum or 0.0), int(dn))
         finally:
             con.close()
