@@ -12,9 +12,9 @@ Generation is not timed.  Prints one JSON line with the timings and the card's c
 from __future__ import annotations
 
 import argparse
-import os
 import datetime as dt
 import json
+import os
 import random
 import shutil
 import sys

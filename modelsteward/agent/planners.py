@@ -272,22 +272,21 @@ class PlaybookPlanner:
             by_rank = sorted(candidates, key=lambda m: (order.get(m["id"], len(order)), m["id"]))
             evaluated = [c for c in called if c["name"] == "evaluate" and _arg(c, "use_case") == name]
             if uc.get("current_model") and has("evaluate") and len(evaluated) < EVALS_PER_RUN:
+                extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
+                configured = int(extra.get("samples") or 20)
                 for m in by_rank:
                     t = m.get("latest_test")
                     untested = t is None or t.get("baseline") != uc["current_model"]
-                    # an inconclusive verdict means "too few samples to tell": ask again with twice as many
-                    configured = int(((uc.get("agent_config") or {}).get("evaluate") or {}).get("samples") or 20)
-                    # once: a sample already twice the configured size (or the cap) is not asked again
+                    # an inconclusive verdict means "too few samples to tell": ask again with twice as many,
+                    # once (a sample already twice the configured size, or the cap, is not asked again)
                     retry = (not untested and t is not None and t.get("verdict") == "inconclusive"
                              and int(t.get("samples") or 0) < min(2 * configured, MAX_EVAL_SAMPLES))
                     if (untested or retry) and once("evaluate", name, m["id"]):
-                        extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
                         args = {**fit_args(tools["evaluate"], use_case=name, model=m["id"]),
                                 **{k: v for k, v in extra.items() if k in tools["evaluate"].input_model.model_fields}}
                         why = f"{name}: evaluate untested candidate {m['id']}"
                         if retry and "samples" in tools["evaluate"].input_model.model_fields:
-                            base_n = int(args.get("samples") or 20)
-                            args["samples"] = min(MAX_EVAL_SAMPLES, max(base_n, int(t.get("samples") or 0)) * 2)
+                            args["samples"] = min(MAX_EVAL_SAMPLES, max(configured, int(t.get("samples") or 0)) * 2)
                             why = (f"{name}: {m['id']} was inconclusive on {t.get('samples')} samples: "
                                    f"evaluate again on {args['samples']}")
                         return self._msg([_call("evaluate", args)], why)

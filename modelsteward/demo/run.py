@@ -130,7 +130,7 @@ class Demo:
         self.console = Console(stderr=opts.json_out)
         self.report = DemoReport()
         self.t0 = time.time()
-        self._seen_calls: list[dict[str, Any]] = []
+        self._seen_calls: set[Any] = set()  # agent-run step ids already shown
 
     # ------------------------------------------------------------------ helpers
     def say(self, text: str) -> None:
@@ -284,30 +284,30 @@ class Demo:
                 if res is None:
                     break
                 acted |= self._record_cycle(cycle, res, resumed=True)
-            state = self._rollout_state()
+            ro = self._rollout()
+            state = ro.get("state") or "none"
             if state in ("completed", "rolled_back", "aborted"):
                 self.report.decision = state
                 break
             if state in ("running", "waiting", "paused"):
-                self._fill_window()
-                self._wait_for_window()
+                self._fill_window(ro)
+                self._wait_for_window(ro)
             elif not acted:
                 self.report.decision = self._why_no_rollout()
                 self.say(f"[yellow]the agent has nothing more to do:[/yellow] {self.report.decision}")
                 break
         else:
-            if self._rollout_state() in ("running", "waiting", "paused"):
+            if self._rollout().get("state") in ("running", "waiting", "paused"):
                 # never leave a half-done rollout behind: the operator aborts it, visibly
                 why = f"demo: {self.opts.max_cycles} agent cycles used and the rollout is still undecided"
                 self.say(f"[yellow]DEMO OPERATOR aborts the rollout[/yellow] — {why}")
                 self.call("rollout_abort", {"use_case": USE_CASE, "reason": why})
                 self.report.decision = "aborted"
 
-    def _window_requests(self) -> int:
+    def _window_requests(self, ro: dict[str, Any]) -> int:
         """Candidate requests logged since the current step started (what the analysis will count)."""
         from modelsteward.rollout.metrics import window_metrics
 
-        ro = self.call("rollout_status", {"use_case": USE_CASE}).rollout or {}
         if ro.get("state") not in ("running", "waiting") or not ro.get("step_started_at"):
             return 1 << 30
         roles = ("shadow",) if ro.get("strategy") == "shadow" else ("canary", "primary")
@@ -315,7 +315,7 @@ class Demo:
         time.sleep(self.steward.settings.log_flush_seconds + 0.5)  # the server's last rows reach Parquet
         return int(window_metrics(self.steward, USE_CASE, since, model_id=ro["candidate"], roles=roles).requests)
 
-    def _fill_window(self) -> None:
+    def _fill_window(self, ro: dict[str, Any]) -> None:
         """Send traffic until the candidate has the window's minimum of requests (a few rounds at most).
 
         Sticky per-user routing makes the candidate's share uneven over a few dozen requests, so
@@ -324,12 +324,11 @@ class Demo:
         worth of traffic goes out even though the request minimum is met.
         """
         need = self.opts.window_requests
-        ro = self.call("rollout_status", {"use_case": USE_CASE}).rollout or {}
         last = (ro.get("events") or [{}])[-1]
         # the last analysis waits for feedback to tell a drop from noise: the window needs more votes
         more_votes = "not significant yet" in json.dumps(last, default=str)
         for _ in range(4):
-            have = self._window_requests()
+            have = self._window_requests(ro)
             if have >= need and not more_votes:
                 return
             share = self._candidate_share()
@@ -338,7 +337,7 @@ class Demo:
             n = max(self.opts.step_requests, int(1.2 * missing * 100 / max(share, 1.0)) + 2)
             self.traffic(n, f"traffic for the analysis window (candidate at {share:g}%, {have}/{need} requests)")
 
-    def _wait_for_window(self) -> None:
+    def _wait_for_window(self, ro: dict[str, Any]) -> None:
         """Sleep out the rest of the step's minimum analysis duration, so the next cycle can judge it.
 
         Without this, a fast machine asks the agent again while the window is still open and spends
@@ -346,8 +345,6 @@ class Demo:
         """
         from modelsteward.storage.models import utcnow
 
-        out = self.call("rollout_status", {"use_case": USE_CASE})
-        ro = out.rollout or {}
         if ro.get("state") not in ("running", "waiting") or not ro.get("step_started_at"):
             return
         cfg = (self.steward.registry.get_use_case(USE_CASE).config or {}).get("rollout", {})
@@ -392,9 +389,9 @@ class Demo:
         for st in steps:
             if st.get("kind") != "tool":
                 continue
-            if resumed and any(c["id"] == st.get("id") for c in self._seen_calls):
+            if resumed and st.get("id") in self._seen_calls:
                 continue
-            self._seen_calls.append({"id": st.get("id")})
+            self._seen_calls.add(st.get("id"))
             ok = bool(st.get("ok"))
             result = str(st.get("result") or st.get("error") or "")
             entry["calls"].append({"tool": st["name"], "ok": ok})
@@ -419,10 +416,9 @@ class Demo:
             return 100.0
         return sum(a["weight"] for a in routing if a["role"] == "canary") or 100.0
 
-    def _rollout_state(self) -> str:
-        out = self.call("rollout_status", {"use_case": USE_CASE})
-        ro = out.rollout or {}
-        return str(ro.get("state") or out.action or "none")
+    def _rollout(self) -> dict[str, Any]:
+        """The use case's active (or latest) rollout as ``rollout_status`` shows it; {} before the first."""
+        return self.call("rollout_status", {"use_case": USE_CASE}).rollout or {}
 
     def final_report(self) -> None:
         from sqlalchemy import select

@@ -173,8 +173,7 @@ class LocalProvider:
         new = out[0, ids.shape[1]:]
         text = self._tok.decode(new, skip_special_tokens=True)
         finish = "stop"
-        eos = self._tok.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        eos_ids = self._eos_ids()
         if len(new) >= kw["max_new_tokens"] and (len(new) == 0 or int(new[-1]) not in eos_ids):
             finish = "length"
         for s in stop or []:
@@ -182,6 +181,10 @@ class LocalProvider:
             if cut >= 0:
                 text, finish = text[:cut], "stop"
         return text, int(ids.shape[1]), int(len(new)), finish
+
+    def _eos_ids(self) -> set[int]:
+        eos = self._tok.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
 
     # ---------------------------------------------------------------- dynamic batching (greedy)
     def _submit(self, messages: list[Message], params: dict[str, Any]) -> Future[tuple[str, int, int, str]]:
@@ -237,8 +240,7 @@ class LocalProvider:
         kw = self._gen_kwargs(params.get("max_tokens"), None, None, None, None)
         with torch.inference_mode():
             out = self._model.generate(input_ids=ids, attention_mask=mask, **kw)
-        eos = self._tok.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        eos_ids = self._eos_ids()
         results = []
         for i, r in enumerate(rows):
             new = out[i, width:].tolist()
