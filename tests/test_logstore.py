@@ -157,8 +157,10 @@ def test_wal_replayed_on_next_open(tmp_path: Path) -> None:
     # simulate a crash: drop the writer without flushing (release the WAL locks)
     store._closed = True
     for s in (store._requests, store._feedback):
+        s.mm.close()  # the mapped file keeps its zero-filled tail, as after a kill
         os.close(s.fd)
-    assert list((tmp_path / "wal").glob("requests-*.jsonl"))
+    wal = list((tmp_path / "wal").glob("requests-*.jsonl"))
+    assert wal and wal[0].stat().st_size > 25 * 100  # grown ahead of the rows
     with LogStore(tmp_path) as again:
         assert again.replayed == 25
         assert again.query("SELECT count(*) AS n FROM logs")[0]["n"] == 25
@@ -216,3 +218,18 @@ def test_parse_ts_forms() -> None:
     assert parse_ts(1767225600000000) == dt.datetime(2026, 1, 1)
     with pytest.raises(InvalidInput, match="ISO 8601"):
         parse_ts("yesterday")
+
+
+def test_mapped_wal_grows_past_its_first_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelsteward.storage import logstore
+
+    monkeypatch.setattr(logstore._Stream, "INITIAL_BYTES", 1024)
+    big = "y" * 5000  # one row larger than the whole first mapping
+    with LogStore(tmp_path, flush_seconds=3600, batch_rows=10**9) as store:
+        store.append({**_row(0), "response": big})
+        store.append_many([_row(i) for i in range(1, 40)])
+        assert store._requests.pos > 1024
+        rows = store.query("SELECT request_id, response FROM logs ORDER BY ts")
+    assert len(rows) == 40
+    assert any(r["response"] == big for r in rows)
+    assert not list((tmp_path / "wal").glob("*.jsonl")), "a closed store leaves no write-ahead file"
