@@ -109,7 +109,7 @@ def test_fast_embedding_path_matches_plain_sentence_transformers() -> None:
 
     texts = ["The capital of France is Paris.", "hello", "word " * 400, "", "Mars is red. " * 20]
     others = ["Paris is the capital of France.", "hi there", "other " * 400, "", "Mars is red. " * 19]
-    backends = ["torch"]
+    backends = ["torch", "bf16"]  # bf16 runs everywhere (emulated where the CPU lacks it)
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -125,6 +125,10 @@ def test_fast_embedding_path_matches_plain_sentence_transformers() -> None:
         expected = [min(1.0, max(0.0, float(x @ y))) for x, y in zip(plain_a, plain_b)]
         expected[3] = 1.0  # both empty
         assert fast == pytest.approx(expected, abs=1e-3), backend
-        assert abs(emb.encode(texts) - plain_a).max() < 1e-3
+        vecs = emb.encode(texts)
+        if backend == "bf16":  # rounded inputs move single coordinates by ~1e-3; the direction holds
+            assert min(float(x @ y) for x, y in zip(vecs, plain_a)) > 0.9999
+        else:
+            assert abs(vecs - plain_a).max() < 1e-3
         again = emb.pair_similarity(texts, others)  # from the cache
         assert again == fast

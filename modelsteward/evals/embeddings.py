@@ -9,6 +9,15 @@ normalisation are done in numpy exactly as the sentence-transformers modules do.
 uses ``SentenceTransformer.encode`` under ``torch.inference_mode``.  The plain path
 (:meth:`Embedder.encode_plain`) is one ``SentenceTransformer.encode`` call; the bench and the tests
 check both give the same scores within 1e-3.
+
+On a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX), ``backend="auto"`` picks the
+``bf16`` backend instead: a copy of the model whose encoder linear layers multiply in bfloat16
+(weights stored in bfloat16, inputs rounded to it) and return float32, with biases, layer norms,
+softmax, pooling and normalisation kept in float32.  The linear layers are nearly all the work, and
+bfloat16 dot products run at twice the float32 rate there: about 1.6x the float32 encoder end to
+end, with scores within about 7e-4 of the float32 path (the 1e-3 rule holds; rounding every
+operation to bfloat16 instead, as ``torch.autocast`` does, drifts to 1.4e-3).  Elsewhere bfloat16
+is emulated and slower, so ``auto`` does not pick it.  ``STEWARD_EMBED_BACKEND`` overrides the choice.
 """
 
 from __future__ import annotations
@@ -65,8 +74,15 @@ class Embedder:
         self.dim = int(getter() or 384)
         self.max_seq_length = max_seq_length
         self._ort: Any = None
-        if backend not in ("auto", "onnx", "torch"):
-            raise ValueError(f"backend {backend!r} must be auto, onnx or torch")
+        self._fast_model: Any = self.model  # what encode() runs when ONNX is not used
+        if backend == "auto":
+            backend = os.environ.get("STEWARD_EMBED_BACKEND", "") or "auto"
+        if backend not in ("auto", "bf16", "onnx", "torch"):
+            raise ValueError(f"embedding backend {backend!r} must be auto, bf16, onnx or torch")
+        if backend == "bf16" or (backend == "auto" and native_bf16()):
+            self._fast_model = _bf16_copy(self.model)
+            self.backend = "bf16"
+            return
         if backend != "torch":
             try:
                 self._ort = _OrtEncoder(self.model, max_seq_length)
@@ -110,7 +126,7 @@ class Embedder:
                 vecs = self._ort.encode([t for _, t in items], self.batch_size)
             else:
                 with torch.inference_mode():
-                    vecs = self.model.encode(
+                    vecs = self._fast_model.encode(
                         [t for _, t in items], batch_size=self.batch_size, convert_to_numpy=True,
                         normalize_embeddings=True, show_progress_bar=False,
                     ).astype(np.float32)
@@ -149,6 +165,46 @@ class Embedder:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), not by emulation."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception:  # noqa: BLE001 - private helpers; absent means "do not rely on it"
+        return False
+
+
+def _bf16_copy(st_model: Any) -> Any:
+    """A copy of the sentence-transformers model whose encoder linear layers multiply in bfloat16."""
+    import copy
+
+    import torch
+
+    class _Bf16Linear(torch.nn.Module):
+        """``x @ W.T + b`` with W and the rounded x in bfloat16; the result and b in float32."""
+
+        def __init__(self, lin: torch.nn.Linear) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(lin.weight.detach().to(torch.bfloat16), requires_grad=False)
+            bias = lin.bias.detach().float() if lin.bias is not None else None
+            self.bias = None if bias is None else torch.nn.Parameter(bias, requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight).float()
+            return y if self.bias is None else y + self.bias
+
+    fast = copy.deepcopy(st_model)
+    encoder = fast[0].auto_model.encoder
+    swaps = [(parent, name, child) for parent in encoder.modules() for name, child in parent.named_children()
+             if isinstance(child, torch.nn.Linear)]
+    if not swaps:
+        raise ConfigError("embedding model has no encoder linear layers to run in bfloat16")
+    for parent, name, child in swaps:
+        setattr(parent, name, _Bf16Linear(child))
+    return fast.eval()
 
 
 class _OrtEncoder:
