@@ -4,7 +4,10 @@
 
 Ingest baseline: the same rows inserted into a DuckDB table with a prepared executemany (what a
 "just put it in DuckDB" design would do).  Stats baseline: the same stats query over an in-memory
-DuckDB table holding the same rows (the engine without the Parquet layout).
+DuckDB table holding the same rows (the engine without the Parquet layout).  Stats are timed twice:
+on segments as the store writes them (a per-(model, role) rollup in each footer, so only latency
+and status are scanned for the quantiles) and on the same files without rollups (every column
+aggregated, as for segments written by something else).
 Targets (2-core machine): append() >= 200k rows/s; stats over 10M rows <= 0.5 s.
 """
 
@@ -83,43 +86,48 @@ def make_rows(n: int):  # type: ignore[no-untyped-def]
     })
 
 
-def bench_stats(n: int) -> tuple[float, float]:
+def bench_stats(n: int) -> tuple[float, float, float]:
+    """(stats with footer rollups, stats scanning every column, the engine on an in-memory table)."""
     import duckdb
+    import numpy as np
     import pyarrow.parquet as pq
 
-    from modelsteward.storage.logstore import LogStore
+    from modelsteward.storage.logstore import LogStore, with_rollup
 
-    root = Path(tempfile.mkdtemp(prefix="bench-stats-"))
-    try:
-        table = make_rows(n)
-        # the store's own layout: date x use-case partitions of compacted zstd segments
-        days = table.column("ts").cast("date32").to_numpy()
-        import numpy as np
-
-        for i, day in enumerate(np.unique(days)):
-            part = table.filter(np.asarray(days == day))
-            folder = root / "requests" / f"date={day}" / "use_case=story_teller"
-            folder.mkdir(parents=True)
-            pq.write_table(part, folder / f"cmp-{i}.parquet", compression="zstd", row_group_size=1_000_000)
-        store = LogStore(root)
-        store.stats(since="30d")  # warm the footer cache, like a long-running server
-        t = time.perf_counter()
-        stats = store.stats(since="30d")
-        ours = time.perf_counter() - t
-        assert sum(r["count"] for r in stats) == n, stats
-        store.close()
-        con = duckdb.connect()
-        con.register("t", table)
-        con.execute("CREATE TABLE logs AS SELECT * FROM t")
-        t = time.perf_counter()
-        con.execute("""SELECT model_id, role, count(*), count(*) FILTER (WHERE status='error'),
-                       quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.95), sum(input_tokens),
-                       sum(output_tokens), sum(cost_usd), avg(feedback) FROM logs
-                       WHERE ts >= now()::TIMESTAMP - INTERVAL 30 DAY GROUP BY ALL""").fetchall()
-        base = time.perf_counter() - t
-        return ours, base
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    table = make_rows(n)
+    days = table.column("ts").cast("date32").to_numpy()
+    timings = []
+    for rollup in (True, False):
+        root = Path(tempfile.mkdtemp(prefix="bench-stats-"))
+        try:
+            # the store's own layout: date x use-case partitions of compacted zstd segments, written as
+            # compaction writes them (footer rollup included) -- or without the rollup, as a foreign
+            # writer would leave them, which makes stats aggregate every column
+            for i, day in enumerate(np.unique(days)):
+                part = table.filter(np.asarray(days == day))
+                folder = root / "requests" / f"date={day}" / "use_case=story_teller"
+                folder.mkdir(parents=True)
+                pq.write_table(with_rollup(part) if rollup else part, folder / f"cmp-{i}.parquet",
+                               compression="zstd", row_group_size=1_000_000)
+            store = LogStore(root)
+            store.stats(since="30d")  # warm the footer cache, like a long-running server
+            t = time.perf_counter()
+            stats = store.stats(since="30d")
+            timings.append(time.perf_counter() - t)
+            assert sum(r["count"] for r in stats) == n, stats
+            store.close()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    con = duckdb.connect()
+    con.register("t", table)
+    con.execute("CREATE TABLE logs AS SELECT * FROM t")
+    t = time.perf_counter()
+    con.execute("""SELECT model_id, role, count(*), count(*) FILTER (WHERE status='error'),
+                   quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.95), sum(input_tokens),
+                   sum(output_tokens), sum(cost_usd), avg(feedback), min(ts), max(ts) FROM logs
+                   WHERE ts >= now()::TIMESTAMP - INTERVAL 30 DAY GROUP BY ALL""").fetchall()
+    base = time.perf_counter() - t
+    return timings[0], timings[1], base
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     ours, base = bench_ingest(a.rows)
     print(f"ingest  append(): {ours:>12,.0f} rows/s | DuckDB executemany baseline: {base:>10,.0f} rows/s | "
           f"ratio {ours / base:.1f}x | target >= 200,000 rows/s: {'met' if ours >= 200_000 else 'MISSED'}")
-    ours_s, base_s = bench_stats(a.stats_rows)
-    print(f"stats   {a.stats_rows:,} rows: {ours_s:.3f} s | in-memory DuckDB table baseline: {base_s:.3f} s | "
-          f"ratio {ours_s / base_s:.2f}x | target <= 0.5 s: {'met' if ours_s <= 0.5 else 'MISSED'}")
+    ours_s, scan_s, base_s = bench_stats(a.stats_rows)
+    print(f"stats   {a.stats_rows:,} rows: {ours_s:.3f} s (footer rollups; scanning every column {scan_s:.3f} s) | "
+          f"in-memory DuckDB table baseline: {base_s:.3f} s | ratio {ours_s / base_s:.2f}x | "
+          f"target <= 0.5 s: {'met' if ours_s <= 0.5 else 'MISSED'}")
     return 0
 
 

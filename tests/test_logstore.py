@@ -233,3 +233,71 @@ def test_mapped_wal_grows_past_its_first_size(tmp_path: Path, monkeypatch: pytes
     assert len(rows) == 40
     assert any(r["response"] == big for r in rows)
     assert not list((tmp_path / "wal").glob("*.jsonl")), "a closed store leaves no write-ahead file"
+
+
+def test_stats_from_footer_rollups_equal_a_full_scan(tmp_path: Path) -> None:
+    """Files wholly inside the window add their footer rollups; straddling and legacy files are scanned."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from modelsteward.storage.logquery import parse_window
+    from modelsteward.storage.logstore import LOG_COLUMNS, ROLLUP_KEY, _schema
+
+    rng = random.Random(5)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+    def rows(k0: int, n: int, ago: dt.timedelta) -> list[dict]:
+        return [_row(k0 + i, ts=(now - ago + dt.timedelta(seconds=i)).isoformat() + "Z",
+                     use_case=rng.choice(["story", "faq"]), model_id=rng.choice(["local:a", "local:b"]),
+                     role=rng.choice(["primary", "canary", "shadow"]), latency_ms=rng.random() * 900,
+                     status=rng.choice(["ok"] * 9 + ["error"]), input_tokens=rng.choice([None, 3, 40]),
+                     cost_usd=rng.random() / 1000, **({"feedback": rng.choice([-1.0, 0.5, 1.0])} if i % 3 else {}))
+                for i in range(n)]
+
+    with LogStore(tmp_path, flush_seconds=3600, batch_rows=10**9, compact_after=10**6) as store:
+        for k in range(4):  # several segments per partition, some compacted below
+            store.append_many(rows(k * 100, 60, dt.timedelta(minutes=30 + k)))
+            store.flush()
+        store.append_many(rows(1000, 60, dt.timedelta(seconds=630)))  # straddles a 10-minute window
+        store.flush()
+        store.compact()
+        store.append_many(rows(1500, 40, dt.timedelta(minutes=2)))  # wholly inside it
+        store.flush()
+        store.append_many(rows(2000, 30, dt.timedelta(days=3)))  # outside a short window
+        store.flush()
+        # a segment written by something else: no rollup in its footer, so it is always scanned
+        legacy = tmp_path / "requests" / f"date={now.date()}" / "use_case=story" / "seg-legacy.parquet"
+        table = pa.Table.from_pylist([{**r, "ts": now - dt.timedelta(minutes=5)} for r in
+                                      [{k: v for k, v in _row(3000 + i, messages="[]").items() if k in LOG_COLUMNS}
+                                       for i in range(7)]], schema=_schema(LOG_COLUMNS))
+        pq.write_table(table, legacy)
+        assert ROLLUP_KEY not in (pq.read_metadata(legacy).metadata or {})
+
+        for since, uc in [("all", None), ("10m", None), ("2h", "story"), ("20m", "faq")]:
+            got = {(r["use_case"], r["model_id"], r["role"]): r for r in store.stats(use_case=uc, since=since)}
+            cut = parse_window(since) or dt.datetime(1970, 1, 1)
+            want = store.query(
+                "SELECT use_case, model_id, role, count(*) AS n, count(*) FILTER (WHERE status='error') AS e, "
+                "quantile_cont(latency_ms, [0.5, 0.95]) FILTER (WHERE status='ok') AS q, "
+                "coalesce(sum(input_tokens), 0) AS tin, sum(cost_usd) AS cost, count(feedback) AS fn, "
+                "avg(feedback) AS fm, min(ts) AS first, max(ts) AS last FROM logs "
+                "WHERE ts >= ? AND (? IS NULL OR use_case = ?) GROUP BY ALL", [cut, uc, uc])
+            assert want and len(got) == len(want), since
+            for w in want:
+                g = got[(w["use_case"], w["model_id"], w["role"])]
+                assert (g["count"], g["errors"], g["input_tokens"], g["feedback_count"]) == (
+                    w["n"], w["e"], w["tin"], w["fn"]), since
+                assert g["p50_ms"] == pytest.approx(w["q"][0]) and g["p95_ms"] == pytest.approx(w["q"][1])
+                assert g["cost_usd"] == pytest.approx(w["cost"]) and g["mean_feedback"] == pytest.approx(w["fm"])
+                assert (g["first_ts"], g["last_ts"]) == (w["first"], w["last"]), since
+
+        reader = store.reader
+        files = reader._files("requests")
+        rolled, scan = reader._split_by_rollup(files, None, parse_window("all"))
+        assert str(legacy) in scan and len(scan) == 1
+        assert any(Path(f).name.startswith("cmp-") for f, _, _ in rolled), "compacted files carry a rollup too"
+        rolled10, scan10 = reader._split_by_rollup(files, None, parse_window("10m"))
+        assert {Path(f).name.split(".")[0][:4] for f in scan10} == {"cmp-", "seg-"}  # straddling + legacy
+        assert rolled10 and all(Path(f).name.startswith("seg-requests") for f, _, _ in rolled10)

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from modelsteward.errors import InvalidInput, ReadOnlyViolation
+from modelsteward.storage.logstore import ROLLUP_FIELDS, ROLLUP_KEY
 
 __all__ = ["LogReader", "parse_window", "CorruptSegmentWarning"]
 
@@ -65,10 +66,12 @@ class LogReader:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._valid: dict[Path, tuple[tuple[int, int], list[str] | None]] = {}
+        self._rollups: dict[str, list[list[Any]]] = {}  # file -> its footer's per-(model, role) rollup
         self._bad: set[tuple[Path, int, int]] = set()
 
     def close(self) -> None:
         self._valid.clear()
+        self._rollups.clear()
 
     # ------------------------------------------------------------------ files
     def _files(self, sub: str) -> list[str]:
@@ -90,6 +93,7 @@ class LogReader:
                     md = pq.read_metadata(p)
                     raw = (md.metadata or {}).get(b"steward.sources")
                     sources = orjson.loads(raw) if raw else None
+                    rollup = _read_rollup((md.metadata or {}).get(ROLLUP_KEY))
                 except Exception as exc:  # noqa: BLE001 - any unreadable footer is a corrupt segment
                     key = (p, *sig)
                     if key not in self._bad:
@@ -98,6 +102,10 @@ class LogReader:
                         log.warning("skipping corrupt log segment %s: %s", p, exc)
                     continue
                 self._valid[p] = (sig, sources)
+                if rollup is None:
+                    self._rollups.pop(str(p), None)
+                else:
+                    self._rollups[str(p)] = rollup
                 cached = self._valid[p]
             if cached[1]:
                 merged_away.update(str(p.parent / s) for s in cached[1])
@@ -109,8 +117,8 @@ class LogReader:
         """An in-memory DuckDB with views ``raw_logs``, ``feedback_events`` and ``logs``."""
         return self._open(lock_down)[0]
 
-    def _open(self, lock_down: bool) -> tuple[Any, bool]:
-        """``connect``, plus whether any feedback-event segment exists (one listing of the store)."""
+    def _open(self, lock_down: bool) -> tuple[Any, list[str], bool]:
+        """``connect``, plus the request files it reads and whether any feedback-event segment exists."""
         import duckdb
 
         con = duckdb.connect(":memory:")
@@ -118,10 +126,7 @@ class LogReader:
         req = self._files("requests")
         fb = self._files("feedback")
         if req:
-            con.execute(
-                f"CREATE VIEW raw_logs AS SELECT * FROM read_parquet({_sql_list(req)}, hive_partitioning=true, "
-                "hive_types_autocast=false, union_by_name=true)"
-            )
+            con.execute(f"CREATE VIEW raw_logs AS SELECT * FROM {_scan(req)}")
         else:
             con.execute(f"CREATE VIEW raw_logs AS {_EMPTY_LOGS}")
         if fb:
@@ -141,7 +146,7 @@ class LogReader:
             con.execute(f"SET allowed_directories=['{_esc(root)}/']")
             con.execute("SET enable_external_access=false")
             con.execute("SET lock_configuration=true")
-        return con, bool(fb)
+        return con, req, bool(fb)
 
     def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         """One read-only SELECT (or WITH ... SELECT) over ``logs``; rows as dicts."""
@@ -163,11 +168,15 @@ class LogReader:
     def stats(self, *, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
         """Per (use case, model, role): counts, error rate, p50/p95 latency, tokens, cost, feedback.
 
-        One pass over ``raw_logs`` (the Parquet columns, no join), then -- only when feedback events
-        exist -- a second pass that joins the events to their requests and corrects the feedback
-        sums: an event replaces the request's inline feedback, as in the ``logs`` view.  The join
-        over every request id costs as much as the aggregate itself, so a store without feedback
-        events does not pay for it.
+        Segments written by this store carry a rollup in their footer (``with_rollup``): counts,
+        sums and first/last ``ts`` per (model, role).  A file wholly inside the window contributes
+        its rollup, and only its ``latency_ms``/``status`` columns are scanned (for the quantiles,
+        which do not merge); files that straddle the cut-off, or have no rollup (written by
+        something else), are aggregated in full.  Everything is exact: rollups are sums of
+        immutable files.  Then -- only when feedback events exist -- a join pass corrects the
+        feedback sums: an event replaces the request's inline feedback, as in the ``logs`` view.
+        The join over every request id costs as much as the aggregate itself, so a store without
+        feedback events does not pay for it.
         """
         cutoff = parse_window(since)
         filters = [(col, op, v) for col, op, v in (("ts", ">=", cutoff), ("use_case", "=", use_case or None))
@@ -177,24 +186,39 @@ class LogReader:
         def where(alias: str = "") -> str:
             return ("WHERE " + " AND ".join(f"{alias}{col} {op} ?" for col, op, _ in filters)) if filters else ""
 
-        sql = f"""
-            SELECT use_case, model_id, role,
-                   count(*) AS count,
-                   count(*) FILTER (WHERE status = 'error') AS errors,
-                   quantile_cont(latency_ms, [0.5, 0.95]) FILTER (WHERE status = 'ok') AS q,
-                   coalesce(sum(input_tokens), 0) AS input_tokens,
-                   coalesce(sum(output_tokens), 0) AS output_tokens,
-                   coalesce(sum(cost_usd), 0) AS cost_usd,
-                   sum(feedback) AS fb_sum, count(feedback) AS fb_n,
-                   min(ts) AS first_ts, max(ts) AS last_ts
-            FROM raw_logs {where()}
-            GROUP BY ALL
-        """
-        con, has_feedback = self._open(lock_down=True)
+        con, req, has_feedback = self._open(lock_down=True)
         try:
-            rows = con.execute(sql, params).fetchall()
+            rolled, scan = self._split_by_rollup(req, use_case, cutoff)
+            acc: dict[tuple[str, str, str], list[Any]] = {}
+            for _, uc, groups in rolled:
+                for mid, role, n, errors, tin, tout, cost, fb_sum, fb_n, first, last in groups:
+                    _merge(acc, (uc, mid, role), [n, errors, tin, tout, cost, fb_sum, fb_n, _us(first), _us(last)])
+            sums = """count(*), count(*) FILTER (WHERE status = 'error'), sum(input_tokens), sum(output_tokens),
+                      sum(cost_usd), sum(feedback), count(feedback), min(ts), max(ts)"""
+            quantiles: dict[tuple[str, str, str], Any] = {}
+            q = "quantile_cont(latency_ms, [0.5, 0.95]) FILTER (WHERE status = 'ok')"
+            if not rolled:  # one pass over everything
+                for uc, mid, role, qs, *vals in con.execute(
+                        f"SELECT use_case, model_id, role, {q}, {sums} FROM raw_logs {where()} GROUP BY ALL",
+                        params).fetchall():
+                    quantiles[(uc, mid, role)] = qs
+                    _merge(acc, (uc, mid, role), vals)
+            else:
+                if scan:
+                    for uc, mid, role, *vals in con.execute(
+                            f"SELECT use_case, model_id, role, {sums} FROM {_scan(scan)} {where()} GROUP BY ALL",
+                            params).fetchall():
+                        _merge(acc, (uc, mid, role), vals)
+                cols = "use_case, model_id, role, latency_ms, status"
+                union = f"SELECT {cols} FROM {_scan([f for f, _, _ in rolled])}"
+                if scan:
+                    union += f" UNION ALL SELECT {cols} FROM {_scan(scan)} {where()}"
+                for uc, mid, role, qs in con.execute(
+                        f"SELECT use_case, model_id, role, {q} FROM ({union}) GROUP BY ALL",
+                        params if scan else []).fetchall():
+                    quantiles[(uc, mid, role)] = qs
             fix: dict[tuple[str, str, str], tuple[float, int]] = {}
-            if rows and has_feedback:
+            if acc and has_feedback:
                 for uc, mid, role, dsum, dn in con.execute(f"""
                     SELECT r.use_case, r.model_id, r.role,
                            sum(f.score) - coalesce(sum(r.feedback), 0), count(*) - count(r.feedback)
@@ -204,19 +228,39 @@ class LogReader:
         finally:
             con.close()
         out = []
-        for uc, mid, role, n, errors, q, tin, tout, cost, fb_sum, fb_n, first, last in rows:
+        for (uc, mid, role), (n, errors, tin, tout, cost, fb_sum, fb_n, first, last) in acc.items():
             dsum, dn = fix.get((uc, mid, role), (0.0, 0))
             fsum, fn = float(fb_sum or 0.0) + dsum, int(fb_n) + dn
+            qs = quantiles.get((uc, mid, role))
             out.append({
                 "use_case": uc, "model_id": mid, "role": role, "count": n, "errors": errors,
                 "error_rate": errors / n if n else 0.0,
-                "p50_ms": q[0] if q else None, "p95_ms": q[1] if q else None,
-                "input_tokens": tin, "output_tokens": tout, "cost_usd": cost,
+                "p50_ms": qs[0] if qs else None, "p95_ms": qs[1] if qs else None,
+                "input_tokens": tin or 0, "output_tokens": tout or 0, "cost_usd": cost or 0,
                 "mean_feedback": fsum / fn if fn else None, "feedback_count": fn,
                 "first_ts": first, "last_ts": last,
             })
         out.sort(key=lambda r: (r["use_case"] or "", r["role"] or "", r["model_id"] or ""))
         return out
+
+    def _split_by_rollup(self, files: list[str], use_case: str | None, cutoff: dt.datetime | None,
+                         ) -> tuple[list[tuple[str, str, list[list[Any]]]], list[str]]:
+        """([(file, use case, rollup)] for files wholly inside the window; the files to scan in full)."""
+        cut_us = None if cutoff is None else (cutoff - _EPOCH) // dt.timedelta(microseconds=1)
+        rolled: list[tuple[str, str, list[list[Any]]]] = []
+        scan: list[str] = []
+        for f in files:
+            folder = Path(f).parent.name
+            uc = folder.split("=", 1)[1] if folder.startswith("use_case=") else None
+            if use_case and uc is not None and uc != use_case:
+                continue
+            groups = self._rollups.get(f)
+            if uc is not None and groups is not None and (
+                    cut_us is None or min((g[9] for g in groups), default=cut_us) >= cut_us):
+                rolled.append((f, uc, groups))
+            else:
+                scan.append(f)
+        return rolled, scan
 
 
 _ALLOWED_TYPES = ("SELECT",)
@@ -235,6 +279,44 @@ def check_read_only(sql: str) -> None:
     kind = str(stmts[0].type).rsplit(".", 1)[-1]
     if kind not in _ALLOWED_TYPES:
         raise ReadOnlyViolation(f"Only read-only SELECT queries are allowed over the logs; refused a {kind} statement.")
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _us(value: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=value)
+
+
+def _merge(acc: dict[tuple[str, str, str], list[Any]], key: tuple[str, str, str], vals: list[Any]) -> None:
+    """Add one partial aggregate (count, errors, tokens in/out, cost, fb sum, fb count, first, last)."""
+    cur = acc.get(key)
+    if cur is None:
+        acc[key] = list(vals)
+        return
+    for i in range(7):
+        if vals[i] is not None:
+            cur[i] = vals[i] if cur[i] is None else cur[i] + vals[i]
+    cur[7] = vals[7] if cur[7] is None or (vals[7] is not None and vals[7] < cur[7]) else cur[7]
+    cur[8] = vals[8] if cur[8] is None or (vals[8] is not None and vals[8] > cur[8]) else cur[8]
+
+
+def _read_rollup(raw: bytes | None) -> list[list[Any]] | None:
+    """The footer's rollup groups, or None when absent or of another version."""
+    if not raw:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("v") != 1 or tuple(data.get("fields", ())) != ROLLUP_FIELDS:
+        return None
+    return data["groups"]
+
+
+def _scan(paths: list[str]) -> str:
+    return (f"read_parquet({_sql_list(paths)}, hive_partitioning=true, hive_types_autocast=false, "
+            "union_by_name=true)")
 
 
 def _sql_list(paths: list[str]) -> str:

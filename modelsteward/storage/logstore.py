@@ -36,7 +36,7 @@ import orjson
 
 from modelsteward.errors import InvalidInput
 
-__all__ = ["LogStore", "LOG_COLUMNS", "normalise_row", "parse_ts", "ts_us", "compact_partition"]
+__all__ = ["LogStore", "LOG_COLUMNS", "normalise_row", "parse_ts", "ts_us", "compact_partition", "with_rollup"]
 
 log = logging.getLogger(__name__)
 
@@ -406,7 +406,10 @@ class LogStore:
             else:
                 mask = pc.and_(mask, pc.equal(uc, key[1]))
                 folder = self.requests_dir / f"date={key[0]}" / f"use_case={key[1]}"
-            _atomic_parquet(folder / seg, table.filter(mask).cast(out_schema))
+            part = table.filter(mask).cast(out_schema)
+            if stream != "feedback":
+                part = with_rollup(part)
+            _atomic_parquet(folder / seg, part)
         return table.num_rows
 
     def _replay_orphans(self) -> int:
@@ -512,6 +515,42 @@ def _schema(cols: dict[str, str], ts_type: Any = None):  # type: ignore[no-untyp
     return pa.schema([(name, types[t]) for name, t in cols.items()])
 
 
+ROLLUP_KEY = b"steward.rollup"
+# one row per (model_id, role) of a request segment, in this order
+ROLLUP_FIELDS = ("model_id", "role", "count", "errors", "input_tokens", "output_tokens", "cost_usd",
+                 "fb_sum", "fb_n", "min_ts", "max_ts")
+
+
+def with_rollup(table: Any) -> Any:
+    """The table with its per-(model, role) partial aggregates in the schema metadata (the footer).
+
+    Counts, errors, token and cost sums, inline-feedback sum and count, and the first and last
+    ``ts`` (integer microseconds): everything ``stats`` needs except the latency quantiles, which do
+    not merge.  Segments are immutable, so a footer never goes stale; ``stats`` adds the rollups of
+    files wholly inside its window and scans only the latency column there.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = pa.table({
+        "model_id": table.column("model_id"), "role": table.column("role"),
+        "err": pc.fill_null(pc.equal(table.column("status"), "error"), False).cast(pa.int64()),
+        "tin": table.column("input_tokens"), "tout": table.column("output_tokens"),
+        "cost": table.column("cost_usd"), "fb": table.column("feedback"),
+        "ts": table.column("ts").cast(pa.timestamp("us")).cast(pa.int64()),
+    })
+    agg = parts.group_by(["model_id", "role"], use_threads=False).aggregate([
+        ([], "count_all"), ("err", "sum"), ("tin", "sum"), ("tout", "sum"), ("cost", "sum"),
+        ("fb", "sum"), ("fb", "count"), ("ts", "min"), ("ts", "max"),
+    ])
+    cols = ["model_id", "role", "count_all", "err_sum", "tin_sum", "tout_sum", "cost_sum", "fb_sum", "fb_count",
+            "ts_min", "ts_max"]
+    rows = [list(r) for r in zip(*(agg.column(c).to_pylist() for c in cols), strict=True)]
+    meta = dict(table.schema.metadata or {})
+    meta[ROLLUP_KEY] = orjson.dumps({"v": 1, "fields": ROLLUP_FIELDS, "groups": rows})
+    return table.replace_schema_metadata(meta)
+
+
 def _atomic_parquet(target: Path, table: Any) -> None:
     import pyarrow.parquet as pq
 
@@ -553,6 +592,8 @@ def compact_partition(part: Path) -> int:
         meta = dict(merged.schema.metadata or {})
         meta[b"steward.sources"] = orjson.dumps([p.name for p in used])
         merged = merged.replace_schema_metadata(meta)
+        if "latency_ms" in merged.column_names:  # a request partition (feedback has no rollup)
+            merged = with_rollup(merged)
         target = part / f"cmp-{uuid.uuid4().hex[:12]}.parquet"
         tmp = part / f".{target.name}.tmp"
         pq.write_table(merged, tmp, compression="zstd", row_group_size=1_000_000)
