@@ -301,3 +301,19 @@ def test_stats_from_footer_rollups_equal_a_full_scan(tmp_path: Path) -> None:
         rolled10, scan10 = reader._split_by_rollup(files, None, parse_window("10m"))
         assert {Path(f).name.split(".")[0][:4] for f in scan10} == {"cmp-", "seg-"}  # straddling + legacy
         assert rolled10 and all(Path(f).name.startswith("seg-requests") for f, _, _ in rolled10)
+
+
+def test_a_forked_child_cannot_write_into_the_parents_mapped_wal(tmp_path: Path) -> None:
+    with LogStore(tmp_path, flush_seconds=3600) as store:
+        store.append(_row(1))
+        pid = os.fork()
+        if pid == 0:  # the child: its copy of the store must refuse, leaving the shared map alone
+            try:
+                store.append(_row(2))
+                os._exit(1)
+            except RuntimeError as exc:
+                os._exit(0 if "forked" in str(exc) else 2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        store.append(_row(3))
+        assert sorted(r["request_id"] for r in store.query("SELECT request_id FROM logs")) == ["r1", "r3"]

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import logging
 import mmap
 import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -282,6 +284,8 @@ class LogStore:
         self._thread = threading.Thread(target=self._run, name="logstore-writer", daemon=True)
         self._thread.start()
         self._reader: Any = None
+        # a forked child shares the parent's mapped WAL: it must not write into it
+        os.register_at_fork(after_in_child=functools.partial(_disown, weakref.ref(self)))
 
     # ------------------------------------------------------------------ writing
     def append(self, row: Mapping[str, Any]) -> None:
@@ -289,7 +293,7 @@ class LogStore:
         data = _dumps(normalise_row(row), option=_NL)
         with self._lock:
             if self._closed:
-                raise RuntimeError("log store is closed")
+                raise RuntimeError(_CLOSED)
             self._requests.write(data, 1)
             if self._requests.count >= self.batch_rows:
                 self._wake.set()
@@ -302,7 +306,7 @@ class LogStore:
         data = b"".join(batch)
         with self._lock:
             if self._closed:
-                raise RuntimeError("log store is closed")
+                raise RuntimeError(_CLOSED)
             self._requests.write(data, len(batch))
             if self._requests.count >= self.batch_rows:
                 self._wake.set()
@@ -318,6 +322,8 @@ class LogStore:
             raise InvalidInput(f"feedback score {score} must be within -1..1.")
         row = {"ts": _now_us(), "request_id": str(request_id), "score": score, "comment": comment}
         with self._lock:
+            if self._closed:
+                raise RuntimeError(_CLOSED)
             self._feedback.write(_dumps(row, option=_NL), 1)
 
     @property
@@ -473,6 +479,15 @@ class LogStore:
         """Per use case x model x role over the window: counts, error rate, p50/p95, tokens, cost, feedback."""
         self.flush()
         return self.reader.stats(use_case=use_case, since=since)
+
+
+_CLOSED = "log store is closed (a forked process cannot write to its parent's store: open a new LogStore)"
+
+
+def _disown(ref: weakref.ref[LogStore]) -> None:
+    store = ref()
+    if store is not None:
+        store._closed = True
 
 
 def _cut_zero_tail(fd: int) -> None:
