@@ -92,7 +92,8 @@ def bench_stats(n: int) -> tuple[float, float, float]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from modelsteward.storage.logstore import LogStore, with_rollup
+    from modelsteward.storage.logstore import LogStore
+    from modelsteward.storage.segments import with_rollup
 
     table = make_rows(n)
     days = table.column("ts").cast("date32").to_numpy()

@@ -243,7 +243,8 @@ def test_stats_from_footer_rollups_equal_a_full_scan(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     from modelsteward.storage.logquery import parse_window
-    from modelsteward.storage.logstore import LOG_COLUMNS, ROLLUP_KEY, _schema
+    from modelsteward.storage.logstore import LOG_COLUMNS
+    from modelsteward.storage.segments import ROLLUP_KEY, _schema
 
     rng = random.Random(5)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -317,3 +318,26 @@ def test_a_forked_child_cannot_write_into_the_parents_mapped_wal(tmp_path: Path)
         assert os.waitstatus_to_exitcode(status) == 0
         store.append(_row(3))
         assert sorted(r["request_id"] for r in store.query("SELECT request_id FROM logs")) == ["r1", "r3"]
+
+
+def test_a_full_disk_refuses_the_append_and_keeps_acknowledged_rows(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    real = os.posix_fallocate
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with LogStore(tmp_path, flush_seconds=3600, batch_rows=10**9) as store:
+        store.append_many([_row(i) for i in range(5)])
+        monkeypatch.setattr(os, "posix_fallocate", full)
+        with pytest.raises(OSError, match="No space"):
+            store.append({**_row(99), "response": "z" * (5 << 20)})  # needs more room than was reserved
+        store.append(_row(5))  # still fits in the reserved blocks
+        with pytest.raises(OSError):
+            store.flush()  # the next WAL cannot be made: the current one stays in use, nothing lost
+        store.append(_row(6))
+        monkeypatch.setattr(os, "posix_fallocate", real)
+        ids = sorted(r["request_id"] for r in store.query("SELECT request_id FROM logs"))
+    assert ids == sorted(f"r{i}" for i in range(7))

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from modelsteward.errors import InvalidInput, ReadOnlyViolation
-from modelsteward.storage.logstore import ROLLUP_FIELDS, ROLLUP_KEY
+from modelsteward.storage.segments import ROLLUP_FIELDS, ROLLUP_KEY
 
 __all__ = ["LogReader", "parse_window", "CorruptSegmentWarning"]
 

@@ -37,6 +37,14 @@ from typing import Any
 import orjson
 
 from modelsteward.errors import InvalidInput
+from modelsteward.storage.segments import (  # noqa: F401 - re-exported: the segment format lives there
+    ROLLUP_FIELDS,
+    ROLLUP_KEY,
+    _atomic_parquet,
+    _schema,
+    compact_partition,
+    with_rollup,
+)
 
 __all__ = ["LogStore", "LOG_COLUMNS", "normalise_row", "parse_ts", "ts_us", "compact_partition", "with_rollup"]
 
@@ -187,38 +195,51 @@ class _Stream:
     The WAL is a shared memory map of its file, so an append is a copy into the page cache rather
     than a ``write`` system call (a third of an append's cost).  What is copied there belongs to
     the kernel at once: it survives the process being killed, exactly as a ``write`` would (and, as
-    with ``write``, only ``fsync=True`` -- here ``msync`` -- survives power loss).  The file is
-    grown sparse ahead of the rows and cut to their length when it is closed; a killed writer's
-    file ends in zero bytes, which replay drops.
+    with ``write``, only ``fsync=True`` -- here ``msync`` -- survives power loss).  The file's
+    blocks are reserved ahead of the rows with ``posix_fallocate`` -- a full disk then fails the
+    append that needed more room with an ``OSError`` instead of killing the process with SIGBUS
+    on a write into an unbacked page -- and the file is cut to the rows' length when it is sealed;
+    a killed writer's file ends in zero bytes, which replay drops.
     """
 
-    INITIAL_BYTES = 4 << 20
+    INITIAL_BYTES = 4 << 20  # the requests stream; feedback starts at 1/16 of it
 
-    def __init__(self, store: LogStore, name: str) -> None:
+    def __init__(self, store: LogStore, name: str, initial_bytes: int) -> None:
         self.store = store
         self.name = name
+        self.initial_bytes = max(4096, initial_bytes)
         self.count = 0
         self.seq = 0
         self.fd = -1
         self.pos = 0
         self.mm: mmap.mmap | None = None
         self.wal_path: Path = Path()
-        self._open_wal()
+        self._use(*self._new_wal())
 
-    def _open_wal(self) -> None:
-        self.seq += 1
-        path = self.store.wal_dir / f"{self.name}-{self.store.writer_id}.{self.seq:06d}.jsonl"
+    def _new_wal(self) -> tuple[int, Path, mmap.mmap]:
+        """Create, lock, reserve and map the next WAL file (nothing changes if this fails)."""
+        path = self.store.wal_dir / f"{self.name}-{self.store.writer_id}.{self.seq + 1:06d}.jsonl"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.ftruncate(fd, self.INITIAL_BYTES)
-        self.mm = mmap.mmap(fd, self.INITIAL_BYTES)
-        self.fd, self.wal_path, self.count, self.pos = fd, path, 0, 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.posix_fallocate(fd, 0, self.initial_bytes)
+            return fd, path, mmap.mmap(fd, self.initial_bytes)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+
+    def _use(self, fd: int, path: Path, mm: mmap.mmap) -> None:
+        self.seq += 1
+        self.fd, self.wal_path, self.mm, self.count, self.pos = fd, path, mm, 0, 0
 
     def write(self, data: bytes, n: int) -> None:
         mm, pos = self.mm, self.pos
         end = pos + len(data)
         if end > len(mm):  # type: ignore[arg-type]
-            mm.resize(max(end, 2 * len(mm)))  # type: ignore[union-attr, arg-type]  # grows the file too
+            size = max(end, 2 * len(mm))  # type: ignore[arg-type]
+            os.posix_fallocate(self.fd, 0, size)  # ENOSPC here: this row is refused, earlier ones stay
+            mm.resize(size)  # type: ignore[union-attr]
         mm[pos:end] = data  # type: ignore[index]
         self.pos = end
         if self.store.fsync:
@@ -233,10 +254,14 @@ class _Stream:
         os.ftruncate(self.fd, self.pos)
 
     def rotate(self) -> tuple[Path, int]:
-        """Swap in a fresh WAL; return the old one's path and (still locking) descriptor."""
+        """Swap in a fresh WAL; return the old one's path and (still locking) descriptor.
+
+        The new file is made first: if that fails (a full disk), the current WAL stays in use.
+        """
+        fresh = self._new_wal()
         self._seal()
         path, fd = self.wal_path, self.fd
-        self._open_wal()
+        self._use(*fresh)
         return path, fd
 
     def close(self) -> None:
@@ -279,8 +304,8 @@ class LogStore:
         self._wake = threading.Event()
         self._closed = False
         self.replayed = self._replay_orphans()
-        self._requests = _Stream(self, "requests")
-        self._feedback = _Stream(self, "feedback")
+        self._requests = _Stream(self, "requests", _Stream.INITIAL_BYTES)
+        self._feedback = _Stream(self, "feedback", _Stream.INITIAL_BYTES // 16)
         self._thread = threading.Thread(target=self._run, name="logstore-writer", daemon=True)
         self._thread.start()
         self._reader: Any = None
@@ -334,13 +359,21 @@ class LogStore:
         """Write every acknowledged row to Parquet now."""
         with self._flush_lock:
             with self._lock:
-                closed = [(s.name, *s.rotate()) for s in (self._requests, self._feedback) if s.count]
+                closed, failed = [], None
+                for s in (self._requests, self._feedback):
+                    if s.count:
+                        try:
+                            closed.append((s.name, *s.rotate()))
+                        except OSError as exc:  # no new WAL (disk full): this stream keeps its current one
+                            failed = exc
             for name, path, fd in closed:
                 self._convert_wal(name, path)
                 path.unlink(missing_ok=True)
                 os.close(fd)
             if closed:
                 self._maybe_compact()
+            if failed is not None:
+                raise failed
 
     def _run(self) -> None:
         while not self._closed:
@@ -520,99 +553,3 @@ def _read_torn_wal(path: Path, schema: Any):  # type: ignore[no-untyped-def]
             except orjson.JSONDecodeError:
                 log.warning("write-ahead file %s: unreadable line %d skipped (torn write)", path, n)
     return pa.Table.from_pylist(rows, schema=schema)
-
-
-def _schema(cols: dict[str, str], ts_type: Any = None):  # type: ignore[no-untyped-def]
-    import pyarrow as pa
-
-    types = {"timestamp": ts_type or pa.timestamp("us"), "string": pa.string(), "int64": pa.int64(),
-             "float64": pa.float64()}
-    return pa.schema([(name, types[t]) for name, t in cols.items()])
-
-
-ROLLUP_KEY = b"steward.rollup"
-# one row per (model_id, role) of a request segment, in this order
-ROLLUP_FIELDS = ("model_id", "role", "count", "errors", "input_tokens", "output_tokens", "cost_usd",
-                 "fb_sum", "fb_n", "min_ts", "max_ts")
-
-
-def with_rollup(table: Any) -> Any:
-    """The table with its per-(model, role) partial aggregates in the schema metadata (the footer).
-
-    Counts, errors, token and cost sums, inline-feedback sum and count, and the first and last
-    ``ts`` (integer microseconds): everything ``stats`` needs except the latency quantiles, which do
-    not merge.  Segments are immutable, so a footer never goes stale; ``stats`` adds the rollups of
-    files wholly inside its window and scans only the latency column there.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    parts = pa.table({
-        "model_id": table.column("model_id"), "role": table.column("role"),
-        "err": pc.fill_null(pc.equal(table.column("status"), "error"), False).cast(pa.int64()),
-        "tin": table.column("input_tokens"), "tout": table.column("output_tokens"),
-        "cost": table.column("cost_usd"), "fb": table.column("feedback"),
-        "ts": table.column("ts").cast(pa.timestamp("us")).cast(pa.int64()),
-    })
-    agg = parts.group_by(["model_id", "role"], use_threads=False).aggregate([
-        ([], "count_all"), ("err", "sum"), ("tin", "sum"), ("tout", "sum"), ("cost", "sum"),
-        ("fb", "sum"), ("fb", "count"), ("ts", "min"), ("ts", "max"),
-    ])
-    cols = ["model_id", "role", "count_all", "err_sum", "tin_sum", "tout_sum", "cost_sum", "fb_sum", "fb_count",
-            "ts_min", "ts_max"]
-    rows = [list(r) for r in zip(*(agg.column(c).to_pylist() for c in cols), strict=True)]
-    meta = dict(table.schema.metadata or {})
-    meta[ROLLUP_KEY] = orjson.dumps({"v": 1, "fields": ROLLUP_FIELDS, "groups": rows})
-    return table.replace_schema_metadata(meta)
-
-
-def _atomic_parquet(target: Path, table: Any) -> None:
-    import pyarrow.parquet as pq
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, target)
-
-
-def compact_partition(part: Path) -> int:
-    """Merge a partition's ``seg-*`` files into one ``cmp-*`` file that names its sources.
-
-    Readers ignore any segment a compacted file lists, so a crash between writing the merged file
-    and deleting its sources never double-counts; the next compaction deletes the leftovers.
-    """
-    import pyarrow.parquet as pq
-
-    lock_path = part / ".compact.lock"
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return 0
-        segs = sorted(p for p in part.glob("seg-*.parquet"))
-        if len(segs) < 2:
-            return 0
-        tables, used = [], []
-        for p in segs:
-            try:
-                tables.append(pq.read_table(p))
-                used.append(p)
-            except Exception:  # noqa: BLE001 - corrupt segments stay for the reader to report
-                continue
-        if len(used) < 2:
-            return 0
-        import pyarrow as pa
-
-        merged = pa.concat_tables(tables, promote_options="default")
-        meta = dict(merged.schema.metadata or {})
-        meta[b"steward.sources"] = orjson.dumps([p.name for p in used])
-        merged = merged.replace_schema_metadata(meta)
-        if "latency_ms" in merged.column_names:  # a request partition (feedback has no rollup)
-            merged = with_rollup(merged)
-        target = part / f"cmp-{uuid.uuid4().hex[:12]}.parquet"
-        tmp = part / f".{target.name}.tmp"
-        pq.write_table(merged, tmp, compression="zstd", row_group_size=1_000_000)
-        os.replace(tmp, target)
-        for p in used:
-            p.unlink(missing_ok=True)
-        return len(used)

@@ -1,0 +1,114 @@
+"""Parquet segments of the request-log store: the atomic write, the footer rollup and compaction.
+
+A segment is immutable once renamed into place.  Request segments (and the compacted files that
+merge them) carry a rollup in their footer: per (model, role) the sums ``stats`` needs, so a
+reader can add them up instead of scanning the columns (see ``logquery.LogReader.stats``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["ROLLUP_FIELDS", "ROLLUP_KEY", "compact_partition", "with_rollup"]
+
+
+def _schema(cols: dict[str, str], ts_type: Any = None):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    types = {"timestamp": ts_type or pa.timestamp("us"), "string": pa.string(), "int64": pa.int64(),
+             "float64": pa.float64()}
+    return pa.schema([(name, types[t]) for name, t in cols.items()])
+
+
+ROLLUP_KEY = b"steward.rollup"
+# one row per (model_id, role) of a request segment, in this order
+ROLLUP_FIELDS = ("model_id", "role", "count", "errors", "input_tokens", "output_tokens", "cost_usd",
+                 "fb_sum", "fb_n", "min_ts", "max_ts")
+
+
+def with_rollup(table: Any) -> Any:
+    """The table with its per-(model, role) partial aggregates in the schema metadata (the footer).
+
+    Counts, errors, token and cost sums, inline-feedback sum and count, and the first and last
+    ``ts`` (integer microseconds): everything ``stats`` needs except the latency quantiles, which do
+    not merge.  Segments are immutable, so a footer never goes stale; ``stats`` adds the rollups of
+    files wholly inside its window and scans only the latency column there.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = pa.table({
+        "model_id": table.column("model_id"), "role": table.column("role"),
+        "err": pc.fill_null(pc.equal(table.column("status"), "error"), False).cast(pa.int64()),
+        "tin": table.column("input_tokens"), "tout": table.column("output_tokens"),
+        "cost": table.column("cost_usd"), "fb": table.column("feedback"),
+        "ts": table.column("ts").cast(pa.timestamp("us")).cast(pa.int64()),
+    })
+    agg = parts.group_by(["model_id", "role"], use_threads=False).aggregate([
+        ([], "count_all"), ("err", "sum"), ("tin", "sum"), ("tout", "sum"), ("cost", "sum"),
+        ("fb", "sum"), ("fb", "count"), ("ts", "min"), ("ts", "max"),
+    ])
+    cols = ["model_id", "role", "count_all", "err_sum", "tin_sum", "tout_sum", "cost_sum", "fb_sum", "fb_count",
+            "ts_min", "ts_max"]
+    rows = [list(r) for r in zip(*(agg.column(c).to_pylist() for c in cols), strict=True)]
+    meta = dict(table.schema.metadata or {})
+    meta[ROLLUP_KEY] = orjson.dumps({"v": 1, "fields": ROLLUP_FIELDS, "groups": rows})
+    return table.replace_schema_metadata(meta)
+
+
+def _atomic_parquet(target: Path, table: Any) -> None:
+    import pyarrow.parquet as pq
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, target)
+
+
+def compact_partition(part: Path) -> int:
+    """Merge a partition's ``seg-*`` files into one ``cmp-*`` file that names its sources.
+
+    Readers ignore any segment a compacted file lists, so a crash between writing the merged file
+    and deleting its sources never double-counts; the next compaction deletes the leftovers.
+    """
+    import pyarrow.parquet as pq
+
+    lock_path = part / ".compact.lock"
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        segs = sorted(p for p in part.glob("seg-*.parquet"))
+        if len(segs) < 2:
+            return 0
+        tables, used = [], []
+        for p in segs:
+            try:
+                tables.append(pq.read_table(p))
+                used.append(p)
+            except Exception:  # noqa: BLE001 - corrupt segments stay for the reader to report
+                continue
+        if len(used) < 2:
+            return 0
+        import pyarrow as pa
+
+        merged = pa.concat_tables(tables, promote_options="default")
+        meta = dict(merged.schema.metadata or {})
+        meta[b"steward.sources"] = orjson.dumps([p.name for p in used])
+        merged = merged.replace_schema_metadata(meta)
+        if "latency_ms" in merged.column_names:  # a request partition (feedback has no rollup)
+            merged = with_rollup(merged)
+        target = part / f"cmp-{uuid.uuid4().hex[:12]}.parquet"
+        tmp = part / f".{target.name}.tmp"
+        pq.write_table(merged, tmp, compression="zstd", row_group_size=1_000_000)
+        os.replace(tmp, target)
+        for p in used:
+            p.unlink(missing_ok=True)
+        return len(used)
