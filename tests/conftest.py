@@ -15,7 +15,7 @@ from modelsteward.settings import Settings, reset_settings_cache
 
 PG_ENV = "STEWARD_TEST_POSTGRES_URL"
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("STEWARD_SHARED_DIR", REPO.parent / "shared"))
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -25,8 +25,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def shared_dir() -> Path:
-    return SHARED
+def fixtures_dir() -> Path:
+    """Captured real data the tests use, copied into the repository (see tests/fixtures/README.md)."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session", autouse=True)

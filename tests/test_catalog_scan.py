@@ -22,8 +22,8 @@ KEY = "test-key"
 
 
 @pytest.fixture
-def catalogs(shared_dir: Path) -> Path:
-    return shared_dir / "fixtures" / "catalogs"
+def catalogs(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "catalogs"
 
 
 @pytest.fixture

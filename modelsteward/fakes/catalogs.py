@@ -6,7 +6,7 @@ with ``x-api-key``/``anthropic-version``, ``has_more``/``after_id`` pages), ``go
 (``GET /v1beta/models``, ``pageToken``/``nextPageToken``), ``huggingface`` (``GET /api/models``,
 absolute ``Link: <...>; rel="next"``), ``ollama`` (``GET /api/tags``, ``POST /api/show``).
 Error bodies follow each API's documented error shape.  The sample entries are documented shapes
-with illustrative values, not recorded responses (OpenRouter's are real: ../shared/fixtures).
+with illustrative values, not recorded responses (OpenRouter's are real: tests/fixtures/catalogs).
 
 ``fake.scanner_base`` is what the scanner's base-URL override should be set to.
 """
