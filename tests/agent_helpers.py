@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from modelsteward.context import Steward
+from modelsteward.policies.registry import allow_always
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import TestResult, UseCase, utcnow
 from modelsteward.tools.base import TOOLS, ToolContext, tool
@@ -46,6 +47,9 @@ def _ws(ctx: ToolContext) -> Path:
 
 
 if "t_note" not in TOOLS:
+    allow_always("t_note", "test tool: appends to a file in the workspace")
+    allow_always("t_slow", "test tool: writes marker files in the workspace")
+
     @tool("t_note", input_model=NoteIn, output_model=NoteOut, mutating=True)
     def t_note(ctx: ToolContext, inp: NoteIn) -> NoteOut:
         """Test tool: append a line to t_note.log in the workspace."""

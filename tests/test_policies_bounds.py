@@ -80,8 +80,9 @@ def test_public_surface_is_pinned() -> None:
     import modelsteward.policies as pol
     import modelsteward.rollout as ro
 
-    assert sorted(pol.__all__) == ["Bound", "Decision", "GUARDRAIL_BOUNDS", "POLICY_BOUNDS", "ROLLOUT_BOUNDS",
-                                   "approvals", "clamp_section", "enforce", "evaluate"]
+    assert sorted(pol.__all__) == ["Bound", "Decision", "Facts", "GUARDRAIL_BOUNDS", "POLICY_BOUNDS",
+                                   "PolicyRegistryError", "ROLLOUT_BOUNDS", "RULES", "approvals", "check_rules",
+                                   "clamp_section", "enforce", "evaluate", "rule"]
     assert sorted(ro.__all__) == ["ACTIVE_STATES", "Analysis", "GuardrailsMonitor", "RollbackManager",
                                   "RollbackVerificationError", "RolloutManager", "STRATEGIES", "Violation",
                                   "analyse_rollout", "judge", "rollout_dict"]

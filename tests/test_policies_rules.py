@@ -48,7 +48,10 @@ def test_no_canary_traffic_without_a_passing_evaluation(st) -> None:
         _deploy(st, strategy="full")
     assert _version(st) == v0 and RolloutManager(st).active(UC) is None
     assert len(_decisions(st, "evaluation_required")) == 2
-    # shadow traffic needs no evaluation
+    # shadow traffic of an unevaluated model needs an approval (live prompts are mirrored to it)
+    with pytest.raises(ApprovalRequired, match="shadow_unevaluated"):
+        _deploy(st, strategy="shadow")
+    pass_eval(st)
     out = _deploy(st, strategy="shadow")
     assert out.rollout["strategy"] == "shadow"
 

@@ -10,31 +10,29 @@
 A denial always wins over an approval: an approval never overrides a hard rule.  A consumed
 approval is noted in ``ctx.extras["approved_actions"]`` so a tool can tell, later in the same call,
 that a human approved this action (``rollout_advance`` re-checks right before it raises traffic).
-The rules themselves are in ``rules.py``; thresholds and hard bounds in ``bounds.py``.
+
+The rules themselves are registered per tool in ``registry.py`` (``rules.py``, ``model_rules.py``);
+thresholds and hard bounds in ``bounds.py``.  A rule sees only the ``Facts`` built here (actor,
+clock, approval id) plus what the caller hands in explicitly (``analysis``).  An action without a
+rule is allowed: ``tools.base.load_all_tools`` guarantees every mutating tool has one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from modelsteward.errors import ApprovalRequired, PolicyDenied
+from modelsteward.policies import model_rules, rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import PolicyDecision, UseCase, utcnow
 
 if TYPE_CHECKING:
     from modelsteward.tools.base import ToolContext
 
-__all__ = ["Decision", "evaluate", "enforce"]
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: Literal["allow", "deny", "needs_approval"]
-    policy: str = ""
-    reason: str = ""
+__all__ = ["Decision", "Facts", "evaluate", "enforce"]
 
 
 def _combine(found: list[Decision]) -> Decision:
@@ -49,16 +47,19 @@ def _combine(found: list[Decision]) -> Decision:
     return Decision("allow")
 
 
-def evaluate(ctx: ToolContext, action: str, args: dict[str, Any]) -> Decision:
-    """The verdict of the hard-coded rules for one tool call (no writes)."""
-    from modelsteward.policies.rules import RULES
+def facts_for(ctx: ToolContext, analysis: Any = None) -> Facts:
+    clock = ctx.extras.get("clock") or utcnow
+    return Facts(steward=ctx.steward, actor=ctx.actor, now=clock(), approval_id=ctx.approval_id, analysis=analysis)
 
+
+def evaluate(ctx: ToolContext, action: str, args: dict[str, Any], *, analysis: Any = None) -> Decision:
+    """The verdict of the hard-coded rules for one tool call (no writes)."""
     rule = RULES.get(action)
     if rule is None:
         return Decision("allow")
-    clock = ctx.extras.get("clock") or utcnow
+    facts = facts_for(ctx, analysis)
     with session_scope(ctx.steward.sessions) as s:
-        return _combine(rule(ctx, s, dict(args or {}), clock()))
+        return _combine(rule(facts, s, dict(args or {})))
 
 
 def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
@@ -68,11 +69,12 @@ def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
     return s.scalar(select(UseCase.id).where(UseCase.name == name))
 
 
-def enforce(ctx: ToolContext, action: str, args: dict[str, Any]) -> Decision:
-    """Evaluate and act on the verdict (see module doc); returns the allow decision."""
+def enforce(ctx: ToolContext, action: str, args: dict[str, Any], *, analysis: Any = None) -> Decision:
+    """Evaluate and act on the verdict (see module doc); returns the allow decision.  ``analysis``:
+    the rollout analysis a tool is acting on, handed to the ``rollout_advance`` rule."""
     from modelsteward.policies import approvals
 
-    d = evaluate(ctx, action, args)
+    d = evaluate(ctx, action, args, analysis=analysis)
     if d.verdict == "allow":
         return d
     if d.verdict == "needs_approval" and ctx.approval_id is not None:

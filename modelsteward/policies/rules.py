@@ -1,6 +1,8 @@
-"""The hard-coded rules, one function per tool name.  Each returns the verdicts that apply
-(empty: allow).  A rule never raises for an unknown use case or model: the tool itself reports
-those.  Safety actions (``rollback``, ``rollout_abort``, ``guard_check``) are never blocked.
+"""The hard-coded rules, one per mutating tool (``@rule`` in ``registry.py``; the rules of model
+registration are in ``model_rules.py``).  Each returns the verdicts that apply (empty: allow).  A
+rule never raises for an unknown use case or model: the tool itself reports those.  Safety
+actions (``rollback``, ``rollout_abort``, ``guard_check``) are never blocked; a rollback restores
+routing only, never an older policy (see ``rollout/rollback.py``), so it needs no approval.
 
 Policies (names as recorded in ``policy_decisions.policy``):
 - ``one_active_rollout``: deploy refused while the use case has an active rollout;
@@ -8,6 +10,8 @@ Policies (names as recorded in ``policy_decisions.policy``):
 - ``deploy_rate``: at most ``max_deploys_per_hour`` deploys per use case per hour;
 - ``evaluation_required``: canary or full traffic (deploy, each advance) needs a passing
   evaluation of that model on that use case, newer than ``eval_max_age_days``;
+- ``shadow_unevaluated`` (approval): shadow traffic to a model without such an evaluation -- its
+  prompts are live users' prompts; the mirrored share is then at most ``unevaluated_shadow_percent``;
 - ``canary_step_size``: a canary step raises traffic by at most ``max_step_points`` (the final
   promotion to 100% is exempt; it needs ``every_step_passed`` and an approval instead);
 - ``every_step_passed``: 100% only after a successful analysis of every earlier step;
@@ -21,7 +25,7 @@ Policies (names as recorded in ``policy_decisions.policy``):
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,6 +33,7 @@ from sqlalchemy.orm import Session
 from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import same_person
 from modelsteward.policies.bounds import section_of, validate_steps
+from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
 from modelsteward.storage.models import (
     Allocation,
     Approval,
@@ -38,22 +43,15 @@ from modelsteward.storage.models import (
     Rollout,
     TestResult,
     UseCase,
-    utcnow,
 )
 
-if TYPE_CHECKING:
-    from modelsteward.policies.engine import Decision
-    from modelsteward.tools.base import ToolContext
-
-__all__ = ["RULES", "expected_cost", "SAFETY_ACTIONS"]
+__all__ = ["RULES", "expected_cost", "SAFETY_ACTIONS", "has_passing_eval", "shadow_share"]
 
 SAFETY_ACTIONS = frozenset({"rollback", "rollout_abort", "guard_check"})
 ACTIVE = ("running", "waiting", "paused")
 
 
 def _d(verdict: str, policy: str, reason: str) -> Decision:
-    from modelsteward.policies.engine import Decision
-
     return Decision(verdict, policy, reason)  # type: ignore[arg-type]
 
 
@@ -69,16 +67,29 @@ def _stable(s: Session, uc: UseCase) -> str | None:
     return max(prim, key=lambda a: a.weight).model_id if prim else None
 
 
-def _eval_ok(s: Session, uc: UseCase, model_id: str, pol: dict[str, Any], now: dt.datetime) -> Decision | None:
-    days = float(pol["eval_max_age_days"])
-    since = now - dt.timedelta(days=days)
-    ok = s.scalar(
+def has_passing_eval(s: Session, uc: UseCase, model_id: str, pol: dict[str, Any], now: dt.datetime) -> bool:
+    """A passing evaluation of ``model_id`` on ``uc`` newer than ``eval_max_age_days``."""
+    since = now - dt.timedelta(days=float(pol["eval_max_age_days"]))
+    return s.scalar(
         select(TestResult.id).where(
             TestResult.use_case_id == uc.id, TestResult.candidate_model_id == model_id,
             TestResult.passed.is_(True), TestResult.created_at >= since,
         ).limit(1)
-    )
-    if ok is None:
+    ) is not None
+
+
+def shadow_share(s: Session, uc: UseCase, model_id: str, now: dt.datetime) -> tuple[float, bool]:
+    """(percent of requests to mirror to ``model_id`` as a shadow, whether it has a passing
+    evaluation): the use case's ``shadow_percent``, capped at ``unevaluated_shadow_percent`` when not."""
+    pol = section_of(uc.config, "policy")
+    share = float(section_of(uc.config, "rollout")["shadow_percent"])
+    evaluated = has_passing_eval(s, uc, model_id, pol, now)
+    return (share if evaluated else min(share, float(pol["unevaluated_shadow_percent"]))), evaluated
+
+
+def _eval_ok(s: Session, uc: UseCase, model_id: str, pol: dict[str, Any], now: dt.datetime) -> Decision | None:
+    days = float(pol["eval_max_age_days"])
+    if not has_passing_eval(s, uc, model_id, pol, now):
         return _d("deny", "evaluation_required",
                   f"{model_id} has no passing evaluation on {uc.name!r} in the last {days:g} days; only shadow "
                   f"traffic is allowed (run `steward eval --use-case {uc.name} --candidate {model_id}`).")
@@ -97,13 +108,13 @@ def expected_cost(steward: Any, uc: UseCase, s: Session, model_id: str | None,
     return cost_per_request(m, (use["input_tokens"], use["output_tokens"])), use
 
 
-def _cost_rules(ctx: ToolContext, s: Session, uc: UseCase, cand: str, share: float, pol: dict[str, Any],
+def _cost_rules(f: Facts, s: Session, uc: UseCase, cand: str, share: float, pol: dict[str, Any],
                 *, shadow_percent: float = 0.0) -> list[Decision]:
     """Budget (deny) and cost increase (approval) for ``cand`` taking ``share`` of live traffic."""
     out: list[Decision] = []
     stable = _stable(s, uc)
-    c_cand, use = expected_cost(ctx.steward, uc, s, cand)
-    c_stab, _ = expected_cost(ctx.steward, uc, s, stable, use)
+    c_cand, use = expected_cost(f.steward, uc, s, cand)
+    c_stab, _ = expected_cost(f.steward, uc, s, stable, use)
     budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
     if budget is not None and c_cand is not None and use["monthly_requests"] > 0:
         if shadow_percent:
@@ -128,7 +139,8 @@ def _cost_rules(ctx: ToolContext, s: Session, uc: UseCase, cand: str, share: flo
 
 
 # ---------------------------------------------------------------------- per action
-def rule_deploy(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+@rule("deploy")
+def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     uc = _uc(s, args.get("use_case"))
     model_id = args.get("model_id")
     m = s.get(Model, model_id) if isinstance(model_id, str) else None
@@ -136,6 +148,7 @@ def rule_deploy(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.date
         return []  # the tool refuses these with a clearer error than any policy could
     pol = section_of(uc.config, "policy")
     strategy = args.get("strategy") or "canary"
+    now = f.now
     out: list[Decision] = []
     ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE))).first()
     if ro is not None:
@@ -173,18 +186,26 @@ def rule_deploy(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.date
                            float(pol["max_step_points"]))
         except InvalidInput as exc:  # a step plan beyond the bound is a denial (recorded), not bad input
             out.append(_d("deny", "canary_step_size", exc.message))
-        out += _cost_rules(ctx, s, uc, model_id, 100.0, pol)  # the goal of a canary is 100%
+        out += _cost_rules(f, s, uc, model_id, 100.0, pol)  # the goal of a canary is 100%
     elif strategy == "full":
-        out += _cost_rules(ctx, s, uc, model_id, 100.0, pol)
+        out += _cost_rules(f, s, uc, model_id, 100.0, pol)
         out.append(_d("needs_approval", "promotion_to_100",
                       f"switching {uc.name!r} to {model_id} at 100% at once needs a human approval"))
     elif strategy == "shadow":
-        out += _cost_rules(ctx, s, uc, model_id, 0.0, pol, shadow_percent=float(rcfg["shadow_percent"]))
+        share, evaluated = shadow_share(s, uc, model_id, now)
+        if not evaluated:
+            out.append(_d("needs_approval", "shadow_unevaluated",
+                          f"{model_id} has no passing evaluation on {uc.name!r}; mirroring live prompts to it needs a "
+                          f"human approval, and then only {share:g}% of requests are mirrored "
+                          f"(unevaluated_shadow_percent)"))
+        out += _cost_rules(f, s, uc, model_id, 0.0, pol, shadow_percent=share)
     return out
 
 
-def rule_rollout_advance(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+@rule("rollout_advance")
+def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     uc = _uc(s, args.get("use_case"))
+    now = f.now
     if uc is None:
         return []
     ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "waiting")).first()
@@ -194,8 +215,7 @@ def rule_rollout_advance(ctx: ToolContext, s: Session, args: dict[str, Any], now
 
     # The tool re-checks right before raising traffic with the analysis it acted on (no race between
     # an inconclusive verdict here and a successful one in the tool).
-    result = ctx.extras.get("analysis_override") or analyse_rollout(
-        ctx.steward, ro, section_of(uc.config, "rollout"), now, uc.name)
+    result = f.analysis or analyse_rollout(f.steward, ro, section_of(uc.config, "rollout"), f.now, uc.name)
     if result.outcome != "successful":
         return []  # the tool waits or aborts; neither raises traffic
     steps = [float(x) for x in ro.steps or []]
@@ -212,7 +232,7 @@ def rule_rollout_advance(ctx: ToolContext, s: Session, args: dict[str, Any], now
         out.append(_d("deny", "canary_step_size",
                       f"step {prev:g}% -> {target:g}% raises traffic by {target - prev:g} points; at most "
                       f"{float(pol['max_step_points']):g}"))
-    out += [d for d in _cost_rules(ctx, s, uc, ro.candidate_model_id, target, pol)
+    out += [d for d in _cost_rules(f, s, uc, ro.candidate_model_id, target, pol)
             if d.verdict == "deny" or target >= 100.0]
     if target >= 100.0:
         passed = {e.get("step_index") for e in ro.analyses or []
@@ -229,7 +249,8 @@ def rule_rollout_advance(ctx: ToolContext, s: Session, args: dict[str, Any], now
     return out
 
 
-def rule_retire_model(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+@rule("retire_model")
+def rule_retire_model(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     m = s.get(Model, args.get("model_id")) if isinstance(args.get("model_id"), str) else None
     if m is None:
         return []
@@ -240,7 +261,8 @@ def rule_retire_model(ctx: ToolContext, s: Session, args: dict[str, Any], now: d
     return []
 
 
-def rule_fine_tune(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+@rule("fine_tune")
+def rule_fine_tune(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     if str(args.get("method") or "lora").lower() == "full":
         return [_d("needs_approval", "full_fine_tune",
                    f"full fine-tuning of {args.get('base') or args.get('base_model_id') or 'a model'} needs a human "
@@ -248,35 +270,38 @@ def rule_fine_tune(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.d
     return []
 
 
-def rule_set_policy(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+@rule("set_policy")
+def rule_set_policy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     return [_d("needs_approval", "policy_change",
                f"changing policy of {args.get('use_case')!r} needs a human approval")]
 
 
-def rule_approval_decide(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+@rule("approval_decide")
+def rule_approval_decide(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     out: list[Decision] = []
-    if ctx.approval_id is not None:
+    if f.approval_id is not None:
         out.append(_d("deny", "no_self_approval", "an approval decision cannot be executed through an approval"))
     a = s.get(Approval, args.get("approval_id")) if isinstance(args.get("approval_id"), int) else None
-    if ctx.actor.startswith("agent:"):
+    if f.actor.startswith("agent:"):
         out.append(_d("deny", "no_self_approval",
-                      f"agents may not decide approvals ({ctx.actor}); a person approves or rejects"))
-    elif a is not None and same_person(a.requester, ctx.actor):
+                      f"agents may not decide approvals ({f.actor}); a person approves or rejects"))
+    elif a is not None and same_person(a.requester, f.actor):
         out.append(_d("deny", "no_self_approval",
-                      f"{ctx.actor} requested approval {a.id} and may not decide it"))
+                      f"{f.actor} requested approval {a.id} and may not decide it"))
     return out
 
 
-RULES = {
-    "deploy": rule_deploy,
-    "rollout_advance": rule_rollout_advance,
-    "retire_model": rule_retire_model,
-    "fine_tune": rule_fine_tune,
-    "finetune": rule_fine_tune,
-    "set_policy": rule_set_policy,
-    "approval_decide": rule_approval_decide,
-}
-
-
-def now_utc() -> dt.datetime:
-    return utcnow()
+# Mutating tools that need no restriction, each with the reason (an explicit entry, never a gap).
+for _tool, _why in (
+    ("rollback", "safety action: restores a snapshot's routing (never its policy), never blocked"),
+    ("rollout_abort", "safety action: restores the routing from before the rollout, never blocked"),
+    ("guard_check", "safety action: guardrails warn, pause, roll back or disable, never blocked"),
+    ("scan", "reads provider catalogs into the registry as discovered models; no traffic changes"),
+    ("evaluate", "offline evaluation on logged prompts; changes no routing"),
+    ("logs_import", "appends rows to the log store; changes no routing"),
+    ("build_dataset", "writes a training dataset under the workspace; changes no routing"),
+    ("fine_tune_cancel", "stops a fine-tuning job; changes no routing"),
+    ("usecase_add", "creates a new use case (a duplicate name is refused by the registry)"),
+    ("agent_run", "each tool call of the run passes its own rule"),
+):
+    allow_always(_tool, _why)

@@ -10,9 +10,14 @@ adapter, that folder alone); ``meta["path"]`` names any transformers folder (tes
 model this way); ``local:smollm2-135m-instruct`` is the converted base in ``STEWARD_CACHE_DIR``.
 
 HTTP models read optional ``meta`` keys: ``timeout_s`` (else ``STEWARD_UPSTREAM_TIMEOUT_S``, default
-60), ``api_key_env`` (the environment variable holding the key, instead of the provider's usual
-one) and ``headers`` (extra request headers).  Local models: ``meta["concurrency"]`` (else
-``STEWARD_LOCAL_CONCURRENCY``, default 1).
+60), ``api_key_env`` (the environment variable holding the model's own key) and ``headers`` (extra
+request headers).  Local models: ``meta["concurrency"]`` (else ``STEWARD_LOCAL_CONCURRENCY``,
+default 1).
+
+Keys stay with their provider (``bound_api_key``): a provider's key (``OPENAI_API_KEY`` ...) is only
+sent to that provider's configured base URL (``STEWARD_<PROVIDER>_BASE_URL`` or the public
+default).  A model registered with any other ``base_url`` gets the key its ``api_key_env`` names,
+or none; an ``api_key_env`` naming a provider's variable is treated like that provider's key.
 """
 
 from __future__ import annotations
@@ -20,22 +25,27 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from modelsteward.errors import ConfigError
 from modelsteward.providers.base import ChatProvider, ChatResult, Message
-from modelsteward.providers.http import OpenAIHTTPProvider, resolve_api_key, resolve_base_url
+from modelsteward.providers.http import API_KEY_ENV, OpenAIHTTPProvider, resolve_base_url
 
 if TYPE_CHECKING:
     from modelsteward.settings import Settings
     from modelsteward.storage.models import Model
     from modelsteward.storage.registry import ModelRegistry
 
-__all__ = ["get_provider", "complete", "clear_provider_cache", "local_model_paths", "run_sync"]
+__all__ = [
+    "get_provider", "complete", "clear_provider_cache", "local_model_paths", "run_sync", "bound_api_key",
+    "check_key_reference", "same_endpoint",
+]
 
 _CACHE: dict[tuple[Any, ...], ChatProvider] = {}
 _CACHE_LOCK = threading.Lock()
@@ -108,6 +118,58 @@ def _timeout(model: Model) -> float:
     return float(meta.get("timeout_s") or os.environ.get("STEWARD_UPSTREAM_TIMEOUT_S", "60"))
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_key_reference(name: str) -> str:
+    """An ``api_key_env`` value: the name of an environment variable of the model's own, never a
+    provider's key variable (those go to their provider only) nor one of Model Steward's settings."""
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(
+            f"api_key_env must be the NAME of an environment variable (letters, digits, _), not {name[:4]}...; "
+            "put the key itself in that variable")
+    owner = sorted(p for p, env in API_KEY_ENV.items() if env == name)
+    if owner:
+        raise ValueError(
+            f"api_key_env {name} is the {owner[0]} provider's key, which is only sent to that provider's base URL; "
+            "name a variable of this model's own")
+    if name.upper().startswith("STEWARD_"):
+        raise ValueError(f"api_key_env {name}: STEWARD_ variables are Model Steward's own settings, never an API key")
+    return name
+
+
+def _endpoint(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url.strip())
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default, parts.path.rstrip("/")
+
+
+def same_endpoint(a: str, b: str) -> bool:
+    """Two base URLs name the same endpoint (scheme, host, port and path; case and a trailing / aside)."""
+    try:
+        return _endpoint(a) == _endpoint(b)
+    except ValueError:  # an unparsable port
+        return False
+
+
+def _configured_url(provider: str) -> str | None:
+    try:
+        return resolve_base_url(provider)
+    except ConfigError:
+        return None
+
+
+def bound_api_key(provider: str, base_url: str, meta: dict[str, Any] | None = None) -> str | None:
+    """The key to send to ``base_url`` for a model of ``provider`` (see module doc); None: no key."""
+    env = (meta or {}).get("api_key_env") or API_KEY_ENV.get(provider)
+    if not env:
+        return None
+    owners = [p for p, e in API_KEY_ENV.items() if e == env]
+    if owners and not any((u := _configured_url(p)) and same_endpoint(u, base_url) for p in owners):
+        return None  # a provider's key never leaves that provider's configured endpoint
+    return os.environ.get(env) or None
+
+
 def get_provider(model: Model, settings: Settings, *, registry: ModelRegistry | None = None) -> ChatProvider:
     """The (cached) provider that calls ``model``."""
     meta = model.meta or {}
@@ -124,7 +186,7 @@ def get_provider(model: Model, settings: Settings, *, registry: ModelRegistry | 
                                                    concurrency=meta.get("concurrency"))
             return prov
     base_url = resolve_base_url(model.provider, model.base_url)
-    api_key = resolve_api_key(model.provider, meta)
+    api_key = bound_api_key(model.provider, base_url, meta)
     timeout = _timeout(model)
     key = ("http", model.id, model.provider_model_id, base_url, api_key, timeout)
     with _CACHE_LOCK:

@@ -148,9 +148,10 @@ class RolloutManager:
     # ------------------------------------------------------------------ deploy
     def deploy(
         self, use_case: str, model_id: str, strategy: str, *, actor: str, reason: str = "",
-        steps: list[float] | None = None, retire_previous: bool = False,
+        steps: list[float] | None = None, retire_previous: bool = False, shadow_percent: float | None = None,
     ) -> dict[str, Any]:
-        """Start a rollout; the first step's routing goes live in the same transaction."""
+        """Start a rollout; the first step's routing goes live in the same transaction.  ``shadow_percent``
+        (shadow only) lowers the use case's share, e.g. to the policies' cap for an unevaluated model."""
         if strategy not in STRATEGIES:
             raise InvalidInput(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
         now = self.clock()
@@ -192,7 +193,8 @@ class RolloutManager:
             )
             s.add(ro)
             s.flush()
-            table = table_for_step(strategy, stable, model_id, plan[0], cfg["shadow_percent"])
+            share = cfg["shadow_percent"] if shadow_percent is None else min(float(shadow_percent), cfg["shadow_percent"])
+            table = table_for_step(strategy, stable, model_id, plan[0], share)
             _, snap, hist = self.registry.write_routing(
                 s, uc, table, action="deploy", actor=actor, reason=reason or f"{strategy} rollout of {model_id}",
                 rollout_id=ro.id, details={"strategy": strategy, "step_index": 0},

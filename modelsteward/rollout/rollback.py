@@ -1,5 +1,11 @@
 """The rollback manager: restore a snapshot's routing table and config exactly, verified, idempotent.
 
+Routing only, never policy: the snapshot's routing table, ``fallback``, ``sticky`` and config are
+restored, except the sections a policy change governs (``config["policy"]``, ``["rollout"]``,
+``["guardrails"]``, ``["agent"]``, see ``POLICY_SECTIONS``), which keep their live values.  A
+rollback is a safety action that is never blocked, so it must not bring back an older (looser)
+policy without the approval ``set_policy`` needs; to restore older thresholds, use ``set_policy``.
+
 Target snapshot (when none is named): the snapshot taken before the use case's most recent rollout
 (active or finished); with no rollout at all, the snapshot before the latest non-rollback change.
 If the live table and config already equal the target, nothing is written (idempotent) apart from
@@ -22,6 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from modelsteward.errors import NotFound, StewardError
 from modelsteward.policies import approvals
+from modelsteward.policies.bounds import SECTIONS
 from modelsteward.rollout.manager import ACTIVE_STATES, move_status, rollout_dict
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Deployment, DeploymentHistory, ModelSnapshot, Rollout, UseCase, utcnow
@@ -29,7 +36,10 @@ from modelsteward.storage.models import Deployment, DeploymentHistory, ModelSnap
 if TYPE_CHECKING:
     from modelsteward.context import Steward
 
-__all__ = ["RollbackManager", "RollbackVerificationError", "canonical_table"]
+__all__ = ["RollbackManager", "RollbackVerificationError", "canonical_table", "restored_config", "POLICY_SECTIONS"]
+
+# The config sections only ``set_policy`` (with its approval) may change; a rollback keeps them.
+POLICY_SECTIONS = (*SECTIONS, "agent")
 
 
 class RollbackVerificationError(StewardError):
@@ -41,6 +51,19 @@ def canonical_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ({"model_id": r["model_id"], "weight": float(r["weight"]), "role": r["role"]} for r in rows),
         key=lambda r: (r["role"], r["model_id"]),
     )
+
+
+def restored_config(live: dict[str, Any], snap: dict[str, Any]) -> dict[str, Any]:
+    """What a rollback writes (``ModelRegistry.config_of`` shape): the snapshot's routing settings and
+    config, with the live values of the ``POLICY_SECTIONS``."""
+    cfg = dict(snap.get("config") or {})
+    live_cfg = live.get("config") or {}
+    for key in POLICY_SECTIONS:
+        if key in live_cfg:
+            cfg[key] = live_cfg[key]
+        else:
+            cfg.pop(key, None)
+    return {**snap, "config": cfg}
 
 
 class RollbackManager:
@@ -93,8 +116,9 @@ class RollbackManager:
         if live != want:
             return False, f"routing {live} != snapshot {want}"
         cfg = self.registry.config_of(uc)
-        if cfg != dict(snap.config or {}):
-            return False, f"config {cfg} != snapshot {snap.config}"
+        want_cfg = restored_config(cfg, dict(snap.config or {}))
+        if cfg != want_cfg:
+            return False, f"config {cfg} != snapshot {want_cfg} (policy sections kept)"
         return True, ""
 
     def rollback(
@@ -119,7 +143,7 @@ class RollbackManager:
                     s, uc, list(snap.allocations or []), action=action, actor=actor,
                     reason=reason or f"restore snapshot {snap.id}", rollout_id=ro.id if ro else None,
                     details={"target_snapshot_id": snap.id, "restored_version": snap.deployment_version},
-                    config=dict(snap.config or {}),
+                    config=restored_config(self.registry.config_of(uc), dict(snap.config or {})),
                 )
                 hist_id = hist.id
                 s.flush()

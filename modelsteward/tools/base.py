@@ -1,7 +1,10 @@
 """The typed tool surface: every front-end (CLI, API, console, agent) acts through these.
 
 A tool is a function ``(ctx: ToolContext, inp: InputModel) -> OutputModel`` registered with
-``@tool``.  Mutating tools pass the policy engine first (``modelsteward.policies``): a denial raises
+``@tool``.  Every mutating tool has a policy rule (``modelsteward.policies.registry``):
+``load_all_tools`` checks the two registries against each other and fails, naming the culprit, on
+a mutating tool without a rule or a rule for an unknown tool.  Mutating tools pass the policy
+engine first (``modelsteward.policies``): a denial raises
 ``PolicyDenied`` (recorded), a needs-approval verdict persists an ``approvals`` row and raises
 ``ApprovalRequired`` carrying its id, unless the call executes that very approval.
 """
@@ -83,11 +86,15 @@ def tool(
 
 
 _TOOL_MODULES = ("registry", "logs", "catalog", "evals", "training", "rollout", "approvals", "agent")
+_CHECKED: list[frozenset[tuple[str, bool]]] = []  # the tool set last found to match the policy registry
 
 
 def load_all_tools() -> dict[str, ToolSpec]:
-    """Import every tools module that exists (each registers its tools on import)."""
+    """Import every tools module that exists (each registers its tools on import), then check that
+    every mutating tool has a policy rule and every rule a mutating tool (``PolicyRegistryError``)."""
     import importlib
+
+    from modelsteward.policies import check_rules
 
     for mod in _TOOL_MODULES:
         try:
@@ -95,6 +102,10 @@ def load_all_tools() -> dict[str, ToolSpec]:
         except ModuleNotFoundError as exc:
             if exc.name != f"modelsteward.tools.{mod}":
                 raise
+    facts = frozenset((name, spec.mutating) for name, spec in TOOLS.items())
+    if not _CHECKED or _CHECKED[0] != facts:
+        check_rules(dict(facts))
+        _CHECKED[:] = [facts]
     return TOOLS
 
 

@@ -131,15 +131,28 @@ class ModelRegisterInput(BaseModel):
     kind: str | None = None
     capabilities: list[str] | None = None
     status: str | None = None
+    api_key_env: str | None = Field(
+        default=None, max_length=128,
+        description="NAME of the environment variable holding this model's own API key (never the key); "
+        "'' removes it.  A provider's key is only sent to that provider's configured base URL.")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_reference(cls, v: str | None) -> str | None:
+        from modelsteward.providers.factory import check_key_reference
+
+        return v if not v else check_key_reference(v)
 
 
 @tool("models_register", input_model=ModelRegisterInput, output_model=ModelInfo, mutating=True)
 def models_register(ctx: ToolContext, inp: ModelRegisterInput) -> ModelInfo:
-    """Register (or update) a model; idempotent on provider + model id."""
+    """Register (or update) a model; idempotent on provider + model id.  Changing the endpoint,
+    prices or key reference of a model with traffic needs an approval (policy live_model_change)."""
+    meta = None if inp.api_key_env is None else {"api_key_env": inp.api_key_env or None}
     m = ctx.steward.registry.register_model(
         inp.provider, inp.model_id, base_url=inp.base_url, price_in_per_m=inp.price_in,
         price_out_per_m=inp.price_out, context_length=inp.context, use_case=inp.use_case, kind=inp.kind,
-        capabilities=inp.capabilities, status=inp.status,
+        capabilities=inp.capabilities, status=inp.status, metadata=meta,
     )
     return model_info(m)
 

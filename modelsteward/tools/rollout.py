@@ -119,12 +119,27 @@ def _version(ctx: ToolContext, use_case: str) -> int:
     return ctx.steward.registry.deployment(use_case).version
 
 
+def _shadow_percent(ctx: ToolContext, inp: DeployIn) -> float | None:
+    from sqlalchemy import select
+
+    from modelsteward.policies.rules import shadow_share
+    from modelsteward.storage.db import session_scope
+    from modelsteward.storage.models import UseCase, utcnow
+
+    now = (ctx.extras.get("clock") or utcnow)()
+    with session_scope(ctx.steward.sessions) as s:
+        uc = s.scalar(select(UseCase).where(UseCase.name == inp.use_case))
+        return None if uc is None else shadow_share(s, uc, inp.model_id, now)[0]
+
+
 @tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True)
 def deploy(ctx: ToolContext, inp: DeployIn) -> RolloutOut:
-    """Start a shadow, canary or full rollout of a candidate model on a use case."""
+    """Start a shadow, canary or full rollout of a candidate model on a use case.  A shadow of a
+    model with no passing evaluation mirrors at most ``unevaluated_shadow_percent`` of requests."""
     res = _mgr(ctx).deploy(
         inp.use_case, inp.model_id, inp.strategy, actor=ctx.actor, reason=inp.reason or "",
         steps=inp.steps, retire_previous=bool(inp.retire_previous),
+        shadow_percent=_shadow_percent(ctx, inp) if inp.strategy == "shadow" else None,
     )
     ro = res["rollout"]
     msg = (f"{inp.strategy} rollout {ro['id']} of {inp.model_id} on {inp.use_case}: "
@@ -158,11 +173,7 @@ def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
             return
         from modelsteward.policies import enforce
 
-        ctx.extras["analysis_override"] = analysis
-        try:
-            enforce(ctx, "rollout_advance", args)
-        finally:
-            ctx.extras.pop("analysis_override", None)
+        enforce(ctx, "rollout_advance", args, analysis=analysis)
 
     res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume), gate=gate)
     an = res.get("analysis")

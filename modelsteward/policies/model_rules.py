@@ -1,0 +1,111 @@
+"""Rules of model registration (``models_register`` is an upsert on provider + model id).
+
+Policies (names as recorded in ``policy_decisions.policy``):
+- ``model_in_rollout`` (deny): changing a model's endpoint (``base_url``), prices or key reference
+  (``api_key_env``) while a rollout of that model (as candidate or as the stable model) is active;
+- ``live_model_change`` (approval): the same change on a model that carries traffic -- a primary,
+  canary or shadow allocation, or a use case's fallback list.  Setting prices to 0 is such a
+  change (it switches budgets and cost rules off); so is re-pointing the endpoint, which would send
+  live prompts elsewhere.
+Registering a new model, or one without traffic, or repeating the stored values, needs nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from modelsteward.errors import ConfigError
+from modelsteward.policies.registry import Decision, Facts, rule
+from modelsteward.providers.http import resolve_base_url
+from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase
+
+__all__ = ["endpoint_changes", "model_traffic", "rule_models_register"]
+
+ACTIVE = ("running", "waiting", "paused")
+
+
+def _url(provider: str, url: str | None) -> str | None:
+    try:
+        return resolve_base_url(provider, url)
+    except ConfigError:
+        return url.rstrip("/") if url else None
+
+
+def _price(v: Any) -> Decimal | None:
+    if v is None or v == "":
+        return None
+    try:
+        return Decimal(str(v))
+    except InvalidOperation:
+        return None
+
+
+def _fmt(d: Decimal | None) -> str:
+    return "unset" if d is None else format(d.normalize(), "f")
+
+
+def endpoint_changes(m: Model, args: dict[str, Any]) -> list[str]:
+    """The endpoint, price and key-reference changes ``args`` would make to ``m`` (empty: none)."""
+    out: list[str] = []
+    if args.get("base_url") is not None:
+        old, new = _url(m.provider, m.base_url), _url(m.provider, args["base_url"])
+        if old != new:
+            out.append(f"base_url {old or 'unset'} -> {new}")
+    for field, attr in (("price_in", "price_in_per_m"), ("price_out", "price_out_per_m")):
+        if args.get(field) is not None:
+            old_p, new_p = _price(getattr(m, attr)), _price(args[field])
+            if old_p != new_p:
+                out.append(f"{field} {_fmt(old_p)} -> {_fmt(new_p)}")
+    if args.get("api_key_env") is not None:
+        old_k, new_k = (m.meta or {}).get("api_key_env") or None, args["api_key_env"] or None
+        if old_k != new_k:
+            out.append(f"api_key_env {old_k or 'unset'} -> {new_k or 'unset'}")
+    return out
+
+
+def model_traffic(s: Session, model_id: str) -> list[str]:
+    """Where ``model_id`` receives requests: allocations (any role) and fallback lists."""
+    rows = s.execute(
+        select(UseCase.name, Allocation.role, Allocation.weight)
+        .join(Deployment, Deployment.id == Allocation.deployment_id)
+        .join(UseCase, UseCase.id == Deployment.use_case_id)
+        .where(Allocation.model_id == model_id)
+        .order_by(UseCase.name, Allocation.role)
+    ).all()
+    out = [f"{role} on {name!r} ({float(w):g}%)" for name, role, w in rows]
+    for uc in s.scalars(select(UseCase).order_by(UseCase.name)):
+        if model_id in (uc.fallback or []):
+            out.append(f"fallback of {uc.name!r}")
+    return out
+
+
+@rule("models_register")
+def rule_models_register(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+    """Endpoint, price or key-reference changes of a model with traffic (approval) or in a rollout (deny)."""
+    provider, pid = args.get("provider"), args.get("model_id")
+    if not isinstance(provider, str) or not isinstance(pid, str):
+        return []
+    m = s.get(Model, f"{provider}:{pid}")
+    if m is None:
+        return []  # a new model has no traffic yet
+    changes = endpoint_changes(m, args)
+    if not changes:
+        return []
+    what = "; ".join(changes)
+    ro = s.scalars(
+        select(Rollout).where(Rollout.state.in_(ACTIVE),
+                              (Rollout.candidate_model_id == m.id) | (Rollout.stable_model_id == m.id))
+    ).first()
+    if ro is not None:
+        return [Decision("deny", "model_in_rollout",
+                         f"{m.id} is in rollout {ro.id} ({ro.strategy}, {ro.state}); its endpoint, prices and key "
+                         f"reference stay fixed until that rollout ends ({what})")]
+    traffic = model_traffic(s, m.id)
+    if traffic:
+        return [Decision("needs_approval", "live_model_change",
+                         f"{m.id} serves traffic ({', '.join(traffic)}); changing {what} needs a human approval")]
+    return []

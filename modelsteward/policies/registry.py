@@ -1,0 +1,111 @@
+"""The policy registry: one rule per mutating tool, keyed by tool name, checked against the tools.
+
+A rule is registered with ``@rule("tool_name")``; a second rule for one tool fails at import,
+naming both.  ``check_rules(tools)`` -- called by ``tools.base.load_all_tools`` with the tool
+registry's facts (name -> mutating) -- fails when a mutating tool has no rule, or a rule names a
+tool that does not exist or does not mutate, with a message naming the culprit.  A tool that needs
+no restriction still gets an explicit rule (``allow_always``), so "no rule" is never an accident.
+
+Rules are ``(facts: Facts, s: Session, args: dict) -> list[Decision]``: everything a rule may know
+about the call comes in ``Facts`` (who, when, the analysis a tool acts on), passed explicitly by
+the caller, so policies never reach into the tools layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from modelsteward.context import Steward
+
+__all__ = [
+    "Decision", "Facts", "Rule", "RuleFunc", "RULES", "PolicyRegistryError", "rule", "allow_always", "check_rules",
+]
+
+
+class PolicyRegistryError(RuntimeError):
+    """The policy registry and the tool registry disagree (raised when the tools load)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Literal["allow", "deny", "needs_approval"]
+    policy: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a rule may know about one call, handed in by the caller."""
+
+    steward: Steward
+    actor: str
+    now: dt.datetime
+    approval_id: int | None = None
+    analysis: Any = None  # rollout_advance: the analysis the tool is acting on (None: the rule runs one)
+
+
+RuleFunc = Callable[[Facts, Session, dict[str, Any]], list[Decision]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    tool: str
+    func: RuleFunc
+    doc: str
+
+    def __call__(self, facts: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+        return self.func(facts, s, args)
+
+
+RULES: dict[str, Rule] = {}
+
+
+def _where(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def rule(tool_name: str, *, doc: str | None = None) -> Callable[[RuleFunc], RuleFunc]:
+    """Register ``func`` as the policy rule of ``tool_name``; a second rule for one tool fails here."""
+
+    def deco(func: RuleFunc) -> RuleFunc:
+        if tool_name in RULES:
+            raise PolicyRegistryError(
+                f"Policy rule for tool {tool_name!r} registered twice: {_where(RULES[tool_name].func)} and "
+                f"{_where(func)}."
+            )
+        RULES[tool_name] = Rule(tool_name, func, (doc or func.__doc__ or tool_name).strip())
+        return func
+
+    return deco
+
+
+def allow_always(tool_name: str, why: str) -> None:
+    """An explicit "no restriction" rule, with the reason it needs none."""
+
+    def allow(facts: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+        return []
+
+    allow.__qualname__ = f"allow_always[{tool_name}]"
+    rule(tool_name, doc=why)(allow)
+
+
+def check_rules(tools: Mapping[str, bool]) -> None:
+    """``tools``: every registered tool name -> whether it mutates.  Raises ``PolicyRegistryError``
+    naming every mutating tool without a rule and every rule without a mutating tool."""
+    problems: list[str] = []
+    missing = sorted(n for n, mutating in tools.items() if mutating and n not in RULES)
+    for name in missing:
+        problems.append(f"mutating tool {name!r} has no policy rule (add @rule({name!r}) in modelsteward/policies/)")
+    for name in sorted(RULES):
+        if name not in tools:
+            problems.append(f"policy rule {_where(RULES[name].func)} names {name!r}, but there is no such tool")
+        elif not tools[name]:
+            problems.append(f"policy rule {_where(RULES[name].func)} names {name!r}, which is not mutating")
+    if problems:
+        raise PolicyRegistryError("Policy registry does not match the tools: " + "; ".join(problems) + ".")
