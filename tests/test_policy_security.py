@@ -336,3 +336,25 @@ def test_a_second_rule_for_one_tool_fails_at_import() -> None:
         @rule("deploy")
         def again(f: Any, s: Any, args: Any) -> list[Any]:  # pragma: no cover - never runs
             return []
+
+
+def test_cli_api_key_env_flag(tmp_path: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STEWARD_HOME": str(tmp_path / "ws")}
+    env.pop("STEWARD_DATABASE_URL", None)
+    env.pop("STEWARD_LOG_DIR", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "modelsteward", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    bad = run("models", "register", "vllm", "m", "--base-url", "http://gpu:8000/v1", "--api-key-env", "VLLM_API_KEY")
+    assert bad.returncode == 2 and "vllm provider's key" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    ok = run("models", "register", "vllm", "m", "--base-url", "http://gpu:8000/v1", "--api-key-env", "GPU_BOX_KEY",
+             "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["metadata"] == {"api_key_env": "GPU_BOX_KEY"}

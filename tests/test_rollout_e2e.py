@@ -90,14 +90,16 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
     from modelsteward.gateway.app import create_gateway_app
     from modelsteward.gateway.core import GatewayOptions
 
-    monkeypatch.setenv("STEWARD_CUSTOM_API_KEY", "test-key")
+    monkeypatch.setenv("KATAN_API_KEY", "test-key")  # the models' own key (a provider key stays with its provider)
     stable = Katan("stable", tmp_path)
     cand = Katan("cand", tmp_path)
     try:
         reg = steward.registry
-        reg.register_model("custom", "stable", base_url=f"{stable.url}/v1", price_in_per_m="1", price_out_per_m="2")
+        own_key = {"api_key_env": "KATAN_API_KEY"}
+        reg.register_model("custom", "stable", base_url=f"{stable.url}/v1", price_in_per_m="1", price_out_per_m="2",
+                           metadata=own_key)
         reg.register_model("custom", "cand", base_url=f"{cand.url}/v1", price_in_per_m="1", price_out_per_m="2",
-                           status="candidate")
+                           status="candidate", metadata=own_key)
         reg.add_use_case(UC, description="stories", model="custom:stable")
         reg.update_use_case(UC, config={"rollout": {"min_requests": 10, "min_duration_s": WINDOW_S}})
         pass_eval(steward, "custom:cand")

@@ -137,6 +137,8 @@ def models_register(
     price_out: Optional[str] = typer.Option(None, "--price-out", help="USD per million output tokens"),
     context: Optional[int] = typer.Option(None, "--context", help="Context length in tokens"),
     use_case: Optional[str] = typer.Option(None, "--use-case"),
+    api_key_env: Optional[str] = typer.Option(
+        None, "--api-key-env", help="NAME of the env variable holding this model's own key (never the key itself)"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Register a model (idempotent: registering again updates the given fields)."""
@@ -148,7 +150,7 @@ def models_register(
     ctx = open_ctx()
     out = call_tool("models_register", {
         "provider": provider, "model_id": model_id, "base_url": base_url, "price_in": pin, "price_out": pout,
-        "context": context, "use_case": use_case,
+        "context": context, "use_case": use_case, "api_key_env": api_key_env,
     }, ctx)
     ctx.steward.close()
     if json_out:
