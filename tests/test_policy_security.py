@@ -186,6 +186,7 @@ def test_shadow_of_an_unevaluated_model_needs_approval_and_is_capped(steward: An
     with pytest.raises(ApprovalRequired, match="shadow_unevaluated") as ei:
         call_tool("deploy", args, ctx(steward))  # before the fix: every live prompt mirrored out at once
     assert steward.registry.deployment(UC).version == v0 and RolloutManager(steward).active(UC) is None
+    assert [d.verdict for d in _decisions(steward, "shadow_unevaluated")] == ["needs_approval"]
     cap = bounds.POLICY_BOUNDS["unevaluated_shadow_percent"]
     assert cap.default < 100 and cap.hard < 100 and cap.kind == "max"
     call_tool("approval_decide", {"approval_id": ei.value.approval_id, "decision": "approve"}, ctx(steward, "cli:bob"))

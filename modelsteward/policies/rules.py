@@ -146,6 +146,7 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     m = s.get(Model, model_id) if isinstance(model_id, str) else None
     if uc is None or m is None or m.status in ("retired", "rejected"):
         return []  # the tool refuses these with a clearer error than any policy could
+    model_id = m.id
     pol = section_of(uc.config, "policy")
     strategy = args.get("strategy") or "canary"
     now = f.now
