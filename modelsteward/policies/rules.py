@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from modelsteward.errors import InvalidInput
-from modelsteward.policies.approvals import same_person
+from modelsteward.policies.approvals import decision_refusal
 from modelsteward.policies.bounds import section_of, validate_steps
 from modelsteward.storage.models import (
     Allocation,
@@ -258,12 +258,9 @@ def rule_approval_decide(ctx: ToolContext, s: Session, args: dict[str, Any], now
     if ctx.approval_id is not None:
         out.append(_d("deny", "no_self_approval", "an approval decision cannot be executed through an approval"))
     a = s.get(Approval, args.get("approval_id")) if isinstance(args.get("approval_id"), int) else None
-    if ctx.actor.startswith("agent:"):
-        out.append(_d("deny", "no_self_approval",
-                      f"agents may not decide approvals ({ctx.actor}); a person approves or rejects"))
-    elif a is not None and same_person(a.requester, ctx.actor):
-        out.append(_d("deny", "no_self_approval",
-                      f"{ctx.actor} requested approval {a.id} and may not decide it"))
+    why = decision_refusal(s, a, ctx.actor)  # the one no-self-approval check (policies/approvals.py)
+    if why:
+        out.append(_d("deny", "no_self_approval", why))
     return out
 
 
