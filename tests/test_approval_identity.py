@@ -158,3 +158,39 @@ def test_set_policy_approved_on_the_cli_is_carried_out(steward: Any) -> None:
     assert proc.stdout.strip().splitlines()[0].startswith(f"Approval {aid}: approved; executed set_policy")
     assert _approval(steward, aid).status == "executed"
     assert _min_requests(steward) == 77
+
+
+def test_the_starter_rule_holds_for_every_kind_of_run(steward: Any) -> None:
+    """Chat and CLI runs exclude their starter; scheduled runs exclude nobody; an approval the
+    starter decided anyway (e.g. before this rule) cannot be consumed."""
+    from modelsteward.errors import PolicyDenied
+
+    setup_use_case(steward)
+    with session_scope(steward.sessions) as s:
+        runs = {who: AgentRun(trigger=trig, goal="", status="waiting_approval", thread_id=f"t-{trig}", planner="playbook",
+                              steps=[], started_by=who)
+                for who, trig in (("cli:alice", "chat"), ("schedule", "schedule"))}
+        s.add_all(runs.values())
+        s.flush()
+        run_ids = {who: r.id for who, r in runs.items()}
+    aids = {}
+    for who, rid in run_ids.items():
+        ctx = ToolContext(steward=steward, actor=f"agent:run-{rid}", agent_run_id=rid, thread_id=f"t-{who}")
+        with pytest.raises(ApprovalRequired) as ei:
+            call_tool("set_policy", {"use_case": UC, "rollout": {"min_requests": 50 + rid}}, ctx)
+        aids[who] = int(ei.value.details["approval_id"])
+    decide = {"decision": "approve", "carry_out": False}
+    with pytest.raises(PolicyDenied, match="started agent run"):
+        call_tool("approval_decide", {"approval_id": aids["cli:alice"], **decide},
+                  ToolContext(steward=steward, actor="api:Alice"))
+    out: Any = call_tool("approval_decide", {"approval_id": aids["schedule"], **decide},
+                         ToolContext(steward=steward, actor="api:alice"))
+    assert out.status == "approved" and out.outcome == "decided"
+    # decided by the starter behind the rule's back: executing it is refused, nothing changes
+    with session_scope(steward.sessions) as s:
+        row = s.get(Approval, aids["cli:alice"])
+        row.status, row.decided_by = "approved", "api:alice"
+    with pytest.raises(PolicyDenied, match="approval_mismatch"):
+        call_tool("set_policy", {"use_case": UC, "rollout": {"min_requests": 50 + run_ids["cli:alice"]}},
+                  ToolContext(steward=steward, actor="agent:run-1", approval_id=aids["cli:alice"]))
+    assert _approval(steward, aids["cli:alice"]).status == "approved" and _min_requests(steward) is None
