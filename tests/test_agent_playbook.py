@@ -16,6 +16,7 @@ from modelsteward.agent import AgentRuntime, PlaybookPlanner, agent_toolset, bui
 from modelsteward.agent.chat import ChatSession
 from modelsteward.agent.planners import ChatIntentPlanner
 from modelsteward.errors import ConfigError
+from modelsteward.server.auth import create_token
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval
 
@@ -27,9 +28,12 @@ def _tracking(shared_mlflow: str) -> str:
     return shared_mlflow
 
 
-def cli(ws: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(ws: Path, *args: str, ok: bool = True, token: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STEWARD_HOME": str(ws)}
     env.pop("STEWARD_DATABASE_URL", None)
+    env.pop("STEWARD_TOKEN", None)
+    if token is not None:  # the CLI's identity: the token's name (``--as`` may only restate it)
+        env["STEWARD_TOKEN"] = token
     proc = subprocess.run([*STEWARD, *args], capture_output=True, text=True, env=env, timeout=300)
     if ok:
         assert proc.returncode == 0, proc.stderr
@@ -126,10 +130,12 @@ def test_approve_from_the_cli_resumes_the_run(steward) -> None:  # type: ignore[
         assert (a.action, a.status, a.thread_id, a.agent_run_id) == ("deploy", "pending", res.thread_id, res.run_id)
     listed = json.loads(cli(steward.settings.home, "approvals", "list", "--json").stdout)
     assert [r["id"] for r in listed] == [res.approval_id]
+    bob = create_token(steward, "bob", "approver")[1]
     out = json.loads(cli(steward.settings.home, "approvals", "approve", str(res.approval_id), "--as", "bob",
-                         "--reason", "cheaper, tested", "--json").stdout)
-    assert out["approval"]["decided_by"] == "cli:bob" and out["approval"]["decision_reason"] == "cheaper, tested"
-    assert out["resumed"]["run_id"] == res.run_id and out["resumed"]["status"] == "completed"
+                         "--reason", "cheaper, tested", "--json", token=bob).stdout)
+    assert out["decided_by"] == "cli:bob" and out["decision_reason"].startswith("cheaper, tested")
+    assert out["status"] == "executed" and out["summary"] == f"approved; resumed agent run {res.run_id}: completed"
+    assert out["agent_run"]["run_id"] == res.run_id and out["agent_run"]["status"] == "completed"
     version, table = routing(steward)
     assert version == before[0] + 1 and table == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
     with session_scope(steward.sessions) as s:
@@ -140,15 +146,16 @@ def test_approve_from_the_cli_resumes_the_run(steward) -> None:  # type: ignore[
     deploys = [e for e in run.steps if e["kind"] == "tool" and e["name"] == "deploy"]
     assert len(deploys) == 1 and deploys[0]["ok"] and deploys[0]["approval_id"] == res.approval_id
     # deciding it again is a clear error, and nothing resumes twice
-    again = cli(steward.settings.home, "approvals", "approve", str(res.approval_id), ok=False)
+    again = cli(steward.settings.home, "approvals", "approve", str(res.approval_id), ok=False, token=bob)
     assert again.returncode != 0 and "already executed" in again.stderr
 
 
 def test_reject_resumes_without_the_action(steward) -> None:  # type: ignore[no-untyped-def]
     res = _full_rollout_waiting(steward)
     before = routing(steward)
-    out = cli(steward.settings.home, "approvals", "reject", str(res.approval_id), "--as", "carol", "--reason", "not now")
-    assert f"Agent run {res.run_id} resumed: completed" in out.stdout
+    carol = create_token(steward, "carol", "approver")[1]
+    out = cli(steward.settings.home, "approvals", "reject", str(res.approval_id), "--reason", "not now", token=carol)
+    assert f"rejected; resumed agent run {res.run_id}: completed" in out.stdout
     assert routing(steward) == before
     with session_scope(steward.sessions) as s:
         run = s.get(AgentRun, res.run_id)

@@ -144,7 +144,7 @@ def test_promotion_to_100_needs_an_approval_by_someone_else(st) -> None:
         call_tool("approval_decide", {"approval_id": aid, "decision": "approve"}, ctx(st, "agent:run-1"))
     with pytest.raises(PolicyDenied, match="agents may not decide"):
         call_tool("approval_decide", {"approval_id": aid, "decision": "approve"}, ctx(st, "agent:run-2"))
-    out = call_tool("approval_decide", {"approval_id": aid, "decision": "approve", "reason": "ok"}, ctx(st, "cli:bob"))
+    out = call_tool("approval_decide", {"approval_id": aid, "decision": "approve", "carry_out": False, "reason": "ok"}, ctx(st, "cli:bob"))
     assert out.status == "approved" and out.decided_by == "cli:bob"
     with pytest.raises(Conflict, match="already approved"):
         call_tool("approval_decide", {"approval_id": aid, "decision": "reject"}, ctx(st, "cli:carol"))
@@ -164,7 +164,7 @@ def test_an_executed_approval_cannot_be_replayed(st) -> None:
     with pytest.raises(ApprovalRequired) as ei:
         call_tool("rollout_advance", {"use_case": UC}, ctx(st))
     aid = ei.value.approval_id
-    call_tool("approval_decide", {"approval_id": aid, "decision": "approve"}, ctx(st, "cli:bob"))
+    call_tool("approval_decide", {"approval_id": aid, "decision": "approve", "carry_out": False}, ctx(st, "cli:bob"))
     call_tool("rollout_advance", {"use_case": UC}, ctx(st, approval_id=aid))
     # a new rollout (back to the old model) reaches its last step: the old approval does not promote it
     call_tool("rollback", {"use_case": UC}, ctx(st))
@@ -286,7 +286,7 @@ def test_retiring_the_current_model_needs_approval_and_a_replacement(st) -> None
     with pytest.raises(ApprovalRequired, match="retire_current") as ei:
         call_tool("retire_model", {"model_id": STABLE}, ctx(st))
     aid = ei.value.approval_id
-    call_tool("approval_decide", {"approval_id": aid, "decision": "approve"}, ctx(st, "cli:bob"))
+    call_tool("approval_decide", {"approval_id": aid, "decision": "approve", "carry_out": False}, ctx(st, "cli:bob"))
     with pytest.raises(Conflict, match="still serves live traffic"):
         call_tool("retire_model", {"model_id": STABLE}, ctx(st, approval_id=aid))
     assert st.registry.get_model(STABLE).status == "current" and _version(st) == 1
@@ -304,13 +304,13 @@ def test_policy_change_needs_approval_and_cannot_loosen(st) -> None:
     aid = ei.value.approval_id
     with pytest.raises(PolicyDenied):
         call_tool("approval_decide", {"approval_id": aid, "decision": "approve"}, ctx(st))
-    call_tool("approval_decide", {"approval_id": aid, "decision": "approve"}, ctx(st, "cli:bob"))
+    call_tool("approval_decide", {"approval_id": aid, "decision": "approve", "carry_out": False}, ctx(st, "cli:bob"))
     out = call_tool("set_policy", args, ctx(st, approval_id=aid))
     assert out.config["policy"]["cost_increase_approval"] == 0.05
     loosen = {"use_case": UC, "policy": {"cost_increase_approval": 0.5}}
     with pytest.raises(ApprovalRequired) as ei2:
         call_tool("set_policy", loosen, ctx(st))
-    call_tool("approval_decide", {"approval_id": ei2.value.approval_id, "decision": "approve"}, ctx(st, "cli:bob"))
+    call_tool("approval_decide", {"approval_id": ei2.value.approval_id, "decision": "approve", "carry_out": False}, ctx(st, "cli:bob"))
     with pytest.raises(InvalidInput, match="looser than the hard bound"):
         call_tool("set_policy", loosen, ctx(st, approval_id=ei2.value.approval_id))
     assert st.registry.get_use_case(UC).config["policy"]["cost_increase_approval"] == 0.05

@@ -138,7 +138,7 @@ def test_full_strategy_after_approval(st) -> None:
 
     with pytest.raises(ApprovalRequired) as ei:
         call_tool("deploy", args, ctx(st))
-    call_tool("approval_decide", {"approval_id": ei.value.approval_id, "decision": "approve"}, ctx(st, "cli:bob"))
+    call_tool("approval_decide", {"approval_id": ei.value.approval_id, "decision": "approve", "carry_out": False}, ctx(st, "cli:bob"))
     out = call_tool("deploy", args, ctx(st, approval_id=ei.value.approval_id))
     assert out.rollout["state"] == "completed"
     assert _table(st) == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]

@@ -53,6 +53,7 @@ class ChatSession:
     def _new_run(self, text: str) -> AgentRun:
         with session_scope(self.steward.sessions) as s:
             run = AgentRun(trigger="chat", goal=text[:2000], use_case=self.use_case, status="running",
+                           started_by=self.actor,
                            thread_id=f"chat-{uuid.uuid4().hex}", planner=self.planner.name, steps=[])
             s.add(run)
             s.flush()

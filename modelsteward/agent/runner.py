@@ -31,6 +31,7 @@ from modelsteward.context import Steward
 from modelsteward.errors import Conflict, InvalidInput, NotFound, StewardError
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
+from modelsteward.tools.approvals import set_run_resumer
 from modelsteward.tools.base import ToolSpec, list_tools
 
 __all__ = [
@@ -282,8 +283,12 @@ def run_agent(
     max_steps: int = DEFAULT_MAX_STEPS,
     lock_wait: float | None = 0.0,
     resume_killed: bool = True,
+    started_by: str | None = None,
 ) -> AgentResult:
-    """One agent cycle (after resuming any killed run).  Raises ``AgentBusy`` if another executes."""
+    """One agent cycle (after resuming any killed run).  Raises ``AgentBusy`` if another executes.
+
+    ``started_by``: who started it (``api:alice``, ``cli:bob``, ``schedule``); that person may not
+    approve what the run requests (``policies.approvals.decision_refusal``)."""
     if max_steps < 1:
         raise InvalidInput(f"max_steps must be at least 1, got {max_steps}.")
     if use_case is not None:
@@ -295,7 +300,7 @@ def run_agent(
         thread_id = f"agent-{uuid.uuid4().hex}"
         with session_scope(steward.sessions) as s:
             run = AgentRun(trigger=trigger, goal=goal, use_case=use_case, status="running", thread_id=thread_id,
-                           planner=planner.name, steps=[])
+                           planner=planner.name, steps=[], started_by=started_by)
             s.add(run)
             s.flush()
         text = goal or "Run one management cycle: observe, improve models where the evidence supports it, report."
@@ -317,7 +322,7 @@ def resume_after_decision(steward: Steward, approval_id: int, *, lock_wait: floa
     """After a person decided ``approval_id``: resume the agent thread waiting on it.
 
     Returns ``None`` when no agent thread waits on that approval (e.g. a CLI-requested action).
-    The CLI, the API and the console all call this after recording the decision.  If another run
+    The ``approval_decide`` tool calls this (registered below) after recording the decision.  If another run
     holds the agent lock past ``lock_wait``, ``AgentBusy`` is raised; the decision stands and the
     next agent start (``run_agent``) resumes the thread.
     """
@@ -335,3 +340,6 @@ def resume_after_decision(steward: Steward, approval_id: int, *, lock_wait: floa
         return None
     with agent_lock(steward, wait=lock_wait):
         return _resume_decided(steward, _get_run(steward, run_id), approval_id)
+
+
+set_run_resumer(resume_after_decision)  # the approval_decide tool (a lower layer) resumes runs through this

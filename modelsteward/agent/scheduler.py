@@ -2,6 +2,8 @@
 
 - No overlap: each run takes the workspace agent lock without waiting; if another run (a second
   scheduler, a manual ``agent run``) is executing, that tick is skipped and recorded as such.
+- Scheduled runs are started by ``schedule`` (no person): anyone with the approver role may
+  approve what they request.
 - A missed run is not run twice: the next due time comes from the last *scheduled* run stored in
   ``agent_runs``; after downtime the scheduler runs once, then waits a full period (no catch-up
   burst of every missed slot).
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from modelsteward.agent.runner import AgentBusy, AgentResult, run_agent
 from modelsteward.context import Steward
 from modelsteward.errors import InvalidInput
+from modelsteward.policies.approvals import SCHEDULE_STARTER
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, utcnow
 
@@ -86,7 +89,8 @@ def run_schedule(
             continue
         at = utcnow().isoformat(timespec="seconds")
         try:
-            res: AgentResult = run_agent(steward, goal=goal, use_case=use_case, trigger="schedule", lock_wait=0.0)
+            res: AgentResult = run_agent(steward, goal=goal, use_case=use_case, trigger="schedule", lock_wait=0.0,
+                                         started_by=SCHEDULE_STARTER)
             tick = Tick(at, res.status, res.run_id, res.error or "")
         except AgentBusy as exc:
             tick = Tick(at, "skipped_busy", None, exc.message)

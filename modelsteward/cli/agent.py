@@ -1,19 +1,24 @@
 """``steward agent run|schedule|resume``, ``steward chat``, ``steward approvals list|approve|reject``.
 
 Light imports only at the top; the agent (LangGraph, LangChain) loads inside the commands.
-Approver identity is ``--as NAME`` or the OS user, recorded as ``cli:NAME``.
+Identity (``cli_identity``): the token in ``STEWARD_TOKEN`` (its name and role; deciding needs
+role approver) or, without one, the OS user, recorded as ``cli:NAME``.  ``--as NAME`` is kept for
+old scripts but may only restate that identity; any other name is refused (exit 2).  Deciding and
+carrying out is the ``approval_decide`` tool's (the same path as the API and the console).
 """
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, err_console, open_ctx, table
+from modelsteward.cli.common import JsonOpt, cli_identity, console, emit_json, err_console, open_ctx, table
 
 __all__ = ["register"]
+
+AS_HELP = ("Only restates who you are (the STEWARD_TOKEN token's name, else the OS user); "
+           "any other name is refused.")
 
 
 def _print_result(res: Any, as_json: bool) -> None:
@@ -42,7 +47,8 @@ def register(app: typer.Typer) -> None:
         from modelsteward.agent.runner import run_agent
 
         ctx = open_ctx()
-        res = run_agent(ctx.steward, goal=goal, use_case=use_case, trigger="cli", max_steps=max_steps)
+        res = run_agent(ctx.steward, goal=goal, use_case=use_case, trigger="cli", max_steps=max_steps,
+                        started_by=ctx.actor)
         _print_result(res, as_json)
 
     @agent_app.command("resume")
@@ -92,7 +98,7 @@ def register(app: typer.Typer) -> None:
         ctx = open_ctx()
         if use_case:
             ctx.steward.registry.get_use_case(use_case)
-        session = ChatSession(ctx.steward, use_case=use_case)
+        session = ChatSession(ctx.steward, use_case=use_case, actor=ctx.actor)
         interactive = not message and sys.stdin.isatty()
         lines = iter(message) if message else None
         replies = []
@@ -138,74 +144,43 @@ def register(app: typer.Typer) -> None:
                for r in rows])
 
     def _decide(approval_id: int, approve: bool, reason: str | None, who: str | None, as_json: bool) -> None:
-        from modelsteward.agent.runner import resume_after_decision
+        from modelsteward.agent import runner  # noqa: F401 - hands approval_decide the agent's resume function
+        from modelsteward.tools.base import ToolContext, call_tool
 
-        name = who or getpass.getuser()
-        ctx = open_ctx(actor=f"cli:{name}")
-        from modelsteward.agent.runner import AgentBusy
-
-        decision = _record_decision(ctx, approval_id, approve, reason)
-        try:
-            res = resume_after_decision(ctx.steward, approval_id)
-        except AgentBusy as exc:
-            if as_json:
-                emit_json({"approval": decision, "resumed": None, "note": exc.message})
-            else:
-                console.print(f"Approval {approval_id} recorded. {exc.message} The waiting run resumes on the "
-                              "next agent start.", markup=False)
-            return
+        base = open_ctx()
+        actor, _role = cli_identity(base.steward, who, need_role="approver")
+        ctx = ToolContext(steward=base.steward, actor=actor, progress=_progress if not as_json else None)
+        out: Any = call_tool("approval_decide", {"approval_id": approval_id, "decision": "approve" if approve else "reject",
+                                                 "reason": reason}, ctx)
         if as_json:
-            emit_json({"approval": decision, "resumed": res.to_dict() if res else None})
-            return
-        verb = "approved" if approve else "rejected"
-        console.print(f"Approval {approval_id} {verb} by {decision.get('decided_by') or ctx.actor}.", markup=False)
-        if res is None:
-            err_console.print("No agent run was waiting on it.")
-            return
-        console.print(f"Agent run {res.run_id} resumed: {res.status}.", markup=False)
-        console.print(res.report, markup=False, highlight=False)
+            emit_json(out)
+        else:
+            console.print(f"Approval {approval_id}: {out.summary}", markup=False, highlight=False, soft_wrap=True)
+            if out.agent_run is not None and out.agent_run.report:
+                console.print(out.agent_run.report, markup=False, highlight=False)
+        if out.outcome == "failed" or (out.agent_run is not None and out.agent_run.status == "failed"):
+            raise typer.Exit(1)
 
     @approvals_app.command("approve")
     def approve(
         approval_id: int = typer.Argument(..., help="Approval id (see `steward approvals list`)."),
         reason: str = typer.Option(None, "--reason"),
-        who: str = typer.Option(None, "--as", help="Approver name (default: the OS user)."),
+        who: str = typer.Option(None, "--as", help=AS_HELP),
         as_json: bool = JsonOpt,
     ) -> None:
-        """Approve a pending action; the agent run waiting on it resumes."""
+        """Approve a pending action and carry it out: the agent run waiting on it resumes, or the call runs now."""
         _decide(approval_id, True, reason, who, as_json)
 
     @approvals_app.command("reject")
     def reject(
         approval_id: int = typer.Argument(...),
         reason: str = typer.Option(None, "--reason"),
-        who: str = typer.Option(None, "--as", help="Approver name (default: the OS user)."),
+        who: str = typer.Option(None, "--as", help=AS_HELP),
         as_json: bool = JsonOpt,
     ) -> None:
         """Reject a pending action; the agent run waiting on it resumes without it."""
         _decide(approval_id, False, reason, who, as_json)
 
 
-
-def _record_decision(ctx: Any, approval_id: int, approve: bool, reason: str | None) -> dict[str, Any]:
-    """Through the ``approval_decide`` tool when it is registered, else the approvals domain module."""
-    from modelsteward.policies import approvals as ap
-    from modelsteward.tools.base import TOOLS, call_tool, load_all_tools
-
-    load_all_tools()
-    if "approval_decide" in TOOLS:
-        spec = TOOLS["approval_decide"]
-        fields = spec.input_model.model_fields
-        args: dict[str, Any] = {"approval_id" if "approval_id" in fields else "id": approval_id}
-        if "decision" in fields:
-            args["decision"] = "approve" if approve else "reject"
-        elif "approve" in fields:
-            args["approve"] = approve
-        elif "approved" in fields:
-            args["approved"] = approve
-        if reason is not None and "reason" in fields:
-            args["reason"] = reason
-        call_tool("approval_decide", args, ctx)
-    else:
-        ap.decide(ctx.steward.sessions, approval_id, approve=approve, decider=ctx.actor, reason=reason)
-    return ap.as_dict(ap.get(ctx.steward.sessions, approval_id))
+def _progress(message: str, fraction: float) -> None:
+    err_console.print(f"{fraction:4.0%} {message}", markup=False, highlight=False)

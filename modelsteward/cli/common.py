@@ -15,7 +15,7 @@ from rich.table import Table
 
 from modelsteward.errors import InvalidInput, StewardError
 
-__all__ = ["console", "err_console", "open_ctx", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail", "parse_weights"]
+__all__ = ["console", "err_console", "open_ctx", "cli_identity", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail", "parse_weights"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -51,14 +51,45 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 
 
 def open_ctx(actor: str | None = None):  # type: ignore[no-untyped-def]
-    """A ToolContext on the workspace named by STEWARD_HOME (migrated on open)."""
-    import getpass
-
+    """A ToolContext on the workspace named by STEWARD_HOME (migrated on open), acting as
+    ``actor`` or else as the identity ``cli_identity`` proves (STEWARD_TOKEN, or the OS user)."""
     from modelsteward.context import open_steward
     from modelsteward.tools.base import ToolContext
 
-    who = actor or f"cli:{getpass.getuser()}"
-    return ToolContext(steward=open_steward(), actor=who)
+    steward = open_steward()
+    return ToolContext(steward=steward, actor=actor or cli_identity(steward)[0])
+
+
+def cli_identity(steward: Any, claimed: str | None = None, need_role: str | None = None) -> tuple[str, str]:
+    """``(actor, role)`` of the person at the command line: the name and role of the token in
+    ``STEWARD_TOKEN`` (``steward tokens create``), or without one the OS user (role ``admin``: the
+    workspace's owner).  ``claimed`` (``--as``) may only restate that name; anything else is refused."""
+    import getpass
+    import os
+
+    from modelsteward.errors import PolicyDenied
+
+    plain = os.environ.get("STEWARD_TOKEN", "").strip()
+    if plain:
+        from modelsteward.server.auth import identify
+
+        ident = identify(steward, plain)
+        if ident is None:
+            raise InvalidInput("STEWARD_TOKEN is not a valid token of this workspace (unknown or revoked); create one "
+                               "with `steward tokens create --name NAME --role approver`, or unset it to act as the OS user.")
+        name, role, source = ident.name, ident.role, f"STEWARD_TOKEN (token {ident.name!r})"
+    else:
+        name, role, source = getpass.getuser(), "admin", "the OS user"
+    if claimed is not None and claimed.strip().removeprefix("cli:").lower() != name.lower():
+        raise InvalidInput(f"--as {claimed} does not match your identity {name!r} from {source}; --as may only restate "
+                           "it: drop --as, or set STEWARD_TOKEN to a token of that person.")
+    if need_role is not None:
+        from modelsteward.server.auth import role_at_least
+
+        if not role_at_least(role, need_role):
+            raise PolicyDenied(f"This needs role {need_role!r} or higher; {source} has role {role!r}.",
+                               policy="role", required_role=need_role, role=role)
+    return f"cli:{name}", role
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -149,13 +150,19 @@ class Demo:
             ctx = ToolContext(steward=self.steward, actor=actor or self.ctx.actor, approval_id=approval_id)
         return call_tool(name, args, ctx)
 
-    def approve(self, approval_id: int, why: str) -> None:
-        """Decide an approval as the demo operator (a person's role, played by the demo)."""
+    def approve(self, approval_id: int, why: str) -> Any:
+        """Decide an approval as the demo operator (a person's role, played by the demo); the
+        ``approval_decide`` tool carries it out (resumes the waiting run or executes the call)."""
+        from modelsteward.agent import runner  # noqa: F401 - hands approval_decide the agent's resume function
+
         appr = self.call("approval_decide", {"approval_id": approval_id, "decision": "approve", "reason": why},
                          actor=DEMO_OPERATOR)
         self.report.approvals.append({"id": appr.id, "action": appr.action, "arguments": appr.arguments,
-                                      "requested_by": appr.requester, "approved_by": DEMO_OPERATOR, "why": why})
+                                      "requested_by": appr.requester, "approved_by": DEMO_OPERATOR, "why": why,
+                                      "outcome": appr.outcome, "summary": appr.summary})
         self.say(f"[bold magenta]DEMO OPERATOR[/bold magenta] approves #{appr.id} ({appr.action}) — {why}")
+        self.say(f"  {escape(appr.summary)}")
+        return appr
 
     def show_approval(self, a: Any) -> None:
         t = Table(title=f"approval #{a.id} is waiting for a person", show_header=False)
@@ -253,10 +260,11 @@ class Demo:
         except ApprovalRequired as exc:
             appr_id = int(exc.details.get("approval_id") or getattr(exc, "approval_id"))
             self.say(f"demo settings for {USE_CASE} are a policy change: approval #{appr_id} requested")
-            self.approve(appr_id, f"demo: analysis windows of {rollout['min_requests']} requests / "
-                         f"{rollout['min_duration_s']} s, fine-tune after {o.min_feedback_rows} high-feedback logs, "
-                         f"{o.finetune_steps} LoRA steps, {o.eval_samples} eval samples")
-            self.call("set_policy", args, approval_id=appr_id)
+            done = self.approve(appr_id, f"demo: analysis windows of {rollout['min_requests']} requests / "
+                                f"{rollout['min_duration_s']} s, fine-tune after {o.min_feedback_rows} high-feedback "
+                                f"logs, {o.finetune_steps} LoRA steps, {o.eval_samples} eval samples")
+            if done.outcome != "executed":
+                raise RuntimeError(f"the demo settings were approved but not applied: {done.summary}")
         self.say(f"rollout windows {rollout}; playbook settings {agent}")
 
     def serve(self) -> None:
@@ -269,7 +277,7 @@ class Demo:
         self.say(f"serving {self.server.url}  (gateway {self.server.url}/v1, console {self.server.url}/)")
 
     def agent_loop(self) -> None:
-        from modelsteward.agent.runner import resume_after_decision
+        from types import SimpleNamespace
 
         self.step("4. the agent (playbook planner) runs the loop")
         for cycle in range(1, self.opts.max_cycles + 1):
@@ -279,10 +287,10 @@ class Demo:
             while res.status == "waiting_approval" and res.approval_id:
                 appr = self._approval(res.approval_id)
                 self.show_approval(appr)
-                self.approve(appr.id, "demo: every analysis step passed; promote the candidate")
-                res = resume_after_decision(self.steward, appr.id)
-                if res is None:
+                done = self.approve(appr.id, "demo: every analysis step passed; promote the candidate")
+                if done.agent_run is None:  # nothing was waiting any more: the call ran (or failed) at once
                     break
+                res = SimpleNamespace(**done.agent_run.model_dump())
                 acted |= self._record_cycle(cycle, res, resumed=True)
             ro = self._rollout()
             state = ro.get("state") or "none"

@@ -1,8 +1,11 @@
 """Human approvals of risky actions: create, list, get, approve, reject, consume.
 
-Rules (hard-coded): the decider must be another person than the requester (``cli:alice`` and
-``api:alice`` are one person); an agent (actor ``agent:...``)
-never decides; an approval is decided once.  An approved approval is consumed by executing the
+Rules (hard-coded, in one function, ``decision_refusal``, used by the ``approval_decide`` policy
+rule, by ``decide`` and by ``consume``): the decider must be another person than the requester
+(``cli:alice`` and ``api:alice`` are one person) and than the person who started the agent run
+that requested it (``agent_runs.started_by``; ``schedule`` is nobody); an agent (actor
+``agent:...``) never decides; an approval decision is never itself approved; an approval is
+decided once.  An approved approval is consumed by executing the
 same tool with the same arguments and ``ctx.approval_id`` set: its status becomes ``executed``
 (so it cannot be replayed).  Pending approvals of a rollout promotion expire when that rollout
 ends (``expire_for``).
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from modelsteward.errors import Conflict, InvalidInput, NotFound, PolicyDenied
 from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import Approval, PolicyDecision, utcnow
+from modelsteward.storage.models import AgentRun, Approval, PolicyDecision, utcnow
 
 __all__ = [
     "APPROVAL_STATES",
@@ -31,10 +34,15 @@ __all__ = [
     "expire_for",
     "same_arguments",
     "same_person",
+    "decision_refusal",
+    "run_starter",
+    "NO_SELF_APPROVAL",
     "as_dict",
 ]
 
 APPROVAL_STATES = ("pending", "approved", "rejected", "expired", "executed")
+NO_SELF_APPROVAL = "no_self_approval"
+SCHEDULE_STARTER = "schedule"  # runs the scheduler started: no person to exclude
 
 
 def as_dict(a: Approval) -> dict[str, Any]:
@@ -57,6 +65,40 @@ def same_person(a: str | None, b: str | None) -> bool:
         return (who.split(":", 1)[1] if ":" in who else who).strip().lower()
 
     return a.strip() == b.strip() or name(a) == name(b)
+
+
+def run_starter(s: Session, a: Approval) -> tuple[int | None, str | None]:
+    """The agent run that requested ``a`` (its id from the row, or from an ``agent:run-N``
+    requester) and the person who started that run, if any."""
+    run_id = a.agent_run_id
+    if run_id is None and (a.requester or "").startswith("agent:run-"):
+        tail = a.requester.removeprefix("agent:run-")
+        run_id = int(tail) if tail.isdigit() else None
+    if run_id is None:
+        return None, None
+    starter = s.scalar(select(AgentRun.started_by).where(AgentRun.id == run_id))
+    return run_id, (None if starter in (None, "", SCHEDULE_STARTER) else starter)
+
+
+def decision_refusal(s: Session, a: Approval | None, decider: str) -> str | None:
+    """Why ``decider`` may not decide ``a`` (rule ``no_self_approval``), or None when they may.
+
+    The one place of the rule: an agent never decides; an approval decision is never approved;
+    nobody decides what they requested, nor what an agent run they started requested."""
+    if not decider or decider.startswith("agent:"):
+        return f"agents may not decide approvals ({decider or 'no identity'}); a person approves or rejects"
+    if a is None:
+        return None
+    if a.action == "approval_decide":
+        return "an approval decision cannot itself be approved"
+    if same_person(decider, a.requester):
+        return (f"{decider} requested approval {a.id} and may not decide it (no self-approval); "
+                "a different person must decide it")
+    run_id, starter = run_starter(s, a)
+    if starter and same_person(decider, starter):
+        return (f"{decider} started agent run {run_id}, which requested approval {a.id}, and may not decide it "
+                "(no self-approval); a different person must decide it")
+    return None
 
 
 def _norm(args: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +166,7 @@ def get(sessions: sessionmaker[Session], approval_id: int) -> Approval:
 def _record_denial(s: Session, a: Approval, decider: str, reason: str) -> None:
     s.add(PolicyDecision(
         action="approval_decide", arguments={"approval_id": a.id}, verdict="deny",
-        policy="no_self_approval", reason=reason, actor=decider, use_case_id=a.use_case_id,
+        policy=NO_SELF_APPROVAL, reason=reason, actor=decider, use_case_id=a.use_case_id,
     ))
 
 
@@ -144,12 +186,7 @@ def decide(
                 f"Approval {approval_id} is already {a.status}{by}; only pending approvals can be decided.",
                 approval_id=approval_id, status=a.status,
             )
-        if same_person(decider, a.requester):
-            refusal = f"{decider} requested approval {approval_id} and may not decide it (no self-approval)."
-        elif decider.startswith("agent:"):
-            refusal = f"Agents may not decide approvals ({decider}); a person approves or rejects approval {approval_id}."
-        elif a.action == "approval_decide":
-            refusal = "An approval decision cannot itself be approved."
+        refusal = decision_refusal(s, a, decider)
         if refusal:
             _record_denial(s, a, decider, refusal)
         else:
@@ -159,7 +196,8 @@ def decide(
             a.decided_at = utcnow()
             s.flush()
             return a
-    raise PolicyDenied(refusal, policy="no_self_approval", approval_id=approval_id)
+    raise PolicyDenied(f"Denied by policy {NO_SELF_APPROVAL}: {refusal}.", policy=NO_SELF_APPROVAL,
+                       approval_id=approval_id)
 
 
 def approve(sessions: sessionmaker[Session], approval_id: int, *, decider: str, reason: str | None = None) -> Approval:
@@ -181,8 +219,8 @@ def consume(s: Session, approval_id: int, action: str, arguments: dict[str, Any]
         return None, f"approval {approval_id} is for {a.action} {a.arguments}, not {action} {_norm(arguments)}"
     if a.status != "approved":
         return None, f"approval {approval_id} is {a.status}, not approved"
-    if not a.decided_by or same_person(a.decided_by, a.requester) or a.decided_by.startswith("agent:"):
-        return None, f"approval {approval_id} was not decided by a person other than its requester"
+    if not a.decided_by or decision_refusal(s, a, a.decided_by) is not None:
+        return None, f"approval {approval_id} was not decided by a person other than its requester and run starter"
     a.status = "executed"
     a.decision_reason = (a.decision_reason or "") + f" [executed {utcnow().isoformat(timespec='seconds')}]"
     s.flush()

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from modelsteward.errors import InvalidInput
-from modelsteward.policies.approvals import same_person
+from modelsteward.policies.approvals import decision_refusal
 from modelsteward.policies.bounds import section_of, validate_steps
 from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
 from modelsteward.storage.models import (
@@ -283,12 +283,9 @@ def rule_approval_decide(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
     if f.approval_id is not None:
         out.append(_d("deny", "no_self_approval", "an approval decision cannot be executed through an approval"))
     a = s.get(Approval, args.get("approval_id")) if isinstance(args.get("approval_id"), int) else None
-    if f.actor.startswith("agent:"):
-        out.append(_d("deny", "no_self_approval",
-                      f"agents may not decide approvals ({f.actor}); a person approves or rejects"))
-    elif a is not None and same_person(a.requester, f.actor):
-        out.append(_d("deny", "no_self_approval",
-                      f"{f.actor} requested approval {a.id} and may not decide it"))
+    why = decision_refusal(s, a, f.actor)  # the one no-self-approval check (policies/approvals.py)
+    if why:
+        out.append(_d("deny", "no_self_approval", why))
     return out
 
 

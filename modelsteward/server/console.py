@@ -250,11 +250,12 @@ def decide_form(
     if decision not in ("approve", "reject"):
         return _back("/approvals", err="Decision must be approve or reject.")
     try:
-        out = decide(steward, user.ident, approval_id, decision, reason)  # type: ignore[arg-type]
+        out = decide(steward, user.ident, approval_id, decision, reason, request.app.state.tasks)  # type: ignore[arg-type]
     except StewardError as exc:
         return _back("/approvals", err=exc.message)
-    verb = "Approved" if decision == "approve" else "Rejected"
-    return _back("/approvals", msg=f"{verb} #{approval_id} ({out.approval.action}).")
+    if out.outcome == "failed":
+        return _back("/approvals", err=f"#{approval_id} ({out.approval.action}): {out.summary}")
+    return _back("/approvals", msg=f"#{approval_id} ({out.approval.action}): {out.summary}")
 
 
 @router.get("/agent-runs", response_class=HTMLResponse)

@@ -189,6 +189,7 @@ class ApprovalOut(_Orm):
 class AgentRunOut(_Orm):
     id: int
     trigger: str
+    started_by: str | None = None  # api:NAME, cli:NAME or schedule; may not approve what the run requests
     goal: str
     use_case: str | None = None
     status: str

@@ -1,5 +1,8 @@
 """Background execution of long-running tools (evaluate, fine-tune, agent runs) for the API.
 
+Approvals carried out by the ``approval_decide`` tool put their long work here too (``spawner``:
+resuming an agent run, an approved fine-tune).
+
 Decision: a long-running tool's route answers ``202`` at once with a task id, and the tool runs in
 a thread of the server process; ``GET /api/tasks/{id}`` tells its state and, when done, its output
 or error.  Tasks live in memory (the last ``KEEP`` per process): what they produce lasts in the
@@ -10,9 +13,11 @@ registry (evaluations, fine-tuning jobs, agent runs), so a restart loses only th
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
@@ -26,6 +31,8 @@ from modelsteward.tools.base import ToolContext, call_tool
 __all__ = ["TaskOut", "TaskRegistry", "router"]
 
 KEEP = 200
+
+log = logging.getLogger(__name__)
 
 
 class TaskOut(BaseModel):
@@ -47,26 +54,36 @@ class TaskRegistry:
         self._lock = threading.Lock()
 
     def start(self, tool: str, args: dict[str, Any], ctx: ToolContext) -> TaskOut:
-        task = TaskOut(id=uuid.uuid4().hex[:16], tool=tool, actor=ctx.actor, status="running",
+        """Run one tool call in the background."""
+        return self.start_call(tool, ctx.actor, lambda: call_tool(tool, args, ctx))
+
+    def start_call(self, label: str, actor: str, work: Callable[[], BaseModel]) -> TaskOut:
+        """Run ``work`` (a tool call, or carrying out an approval) in a background thread."""
+        task = TaskOut(id=uuid.uuid4().hex[:16], tool=label, actor=actor, status="running",
                        started_at=dt.datetime.now(dt.timezone.utc))
         with self._lock:
             self._tasks[task.id] = task
             while len(self._tasks) > KEEP:
                 self._tasks.popitem(last=False)
-        threading.Thread(target=self._run, args=(task.id, tool, args, ctx), daemon=True,
-                         name=f"task-{tool}-{task.id}").start()
+        threading.Thread(target=self._run, args=(task.id, work), daemon=True,
+                         name=f"task-{label.split()[0]}-{task.id}").start()
         return task.model_copy()
 
-    def _run(self, task_id: str, tool: str, args: dict[str, Any], ctx: ToolContext) -> None:
+    def spawner(self, actor: str) -> Callable[[str, Callable[[], BaseModel]], str]:
+        """A ``ToolContext.spawn`` that puts long work on this registry (returns the task id)."""
+        return lambda label, work: self.start_call(label, actor, work).id
+
+    def _run(self, task_id: str, work: Callable[[], BaseModel]) -> None:
         status: str
         result = error = None
         try:
-            result = call_tool(tool, args, ctx).model_dump(mode="json")
+            result = work().model_dump(mode="json")
             status = "succeeded"
         except StewardError as exc:
             status = "needs_approval" if exc.code == "approval_required" else "failed"
             error = {"code": exc.code, "message": exc.message}
         except Exception as exc:  # noqa: BLE001 - a task's crash is its result, not the server's
+            log.exception("task %s failed", task_id)
             status, error = "failed", {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
         with self._lock:
             task = self._tasks.get(task_id)

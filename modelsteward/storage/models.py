@@ -303,6 +303,8 @@ class AgentRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trigger: Mapped[str] = mapped_column(String(20), nullable=False)  # schedule | chat | api | cli
+    # who started it (``api:alice``, ``cli:bob``, ``schedule``): may not approve what the run requests
+    started_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     goal: Mapped[str] = mapped_column(Text, default="", nullable=False)
     use_case: Mapped[str | None] = mapped_column(String(100), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="running", nullable=False)

@@ -3,7 +3,8 @@
 ``query_logs``, ``list_use_cases`` and ``list_models`` live in tools/logs.py and
 tools/registry.py; these add what the console needs on top.  ``agent_run`` is marked mutating:
 it starts a run (each of whose actions passes the guard again); the agent itself is never given
-it.
+it.  The run records ``ctx.actor`` as the person who started it (whatever ``trigger`` says), and
+that person may not approve what the run requests.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def agent_run(ctx: ToolContext, inp: AgentRunInput) -> AgentRunResult:
     """Run one agent cycle now (fails with agent_busy if another run is executing)."""
     from modelsteward.agent.runner import run_agent
 
-    res = run_agent(ctx.steward, goal=inp.goal, use_case=inp.use_case, trigger=inp.trigger, max_steps=inp.max_steps)
+    res = run_agent(ctx.steward, goal=inp.goal, use_case=inp.use_case, trigger=inp.trigger, max_steps=inp.max_steps,
+                    started_by=ctx.actor)
     return AgentRunResult(run_id=res.run_id, thread_id=res.thread_id, status=res.status, approval_id=res.approval_id,
                           error=res.error, report=res.report)

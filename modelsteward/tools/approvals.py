@@ -1,16 +1,42 @@
-"""Approval tools: approvals_list (read) and approval_decide (approve or reject; the deciding
-identity is ``ctx.actor``, which may not be the requester nor an agent).  Executing the approved
-action is the caller's next step: the same tool with the same arguments and ``ctx.approval_id``."""
+"""Approval tools: approvals_list (read) and approval_decide, the one owner of approval carry-out.
+
+``approval_decide`` decides as ``ctx.actor`` (the rule ``no_self_approval`` in
+``policies/approvals.py`` refuses the requester, the person who started the requesting agent run,
+and agents), then carries the decision out:
+1. an agent run waiting on the approval is resumed (it executes the approved call itself, or
+   carries on without a rejected one);
+2. otherwise an approved call is executed now, as the decider, with ``ctx.approval_id`` set
+   (which consumes the approval: it becomes ``executed`` and cannot be replayed).
+Long work goes on the caller's task registry when it has one (``ctx.spawn``: the server); without
+one (CLI, demo) it runs inline.  The output says what happened in ``summary`` ("approved; executed
+rollout_advance: ...", "approved; resumed agent run 4: completed", "approved; rollout_advance
+failed: ..."); the decision stands when carrying it out fails.  ``carry_out: false`` only records
+the decision (for a caller that then executes the call itself with ``approval_id``).
+
+The agent package lies above the tools: it hands its resume function in with ``set_run_resumer``
+when it loads.  With none registered, a waiting run resumes at the next agent start.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.context import Steward
+from modelsteward.errors import StewardError
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import AgentRun
+from modelsteward.tools.base import ToolContext, call_tool, get_tool, tool
 
-__all__ = ["ApprovalsListIn", "ApprovalsListOut", "ApprovalDecideIn", "ApprovalOut"]
+__all__ = ["ApprovalsListIn", "ApprovalsListOut", "ApprovalDecideIn", "ApprovalOut", "ApprovalDecision",
+           "AgentRunView", "set_run_resumer"]
+
+Outcome = Literal["decided", "rejected", "executed", "failed", "started_task", "resumed_agent_run",
+                  "resuming_agent_run", "waiting_for_agent"]
 
 
 class ApprovalsListIn(BaseModel):
@@ -44,6 +70,36 @@ class ApprovalDecideIn(BaseModel):
     approval_id: int
     decision: Literal["approve", "reject"]
     reason: str | None = None
+    carry_out: bool = Field(default=True, description="Resume the waiting agent run or execute the approved "
+                            "call now; false only records the decision.")
+
+
+class AgentRunView(BaseModel):
+    run_id: int
+    status: str
+    approval_id: int | None = None
+    error: str | None = None
+    report: str = ""
+
+
+class ApprovalDecision(ApprovalOut):
+    """The approval as it stands after the decision, and what carrying it out did."""
+
+    outcome: Outcome
+    summary: str = Field(description='What happened, e.g. "approved; executed rollout_advance: ...".')
+    result: dict[str, Any] | None = Field(default=None, description="The approved call's output.")
+    error: dict[str, Any] | None = Field(default=None, description="Its error, when it failed.")
+    agent_run: AgentRunView | None = Field(default=None, description="The resumed agent run.")
+    task_id: str | None = Field(default=None, description="The background task carrying it out (server).")
+
+
+RunResumer = Callable[[Steward, int], Any]  # -> an agent result (run_id, status, ...) or None: nobody waits
+_resumer: list[RunResumer] = []
+
+
+def set_run_resumer(fn: RunResumer) -> None:
+    """Called by the agent package: how to resume the run waiting on a decided approval."""
+    _resumer[:] = [fn]
 
 
 @tool("approvals_list", input_model=ApprovalsListIn, output_model=ApprovalsListOut, mutating=False)
@@ -55,11 +111,102 @@ def approvals_list(ctx: ToolContext, inp: ApprovalsListIn) -> ApprovalsListOut:
     return ApprovalsListOut(approvals=[ApprovalOut(**approvals.as_dict(a)) for a in rows])
 
 
-@tool("approval_decide", input_model=ApprovalDecideIn, output_model=ApprovalOut, mutating=True)
-def approval_decide(ctx: ToolContext, inp: ApprovalDecideIn) -> ApprovalOut:
-    """Approve or reject a pending approval as ``ctx.actor`` (never the requester, never an agent)."""
+@tool("approval_decide", input_model=ApprovalDecideIn, output_model=ApprovalDecision, mutating=True)
+def approval_decide(ctx: ToolContext, inp: ApprovalDecideIn) -> ApprovalDecision:
+    """Approve or reject a pending approval as ``ctx.actor`` (never its requester, nor the person who started
+    the agent run that asked, nor an agent), then carry it out: resume the waiting agent run or execute the
+    approved call."""
     from modelsteward.policies import approvals
 
     a = approvals.decide(ctx.steward.sessions, inp.approval_id, approve=inp.decision == "approve",
                          decider=ctx.actor, reason=inp.reason)
-    return ApprovalOut(**approvals.as_dict(a))
+    verb = "approved" if a.status == "approved" else "rejected"
+    if not inp.carry_out:
+        return _view(ctx, a.id, "decided", f"{verb}; not carried out (carry_out false)")
+    return _carry_out(ctx, a.id)
+
+
+def _view(ctx: ToolContext, approval_id: int, outcome: Outcome, summary: str, **extra: Any) -> ApprovalDecision:
+    from modelsteward.policies import approvals
+
+    return ApprovalDecision(**approvals.as_dict(approvals.get(ctx.steward.sessions, approval_id)),
+                            outcome=outcome, summary=summary, **extra)
+
+
+def _waiting_run(ctx: ToolContext, approval_id: int) -> int | None:
+    """The agent run parked on this approval, if any."""
+    from modelsteward.storage.models import Approval
+
+    with session_scope(ctx.steward.sessions) as s:
+        a = s.get(Approval, approval_id)
+        if a is None or a.agent_run_id is None:
+            return None
+        status = s.scalar(select(AgentRun.status).where(AgentRun.id == a.agent_run_id))
+        return a.agent_run_id if status == "waiting_approval" else None
+
+
+def _carry_out(ctx: ToolContext, approval_id: int) -> ApprovalDecision:
+    """Resume the waiting run, else execute an approved call (in the background when ``ctx.spawn``)."""
+    from modelsteward.policies import approvals
+
+    a = approvals.get(ctx.steward.sessions, approval_id)
+    verb, action, args = ("approved" if a.status in ("approved", "executed") else a.status), a.action, dict(a.arguments or {})
+    run_id = _waiting_run(ctx, approval_id)
+    if run_id is not None:
+        if ctx.spawn is not None:
+            inline = dataclasses.replace(ctx, spawn=None)
+            task = ctx.spawn(f"approval_decide #{approval_id}", lambda: _carry_out(inline, approval_id))
+            return _view(ctx, approval_id, "resuming_agent_run",
+                         f"{verb}; resuming agent run {run_id} (task {task})", task_id=task)
+        resumed = _resume(ctx, approval_id, run_id, verb)
+        if resumed is not None:
+            return resumed
+    if a.status != "approved":
+        return _view(ctx, approval_id, "rejected", f"{verb}; {action} will not run")
+    exec_ctx = ToolContext(steward=ctx.steward, actor=ctx.actor, approval_id=approval_id, progress=ctx.progress)
+    if ctx.spawn is not None and get_tool(action).long_running:
+        task = ctx.spawn(action, lambda: call_tool(action, args, exec_ctx))
+        return _view(ctx, approval_id, "started_task", f"approved; started {action} as task {task}", task_id=task)
+    try:
+        out = call_tool(action, args, exec_ctx)
+    except StewardError as exc:
+        return _view(ctx, approval_id, "failed", f"approved; {action} failed: {exc.message}", error=exc.to_dict())
+    result = out.model_dump(mode="json")
+    brief = _brief(result)
+    return _view(ctx, approval_id, "executed", f"approved; executed {action}" + (f": {brief}" if brief else ""),
+                 result=result)
+
+
+def _resume(ctx: ToolContext, approval_id: int, run_id: int, verb: str) -> ApprovalDecision | None:
+    if not _resumer:
+        return _view(ctx, approval_id, "waiting_for_agent",
+                     f"{verb}; agent run {run_id} resumes at the next agent start")
+    try:
+        res = _resumer[0](ctx.steward, approval_id)
+    except StewardError as exc:
+        if exc.code != "agent_busy":
+            raise
+        return _view(ctx, approval_id, "waiting_for_agent",
+                     f"{verb}; agent run {run_id} resumes at the next agent start ({exc.message})")
+    if res is None:
+        return None
+    run = AgentRunView(run_id=res.run_id, status=res.status, approval_id=res.approval_id, error=res.error,
+                       report=res.report)
+    tail = f", waiting for approval {res.approval_id}" if res.status == "waiting_approval" and res.approval_id else ""
+    return _view(ctx, approval_id, "resumed_agent_run", f"{verb}; resumed agent run {res.run_id}: {res.status}{tail}",
+                 agent_run=run)
+
+
+_BRIEF_KEYS = ("message", "action", "status", "state", "model_id", "result_model_id", "job_id", "use_case")
+
+
+def _brief(result: dict[str, Any]) -> str:
+    """A short line from a tool's output: its message, else its first few identifying fields."""
+    msg = result.get("message")
+    if isinstance(msg, str) and msg.strip():
+        return msg.strip().splitlines()[0][:200]
+    parts = [f"{k} {result[k]}" for k in _BRIEF_KEYS if isinstance(result.get(k), (str, int)) and result.get(k) != ""]
+    notes = result.get("notes")
+    if isinstance(notes, list) and notes:
+        parts.append("; ".join(map(str, notes))[:200])
+    return ", ".join(parts[:4])

@@ -36,6 +36,8 @@ class ToolContext:
     agent_run_id: int | None = None
     thread_id: str | None = None
     progress: Callable[[str, float], None] | None = None  # (message, fraction 0..1)
+    # where the front-end has a task registry (the server): run (label, work) in the background, return the task id
+    spawn: Callable[[str, Callable[[], BaseModel]], str] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def report(self, message: str, fraction: float) -> None:
