@@ -348,7 +348,7 @@ class _Routes:
     async def feedback_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         try:
             raw = await self.read_body(headers, receive)
-            self.authorize(headers, host)
+            key = self.authorize(headers, host)
             try:
                 body = orjson.loads(raw or b"null")
             except orjson.JSONDecodeError:
@@ -363,12 +363,27 @@ class _Routes:
                 raise _bad(f"'score' must be a number within -1..1, got {score!r}.", "score")
             if comment is not None and not isinstance(comment, str):
                 raise _bad("'comment' must be a string.", "comment")
+            await self.check_feedback_owner(key, rid)
             self.state.logs.record_feedback(rid, float(score), comment)
         except GatewayError as exc:
             return exc.response()
         except StewardError as exc:
             return GatewayError(400, exc.message, code=exc.code).response()
         return Response(orjson.dumps({"ok": True, "request_id": rid, "score": float(score)}), media_type=_JSON)
+
+    async def check_feedback_owner(self, key: KeyInfo | None, rid: str) -> None:
+        """Feedback only for a request this gateway answered, and only from the key that made it."""
+        owner = await self.state.request_owner(rid)
+        if owner is None:
+            raise GatewayError(404, f"No request {rid!r} was answered by this gateway; send the x-request-id "
+                               "(or id) of a completion.", code="request_not_found", param="request_id")
+        use_case, made_by = owner
+        self.allowed(key, use_case)
+        mine = key.name if key is not None else None
+        if made_by != mine:
+            who = f"gateway key {made_by!r}" if made_by else "a client without a gateway key"
+            raise GatewayError(403, f"Request {rid!r} was made by {who}; only that key may rate it.",
+                               code="feedback_not_allowed", param="request_id")
 
     async def status(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -24,9 +24,12 @@ import os
 import random
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from modelsteward.errors import StewardError, UpstreamError, close_matches
 from modelsteward.gateway.errors import GatewayError
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["GatewayState", "GatewayOptions", "Served"]
 
 log = logging.getLogger("modelsteward.gateway")
+
+OWNERS_KEPT = 200_000  # recent request ids whose owner is kept in memory (older ones: the log store)
 
 LOOPBACK_NOTICE = (
     "gateway: no gateway keys exist, so only loopback clients (127.0.0.1, ::1) are served; "
@@ -112,6 +117,8 @@ class GatewayState:
         }
         self._providers: dict[str, tuple[int, ChatProvider]] = {}
         self._pinned: dict[str, ModelInfo] = {}
+        # request id -> (use case, gateway key name or None) of recent answers, for feedback checks
+        self._owners: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._shadow_q: asyncio.Queue[tuple[Any, ...]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._logs: Any = None
@@ -247,12 +254,38 @@ class GatewayState:
     def log_row(self, row: dict[str, Any]) -> None:
         """Append one row (durable on return) and count its cost against the budget."""
         cost = row.get("cost_usd") or 0.0
+        meta = row.get("metadata") or {}
+        if "primary_request_id" not in meta:  # an answer the client saw (not a failed attempt or shadow)
+            self._owners[row["request_id"]] = (row["use_case"], meta.get("key"))
+            if len(self._owners) > OWNERS_KEPT:
+                self._owners.popitem(last=False)
         try:
             self.logs.append(row)
         except Exception:  # noqa: BLE001 - a failed log write is counted, never fails the request
             self.counters["log_failures"] += 1
             log.exception("gateway: could not log request %s", row.get("request_id"))
         self.spend.add(row["use_case"], cost)
+
+    async def request_owner(self, request_id: str) -> tuple[str, str | None] | None:
+        """(use case, gateway key name or None) of an answered request; None when no such request.
+
+        Recent answers are remembered in memory; older ones are read from the log store.
+        """
+        owner = self._owners.get(request_id)
+        if owner is not None:
+            return owner
+
+        def look() -> tuple[str, str | None] | None:
+            rows = self.logs.query(
+                "SELECT use_case, metadata FROM logs WHERE request_id = ? ORDER BY ts LIMIT 1", [request_id])
+            if not rows:
+                return None
+            meta = orjson.loads(rows[0]["metadata"]) if rows[0]["metadata"] else {}
+            if not isinstance(meta, dict) or "primary_request_id" in meta:
+                return None
+            return rows[0]["use_case"], meta.get("key")
+
+        return await asyncio.to_thread(look)
 
     # ------------------------------------------------------------------ attempts
     def _backoff(self, k: int) -> float:

@@ -1,0 +1,90 @@
+"""Gateway holes from issue 15, each reproduced first: cross-key feedback, feedback for unknown
+requests, canary identity headers, pinning to retired or unallocated models."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelsteward.fakes.upstream import InstantUpstream
+from modelsteward.gateway import create_gateway_app
+from modelsteward.gateway.keys import create_key
+from gateway_helpers import asgi_client, chat_body, fast_options, register_upstream
+
+
+@pytest.fixture
+def upstream():
+    with InstantUpstream() as up:
+        yield up
+
+
+async def _gateway(steward, **opts):
+    app = create_gateway_app(steward, options=fast_options(**opts))
+    await app.state.gateway.start()
+    return app, app.state.gateway
+
+
+def _err(resp):
+    body = resp.json()
+    assert set(body) == {"error"}
+    return body["error"]
+
+
+async def test_feedback_is_bound_to_the_key_that_made_the_request(steward, upstream):
+    mid = register_upstream(steward, "instant", upstream.url)
+    steward.registry.add_use_case("story", model=mid)
+    steward.registry.add_use_case("other", model=mid)
+    story = create_key(steward.registry, "story-app", ["story"])
+    story2 = create_key(steward.registry, "story-app-2", ["story"])
+    other = create_key(steward.registry, "other-app", ["other"])
+    app, state = await _gateway(steward)
+    try:
+        with asgi_client(app) as client:
+            auth = {"Authorization": f"Bearer {story.key}"}
+            r = await client.post("/v1/chat/completions", json=chat_body("story"), headers=auth)
+            assert r.status_code == 200
+            rid = r.headers["x-request-id"]
+            # a key bound to another use case may not rate it
+            r = await client.post("/v1/feedback", json={"request_id": rid, "score": -1},
+                                  headers={"Authorization": f"Bearer {other.key}"})
+            assert r.status_code == 403 and "story" in _err(r)["message"], r.text
+            # nor may another key of the same use case
+            r = await client.post("/v1/feedback", json={"request_id": rid, "score": -1},
+                                  headers={"Authorization": f"Bearer {story2.key}"})
+            assert r.status_code == 403 and _err(r)["code"] == "feedback_not_allowed", r.text
+            assert "story-app" in _err(r)["message"]
+            # an id that was never served
+            r = await client.post("/v1/feedback", json={"request_id": "chatcmpl-doesnotexist", "score": 1},
+                                  headers=auth)
+            assert r.status_code == 404 and _err(r)["code"] == "request_not_found", r.text
+            # the key that made it may
+            r = await client.post("/v1/feedback", json={"request_id": rid, "score": 0.5}, headers=auth)
+            assert r.status_code == 200 and r.json()["ok"] is True
+        rows = steward.logs.query("SELECT request_id, feedback FROM logs WHERE request_id = ?", [rid])
+        assert rows == [{"request_id": rid, "feedback": 0.5}]
+    finally:
+        await state.stop()
+
+
+async def test_feedback_found_after_a_restart_from_the_log_store(steward, upstream):
+    """The owner of an older request is read from the log store, not only from memory."""
+    mid = register_upstream(steward, "instant", upstream.url)
+    steward.registry.add_use_case("story", model=mid)
+    story = create_key(steward.registry, "story-app", ["story"])
+    story2 = create_key(steward.registry, "story-app-2", ["story"])
+    app, state = await _gateway(steward)
+    auth = {"Authorization": f"Bearer {story.key}"}
+    try:
+        with asgi_client(app) as client:
+            rid = (await client.post("/v1/chat/completions", json=chat_body("story"), headers=auth)).headers["x-request-id"]
+    finally:
+        await state.stop()
+    app, state = await _gateway(steward)
+    try:
+        with asgi_client(app) as client:
+            r = await client.post("/v1/feedback", json={"request_id": rid, "score": -1},
+                                  headers={"Authorization": f"Bearer {story2.key}"})
+            assert r.status_code == 403, r.text
+            r = await client.post("/v1/feedback", json={"request_id": rid, "score": 1}, headers=auth)
+            assert r.status_code == 200, r.text
+    finally:
+        await state.stop()
