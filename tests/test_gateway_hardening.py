@@ -88,3 +88,51 @@ async def test_feedback_found_after_a_restart_from_the_log_store(steward, upstre
             assert r.status_code == 200, r.text
     finally:
         await state.stop()
+
+
+async def test_canary_identity_is_not_told_to_clients_unless_the_operator_asks(steward, upstream, monkeypatch):
+    from gateway_helpers import set_routing
+    from modelsteward.gateway import GatewayOptions
+
+    stable = register_upstream(steward, "stable", upstream.url)
+    cand = register_upstream(steward, "cand", upstream.url)
+    steward.registry.add_use_case("story", model=stable)
+    set_routing(steward, "story", [{"model_id": stable, "weight": 50, "role": "primary"},
+                                   {"model_id": cand, "weight": 50, "role": "canary"}])
+    monkeypatch.delenv("STEWARD_EXPOSE_ROUTE_HEADERS", raising=False)
+    monkeypatch.delenv("STEWARD_GATEWAY_EXPOSE_ROUTE_HEADERS", raising=False)
+    app = create_gateway_app(steward, options=GatewayOptions.from_env(refresh_s=0.1))
+    state = app.state.gateway
+    await state.start()
+    try:
+        with asgi_client(app) as client:
+            seen_models, seen_headers = set(), set()
+            for i in range(16):
+                r = await client.post("/v1/chat/completions", json=chat_body("story", stream=bool(i % 2)))
+                assert r.status_code == 200
+                seen_headers |= {h for h in r.headers if h.startswith("x-steward")}
+                if i % 2:
+                    for line in r.text.splitlines():
+                        if line.startswith("data: {"):
+                            seen_models.add(__import__("orjson").loads(line[6:])["model"])
+                else:
+                    seen_models.add(r.json()["model"])
+            assert seen_headers == set() and seen_models == {"story"}
+        # the log still knows who answered
+        served = {r["role"] for r in steward.logs.query("SELECT role FROM logs")}
+        assert served == {"primary", "canary"}
+    finally:
+        await state.stop()
+    monkeypatch.setenv("STEWARD_EXPOSE_ROUTE_HEADERS", "1")
+    app = create_gateway_app(steward, options=GatewayOptions.from_env(refresh_s=0.1))
+    await app.state.gateway.start()
+    try:
+        with asgi_client(app) as client:
+            roles = set()
+            for _ in range(16):
+                r = await client.post("/v1/chat/completions", json=chat_body("story"))
+                roles.add(r.headers["x-steward-role"])
+                assert r.json()["model"] == r.headers["x-steward-model"] in (stable, cand)
+            assert roles == {"primary", "canary"}
+    finally:
+        await app.state.gateway.stop()

@@ -6,7 +6,9 @@ path; the request is validated by hand with errors naming the field).  Checks ru
 -> 503 no allocation -> upstream (fallback) -> 502.  Streaming answers are SSE chunks ending in
 ``data: [DONE]``; usage is always requested upstream (for the log) and passed on only when the
 client asked with ``stream_options.include_usage``.  Responses carry ``x-request-id`` (the id
-to send to ``POST /v1/feedback``) and ``x-steward-model``; a completion's ``id`` is the same id.
+to send to ``POST /v1/feedback``); a completion's ``id`` is the same id.  Which model and role
+answered (``x-steward-model``, ``x-steward-role``, the body's ``model``) is told only when the
+operator sets ``STEWARD_EXPOSE_ROUTE_HEADERS=1``; otherwise ``model`` echoes what the client sent.
 """
 
 from __future__ import annotations
@@ -124,14 +126,13 @@ def _host(scope: Scope) -> str:
 class _JSONAnswer(Response):
     """A 200 JSON answer sent with two raw ASGI messages (the hot path; skips header building)."""
 
-    def __init__(self, body: bytes, rid: str, model_id: str, role: str) -> None:  # noqa: D107 - no super().__init__
+    def __init__(self, body: bytes, rid: str, route_headers: list[tuple[bytes, bytes]]) -> None:  # noqa: D107
         self.status_code = 200
         self.body = body
         self.background = None
         self.raw_headers = [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", rid.encode()), (b"x-steward-model", model_id.encode()),
-            (b"x-steward-role", role.encode()),
+            (b"x-request-id", rid.encode()), *route_headers,
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,6 +159,7 @@ class _Routes:
 
     def __init__(self, state: GatewayState) -> None:
         self.state = state
+        self.expose = state.opts.expose_route_headers
 
     # ------------------------------------------------------------------ common checks
     def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
@@ -253,14 +255,21 @@ class _Routes:
                                 f"request {rid}.", code="internal_error", type_="api_error").response(rid)
         resp = served.response
         resp["id"] = rid
-        resp["model"] = served.model.id
-        return _JSONAnswer(orjson.dumps(resp), rid, served.model.id, served.role)
+        if self.expose:
+            resp["model"] = served.model.id
+            extra = [(b"x-steward-model", served.model.id.encode()), (b"x-steward-role", served.role.encode())]
+        else:
+            resp["model"], extra = body["model"], []
+            resp.pop("system_fingerprint", None)
+        return _JSONAnswer(orjson.dumps(resp), rid, extra)
 
     async def _stream(self, route: Any, pinned: str | None, body: dict[str, Any], rid: str,
                       meta: dict[str, Any]) -> Response:
         it, first, info, role, n, t0, ts = await self.state.open_stream(route, pinned, body, rid, meta)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         state = self.state
+        expose = self.expose
+        shown = info.id if expose else body["model"]
 
         async def events() -> AsyncIterator[bytes]:
             parts: list[str] = []
@@ -273,7 +282,9 @@ class _Routes:
                 u = chunk.pop("usage", None)
                 if u:
                     usage = u
-                chunk["id"], chunk["model"] = rid, info.id
+                chunk["id"], chunk["model"] = rid, shown
+                if not expose:
+                    chunk.pop("system_fingerprint", None)
                 created = chunk.get("created", created)
                 for c in chunk.get("choices") or ():
                     text = (c.get("delta") or {}).get("content")
@@ -316,14 +327,16 @@ class _Routes:
             if include_usage:
                 n_in = int(usage.get("prompt_tokens") or 0)
                 n_out = int(usage.get("completion_tokens") or 0) or len(parts)
-                yield _sse({"id": rid, "object": "chat.completion.chunk", "created": created, "model": info.id,
+                yield _sse({"id": rid, "object": "chat.completion.chunk", "created": created, "model": shown,
                             "choices": [], "usage": {"prompt_tokens": n_in, "completion_tokens": n_out,
                                                      "total_tokens": n_in + n_out}})
             write_log()
             yield b"data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={
-            "x-request-id": rid, "x-steward-model": info.id, "x-steward-role": role, "cache-control": "no-cache"})
+        headers = {"x-request-id": rid, "cache-control": "no-cache"}
+        if expose:
+            headers.update({"x-steward-model": info.id, "x-steward-role": role})
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (self.models_response(_headers(scope), _host(scope)))(scope, receive, send)

@@ -74,15 +74,23 @@ class GatewayOptions:
     shadow_workers: int = 8
     drain_timeout_s: float = 10.0
     freeze_gc: bool = False  # gc.freeze() after start: for a long-running server process, not for tests
+    # tell clients which model and role answered (x-steward-model / x-steward-role, the body's ``model``);
+    # off by default so a client cannot tell canary answers apart and vote a canary up or down
+    expose_route_headers: bool = False
 
     @classmethod
     def from_env(cls, **overrides: Any) -> GatewayOptions:
         opts = cls()
         for name in opts.__dataclass_fields__:
             env = f"STEWARD_GATEWAY_{name.upper()}"
+            if name == "expose_route_headers" and env not in os.environ:
+                env = "STEWARD_EXPOSE_ROUTE_HEADERS"
             if env in os.environ:
                 kind = type(getattr(opts, name))
-                setattr(opts, name, kind(_env_float(env, getattr(opts, name))))
+                if kind is bool:
+                    setattr(opts, name, os.environ[env].strip().lower() in ("1", "true", "yes", "on"))
+                else:
+                    setattr(opts, name, kind(_env_float(env, getattr(opts, name))))
         for k, v in overrides.items():
             setattr(opts, k, v)
         return opts
