@@ -320,6 +320,10 @@ class _Routes:
                 status, error = "error", f"failed mid-stream: {exc.message}"[:2000]
                 state.cooldowns.failure(info.id)
                 yield _sse(error_body(error, code="upstream_error", type_="api_error"))
+            except Exception as exc:  # noqa: BLE001 - a bug mid-stream still ends the stream with an error event
+                log.exception("gateway: unexpected error mid-stream on request %s", rid)
+                status, error = "error", f"failed mid-stream: internal error ({type(exc).__name__})"
+                yield _sse(error_body(error, code="internal_error", type_="api_error"))
             except BaseException:
                 status, error = "error", "client disconnected before the end of the stream"
                 write_log()
