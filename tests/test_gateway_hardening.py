@@ -136,3 +136,36 @@ async def test_canary_identity_is_not_told_to_clients_unless_the_operator_asks(s
             assert roles == {"primary", "canary"}
     finally:
         await app.state.gateway.stop()
+
+
+async def test_pin_reaches_only_live_or_fallback_models_that_are_not_retired(steward, upstream):
+    from gateway_helpers import set_routing
+
+    live = register_upstream(steward, "live", upstream.url)
+    fallback = register_upstream(steward, "fallback", upstream.url)
+    stray = register_upstream(steward, "stray", upstream.url)  # registered, never allocated to "story"
+    shadow = register_upstream(steward, "shadow", upstream.url)
+    old = register_upstream(steward, "old", upstream.url)
+    steward.registry.add_use_case("story", model=live, fallback=[fallback, old])
+    set_routing(steward, "story", [{"model_id": live, "weight": 100, "role": "primary"},
+                                   {"model_id": shadow, "weight": 100, "role": "shadow"}])
+    from modelsteward.storage.db import session_scope
+    from modelsteward.storage.models import Model
+
+    with session_scope(steward.sessions) as s:
+        s.get(Model, old).status = "retired"
+    app, state = await _gateway(steward)
+    try:
+        with asgi_client(app) as client:
+            for mid in (live, fallback):
+                r = await client.post("/v1/chat/completions", json=chat_body(f"story@{mid}"))
+                assert r.status_code == 200 and r.headers["x-steward-model"] == mid, r.text
+            for mid in (stray, shadow, old):
+                r = await client.post("/v1/chat/completions", json=chat_body(f"story@{mid}"))
+                assert r.status_code == 403 and _err(r)["code"] == "model_not_allocated", (mid, r.text)
+            r = await client.post("/v1/chat/completions", json=chat_body("story@custom:nope"))
+            assert r.status_code == 404
+        served = {x["model_id"] for x in steward.logs.query("SELECT model_id FROM logs WHERE role <> 'shadow'")}
+        assert served == {live, fallback}
+    finally:
+        await state.stop()

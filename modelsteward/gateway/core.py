@@ -303,11 +303,7 @@ class GatewayState:
     async def plan(self, route: Route, pinned: str | None, user: str | None) -> tuple[list[ModelInfo], str]:
         """The models to try, in order, and the role of the first; 503 when nothing is deployed."""
         if pinned:
-            info = await self.model(pinned)
-            if info is None:
-                raise GatewayError(404, f"Unknown model {pinned!r} pinned in {route.name}@{pinned}.",
-                                   code="model_not_found", param="model")
-            return [info], route.role_of(pinned) or "primary"
+            return [await self._pinned_model(route, pinned)], route.role_of(pinned) or "primary"
         picked = route.pick(user)
         if picked is None:
             raise GatewayError(
@@ -324,6 +320,24 @@ class GatewayState:
             raise GatewayError(503, f"Use case {route.name!r}: its models are missing from the registry.",
                                code="no_allocation", type_="server_error")
         return chain, picked[1]
+
+    async def _pinned_model(self, route: Route, pinned: str) -> ModelInfo:
+        """A pin reaches only a model that serves this use case: live (primary, canary) or in its fallback chain."""
+        serving = [m for m, _, _ in route.live] + [m for m in route.fallback if m not in {x for x, _, _ in route.live}]
+        info = self.snapshot.models.get(pinned)
+        if pinned not in serving or info is None:
+            known = info is not None or any(pinned == m for m, _ in route.shadows)
+            if not known and await asyncio.to_thread(self.steward.registry.find_model, pinned) is None:
+                raise GatewayError(404, f"Unknown model {pinned!r} pinned in {route.name}@{pinned}.",
+                                   code="model_not_found", param="model")
+            raise GatewayError(403, f"Model {pinned!r} does not serve use case {route.name!r}; a pin may name only "
+                               f"its live or fallback models: {', '.join(serving) or 'none'}.",
+                               code="model_not_allocated", param="model")
+        status = getattr(info.row, "status", None)
+        if status in ("retired", "rejected"):
+            raise GatewayError(403, f"Model {pinned!r} is {status}; it can no longer be pinned.",
+                               code="model_not_allocated", param="model")
+        return info
 
     def _candidates(self, chain: list[ModelInfo]) -> list[ModelInfo]:
         now = time.monotonic()
