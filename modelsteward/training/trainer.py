@@ -179,7 +179,8 @@ def _rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    np_state: Any = np.random.get_state()
+    name, keys, pos, has_gauss, gauss = np_state
     # plain types and tensors only, so the file loads with torch.load(weights_only=True)
     state = {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
                                                      int(has_gauss), float(gauss)], "torch": torch.get_rng_state()}
