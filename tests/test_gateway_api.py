@@ -169,6 +169,9 @@ async def test_fallback_answers_and_cooldown_skips_the_dead_primary(steward, bro
 async def test_pinning_and_unknown_pinned_model(gw, steward, upstream):
     client, _ = gw
     other = register_upstream(steward, "other", upstream.url)
+    set_routing(steward, "chat", [{"model_id": "custom:instant", "weight": 90, "role": "primary"},
+                                  {"model_id": other, "weight": 10, "role": "canary"}])
+    await asyncio.sleep(0.3)  # the routing refresh
     r = await client.post("/v1/chat/completions", json=chat_body(f"chat@{other}"))
     assert r.status_code == 200 and r.headers["x-steward-model"] == other
     r = await client.post("/v1/chat/completions", json=chat_body("chat@custom:nope"))

@@ -103,7 +103,7 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
         reg.add_use_case(UC, description="stories", model="custom:stable")
         reg.update_use_case(UC, config={"rollout": {"min_requests": 10, "min_duration_s": WINDOW_S}})
         pass_eval(steward, "custom:cand")
-        app = create_gateway_app(steward, options=GatewayOptions(refresh_s=0.1, cooldown_s=2.0))
+        app = create_gateway_app(steward, options=GatewayOptions(refresh_s=0.1, cooldown_s=2.0, expose_route_headers=True))
         with TestClient(app, client=("127.0.0.1", 40000)) as client:
             # 1. shadow: mirrored answers (request ids <id>-s1) compared with the primary's
             res = call_tool("deploy", {"use_case": UC, "model_id": "custom:cand", "strategy": "shadow"}, ctx(steward))

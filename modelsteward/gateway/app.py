@@ -6,7 +6,9 @@ path; the request is validated by hand with errors naming the field).  Checks ru
 -> 503 no allocation -> upstream (fallback) -> 502.  Streaming answers are SSE chunks ending in
 ``data: [DONE]``; usage is always requested upstream (for the log) and passed on only when the
 client asked with ``stream_options.include_usage``.  Responses carry ``x-request-id`` (the id
-to send to ``POST /v1/feedback``) and ``x-steward-model``; a completion's ``id`` is the same id.
+to send to ``POST /v1/feedback``); a completion's ``id`` is the same id.  Which model and role
+answered (``x-steward-model``, ``x-steward-role``, the body's ``model``) is told only when the
+operator sets ``STEWARD_EXPOSE_ROUTE_HEADERS=1``; otherwise ``model`` echoes what the client sent.
 """
 
 from __future__ import annotations
@@ -124,14 +126,13 @@ def _host(scope: Scope) -> str:
 class _JSONAnswer(Response):
     """A 200 JSON answer sent with two raw ASGI messages (the hot path; skips header building)."""
 
-    def __init__(self, body: bytes, rid: str, model_id: str, role: str) -> None:  # noqa: D107 - no super().__init__
+    def __init__(self, body: bytes, rid: str, route_headers: list[tuple[bytes, bytes]]) -> None:  # noqa: D107
         self.status_code = 200
         self.body = body
         self.background = None
         self.raw_headers = [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", rid.encode()), (b"x-steward-model", model_id.encode()),
-            (b"x-steward-role", role.encode()),
+            (b"x-request-id", rid.encode()), *route_headers,
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,6 +159,7 @@ class _Routes:
 
     def __init__(self, state: GatewayState) -> None:
         self.state = state
+        self.expose = state.opts.expose_route_headers
 
     # ------------------------------------------------------------------ common checks
     def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
@@ -253,14 +255,21 @@ class _Routes:
                                 f"request {rid}.", code="internal_error", type_="api_error").response(rid)
         resp = served.response
         resp["id"] = rid
-        resp["model"] = served.model.id
-        return _JSONAnswer(orjson.dumps(resp), rid, served.model.id, served.role)
+        if self.expose:
+            resp["model"] = served.model.id
+            extra = [(b"x-steward-model", served.model.id.encode()), (b"x-steward-role", served.role.encode())]
+        else:
+            resp["model"], extra = body["model"], []
+            resp.pop("system_fingerprint", None)
+        return _JSONAnswer(orjson.dumps(resp), rid, extra)
 
     async def _stream(self, route: Any, pinned: str | None, body: dict[str, Any], rid: str,
                       meta: dict[str, Any]) -> Response:
         it, first, info, role, n, t0, ts = await self.state.open_stream(route, pinned, body, rid, meta)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         state = self.state
+        expose = self.expose
+        shown = info.id if expose else body["model"]
 
         async def events() -> AsyncIterator[bytes]:
             parts: list[str] = []
@@ -273,7 +282,9 @@ class _Routes:
                 u = chunk.pop("usage", None)
                 if u:
                     usage = u
-                chunk["id"], chunk["model"] = rid, info.id
+                chunk["id"], chunk["model"] = rid, shown
+                if not expose:
+                    chunk.pop("system_fingerprint", None)
                 created = chunk.get("created", created)
                 for c in chunk.get("choices") or ():
                     text = (c.get("delta") or {}).get("content")
@@ -309,6 +320,10 @@ class _Routes:
                 status, error = "error", f"failed mid-stream: {exc.message}"[:2000]
                 state.cooldowns.failure(info.id)
                 yield _sse(error_body(error, code="upstream_error", type_="api_error"))
+            except Exception as exc:  # noqa: BLE001 - a bug mid-stream still ends the stream with an error event
+                log.exception("gateway: unexpected error mid-stream on request %s", rid)
+                status, error = "error", f"failed mid-stream: internal error ({type(exc).__name__})"
+                yield _sse(error_body(error, code="internal_error", type_="api_error"))
             except BaseException:
                 status, error = "error", "client disconnected before the end of the stream"
                 write_log()
@@ -316,14 +331,16 @@ class _Routes:
             if include_usage:
                 n_in = int(usage.get("prompt_tokens") or 0)
                 n_out = int(usage.get("completion_tokens") or 0) or len(parts)
-                yield _sse({"id": rid, "object": "chat.completion.chunk", "created": created, "model": info.id,
+                yield _sse({"id": rid, "object": "chat.completion.chunk", "created": created, "model": shown,
                             "choices": [], "usage": {"prompt_tokens": n_in, "completion_tokens": n_out,
                                                      "total_tokens": n_in + n_out}})
             write_log()
             yield b"data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={
-            "x-request-id": rid, "x-steward-model": info.id, "x-steward-role": role, "cache-control": "no-cache"})
+        headers = {"x-request-id": rid, "cache-control": "no-cache"}
+        if expose:
+            headers.update({"x-steward-model": info.id, "x-steward-role": role})
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (self.models_response(_headers(scope), _host(scope)))(scope, receive, send)
@@ -348,7 +365,7 @@ class _Routes:
     async def feedback_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         try:
             raw = await self.read_body(headers, receive)
-            self.authorize(headers, host)
+            key = self.authorize(headers, host)
             try:
                 body = orjson.loads(raw or b"null")
             except orjson.JSONDecodeError:
@@ -363,12 +380,27 @@ class _Routes:
                 raise _bad(f"'score' must be a number within -1..1, got {score!r}.", "score")
             if comment is not None and not isinstance(comment, str):
                 raise _bad("'comment' must be a string.", "comment")
+            await self.check_feedback_owner(key, rid)
             self.state.logs.record_feedback(rid, float(score), comment)
         except GatewayError as exc:
             return exc.response()
         except StewardError as exc:
             return GatewayError(400, exc.message, code=exc.code).response()
         return Response(orjson.dumps({"ok": True, "request_id": rid, "score": float(score)}), media_type=_JSON)
+
+    async def check_feedback_owner(self, key: KeyInfo | None, rid: str) -> None:
+        """Feedback only for a request this gateway answered, and only from the key that made it."""
+        owner = await self.state.request_owner(rid)
+        if owner is None:
+            raise GatewayError(404, f"No request {rid!r} was answered by this gateway; send the x-request-id "
+                               "(or id) of a completion.", code="request_not_found", param="request_id")
+        use_case, made_by = owner
+        self.allowed(key, use_case)
+        mine = key.name if key is not None else None
+        if made_by != mine:
+            who = f"gateway key {made_by!r}" if made_by else "a client without a gateway key"
+            raise GatewayError(403, f"Request {rid!r} was made by {who}; only that key may rate it.",
+                               code="feedback_not_allowed", param="request_id")
 
     async def status(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

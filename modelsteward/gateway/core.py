@@ -24,9 +24,12 @@ import os
 import random
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from modelsteward.errors import StewardError, UpstreamError, close_matches
 from modelsteward.gateway.errors import GatewayError
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["GatewayState", "GatewayOptions", "Served"]
 
 log = logging.getLogger("modelsteward.gateway")
+
+OWNERS_KEPT = 200_000  # recent request ids whose owner is kept in memory (older ones: the log store)
 
 LOOPBACK_NOTICE = (
     "gateway: no gateway keys exist, so only loopback clients (127.0.0.1, ::1) are served; "
@@ -69,15 +74,23 @@ class GatewayOptions:
     shadow_workers: int = 8
     drain_timeout_s: float = 10.0
     freeze_gc: bool = False  # gc.freeze() after start: for a long-running server process, not for tests
+    # tell clients which model and role answered (x-steward-model / x-steward-role, the body's ``model``);
+    # off by default so a client cannot tell canary answers apart and vote a canary up or down
+    expose_route_headers: bool = False
 
     @classmethod
     def from_env(cls, **overrides: Any) -> GatewayOptions:
         opts = cls()
         for name in opts.__dataclass_fields__:
             env = f"STEWARD_GATEWAY_{name.upper()}"
+            if name == "expose_route_headers" and env not in os.environ:
+                env = "STEWARD_EXPOSE_ROUTE_HEADERS"
             if env in os.environ:
                 kind = type(getattr(opts, name))
-                setattr(opts, name, kind(_env_float(env, getattr(opts, name))))
+                if kind is bool:
+                    setattr(opts, name, os.environ[env].strip().lower() in ("1", "true", "yes", "on"))
+                else:
+                    setattr(opts, name, kind(_env_float(env, getattr(opts, name))))
         for k, v in overrides.items():
             setattr(opts, k, v)
         return opts
@@ -112,6 +125,8 @@ class GatewayState:
         }
         self._providers: dict[str, tuple[int, ChatProvider]] = {}
         self._pinned: dict[str, ModelInfo] = {}
+        # request id -> (use case, gateway key name or None) of recent answers, for feedback checks
+        self._owners: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._shadow_q: asyncio.Queue[tuple[Any, ...]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._logs: Any = None
@@ -247,12 +262,38 @@ class GatewayState:
     def log_row(self, row: dict[str, Any]) -> None:
         """Append one row (durable on return) and count its cost against the budget."""
         cost = row.get("cost_usd") or 0.0
+        meta = row.get("metadata") or {}
+        if "primary_request_id" not in meta:  # an answer the client saw (not a failed attempt or shadow)
+            self._owners[row["request_id"]] = (row["use_case"], meta.get("key"))
+            if len(self._owners) > OWNERS_KEPT:
+                self._owners.popitem(last=False)
         try:
             self.logs.append(row)
         except Exception:  # noqa: BLE001 - a failed log write is counted, never fails the request
             self.counters["log_failures"] += 1
             log.exception("gateway: could not log request %s", row.get("request_id"))
         self.spend.add(row["use_case"], cost)
+
+    async def request_owner(self, request_id: str) -> tuple[str, str | None] | None:
+        """(use case, gateway key name or None) of an answered request; None when no such request.
+
+        Recent answers are remembered in memory; older ones are read from the log store.
+        """
+        owner = self._owners.get(request_id)
+        if owner is not None:
+            return owner
+
+        def look() -> tuple[str, str | None] | None:
+            rows = self.logs.query(
+                "SELECT use_case, metadata FROM logs WHERE request_id = ? ORDER BY ts LIMIT 1", [request_id])
+            if not rows:
+                return None
+            meta = orjson.loads(rows[0]["metadata"]) if rows[0]["metadata"] else {}
+            if not isinstance(meta, dict) or "primary_request_id" in meta:
+                return None
+            return rows[0]["use_case"], meta.get("key")
+
+        return await asyncio.to_thread(look)
 
     # ------------------------------------------------------------------ attempts
     def _backoff(self, k: int) -> float:
@@ -262,11 +303,7 @@ class GatewayState:
     async def plan(self, route: Route, pinned: str | None, user: str | None) -> tuple[list[ModelInfo], str]:
         """The models to try, in order, and the role of the first; 503 when nothing is deployed."""
         if pinned:
-            info = await self.model(pinned)
-            if info is None:
-                raise GatewayError(404, f"Unknown model {pinned!r} pinned in {route.name}@{pinned}.",
-                                   code="model_not_found", param="model")
-            return [info], route.role_of(pinned) or "primary"
+            return [await self._pinned_model(route, pinned)], route.role_of(pinned) or "primary"
         picked = route.pick(user)
         if picked is None:
             raise GatewayError(
@@ -283,6 +320,24 @@ class GatewayState:
             raise GatewayError(503, f"Use case {route.name!r}: its models are missing from the registry.",
                                code="no_allocation", type_="server_error")
         return chain, picked[1]
+
+    async def _pinned_model(self, route: Route, pinned: str) -> ModelInfo:
+        """A pin reaches only a model that serves this use case: live (primary, canary) or in its fallback chain."""
+        serving = [m for m, _, _ in route.live] + [m for m in route.fallback if m not in {x for x, _, _ in route.live}]
+        info = self.snapshot.models.get(pinned)
+        if pinned not in serving or info is None:
+            known = info is not None or any(pinned == m for m, _ in route.shadows)
+            if not known and await asyncio.to_thread(self.steward.registry.find_model, pinned) is None:
+                raise GatewayError(404, f"Unknown model {pinned!r} pinned in {route.name}@{pinned}.",
+                                   code="model_not_found", param="model")
+            raise GatewayError(403, f"Model {pinned!r} does not serve use case {route.name!r}; a pin may name only "
+                               f"its live or fallback models: {', '.join(serving) or 'none'}.",
+                               code="model_not_allocated", param="model")
+        status = getattr(info.row, "status", None)
+        if status in ("retired", "rejected"):
+            raise GatewayError(403, f"Model {pinned!r} is {status}; it can no longer be pinned.",
+                               code="model_not_allocated", param="model")
+        return info
 
     def _candidates(self, chain: list[ModelInfo]) -> list[ModelInfo]:
         now = time.monotonic()

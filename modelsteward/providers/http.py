@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
+import aiohttp.http_exceptions
 import orjson
 
 from modelsteward.errors import ConfigError, UpstreamError
@@ -52,6 +53,7 @@ API_KEY_ENV: dict[str, str] = {
     "custom": "STEWARD_CUSTOM_API_KEY",
 }
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+MAX_SSE_LINE = 2 << 20  # bytes: the longest event-stream line read from an upstream (aiohttp: twice read_bufsize)
 
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
 _CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -153,6 +155,9 @@ class OpenAIHTTPProvider:
         self.url = self.base_url + "/chat/completions"
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
+        # streams: no total limit (a long healthy answer runs as long as it keeps sending); the
+        # timeout applies to each wait for the next bytes instead (idle timeout)
+        self.stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
@@ -209,10 +214,14 @@ class OpenAIHTTPProvider:
         data = self._payload(body, stream=True)
         headers = {**self.headers, "Accept": "text/event-stream"}
         try:
-            async with client_session().post(self.url, data=data, headers=headers, timeout=self.timeout) as resp:
+            async with client_session().post(self.url, data=data, headers=headers, timeout=self.stream_timeout,
+                                             read_bufsize=MAX_SSE_LINE // 2) as resp:
                 if resp.status >= 400:
                     raise self._fail(resp.status, await resp.read())
-                async for line in resp.content:
+                while True:
+                    line = await self._read_line(resp)
+                    if not line:
+                        break
                     line = line.strip()
                     if not line.startswith(b"data:"):
                         continue
@@ -230,11 +239,21 @@ class OpenAIHTTPProvider:
                                             model_id=self.model_id)
                     yield chunk
         except asyncio.TimeoutError as exc:
-            raise UpstreamError(f"{self.model_id} timed out after {self.timeout.total:g}s", status=504,
+            raise UpstreamError(f"{self.model_id} sent nothing for {self.timeout_s:g}s (stream idle timeout; "
+                                "set the model's metadata timeout_s to wait longer)", status=504,
                                 retryable=True, model_id=self.model_id) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{self.model_id} unreachable at {self.base_url}: {exc}", status=502,
                                 retryable=True, model_id=self.model_id) from exc
+
+    async def _read_line(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The next line of the event stream; an over-long line is an upstream error, not a crash."""
+        try:
+            return await resp.content.readline()
+        except (ValueError, aiohttp.http_exceptions.HttpProcessingError) as exc:
+            raise UpstreamError(f"{self.model_id} sent an SSE line longer than {MAX_SSE_LINE} bytes; "
+                                "the stream was stopped", status=502, retryable=False,
+                                model_id=self.model_id) from exc
 
     # ---------------------------------------------------------------- plain interface
     async def chat(

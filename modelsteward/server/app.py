@@ -55,7 +55,7 @@ def create_app(
             if owned:
                 steward.close()
 
-    app = FastAPI(
+    app = _App(
         title="Model Steward", version=_version(), lifespan=lifespan, debug=False, docs_url=None, redoc_url=None,
         description="Management API of Model Steward: use cases, models, scans, evaluations, fine-tuning, "
         "rollouts, guardrails, approvals and the agent.  Authenticate with `Authorization: Bearer <token>` "
@@ -64,6 +64,7 @@ def create_app(
     )
     from modelsteward.server.metrics import ServerMetrics
 
+    app.body_limit = steward.settings.max_request_bytes
     app.state.steward = steward
     app.state.gateway_state = gw_state
     from modelsteward.server.tasks import TaskRegistry
@@ -94,6 +95,86 @@ def create_app(
         app.include_router(gateway_router(gw_state))
     mount_console(app)
     return app
+
+
+class RequestTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit (FastAPI passes HTTP errors through)."""
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        what = f"Request body of {size} bytes" if size is not None else "Request body"
+        super().__init__(413, f"{what} exceeds the limit of {limit} bytes (STEWARD_MAX_REQUEST_BYTES); "
+                         "send a smaller body.")
+
+
+class BodyLimit:
+    """Pure ASGI middleware, outermost: refuses a body over ``limit`` bytes before it is read.
+
+    A ``Content-Length`` over the limit is answered 413 at once, before routing and authentication;
+    a body without one (chunked) is counted as it is received and refused once it passes the limit.
+    ``/v1/`` is left to the gateway, which enforces the same limit with OpenAI-shaped errors.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    size = int(value)
+                except ValueError:
+                    await _send_json(send, 400, {"code": "invalid_input", "message": "Content-Length is not a number."})
+                    return
+                if size > limit:
+                    await _send_json(send, 413, {"code": "request_too_large", "message": RequestTooLarge(limit, size).detail})
+                    return
+        seen = 0
+        started = False
+
+        async def counted() -> Any:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise RequestTooLarge(limit)
+            return msg
+
+        async def watch(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watch)
+        except RequestTooLarge as exc:  # only when no handler inside answered it
+            if started:
+                raise
+            await _send_json(send, 413, {"code": "request_too_large", "message": exc.detail})
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
+    import orjson
+
+    data = orjson.dumps(body)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": data})
+
+
+class _App(FastAPI):
+    """FastAPI with ``BodyLimit`` outside every other middleware (exception handlers included)."""
+
+    body_limit: int = 1_000_000
+
+    def build_middleware_stack(self) -> Any:
+        return BodyLimit(super().build_middleware_stack(), self.body_limit)
 
 
 def _version() -> str:
@@ -152,7 +233,8 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
+                 413: "request_too_large"}
         code = codes.get(exc.status_code, "http_error")
         msg = exc.detail if isinstance(exc.detail, str) else code
         if _wants_html(request):

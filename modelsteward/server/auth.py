@@ -5,9 +5,11 @@ Decisions:
   with that much entropy a slow password hash adds nothing, and lookups stay one indexed query.
 - Roles are ordered viewer < operator < approver < admin; a route names the least role it needs.
 - The console session cookie is stateless: ``<token id>.<expiry>.<mac>`` where the MAC is an
-  HMAC-SHA256 keyed with the token's stored hash.  Every request re-reads the token row, so a
-  revoked token ends its sessions at once, and replicas need no shared secret.
-- CSRF: forms carry a token derived from the session cookie (HMAC, same key); the cookie is also
+  HMAC-SHA256 keyed with a server secret over the id, the expiry and the token's stored hash.  The
+  secret is ``STEWARD_SESSION_SECRET`` (set the same value on every replica), else a random one
+  kept in ``<workspace>/session.key`` (mode 0600).  Nothing in the database is enough to forge a
+  session.  Every request re-reads the token row, so a revoked token ends its sessions at once.
+- CSRF: forms carry a token derived from the session cookie (HMAC, same secret); the cookie is also
   ``SameSite=Strict`` and ``HttpOnly``.
 """
 
@@ -15,14 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 
 from modelsteward.context import Steward
-from modelsteward.errors import Conflict, InvalidInput, NotFound
+from modelsteward.errors import ConfigError, Conflict, InvalidInput, NotFound
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import ApiToken
 
@@ -40,6 +45,9 @@ __all__ = [
     "csrf_token",
     "SESSION_COOKIE",
     "SESSION_SECONDS",
+    "SESSION_SECRET_ENV",
+    "SESSION_SECRET_FILE",
+    "session_secret",
 ]
 
 API_ROLES = ("viewer", "operator", "approver", "admin")
@@ -115,8 +123,44 @@ def identify(steward: Steward, plain: str) -> Identity | None:
         return Identity(row.id, row.name, row.role)
 
 
-def _mac(key: str, message: str) -> str:
-    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+SESSION_SECRET_ENV = "STEWARD_SESSION_SECRET"
+SESSION_SECRET_FILE = "session.key"
+_FILE_SECRETS: dict[Path, bytes] = {}
+
+
+def session_secret(steward: Steward) -> bytes:
+    """The key that signs console sessions: the environment's, else the workspace's (made once, 0600)."""
+    env = os.environ.get(SESSION_SECRET_ENV)
+    if env:
+        if len(env) < 32:
+            raise ConfigError(f"{SESSION_SECRET_ENV} must be at least 32 characters (use `openssl rand -hex 32`).")
+        return env.encode()
+    path = Path(steward.settings.workspace) / SESSION_SECRET_FILE
+    cached = _FILE_SECRETS.get(path)
+    if cached is not None:
+        return cached
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            os.chmod(path, 0o600)
+        secret = path.read_bytes().strip()
+        if len(secret) < 32:
+            raise ConfigError(f"{path} holds no valid session secret; delete it (sessions will end) and retry.") from None
+    else:
+        secret = secrets.token_hex(32).encode()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secret)
+    _FILE_SECRETS[path] = secret
+    return secret
+
+
+def _mac(key: bytes, message: str) -> str:
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _session_mac(steward: Steward, token_hash: str, body: str) -> str:
+    return _mac(session_secret(steward), f"session.{body}.{token_hash}")
 
 
 def make_session(steward: Steward, plain: str, now: float | None = None) -> tuple[Identity, str] | None:
@@ -126,7 +170,7 @@ def make_session(steward: Steward, plain: str, now: float | None = None) -> tupl
         return None
     expiry = int((now or time.time()) + SESSION_SECONDS)
     body = f"{ident.token_id}.{expiry}"
-    return ident, f"{body}.{_mac(hash_token(plain), body)}"
+    return ident, f"{body}.{_session_mac(steward, hash_token(plain), body)}"
 
 
 def _token_row(steward: Steward, token_id: int) -> ApiToken | None:
@@ -146,14 +190,11 @@ def read_session(steward: Steward, cookie: str | None, now: float | None = None)
     row = _token_row(steward, int(tid))
     if row is None or row.revoked:
         return None
-    if not hmac.compare_digest(mac, _mac(row.token_hash, f"{tid}.{exp}")):
+    if not hmac.compare_digest(mac, _session_mac(steward, row.token_hash, f"{tid}.{exp}")):
         return None
     return Identity(row.id, row.name, row.role)
 
 
 def csrf_token(steward: Steward, cookie: str) -> str:
     """The CSRF token that forms of this session must carry."""
-    tid = cookie.split(".", 1)[0]
-    row = _token_row(steward, int(tid)) if tid.isdigit() else None
-    key = row.token_hash if row is not None else "none"
-    return _mac(key, "csrf." + cookie)[:40]
+    return _mac(session_secret(steward), "csrf." + cookie)[:40]

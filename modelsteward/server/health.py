@@ -1,11 +1,14 @@
 """``/healthz`` (the process answers), ``/readyz`` (its stores answer) and ``/metrics`` (Prometheus).
 
 Decision: these three need no token, as probes and scrapers usually carry none; ``/metrics`` shows
-counts and names of use cases and models, nothing from requests' contents.
+counts and names of use cases and models, nothing from requests' contents.  ``/readyz`` only reads:
+it writes no probe file, flushes nothing, creates no folder, and names no path or URI.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import urllib.parse
 from pathlib import Path
@@ -23,6 +26,7 @@ from modelsteward.server.deps import StewardDep
 __all__ = ["router", "readiness"]
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("modelsteward.server")
 
 
 class Health(BaseModel):
@@ -44,6 +48,10 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
+class NotReady(Exception):
+    """A check's own finding, safe to show (no path, host or URI in it)."""
+
+
 def _check_db(steward: Steward) -> str:
     with steward.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
@@ -51,40 +59,41 @@ def _check_db(steward: Steward) -> str:
 
 
 def _check_logs(steward: Steward) -> str:
-    root = Path(steward.settings.logs_path)
-    root.mkdir(parents=True, exist_ok=True)
-    probe = root / ".ready-probe"
-    probe.write_text("ok")
-    probe.unlink()
-    steward.logs.query("SELECT count(*) AS n FROM logs WHERE false")
-    return str(root)
+    """Read-only: the folder is there and writable, and DuckDB reads the segments (no flush)."""
+    store = steward.logs  # the server's own store (opened with the app when the gateway runs)
+    root = Path(store.root)
+    if not root.is_dir():
+        raise NotReady("the log folder does not exist")
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise NotReady("the log folder is not writable")
+    store.reader.query("SELECT count(*) AS n FROM logs WHERE false")
+    return "segments readable"
 
 
 def _check_mlflow(steward: Steward) -> str:
+    """Probe the tracking store without creating anything; the URI is never echoed (it may hold a password)."""
     uri = steward.settings.tracking_uri
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme == "sqlite":
         path = Path(uri.split("///", 1)[-1])
-        if path.exists():
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-            try:
-                con.execute("SELECT 1").fetchone()
-            finally:
-                con.close()
-            return f"sqlite store {path}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite store {path} (created on first run)"
+        if not path.exists():
+            return "sqlite store (created on first run)"
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            con.execute("SELECT 1").fetchone()
+        finally:
+            con.close()
+        return "sqlite store answers"
     if parsed.scheme in ("http", "https"):
         import httpx
 
         r = httpx.get(uri.rstrip("/") + "/health", timeout=3.0)
         if r.status_code >= 400:
-            raise RuntimeError(f"{uri}/health answered {r.status_code}")
-        return f"tracking server {uri}"
+            raise NotReady(f"the tracking server's /health answered {r.status_code}")
+        return "tracking server answers"
     if parsed.scheme in ("", "file"):
         path = Path(parsed.path if parsed.scheme else uri)
-        path.mkdir(parents=True, exist_ok=True)
-        return f"file store {path}"
+        return "file store" if path.is_dir() else "file store (created on first run)"
     if parsed.scheme.startswith("postgresql"):
         from sqlalchemy import create_engine
 
@@ -94,17 +103,21 @@ def _check_mlflow(steward: Steward) -> str:
                 conn.execute(text("SELECT 1"))
         finally:
             eng.dispose()
-        return "postgresql store"
+        return "postgresql store answers"
     return f"{parsed.scheme} store (not probed)"
 
 
 def readiness(steward: Steward) -> Ready:
+    """Check each store read-only.  A failure's detail names the check and the error's type only (the
+    full error, which may hold paths, hosts or credentials, goes to the server log)."""
     checks: dict[str, Check] = {}
     for name, fn in (("database", _check_db), ("log_store", _check_logs), ("mlflow", _check_mlflow)):
         try:
             checks[name] = Check(ok=True, detail=fn(steward))
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
-            checks[name] = Check(ok=False, detail=f"{type(exc).__name__}: {str(exc)[:300]}")
+            log.warning("readiness check %s failed: %s", name, exc)
+            why = str(exc) if isinstance(exc, NotReady) else f"{type(exc).__name__}; see the server log"
+            checks[name] = Check(ok=False, detail=why)
     ok = all(c.ok for c in checks.values())
     return Ready(status="ready" if ok else "not_ready", checks=checks)
 

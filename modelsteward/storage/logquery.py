@@ -4,20 +4,25 @@ Every connection is an in-memory DuckDB whose views list the store's valid segme
 explicitly: a corrupt segment is skipped with a warning naming it, and segments already merged
 into a compacted file are left out.  After the views are made the connection locks itself down
 (no external access beyond the store, configuration locked), and ``query`` accepts one SELECT only.
+Every connection has a memory limit (``STEWARD_QUERY_MEMORY``, nothing spills to disk) and ``query``
+a statement timeout (``STEWARD_QUERY_TIMEOUT_S``, enforced with ``interrupt``); both fail with an
+error naming the setting.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from modelsteward.errors import InvalidInput, ReadOnlyViolation
+from modelsteward.errors import ConfigError, InvalidInput, ReadOnlyViolation
 from modelsteward.storage.segments import ROLLUP_FIELDS, ROLLUP_KEY
 
 __all__ = ["LogReader", "parse_window", "CorruptSegmentWarning"]
@@ -39,6 +44,26 @@ _LOG_COLS = (
     "r.ts, r.request_id, r.use_case, r.model_id, r.role, r.messages, r.response, r.input_tokens, r.output_tokens, "
     "r.latency_ms, r.cost_usd, r.status, r.error, COALESCE(f.score, r.feedback) AS feedback, r.metadata"
 )
+
+
+def query_timeout() -> float:
+    """Seconds a ``query`` (user SQL) may run: ``STEWARD_QUERY_TIMEOUT_S``, default 30."""
+    raw = os.environ.get("STEWARD_QUERY_TIMEOUT_S", "30")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise ConfigError(f"STEWARD_QUERY_TIMEOUT_S={raw!r} must be a number of seconds in (0, 86400].")
+    return value
+
+
+def query_memory() -> str:
+    """DuckDB memory limit of log queries: ``STEWARD_QUERY_MEMORY`` (like 512MB, 2GB), default 2GB."""
+    raw = os.environ.get("STEWARD_QUERY_MEMORY", "2GB").strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", raw, flags=re.IGNORECASE):
+        raise ConfigError(f"STEWARD_QUERY_MEMORY={raw!r} must be a size like 512MB or 2GB.")
+    return raw
 
 
 class CorruptSegmentWarning(UserWarning):
@@ -123,6 +148,8 @@ class LogReader:
 
         con = duckdb.connect(":memory:")
         con.execute("SET threads TO 2")
+        con.execute(f"SET memory_limit='{_esc(query_memory())}'")
+        con.execute("SET temp_directory=''")  # nothing spills to disk: over the limit is an error
         req = self._files("requests")
         fb = self._files("feedback")
         if req:
@@ -153,16 +180,27 @@ class LogReader:
         import duckdb
 
         check_read_only(sql)
+        timeout = query_timeout()
         con = self.connect()
+        timer = threading.Timer(timeout, con.interrupt)
+        timer.daemon = True
+        timer.start()
         try:
             try:
                 cur = con.execute(sql, params or [])
+                cols = [d[0] for d in cur.description or []]
+                rows = cur.fetchmany(limit) if limit else cur.fetchall()
+            except duckdb.InterruptException as exc:
+                raise InvalidInput(f"Query stopped after {timeout:g}s (STEWARD_QUERY_TIMEOUT_S); narrow it "
+                                   "(a WHERE on ts or use_case, fewer joins) or raise the limit.") from exc
+            except duckdb.OutOfMemoryException as exc:
+                raise InvalidInput(f"Query needs more than {query_memory()} of memory (STEWARD_QUERY_MEMORY); "
+                                   "narrow it or raise the limit.") from exc
             except duckdb.Error as exc:
                 raise InvalidInput(f"Query failed: {exc}") from exc
-            cols = [d[0] for d in cur.description or []]
-            rows = cur.fetchmany(limit) if limit else cur.fetchall()
             return [dict(zip(cols, r, strict=True)) for r in rows]
         finally:
+            timer.cancel()
             con.close()
 
     def stats(self, *, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:

@@ -303,6 +303,7 @@ class LogStore:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
+        self._failed: list[tuple[str, Path, int]] = []  # rotated WALs whose conversion failed (still locked)
         self.replayed = self._replay_orphans()
         self._requests = _Stream(self, "requests", _Stream.INITIAL_BYTES)
         self._feedback = _Stream(self, "feedback", _Stream.INITIAL_BYTES // 16)
@@ -353,7 +354,7 @@ class LogStore:
 
     @property
     def pending(self) -> int:
-        return self._requests.count + self._feedback.count
+        return self._requests.count + self._feedback.count + len(self._failed)
 
     def flush(self) -> None:
         """Write every acknowledged row to Parquet now."""
@@ -366,8 +367,16 @@ class LogStore:
                             closed.append((s.name, *s.rotate()))
                         except OSError as exc:  # no new WAL (disk full): this stream keeps its current one
                             failed = exc
-            for name, path, fd in closed:
-                self._convert_wal(name, path)
+            # batches whose conversion failed before are retried first (they stay locked, in order)
+            todo, self._failed = self._failed + closed, []
+            for i, (name, path, fd) in enumerate(todo):
+                try:
+                    self._convert_wal(name, path)
+                except Exception as exc:
+                    # keep this batch and the later ones for the next flush; rows stay in their WAL
+                    self._failed = todo[i:]
+                    log.warning("log store: converting %s failed (%s); retried on the next flush", path, exc)
+                    raise
                 path.unlink(missing_ok=True)
                 os.close(fd)
             if closed:
@@ -392,10 +401,19 @@ class LogStore:
             self._closed = True
         self._wake.set()
         self._thread.join(timeout=30)
-        self.flush()
-        with self._lock:
-            for s in (self._requests, self._feedback):
-                s.close()
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                for s in (self._requests, self._feedback):
+                    if s.count == 0:
+                        s.close()
+                    else:  # not flushed: keep the WAL for the next open to replay
+                        s._seal()
+                        os.close(s.fd)
+                for _name, _path, fd in self._failed:  # unlock: the next open replays them
+                    os.close(fd)
+                self._failed = []
         if self._reader is not None:
             self._reader.close()
             self._reader = None

@@ -71,11 +71,27 @@ def _atomic_parquet(target: Path, table: Any) -> None:
     os.replace(tmp, target)
 
 
+def _merged_sources(part: Path) -> set[str]:
+    """Names of the segments the partition's compacted files already hold (from their footers)."""
+    import pyarrow.parquet as pq
+
+    names: set[str] = set()
+    for cmp in part.glob("cmp-*.parquet"):
+        try:
+            raw = (pq.read_metadata(cmp).metadata or {}).get(b"steward.sources")
+        except Exception:  # noqa: BLE001 - a corrupt compacted file is the reader's to report
+            continue
+        if raw:
+            names.update(orjson.loads(raw))
+    return names
+
+
 def compact_partition(part: Path) -> int:
     """Merge a partition's ``seg-*`` files into one ``cmp-*`` file that names its sources.
 
     Readers ignore any segment a compacted file lists, so a crash between writing the merged file
-    and deleting its sources never double-counts; the next compaction deletes the leftovers.
+    and deleting its sources never double-counts; the next compaction deletes those leftovers
+    (never merging them again, which would count their rows twice).
     """
     import pyarrow.parquet as pq
 
@@ -85,7 +101,13 @@ def compact_partition(part: Path) -> int:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return 0
-        segs = sorted(p for p in part.glob("seg-*.parquet"))
+        merged_before = _merged_sources(part)
+        segs = []
+        for p in sorted(part.glob("seg-*.parquet")):
+            if p.name in merged_before:  # left by a compaction that crashed before deleting its sources
+                p.unlink(missing_ok=True)
+            else:
+                segs.append(p)
         if len(segs) < 2:
             return 0
         tables, used = [], []

@@ -9,7 +9,10 @@ after ``patience`` evaluations without improvement) and writes a checkpoint.
 Checkpoints (``out_dir/checkpoints/step-N``) hold the trainable weights (the LoRA matrices, or
 every weight for a full fine-tune), the optimiser and scheduler state, the step, the best
 validation loss and the Python / NumPy / torch (CPU and CUDA) RNG states: a run resumed from one
-ends where the uninterrupted run ends.  The data order is a pure function of (seed, epoch), so a
+ends where the uninterrupted run ends.  A checkpoint's ``manifest.json`` names its run (a hash of the
+config and the data) and each file's SHA-256; a run resumes only from a checkpoint whose manifest
+names it and matches, and loads every file with ``torch.load(weights_only=True)`` -- a leftover or
+planted folder is skipped, never unpickled.  The data order is a pure function of (seed, epoch), so a
 resumed run sees exactly the batches it would have seen.
 
 Outputs: LoRA -> ``out_dir/adapter`` (PEFT ``save_pretrained``: ``adapter_config.json`` +
@@ -28,7 +31,9 @@ GPUs that support it; CPU runs in fp32.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -40,7 +45,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-__all__ = ["TrainConfig", "TrainResult", "train", "lr_at", "latest_checkpoint"]
+__all__ = ["TrainConfig", "TrainResult", "train", "lr_at", "latest_checkpoint", "own_checkpoint", "run_fingerprint"]
+
+log = logging.getLogger(__name__)
 
 
 class TrainConfig(BaseModel):
@@ -106,9 +113,65 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return base * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _checkpoints(out_dir: Path) -> list[Path]:
+    found = [p for p in (out_dir / "checkpoints").glob("step-*") if p.is_dir() and p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
 def latest_checkpoint(out_dir: Path) -> Path | None:
-    ckpts = sorted((out_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    ckpts = _checkpoints(out_dir)
     return ckpts[-1] if ckpts else None
+
+
+CHECKPOINT_FILES = ("trainable.pt", "optimizer.pt", "scheduler.pt", "rng.pt", "state.json")
+MANIFEST = "manifest.json"
+
+
+def run_fingerprint(cfg: TrainConfig, train_rows: list[Any], val_rows: list[Any]) -> str:
+    """Identity of a run: its config (bar the device) and its data; a checkpoint resumes only its own run."""
+    conf = cfg.model_dump(mode="json")
+    conf.pop("device", None)
+    h = hashlib.sha256(json.dumps(conf, sort_keys=True).encode())
+    for rows in (train_rows, val_rows):
+        h.update(b"\0" + json.dumps(rows, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def own_checkpoint(out_dir: Path, run_id: str) -> Path | None:
+    """The newest checkpoint this run wrote: its manifest names ``run_id`` and every file's SHA-256 matches.
+
+    Anything else in ``checkpoints/`` (no manifest, another run's, a changed file) is skipped with a
+    warning and never unpickled.
+    """
+    for path in reversed(_checkpoints(out_dir)):
+        why = _manifest_problem(path, run_id)
+        if why is None:
+            return path
+        log.warning("fine-tuning: not resuming from %s: %s", path, why)
+    return None
+
+
+def _manifest_problem(path: Path, run_id: str) -> str | None:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return "it has no readable manifest (not written by this trainer)"
+    if not isinstance(manifest, dict) or manifest.get("run") != run_id:
+        return "it belongs to another run (other config or data)"
+    files = manifest.get("files") or {}
+    for name in CHECKPOINT_FILES:
+        f = path / name
+        if name not in files or not f.is_file() or _sha256(f) != files[name]:
+            return f"{name} does not match its manifest"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -116,7 +179,11 @@ def _rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    np_state: Any = np.random.get_state()
+    name, keys, pos, has_gauss, gauss = np_state
+    # plain types and tensors only, so the file loads with torch.load(weights_only=True)
+    state = {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                     int(has_gauss), float(gauss)], "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -127,7 +194,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     import torch
 
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -146,7 +214,8 @@ def _trainable_state(model: Any) -> dict[str, Any]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _save_checkpoint(path: Path, model: Any, opt: Any, sched: Any, state: dict[str, Any], keep: int) -> None:
+def _save_checkpoint(path: Path, model: Any, opt: Any, sched: Any, state: dict[str, Any], keep: int,
+                     run_id: str) -> None:
     import torch
 
     tmp = path.with_name(path.name + ".tmp")
@@ -157,12 +226,13 @@ def _save_checkpoint(path: Path, model: Any, opt: Any, sched: Any, state: dict[s
     torch.save(sched.state_dict(), tmp / "scheduler.pt")
     torch.save(_rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    manifest = {"format": 1, "run": run_id, "step": state.get("step"),
+                "files": {name: _sha256(tmp / name) for name in CHECKPOINT_FILES}}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
-    ckpts = sorted(path.parent.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    for old in ckpts[:-keep]:
-        if not old.name.endswith(".tmp"):
-            shutil.rmtree(old, ignore_errors=True)
+    for old in _checkpoints(path.parent)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _load_checkpoint(path: Path, model: Any, opt: Any, sched: Any) -> dict[str, Any]:
@@ -173,9 +243,9 @@ def _load_checkpoint(path: Path, model: Any, opt: Any, sched: Any) -> dict[str, 
     if missing:
         raise ValueError(f"checkpoint {path} does not match this model (missing {missing[:3]} ...)")
     model.load_state_dict(weights, strict=False)
-    opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
-    sched.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-    _set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+    sched.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    _set_rng_state(torch.load(path / "rng.pt", weights_only=True))
     state: dict[str, Any] = json.loads((path / "state.json").read_text())
     return state
 
@@ -269,7 +339,8 @@ def train(
     # -- resume
     step, best_val, bad_evals, history = 0, math.inf, 0, []
     first_loss: float | None = None
-    ckpt = latest_checkpoint(out_dir) if resume else None
+    run_id = run_fingerprint(cfg, train_rows, val_rows)
+    ckpt = own_checkpoint(out_dir, run_id) if resume else None
     if ckpt is not None:
         state = _load_checkpoint(ckpt, acc.unwrap_model(model), opt, sched)
         step, best_val, bad_evals = state["step"], state["best_val"], state["bad_evals"]
@@ -308,7 +379,7 @@ def train(
             state = {"step": step, "best_val": best_val, "bad_evals": bad_evals, "history": history,
                      "first_loss": first_loss, "config": cfg.model_dump(mode="json")}
             _save_checkpoint(out_dir / "checkpoints" / f"step-{step}", acc.unwrap_model(model), opt, sched, state,
-                             cfg.keep_checkpoints)
+                             cfg.keep_checkpoints, run_id)
 
     def save_outputs(best: bool) -> Path:
         target = out_dir / ("adapter" if cfg.method == "lora" else "model")
