@@ -120,7 +120,7 @@ def detect_secrets_plugins(text: str) -> Iterator[Span]:
 
 _PROVIDER_KEYS = re.compile(
     r"sk-ant-[A-Za-z0-9]{2,8}\d{0,2}-[A-Za-z0-9_-]{16,}|sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{16,}"
-    r"|\bsk-[A-Za-z0-9]{32,}|\bAIza[0-9A-Za-z_-]{30,}|\bhf_[A-Za-z0-9]{24,}|\b[spr]k_(?:live|test)_[0-9A-Za-z]{16,}"
+    r"|\b(?:sk|rk)-[A-Za-z0-9_-]{16,}|\bAIza[0-9A-Za-z_-]{30,}|\bhf_[A-Za-z0-9]{24,}|\b[spr]k_(?:live|test)_[0-9A-Za-z]{16,}"
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{30,}|\bxox[abprse]-[A-Za-z0-9-]{10,}"
     r"|\b(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b|\bglpat-[A-Za-z0-9_-]{20,}|\bnpm_[A-Za-z0-9]{30,}"
     r"|\bya29\.[0-9A-Za-z_-]{20,}|\bgsk_[A-Za-z0-9]{30,}|\bxai-[A-Za-z0-9]{30,}|\br8_[A-Za-z0-9]{30,}"
@@ -238,16 +238,18 @@ def _id_modules() -> list[object]:
 def national_ids(text: str) -> Iterator[Span]:
     from stdnum.us import ssn
 
+    taken: list[tuple[int, int]] = []
     for m in _SSN_SHAPE.finditer(text):
-        yield m.start(), m.end(), "SSN"
+        taken.append(m.span())
     for m in _SSN_CONTEXT.finditer(text):
         if ssn.is_valid(m.group(1)):
-            yield m.start(1), m.end(1), "SSN"
+            taken.append(m.span(1))
+    for start, end in taken:
+        yield start, end, "SSN"
     for m in _ID_CANDIDATE.finditer(text):
         # Windows of whole space-separated parts, longest first ("DNI 54362315K" holds "54362315K").
         parts = [(p.start() + m.start(), p.end() + m.start()) for p in re.finditer(r"\S+", m.group())]
         windows = sorted(((a, b) for a in range(len(parts)) for b in range(a, len(parts))), key=lambda w: w[0] - w[1])
-        taken: list[tuple[int, int]] = []
         for a, b in windows:
             start, end = parts[a][0], parts[b][1]
             raw = text[start:end]
