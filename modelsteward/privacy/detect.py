@@ -235,21 +235,27 @@ def _id_modules() -> list[object]:
     return [importlib.import_module(name) for name in NATIONAL_IDS]
 
 
-def national_ids(text: str) -> Iterator[Span]:
+def us_ssns(text: str) -> Iterator[Span]:
+    """The dashed shape on sight; nine bare digits after "SSN" / "social security" when valid."""
     from stdnum.us import ssn
 
-    taken: list[tuple[int, int]] = []
     for m in _SSN_SHAPE.finditer(text):
-        taken.append(m.span())
+        yield m.start(), m.end(), "SSN"
     for m in _SSN_CONTEXT.finditer(text):
         if ssn.is_valid(m.group(1)):
-            taken.append(m.span(1))
-    for start, end in taken:
-        yield start, end, "SSN"
+            yield m.start(1), m.end(1), "SSN"
+
+
+def national_ids(text: str) -> Iterator[Span]:
+    taken: list[tuple[int, int]] = []
     for m in _ID_CANDIDATE.finditer(text):
         # Windows of whole space-separated parts, longest first ("DNI 54362315K" holds "54362315K").
         parts = [(p.start() + m.start(), p.end() + m.start()) for p in re.finditer(r"\S+", m.group())]
-        windows = sorted(((a, b) for a in range(len(parts)) for b in range(a, len(parts))), key=lambda w: w[0] - w[1])
+        # A window never splits a run of digit groups ("4111 1111 1111 1112" is one number, not "1111 1112").
+        digit = [text[p0:p1].replace(".", "").replace("-", "").isdigit() for p0, p1 in parts]
+        windows = sorted(((a, b) for a in range(len(parts)) for b in range(a, len(parts))
+                          if not (a > 0 and digit[a] and digit[a - 1]) and not (b + 1 < len(parts) and digit[b] and digit[b + 1])),
+                         key=lambda w: w[0] - w[1])
         for a, b in windows:
             start, end = parts[a][0], parts[b][1]
             raw = text[start:end]
@@ -299,8 +305,9 @@ DETECTORS: tuple[tuple[str, Callable[[str], Iterator[Span]]], ...] = (
     ("email", email),
     ("iban", ibans),
     ("card", cards),
+    ("ssn", us_ssns),
+    ("phone", phones),
     ("national_id", national_ids),
     ("ip", ip_addresses),
-    ("phone", phones),
     ("high_entropy", high_entropy),
 )
