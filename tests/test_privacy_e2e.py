@@ -37,7 +37,7 @@ def _log_corpus(steward) -> None:  # type: ignore[no-untyped-def]
 
 
 def _leaks(workspace: Path, exclude: list[Path]) -> dict[str, list[str]]:
-    """kind -> files (relative) holding one of its secrets, over every file not under ``exclude``."""
+    """kind -> "file: secret" for every file (not under ``exclude``) holding one of the kind's secrets."""
     blobs = {}
     for path in workspace.rglob("*"):
         if path.is_file() and not any(path == e or e in path.parents for e in exclude):
@@ -45,10 +45,15 @@ def _leaks(workspace: Path, exclude: list[Path]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for r in ROWS:
         for secret in r["secrets"]:
-            forms = {secret.encode(), json.dumps(secret)[1:-1].encode()}
+            # A short secret (a 4-digit PIN) also occurs by chance in numbers (latencies, scores):
+            # look for it with the characters before it in the prompt.
+            i = r["text"].index(secret)
+            needle = secret if len(secret) >= 8 else r["text"][max(0, i - 4):i + len(secret)]
+            forms = {needle.encode(), json.dumps(needle, ensure_ascii=False)[1:-1].encode(),
+                     json.dumps(needle)[1:-1].encode()}
             hits = [name for name, blob in blobs.items() if any(f in blob for f in forms)]
             if hits:
-                found.setdefault(r["kind"], []).extend(hits)
+                found.setdefault(r["kind"], []).extend(f"{h}: {secret}" for h in hits)
     return found
 
 
