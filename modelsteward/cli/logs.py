@@ -1,4 +1,4 @@
-"""``steward logs import | stats | query``."""
+"""``steward logs import | stats | query | purge | retention``."""
 
 from __future__ import annotations
 
@@ -79,6 +79,53 @@ def logs_query(
     table("query", out.columns, [[r[c] for c in out.columns] for r in out.rows])  # type: ignore[attr-defined]
     if out.truncated:  # type: ignore[attr-defined]
         console.print(f"[yellow]first {limit} rows shown[/yellow]")
+
+
+@logs_app.command("purge")
+def logs_purge(
+    use_case: str = typer.Option(..., "--use-case", help="Use case whose logged requests to delete."),
+    older_than: Optional[str] = typer.Option(None, "--older-than",
+                                             help="Age like 90d, 12h, 2w (default: the use case's retention)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Delete a use case's logged requests (raw prompts) older than an age; files are rewritten atomically."""
+    from modelsteward.tools import call_tool
+
+    ctx = open_ctx()
+    try:
+        out = call_tool("logs_purge", {"use_case": use_case, "older_than": older_than}, ctx)
+    finally:
+        ctx.steward.close()
+    if json_out:
+        emit_json(out)
+        return
+    console.print(f"[green]purged[/green] {out.rows_removed} rows of {out.use_case} older than {out.older_than} "  # type: ignore[attr-defined]
+                  f"(before {out.cutoff}): {out.files_removed} files removed, {out.files_rewritten} rewritten")  # type: ignore[attr-defined]
+
+
+@logs_app.command("retention")
+def logs_retention(
+    use_case: str = typer.Option(..., "--use-case"),
+    days: Optional[float] = typer.Option(None, "--days", help="Keep raw prompts this many days (>= 1)."),
+    keep: bool = typer.Option(False, "--keep-forever", help="Clear the TTL: keep raw prompts indefinitely."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Set the use case's retention TTL for raw prompts (applied by `steward logs purge --use-case NAME`)."""
+    from modelsteward.errors import InvalidInput
+    from modelsteward.tools import call_tool
+
+    if (days is None) == (not keep):
+        raise InvalidInput("Give either --days N or --keep-forever.")
+    ctx = open_ctx()
+    try:
+        out = call_tool("logs_retention", {"use_case": use_case, "days": days}, ctx)
+    finally:
+        ctx.steward.close()
+    if json_out:
+        emit_json(out)
+        return
+    ttl = out.retention_days  # type: ignore[attr-defined]
+    console.print(f"{out.use_case}: " + (f"raw prompts kept {ttl:g} days" if ttl else "raw prompts kept indefinitely"))  # type: ignore[attr-defined]
 
 
 def register(app: typer.Typer) -> None:

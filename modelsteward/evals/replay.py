@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelsteward.errors import InsufficientData, InvalidInput, StewardError
+from modelsteward.privacy import redact
 from modelsteward.storage.logquery import parse_window
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def _check_messages(messages: Any, where: str) -> list[dict[str, Any]]:
         raise InvalidInput(f"{where}: 'messages' must be a non-empty list of chat messages.")
     for m in messages:
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise InvalidInput(f"{where}: every message needs 'role' and 'content', got {str(m)[:80]!r}.")
+            raise InvalidInput(f"{where}: every message needs 'role' and 'content', got {redact(str(m))[:80]!r}.")
     return messages
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from modelsteward.formatting import fmt_value
+from modelsteward.privacy import redact_obj
 
 __all__ = ["write_report", "flatten_metrics"]
 
@@ -74,7 +75,11 @@ def _plot_svg(path: Path, metrics: dict[str, Any]) -> Path:
 
 def write_report(folder: Path, *, summary: dict[str, Any], metrics: dict[str, Any], verdict: dict[str, Any],
                  rows: list[dict[str, Any]]) -> Path:
-    """Write ``report.md``, ``plot.png`` (or ``.svg``), ``samples.jsonl`` and ``result.json`` into ``folder``."""
+    """Write ``report.md``, ``plot.png`` (or ``.svg``), ``samples.jsonl`` and ``result.json`` into ``folder``.
+
+    Prompts, references and outputs are logged text: every string is redacted (``modelsteward.privacy``).
+    """
+    rows, summary, verdict = redact_obj(rows), redact_obj(summary), redact_obj(verdict)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "samples.jsonl").open("w", encoding="utf-8") as f:
         for r in rows:

@@ -5,7 +5,8 @@ upstream errors (``UpstreamError.retryable``: 429, 5xx, timeouts) are retried wi
 backoff; what still fails is recorded on the generation (it counts toward the error rate) rather
 than aborting the evaluation.  Successful outputs can be cached on disk under
 ``<workspace>/evals/cache`` keyed by model id + messages + sampling parameters (the evaluator caches
-the baseline's, which every candidate on the same sample re-uses).
+the baseline's, which every candidate on the same sample re-uses).  Outputs in which
+``modelsteward.privacy`` finds PII are never cached, and error messages are redacted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelsteward.errors import StewardError, UpstreamError
+from modelsteward.privacy import find as find_pii
+from modelsteward.privacy import redact
 
 if TYPE_CHECKING:
     from modelsteward.evals.replay import EvalItem
@@ -118,7 +121,9 @@ async def run_model(
         else:
             async with sem:
                 gen = await _call(provider, item, params, retries, backoff_s, stop)
-            if cache and gen.ok:
+            # The cache lives outside the log store: an answer holding PII (often the prompt's own,
+            # echoed back) is not cached rather than stored redacted (which would skew the scores).
+            if cache and gen.ok and not find_pii(gen.text):
                 cache.put(key, {k: v for k, v in asdict(gen).items() if k not in ("item_id", "cached")})
         async with lock:
             done += 1
@@ -164,10 +169,10 @@ async def _call(provider: Any, item: EvalItem, params: dict[str, Any], retries: 
             if exc.retryable and attempt <= retries:
                 await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
                 continue
-            return Generation(item.id, error=f"{exc.code}: {exc.message}", attempts=attempt,
+            return Generation(item.id, error=redact(f"{exc.code}: {exc.message}"), attempts=attempt,
                               latency_ms=(time.perf_counter() - t0) * 1000)
-        except StewardError as exc:
-            return Generation(item.id, error=f"{exc.code}: {exc.message}", attempts=attempt,
+        except StewardError as exc:  # upstream errors may quote the prompt: redacted like every output
+            return Generation(item.id, error=redact(f"{exc.code}: {exc.message}"), attempts=attempt,
                               latency_ms=(time.perf_counter() - t0) * 1000)
         return Generation(
             item.id, text=res.text or "", latency_ms=float(res.latency_ms), input_tokens=int(res.input_tokens or 0),

@@ -1,4 +1,4 @@
-"""Pure text measures: ROUGE-L, PII patterns, refusal and leak detectors, JSON validity."""
+"""Pure text measures: ROUGE-L, PII (``modelsteward.privacy``), refusal and leak detectors, JSON validity."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ __all__ = [
     "is_refusal",
     "leaks",
     "is_valid_json",
-    "PII_PATTERNS",
 ]
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -50,40 +49,16 @@ def rouge_l(candidate: str, reference: str) -> float:
     return 2 * p * r / (p + r)
 
 
-def _luhn(digits: str) -> bool:
-    total, alt = 0, False
-    for ch in reversed(digits):
-        d = int(ch)
-        if alt:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-        alt = not alt
-    return total % 10 == 0
-
-
-PII_PATTERNS: dict[str, re.Pattern[str]] = {
-    "email": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
-    "ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
-    "credit_card": re.compile(r"\b(?:\d[ -]?){13,19}\b"),
-    "phone": re.compile(r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]\d{3}[ .-]\d{4}\b"),
-    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}\b"),
-}
-
-
 def find_pii(text: str) -> list[tuple[str, str]]:
-    """``(kind, normalised value)`` for every PII-looking span; card numbers must pass Luhn."""
-    found: list[tuple[str, str]] = []
-    for kind, pat in PII_PATTERNS.items():
-        for m in pat.finditer(text):
-            val = m.group(0)
-            if kind in ("credit_card", "phone", "ssn"):
-                norm = re.sub(r"\D", "", val)
-                if kind == "credit_card" and not (13 <= len(norm) <= 19 and _luhn(norm)):
-                    continue
-            else:
-                norm = val.lower().replace(" ", "")
-            found.append((kind, norm))
-    return found
+    """``(kind, normalised value)`` for every finding of ``modelsteward.privacy`` (kinds lower-cased)."""
+    from modelsteward.privacy import find
+
+    out = []
+    for f in find(text):
+        val = text[f.start:f.end]
+        norm = re.sub(r"\D", "", val) if f.kind in ("CARD", "PHONE", "SSN") else re.sub(r"\s", "", val.lower())
+        out.append((f.kind.lower(), norm))
+    return out
 
 
 def new_pii(output: str, prompt_texts: Iterable[str]) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelsteward.evals.report import flatten_metrics
+from modelsteward.privacy import redact, redact_obj
 
 if TYPE_CHECKING:
     from modelsteward.settings import Settings
@@ -31,8 +32,14 @@ def _experiment(client: Any, name: str, artifact_root: Path) -> str:
 
 def log_to_mlflow(settings: Settings, *, use_case: str, params: dict[str, Any], metrics: dict[str, Any],
                   verdict: str, rows: list[dict[str, Any]], report_dir: Path) -> str:
-    """One run in experiment ``evals/<use case>``: params, flattened metrics, per-sample table, report."""
+    """One run in experiment ``evals/<use case>``: params, flattened metrics, per-sample table, report.
+
+    Params and the per-sample table are redacted (``modelsteward.privacy``); the report folder was
+    written redacted by ``write_report``.
+    """
     from mlflow.tracking import MlflowClient
+
+    params, rows = redact_obj(params), redact_obj(rows)
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     exp_id = _experiment(client, f"evals/{use_case}", settings.artifacts_path / "mlflow" / "evals")
@@ -47,7 +54,7 @@ def log_to_mlflow(settings: Settings, *, use_case: str, params: dict[str, Any], 
         client.log_batch(
             run_id,
             metrics=[Metric(k, v, ts, 0) for k, v in sorted(flat.items())],
-            params=[Param(k, (v if isinstance(v, str) else json.dumps(v, default=str))[:6000])
+            params=[Param(k, redact(v if isinstance(v, str) else json.dumps(v, default=str))[:6000])
                     for k, v in sorted(params.items())],
         )
         table = {k: [r.get(k) for r in rows] for k in sorted({k for r in rows for k in r})}

@@ -19,7 +19,10 @@ Policies (names as recorded in ``policy_decisions.policy``):
   mix) within ``budget_fraction`` of ``monthly_budget_usd``;
 - approvals: ``promotion_to_100``, ``cost_increase`` (expected cost per request up more than
   ``cost_increase_approval``), ``full_fine_tune``, ``retire_current``, ``policy_change``;
-- ``no_self_approval``: the requester (and any agent) may not decide an approval.
+- ``no_self_approval``: the requester (and any agent) may not decide an approval;
+- ``retention_min_age``: logs younger than one day are never purged, and no TTL is under a day;
+- ``retention_shorter_than_ttl``: purging more than the use case's TTL (or, for an agent, purging a
+  use case with no TTL) needs an approval; ``retention_change``: an agent changing a TTL needs one.
 """
 
 from __future__ import annotations
@@ -303,3 +306,40 @@ for _tool, _why in (
     ("agent_run", "each tool call of the run passes its own rule"),
 ):
     allow_always(_tool, _why)
+
+
+@rule("logs_purge")
+def rule_logs_purge(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+    from modelsteward.storage.retention import parse_age, retention_days
+
+    uc = _uc(s, args.get("use_case"))
+    if uc is None or args.get("older_than") is None:
+        return []  # unknown use case: the tool reports it; no age: the use case's own TTL applies
+    try:
+        age = parse_age(str(args["older_than"]))
+    except InvalidInput:
+        return []  # the tool reports the bad age
+    if age < dt.timedelta(days=1):
+        return [_d("deny", "retention_min_age", f"purging logs younger than 1 day is refused ({args['older_than']}): "
+                   "guard checks, rollout analyses and evaluations read them")]
+    ttl = retention_days(uc.config)
+    if ttl is not None and age < dt.timedelta(days=ttl):
+        return [_d("needs_approval", "retention_shorter_than_ttl",
+                   f"purging {uc.name!r} logs older than {args['older_than']} deletes more than its {ttl:g}-day "
+                   "retention; a person approves")]
+    if ttl is None and f.actor.startswith("agent:"):
+        return [_d("needs_approval", "retention_shorter_than_ttl",
+                   f"{uc.name!r} has no retention TTL; an agent's purge needs a human approval")]
+    return []
+
+
+@rule("logs_retention")
+def rule_logs_retention(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+    days = args.get("days")
+    if isinstance(days, (int, float)) and days < 1:
+        return [_d("deny", "retention_min_age", f"a retention under 1 day ({days}) is refused: guard checks, "
+                   "rollout analyses and evaluations read recent logs")]
+    if f.actor.startswith("agent:"):
+        return [_d("needs_approval", "retention_change", f"changing the retention of {args.get('use_case')!r} "
+                   "needs a human approval")]
+    return []

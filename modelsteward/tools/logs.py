@@ -1,4 +1,4 @@
-"""Log tools: import rows, window statistics, read-only SQL over the ``logs`` view."""
+"""Log tools: import rows, window statistics, read-only SQL over the ``logs`` view, retention and purge."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from modelsteward.errors import InvalidInput, NotFound
 from modelsteward.tools.base import ToolContext, tool
 
 __all__ = ["LogsImportInput", "LogsImportResult", "LogsStatsInput", "LogsStats", "LogsQueryInput", "LogsQueryResult",
-           "read_log_file"]
+           "LogsPurgeInput", "LogsPurgeResult", "LogsRetentionInput", "LogsRetentionResult", "read_log_file"]
 
 
 class LogsImportInput(BaseModel):
@@ -114,3 +114,58 @@ def query_logs(ctx: ToolContext, inp: LogsQueryInput) -> LogsQueryResult:
     rows = ctx.steward.logs.query(inp.sql, limit=inp.limit + 1)
     cols = list(rows[0]) if rows else []
     return LogsQueryResult(columns=cols, rows=rows[: inp.limit], truncated=len(rows) > inp.limit)
+
+
+class LogsPurgeInput(BaseModel):
+    use_case: str = Field(min_length=1)
+    older_than: str | None = Field(default=None, description="90d, 12h, 2w; default: the use case's retention TTL")
+
+
+class LogsPurgeResult(BaseModel):
+    use_case: str
+    older_than: str
+    cutoff: str
+    rows_removed: int
+    files_removed: int
+    files_rewritten: int
+    partitions_removed: list[str]
+
+
+@tool("logs_purge", input_model=LogsPurgeInput, output_model=LogsPurgeResult, mutating=True)
+def logs_purge(ctx: ToolContext, inp: LogsPurgeInput) -> LogsPurgeResult:
+    """Delete a use case's logged requests (raw prompts and answers) older than an age, or its TTL."""
+    from modelsteward.storage.retention import parse_age, purge, retention_days
+
+    uc = ctx.steward.registry.get_use_case(inp.use_case)
+    older = inp.older_than
+    if older is None:
+        days = retention_days(uc.config)
+        if days is None:
+            raise InvalidInput(f"Use case {uc.name!r} has no retention TTL; give --older-than (e.g. 90d) or set one "
+                               f"with `steward logs retention --use-case {uc.name} --days 90`.")
+        older = f"{days:g}d"
+    res = purge(ctx.steward.logs, uc.name, parse_age(older))
+    return LogsPurgeResult(older_than=older, **res.__dict__)
+
+
+class LogsRetentionInput(BaseModel):
+    use_case: str = Field(min_length=1)
+    days: float | None = Field(default=None, gt=0, le=36_500, description="TTL of raw prompts in days; None: keep")
+
+
+class LogsRetentionResult(BaseModel):
+    use_case: str
+    retention_days: float | None
+
+
+@tool("logs_retention", input_model=LogsRetentionInput, output_model=LogsRetentionResult, mutating=True)
+def logs_retention(ctx: ToolContext, inp: LogsRetentionInput) -> LogsRetentionResult:
+    """Set (or clear) how long a use case's raw prompts stay in the log store (applied by ``logs_purge``)."""
+    from modelsteward.storage.retention import RETENTION_KEY
+
+    uc = ctx.steward.registry.get_use_case(inp.use_case)
+    config = {k: v for k, v in (uc.config or {}).items() if k != RETENTION_KEY}
+    if inp.days is not None:
+        config[RETENTION_KEY] = inp.days
+    ctx.steward.registry.update_use_case(uc.name, config=config)
+    return LogsRetentionResult(use_case=uc.name, retention_days=inp.days)

@@ -1,7 +1,8 @@
 """Chat rows -> token ids with labels on assistant tokens only; batching and optional packing.
 
 Each conversation is rendered with the tokenizer's chat template one message at a time; the tokens
-a message adds are labelled when it is an assistant message (its ``<|im_start|>assistant`` header
+a message adds are labelled when it is a target assistant message (``is_target``: the gateway's
+response, never a client-written turn of the history; its ``<|im_start|>assistant`` header
 is part of the prompt, its end-of-turn token is learned, so the model learns to stop).  Rows whose
 assistant tokens fall entirely beyond ``max_seq_len`` are dropped and counted.
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Example", "read_jsonl", "tokenize_chat", "tokenize_rows", "make_batches", "collate", "IGNORE"]
+__all__ = ["Example", "read_jsonl", "is_target", "tokenize_chat", "tokenize_rows", "make_batches", "collate", "IGNORE"]
 
 IGNORE = -100
 
@@ -50,14 +51,31 @@ def _ids(tok: Any, messages: list[dict[str, str]], gen: bool) -> list[int]:
     return list(out)
 
 
-def tokenize_chat(tok: Any, messages: list[dict[str, str]], max_seq_len: int) -> Example | None:
-    """Token ids and labels (``IGNORE`` outside assistant turns); None when no target token fits."""
+def is_target(messages: list[dict[str, Any]], i: int) -> bool:
+    """Whether message ``i`` is learned: an assistant turn with ``weight`` 1.
+
+    Datasets built here give every assistant turn of the request history ``"weight": 0`` (the client
+    wrote it) and leave the gateway's response unweighted.  Without any ``weight`` in the row (files
+    from elsewhere, or built before weights), only the final assistant turn is a target, so a
+    client-written turn never becomes one by default.
+    """
+    msg = messages[i]
+    if msg.get("role") != "assistant":
+        return False
+    if any("weight" in m for m in messages):
+        return msg.get("weight", 1) not in (0, 0.0, False)
+    return i == len(messages) - 1
+
+
+def tokenize_chat(tok: Any, messages: list[dict[str, Any]], max_seq_len: int) -> Example | None:
+    """Token ids and labels (``IGNORE`` outside target assistant turns); None when no target token fits."""
+    plain = [{"role": m["role"], "content": m["content"]} for m in messages]  # templates see no weights
     ids: list[int] = []
     labels: list[int] = []
-    for i, msg in enumerate(messages):
-        if msg["role"] == "assistant":
-            prefix = _ids(tok, messages[:i], gen=True) if i else []
-            full = _ids(tok, messages[: i + 1], gen=False)
+    for i in range(len(plain)):
+        if is_target(messages, i):
+            prefix = _ids(tok, plain[:i], gen=True) if i else []
+            full = _ids(tok, plain[: i + 1], gen=False)
             if full[: len(prefix)] != prefix or prefix[: len(ids)] != ids:
                 raise ValueError("chat template is not prefix-stable; cannot mask assistant tokens")
             labels += [IGNORE] * (len(prefix) - len(ids)) + full[len(prefix):]

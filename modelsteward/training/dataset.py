@@ -15,13 +15,15 @@ The whole pipeline is SQL over the log store's ``logs`` view, so 1M rows build i
 4. exact duplicates (same lower-cased user/assistant text and response; the system prompt is
    ignored, it is shared by most rows) are removed, keeping the preferred row: initial data
    first, then the best feedback, then the newest;
-5. PII redaction of every message and response (``pii.py``; a combined pre-check skips rows
-   without any match); nothing unredacted is ever written;
+5. PII redaction of every message and response (``modelsteward.privacy`` through ``pii.py``; an
+   RE2 pre-filter skips values that cannot hold anything); nothing unredacted is ever written;
 6. near duplicates: MinHash over word 3-grams of the redacted non-system text, LSH banding,
    candidate pairs verified on their signatures (``_near_dups``);
 7. a content-hash split into train / validation (stable: the same row lands in the same split
    on every rebuild), files ordered by content hash, a card with the counts per filter and a
-   sha256 over both files.
+   sha256 over both files.  Only the logged response (what the gateway produced) is a training
+   target: assistant turns in the request history were written by the client and are written with
+   ``"weight": 0``.
 
 Decisions: near-duplicate detection runs in SQL rather than datasketch's Python ``MinHashLSH``
 (about 100 us per row in Python, far over the 20 s budget for 1M rows); the band/row split for a
@@ -41,7 +43,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from modelsteward.errors import InsufficientData, InvalidInput
-from modelsteward.training.pii import PII_PATTERNS, redact, redact_sql
+from modelsteward.training.pii import install, redact
 
 __all__ = ["DatasetSpec", "DatasetCard", "build_from_connection", "load_initial_data", "lsh_params", "dataset_hash"]
 
@@ -282,17 +284,17 @@ def build_from_connection(
     pool = counts["logs_kept"] + counts["initial_rows"]
     counts["exact_duplicates"] = pool - _count(con, "ds_exact")
 
-    # Redaction (a cheap combined pre-check first: most rows hold no PII).
-    any_pii = "'" + "|".join(f"(?:{p[1]})" for p in PII_PATTERNS).replace("'", "''") + "'"
-    red = f"CASE WHEN regexp_matches(m.content, {any_pii}) THEN {redact_sql('m.content')} ELSE m.content END"
-    red_resp = f"CASE WHEN regexp_matches(response, {any_pii}) THEN {redact_sql('response')} ELSE response END"
+    # Redaction (modelsteward.privacy, registered as a DuckDB function; the SQL pre-filter skips
+    # values that cannot hold anything, so most rows never reach Python).
+    red_sql = install(con)
+    red, red_resp = red_sql("m.content"), red_sql("response")
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_red AS
-        SELECT rid, list_transform(msgs, lambda m: struct_pack(role := m.role, content := {red})) AS msgs,
-               {red_resp} AS response,
-               regexp_matches(response, {any_pii})
-                 OR len(list_filter(msgs, lambda m: regexp_matches(m.content, {any_pii}))) > 0 AS had_pii
-        FROM ds_exact
+        SELECT rid, red_msgs AS msgs, red_response AS response,
+               red_response IS DISTINCT FROM response OR red_msgs IS DISTINCT FROM msgs AS had_pii
+        FROM (SELECT rid, msgs, response, {red_resp} AS red_response,
+                     list_transform(msgs, lambda m: struct_pack(role := m.role, content := {red})) AS red_msgs
+              FROM ds_exact)
     """)
     counts["redacted_rows"] = _count(con, "ds_red WHERE had_pii")
 
@@ -309,7 +311,7 @@ def build_from_connection(
         SELECT content_key, messages,
                CASE WHEN md5_number(content_key) % 10000 < {vf} THEN 'validation' ELSE 'train' END AS split
         FROM (SELECT md5(to_json(msgs)::VARCHAR || chr(31) || response) AS content_key,
-                     list_append(msgs, struct_pack(role := 'assistant', content := response)) AS messages
+                     {_MESSAGES_JSON} AS messages
               FROM {final})
     """)
     n_val = _count(con, "ds_final WHERE split = 'validation'")
@@ -341,6 +343,18 @@ def build_from_connection(
     )
     (out_dir / "card.json").write_text(card.model_dump_json(indent=2))
     return card
+
+
+# The written conversation: the request history, then the gateway's response.  Assistant turns of
+# the history were written by the client (anyone holding a key can put words in the model's mouth),
+# so they stay context with ``"weight": 0`` (OpenAI's fine-tuning convention); only the response the
+# gateway produced is a training target (``training/data.py`` honours the weights).
+_MESSAGES_JSON = (
+    "list_append(list_transform(msgs, lambda m: CASE WHEN m.role = 'assistant' "
+    "THEN json_object('role', m.role, 'content', m.content, 'weight', 0) "
+    "ELSE json_object('role', m.role, 'content', m.content) END), "
+    "json_object('role', 'assistant', 'content', response))::JSON"
+)
 
 
 def _write_jsonl(con: Any, split: str, path: Path) -> None:
