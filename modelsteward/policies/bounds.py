@@ -57,6 +57,8 @@ POLICY_BOUNDS: dict[str, Bound] = {
     "budget_fraction": Bound(1.0, 1.0, "max", "projected monthly cost may use this fraction of the budget"),
     "rollback_cooldown_minutes": Bound(60, 30, "min", "no deploy or advance this long after a rollback"),
     "max_deploys_per_hour": Bound(4, 10, "max", "deploy actions per use case per hour"),
+    "benefit_cost_margin": Bound(0.10, 0.05, "min", "a 'cheaper' candidate costs at least this fraction less per "
+                                 "request than the current model (at non-inferior quality)"),
 }
 
 ROLLOUT_BOUNDS: dict[str, Bound] = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -192,13 +191,9 @@ def usage(steward: Steward, use_case: str, days: float = 7.0) -> dict[str, float
 
 
 def cost_per_request(model: Model, tokens: tuple[float, float]) -> float | None:
-    """Expected USD per request from list prices; ``None`` when a paid model has no price.
+    """Expected USD per request: list prices, or for self-hosted and fine-tuned models their hosting
+    cost (cost per hour over throughput, a hardware profile's default when unset: never free);
+    ``None`` when a paid model has no price.  See ``catalog/hosting.py``."""
+    from modelsteward.catalog.hosting import cost_per_request as _cpr
 
-    Self-hosted and fine-tuned models without prices cost 0 per request here (their hosting is
-    a fixed cost, outside per-request policy)."""
-    pin, pout = model.price_in_per_m, model.price_out_per_m
-    if pin is None and pout is None:
-        return 0.0 if model.kind in ("self_hosted", "fine_tuned") else None
-    pin = pin if pin is not None else Decimal(0)
-    pout = pout if pout is not None else Decimal(0)
-    return float(pin) * tokens[0] / 1e6 + float(pout) * tokens[1] / 1e6
+    return _cpr(model, tokens)
