@@ -202,6 +202,13 @@ def rule_rollout_advance(ctx: ToolContext, s: Session, args: dict[str, Any], now
     nxt = ro.step_index + 1
     if nxt >= len(steps):
         return []
+    benefit = None
+    if steps[nxt] >= 100.0 and ro.strategy == "canary":
+        from modelsteward.rollout.analysis import promotion_benefit
+
+        benefit, _ = promotion_benefit(ctx.steward, ro, section_of(uc.config, "rollout"), uc.name)
+        if not benefit.worth_it:
+            return []  # the tool ends the rollout "no gain, kept the current model": traffic goes down, not up
     pol = section_of(uc.config, "policy")
     out: list[Decision] = []
     e = _eval_ok(s, uc, ro.candidate_model_id, pol, now)
@@ -225,7 +232,8 @@ def rule_rollout_advance(ctx: ToolContext, s: Session, args: dict[str, Any], now
                           f"({', '.join(f'{steps[i]:g}%' for i in missing)}) have none"))
         out.append(_d("needs_approval", "promotion_to_100",
                       f"rollout {ro.id}: {ro.candidate_model_id} passed every canary step on {uc.name!r} "
-                      f"({result.reasons[0]}); promotion to 100% needs a human approval"))
+                      f"({result.reasons[0]}); benefit: {benefit.rule if benefit else 'n/a'}; promotion to 100% "
+                      "needs a human approval"))
     return out
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "WindowMetrics",
     "feedback_drop_p_value",
+    "feedback_gain_p_value",
     "window_metrics",
     "shadow_similarity",
     "lexical_similarity",
@@ -67,6 +68,23 @@ class WindowMetrics:
         return d
 
 
+def _welch_greater(a: WindowMetrics, b: WindowMetrics) -> float:
+    """One-sided Welch t-test p-value for "a's mean feedback is above b's" (scipy)."""
+    import math
+
+    from scipy.stats import ttest_ind_from_stats
+
+    assert a.mean_feedback is not None and b.mean_feedback is not None
+    diff = a.mean_feedback - b.mean_feedback
+    n1, n2 = max(a.feedback_count, 2), max(b.feedback_count, 2)
+    v1, v2 = a.feedback_var or 0.0, b.feedback_var or 0.0
+    if v1 / n1 + v2 / n2 == 0.0:  # constant samples: the difference is certain
+        return 0.0 if diff > 0 else 1.0
+    res = ttest_ind_from_stats(a.mean_feedback, math.sqrt(v1), n1, b.mean_feedback, math.sqrt(v2), n2,
+                               equal_var=False, alternative="greater")
+    return float(res.pvalue)
+
+
 def feedback_drop_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
     """One-sided Welch t-test p-value for "the candidate's mean feedback is below stable's".
 
@@ -75,18 +93,13 @@ def feedback_drop_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
     judge only with ``min_feedback_count`` (at least 3) values on each side.  Equal, constant
     samples give 1.0; different constant samples give 0.0.
     """
-    import math
+    return _welch_greater(stable, cand)
 
-    from scipy.stats import t as student_t
 
-    assert cand.mean_feedback is not None and stable.mean_feedback is not None
-    diff = stable.mean_feedback - cand.mean_feedback
-    n1, n2 = max(cand.feedback_count, 2), max(stable.feedback_count, 2)
-    v1, v2 = (cand.feedback_var or 0.0) / n1, (stable.feedback_var or 0.0) / n2
-    if v1 + v2 == 0.0:
-        return 0.0 if diff > 0 else 1.0
-    df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))  # Welch-Satterthwaite
-    return float(student_t.sf(diff / math.sqrt(v1 + v2), df))
+def feedback_gain_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
+    """The same test the other way: p-value for "the candidate's mean feedback is above stable's"
+    (the online benefit a canary must show before promotion when the evaluation showed none)."""
+    return _welch_greater(cand, stable)
 
 
 def _fresh(steward: Steward) -> None:
