@@ -12,7 +12,8 @@ Policies (names as recorded in ``policy_decisions.policy``):
   promotion to 100% is exempt; it needs ``every_step_passed`` and an approval instead);
 - ``every_step_passed``: 100% only after a successful analysis of every earlier step;
 - ``budget``: projected monthly cost (logged request rate x expected cost per request of the new
-  mix) within ``budget_fraction`` of ``monthly_budget_usd``;
+  mix) within ``budget_fraction`` of ``monthly_budget_usd``; a change that lowers the expected cost
+  per request is never denied for the budget (it is what helps it);
 - approvals: ``promotion_to_100``, ``cost_increase`` (expected cost per request up more than
   ``cost_increase_approval``), ``full_fine_tune``, ``retire_current``, ``policy_change``;
 - ``no_self_approval``: the requester (and any agent) may not decide an approval.
@@ -105,7 +106,8 @@ def _cost_rules(ctx: ToolContext, s: Session, uc: UseCase, cand: str, share: flo
     c_cand, use = expected_cost(ctx.steward, uc, s, cand)
     c_stab, _ = expected_cost(ctx.steward, uc, s, stable, use)
     budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
-    if budget is not None and c_cand is not None and use["monthly_requests"] > 0:
+    lowers_cost = not shadow_percent and c_cand is not None and c_stab is not None and c_cand < c_stab
+    if budget is not None and c_cand is not None and use["monthly_requests"] > 0 and not lowers_cost:
         if shadow_percent:
             per_req = (c_stab or 0.0) + c_cand * shadow_percent / 100.0
         else:
