@@ -137,6 +137,9 @@ def models_register(
     price_out: Optional[str] = typer.Option(None, "--price-out", help="USD per million output tokens"),
     context: Optional[int] = typer.Option(None, "--context", help="Context length in tokens"),
     use_case: Optional[str] = typer.Option(None, "--use-case"),
+    cost_per_hour: Optional[str] = typer.Option(None, "--cost-per-hour", help="Self-hosted: USD per hour of its machine"),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="Self-hosted: cpu | gpu-small | gpu-medium | gpu-large"),
+    hosting_cost: Optional[str] = typer.Option(None, "--hosting-cost", help="Self-hosted cost with unit: 1.20/h or 0.30/M"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Register a model (idempotent: registering again updates the given fields)."""
@@ -148,7 +151,8 @@ def models_register(
     ctx = open_ctx()
     out = call_tool("models_register", {
         "provider": provider, "model_id": model_id, "base_url": base_url, "price_in": pin, "price_out": pout,
-        "context": context, "use_case": use_case,
+        "context": context, "use_case": use_case, "cost_per_hour": cost_per_hour, "hardware": hardware,
+        "hosting_cost": hosting_cost,
     }, ctx)
     ctx.steward.close()
     if json_out:

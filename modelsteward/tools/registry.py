@@ -131,15 +131,30 @@ class ModelRegisterInput(BaseModel):
     kind: str | None = None
     capabilities: list[str] | None = None
     status: str | None = None
+    cost_per_hour: str | None = Field(default=None, description="Self-hosted: USD per hour of the machine serving it")
+    hardware: str | None = Field(default=None, description="Self-hosted: hardware profile (cpu, gpu-small, "
+                                 "gpu-medium, gpu-large)")
+    hosting_cost: str | None = Field(default=None, description="Self-hosted cost with its unit: 1.20/h (USD per "
+                                     "hour) or 0.30/M (USD per million tokens)")
 
 
 @tool("models_register", input_model=ModelRegisterInput, output_model=ModelInfo, mutating=True)
 def models_register(ctx: ToolContext, inp: ModelRegisterInput) -> ModelInfo:
     """Register (or update) a model; idempotent on provider + model id."""
+    from modelsteward.catalog.hosting import hosting_meta, parse_hosting_cost
+
+    pin, pout, per_hour = inp.price_in, inp.price_out, inp.cost_per_hour
+    if inp.hosting_cost is not None:
+        unit, value = parse_hosting_cost(inp.hosting_cost, "hosting_cost")
+        if unit == "hour":
+            per_hour = str(value)
+        else:
+            pin, pout = value, value
+    host = hosting_meta(cost_per_hour=per_hour, hardware=inp.hardware)
     m = ctx.steward.registry.register_model(
-        inp.provider, inp.model_id, base_url=inp.base_url, price_in_per_m=inp.price_in,
-        price_out_per_m=inp.price_out, context_length=inp.context, use_case=inp.use_case, kind=inp.kind,
-        capabilities=inp.capabilities, status=inp.status,
+        inp.provider, inp.model_id, base_url=inp.base_url, price_in_per_m=pin,
+        price_out_per_m=pout, context_length=inp.context, use_case=inp.use_case, kind=inp.kind,
+        capabilities=inp.capabilities, status=inp.status, metadata={"hosting": host} if host else None,
     )
     return model_info(m)
 
