@@ -123,8 +123,9 @@ def _decimal(v: Any, field: str) -> Decimal:
         d = Decimal(str(v))
     except (InvalidOperation, ValueError):
         raise InvalidInput(f"{field} must be a number of USD, got {v!r}.", field=field) from None
-    if not d.is_finite() or d < 0:
-        raise InvalidInput(f"{field} must be a non-negative number of USD, got {v!r}.", field=field)
+    if not d.is_finite() or d <= 0:
+        raise InvalidInput(f"{field} must be a positive number of USD, got {v!r} (a self-hosted model is never "
+                           "free; leave it unset for the hardware profile's default).", field=field)
     return d
 
 
