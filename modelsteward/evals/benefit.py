@@ -66,25 +66,27 @@ def judge_benefit(
     cost_ratio = None
     if candidate_cost is not None and baseline_cost is not None and baseline_cost > 0:
         cost_ratio = candidate_cost / baseline_cost
-    base = {"quality_ratio": quality_ratio, "quality_ratio_lcb": quality_ratio_lcb, "cost_ratio": cost_ratio,
-            "method": method}
+
+    def mk(verdict: Verdict, rule: str) -> Benefit:
+        return Benefit(verdict, rule, quality_ratio, quality_ratio_lcb, cost_ratio, method)
+
     if not safe:
-        return Benefit("none", "no benefit: the candidate is not as safe as the current model", **base)
+        return mk("none", "no benefit: the candidate is not as safe as the current model")
     if quality_ratio_lcb is None:
-        return Benefit("none", "no benefit: quality could not be measured", **base)
+        return mk("none", "no benefit: quality could not be measured")
     lcb = f"lower bound of quality ratio {quality_ratio_lcb:.3f}"
     if quality_ratio_lcb > 1.0 and independent_signal(method, reference_models):
-        return Benefit("better", f"better: {lcb} > 1 ({method})", **base)
+        return mk("better", f"better: {lcb} > 1 ({method})")
     non_inferior = quality_ratio_lcb >= threshold
     if non_inferior and cost_ratio is not None and cost_ratio <= 1.0 - cost_margin:
-        return Benefit("cheaper", f"cheaper at equal quality: {lcb} >= {threshold:g} and expected cost per request "
-                       f"{cost_ratio:.0%} of the current model's (at least {cost_margin:.0%} lower)", **base)
+        return mk("cheaper", f"cheaper at equal quality: {lcb} >= {threshold:g} and expected cost per request "
+                       f"{cost_ratio:.0%} of the current model's (at least {cost_margin:.0%} lower)")
     why = [f"{lcb} {'>=' if non_inferior else '<'} {threshold:g}"]
     if quality_ratio_lcb > 1.0:
         why.append(f"a quality gain scored by {method} is not independent of the current model's own output")
     why.append("cost per request unknown" if cost_ratio is None else
                f"cost per request {cost_ratio:.0%} of the current model's (needs <= {1 - cost_margin:.0%})")
-    return Benefit("none", "no benefit: " + "; ".join(why), **base)
+    return mk("none", "no benefit: " + "; ".join(why))
 
 
 def online_benefit(*, cand_mean: float | None, stable_mean: float | None, cand_n: int, stable_n: int,
