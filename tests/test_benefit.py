@@ -245,3 +245,14 @@ def test_rollout_status_shows_the_pause_reason(steward) -> None:  # type: ignore
     assert "guardrail budget_burn" in st.message
     res = CliRunner().invoke(app, ["rollout", "status", "--use-case", UC])
     assert res.exit_code == 0 and "budget_burn" in res.stdout
+
+
+def test_pairwise_sees_an_echo_wrapped_in_boilerplate() -> None:
+    from modelsteward.evals.scorers import degenerate, pairwise_symmetric
+
+    q = "What is the capital of France?"
+    wrapped = f"[echo] model=echo time=2026-01-01 messages=1\nUser: {q}"
+    assert degenerate(q, q) and degenerate(q, wrapped) and degenerate(q, "  ")
+    assert degenerate(q, "The capital of France is Paris.") is None
+    assert pairwise_symmetric(q, wrapped, "The capital of France is Paris.", 0.9, 0.7) == 0.0
+    assert pairwise_symmetric(q, "Paris.", "The capital of France is Paris.", 0.6, 0.7) == 0.5  # a tie

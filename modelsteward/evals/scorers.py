@@ -11,8 +11,8 @@ Decisions:
 - quality per item, both models scored the same way (never "baseline = 1.0"): the judge when one
   is configured (pairwise, both orders); else cosine similarity to a reference neither model wrote
   (``golden``: the golden set; ``reference_logs``: a high-feedback logged answer of a third model);
-  else ``pairwise``: symmetric, both orders, ties allowed: an answer beats a non-answer (empty, or
-  a repeat of the prompt), one clearly closer in meaning to the prompt (cosine, by
+  else ``pairwise``: symmetric, both orders, ties allowed: an answer beats a non-answer (empty, a
+  repeat of the prompt, or one quoting the whole prompt of three words or more), one clearly closer in meaning to the prompt (cosine, by
   ``RELEVANCE_MARGIN``) beats the other, everything else ties.  Pairwise scores can show a
   candidate no worse; they never make it "better" (``evals/benefit.py``).  An item only one model answered scores 1 for
   that model and 0 for the other (``error``).
@@ -127,6 +127,9 @@ def degenerate(prompt: str, answer: str) -> str | None:
         return "empty"
     if prompt.strip() and rouge_l(answer, prompt) >= ECHO_ROUGE:
         return "repeats the prompt"
+    p = " ".join(prompt.lower().split())
+    if len(p.split()) >= 3 and p in " ".join(answer.lower().split()):
+        return "quotes the whole prompt"  # an echo wrapped in boilerplate
     return None
 
 
