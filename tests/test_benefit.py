@@ -85,19 +85,28 @@ def test_a_model_that_matches_the_golden_set_better_is_recognised(steward, tmp_p
 
 
 # ------------------------------------------------------------------------------------ promotion
-def _canary_to_last_step(steward, feedback: tuple[float | None, float | None] = (None, None)) -> None:  # type: ignore[no-untyped-def]
-    call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"}, ctx(steward))
+def _canary_to_last_step(steward, feedback: tuple[float | None, float | None] = (None, None),  # type: ignore[no-untyped-def]
+                         model: str = CAND) -> None:
+    call_tool("deploy", {"use_case": UC, "model_id": model, "strategy": "canary"}, ctx(steward))
     for w in (5, 25, 50):
         backdate_step(steward, 60)
-        add_rows(steward, CAND, "canary", 12, feedback=feedback[0])
+        add_rows(steward, model, "canary", 12, feedback=feedback[0])
         add_rows(steward, STABLE, "primary", 40, feedback=feedback[1])
         if w < 50:
             assert call_tool("rollout_advance", {"use_case": UC}, ctx(steward)).action == "advanced"
 
 
-def _fine_tune_use_case(steward) -> None:  # type: ignore[no-untyped-def]
-    setup_use_case(steward)
-    steward.registry.register_model("local", "ft-1", kind="fine_tuned", status="candidate")
+def test_a_fine_tune_gets_no_special_pass(steward) -> None:  # type: ignore[no-untyped-def]
+    setup_use_case(steward, config={"agent": {"rollout_fine_tunes_on_pass": True}})
+    steward.registry.register_model("local", "ft-1", kind="fine_tuned", status="candidate", parent_model_id=STABLE,
+                                    price_in_per_m="1", price_out_per_m="2")
+    pass_eval(steward, "local:ft-1", benefit="none")
+    _canary_to_last_step(steward, feedback=(0.5, 0.5), model="local:ft-1")  # same feedback: no gain
+    out = call_tool("rollout_advance", {"use_case": UC}, ctx(steward, "agent:run-1"))
+    assert out.action == "no_gain" and out.analysis["benefit"]["verdict"] == "none"
+    assert out.analysis["benefit"]["evidence"]["online"]["rule"].startswith("no gain shown online")
+    assert steward.registry.get_model(STABLE).status == "current"
+    assert steward.registry.get_model("local:ft-1").status == "candidate"
 
 
 def test_a_canary_without_a_gain_is_not_promoted(steward) -> None:  # type: ignore[no-untyped-def]
