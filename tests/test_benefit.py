@@ -265,3 +265,19 @@ def test_pairwise_sees_an_echo_wrapped_in_boilerplate() -> None:
     assert degenerate(q, "The capital of France is Paris.") is None
     assert pairwise_symmetric(q, wrapped, "The capital of France is Paris.", 0.9, 0.7) == 0.0
     assert pairwise_symmetric(q, "Paris.", "The capital of France is Paris.", 0.6, 0.7) == 0.5  # a tie
+
+
+def test_an_evaluation_prices_a_self_hosted_candidate_by_its_measured_throughput(steward, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    answers = {"good": lambda q: ANSWERS.get(q, "No idea."), "echo": lambda q: ANSWERS.get(q, "No idea.")}
+    with FakeJudge(answers=answers) as fake:
+        _qa(steward, fake, tmp_path, True)
+        steward.registry.register_model("custom", "echo", kind="self_hosted",
+                                        metadata={"hosting": {"cost_per_hour_usd": "3.60"}})
+        out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:echo", samples=4, safety=False,
+                                           mlflow=False))
+    perf = out.metrics["performance"]["candidate"]
+    host = steward.registry.get_model("custom:echo").meta["hosting"]
+    assert host["measured_tokens_per_s"] == pytest.approx(perf["tokens_per_s"], rel=1e-3)
+    assert host["measured_by_test_result"] == out.test_result_id
+    assert perf["price_known"] and perf["cost_per_1k_usd"] > 0  # not free
+    assert out.metrics["benefit"]["cost_ratio"] is None  # the paid baseline has no price: cost unknown
