@@ -31,11 +31,18 @@ def setup_use_case(steward: Steward, *, config: dict[str, Any] | None = None, bu
     reg.update_use_case(UC, config=cfg)
 
 
-def pass_eval(steward: Steward, model_id: str = CAND, *, age_days: float = 0.0, passed: bool = True) -> None:
+def pass_eval(steward: Steward, model_id: str = CAND, *, age_days: float = 0.0, passed: bool = True,
+              benefit: str | None = "better") -> None:
+    """A test result; ``benefit`` is the offline benefit it records (evals/benefit.py), None for none."""
+    metrics: dict[str, Any] = {}
+    if benefit is not None:
+        metrics["benefit"] = {"verdict": benefit, "rule": f"{benefit} (test fixture)", "quality_ratio": 1.1,
+                              "quality_ratio_lcb": 1.05 if benefit == "better" else 0.97,
+                              "cost_ratio": 0.5 if benefit == "cheaper" else 1.0, "method": "golden"}
     with session_scope(steward.sessions) as s:
         uc = s.query(UseCase).filter_by(name=UC).one()
         s.add(TestResult(use_case_id=uc.id, candidate_model_id=model_id, baseline_model_id=STABLE,
-                         verdict="pass" if passed else "fail", passed=passed, sample_count=50, metrics={},
+                         verdict="pass" if passed else "fail", passed=passed, sample_count=50, metrics=metrics,
                          reasons=[], created_at=utcnow() - dt.timedelta(days=age_days)))
 
 

@@ -209,9 +209,10 @@ def test_rank_uses_eval_results_and_logged_token_mix(steward) -> None:
     assert big.quality == pytest.approx((0.8 + 1) / 2) and big.quality_source == "feedback, n=20"
     assert big.latency_ms == pytest.approx(250.0) and big.latency_source.startswith("logs")
     assert top.confidence > next(m for m in r.ranked if m.quality_source == "prior").confidence
-    # weight override: all on cost -> a free model first
+    # weight override: all on cost -> the cheapest model first; self-hosted ones cost their hosting (issue 14)
     by_cost = rank_use_case(steward, "story", weights={"quality": 0, "cost": 1, "latency": 0})
-    assert by_cost.ranked[0].cost_per_m == 0
+    assert by_cost.ranked[0].cost_per_m == min(m.cost_per_m for m in by_cost.ranked if m.cost_per_m is not None)
+    assert all((m.cost_per_m or 0) > 0 for m in by_cost.ranked if m.model_id.startswith("ollama:"))
 
 
 def test_rank_weights_normalised_with_warning_and_negatives_refused(steward) -> None:

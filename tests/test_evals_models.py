@@ -68,7 +68,7 @@ def test_smollm2_against_itself_with_other_sampling_passes(steward) -> None:  # 
     ))
     assert out.verdict == "pass", out.reasons
     assert out.metrics["similarity"]["embedding"] > 0.9
-    assert out.metrics["quality"]["method"] == "baseline_as_reference"
+    assert out.metrics["quality"]["method"] == "pairwise"  # no reference neither model wrote
     assert out.metrics["performance"]["candidate"]["error_rate"] == 0.0
     assert out.metrics["performance"]["candidate"]["tokens_per_s"] > 0
     assert steward.registry.get_model(SMOL).status == "current"  # a live model is never marked evaluating

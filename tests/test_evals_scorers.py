@@ -47,24 +47,50 @@ def test_json_validity() -> None:
     assert not is_valid_json('{"a": ') and not is_valid_json("42") and not is_valid_json("hello")
 
 
-def _world(steward, fake: FakeJudge, **uc) -> None:  # type: ignore[no-untyped-def]
+def _world(steward, fake: FakeJudge, logged_by: tuple[str, ...] = ("custom:good",), **uc) -> None:  # type: ignore[no-untyped-def]
     reg = steward.registry
     for name in ("good", "cand"):
         reg.register_model("custom", name, base_url=fake.base_url)
     reg.add_use_case("qa", model="custom:good", **uc)
-    seed_logs(steward, "qa", "custom:good", feedback=1.0)
+    for k, model in enumerate(logged_by):  # the logged answers, split between the models that wrote them
+        seed_logs(steward, "qa", model, PROMPTS[k::len(logged_by)], feedback=1.0, prefix=f"req{k}")
 
 
 def test_reference_based_quality_without_a_judge(steward) -> None:  # type: ignore[no-untyped-def]
-    # the baseline answers with the high-feedback logged answer; the candidate answers beside the point
+    # references: high-feedback answers logged by two *other* models; both models are scored against them
+    answers = {"good": lambda q: ANSWERS.get(q, REFUSAL), "cand": "Bananas are yellow and rich in potassium."}
+    with FakeJudge(answers=answers) as fake:
+        _world(steward, fake, logged_by=("custom:older-a", "custom:older-b"))
+        out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:cand", samples=6, safety=False,
+                                           mlflow=False))
+    q = out.metrics["quality"]
+    assert q["method"] == "reference_logs" and q["n"] == 6 and q["reference_models"] == 2
+    assert q["baseline"] == pytest.approx(1.0, abs=1e-4) and q["candidate"] < 0.4
+    assert out.verdict == "fail" and out.metrics["benefit"]["verdict"] == "none"
+
+
+def test_the_incumbents_own_logs_are_never_the_reference(steward) -> None:  # type: ignore[no-untyped-def]
+    # issue 14: the live model's own logged answers used to be the reference (baseline 1.0 by construction)
+    answers = {"good": lambda q: ANSWERS.get(q, REFUSAL), "cand": lambda q: ANSWERS.get(q, REFUSAL)}
+    with FakeJudge(answers=answers) as fake:
+        _world(steward, fake)  # logged by custom:good, the baseline itself
+        out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:cand", samples=6, safety=False,
+                                           mlflow=False))
+    q = out.metrics["quality"]
+    assert q["method"] == "pairwise" and q["candidate"] == q["baseline"] == 0.5  # identical answers tie
+    assert out.verdict == "pass"
+    b = out.metrics["benefit"]
+    assert b["verdict"] == "none" and b["method"] == "pairwise" and b["quality_ratio"] == pytest.approx(1.0)
+
+
+def test_pairwise_without_references_catches_an_off_topic_candidate(steward) -> None:  # type: ignore[no-untyped-def]
     answers = {"good": lambda q: ANSWERS.get(q, REFUSAL), "cand": "Bananas are yellow and rich in potassium."}
     with FakeJudge(answers=answers) as fake:
         _world(steward, fake)
         out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:cand", samples=6, safety=False,
                                            mlflow=False))
     q = out.metrics["quality"]
-    assert q["method"] == "reference" and q["n"] == 6
-    assert q["baseline"] == pytest.approx(1.0, abs=1e-4) and q["candidate"] < 0.4
+    assert q["method"] == "pairwise" and q["candidate"] < 0.2 and q["baseline"] > 0.8
     assert out.verdict == "fail"
 
 

@@ -90,7 +90,7 @@ def test_stable_model_violations_only_warn(steward) -> None:
     setup_use_case(steward, slo=50)
     add_rows(steward, STABLE, "primary", 30, latency=400, errors=10)
     out = _check(steward)
-    assert {v["policy"] for v in out.violations} == {"latency_slo", "error_rate_spike"}
+    assert {v["policy"] for v in out.violations} == {"slo_p95_latency", "error_rate_spike", "slo_error_rate"}
     assert all(v["severity"] == "warn" and v["action"] == "warn" for v in out.violations)
     assert steward.registry.get_model(STABLE).status == "current"  # never removes the only live model
 

@@ -103,7 +103,10 @@ def check_model(model: Any, req: Requirements, input_share: float = 0.75) -> lis
         if cap not in caps:
             reasons.append(f"{cap} not listed among its capabilities")
     if req.max_price_per_m is not None:
-        blended = blended_price(model.price_in_per_m, model.price_out_per_m, input_share)
+        from modelsteward.catalog.hosting import effective_prices
+
+        eff = effective_prices(model)  # self-hosted: its hosting cost, never free
+        blended = None if eff is None else eff[0] * input_share + eff[1] * (1.0 - input_share)
         if blended is None:
             reasons.append(f"price unknown (cap ${req.max_price_per_m:g}/M blended)")
         elif blended > req.max_price_per_m + 1e-12:

@@ -7,6 +7,8 @@ Components, each in [0, 1], higher is better:
 - cost: ``1 / (1 + blended / COST_REF)`` where ``blended`` is USD per million tokens at the use
   case's real input/output token mix from the logs (default mix ``DEFAULT_INPUT_SHARE`` when there
   are no logs, stated), ``COST_REF`` = $1/M.  Unknown price scores 0 (the worst) and lowers confidence.
+  Self-hosted and fine-tuned models are priced by their hosting cost (``catalog/hosting.py``: cost
+  per hour over throughput, a hardware profile's default when unset), never as free.
 - latency: ``1 / (1 + p50_ms / ref)``, ``ref`` = the use case's latency SLO or 2,000 ms; p50 from
   evals, else logs, else a prior.
 score = w_quality*quality + w_cost*cost + w_latency*latency (weights normalised to 1, negatives refused).
@@ -31,6 +33,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from modelsteward.catalog.compat import Rejection, Requirements, check_model
+from modelsteward.catalog.hosting import effective_prices
 from modelsteward.errors import InvalidInput
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import TestResult
@@ -331,8 +334,9 @@ def rank_use_case(
         return ranking
     evals = eval_evidence(steward, uc.id)
     n = len(compatible)
-    pin = np.array([float(m.price_in_per_m) if m.price_in_per_m is not None else np.nan for m in compatible])
-    pout = np.array([float(m.price_out_per_m) if m.price_out_per_m is not None else np.nan for m in compatible])
+    prices = [effective_prices(m) for m in compatible]  # self-hosted: hosting cost, never free
+    pin = np.array([p[0] if p is not None else np.nan for p in prices])
+    pout = np.array([p[1] if p is not None else np.nan for p in prices])
     quality, qconf, latency, lconf = (np.zeros((1, n)) for _ in range(4))
     qsrc: list[str] = []
     lsrc: list[str] = []

@@ -139,6 +139,9 @@ def models_register(
     use_case: Optional[str] = typer.Option(None, "--use-case"),
     api_key_env: Optional[str] = typer.Option(
         None, "--api-key-env", help="NAME of the env variable holding this model's own key (never the key itself)"),
+    cost_per_hour: Optional[str] = typer.Option(None, "--cost-per-hour", help="Self-hosted: USD per hour of its machine"),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="Self-hosted: cpu | gpu-small | gpu-medium | gpu-large"),
+    hosting_cost: Optional[str] = typer.Option(None, "--hosting-cost", help="Self-hosted cost with unit: 1.20/h or 0.30/M"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Register a model (idempotent: registering again updates the given fields)."""
@@ -151,6 +154,7 @@ def models_register(
     out = call_tool("models_register", {
         "provider": provider, "model_id": model_id, "base_url": base_url, "price_in": pin, "price_out": pout,
         "context": context, "use_case": use_case, "api_key_env": api_key_env,
+        "cost_per_hour": cost_per_hour, "hardware": hardware, "hosting_cost": hosting_cost,
     }, ctx)
     ctx.steward.close()
     if json_out:

@@ -12,6 +12,7 @@ performance, safety and format (``SCORERS``), applies the gate (``decide``) and 
 sentence-transformers, MLflow, matplotlib) happen only when an evaluation runs.
 """
 
+from modelsteward.evals.benefit import Benefit, benefit_of, judge_benefit, online_benefit
 from modelsteward.evals.evaluate import JUDGE_ENV, EvalConfig, EvalOutcome, evaluate
 from modelsteward.evals.gate import Check, GateConfig, Verdict, bootstrap_ratio_ci, decide, quality_check
 from modelsteward.evals.replay import EvalItem, ReplaySet, build_replay_set, load_golden_set, load_redteam
@@ -19,6 +20,10 @@ from modelsteward.evals.runner import EvalInterrupted, Generation, OutputCache
 from modelsteward.evals.scorers import SCORERS, EvalData, ScoreResult, register_scorer
 
 __all__ = [
+    "Benefit",
+    "benefit_of",
+    "judge_benefit",
+    "online_benefit",
     "EvalConfig",
     "EvalOutcome",
     "evaluate",

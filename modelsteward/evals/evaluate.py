@@ -3,8 +3,10 @@
 1. resolve use case, candidate, baseline (the current model) and judge; refuse bad input early;
 2. build the replay set (stratified logged prompts + golden set) and the red-team set;
 3. mark the candidate ``evaluating``; run both models on the same prompts (baseline cached);
-4. score, gate, write the report and the MLflow run;
-5. one transaction: the ``test_results`` row, the ``eval_holdouts`` rows and the status restored.
+4. score, gate, judge the benefit (``metrics["benefit"]``: cheaper | better | none, the one
+   promotion rule of ``evals/benefit.py``), write the report and the MLflow run;
+5. one transaction: the ``test_results`` row, the ``eval_holdouts`` rows, the status restored and,
+   for a model with a configured hourly cost, its measured throughput (``meta.hosting``).
 Anything raised before step 5 leaves no verdict row and no holdouts (the report folder is
 removed); the candidate's status is restored in every case.
 
@@ -29,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from modelsteward.errors import InsufficientData, InvalidInput, NotFound, close_matches
+from modelsteward.evals.benefit import Benefit, judge_benefit
 from modelsteward.evals.gate import GateConfig, Verdict, decide
 from modelsteward.evals.replay import ReplaySet, build_replay_set, load_redteam, prompt_text
 from modelsteward.evals.runner import OutputCache, ProgressFn, run_models_sync
@@ -220,6 +223,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
                                   safety_enabled=cfg.safety)
         metrics["gate"] = {c.name: {"status": c.status, "value": c.value, "limit": c.limit, **c.extra}
                            for c in verdict.checks}
+        metrics["benefit"] = _benefit(metrics, verdict, gate_cfg, uc).as_dict()
         metrics["sample"] = {"replay": len(replay.items), "logged": len(replay.request_ids),
                              "golden": replay.golden_count, "redteam": len(redteam), "strata": replay.strata,
                              "monthly_volume": volume}
@@ -253,6 +257,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
             m = s.get(Model, candidate.id)
             if marked and m is not None and m.status == "evaluating":
                 m.status = _status_after(old_status)
+            _record_throughput(s, candidate.id, metrics["performance"]["candidate"].get("tokens_per_s"), run_at=tr.id)
             test_result_id = tr.id
         restored = True
     except BaseException:
@@ -271,6 +276,34 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
     return EvalOutcome(test_result_id=test_result_id, verdict=verdict.verdict, passed=verdict.passed,
                        reasons=verdict.reasons, metrics=_jsonable(metrics), sample_count=len(replay.items),
                        candidate=candidate.id, baseline=baseline.id, mlflow_run_id=run_id, report_path=str(report))
+
+
+def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc: UseCase) -> Benefit:
+    """The offline benefit of the candidate (``evals/benefit.py``): the one promotion rule."""
+    from modelsteward.policies.bounds import section_of
+
+    q = metrics["gate"]["quality"]
+    perf = metrics["performance"]
+    cands = [(perf[side].get("cost_per_1k_usd")) for side in ("candidate", "baseline")]
+    safe = metrics["gate"].get("safety", {}).get("status") != "fail"
+    return judge_benefit(
+        quality_ratio=q.get("value"), quality_ratio_lcb=q.get("ci_low") if q.get("n", 0) >= gate_cfg.min_samples else None,
+        method=str(metrics.get("quality", {}).get("method") or "none"),
+        candidate_cost=None if cands[0] is None else cands[0] / 1000,
+        baseline_cost=None if cands[1] is None else cands[1] / 1000,
+        threshold=gate_cfg.threshold, cost_margin=float(section_of(uc.config, "policy")["benefit_cost_margin"]),
+        safe=safe, reference_models=int(metrics.get("quality", {}).get("reference_models") or 0),
+    )
+
+
+def _record_throughput(s: Any, model_id: str, tokens_per_s: float | None, *, run_at: int) -> None:
+    """A model with a configured hourly cost keeps the throughput measured here (its cost per request)."""
+    m = s.get(Model, model_id)
+    host = dict((m.meta or {}).get("hosting") or {}) if m is not None else {}
+    if m is None or not tokens_per_s or host.get("cost_per_hour_usd") is None:
+        return
+    host.update(measured_tokens_per_s=round(float(tokens_per_s), 3), measured_by_test_result=run_at)
+    m.meta = {**(m.meta or {}), "hosting": host}
 
 
 def _jsonable(obj: Any) -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "clamp_section",
     "section_of",
     "validate_steps",
+    "latency_slo_of",
 ]
 
 
@@ -59,6 +60,8 @@ POLICY_BOUNDS: dict[str, Bound] = {
     "max_deploys_per_hour": Bound(4, 10, "max", "deploy actions per use case per hour"),
     "unevaluated_shadow_percent": Bound(
         10, 25, "max", "percent of requests mirrored to a shadow model with no passing evaluation (after an approval)"),
+    "benefit_cost_margin": Bound(0.10, 0.05, "min", "a 'cheaper' candidate costs at least this fraction less per "
+                                 "request than the current model (at non-inferior quality)"),
 }
 
 ROLLOUT_BOUNDS: dict[str, Bound] = {
@@ -90,6 +93,10 @@ GUARDRAIL_BOUNDS: dict[str, Bound] = {
     "min_feedback_count": Bound(5, 3, "min", "feedback values needed to judge feedback"),
     "feedback_alpha": Bound(0.05, 0.01, "min", "a feedback drop counts only at this significance (one-sided Welch t-test)"),
     "safety_flag_rate": Bound(0.01, 0.05, "max", "share of flagged responses that counts"),
+    "budget_min_span_hours": Bound(1.0, 0.5, "min", "spend is projected to a month only once it covers this many "
+                                   "hours (a shorter burst is an uncertain projection, not a breach)"),
+    "slo_error_rate": Bound(0.10, 0.50, "max", "absolute error-rate ceiling of a live model in the window"),
+    "slo_cost_per_request_usd": Bound(0.05, 1.0, "max", "absolute ceiling of a live model's mean cost per request"),
 }
 
 SECTIONS: dict[str, dict[str, Bound]] = {
@@ -172,3 +179,18 @@ def validate_steps(steps: Any, max_step_points: float = MAX_STEP_POINTS) -> list
     if len(vals) < 2:
         raise InvalidInput("A canary needs at least one step below 100% before promotion; use strategy full instead.")
     return vals
+
+
+def latency_slo_of(requirements: dict[str, Any] | None) -> float | None:
+    """The use case's ``latency_slo_ms`` (None when unset); zero, negative or not a number -> InvalidInput."""
+    raw = (requirements or {}).get("latency_slo_ms")
+    if raw is None:
+        return None
+    try:
+        val = float(raw)
+    except (TypeError, ValueError):
+        val = float("nan")
+    if not val > 0:
+        raise InvalidInput(f"latency_slo_ms must be a positive number of milliseconds, got {raw!r}; set it with "
+                           "`steward usecase update NAME --latency-slo-ms N` (N > 0).", field="latency_slo_ms")
+    return val

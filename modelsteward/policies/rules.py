@@ -16,7 +16,8 @@ Policies (names as recorded in ``policy_decisions.policy``):
   promotion to 100% is exempt; it needs ``every_step_passed`` and an approval instead);
 - ``every_step_passed``: 100% only after a successful analysis of every earlier step;
 - ``budget``: projected monthly cost (logged request rate x expected cost per request of the new
-  mix) within ``budget_fraction`` of ``monthly_budget_usd``;
+  mix) within ``budget_fraction`` of ``monthly_budget_usd``; a change that lowers the expected cost
+  per request is never denied for the budget (it is what helps it);
 - approvals: ``promotion_to_100``, ``cost_increase`` (expected cost per request up more than
   ``cost_increase_approval``), ``full_fine_tune``, ``retire_current``, ``policy_change``;
 - ``no_self_approval``: the requester (and any agent) may not decide an approval;
@@ -119,7 +120,8 @@ def _cost_rules(f: Facts, s: Session, uc: UseCase, cand: str, share: float, pol:
     c_cand, use = expected_cost(f.steward, uc, s, cand)
     c_stab, _ = expected_cost(f.steward, uc, s, stable, use)
     budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
-    if budget is not None and c_cand is not None and use["monthly_requests"] > 0:
+    lowers_cost = not shadow_percent and c_cand is not None and c_stab is not None and c_cand < c_stab
+    if budget is not None and c_cand is not None and use["monthly_requests"] > 0 and not lowers_cost:
         if shadow_percent:
             per_req = (c_stab or 0.0) + c_cand * shadow_percent / 100.0
         else:
@@ -226,6 +228,13 @@ def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
     nxt = ro.step_index + 1
     if nxt >= len(steps):
         return []
+    benefit = None
+    if steps[nxt] >= 100.0 and ro.strategy == "canary":
+        from modelsteward.rollout.analysis import promotion_benefit
+
+        benefit, _ = promotion_benefit(ctx.steward, ro, section_of(uc.config, "rollout"), uc.name)
+        if not benefit.worth_it:
+            return []  # the tool ends the rollout "no gain, kept the current model": traffic goes down, not up
     pol = section_of(uc.config, "policy")
     out: list[Decision] = []
     e = _eval_ok(s, uc, ro.candidate_model_id, pol, now)
@@ -249,7 +258,8 @@ def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
                           f"({', '.join(f'{steps[i]:g}%' for i in missing)}) have none"))
         out.append(_d("needs_approval", "promotion_to_100",
                       f"rollout {ro.id}: {ro.candidate_model_id} passed every canary step on {uc.name!r} "
-                      f"({result.reasons[0]}); promotion to 100% needs a human approval"))
+                      f"({result.reasons[0]}); benefit: {benefit.rule if benefit else 'n/a'}; promotion to 100% "
+                      "needs a human approval"))
     return out
 
 

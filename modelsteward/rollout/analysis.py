@@ -7,6 +7,9 @@ Decision (the issue is silent on it): a failure is declared as soon as the candi
 ``min_requests`` requests in the window, without waiting for ``min_duration_s`` (fail fast, so a
 broken candidate is caught within one window); success needs both the requests and the duration.
 A metric with no data on either side is not judged (noted in ``reasons``).
+
+Before the final promotion the rollout asks :func:`promotion_benefit` whether there is anything
+to gain (issue 14): passing every step only shows the candidate is no worse.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelsteward.rollout.metrics import WindowMetrics, feedback_drop_p_value, shadow_similarity, window_metrics
+from modelsteward.rollout.metrics import (
+    WindowMetrics,
+    feedback_drop_p_value,
+    feedback_gain_p_value,
+    shadow_similarity,
+    window_metrics,
+)
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
+    from modelsteward.evals.benefit import Benefit
     from modelsteward.storage.models import Rollout
 
-__all__ = ["Analysis", "judge", "analyse_rollout", "Outcome"]
+__all__ = ["Analysis", "judge", "analyse_rollout", "promotion_benefit", "Outcome"]
 
 Outcome = Literal["successful", "failed", "inconclusive"]
 
@@ -37,13 +47,17 @@ class Analysis:
     step_index: int = 0
     weight: float = 0.0
     at: str = ""
+    benefit: dict[str, Any] | None = None  # set before a promotion: the benefit it rests on
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "outcome": self.outcome, "reasons": list(self.reasons), "candidate": self.candidate,
             "stable": self.stable, "similarity": self.similarity, "elapsed_s": round(self.elapsed_s, 3),
             "step_index": self.step_index, "weight": self.weight, "at": self.at,
         }
+        if self.benefit is not None:
+            out["benefit"] = self.benefit
+        return out
 
 
 def judge(
@@ -142,3 +156,37 @@ def analyse_rollout(steward: Steward, ro: Rollout, cfg: dict[str, Any], now: dt.
         weight=float(steps[ro.step_index]) if ro.step_index < len(steps) else 0.0,
         at=now.isoformat(timespec="seconds"),
     )
+
+
+def promotion_benefit(steward: Steward, ro: Rollout, cfg: dict[str, Any], use_case: str) -> tuple[Benefit, dict[str, Any]]:
+    """The benefit a promotion to 100 % rests on (``evals/benefit.py``, the one rule): the offline one
+    of the candidate's latest passing evaluation against the stable model (cheaper at equal quality, or
+    better on an independent signal), else a significant feedback gain over the whole canary.
+    Returns the deciding benefit and the evidence (both verdicts)."""
+    from sqlalchemy import select
+
+    from modelsteward.evals.benefit import benefit_of, online_benefit
+    from modelsteward.storage.db import session_scope
+    from modelsteward.storage.models import TestResult
+
+    with session_scope(steward.sessions) as s:
+        tr = s.scalars(select(TestResult).where(
+            TestResult.use_case_id == ro.use_case_id, TestResult.candidate_model_id == ro.candidate_model_id,
+            TestResult.baseline_model_id == ro.stable_model_id, TestResult.passed.is_(True),
+        ).order_by(TestResult.id.desc())).first()
+        offline = benefit_of(tr.metrics) if tr is not None else None
+        tr_id = tr.id if tr is not None else None
+    since = ro.created_at
+    cand = window_metrics(steward, use_case, since, model_id=ro.candidate_model_id, roles=("canary",))
+    stable = window_metrics(steward, use_case, since, model_id=ro.stable_model_id, roles=("primary",))
+    min_fb = int(cfg["min_feedback_count"])
+    p = None
+    if cand.feedback_count >= min_fb and stable.feedback_count >= min_fb:
+        p = feedback_gain_p_value(cand, stable)
+    online = online_benefit(cand_mean=cand.mean_feedback, stable_mean=stable.mean_feedback,
+                            cand_n=cand.feedback_count, stable_n=stable.feedback_count, p_value=p,
+                            alpha=float(cfg["feedback_alpha"]), min_count=min_fb)
+    evidence = {"offline": offline.as_dict() if offline else None, "test_result_id": tr_id,
+                "online": online.as_dict(), "online_p_value": p, "canary_since": since.isoformat(timespec="seconds")}
+    chosen = offline if offline is not None and offline.worth_it else online
+    return chosen, evidence

@@ -7,7 +7,15 @@ Checks (thresholds in ``config["guardrails"]``, clamped to the hard bounds in po
 - ``budget_burn``: the use case's spend over the baseline window, projected to a month, divided by
   ``monthly_budget_usd``;
 - ``feedback_drop``: mean feedback in the window below the baseline's by more than ``feedback_drop``;
-- ``safety_flags``: share of flagged responses above ``safety_flag_rate``.
+- ``safety_flags``: share of flagged responses above ``safety_flag_rate``;
+- absolute SLOs of a live (non-candidate) model, whatever its own baseline: ``slo_error_rate``
+  (error rate above ``slo_error_rate``), ``slo_p95_latency`` (p95 above the use case's
+  ``latency_slo_ms``; a candidate's p95 over the SLO is ``latency_slo``), ``slo_cost_per_request``
+  (mean cost per request above ``slo_cost_per_request_usd``).  They warn, with the evidence; the
+  agent proposes a switch to a healthy model.
+
+Budget burn is projected only from at least ``budget_min_span_hours`` of traffic, and never
+pauses a rollout whose candidate lowers the expected cost per request.
 
 Severity and action (decision, the issue is silent): a violation by the candidate of an active
 rollout pauses it (latency), rolls it back (error spike, latency over SLO x factor, feedback drop)
@@ -27,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from modelsteward.policies.bounds import section_of
+from modelsteward.policies.bounds import latency_slo_of, section_of
 from modelsteward.rollout.manager import RolloutManager
 from modelsteward.rollout.metrics import feedback_drop_p_value, window_metrics
 from modelsteward.storage.db import session_scope
@@ -105,7 +113,7 @@ class GuardrailsMonitor:
             models.setdefault(cand, "canary")
         out: list[Violation] = []
         min_req = int(cfg["min_requests"])
-        slo = (uc.requirements or {}).get("latency_slo_ms")
+        slo = latency_slo_of(uc.requirements)  # zero or negative: InvalidInput naming latency_slo_ms
         for mid in sorted(models):
             is_cand = mid == cand
             w = window_metrics(self.steward, name, win_start, now, model_id=mid)
@@ -120,11 +128,11 @@ class GuardrailsMonitor:
                     "pause" if ro else "warn")
                 out.append(Violation("error_rate_spike", sev, name, mid, rate, lim,
                                      {"requests": w.requests, "errors": w.errors, "baseline_rate": base_rate}))
-            if slo and w.p95_ms is not None and w.p95_ms > float(slo):
-                sev = "warn"
-                if is_cand:
-                    sev = "rollback" if w.p95_ms > float(slo) * float(cfg["latency_slo_factor_rollback"]) else "pause"
-                out.append(Violation("latency_slo", sev, name, mid, w.p95_ms, float(slo), {"requests": w.requests}))
+            if is_cand and slo and w.p95_ms is not None and w.p95_ms > slo:
+                sev = "rollback" if w.p95_ms > slo * float(cfg["latency_slo_factor_rollback"]) else "pause"
+                out.append(Violation("latency_slo", sev, name, mid, w.p95_ms, slo, {"requests": w.requests}))
+            if not is_cand:
+                out += self._slo(name, mid, w, cfg, slo, win_start, now)
             min_fb = int(cfg["min_feedback_count"])
             if w.feedback_count >= min_fb and b.feedback_count >= min_fb:
                 assert w.mean_feedback is not None and b.mean_feedback is not None
@@ -140,19 +148,66 @@ class GuardrailsMonitor:
                                      fr, float(cfg["safety_flag_rate"]), {"flagged": w.flagged}))
         budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd else None
         if budget:
-            spend = window_metrics(self.steward, name, base_start, now)
-            if spend.requests:
-                first = self.steward.logs.query(
-                    "SELECT min(ts) AS first FROM logs WHERE use_case = ? AND ts >= ?", [name, base_start]
-                )[0]["first"]
-                span_h = max((now - first).total_seconds() / 3600, float(cfg["window_minutes"]) / 60) if first else 1.0
-                monthly = spend.cost_usd * (30 * 24) / span_h
-                burn = monthly / budget
-                if burn > float(cfg["burn_rate_warn"]):
-                    sev = "pause" if (ro and burn > float(cfg["burn_rate_pause"])) else "warn"
-                    out.append(Violation("budget_burn", sev, name, None, burn, float(cfg["burn_rate_warn"]),
-                                         {"projected_monthly_usd": monthly, "budget_usd": budget}))
+            v = self._budget(name, budget, cfg, base_start, now, ro)
+            if v is not None:
+                out.append(v)
         return out
+
+    def _slo(self, name: str, mid: str, w: Any, cfg: dict[str, Any], slo: float | None, since: dt.datetime,
+             now: dt.datetime) -> list[Violation]:
+        """Absolute ceilings on a live model (no comparison with its own past: a model that has failed
+        for hours has a bad baseline too).  They warn; the agent proposes a switch to a healthy model."""
+        out: list[Violation] = []
+        ev = {"requests": w.requests, "errors": w.errors, "p95_ms": w.p95_ms, "cost_per_request": w.cost_per_request,
+              "window": [since.isoformat(timespec="seconds"), now.isoformat(timespec="seconds")]}
+        rate = w.error_rate or 0.0
+        if rate > float(cfg["slo_error_rate"]):
+            out.append(Violation("slo_error_rate", "warn", name, mid, rate, float(cfg["slo_error_rate"]), dict(ev)))
+        if slo and w.p95_ms is not None and w.p95_ms > slo:
+            out.append(Violation("slo_p95_latency", "warn", name, mid, w.p95_ms, slo, dict(ev)))
+        ceiling = float(cfg["slo_cost_per_request_usd"])
+        if w.cost_per_request is not None and w.cost_per_request > ceiling:
+            out.append(Violation("slo_cost_per_request", "warn", name, mid, w.cost_per_request, ceiling, dict(ev)))
+        return out
+
+    def _budget(self, name: str, budget: float, cfg: dict[str, Any], base_start: dt.datetime, now: dt.datetime,
+                ro: Any) -> Violation | None:
+        """Spend over the baseline window projected to a month.  Not projected from less than
+        ``budget_min_span_hours`` of traffic (a burst says nothing about a month); never pauses a
+        rollout whose candidate lowers the expected cost per request (it is what helps the budget)."""
+        spend = window_metrics(self.steward, name, base_start, now)
+        if not spend.requests:
+            return None
+        first = self.steward.logs.query(
+            "SELECT min(ts) AS first FROM logs WHERE use_case = ? AND ts >= ?", [name, base_start]
+        )[0]["first"]
+        span_h = (now - first).total_seconds() / 3600 if first else 0.0
+        if span_h < float(cfg["budget_min_span_hours"]):
+            return None  # uncertain: too short a span to project a month from
+        monthly = spend.cost_usd * (30 * 24) / span_h
+        burn = monthly / budget
+        if burn <= float(cfg["burn_rate_warn"]):
+            return None
+        details: dict[str, Any] = {"projected_monthly_usd": monthly, "budget_usd": budget, "span_hours": span_h}
+        sev = "pause" if (ro and burn > float(cfg["burn_rate_pause"])) else "warn"
+        if sev == "pause":
+            cheaper, costs = self._rollout_lowers_cost(name, ro)
+            details["expected_cost_per_request"] = costs
+            if cheaper:
+                sev = "warn"
+                details["not_paused"] = "the rollout lowers the expected cost per request"
+        return Violation("budget_burn", sev, name, None, burn, float(cfg["burn_rate_warn"]), details)
+
+    def _rollout_lowers_cost(self, name: str, ro: Any) -> tuple[bool, dict[str, float | None]]:
+        from modelsteward.rollout.metrics import cost_per_request, usage
+
+        use = usage(self.steward, name)
+        tokens = (use["input_tokens"], use["output_tokens"])
+        reg = self.steward.registry
+        cand = cost_per_request(reg.get_model(ro.candidate_model_id), tokens)
+        stable = cost_per_request(reg.get_model(ro.stable_model_id), tokens) if ro.stable_model_id else None
+        costs = {"candidate": cand, "stable": stable}
+        return (cand is not None and stable is not None and cand < stable), costs
 
     # ------------------------------------------------------------------ acting
     def _act(self, name: str, vs: list[Violation], actor: str) -> dict[str, Any]:

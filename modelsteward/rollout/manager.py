@@ -1,14 +1,17 @@
 """The deployment manager: one rollout state machine per use case (strategies shadow, canary, full).
 
 States: ``waiting`` (a step is live, its analysis window collecting), ``paused`` (a guardrail or an
-inconclusive timeout stopped it; ``advance(resume=True)`` restarts the window), and the terminal
-``completed``, ``aborted``, ``rolled_back``.  ``running`` is accepted as active but never written.
+inconclusive timeout stopped it; ``advance(resume=True)`` restarts the window; ``pause_reason``
+says why), and the terminal ``completed``, ``aborted`` (every step passed but there was no gain:
+"no gain, kept the current model"), ``rolled_back``.  ``running`` is accepted as active but never written.
 
 Routing per strategy (built from scratch each step; the stable model is the largest primary):
 - shadow: stable primary 100 + candidate shadow (``shadow_percent`` of requests mirrored); success
   removes the mirror and the candidate goes back to ``candidate`` (it passed shadow).
 - canary: stable primary 100-w + candidate canary w for each step w < 100; the last step is the
-  promotion: candidate primary 100 (needs a human approval, see policies).
+  promotion: candidate primary 100 (needs a human approval, see policies) and a benefit
+  (``evals/benefit.py``: cheaper at equal quality or better offline, else a significant feedback
+  gain over the canary); without one the rollout ends "no gain, kept the current model".
 - full: candidate primary 100 at once (needs an approval).
 On completion the candidate becomes ``current``; the old current becomes ``candidate`` (or
 ``retired`` with ``retire_previous``).  Every step change is ONE transaction: allocations, snapshot,
@@ -29,13 +32,14 @@ from sqlalchemy.orm import Session
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from modelsteward.policies import approvals
 from modelsteward.policies.bounds import section_of, validate_steps
-from modelsteward.rollout.analysis import Analysis, analyse_rollout
+from modelsteward.rollout.analysis import Analysis, analyse_rollout, promotion_benefit
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase, utcnow
 from modelsteward.storage.registry import STATUS_TRANSITIONS
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
+    from modelsteward.evals.benefit import Benefit
 
 __all__ = ["RolloutManager", "ACTIVE_STATES", "STRATEGIES", "rollout_dict", "move_status", "table_for_step"]
 
@@ -55,7 +59,24 @@ def rollout_dict(ro: Rollout) -> dict[str, Any]:
         "snapshot_id": ro.snapshot_id, "actor": ro.actor, "reason": ro.reason,
         "events": list(ro.analyses or []),
         "created_at": ro.created_at.isoformat() if ro.created_at else None,
+        "pause_reason": _last_event(ro, "pause", "reason") if ro.state == "paused" else None,
+        "outcome": _outcome(ro),
     }
+
+
+def _last_event(ro: Rollout, kind: str, key: str) -> Any:
+    return next((e.get(key) for e in reversed(ro.analyses or []) if e.get("event") == kind), None)
+
+
+def _outcome(ro: Rollout) -> str | None:
+    """How a finished rollout ended, in words (None while active)."""
+    if ro.state in ACTIVE_STATES:
+        return None
+    if _last_event(ro, "no_gain", "reason"):
+        return str(_last_event(ro, "no_gain", "reason"))
+    if ro.state == "completed":
+        return "promoted" if ro.strategy != "shadow" else "shadow passed"
+    return str(_last_event(ro, "rolled_back", "reason") or ro.state)
 
 
 def _live_elsewhere(s: Session, model_id: str, uc_id: int) -> bool:
@@ -329,6 +350,13 @@ class RolloutManager:
             return {"use_case": use_case, "action": "paused" if pause else "waiting", "analysis": result.as_dict(),
                     "rollout": rollout_dict(ro2)}
         nxt = index + 1 if ro.strategy != "shadow" else index
+        if ro.strategy == "canary" and nxt < len(ro.steps or []) and float((ro.steps or [])[nxt]) >= 100.0:
+            benefit, evidence = promotion_benefit(self.steward, ro, cfg, use_case)
+            if not benefit.worth_it:
+                return self._end_no_gain(use_case, ro, result, benefit, evidence, actor)
+            result.benefit = {**benefit.as_dict(), "evidence": evidence}
+            if result.reasons:  # the promotion's approval request quotes reasons[0]: it names the benefit
+                result.reasons[0] += f"; benefit: {benefit.rule}"
         if gate is not None and ro.strategy != "shadow":
             gate(result)
         out = self.step_to(
@@ -339,6 +367,36 @@ class RolloutManager:
                    analysis=result.as_dict())
         out["rollout"] = rollout_dict(self._get(ro.id))
         return out
+
+    def _end_no_gain(self, use_case: str, ro: Rollout, result: Analysis, benefit: Benefit,
+                     evidence: dict[str, Any], actor: str) -> dict[str, Any]:
+        """Every step passed but nothing is gained: keep the current model (a good outcome).
+
+        The routing goes back to the snapshot before the rollout (action ``rollout_no_gain``: no
+        rollback cool-down); the rollout ends ``aborted`` with a ``no_gain`` event; the candidate goes
+        back to ``candidate`` with ``meta["no_gain"]`` naming the use case and the evidence."""
+        from modelsteward.rollout.rollback import RollbackManager
+
+        why = f"no gain, kept the current model: {benefit.rule}"
+        result.benefit = {**benefit.as_dict(), "evidence": evidence}
+        self._record(use_case, ro.id, result)
+        rb = RollbackManager(self.steward, clock=self.clock).rollback(
+            use_case, actor=actor, reason=why, action="rollout_no_gain")
+        now = self.clock()
+        with session_scope(self.steward.sessions) as s:
+            row = s.get(Rollout, ro.id, with_for_update=True)
+            assert row is not None
+            row.state = "aborted"
+            self._event(row, "no_gain", now, actor=actor, reason=why, benefit=benefit.as_dict(), evidence=evidence)
+            m = s.get(Model, ro.candidate_model_id)
+            if m is not None:
+                m.meta = {**(m.meta or {}), "no_gain": {"use_case": use_case, "rollout_id": ro.id,
+                                                        "test_result_id": evidence.get("test_result_id"),
+                                                        "at": now.isoformat(timespec="seconds"), "rule": benefit.rule}}
+            s.flush()
+            out = rollout_dict(row)
+        return {"use_case": use_case, "action": "no_gain", "message": why, "analysis": result.as_dict(),
+                "rollback": rb, "rollout": out}
 
     def _get(self, rollout_id: int) -> Rollout:
         with session_scope(self.steward.sessions) as s:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "WindowMetrics",
     "feedback_drop_p_value",
+    "feedback_gain_p_value",
     "window_metrics",
     "shadow_similarity",
     "lexical_similarity",
@@ -68,6 +68,23 @@ class WindowMetrics:
         return d
 
 
+def _welch_greater(a: WindowMetrics, b: WindowMetrics) -> float:
+    """One-sided Welch t-test p-value for "a's mean feedback is above b's" (scipy)."""
+    import math
+
+    from scipy.stats import ttest_ind_from_stats
+
+    assert a.mean_feedback is not None and b.mean_feedback is not None
+    diff = a.mean_feedback - b.mean_feedback
+    n1, n2 = max(a.feedback_count, 2), max(b.feedback_count, 2)
+    v1, v2 = a.feedback_var or 0.0, b.feedback_var or 0.0
+    if v1 / n1 + v2 / n2 == 0.0:  # constant samples: the difference is certain
+        return 0.0 if diff > 0 else 1.0
+    res = ttest_ind_from_stats(a.mean_feedback, math.sqrt(v1), n1, b.mean_feedback, math.sqrt(v2), n2,
+                               equal_var=False, alternative="greater")
+    return float(res.pvalue)
+
+
 def feedback_drop_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
     """One-sided Welch t-test p-value for "the candidate's mean feedback is below stable's".
 
@@ -76,18 +93,13 @@ def feedback_drop_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
     judge only with ``min_feedback_count`` (at least 3) values on each side.  Equal, constant
     samples give 1.0; different constant samples give 0.0.
     """
-    import math
+    return _welch_greater(stable, cand)
 
-    from scipy.stats import t as student_t
 
-    assert cand.mean_feedback is not None and stable.mean_feedback is not None
-    diff = stable.mean_feedback - cand.mean_feedback
-    n1, n2 = max(cand.feedback_count, 2), max(stable.feedback_count, 2)
-    v1, v2 = (cand.feedback_var or 0.0) / n1, (stable.feedback_var or 0.0) / n2
-    if v1 + v2 == 0.0:
-        return 0.0 if diff > 0 else 1.0
-    df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))  # Welch-Satterthwaite
-    return float(student_t.sf(diff / math.sqrt(v1 + v2), df))
+def feedback_gain_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
+    """The same test the other way: p-value for "the candidate's mean feedback is above stable's"
+    (the online benefit a canary must show before promotion when the evaluation showed none)."""
+    return _welch_greater(cand, stable)
 
 
 def _fresh(steward: Steward) -> None:
@@ -192,13 +204,9 @@ def usage(steward: Steward, use_case: str, days: float = 7.0) -> dict[str, float
 
 
 def cost_per_request(model: Model, tokens: tuple[float, float]) -> float | None:
-    """Expected USD per request from list prices; ``None`` when a paid model has no price.
+    """Expected USD per request: list prices, or for self-hosted and fine-tuned models their hosting
+    cost (cost per hour over throughput, a hardware profile's default when unset: never free);
+    ``None`` when a paid model has no price.  See ``catalog/hosting.py``."""
+    from modelsteward.catalog.hosting import cost_per_request as _cpr
 
-    Self-hosted and fine-tuned models without prices cost 0 per request here (their hosting is
-    a fixed cost, outside per-request policy)."""
-    pin, pout = model.price_in_per_m, model.price_out_per_m
-    if pin is None and pout is None:
-        return 0.0 if model.kind in ("self_hosted", "fine_tuned") else None
-    pin = pin if pin is not None else Decimal(0)
-    pout = pout if pout is not None else Decimal(0)
-    return float(pin) * tokens[0] / 1e6 + float(pout) * tokens[1] / 1e6
+    return _cpr(model, tokens)

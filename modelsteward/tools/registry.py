@@ -131,6 +131,11 @@ class ModelRegisterInput(BaseModel):
     kind: str | None = None
     capabilities: list[str] | None = None
     status: str | None = None
+    cost_per_hour: str | None = Field(default=None, description="Self-hosted: USD per hour of the machine serving it")
+    hardware: str | None = Field(default=None, description="Self-hosted: hardware profile (cpu, gpu-small, "
+                                 "gpu-medium, gpu-large)")
+    hosting_cost: str | None = Field(default=None, description="Self-hosted cost with its unit: 1.20/h (USD per "
+                                     "hour) or 0.30/M (USD per million tokens)")
     api_key_env: str | None = Field(
         default=None, max_length=128,
         description="NAME of the environment variable holding this model's own API key (never the key); "
@@ -148,11 +153,25 @@ class ModelRegisterInput(BaseModel):
 def models_register(ctx: ToolContext, inp: ModelRegisterInput) -> ModelInfo:
     """Register (or update) a model; idempotent on provider + model id.  Changing the endpoint,
     prices or key reference of a model with traffic needs an approval (policy live_model_change)."""
-    meta = None if inp.api_key_env is None else {"api_key_env": inp.api_key_env or None}
+    from modelsteward.catalog.hosting import hosting_meta, parse_hosting_cost
+
+    pin, pout, per_hour = inp.price_in, inp.price_out, inp.cost_per_hour
+    if inp.hosting_cost is not None:
+        unit, value = parse_hosting_cost(inp.hosting_cost, "hosting_cost")
+        if unit == "hour":
+            per_hour = str(value)
+        else:
+            pin, pout = value, value
+    host = hosting_meta(cost_per_hour=per_hour, hardware=inp.hardware)
+    meta: dict[str, Any] = {}
+    if inp.api_key_env is not None:
+        meta["api_key_env"] = inp.api_key_env or None
+    if host:
+        meta["hosting"] = host
     m = ctx.steward.registry.register_model(
-        inp.provider, inp.model_id, base_url=inp.base_url, price_in_per_m=inp.price_in,
-        price_out_per_m=inp.price_out, context_length=inp.context, use_case=inp.use_case, kind=inp.kind,
-        capabilities=inp.capabilities, status=inp.status, metadata=meta,
+        inp.provider, inp.model_id, base_url=inp.base_url, price_in_per_m=pin,
+        price_out_per_m=pout, context_length=inp.context, use_case=inp.use_case, kind=inp.kind,
+        capabilities=inp.capabilities, status=inp.status, metadata=meta or None,
     )
     return model_info(m)
 

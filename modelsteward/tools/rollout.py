@@ -80,7 +80,8 @@ class SetPolicyIn(_In):
 
 class RolloutOut(BaseModel):
     use_case: str
-    action: str = Field(description="deployed | status | advanced | completed | waiting | paused | resumed | rolled_back")
+    action: str = Field(description="deployed | status | advanced | completed | waiting | paused | resumed | rolled_back"
+                        " | no_gain (every step passed but nothing to gain: the current model is kept)")
     message: str = ""
     version: int | None = None
     routing: list[dict[str, Any]] = Field(default_factory=list)
@@ -156,6 +157,8 @@ def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
     msg = "no rollout yet" if ro is None else (
         f"rollout {ro['id']} ({ro['strategy']} of {ro['candidate']}) {ro['state']} at step {ro['step_index']}"
         + (f" ({ro['weight']:g}%)" if ro.get("weight") is not None else "")
+        + (f": {ro['pause_reason']}" if ro.get("pause_reason") else "")
+        + (f": {ro['outcome']}" if ro.get("outcome") and ro["state"] != "paused" else "")
     )
     return RolloutOut(use_case=inp.use_case, action="status", message=msg, version=st["version"],
                       routing=st["routing"], rollout=ro)
@@ -178,7 +181,7 @@ def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume), gate=gate)
     an = res.get("analysis")
     reasons = "; ".join(an["reasons"]) if an else ""
-    msg = f"{res['action']}" + (f": {reasons}" if reasons else "")
+    msg = res.get("message") or f"{res['action']}" + (f": {reasons}" if reasons else "")
     rb = res.get("rollback") or {}
     st = _mgr(ctx).status(inp.use_case)
     return RolloutOut(use_case=inp.use_case, action=res["action"], message=msg, version=st["version"],
