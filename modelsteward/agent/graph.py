@@ -28,6 +28,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
+from modelsteward.agent.decisions import collect, from_rollout_result, persist
 from modelsteward.agent.observe import observe_world
 from modelsteward.agent.planners import Planner
 from modelsteward.agent.report import render_report
@@ -116,10 +117,12 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
                 a.thread_id, a.agent_run_id = rt.thread_id, rt.run_id
 
     def observe(state: AgentState) -> dict[str, Any]:
-        obs = observe_world(rt.steward, state.get("use_case"))
-        return {"observation": obs, "queue": [], "awaiting": [], "executed": [],
+        obs = observe_world(rt.steward, state.get("use_case"), with_intake=state.get("mode") != "chat")
+        intake = {u["name"]: u.pop("intake") for u in obs["use_cases"] if "intake" in u}
+        decided = [{"kind": "decision", "record": r} for plan in intake.values() for r in plan.get("decisions", [])]
+        return {"observation": obs, "intake": intake, "queue": [], "awaiting": [], "executed": [],
                 "journal": [{"kind": "observe", "at": obs["at"], "use_cases": [u["name"] for u in obs["use_cases"]],
-                             "errors": obs["errors"]}]}
+                             "errors": obs["errors"]}, *decided]}
 
     def plan(state: AgentState) -> dict[str, Any]:
         step = state.get("step", 0)
@@ -131,7 +134,8 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
                  "calls": [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in msg.tool_calls]
                  + [{"id": c["id"], "name": c.get("name"), "args": c.get("args"), "invalid": c.get("error")}
                     for c in msg.invalid_tool_calls]}
-        out: dict[str, Any] = {"messages": [msg], "step": step + 1, "journal": [entry]}
+        decided = [{"kind": "decision", "record": r} for r in (msg.additional_kwargs or {}).get("decisions") or []]
+        out: dict[str, Any] = {"messages": [msg], "step": step + 1, "journal": [entry, *decided]}
         if not msg.tool_calls and not msg.invalid_tool_calls:
             out["outcome"] = "done"
         return out
@@ -243,7 +247,9 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
             entry.update(ok=True, result=to_json_text(payload, 2000),
                          seconds=round((utcnow() - started).total_seconds(), 3))
             mutating = rt.tools[name].mutating
-            return {"queue": rest, "messages": [msg], "journal": [entry],
+            outcome = from_rollout_result(name, item["args"], payload) if isinstance(payload, dict) else None
+            journal = [entry] + ([{"kind": "decision", "record": outcome.model_dump(mode="json")}] if outcome else [])
+            return {"queue": rest, "messages": [msg], "journal": journal,
                     "executed": [*state.get("executed", []), {**item, "mutating": mutating}]}
         entry.update(ok=False, error=str(err)[:1000])
         return {"queue": rest, "messages": [msg], "journal": [entry],
@@ -257,6 +263,7 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
 
     def report(state: AgentState) -> dict[str, Any]:
         text = render_report(state, rt)
+        persist(rt.steward, rt.run_id, collect(state.get("journal", [])))
         with session_scope(rt.steward.sessions) as s:
             run = s.get(AgentRun, rt.run_id)
             if run is not None:
