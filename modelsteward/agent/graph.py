@@ -28,7 +28,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
-from modelsteward.agent.decisions import collect, from_rollout_result, persist
+from modelsteward.agent.decisions import DecisionRecord, collect, from_rollout_result, persist
 from modelsteward.agent.observe import observe_world
 from modelsteward.agent.planners import Planner
 from modelsteward.agent.report import render_report
@@ -249,10 +249,13 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
             mutating = rt.tools[name].mutating
             outcome = from_rollout_result(name, item["args"], payload) if isinstance(payload, dict) else None
             journal = [entry] + ([{"kind": "decision", "record": outcome.model_dump(mode="json")}] if outcome else [])
+            if name == "evaluate":  # what it was evaluated as (its fingerprint) is stored now, not at the report
+                persist(rt.steward, rt.run_id, collect([*state.get("journal", []), *journal]))
             return {"queue": rest, "messages": [msg], "journal": journal,
                     "executed": [*state.get("executed", []), {**item, "mutating": mutating}]}
         entry.update(ok=False, error=str(err)[:1000])
-        return {"queue": rest, "messages": [msg], "journal": [entry],
+        failed = _failed_evaluation(name, item["args"], str(err))
+        return {"queue": rest, "messages": [msg], "journal": [entry, *failed],
                 "executed": [*state.get("executed", []), {**item, "mutating": False, "failed": True}]}
 
     def verify(state: AgentState) -> dict[str, Any]:
@@ -290,6 +293,16 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
     if missing:
         raise ConfigError(f"Agent graph lacks node(s) {sorted(missing)}.")
     return g.compile(checkpointer=checkpointer, name="steward-agent")
+
+
+def _failed_evaluation(name: str, args: dict[str, Any], err: str) -> list[dict[str, Any]]:
+    """An evaluation that did not run is not a decision taken: its record says so (no fingerprint kept)."""
+    if name != "evaluate":
+        return []
+    model = args.get("model_id") or args.get("candidate") or args.get("model")
+    rec = DecisionRecord(kind="evaluate", taken=False, use_case=args.get("use_case"), model_id=model,
+                         rule="evaluate.failed", summary=f"the evaluation of {model} did not run: {err}"[:500])
+    return [{"kind": "decision", "record": rec.model_dump(mode="json")}]
 
 
 def _uc_of(obs: dict[str, Any], name: str | None) -> dict[str, Any]:
