@@ -267,8 +267,13 @@ def rule_approval_decide(ctx: ToolContext, s: Session, args: dict[str, Any], now
     return out
 
 
+def rule_measure_gains(ctx: ToolContext, s: Session, args: dict[str, Any], now: dt.datetime) -> list[Decision]:
+    return []  # writes only the derived ledger (and a violation to review): always allowed
+
+
 RULES = {
     "deploy": rule_deploy,
+    "measure_gains": rule_measure_gains,
     "rollout_advance": rule_rollout_advance,
     "retire_model": rule_retire_model,
     "fine_tune": rule_fine_tune,

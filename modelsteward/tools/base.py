@@ -82,7 +82,7 @@ def tool(
     return deco
 
 
-_TOOL_MODULES = ("registry", "logs", "catalog", "evals", "training", "rollout", "approvals", "agent")
+_TOOL_MODULES = ("registry", "logs", "catalog", "evals", "training", "rollout", "approvals", "agent", "report")
 
 
 def load_all_tools() -> dict[str, ToolSpec]:
