@@ -137,3 +137,24 @@ def test_report_bad_input_is_one_line_naming_the_field(steward) -> None:  # type
     assert missing.returncode != 0 and "nope" in missing.stderr
     with session_scope(steward.sessions) as s:
         assert list(s.scalars(select(RealisedGain))) == []
+
+
+def test_the_agent_measures_a_promotion_and_raises_a_contradiction(steward) -> None:  # type: ignore[no-untyped-def]
+    from modelsteward.agent import run_agent
+    from modelsteward.storage.models import CatalogScan
+
+    base(steward)
+    now = utcnow()
+    started, at = now - dt.timedelta(hours=30), now - dt.timedelta(hours=25)
+    promoted(steward, stated="cheaper", started=started, at=at)
+    traffic(steward, OLD, started - dt.timedelta(hours=20), 200, cost=0.002, err=0.01, lat=500, fb=0.3, seed=8)
+    traffic(steward, NEW, at, 200, cost=0.004, err=0.01, lat=500, fb=0.3, seed=9)
+    with session_scope(steward.sessions) as s:
+        s.add(CatalogScan(provider="all", status="ok", created_at=now - dt.timedelta(hours=1)))
+    res = run_agent(steward, use_case=UC)
+    assert res.status == "completed", res.report
+    with session_scope(steward.sessions) as s:
+        (g,) = list(s.scalars(select(RealisedGain)))
+        assert g.contradicts and g.model_id == NEW
+        assert [v.policy for v in s.scalars(select(GuardrailViolation))] == ["realised_gain_contradicted"]
+    assert "measure_gains" in res.report

@@ -20,6 +20,7 @@ from modelsteward.storage.models import (
     FineTuningJob,
     GuardrailViolation,
     Model,
+    RealisedGain,
     Rollout,
     TestResult,
     UseCase,
@@ -33,6 +34,13 @@ SCAN_STALE_AFTER = dt.timedelta(hours=24)
 HIGH_FEEDBACK = 0.5  # a logged request with feedback >= this counts toward fine-tuning data
 VIOLATION_WINDOW = dt.timedelta(hours=24)
 _HANDLED = ("pause", "paused", "rollback", "rolled_back", "disable", "disabled", "aborted")
+
+
+GAINS_WINDOW = dt.timedelta(days=90)
+
+
+def _final(g: RealisedGain | None) -> bool:
+    return g is not None and g.verdict != "pending" and g.promoted_at + dt.timedelta(hours=g.window_hours) <= g.updated_at
 
 
 def _f(value: Any) -> float | None:
@@ -133,6 +141,7 @@ def observe_world(steward: Steward, use_case: str | None = None, *, with_intake:
             rollouts = list(s.scalars(
                 select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc()).limit(10)))
             active = [r for r in rollouts if r.state in ACTIVE_ROLLOUT_STATES]
+            gains = {g.rollout_id: g for g in s.scalars(select(RealisedGain).where(RealisedGain.use_case_id == uc.id))}
             viols = list(s.scalars(
                 select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc.id,
                                                  GuardrailViolation.created_at > now - VIOLATION_WINDOW)
@@ -171,6 +180,9 @@ def observe_world(steward: Steward, use_case: str | None = None, *, with_intake:
                     "result_model_id": job.result_model_id, "at": job.created_at.isoformat(),
                 },
                 "pending_approvals": [a["id"] for a in out["pending_approvals"] if a["use_case_id"] == uc.id],
+                # promotions whose realised gain is not measured for good yet (the ledger, rollout/ledger.py)
+                "gains_due": [r.id for r in rollouts if r.state == "completed" and r.updated_at > now - GAINS_WINDOW
+                              and not _final(gains.get(r.id))],
             }
             out["use_cases"].append(entry)
     if with_intake:

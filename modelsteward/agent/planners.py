@@ -18,6 +18,8 @@ why a prompt injection in a catalog description cannot steer it.  Per use case, 
 2. an active (waiting) rollout -> ``rollout_advance`` once per run: the rollout tool analyses the
    live step against the stable model and advances, rolls back or waits (a paused rollout is left
    to a person);
+2b. a completed rollout (90 days) whose realised gain is not measured for good -> ``measure_gains``
+   (once per run; the tool raises a violation when the realised gain contradicts the stated one);
 3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
 5. ``evaluate`` the candidates of this run's *candidate intake* (``agent/intake.py``: every
    compatible registered model, linked or not, ranked above the live model or clearly cheaper,
@@ -66,7 +68,8 @@ __all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "fit_args", "benef
 FINE_TUNE_MIN_FEEDBACK = 200
 EVALS_PER_RUN = 2
 PLAYBOOK_TOOLS = (
-    "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort", "rollback",
+    "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort",
+    "rollback", "measure_gains",
 )
 
 # canonical argument -> field names a tool's input model may use for it
@@ -271,6 +274,10 @@ class PlaybookPlanner:
                     if not t.pending("rollout_advance", args):
                         return t.msg([_call("rollout_advance", args)],
                                      f"{name}: analyse rollout {ro['id']} ({ro['strategy']}, step {ro['step_index']})")
+            # 2b. promotions whose realised gain is not measured for good: measure (a contradiction is raised)
+            if uc.get("gains_due") and "measure_gains" in tools and t.once("measure_gains", uc["name"]):
+                return t.msg([_call("measure_gains", fit_args(tools["measure_gains"], use_case=uc["name"]))],
+                             f"{uc['name']}: measure the realised gain of rollout(s) {uc['gains_due']}")
         for uc in obs.get("use_cases", []):
             if uc.get("rollouts") or []:
                 continue  # one change at a time per use case while a rollout runs
