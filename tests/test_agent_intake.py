@@ -77,7 +77,7 @@ def run(steward: Any) -> dict[str, Any]:
     return json.loads(cli(steward.settings.home, "agent", "run", "--use-case", UC, "--json").stdout)
 
 
-def tests_of(steward: Any, model_id: str) -> list[TestResult]:
+def results_of(steward: Any, model_id: str) -> list[TestResult]:
     with session_scope(steward.sessions) as s:
         return list(s.scalars(select(TestResult).where(TestResult.candidate_model_id == model_id)))
 
@@ -100,13 +100,13 @@ def test_unlinked_cheap_twin_is_evaluated_and_a_rollout_starts(steward, upstream
     out = run(steward)
     assert out["status"] in ("completed", "waiting_approval"), out["report"]
     # evaluated for real, over the wire: the twin answered the golden prompts
-    (t,) = tests_of(steward, TWIN)
+    (t,) = results_of(steward, TWIN)
     assert t.baseline_model_id == LIVE and t.sample_count >= len(QA) and twin_up.requests >= len(QA)
     (ev,) = decisions(out, kind="evaluate", model_id=TWIN)
     assert ev["taken"] and ev["rule"] in ("intake.clearly_cheaper", "intake.ranked_above_live")
     assert ev["numbers"]["cost_ratio"] == pytest.approx(0.01, rel=1e-6)
     assert not decisions(out, model_id="openai:tiny-ctx")  # incompatible: never a candidate
-    assert tests_of(steward, "openai:tiny-ctx") == []
+    assert results_of(steward, "openai:tiny-ctx") == []
     # a twin at a hundredth of the price is non-inferior and cheaper: the evaluation states it, a rollout starts
     assert t.passed, t.reasons
     assert (t.metrics.get("benefit") or {}).get("verdict") == "cheaper", t.metrics.get("benefit")
@@ -146,17 +146,17 @@ def test_a_failed_candidate_is_not_tested_again_until_its_price_changes(steward,
         steward.registry.register_model("openai", "twin-model", price_in_per_m="0.1", price_out_per_m="0.3",
                                         base_url=broken.url, context_length=32000)
         first = run(steward)
-        (t,) = tests_of(steward, TWIN)
+        (t,) = results_of(steward, TWIN)
         assert not t.passed and t.baseline_model_id == LIVE, first["report"]
         seen = broken.requests
         second = run(steward)
-        assert len(tests_of(steward, TWIN)) == 1 and broken.requests == seen  # not re-tested
+        assert len(results_of(steward, TWIN)) == 1 and broken.requests == seen  # not re-tested
         (skip,) = decisions(second, kind="skip", model_id=TWIN)
         assert skip["rule"] == "intake.failed_unchanged" and f"test #{t.id}" in skip["summary"]
         # the provider cuts the price: something changed, so it is tested again
         steward.registry.register_model("openai", "twin-model", price_in_per_m="0.05", price_out_per_m="0.1")
         third = run(steward)
-        assert len(tests_of(steward, TWIN)) == 2
+        assert len(results_of(steward, TWIN)) == 2
         (ev,) = decisions(third, kind="evaluate", model_id=TWIN)
         assert ev["rule"] == "intake.changed_since_failure" and "price changed" in " ".join(ev["evidence"])
 
@@ -175,7 +175,7 @@ def test_live_model_with_an_open_slo_violation_and_a_healthy_fallback_gets_a_swi
                                  details={"window_minutes": 240, "requests": 1200}))
     out = run(steward)
     # no passing evaluation of the fallback yet: it is evaluated (for real), then the switch is proposed
-    (t,) = tests_of(steward, "openai:fallback-model")
+    (t,) = results_of(steward, "openai:fallback-model")
     assert t.passed and t.baseline_model_id == LIVE, t.reasons
     assert out["status"] == "waiting_approval", out["report"]
     with session_scope(steward.sessions) as s:
