@@ -76,7 +76,7 @@ def persist(steward: Steward, run_id: int | None, records: list[dict[str, Any]])
     return len(records)
 
 
-_ROLLOUT_KIND = {"completed": ("promote", True), "advanced": ("advance", True), "rolled_back": ("rollback", True),
+_ROLLOUT_KIND: dict[str, tuple[DecisionKind, bool]] = {"completed": ("promote", True), "advanced": ("advance", True), "rolled_back": ("rollback", True),
                  "waiting": ("keep", False), "paused": ("keep", False)}
 
 
@@ -85,6 +85,7 @@ def from_rollout_result(tool: str, args: dict[str, Any], payload: dict[str, Any]
     action = str(payload.get("action") or "")
     if tool not in ("rollout_advance", "rollout_abort", "rollback") or action not in _ROLLOUT_KIND:
         return None
+    kind: DecisionKind
     kind, taken = _ROLLOUT_KIND[action]
     ro = payload.get("rollout") or {}
     analysis = payload.get("analysis") or {}

@@ -118,7 +118,10 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
 
     def observe(state: AgentState) -> dict[str, Any]:
         obs = observe_world(rt.steward, state.get("use_case"), with_intake=state.get("mode") != "chat")
-        intake = {u["name"]: u.pop("intake") for u in obs["use_cases"] if "intake" in u}
+        intake = {u["name"]: u["intake"] for u in obs["use_cases"] if "intake" in u}
+        for u in obs["use_cases"]:  # planners see the plan; the decision records go to the journal once
+            if "intake" in u:
+                u["intake"] = {k: v for k, v in u["intake"].items() if k not in ("decisions", "candidates")}
         decided = [{"kind": "decision", "record": r} for plan in intake.values() for r in plan.get("decisions", [])]
         return {"observation": obs, "intake": intake, "queue": [], "awaiting": [], "executed": [],
                 "journal": [{"kind": "observe", "at": obs["at"], "use_cases": [u["name"] for u in obs["use_cases"]],

@@ -112,6 +112,53 @@ def _budget(config: dict[str, Any] | None) -> dict[str, float]:
     return section_of(config, "evaluation")
 
 
+def _apply_budget(out: dict[str, Any], eligible: list[dict[str, Any]], budget: dict[str, float], month_usd: float,
+                  name: str, live: str) -> None:
+    """Order the eligible candidates (cheapest to test, then highest ranked) and fit them to the budget."""
+    margin = float(budget["cheaper_margin"])
+    # cheapest to test first, then highest ranked
+    eligible.sort(key=lambda c: (c["est_usd"] if c["est_usd"] is not None else float("inf"), c["rank"]))
+    max_n = int(budget["max_candidates_per_cycle"])
+    cycle_cap, month_cap = float(budget["max_usd_per_cycle"]), float(budget["max_usd_per_month"])
+    planned = 0.0
+    for c in eligible:
+        m = c["model"]
+        out["candidates"].append(m.id)
+        reason = None
+        if c["est_usd"] is None:
+            reason = "intake.price_unknown", "price unknown: the cost of evaluating it cannot be bounded"
+        elif len(out["evaluate"]) >= max_n:
+            reason = ("budget.candidates_per_cycle",
+                      f"evaluation budget: {max_n} candidate(s) per cycle already planned")
+        elif planned + c["est_usd"] > cycle_cap + 1e-12:
+            reason = ("budget.usd_per_cycle", f"evaluation budget: ${c['est_usd']:.4f} more would pass "
+                      f"${cycle_cap:g} per cycle (${planned:.4f} planned)")
+        elif month_usd + planned + c["est_usd"] > month_cap + 1e-12:
+            reason = ("budget.usd_per_month", f"evaluation budget: ${c['est_usd']:.4f} more would pass "
+                      f"${month_cap:g} this month (${month_usd:.4f} spent, ${planned:.4f} planned)")
+        if reason is not None:
+            out["skipped"].append({"model_id": m.id, "rule": reason[0], "reason": reason[1]})
+            out["decisions"].append(DecisionRecord(
+                kind="skip", taken=False, use_case=name, model_id=m.id, rule=reason[0], summary=reason[1],
+                numbers=c["numbers"], evidence=c["evidence"]).model_dump(mode="json"))
+            continue
+        planned += c["est_usd"]
+        why = {"intake.ranked_above_live": f"ranked #{c['rank']}, above the live model",
+               "intake.clearly_cheaper": f"cheaper per request by more than {margin:.0%} (ratio "
+                                         f"{c['numbers']['cost_ratio']}); only an evaluation can say it is worse",
+               "intake.inconclusive_retry": f"inconclusive before: again on {c['samples']} samples",
+               "intake.changed_since_failure": c["evidence"][-1]}[c["rule"]]
+        out["evaluate"].append({"model_id": m.id, "rank": c["rank"], "samples": c["samples"],
+                                "est_usd": c["est_usd"], "rule": c["rule"], "why": why})
+        out["decisions"].append(DecisionRecord(
+            kind="evaluate", use_case=name, model_id=m.id, rule=c["rule"],
+            summary=f"evaluate {m.id} against {live}: {why} (estimated ${c['est_usd']:.4f})",
+            numbers=c["numbers"], evidence=c["evidence"], fingerprint=c["fingerprint"]).model_dump(mode="json"))
+    out["budget"] = {"max_candidates_per_cycle": max_n, "max_usd_per_cycle": cycle_cap,
+                     "max_usd_per_month": month_cap, "spent_this_month_usd": round(month_usd, 6),
+                     "planned_usd": round(planned, 6), "cheaper_margin": margin}
+
+
 def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any = None) -> dict[str, Any]:
     """The intake plan for one use case (see the module docstring); JSON-able."""
     from modelsteward.catalog.rank import rank_use_case
@@ -136,10 +183,10 @@ def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any
         ranking = (rank or rank_use_case)(steward, name, models=list(models.values()))
         tests: dict[str, TestResult] = {}
         month_usd = 0.0
-        for t in s.scalars(select(TestResult).where(TestResult.use_case_id == uc.id).order_by(TestResult.id.desc())):
-            tests.setdefault(t.candidate_model_id, t)
-            if t.created_at >= _month_start(now):
-                month_usd += eval_cost_usd(t.metrics or {})
+        for row in s.scalars(select(TestResult).where(TestResult.use_case_id == uc.id).order_by(TestResult.id.desc())):
+            tests.setdefault(row.candidate_model_id, row)
+            if row.created_at >= _month_start(now):
+                month_usd += eval_cost_usd(row.metrics or {})
         fps = _last_fingerprints(s, uc.id)
         use = usage(steward, name)
         tokens = (use["input_tokens"], use["output_tokens"])
@@ -174,7 +221,7 @@ def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any
                 continue
             rule = "intake.ranked_above_live" if above else "intake.clearly_cheaper"
             samples = configured
-            t = tests.get(m.id)
+            t: TestResult | None = tests.get(m.id)
             if t is not None and t.baseline_model_id == live:
                 if t.verdict == "inconclusive" and t.sample_count < min(2 * configured, MAX_EVAL_SAMPLES):
                     samples = min(MAX_EVAL_SAMPLES, max(configured, t.sample_count) * 2)
@@ -201,46 +248,6 @@ def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any
             eligible.append({"model": m, "rank": r.rank, "rule": rule, "samples": samples, "est_usd": est,
                              "numbers": {**nums, "est_eval_usd": est, "eval_requests": n}, "evidence": ev,
                              "fingerprint": fingerprint(m, live)})
-        # cheapest to test first, then highest ranked
-        eligible.sort(key=lambda c: (c["est_usd"] if c["est_usd"] is not None else float("inf"), c["rank"]))
-        max_n = int(budget["max_candidates_per_cycle"])
-        cycle_cap, month_cap = float(budget["max_usd_per_cycle"]), float(budget["max_usd_per_month"])
-        planned = 0.0
-        for c in eligible:
-            m = c["model"]
-            out["candidates"].append(m.id)
-            reason = None
-            if c["est_usd"] is None:
-                reason = "intake.price_unknown", "price unknown: the cost of evaluating it cannot be bounded"
-            elif len(out["evaluate"]) >= max_n:
-                reason = ("budget.candidates_per_cycle",
-                          f"evaluation budget: {max_n} candidate(s) per cycle already planned")
-            elif planned + c["est_usd"] > cycle_cap + 1e-12:
-                reason = ("budget.usd_per_cycle", f"evaluation budget: ${c['est_usd']:.4f} more would pass "
-                          f"${cycle_cap:g} per cycle (${planned:.4f} planned)")
-            elif month_usd + planned + c["est_usd"] > month_cap + 1e-12:
-                reason = ("budget.usd_per_month", f"evaluation budget: ${c['est_usd']:.4f} more would pass "
-                          f"${month_cap:g} this month (${month_usd:.4f} spent, ${planned:.4f} planned)")
-            if reason is not None:
-                out["skipped"].append({"model_id": m.id, "rule": reason[0], "reason": reason[1]})
-                out["decisions"].append(DecisionRecord(
-                    kind="skip", taken=False, use_case=name, model_id=m.id, rule=reason[0], summary=reason[1],
-                    numbers=c["numbers"], evidence=c["evidence"]).model_dump(mode="json"))
-                continue
-            planned += c["est_usd"]
-            why = {"intake.ranked_above_live": f"ranked #{c['rank']}, above the live model",
-                   "intake.clearly_cheaper": f"cheaper per request by more than {margin:.0%} (ratio "
-                                             f"{c['numbers']['cost_ratio']}); only an evaluation can say it is worse",
-                   "intake.inconclusive_retry": f"inconclusive before: again on {c['samples']} samples",
-                   "intake.changed_since_failure": c["evidence"][-1]}[c["rule"]]
-            out["evaluate"].append({"model_id": m.id, "rank": c["rank"], "samples": c["samples"],
-                                    "est_usd": c["est_usd"], "rule": c["rule"], "why": why})
-            out["decisions"].append(DecisionRecord(
-                kind="evaluate", use_case=name, model_id=m.id, rule=c["rule"],
-                summary=f"evaluate {m.id} against {live}: {why} (estimated ${c['est_usd']:.4f})",
-                numbers=c["numbers"], evidence=c["evidence"], fingerprint=c["fingerprint"]).model_dump(mode="json"))
-        out["budget"] = {"max_candidates_per_cycle": max_n, "max_usd_per_cycle": cycle_cap,
-                         "max_usd_per_month": month_cap, "spent_this_month_usd": round(month_usd, 6),
-                         "planned_usd": round(planned, 6), "cheaper_margin": margin}
+        _apply_budget(out, eligible, budget, month_usd, name, live)
         out["notes"] += list(ranking.notes)
     return out

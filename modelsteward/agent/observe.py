@@ -56,7 +56,8 @@ def _model_row(m: Model) -> dict[str, Any]:
 
 
 def _result_row(r: TestResult) -> dict[str, Any]:
-    keep = {k: v for k, v in (r.metrics or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
+    keep: dict[str, Any] = {k: v for k, v in (r.metrics or {}).items()
+                            if isinstance(v, (int, float, str, bool)) or v is None}
     gate_q = (((r.metrics or {}).get("gate") or {}).get("quality") or {}).get("value")
     if isinstance(gate_q, (int, float)) and "quality_ratio" not in keep:
         keep["quality_ratio"] = float(gate_q)  # candidate / baseline quality on the same items

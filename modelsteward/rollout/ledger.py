@@ -24,7 +24,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped]
 from sqlalchemy import select
 
 from modelsteward.storage.db import session_scope
