@@ -201,3 +201,22 @@ def test_an_evaluation_budget_above_its_bound_is_refused_naming_the_field(stewar
     assert (steward.registry.get_use_case(UC).config or {}) == before  # nothing changed
     with session_scope(steward.sessions) as s:
         assert list(s.scalars(select(Approval))) == []  # not even an approval was asked
+
+
+def test_models_that_cannot_beat_the_live_model_are_skipped_with_a_bounded_record(steward) -> None:  # type: ignore[no-untyped-def]
+    from modelsteward.agent.intake import MAX_SKIP_RECORDS, plan_intake
+    from modelsteward.agent.observe import observe_world
+
+    steward.registry.register_model("openai", "live-model", price_in_per_m="0.1", price_out_per_m="0.2",
+                                    context_length=32000)
+    steward.registry.add_use_case(UC, description="x", model=LIVE, weights={"quality": 0.0, "cost": 1.0, "latency": 0.0})
+    for i in range(MAX_SKIP_RECORDS + 5):  # all dearer than the live model, on a cost-only ranking
+        steward.registry.register_model("openai", f"dear-{i:02d}", price_in_per_m=str(5 + i), price_out_per_m="9",
+                                        context_length=32000)
+    entry = next(u for u in observe_world(steward, UC)["use_cases"])
+    plan = plan_intake(steward, UC, entry)
+    assert plan["evaluate"] == [] and plan["candidates"] == []
+    recs = [d for d in plan["decisions"] if d["rule"] == "intake.cannot_beat_live"]
+    assert len(recs) == MAX_SKIP_RECORDS + 1
+    assert recs[-1]["model_id"] is None and recs[-1]["numbers"] == {"count": 5}
+    assert all("cannot beat openai:live-model" in d["summary"] for d in recs[:-1])

@@ -199,3 +199,18 @@ def test_slo_switch_evaluates_an_untested_fallback_first_and_warns_without_one()
     assert not any(n == "deploy" for n, _ in calls(msg))
     assert any(r["kind"] == "switch" and not r["taken"] and r["rule"] == "slo.no_alternative"
                for r in msg.additional_kwargs["decisions"])
+
+
+def test_a_turned_down_switch_is_not_proposed_again_for_the_same_violation() -> None:
+    fb = model("openai:fb", test=PASS)
+    v = {**SLO, "at": "2026-12-01T08:00:00"}
+    no = {"id": 3, "action": "deploy", "model_id": "openai:fb", "status": "rejected", "at": "2026-12-01T08:10:00"}
+    o = obs(models=[model("openai:cur", status="current", price=2.0), fb], violations=[v], fallback=["openai:fb"],
+            declined_approvals=[no])
+    msg = plan(o)
+    assert "deploy" not in [n for n, _ in calls(msg)]
+    (rec,) = msg.additional_kwargs["decisions"]
+    assert rec["rule"] == "slo.switch_turned_down" and not rec["taken"] and "approval #3" in rec["summary"]
+    newer = {**v, "at": "2026-12-01T09:00:00"}  # a later violation: proposed again
+    o["use_cases"][0]["violations"] = [newer]
+    assert calls(plan(o))[0][0] == "deploy"

@@ -4,7 +4,8 @@ A model is a *candidate* when it passes the use case's compatibility filter (``c
 linked to the use case or not) and could beat the live model on the use case's weights: ranked
 above it by ``catalog/rank.py``, or clearly cheaper per request (by ``evaluation.cheaper_margin``)
 so that it would win if its quality matched; a price-tier quality prior is a guess, and only an
-evaluation says a cheap model is worse.
+evaluation says a cheap model is worse.  A fine-tune of the live model's line trained for this use
+case is always a candidate (its rank can only be a prior until it is evaluated).
 
 Which candidates are evaluated this cycle is bounded by the use case's *evaluation budget*
 (``config["evaluation"]``, hard bounds in ``policies/bounds.py``): at most
@@ -40,6 +41,7 @@ DEFAULT_SAMPLES = 20  # the evaluate tool's default sample of logged prompts
 MAX_EVAL_SAMPLES = 200  # re-evaluating an inconclusive candidate doubles its sample up to this
 _VERSION_KEYS = ("version", "revision", "sha", "digest", "last_modified", "modified_at")
 _PAID = ("paid",)
+MAX_SKIP_RECORDS = 20  # "cannot beat the live model" records per cycle; more are counted in one record
 
 
 def fingerprint(model: Model, live: str | None) -> dict[str, Any]:
@@ -205,21 +207,26 @@ def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any
             ratio = (cpr / live_cpr) if cpr is not None and live_cpr else None
             above = r.rank < live_rank
             cheaper = ratio is not None and ratio <= 1.0 - margin
+            # a fine-tune of the live model's line on this use case's traffic: its ranking can only be a
+            # prior (no eval, no feedback yet), and only an evaluation can tell whether it is better
+            own = (m.kind == "fine_tuned" and m.use_case_id == uc.id and live_m is not None
+                   and m.parent_model_id in {live, live_m.parent_model_id} - {None})
             nums: dict[str, Any] = {"rank": r.rank, "live_rank": live_rank if live in ranks else None,
                                     "score": r.score, "cost_per_request_usd": cpr,
                                     "live_cost_per_request_usd": live_cpr,
                                     "cost_ratio": None if ratio is None else round(ratio, 6)}
             ev = [f"rank #{r.rank}: {r.reason}"]
-            if not (above or cheaper):
+            if not (above or cheaper or own):
                 why = (f"cannot beat {live}: ranked #{r.rank} (live #{live_rank}) and not cheaper by "
                        f"{margin:.0%} per request" + (f" (cost ratio {ratio:.3g})" if ratio is not None else
                                                       " (cost unknown)"))
                 out["skipped"].append({"model_id": m.id, "rule": "intake.cannot_beat_live", "reason": why})
-                out["decisions"].append(DecisionRecord(kind="skip", taken=False, use_case=name, model_id=m.id,
-                                                       rule="intake.cannot_beat_live", summary=why, numbers=nums,
-                                                       evidence=ev).model_dump(mode="json"))
+                if len(out["skipped"]) <= MAX_SKIP_RECORDS:  # the nearest ones; the rest are counted below
+                    out["decisions"].append(DecisionRecord(kind="skip", taken=False, use_case=name, model_id=m.id,
+                                                           rule="intake.cannot_beat_live", summary=why, numbers=nums,
+                                                           evidence=ev).model_dump(mode="json"))
                 continue
-            rule = "intake.ranked_above_live" if above else "intake.clearly_cheaper"
+            rule = "intake.ranked_above_live" if above else "intake.clearly_cheaper" if cheaper else "intake.own_fine_tune"
             samples = configured
             t: TestResult | None = tests.get(m.id)
             if t is not None and t.baseline_model_id == live:
@@ -248,6 +255,13 @@ def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any
             eligible.append({"model": m, "rank": r.rank, "rule": rule, "samples": samples, "est_usd": est,
                              "numbers": {**nums, "est_eval_usd": est, "eval_requests": n}, "evidence": ev,
                              "fingerprint": fingerprint(m, live)})
+        beyond = sum(1 for x in out["skipped"] if x["rule"] == "intake.cannot_beat_live") - MAX_SKIP_RECORDS
+        if beyond > 0:
+            out["decisions"].append(DecisionRecord(
+                kind="skip", taken=False, use_case=name, rule="intake.cannot_beat_live",
+                summary=f"{beyond} more compatible models ranked below {live} and not cheaper by {margin:.0%}",
+                numbers={"count": beyond}).model_dump(mode="json"))
+            out["skipped"] = out["skipped"][:MAX_SKIP_RECORDS]  # the observation stays small for a planner
         _apply_budget(out, eligible, budget, month_usd, name, live)
         out["notes"] += list(ranking.notes)
     return out

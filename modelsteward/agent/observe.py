@@ -181,6 +181,13 @@ def observe_world(steward: Steward, use_case: str | None = None, *, with_intake:
                     "result_model_id": job.result_model_id, "at": job.created_at.isoformat(),
                 },
                 "pending_approvals": [a["id"] for a in out["pending_approvals"] if a["use_case_id"] == uc.id],
+                # what a person turned down lately (a switch is not proposed again for the same violation)
+                "declined_approvals": [
+                    {"id": a.id, "action": a.action, "model_id": (a.arguments or {}).get("model_id"), "status": a.status,
+                     "at": (a.decided_at or a.created_at).isoformat()}
+                    for a in s.scalars(select(Approval).where(Approval.use_case_id == uc.id,
+                                                              Approval.status.in_(("rejected", "expired")),
+                                                              Approval.created_at > now - VIOLATION_WINDOW))],
                 # promotions whose realised gain is not measured for good yet (the ledger, rollout/ledger.py)
                 "gains_due": [r.id for r in rollouts if r.state == "completed" and r.updated_at > now - GAINS_WINDOW
                               and not _final(gains.get(r.id))],

@@ -339,6 +339,16 @@ class PlaybookPlanner:
         evidence = [f"violation #{v.get('id')}: {v['policy']} measured {v.get('measured')} vs threshold "
                     f"{v.get('threshold')} on {cur}"]
         nums = {"measured": v.get("measured"), "threshold": v.get("threshold")}
+        turned_down = [a for a in uc.get("declined_approvals") or [] if a.get("action") == "deploy"
+                       and a.get("model_id") in alts and str(a.get("at") or "") >= str(v.get("at") or "")]
+        if turned_down:
+            a = turned_down[0]
+            t.decide(DecisionRecord(kind="switch", taken=False, use_case=name, model_id=a["model_id"],
+                                    rule="slo.switch_turned_down",
+                                    summary=f"a person {a['status']} the switch to {a['model_id']} (approval "
+                                            f"#{a['id']}) for this violation: warn only", numbers=nums,
+                                    evidence=[*evidence, f"approval #{a['id']} {a['status']}"]))
+            return None
         if alts:
             alt = alts[0]
             test = models[alt].get("latest_test") or {}
