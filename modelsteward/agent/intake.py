@@ -148,6 +148,7 @@ def _apply_budget(out: dict[str, Any], eligible: list[dict[str, Any]], budget: d
         why = {"intake.ranked_above_live": f"ranked #{c['rank']}, above the live model",
                "intake.clearly_cheaper": f"cheaper per request by more than {margin:.0%} (ratio "
                                          f"{c['numbers']['cost_ratio']}); only an evaluation can say it is worse",
+               "intake.own_fine_tune": "a fine-tune of the live model on this use case's traffic",
                "intake.inconclusive_retry": f"inconclusive before: again on {c['samples']} samples",
                "intake.changed_since_failure": c["evidence"][-1]}[c["rule"]]
         out["evaluate"].append({"model_id": m.id, "rank": c["rank"], "samples": c["samples"],
