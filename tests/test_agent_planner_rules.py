@@ -214,3 +214,20 @@ def test_a_turned_down_switch_is_not_proposed_again_for_the_same_violation() -> 
     newer = {**v, "at": "2026-12-01T09:00:00"}  # a later violation: proposed again
     o["use_cases"][0]["violations"] = [newer]
     assert calls(plan(o))[0][0] == "deploy"
+
+
+def test_rollout_results_become_decisions() -> None:
+    from modelsteward.agent.decisions import from_rollout_result
+
+    ro = {"id": 2, "candidate": "local:ft", "strategy": "canary", "step_index": 3, "weight": 100.0}
+    done_ = from_rollout_result("rollout_advance", {"use_case": "chat"},
+                                {"action": "completed", "message": "completed", "rollout": ro,
+                                 "analysis": {"outcome": "successful", "reasons": ["all checks passed"],
+                                              "candidate": {"requests": 40}}})
+    assert done_ is not None and (done_.kind, done_.rule, done_.numbers["candidate_requests"]) == ("promote", "rollout.successful", 40)
+    shadow = from_rollout_result("rollout_advance", {"use_case": "chat"},
+                                 {"action": "completed", "rollout": {**ro, "strategy": "shadow"}})
+    assert shadow is not None and shadow.kind == "advance"
+    back = from_rollout_result("rollout_advance", {"use_case": "chat"}, {"action": "rolled_back", "rollout": ro})
+    assert back is not None and back.kind == "rollback"
+    assert from_rollout_result("deploy", {}, {"action": "deployed"}) is None

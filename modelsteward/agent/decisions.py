@@ -88,6 +88,8 @@ def from_rollout_result(tool: str, args: dict[str, Any], payload: dict[str, Any]
     kind: DecisionKind
     kind, taken = _ROLLOUT_KIND[action]
     ro = payload.get("rollout") or {}
+    if kind == "promote" and ro.get("strategy") == "shadow":
+        kind = "advance"  # a shadow that passed moves on to a canary; nothing was promoted
     analysis = payload.get("analysis") or {}
     message = str(payload.get("message") or "")
     if kind == "rollback" and ("no gain" in message.lower() or "kept the current" in message.lower()):
