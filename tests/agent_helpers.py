@@ -98,11 +98,18 @@ def setup_use_case(steward: Steward, *, description: str = "test use case", cand
         reg.update_use_case(UC, config=config)
 
 
-def pass_eval(steward: Steward, model_id: str = CAND, baseline: str = STABLE) -> None:
+CHEAPER = {"verdict": "cheaper", "rule": "non-inferior (lcb 0.97 >= 0.95) and 50% cheaper per request",
+           "quality_ratio": 1.0, "quality_ratio_lcb": 0.97, "cost_ratio": 0.5, "method": "golden"}
+
+
+def pass_eval(steward: Steward, model_id: str = CAND, baseline: str = STABLE,
+              benefit: dict[str, Any] | None = CHEAPER) -> None:
+    """A passing evaluation (with the benefit the evaluation states; None: an old row without one)."""
     with session_scope(steward.sessions) as s:
         uc = s.query(UseCase).filter_by(name=UC).one()
         s.add(TestResult(use_case_id=uc.id, candidate_model_id=model_id, baseline_model_id=baseline, verdict="pass",
-                         passed=True, sample_count=50, metrics={}, reasons=[], created_at=utcnow()))
+                         passed=True, sample_count=50, metrics={"benefit": benefit} if benefit else {}, reasons=[],
+                         created_at=utcnow()))
 
 
 def routing(steward: Steward, use_case: str = UC) -> tuple[int, list[dict[str, Any]]]:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from modelsteward.agent import run_agent
 from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentRun, Approval, CatalogScan, TestResult, utcnow
+from modelsteward.storage.models import AgentRun, Approval, CatalogScan, RealisedGain, TestResult, utcnow
 
 UC = "story"
 CUR = "local:smollm2-135m-instruct"
@@ -105,9 +105,12 @@ def test_playbook_evaluates_rolls_out_stops_at_approval_and_resumes(steward) -> 
     tools = [(e["name"], e["args"].get("candidate")) for e in run.steps if e["kind"] == "tool"]
     deploy_at = tools.index(("deploy", None))
     # before the approval: exactly one evaluation; the resume ran the approved switch as its next step,
-    # did not repeat anything, re-planned and found nothing more to do
+    # did not repeat anything, opened the promotion's realised-gain entry, and found nothing more to do
     assert [t for t in tools[:deploy_at] if t[0] == "evaluate"] == [("evaluate", CAND)]
-    assert tools[deploy_at + 1:] == []
+    assert tools[deploy_at + 1:] == [("measure_gains", None)]
+    with session_scope(steward.sessions) as s:
+        (gain,) = list(s.scalars(select(RealisedGain)))
+        assert (gain.model_id, gain.previous_model_id, gain.verdict) == (CAND, CUR, "pending")
     assert "nothing more to do" in run.report
     checks = [c for e in run.steps if e["kind"] == "verify" for c in e["checks"] if c["name"] == "deploy"]
     assert [c["status"] for c in checks] == ["confirmed"]

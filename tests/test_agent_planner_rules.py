@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from modelsteward.agent import PlaybookPlanner, agent_toolset
-from modelsteward.agent.planners import better_or_cheaper
+from modelsteward.agent.planners import deploy_decision
 
 TOOLS = {k: v for k, v in agent_toolset().items() if k != "guard_check"}  # rule 0 tested on its own
 
@@ -41,7 +41,10 @@ def done(msg: AIMessage, payload: Any = None) -> list[Any]:
     return [msg, *[ToolMessage(content="ok", tool_call_id=c["id"], artifact=payload) for c in msg.tool_calls]]
 
 
-PASS = {"passed": True, "baseline": "openai:cur", "verdict": "pass", "metrics": {}}
+PASS = {"id": 4, "passed": True, "baseline": "openai:cur", "verdict": "pass", "samples": 40, "metrics": {}}
+CHEAPER = {**PASS, "metrics": {"benefit": {"verdict": "cheaper", "rule": "non-inferior and 75% cheaper",
+                                           "quality_ratio": 1.0, "quality_ratio_lcb": 0.97, "cost_ratio": 0.25,
+                                           "method": "golden"}}}
 
 
 def test_guard_check_comes_first_once() -> None:
@@ -93,7 +96,7 @@ def test_eval_arguments_come_from_the_use_case_config() -> None:
 
 
 def test_passing_cheaper_candidate_goes_shadow_then_canary() -> None:
-    cheap = model("openai:a", price=0.5, test=PASS)
+    cheap = model("openai:a", price=0.5, test=CHEAPER)
     o = obs(models=[model("openai:cur", status="current", price=2.0), cheap])
     hist = done(plan(o))  # rank
     assert calls(plan(o, hist)) == [("deploy", {"use_case": "chat", "model_id": "openai:a", "strategy": "shadow"})]
@@ -105,7 +108,7 @@ def test_no_rollout_for_a_dearer_equal_candidate_or_with_a_pending_approval() ->
     dear = model("openai:a", price=5.0, test=PASS)
     o = obs(models=[model("openai:cur", status="current", price=2.0), dear])
     assert calls(plan(o, done(plan(o)))) == []
-    better = {**dear, "latest_test": {**PASS, "metrics": {"quality_ratio": 1.2}}}
+    better = {**dear, "latest_test": {**PASS, "metrics": {"benefit": {"verdict": "better", "rule": "lcb > 1"}}}}
     o = obs(models=[model("openai:cur", status="current", price=2.0), better], pending_approvals=[7])
     assert calls(plan(o, done(plan(o)))) == []
 
@@ -141,8 +144,90 @@ def test_missing_tools_are_skipped_and_named() -> None:
     assert calls(msg) == [] and "tool rank missing" in str(msg.content)
 
 
-def test_better_or_cheaper() -> None:
+def test_a_rollout_needs_a_stated_benefit() -> None:
+    """Passed (non-inferior) is not enough: the evaluation must state cheaper or better; a missing
+    benefit (older rows) counts as none, even for a cheaper price.  A fine-tune may go to a canary."""
     cur = model("openai:cur", price=2.0)
-    assert better_or_cheaper(model("x", price=1.0, test=PASS), cur) == "cheaper (2 vs 4 USD per M in+out)"
-    assert better_or_cheaper(model("x", price=3.0, test={**PASS, "metrics": {"quality_ratio": 1.1}}), cur).startswith("better")
-    assert better_or_cheaper(model("x", price=3.0, test=PASS), cur) is None
+    d = deploy_decision(model("x", price=1.0, test=CHEAPER), cur, "chat")
+    assert d.taken and d.rule == "benefit.cheaper" and d.numbers["cost_ratio"] == 0.25
+    assert "test #4" in d.evidence[0]
+    assert deploy_decision(model("x", price=3.0, test={**PASS, "metrics": {"benefit": {"verdict": "better"}}}),
+                           cur, "chat").rule == "benefit.better"
+    for test in (PASS, {**PASS, "metrics": {"benefit": {"verdict": "none", "rule": "not cheaper by 10%"}}}):
+        d = deploy_decision(model("x", price=0.01, test=test), cur, "chat")
+        assert not d.taken and d.rule == "benefit.none"
+    ft = {**model("local:ft", kind="fine_tuned", test=PASS), "parent_model_id": "openai:cur"}
+    assert deploy_decision(ft, cur, "chat").rule == "benefit.fine_tune_canary"
+
+
+def test_no_benefit_is_a_declined_deploy_decision_in_the_message() -> None:
+    o = obs(models=[model("openai:cur", status="current", price=2.0), model("openai:a", price=0.5, test=PASS)])
+    msg = plan(o, done(plan(o)))
+    assert calls(msg) == []
+    recs = msg.additional_kwargs["decisions"]
+    assert [(r["kind"], r["taken"], r["rule"], r["model_id"]) for r in recs] == [("deploy", False, "benefit.none", "openai:a")]
+
+
+def test_fine_tune_goes_to_canary_not_full() -> None:
+    ft = {**model("local:ft", kind="fine_tuned", test=PASS), "parent_model_id": "openai:cur"}
+    o = obs(models=[model("openai:cur", status="current", price=2.0), ft], agent_config={"rollout_strategy": "full"})
+    assert calls(plan(o, done(plan(o)))) == [("deploy", {"use_case": "chat", "model_id": "local:ft", "strategy": "canary"})]
+
+
+SLO = {"id": 9, "policy": "slo_error_rate", "severity": "warn", "model_id": "openai:cur", "handled": False,
+       "measured": 0.6, "threshold": 0.05, "action": "warn"}
+
+
+def test_slo_violation_on_the_live_model_proposes_a_switch_to_a_passing_fallback() -> None:
+    fb = model("openai:fb", test=PASS)
+    o = obs(models=[model("openai:cur", status="current", price=2.0), fb], violations=[SLO], fallback=["openai:fb"])
+    msg = plan(o)
+    ((name, args),) = calls(msg)
+    assert name == "deploy" and args["model_id"] == "openai:fb" and args["strategy"] == "full"
+    assert "slo_error_rate" in args["reason"] and "violation #9" in args["reason"]
+    (rec,) = msg.additional_kwargs["decisions"]
+    assert rec["kind"] == "switch" and rec["rule"] == "slo.switch" and rec["numbers"]["measured"] == 0.6
+
+
+def test_slo_switch_evaluates_an_untested_fallback_first_and_warns_without_one() -> None:
+    o = obs(models=[model("openai:cur", status="current"), model("openai:fb")], violations=[SLO], fallback=["openai:fb"])
+    assert calls(plan(o)) == [("evaluate", {"use_case": "chat", "candidate": "openai:fb"})]
+    sick = {**SLO, "id": 10, "model_id": "openai:fb"}  # the fallback breaks an SLO too: not healthy
+    o = obs(models=[model("openai:cur", status="current"), model("openai:fb", test=PASS)], violations=[SLO, sick],
+            fallback=["openai:fb"])
+    msg = plan(o)
+    assert not any(n == "deploy" for n, _ in calls(msg))
+    assert any(r["kind"] == "switch" and not r["taken"] and r["rule"] == "slo.no_alternative"
+               for r in msg.additional_kwargs["decisions"])
+
+
+def test_a_turned_down_switch_is_not_proposed_again_for_the_same_violation() -> None:
+    fb = model("openai:fb", test=PASS)
+    v = {**SLO, "at": "2026-12-01T08:00:00"}
+    no = {"id": 3, "action": "deploy", "model_id": "openai:fb", "status": "rejected", "at": "2026-12-01T08:10:00"}
+    o = obs(models=[model("openai:cur", status="current", price=2.0), fb], violations=[v], fallback=["openai:fb"],
+            declined_approvals=[no])
+    msg = plan(o)
+    assert "deploy" not in [n for n, _ in calls(msg)]
+    (rec,) = msg.additional_kwargs["decisions"]
+    assert rec["rule"] == "slo.switch_turned_down" and not rec["taken"] and "approval #3" in rec["summary"]
+    newer = {**v, "at": "2026-12-01T09:00:00"}  # a later violation: proposed again
+    o["use_cases"][0]["violations"] = [newer]
+    assert calls(plan(o))[0][0] == "deploy"
+
+
+def test_rollout_results_become_decisions() -> None:
+    from modelsteward.agent.decisions import from_rollout_result
+
+    ro = {"id": 2, "candidate": "local:ft", "strategy": "canary", "step_index": 3, "weight": 100.0}
+    done_ = from_rollout_result("rollout_advance", {"use_case": "chat"},
+                                {"action": "completed", "message": "completed", "rollout": ro,
+                                 "analysis": {"outcome": "successful", "reasons": ["all checks passed"],
+                                              "candidate": {"requests": 40}}})
+    assert done_ is not None and (done_.kind, done_.rule, done_.numbers["candidate_requests"]) == ("promote", "rollout.successful", 40)
+    shadow = from_rollout_result("rollout_advance", {"use_case": "chat"},
+                                 {"action": "completed", "rollout": {**ro, "strategy": "shadow"}})
+    assert shadow is not None and shadow.kind == "advance"
+    back = from_rollout_result("rollout_advance", {"use_case": "chat"}, {"action": "rolled_back", "rollout": ro})
+    assert back is not None and back.kind == "rollback"
+    assert from_rollout_result("deploy", {}, {"action": "deployed"}) is None

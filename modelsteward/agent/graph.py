@@ -28,6 +28,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
+from modelsteward.agent.decisions import DecisionRecord, collect, from_rollout_result, persist
 from modelsteward.agent.observe import observe_world
 from modelsteward.agent.planners import Planner
 from modelsteward.agent.report import render_report
@@ -116,10 +117,15 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
                 a.thread_id, a.agent_run_id = rt.thread_id, rt.run_id
 
     def observe(state: AgentState) -> dict[str, Any]:
-        obs = observe_world(rt.steward, state.get("use_case"))
-        return {"observation": obs, "queue": [], "awaiting": [], "executed": [],
+        obs = observe_world(rt.steward, state.get("use_case"), with_intake=state.get("mode") != "chat")
+        intake = {u["name"]: u["intake"] for u in obs["use_cases"] if "intake" in u}
+        for u in obs["use_cases"]:  # planners see the plan; the decision records go to the journal once
+            if "intake" in u:
+                u["intake"] = {k: v for k, v in u["intake"].items() if k not in ("decisions", "candidates")}
+        decided = [{"kind": "decision", "record": r} for plan in intake.values() for r in plan.get("decisions", [])]
+        return {"observation": obs, "intake": intake, "queue": [], "awaiting": [], "executed": [],
                 "journal": [{"kind": "observe", "at": obs["at"], "use_cases": [u["name"] for u in obs["use_cases"]],
-                             "errors": obs["errors"]}]}
+                             "errors": obs["errors"]}, *decided]}
 
     def plan(state: AgentState) -> dict[str, Any]:
         step = state.get("step", 0)
@@ -131,7 +137,8 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
                  "calls": [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in msg.tool_calls]
                  + [{"id": c["id"], "name": c.get("name"), "args": c.get("args"), "invalid": c.get("error")}
                     for c in msg.invalid_tool_calls]}
-        out: dict[str, Any] = {"messages": [msg], "step": step + 1, "journal": [entry]}
+        decided = [{"kind": "decision", "record": r} for r in (msg.additional_kwargs or {}).get("decisions") or []]
+        out: dict[str, Any] = {"messages": [msg], "step": step + 1, "journal": [entry, *decided]}
         if not msg.tool_calls and not msg.invalid_tool_calls:
             out["outcome"] = "done"
         return out
@@ -243,10 +250,15 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
             entry.update(ok=True, result=to_json_text(payload, 2000),
                          seconds=round((utcnow() - started).total_seconds(), 3))
             mutating = rt.tools[name].mutating
-            return {"queue": rest, "messages": [msg], "journal": [entry],
+            outcome = from_rollout_result(name, item["args"], payload) if isinstance(payload, dict) else None
+            journal = [entry] + ([{"kind": "decision", "record": outcome.model_dump(mode="json")}] if outcome else [])
+            if name == "evaluate":  # what it was evaluated as (its fingerprint) is stored now, not at the report
+                persist(rt.steward, rt.run_id, collect([*state.get("journal", []), *journal]))
+            return {"queue": rest, "messages": [msg], "journal": journal,
                     "executed": [*state.get("executed", []), {**item, "mutating": mutating}]}
         entry.update(ok=False, error=str(err)[:1000])
-        return {"queue": rest, "messages": [msg], "journal": [entry],
+        failed = _failed_evaluation(name, item["args"], str(err))
+        return {"queue": rest, "messages": [msg], "journal": [entry, *failed],
                 "executed": [*state.get("executed", []), {**item, "mutating": False, "failed": True}]}
 
     def verify(state: AgentState) -> dict[str, Any]:
@@ -257,6 +269,7 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
 
     def report(state: AgentState) -> dict[str, Any]:
         text = render_report(state, rt)
+        persist(rt.steward, rt.run_id, collect(state.get("journal", [])))
         with session_scope(rt.steward.sessions) as s:
             run = s.get(AgentRun, rt.run_id)
             if run is not None:
@@ -283,6 +296,16 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
     if missing:
         raise ConfigError(f"Agent graph lacks node(s) {sorted(missing)}.")
     return g.compile(checkpointer=checkpointer, name="steward-agent")
+
+
+def _failed_evaluation(name: str, args: dict[str, Any], err: str) -> list[dict[str, Any]]:
+    """An evaluation that did not run is not a decision taken: its record says so (no fingerprint kept)."""
+    if name != "evaluate":
+        return []
+    model = args.get("model_id") or args.get("candidate") or args.get("model")
+    rec = DecisionRecord(kind="evaluate", taken=False, use_case=args.get("use_case"), model_id=model,
+                         rule="evaluate.failed", summary=f"the evaluation of {model} did not run: {err}"[:500])
+    return [{"kind": "decision", "record": rec.model_dump(mode="json")}]
 
 
 def _uc_of(obs: dict[str, Any], name: str | None) -> dict[str, Any]:

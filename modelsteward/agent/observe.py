@@ -20,6 +20,7 @@ from modelsteward.storage.models import (
     FineTuningJob,
     GuardrailViolation,
     Model,
+    RealisedGain,
     Rollout,
     TestResult,
     UseCase,
@@ -35,6 +36,13 @@ VIOLATION_WINDOW = dt.timedelta(hours=24)
 _HANDLED = ("pause", "paused", "rollback", "rolled_back", "disable", "disabled", "aborted")
 
 
+GAINS_WINDOW = dt.timedelta(days=90)
+
+
+def _final(g: RealisedGain | None) -> bool:
+    return g is not None and g.verdict != "pending" and g.promoted_at + dt.timedelta(hours=g.window_hours) <= g.updated_at
+
+
 def _f(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -48,10 +56,14 @@ def _model_row(m: Model) -> dict[str, Any]:
 
 
 def _result_row(r: TestResult) -> dict[str, Any]:
-    keep = {k: v for k, v in (r.metrics or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
+    keep: dict[str, Any] = {k: v for k, v in (r.metrics or {}).items()
+                            if isinstance(v, (int, float, str, bool)) or v is None}
     gate_q = (((r.metrics or {}).get("gate") or {}).get("quality") or {}).get("value")
     if isinstance(gate_q, (int, float)) and "quality_ratio" not in keep:
         keep["quality_ratio"] = float(gate_q)  # candidate / baseline quality on the same items
+    benefit = (r.metrics or {}).get("benefit")
+    if isinstance(benefit, dict):
+        keep["benefit"] = {k: v for k, v in benefit.items() if isinstance(v, (int, float, str, bool)) or v is None}
     return {
         "id": r.id, "candidate": r.candidate_model_id, "baseline": r.baseline_model_id, "verdict": r.verdict,
         "passed": bool(r.passed), "samples": r.sample_count, "metrics": keep, "at": r.created_at.isoformat(),
@@ -68,8 +80,27 @@ def _feedback_counts(steward: Steward, name: str, since: dt.datetime | None) -> 
     return {"logs": int(rows[0]["n"] or 0), "high_feedback": int(rows[0]["high"] or 0)} if rows else {}
 
 
-def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, Any]:
-    """The use cases (or just ``use_case``) with routing, candidates, tests, rollouts, violations."""
+def _add_intake(steward: Steward, out: dict[str, Any]) -> None:
+    """Candidate intake per use case (``entry["intake"]``); unlinked candidates join ``entry["models"]``."""
+    from modelsteward.agent.intake import plan_intake
+
+    for entry in out["use_cases"]:
+        try:
+            entry["intake"] = plan_intake(steward, entry["name"], entry)
+        except Exception as exc:  # noqa: BLE001 - reported; the planner falls back to the linked candidates
+            out["errors"].append(f"intake for {entry['name']}: {type(exc).__name__}: {exc}"[:300])
+            continue
+        have = {m["id"] for m in entry["models"]}
+        extra = [c for c in entry["intake"]["candidates"] if c not in have]
+        if extra:
+            with session_scope(steward.sessions) as s:
+                for m in s.scalars(select(Model).where(Model.id.in_(extra)).order_by(Model.id)):
+                    entry["models"].append({**_model_row(m), "latest_test": None, "shadow_passed": False})
+
+
+def observe_world(steward: Steward, use_case: str | None = None, *, with_intake: bool = False) -> dict[str, Any]:
+    """The use cases (or just ``use_case``) with routing, candidates, tests, rollouts, violations;
+    ``with_intake``: also the candidate intake plan (ranks the registry: the observe node asks once per run)."""
     reg = steward.registry
     now = utcnow()
     errors: list[str] = []
@@ -96,16 +127,20 @@ def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, An
             dep = reg.deployment(uc.name)
             live = reg.routing_table(dep)
             current = max((a for a in live if a["role"] == "primary"), key=lambda a: a["weight"], default=None)
-            models = [m for m in s.scalars(select(Model).order_by(Model.id))
-                      if m.use_case_id == uc.id or any(a["model_id"] == m.id for a in live)]
             results = list(s.scalars(
                 select(TestResult).where(TestResult.use_case_id == uc.id).order_by(TestResult.id.desc()).limit(200)))
             latest: dict[str, dict[str, Any]] = {}
             for r in results:
                 latest.setdefault(r.candidate_model_id, _result_row(r))
+            fallback = [str(x) for x in (uc.fallback or [])]
+            # linked, live, fallback, or evaluated on this use case (an unlinked candidate the intake found)
+            models = [m for m in s.scalars(select(Model).order_by(Model.id))
+                      if m.use_case_id == uc.id or any(a["model_id"] == m.id for a in live)
+                      or m.id in latest or m.id in fallback]
             rollouts = list(s.scalars(
                 select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc()).limit(10)))
             active = [r for r in rollouts if r.state in ACTIVE_ROLLOUT_STATES]
+            gains = {g.rollout_id: g for g in s.scalars(select(RealisedGain).where(RealisedGain.use_case_id == uc.id))}
             viols = list(s.scalars(
                 select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc.id,
                                                  GuardrailViolation.created_at > now - VIOLATION_WINDOW)
@@ -119,6 +154,7 @@ def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, An
                 "allocations": live,
                 "deployment_version": dep.version,
                 "agent_config": dict((uc.config or {}).get("agent") or {}),
+                "fallback": fallback,
                 "models": [{**_model_row(m), "latest_test": latest.get(m.id),
                             "shadow_passed": ((m.meta or {}).get("shadow_passed") or {}).get("use_case") == uc.name}
                            for m in models],
@@ -134,6 +170,7 @@ def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, An
                 "violations": [
                     {"id": v.id, "policy": v.policy, "severity": v.severity, "model_id": v.model_id,
                      "measured": v.measured, "threshold": v.threshold, "action": v.action,
+                     "details": {k: x for k, x in (v.details or {}).items() if isinstance(x, (int, float, str, bool))},
                      "handled": bool((v.details or {}).get("handled")) or v.action in _HANDLED or v.action.startswith("covered"), "at": v.created_at.isoformat()}
                     for v in viols
                 ],
@@ -142,8 +179,20 @@ def observe_world(steward: Steward, use_case: str | None = None) -> dict[str, An
                     "result_model_id": job.result_model_id, "at": job.created_at.isoformat(),
                 },
                 "pending_approvals": [a["id"] for a in out["pending_approvals"] if a["use_case_id"] == uc.id],
+                # what a person turned down lately (a switch is not proposed again for the same violation)
+                "declined_approvals": [
+                    {"id": a.id, "action": a.action, "model_id": (a.arguments or {}).get("model_id"), "status": a.status,
+                     "at": (a.decided_at or a.created_at).isoformat()}
+                    for a in s.scalars(select(Approval).where(Approval.use_case_id == uc.id,
+                                                              Approval.status.in_(("rejected", "expired")),
+                                                              Approval.created_at > now - VIOLATION_WINDOW))],
+                # promotions whose realised gain is not measured for good yet (the ledger, rollout/ledger.py)
+                "gains_due": [r.id for r in rollouts if r.state == "completed" and r.updated_at > now - GAINS_WINDOW
+                              and not _final(gains.get(r.id))],
             }
             out["use_cases"].append(entry)
+    if with_intake:
+        _add_intake(steward, out)
     for entry in out["use_cases"]:
         # "new" feedback: since the last fine-tune or the end of the last rollout, whichever is later
         # (after a promotion or a rollback, what users said about the previous set-up is spent)

@@ -10,23 +10,37 @@ why a prompt injection in a catalog description cannot steer it.  Per use case, 
 0. ``guard_check`` once per run (records violations and acts on them);
 1. unhandled violations of severity rollback/disable -> ``rollout_abort`` (active rollout) or
    ``rollback``;
+1b. an open ``slo_*`` violation on the *live* model (no rollout running) -> a switch: ``deploy``
+   (``config["agent"]["switch_strategy"]``, default full, which policy sends to a person) of a
+   healthy alternative that passed its evaluation against the live model (a fallback first, then
+   any candidate); a healthy fallback without such an evaluation is evaluated first; with no
+   alternative, a declined ``switch`` decision (warn only);
 2. an active (waiting) rollout -> ``rollout_advance`` once per run: the rollout tool analyses the
    live step against the stable model and advances, rolls back or waits (a paused rollout is left
    to a person);
+2b. a completed rollout (90 days) whose realised gain is not measured for good -> ``measure_gains``
+   (once per run; the tool raises a violation when the realised gain contradicts the stated one);
 3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
-4. ``rank`` the use case (once per run);
-5. ``evaluate`` up to two top-ranked untested candidates (no test against the current model), and
-   re-evaluate an inconclusive one on twice the sample (up to ``MAX_EVAL_SAMPLES``);
+5. ``evaluate`` the candidates of this run's *candidate intake* (``agent/intake.py``: every
+   compatible registered model, linked or not, ranked above the live model or clearly cheaper,
+   within the use case's evaluation budget, cheapest to test first; an inconclusive one again on
+   twice the sample).  Without an intake plan (chat turns): ``rank``, then up to two linked
+   untested candidates;
 6. (unless the last fine-tune's model is still a candidate or in a rollout) at least
    ``FINE_TUNE_MIN_FEEDBACK`` (or ``config["agent"]["fine_tune_min_feedback"]``) new
    high-feedback logs since the last fine-tune or the end of the last rollout (whichever is later;
    never in the run that ended a rollout) -> ``build_dataset`` then ``fine_tune`` of a
    self-hosted base on that dataset (``config["agent"]["fine_tune"]``: extra arguments);
 7. no rollout, no pending approval, a candidate whose latest test against the current model
-   passed and that is better or cheaper -> ``deploy``: ``shadow`` first, ``canary`` once the
-   candidate passed shadow on this use case.  A use case may set
-   ``config["agent"]["rollout_strategy"]`` (shadow | canary | full; full always needs an approval
-   by policy) and ``config["agent"]["evaluate"]`` (extra ``evaluate`` arguments, e.g. samples).
+   passed (non-inferior and safe) *and* states a benefit (``metrics["benefit"]["verdict"]`` cheaper
+   or better; none when missing) -> ``deploy``: ``shadow`` first, ``canary`` once the candidate
+   passed shadow on this use case.  A non-inferior fine-tune of the current line may go to a
+   canary without one: its promotion then needs an online feedback gain (enforced by the rollout).
+   A use case may set ``config["agent"]["rollout_strategy"]`` (shadow | canary | full; full always
+   needs an approval by policy) and ``config["agent"]["evaluate"]`` (extra ``evaluate`` arguments).
+
+Every decision taken or declined is a :class:`~modelsteward.agent.decisions.DecisionRecord`
+attached to the planner's message (``additional_kwargs["decisions"]``) and journaled by the graph.
 
 Rules whose tool is not registered are skipped (and named in the report), so the playbook
 works with whatever areas are installed.
@@ -42,18 +56,20 @@ from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
+from modelsteward.agent.decisions import DecisionRecord
+from modelsteward.agent.intake import MAX_EVAL_SAMPLES
 from modelsteward.agent.observe import HIGH_FEEDBACK
 from modelsteward.agent.state import AgentState
 from modelsteward.tools.base import ToolSpec
 
-__all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "fit_args", "better_or_cheaper", "PLAYBOOK_TOOLS",
-           "FINE_TUNE_MIN_FEEDBACK"]
+__all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "fit_args", "benefit_of", "deploy_decision",
+           "PLAYBOOK_TOOLS", "FINE_TUNE_MIN_FEEDBACK", "MAX_EVAL_SAMPLES"]
 
 FINE_TUNE_MIN_FEEDBACK = 200
 EVALS_PER_RUN = 2
-MAX_EVAL_SAMPLES = 200  # re-evaluating an inconclusive candidate doubles its sample up to this
 PLAYBOOK_TOOLS = (
-    "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort", "rollback",
+    "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort",
+    "rollback", "measure_gains",
 )
 
 # canonical argument -> field names a tool's input model may use for it
@@ -157,40 +173,75 @@ def _ranked_ids(payload: Any) -> list[str]:
     return ids
 
 
-def _price(m: dict[str, Any]) -> float | None:
-    if m.get("price_in_per_m") is None and m.get("price_out_per_m") is None:
-        return None
-    return float(m.get("price_in_per_m") or 0) + float(m.get("price_out_per_m") or 0)
+def benefit_of(test: dict[str, Any] | None) -> dict[str, Any]:
+    """The evaluation's stated benefit (``metrics["benefit"]``); a row without one (older evaluations) has none."""
+    b = ((test or {}).get("metrics") or {}).get("benefit")
+    if not isinstance(b, dict) or b.get("verdict") not in ("cheaper", "better", "none"):
+        return {"verdict": "none", "rule": "no benefit recorded by the evaluation"}
+    return b
 
 
-def _quality_gain(test: dict[str, Any]) -> float | None:
-    mt = test.get("metrics") or {}
-    for ratio in ("quality_ratio", "relative_quality"):
-        if isinstance(mt.get(ratio), (int, float)):
-            return float(mt[ratio]) - 1.0
-    cand = next((mt[k] for k in ("candidate_quality", "quality_candidate", "quality") if isinstance(mt.get(k), (int, float))), None)
-    base = next((mt[k] for k in ("baseline_quality", "quality_baseline", "current_quality") if isinstance(mt.get(k), (int, float))), None)
-    if cand is not None and base is not None:
-        return float(cand) - float(base)
-    return None
+def deploy_decision(cand: dict[str, Any], current: dict[str, Any] | None, use_case: str) -> DecisionRecord:
+    """Whether a candidate that passed its evaluation against the live model earns a rollout.
 
-
-def better_or_cheaper(cand: dict[str, Any], current: dict[str, Any] | None,
-                      config: dict[str, Any] | None = None) -> str | None:
-    """Why a passing candidate is worth a rollout ('better' / 'cheaper' / a specialised fine-tune), or None."""
+    Passed = non-inferior and safe.  A rollout needs a benefit (``cheaper`` or ``better``, stated with
+    its evidence by the evaluation); a fine-tune of the current line that is non-inferior may go to a
+    canary, where its promotion needs an online feedback gain (the rollout enforces that)."""
     test = cand.get("latest_test") or {}
-    gain = _quality_gain(test)
-    if gain is not None and gain > 0.0:
-        return f"better (quality gain {gain:+.3f})"
-    if (config or {}).get("rollout_fine_tunes_on_pass") and current is not None and cand.get("kind") == "fine_tuned" \
-            and cand.get("parent_model_id") in (current.get("id"), current.get("parent_model_id")):
-        return "a fine-tune of the current model on this use case's own traffic that passed the gate"
-    pc, pb = _price(cand), _price(current) if current else None
-    if pc is not None and pb is not None and pc < pb:
-        return f"cheaper ({pc:g} vs {pb:g} USD per M in+out)"
-    if pc == 0 and pb is None and current is not None and current.get("kind") == "paid":
-        return "cheaper (self-hosted)"
-    return None
+    b = benefit_of(test)
+    nums: dict[str, Any] = {k: b.get(k) for k in ("quality_ratio", "quality_ratio_lcb", "cost_ratio")
+                            if isinstance(b.get(k), (int, float)) or b.get(k) is None}
+    ev = [f"test #{test.get('id')} ({test.get('verdict')}, {test.get('samples')} samples) vs {test.get('baseline')}"]
+    if b.get("method"):
+        ev.append(f"quality method: {b['method']}")
+    if b.get("verdict") in ("cheaper", "better"):
+        return DecisionRecord(kind="deploy", use_case=use_case, model_id=cand["id"], rule=f"benefit.{b['verdict']}",
+                              summary=f"{cand['id']} passed and is {b['verdict']}: {b.get('rule', '')}".strip(),
+                              numbers=nums, evidence=ev)
+    line = {current.get("id"), current.get("parent_model_id")} - {None} if current else set()
+    if cand.get("kind") == "fine_tuned" and (not line or cand.get("parent_model_id") in line):
+        return DecisionRecord(kind="deploy", use_case=use_case, model_id=cand["id"], rule="benefit.fine_tune_canary",
+                              summary=f"{cand['id']} is a non-inferior fine-tune: canary, promoted only on a "
+                                      "significant online feedback gain", numbers=nums, evidence=ev)
+    return DecisionRecord(kind="deploy", taken=False, use_case=use_case, model_id=cand["id"], rule="benefit.none",
+                          summary=f"{cand['id']} passed (non-inferior) but shows no benefit: kept the current model"
+                                  + (f" ({b.get('rule')})" if b.get("rule") else ""), numbers=nums, evidence=ev)
+
+
+class _Turn:
+    """What one planning turn knows: the calls and results so far, notes, and the decisions it records."""
+
+    def __init__(self, state: AgentState, tools: dict[str, ToolSpec]) -> None:
+        self.tools = tools
+        self.called = _called(state)
+        self.done = {(c["name"], _arg(c, "use_case"), _arg(c, "model")) for c in self.called}
+        self.results = _results(state)
+        self.notes: list[str] = []
+        self.decisions: list[dict[str, Any]] = []
+        obs = state.get("observation") or {}
+        self._pending = {(a["action"], json.dumps(a["arguments"], sort_keys=True, default=str))
+                         for a in obs.get("pending_approvals", [])}
+
+    def has(self, name: str) -> bool:
+        if name in self.tools:
+            return True
+        if f"tool {name} missing" not in self.notes:
+            self.notes.append(f"tool {name} missing")
+        return False
+
+    def once(self, name: str, uc: str | None, model: str | None = None) -> bool:
+        return (name, uc, model) not in self.done
+
+    def pending(self, name: str, args: dict[str, Any]) -> bool:
+        return (name, json.dumps(args, sort_keys=True, default=str)) in self._pending
+
+    def decide(self, record: DecisionRecord) -> None:
+        """Record a decision with the message this turn returns (intake records are journaled by observe)."""
+        self.decisions.append(record.model_dump(mode="json"))
+
+    def msg(self, calls: list[dict[str, Any]], why: str) -> AIMessage:
+        extra = {"decisions": self.decisions} if self.decisions else {}
+        return AIMessage(content=why, tool_calls=calls, additional_kwargs=extra, id=f"pb_{uuid.uuid4().hex[:12]}")
 
 
 class PlaybookPlanner:
@@ -204,140 +255,239 @@ class PlaybookPlanner:
 
     def plan(self, state: AgentState, tools: dict[str, ToolSpec]) -> AIMessage:
         obs = state.get("observation") or {}
-        called = _called(state)
-        done = {(c["name"], _arg(c, "use_case"), _arg(c, "model")) for c in called}
-        results = _results(state)
-        notes: list[str] = []
-
-        def has(name: str) -> bool:
-            if name in tools:
-                return True
-            if f"tool {name} missing" not in notes:
-                notes.append(f"tool {name} missing")
-            return False
-
-        def once(name: str, uc: str | None, model: str | None = None) -> bool:
-            return (name, uc, model) not in done
-
-        pending_actions = {(a["action"], json.dumps(a["arguments"], sort_keys=True, default=str))
-                           for a in obs.get("pending_approvals", [])}
-
-        def pending(name: str, args: dict[str, Any]) -> bool:
-            return (name, json.dumps(args, sort_keys=True, default=str)) in pending_actions
-
+        t = _Turn(state, tools)
         # 0. guardrails first: records violations and acts on them (warn, pause, roll back)
-        if "guard_check" in tools and not any(c["name"] == "guard_check" for c in called):
-            return self._msg([_call("guard_check", fit_args(tools["guard_check"], use_case=state.get("use_case")))],
-                             "check guardrails on recent traffic")
+        if "guard_check" in tools and not any(c["name"] == "guard_check" for c in t.called):
+            return t.msg([_call("guard_check", fit_args(tools["guard_check"], use_case=state.get("use_case")))],
+                         "check guardrails on recent traffic")
         for uc in obs.get("use_cases", []):
-            name = uc["name"]
+            msg = self._violations(t, uc) or self._switch(t, uc)
+            if msg is not None:
+                return msg
             active = uc.get("rollouts") or []
-            # 1. violations
-            severe = [v for v in uc.get("violations", []) if not v["handled"] and v["severity"] in ("rollback", "disable")]
-            if severe:
-                tool = "rollout_abort" if active else "rollback"
-                if has(tool) and once(tool, name):
-                    why = f"violation {severe[0]['policy']} ({severe[0]['severity']}) on {severe[0]['model_id']}"
-                    args = fit_args(tools[tool], use_case=name, reason=why)
-                    if not pending(tool, args):
-                        return self._msg([_call(tool, args)], f"{name}: {why}")
-            # 2. active rollout: rollout_advance analyses the step and advances, rolls back or waits
-            if active:
-                ro = active[0]
+            if active:  # 2. rollout_advance analyses the step and advances, rolls back or waits
+                name, ro = uc["name"], active[0]
                 if ro["state"] == "paused":
-                    notes.append(f"{name}: rollout {ro['id']} is paused (needs a person: rollout advance --resume)")
-                elif has("rollout_advance") and once("rollout_advance", name):
+                    t.notes.append(f"{name}: rollout {ro['id']} is paused (needs a person: rollout advance --resume)")
+                elif t.has("rollout_advance") and t.once("rollout_advance", name):
                     args = fit_args(tools["rollout_advance"], use_case=name)
-                    if not pending("rollout_advance", args):
-                        return self._msg([_call("rollout_advance", args)],
-                                         f"{name}: analyse rollout {ro['id']} ({ro['strategy']}, step {ro['step_index']})")
-                continue  # one change at a time per use case while a rollout runs
+                    if not t.pending("rollout_advance", args):
+                        return t.msg([_call("rollout_advance", args)],
+                                     f"{name}: analyse rollout {ro['id']} ({ro['strategy']}, step {ro['step_index']})")
+            # 2b. promotions whose realised gain is not measured for good: measure (a contradiction is raised)
+            if uc.get("gains_due") and "measure_gains" in tools and t.once("measure_gains", uc["name"]):
+                return t.msg([_call("measure_gains", fit_args(tools["measure_gains"], use_case=uc["name"]))],
+                             f"{uc['name']}: measure the realised gain of rollout(s) {uc['gains_due']}")
         for uc in obs.get("use_cases", []):
-            name = uc["name"]
-            if (uc.get("rollouts") or []):
-                continue
+            if uc.get("rollouts") or []:
+                continue  # one change at a time per use case while a rollout runs
             # 3. scan
-            if obs.get("catalog", {}).get("stale") and has("scan") and not any(c["name"] == "scan" for c in called):
-                args = fit_args(tools["scan"], use_case=state.get("use_case"))
-                return self._msg([_call("scan", args)], "catalog is stale: scan")
-            # 4. rank
-            candidates = [m for m in uc.get("models", []) if m["id"] != uc.get("current_model")
-                          and m["status"] in ("discovered", "candidate", "evaluating")]
-            if candidates and has("rank") and once("rank", name):
-                return self._msg([_call("rank", fit_args(tools["rank"], use_case=name))], f"{name}: rank candidates")
-            # 5. evaluate top-ranked untested candidates
-            ranked = next((_ranked_ids(_payload(m)) for c, m in reversed(results)
-                           if c["name"] == "rank" and _arg(c, "use_case") == name and _payload(m)), [])
-            order = {mid: i for i, mid in enumerate(ranked)}
-            by_rank = sorted(candidates, key=lambda m: (order.get(m["id"], len(order)), m["id"]))
-            evaluated = [c for c in called if c["name"] == "evaluate" and _arg(c, "use_case") == name]
-            if uc.get("current_model") and has("evaluate") and len(evaluated) < EVALS_PER_RUN:
-                extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
-                configured = int(extra.get("samples") or 20)
-                for m in by_rank:
-                    t = m.get("latest_test")
-                    untested = t is None or t.get("baseline") != uc["current_model"]
-                    # an inconclusive verdict means "too few samples to tell": ask again with twice as many,
-                    # once (a sample already twice the configured size, or the cap, is not asked again)
-                    retry = (not untested and t is not None and t.get("verdict") == "inconclusive"
-                             and int(t.get("samples") or 0) < min(2 * configured, MAX_EVAL_SAMPLES))
-                    if (untested or retry) and once("evaluate", name, m["id"]):
-                        args = {**fit_args(tools["evaluate"], use_case=name, model=m["id"]),
-                                **{k: v for k, v in extra.items() if k in tools["evaluate"].input_model.model_fields}}
-                        why = f"{name}: evaluate untested candidate {m['id']}"
-                        if retry and "samples" in tools["evaluate"].input_model.model_fields:
-                            args["samples"] = min(MAX_EVAL_SAMPLES, max(configured, int(t.get("samples") or 0)) * 2)
-                            why = (f"{name}: {m['id']} was inconclusive on {t.get('samples')} samples: "
-                                   f"evaluate again on {args['samples']}")
-                        return self._msg([_call("evaluate", args)], why)
-            # 6. fine-tune on new high-feedback logs
-            fb = (uc.get("new_feedback") or {}).get("high_feedback", 0)
-            job = uc.get("last_fine_tune") or {}
-            base = self._fine_tune_base(uc)
-            cfg = uc.get("agent_config") or {}
-            min_fb = int(cfg.get("fine_tune_min_feedback") or FINE_TUNE_MIN_FEEDBACK)
-            models_by_id = {m["id"]: m for m in uc.get("models", [])}
-            last_model = models_by_id.get(job.get("result_model_id") or "")
-            in_flight = last_model is not None and last_model["status"] in ("candidate", "evaluating", "shadow", "canary")
-            # cool-down: a run that just ended a rollout (promotion or rollback) does not fine-tune again
-            ended_here = any(c["name"] in ("rollout_advance", "rollout_abort", "rollback") and _arg(c, "use_case") == name
-                             for c in called)
-            if ended_here and fb >= min_fb:
-                notes.append(f"{name}: a rollout ended in this run; fine-tuning waits for new feedback")
-            if (fb >= min_fb and job.get("status") not in ("queued", "running") and base and not in_flight
-                    and not ended_here):
-                if has("build_dataset") and once("build_dataset", name):
-                    extra = dict(cfg.get("build_dataset") or {})
-                    args = {**fit_args(tools["build_dataset"], use_case=name, min_feedback=HIGH_FEEDBACK),
-                            **{k: v for k, v in extra.items() if k in tools["build_dataset"].input_model.model_fields}}
-                    return self._msg([_call("build_dataset", args)], f"{name}: {fb} new high-feedback logs: build a dataset")
-                built = next((_payload(m) for c, m in reversed(results)
-                              if c["name"] == "build_dataset" and _arg(c, "use_case") == name), None)
-                if isinstance(built, dict) and built.get("path") and has("fine_tune") and once("fine_tune", name):
-                    extra = dict(cfg.get("fine_tune") or {})
-                    args = {**fit_args(tools["fine_tune"], use_case=name, base=base, dataset=built["path"]),
-                            **{k: v for k, v in extra.items() if k in tools["fine_tune"].input_model.model_fields}}
-                    return self._msg([_call("fine_tune", args)], f"{name}: fine-tune {base} on the new dataset")
-            # 7. start a rollout for a passing, better or cheaper candidate
-            current = next((m for m in uc.get("models", []) if m["id"] == uc.get("current_model")), None)
-            for m in by_rank:
-                t = m.get("latest_test") or {}
-                if not (t.get("passed") and t.get("baseline") == uc.get("current_model")):
-                    continue
-                worth = better_or_cheaper(m, current, uc.get("agent_config"))
-                if worth and has("deploy") and once("deploy", name, m["id"]):
-                    strategy = str((uc.get("agent_config") or {}).get("rollout_strategy") or "shadow")
-                    if strategy == "shadow" and m.get("shadow_passed"):
-                        strategy = "canary"  # shadow done for this use case: canary next
-                    args = fit_args(tools["deploy"], use_case=name, model=m["id"], strategy=strategy)
-                    if pending("deploy", args) or uc.get("pending_approvals"):
-                        notes.append(f"{name}: deploy of {m['id']} waits for approval")
-                        continue
-                    return self._msg([_call("deploy", args)], f"{name}: {m['id']} passed and is {worth}: {strategy} rollout")
+            if obs.get("catalog", {}).get("stale") and t.has("scan") and not any(c["name"] == "scan" for c in t.called):
+                return t.msg([_call("scan", fit_args(tools["scan"], use_case=state.get("use_case")))],
+                             "catalog is stale: scan")
+            msg = (self._evaluate(t, uc, (state.get("intake") or {}).get(uc["name"])) or self._fine_tune(t, uc)
+                   or self._deploy(t, uc))
+            if msg is not None:
+                return msg
         summary = "Playbook: nothing more to do this cycle."
-        if notes:
-            summary += " Notes: " + "; ".join(notes) + "."
-        return AIMessage(content=summary, id=f"pb_{uuid.uuid4().hex[:12]}")
+        if t.notes:
+            summary += " Notes: " + "; ".join(t.notes) + "."
+        return t.msg([], summary)
+
+    def _violations(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
+        """1. unhandled violations of severity rollback/disable -> abort the rollout or roll back."""
+        name = uc["name"]
+        severe = [v for v in uc.get("violations", []) if not v["handled"] and v["severity"] in ("rollback", "disable")]
+        if not severe:
+            return None
+        tool = "rollout_abort" if uc.get("rollouts") else "rollback"
+        if t.has(tool) and t.once(tool, name):
+            why = f"violation {severe[0]['policy']} ({severe[0]['severity']}) on {severe[0]['model_id']}"
+            args = fit_args(t.tools[tool], use_case=name, reason=why)
+            if not t.pending(tool, args):
+                t.decide(DecisionRecord(kind="rollback", use_case=name, model_id=severe[0]["model_id"],
+                                        rule=f"guardrail.{severe[0]['policy']}", summary=why,
+                                        numbers={"measured": severe[0].get("measured"),
+                                                 "threshold": severe[0].get("threshold")},
+                                        evidence=[f"violation #{severe[0].get('id')}"]))
+                return t.msg([_call(tool, args)], f"{name}: {why}")
+        return None
+
+    def _switch(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
+        """1b. the live model breaks an absolute SLO (open ``slo_*`` violation): propose a switch to a
+        healthy alternative (a fallback, else a candidate, that passed its evaluation against it)."""
+        name, cur = uc["name"], uc.get("current_model")
+        slo = [v for v in uc.get("violations", []) if str(v["policy"]).startswith("slo_") and not v["handled"]
+               and v.get("model_id") == cur]
+        if not slo or not cur or uc.get("rollouts"):
+            return None
+        v = slo[0]
+        models = {m["id"]: m for m in uc.get("models", [])}
+        unhealthy = {x.get("model_id") for x in uc.get("violations", []) if not x["handled"]}
+
+        def healthy(mid: str) -> bool:
+            m = models.get(mid)
+            return m is not None and mid != cur and mid not in unhealthy and m["status"] not in ("rejected", "retired")
+
+        def passing(mid: str) -> bool:
+            test = models[mid].get("latest_test") or {}
+            return bool(test.get("passed")) and test.get("baseline") == cur
+
+        fallbacks = [f for f in uc.get("fallback") or [] if healthy(f)]
+        alts = [f for f in fallbacks if passing(f)] + [m for m in sorted(models) if m not in fallbacks
+                                                       and healthy(m) and passing(m)]
+        evidence = [f"violation #{v.get('id')}: {v['policy']} measured {v.get('measured')} vs threshold "
+                    f"{v.get('threshold')} on {cur}"]
+        nums = {"measured": v.get("measured"), "threshold": v.get("threshold")}
+        turned_down = [a for a in uc.get("declined_approvals") or [] if a.get("action") == "deploy"
+                       and a.get("model_id") in alts and str(a.get("at") or "") >= str(v.get("at") or "")]
+        if turned_down:
+            a = turned_down[0]
+            t.decide(DecisionRecord(kind="switch", taken=False, use_case=name, model_id=a["model_id"],
+                                    rule="slo.switch_turned_down",
+                                    summary=f"a person {a['status']} the switch to {a['model_id']} (approval "
+                                            f"#{a['id']}) for this violation: warn only", numbers=nums,
+                                    evidence=[*evidence, f"approval #{a['id']} {a['status']}"]))
+            return None
+        if alts:
+            alt = alts[0]
+            test = models[alt].get("latest_test") or {}
+            strategy = str((uc.get("agent_config") or {}).get("switch_strategy") or "full")
+            why = (f"live model {cur} breaks {v['policy']} ({v.get('measured')} vs {v.get('threshold')}, "
+                   f"violation #{v.get('id')}); switch to {alt} "
+                   f"({'fallback' if alt in fallbacks else 'candidate'}, passed test #{test.get('id')})")
+            args = fit_args(t.tools["deploy"], use_case=name, model=alt, strategy=strategy, reason=why) \
+                if "deploy" in t.tools else {}
+            if t.has("deploy") and t.once("deploy", name, alt) and not t.pending("deploy", args):
+                t.decide(DecisionRecord(kind="switch", use_case=name, model_id=alt, rule="slo.switch", summary=why,
+                                        numbers=nums, evidence=[*evidence, f"test #{test.get('id')} passed vs {cur}"]))
+                return t.msg([_call("deploy", args)], f"{name}: {why}")
+            t.notes.append(f"{name}: switch to {alt} proposed; waits for approval")
+            return None
+        untested = [f for f in fallbacks if not (models[f].get("latest_test") or {}).get("baseline") == cur]
+        if untested and t.has("evaluate") and t.once("evaluate", name, untested[0]):
+            why = f"live model {cur} breaks {v['policy']}: evaluate fallback {untested[0]} before switching to it"
+            t.decide(DecisionRecord(kind="evaluate", use_case=name, model_id=untested[0], rule="slo.evaluate_fallback",
+                                    summary=why, numbers=nums, evidence=evidence))
+            return t.msg([_call("evaluate", fit_args(t.tools["evaluate"], use_case=name, model=untested[0]))],
+                         f"{name}: {why}")
+        t.decide(DecisionRecord(kind="switch", taken=False, use_case=name, model_id=cur, rule="slo.no_alternative",
+                                summary=f"live model {cur} breaks {v['policy']} but no healthy alternative passed an "
+                                        "evaluation against it: warn only", numbers=nums, evidence=evidence))
+        return None
+
+    def _evaluate(self, t: _Turn, uc: dict[str, Any], intake: dict[str, Any] | None) -> AIMessage | None:
+        """5. evaluate the candidates the intake planned (within the evaluation budget), in its order."""
+        name = uc["name"]
+        if not uc.get("current_model") or intake is None:
+            return self._evaluate_linked(t, uc)
+        if not t.has("evaluate"):
+            return None
+        fields = t.tools["evaluate"].input_model.model_fields
+        extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
+        for c in intake.get("evaluate", []):
+            if t.once("evaluate", name, c["model_id"]):
+                args = {**fit_args(t.tools["evaluate"], use_case=name, model=c["model_id"]),
+                        **{k: v for k, v in extra.items() if k in fields}}
+                if "samples" in fields and c["rule"] == "intake.inconclusive_retry":
+                    args["samples"] = c["samples"]
+                return t.msg([_call("evaluate", args)], f"{name}: evaluate {c['model_id']}: {c['why']}")
+        return None
+
+    def _evaluate_linked(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
+        """Without an intake plan (chat turns, hand-made observations): rank, then the linked untested candidates."""
+        name = uc["name"]
+        candidates = [m for m in uc.get("models", []) if m["id"] != uc.get("current_model")
+                      and m["status"] in ("discovered", "candidate", "evaluating")]
+        if candidates and t.has("rank") and t.once("rank", name):
+            return t.msg([_call("rank", fit_args(t.tools["rank"], use_case=name))], f"{name}: rank candidates")
+        ranked = next((_ranked_ids(_payload(m)) for c, m in reversed(t.results)
+                       if c["name"] == "rank" and _arg(c, "use_case") == name and _payload(m)), [])
+        order = {mid: i for i, mid in enumerate(ranked)}
+        evaluated = [c for c in t.called if c["name"] == "evaluate" and _arg(c, "use_case") == name]
+        if not (uc.get("current_model") and t.has("evaluate") and len(evaluated) < EVALS_PER_RUN):
+            return None
+        extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
+        fields = t.tools["evaluate"].input_model.model_fields
+        configured = int(extra.get("samples") or 20)
+        for m in sorted(candidates, key=lambda m: (order.get(m["id"], len(order)), m["id"])):
+            test = m.get("latest_test")
+            untested = test is None or test.get("baseline") != uc["current_model"]
+            retry = (not untested and test is not None and test.get("verdict") == "inconclusive"
+                     and int(test.get("samples") or 0) < min(2 * configured, MAX_EVAL_SAMPLES))
+            if (untested or retry) and t.once("evaluate", name, m["id"]):
+                args = {**fit_args(t.tools["evaluate"], use_case=name, model=m["id"]),
+                        **{k: v for k, v in extra.items() if k in fields}}
+                why = f"{name}: evaluate untested candidate {m['id']}"
+                if retry and test is not None and "samples" in fields:
+                    args["samples"] = min(MAX_EVAL_SAMPLES, max(configured, int(test.get("samples") or 0)) * 2)
+                    why = (f"{name}: {m['id']} was inconclusive on {test.get('samples')} samples: "
+                           f"evaluate again on {args['samples']}")
+                return t.msg([_call("evaluate", args)], why)
+        return None
+
+    def _fine_tune(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
+        """6. fine-tune on new high-feedback logs."""
+        name = uc["name"]
+        fb = (uc.get("new_feedback") or {}).get("high_feedback", 0)
+        job = uc.get("last_fine_tune") or {}
+        base = self._fine_tune_base(uc)
+        cfg = uc.get("agent_config") or {}
+        min_fb = int(cfg.get("fine_tune_min_feedback") or FINE_TUNE_MIN_FEEDBACK)
+        models_by_id = {m["id"]: m for m in uc.get("models", [])}
+        last_model = models_by_id.get(job.get("result_model_id") or "")
+        in_flight = last_model is not None and last_model["status"] in ("candidate", "evaluating", "shadow", "canary")
+        # cool-down: a run that just ended a rollout (promotion or rollback) does not fine-tune again
+        ended_here = any(c["name"] in ("rollout_advance", "rollout_abort", "rollback") and _arg(c, "use_case") == name
+                         for c in t.called)
+        if ended_here and fb >= min_fb:
+            t.notes.append(f"{name}: a rollout ended in this run; fine-tuning waits for new feedback")
+        if not (fb >= min_fb and job.get("status") not in ("queued", "running") and base and not in_flight
+                and not ended_here):
+            return None
+        if t.has("build_dataset") and t.once("build_dataset", name):
+            extra = dict(cfg.get("build_dataset") or {})
+            args = {**fit_args(t.tools["build_dataset"], use_case=name, min_feedback=HIGH_FEEDBACK),
+                    **{k: v for k, v in extra.items() if k in t.tools["build_dataset"].input_model.model_fields}}
+            return t.msg([_call("build_dataset", args)], f"{name}: {fb} new high-feedback logs: build a dataset")
+        built = next((_payload(m) for c, m in reversed(t.results)
+                      if c["name"] == "build_dataset" and _arg(c, "use_case") == name), None)
+        if isinstance(built, dict) and built.get("path") and t.has("fine_tune") and t.once("fine_tune", name):
+            extra = dict(cfg.get("fine_tune") or {})
+            args = {**fit_args(t.tools["fine_tune"], use_case=name, base=base, dataset=built["path"]),
+                    **{k: v for k, v in extra.items() if k in t.tools["fine_tune"].input_model.model_fields}}
+            return t.msg([_call("fine_tune", args)], f"{name}: fine-tune {base} on the new dataset")
+        return None
+
+    def _deploy(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
+        """7. a rollout for a candidate that passed against the live model and states a benefit."""
+        name = uc["name"]
+        current = next((m for m in uc.get("models", []) if m["id"] == uc.get("current_model")), None)
+        for m in sorted(uc.get("models", []), key=lambda m: m["id"]):
+            test = m.get("latest_test") or {}
+            if m["id"] == uc.get("current_model") or not (test.get("passed") and test.get("baseline") == uc.get("current_model")):
+                continue
+            if m["status"] in ("rejected", "retired"):
+                continue
+            d = deploy_decision(m, current, name)
+            if not d.taken:
+                t.decide(d)
+                continue
+            if not (t.has("deploy") and t.once("deploy", name, m["id"])):
+                continue
+            strategy = str((uc.get("agent_config") or {}).get("rollout_strategy") or "shadow")
+            if strategy == "shadow" and m.get("shadow_passed"):
+                strategy = "canary"  # shadow done for this use case: canary next
+            if d.rule == "benefit.fine_tune_canary" and strategy == "full":
+                strategy = "canary"  # a fine-tune proves its gain online: never straight to 100%
+            args = fit_args(t.tools["deploy"], use_case=name, model=m["id"], strategy=strategy)
+            if t.pending("deploy", args) or uc.get("pending_approvals"):
+                t.notes.append(f"{name}: deploy of {m['id']} waits for approval")
+                continue
+            d.numbers["strategy"] = strategy
+            t.decide(d)
+            return t.msg([_call("deploy", args)], f"{name}: {d.summary}: {strategy} rollout")
+        return None
 
     @staticmethod
     def _fine_tune_base(uc: dict[str, Any]) -> str | None:
@@ -350,9 +500,6 @@ class PlaybookPlanner:
                 return m["id"]
         return None
 
-    @staticmethod
-    def _msg(calls: list[dict[str, Any]], why: str) -> AIMessage:
-        return AIMessage(content=why, tool_calls=calls, id=f"pb_{uuid.uuid4().hex[:12]}")
 
 
 # ---------------------------------------------------------------------------- chat intents

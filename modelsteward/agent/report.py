@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage
 
+from modelsteward.agent.decisions import collect
 from modelsteward.agent.state import AgentState
 
 if TYPE_CHECKING:
     from modelsteward.agent.graph import AgentRuntime
     from modelsteward.context import Steward
 
-__all__ = ["render_report", "log_to_mlflow", "failure_report"]
+__all__ = ["render_report", "log_to_mlflow", "failure_report", "decision_lines"]
 
 
 def _args(args: Any) -> str:
@@ -75,6 +76,7 @@ def render_report(state: AgentState, rt: AgentRuntime) -> str:
                      f"| {_cell(r.get('result', 'pending'))} |")
     if not order:
         lines.append("| - | (none) | | | |")
+    lines += decision_lines(collect(journal))
     checks = [c for e in journal if e["kind"] == "verify" for c in e.get("checks", [])]
     if checks:
         lines += ["", "## Verification", ""]
@@ -83,6 +85,27 @@ def render_report(state: AgentState, rt: AgentRuntime) -> str:
     if errors:
         lines += ["", "## Observation problems", ""] + [f"- {_cell(x)}" for x in sorted(set(errors))]
     return "\n".join(lines) + "\n"
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def decision_lines(decisions: list[dict[str, Any]], limit: int = 40) -> list[str]:
+    """The decisions section: taken first, then declined (skips say why), each with rule and numbers."""
+    if not decisions:
+        return []
+    lines = ["", "## Decisions", "", "| decision | use case | model | rule | why | numbers | evidence |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    ordered = [d for d in decisions if d.get("taken")] + [d for d in decisions if not d.get("taken")]
+    for d in ordered[:limit]:
+        nums = ", ".join(f"{k}={_num(v)}" for k, v in (d.get("numbers") or {}).items() if v is not None)
+        label = d["kind"] if d.get("taken") else f"{d['kind']} (declined)"
+        lines.append(f"| {_cell(label)} | {_cell(d.get('use_case'))} | {_cell(d.get('model_id'))} | {_cell(d.get('rule'))} "
+                     f"| {_cell(d.get('summary'))} | {_cell(nums)} | {_cell('; '.join(d.get('evidence') or []))} |")
+    if len(ordered) > limit:
+        lines.append(f"| ... | {len(ordered) - limit} more decisions in `steward agent run --json` | | | | | |")
+    return lines
 
 
 def failure_report(run_id: int, planner: str, reason: str) -> str:

@@ -18,12 +18,13 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
+from modelsteward.agent.decisions import collect as collect_decisions
 from modelsteward.agent.graph import EXCLUDED_TOOLS, AgentRuntime, build_graph
 from modelsteward.agent.planners import ChatIntentPlanner, Planner, PlaybookPlanner
 from modelsteward.agent.report import failure_report, log_to_mlflow
@@ -55,10 +56,12 @@ class AgentResult:
     approval_id: int | None = None
     error: str | None = None
     answer: str = ""
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "thread_id": self.thread_id, "status": self.status,
-                "approval_id": self.approval_id, "error": self.error, "report": self.report}
+                "approval_id": self.approval_id, "error": self.error, "report": self.report,
+                "decisions": self.decisions}
 
 
 def agent_toolset(exclude: set[str] | frozenset[str] = EXCLUDED_TOOLS) -> dict[str, ToolSpec]:
@@ -200,7 +203,7 @@ def _drive(steward: Steward, run: AgentRun, graph_input: Any, planner: Planner |
         _set_run(steward, run.id, status="waiting_approval", report=note,
                  steps=[e for e in journal if e.get("kind") != "observe"])
         return AgentResult(run.id, run.thread_id, "waiting_approval", note, approval_id=aid,
-                           answer=_answer(messages))
+                           answer=_answer(messages), decisions=collect_decisions(journal))
     with session_scope(steward.sessions) as s:
         row = s.get(AgentRun, run.id)
         report = row.report or "" if row else ""
@@ -208,7 +211,8 @@ def _drive(steward: Steward, run: AgentRun, graph_input: Any, planner: Planner |
     mlflow_id = log_to_mlflow(steward, run.id, status=status, planner=rt.planner.name, report=report, journal=journal)
     if mlflow_id and mlflow_id.startswith("error:"):
         journal.append({"kind": "mlflow", "error": mlflow_id})
-    return AgentResult(run.id, run.thread_id, status, report, answer=_answer(messages))
+    return AgentResult(run.id, run.thread_id, status, report, answer=_answer(messages),
+                       decisions=collect_decisions(journal))
 
 
 def _answer(messages: list[Any]) -> str:

@@ -41,6 +41,7 @@ class AgentState(TypedDict, total=False):
     step: int  # planner turns taken
     max_steps: int
     observation: dict[str, Any]
+    intake: dict[str, Any]  # per use case: the candidate intake plan of this run's first observation
     queue: list[dict[str, Any]]  # guarded calls ready to run: {id, name, args, approval_id}
     awaiting: list[dict[str, Any]]  # calls waiting for a person: {id, name, args, approval_id, reason}
     executed: list[dict[str, Any]]  # calls run since the last verify

@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_AREAS = ("core", "logs", "gateway", "catalog", "evals", "training", "rollout", "agent", "server", "demo")
+_AREAS = ("core", "logs", "gateway", "catalog", "evals", "training", "rollout", "agent", "server", "demo", "report")
 
 for _area in _AREAS:
     try:

@@ -1,7 +1,7 @@
 """Hard bounds and per-use-case thresholds for policies, rollout analysis and guardrails.
 
 Each threshold has a default and a hard bound written here as constants.  A use case's
-``config["policy"]``, ``config["rollout"]`` and ``config["guardrails"]`` may *tighten* a threshold
+``config["policy"]``, ``config["rollout"]``, ``config["guardrails"]`` and ``config["evaluation"]`` may *tighten* a threshold
 but never loosen it past its bound: :func:`clamp_section` clamps every value into range and says
 which ones it clamped.  "Tighter" is lower for a ceiling (``"max"``) and higher for a floor
 (``"min"``).
@@ -19,6 +19,7 @@ __all__ = [
     "POLICY_BOUNDS",
     "ROLLOUT_BOUNDS",
     "GUARDRAIL_BOUNDS",
+    "EVALUATION_BOUNDS",
     "SECTIONS",
     "DEFAULT_STEPS",
     "MAX_STEP_POINTS",
@@ -99,10 +100,20 @@ GUARDRAIL_BOUNDS: dict[str, Bound] = {
     "slo_cost_per_request_usd": Bound(0.05, 1.0, "max", "absolute ceiling of a live model's mean cost per request"),
 }
 
+# The agent's evaluation budget per use case (candidate intake): evaluating costs paid calls and time.
+EVALUATION_BOUNDS: dict[str, Bound] = {
+    "max_candidates_per_cycle": Bound(2, 5, "max", "candidates the agent evaluates per use case in one cycle"),
+    "max_usd_per_cycle": Bound(1.0, 10.0, "max", "estimated USD of paid model calls for evaluations per cycle"),
+    "max_usd_per_month": Bound(10.0, 100.0, "max", "estimated USD of paid model calls for evaluations per month"),
+    "cheaper_margin": Bound(0.10, 0.05, "min", "a candidate this much cheaper per request than the live model "
+                            "is a candidate even when ranked below it"),
+}
+
 SECTIONS: dict[str, dict[str, Bound]] = {
     "policy": POLICY_BOUNDS,
     "rollout": ROLLOUT_BOUNDS,
     "guardrails": GUARDRAIL_BOUNDS,
+    "evaluation": EVALUATION_BOUNDS,
 }
 
 

@@ -91,8 +91,10 @@ def enforce(ctx: ToolContext, action: str, args: dict[str, Any], *, analysis: An
         if d.verdict == "deny":
             pass
         else:
+            # the requester's own reason (e.g. the violation a switch answers) goes with the policy's
+            asked = f"; requested because: {args['reason']}" if isinstance(args.get("reason"), str) and args["reason"] else ""
             a = approvals.create(
-                ctx.steward.sessions, action=action, arguments=dict(args), reason=d.reason, requester=ctx.actor,
+                ctx.steward.sessions, action=action, arguments=dict(args), reason=d.reason + asked, requester=ctx.actor,
                 use_case_id=uc_id, agent_run_id=ctx.agent_run_id, thread_id=ctx.thread_id, session=s,
             )
             approval_id = a.id

@@ -314,6 +314,7 @@ for _tool, _why in (
     ("fine_tune_cancel", "stops a fine-tuning job; changes no routing"),
     ("usecase_add", "creates a new use case (a duplicate name is refused by the registry)"),
     ("agent_run", "each tool call of the run passes its own rule"),
+    ("measure_gains", "writes only the derived gains ledger (and a violation to review)"),
 ):
     allow_always(_tool, _why)
 

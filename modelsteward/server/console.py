@@ -184,7 +184,28 @@ def use_case_page(request: Request, steward: StewardDep, user: UserDep, name: st
               "split": reg.routing_table(dep)}
     return render(request, "use_case.html", user, uc=uc, dep=dep, models=models, rollouts=rollouts, evals=evals,
                   violations=violations, stats=by_model, charts=charts, window=window, windows=list(BUCKETS),
-                  ranked=ranked, ranking=ranking)
+                  ranked=ranked, ranking=ranking, gains=_gains(steward, user, name))
+
+
+def _gains(steward: Any, user: ConsoleUser, use_case: str) -> dict[str, Any]:
+    """The realised-gain ledger (the read-only ``gain_report`` tool) and the bars of its chart:
+    cost per request before and after each promotion, scaled to the largest."""
+    from modelsteward.server.deps import tool_context
+    from modelsteward.tools.base import call_tool, load_all_tools
+
+    if "gain_report" not in load_all_tools():
+        return {"entries": [], "bars": [], "note": "ledger unavailable"}
+    try:
+        out = call_tool("gain_report", {"use_case": use_case}, tool_context(steward, user.ident)).model_dump(mode="json")
+    except StewardError as exc:
+        return {"entries": [], "bars": [], "note": f"ledger unavailable: {exc.message}"}
+    costs = [(e, e["metrics"].get("cost_per_request") or {}) for e in out["entries"]]
+    top = max([c.get(k) or 0.0 for _, c in costs for k in ("before", "after")] + [1e-12])
+    out["bars"] = [{"label": f"#{e['rollout_id']} {e['model_id']}", "before": c.get("before") or 0.0,
+                    "after": c.get("after") or 0.0, "h_before": round(100 * (c.get("before") or 0.0) / top, 1),
+                    "h_after": round(100 * (c.get("after") or 0.0) / top, 1), "verdict": e["verdict"],
+                    "contradicts": e["contradicts"]} for e, c in costs]
+    return out
 
 
 def _ranking(steward: Any, user: ConsoleUser, use_case: str) -> dict[str, Any] | None:
@@ -271,7 +292,9 @@ def agent_run_page(request: Request, steward: StewardDep, user: UserDep, run_id:
         run = s.get(AgentRun, run_id)
     if run is None:
         return render_error(request, 404, "not_found", f"Unknown agent run id {run_id}.")
-    return render(request, "agent_run.html", user, run=run)
+    from modelsteward.agent.decisions import collect
+
+    return render(request, "agent_run.html", user, run=run, decisions=collect(list(run.steps or [])))
 
 
 @router.get("/chat", response_class=HTMLResponse)

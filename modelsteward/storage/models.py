@@ -44,6 +44,8 @@ __all__ = [
     "CatalogScan",
     "ApiToken",
     "GatewayKey",
+    "AgentDecision",
+    "RealisedGain",
     "MODEL_KINDS",
     "MODEL_STATUSES",
     "ROLES",
@@ -357,3 +359,45 @@ class GatewayKey(TimestampMixin, Base):
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     use_cases: Mapped[list[Any]] = mapped_column(JSON, default=list, nullable=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+
+class AgentDecision(TimestampMixin, Base):
+    """One decision the agent took or declined (evaluate, skip, deploy, switch ...), with its rule,
+    numbers and evidence; ``fingerprint`` is what the candidate looked like (price, version, live
+    model) when it was decided, so a failed candidate is re-tested only after one of them changed."""
+
+    __tablename__ = "agent_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    use_case_id: Mapped[int | None] = mapped_column(ForeignKey("use_cases.id", ondelete="CASCADE"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    taken: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    model_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    rule: Mapped[str] = mapped_column(String(100), nullable=False)
+    summary: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    numbers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    evidence: Mapped[list[Any]] = mapped_column(JSON, default=list, nullable=False)
+    fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+
+
+class RealisedGain(TimestampMixin, Base):
+    """The gain a promotion actually brought: a window of logs before against one after, per metric
+    (before, after, difference and its interval), against the gain stated when it was promoted."""
+
+    __tablename__ = "realised_gains"
+    __table_args__ = (UniqueConstraint("use_case_id", "rollout_id", name="uc_rollout"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    use_case_id: Mapped[int] = mapped_column(ForeignKey("use_cases.id", ondelete="CASCADE"), nullable=False)
+    rollout_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    model_id: Mapped[str] = mapped_column(String(300), nullable=False)
+    previous_model_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    promoted_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+    window_hours: Mapped[float] = mapped_column(Float, nullable=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    stated: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    verdict: Mapped[str] = mapped_column(String(20), nullable=False)  # gain | loss | mixed | no_change | pending
+    contradicts: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    note: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)

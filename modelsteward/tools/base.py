@@ -87,7 +87,7 @@ def tool(
     return deco
 
 
-_TOOL_MODULES = ("registry", "logs", "catalog", "evals", "training", "rollout", "approvals", "agent")
+_TOOL_MODULES = ("registry", "logs", "catalog", "evals", "training", "rollout", "approvals", "agent", "report")
 _CHECKED: list[frozenset[tuple[str, bool]]] = []  # the tool set last found to match the policy registry
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelsteward.tools.base import ToolContext, tool
 
@@ -70,12 +70,37 @@ class AgentSettings(_In):
         "traffic even without a measured quality gain (its point is specialisation).")
 
 
+def _within_bounds(section: str, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Refuse (as bad input, before any approval is asked) values looser than the section's hard bounds."""
+    from modelsteward.policies.bounds import SECTIONS, clamp_section
+
+    if value is None:
+        return value
+    try:
+        clamp_section(section, value, strict=True)  # unknown keys, non-numbers, negatives
+    except Exception as exc:  # InvalidInput -> a validation error naming the field
+        raise ValueError(str(getattr(exc, "message", exc))) from None
+    for key, raw in value.items():
+        b = SECTIONS[section][key]
+        if b.clamp(float(raw)) != float(raw):
+            side = "above" if b.kind == "max" else "below"
+            raise ValueError(f"{section}.{key}={float(raw):g} is {side} its hard bound {b.hard:g} "
+                             f"(it may only be tightened; default {b.default:g})")
+    return value
+
+
 class SetPolicyIn(_In):
     use_case: str
     policy: dict[str, Any] | None = Field(default=None, description="Thresholds of config['policy'].")
     rollout: dict[str, Any] | None = Field(default=None, description="Analysis settings of config['rollout'].")
     guardrails: dict[str, Any] | None = Field(default=None, description="Thresholds of config['guardrails'].")
+    evaluation: dict[str, Any] | None = Field(default=None, description="Evaluation budget of config['evaluation'].")
     agent: AgentSettings | None = Field(default=None, description="Playbook settings of config['agent'].")
+
+    @field_validator("evaluation")
+    @classmethod
+    def _evaluation_bounds(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _within_bounds("evaluation", v)
 
 
 class RolloutOut(BaseModel):
