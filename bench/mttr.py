@@ -7,10 +7,12 @@ Per run: a fresh workspace; two wire-level OpenAI-compatible upstreams (``models
 stable, candidate); a use case on the stable model with the candidate deployed as a 25 % canary
 (its evaluation recorded as passed); ``steward serve`` with ``STEWARD_GUARD_EVERY`` = the guard
 interval and no agent cycles; a client sending ``--rps`` chat completions per second through the
-gateway.  After a healthy warm-up the candidate's upstream answers 500 to everything.  Measured:
+gateway.  After a healthy warm-up (plus a random fraction of the guard interval, so that the
+failure falls at a random phase of the checks) the candidate's upstream answers 500 to everything.  Measured:
 - ``t_fail``: the first failed candidate call in the request log;
-- ``t_min``: when the candidate has the guardrails' ``min_requests`` in the window and the failure
-  shows in it (the first moment a check can judge it);
+- ``t_min``: when the candidate's window first shows the failure to a check: the guardrails'
+  ``min_requests`` in it and an error rate above ``error_rate_abs`` (the gateway's circuit breaker
+  stops calling a failing model for 30 s after 3 failures in a row, so this can take a while);
 - ``t_rb``: the rollback in ``deployment_history`` (who did it: guard check or rollout analysis).
 Prints time to rollback from t_fail and from t_min against the guard interval; the goal is a
 rollback within two guard intervals of t_min (Argo Rollouts and Flagger analyse once a minute by
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -93,8 +96,10 @@ def _rollback(home: Path) -> Any:
         st.close()
 
 
-def _log_times(home: Path, since: dt.datetime, min_requests: int) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """(first failed candidate call, when the candidate's window first held min_requests with a failure)."""
+def _log_times(home: Path, since: dt.datetime, min_requests: int,
+               spike: float) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(first failed candidate call, first moment the candidate's window shows the failure: at
+    least ``min_requests`` requests and an error rate above ``spike``, what a guard check flags)."""
     from modelsteward.context import open_steward
     from modelsteward.settings import Settings
 
@@ -106,12 +111,13 @@ def _log_times(home: Path, since: dt.datetime, min_requests: int) -> tuple[dt.da
     finally:
         st.close()
     first_fail = next((r["ts"] for r in rows if r["status"] == "error" and r["ts"] >= since), None)
-    judgeable = None
-    if first_fail is not None:
-        n_before = sum(1 for r in rows if r["ts"] <= first_fail)
-        judgeable = first_fail if n_before >= min_requests else (
-            rows[min_requests - 1]["ts"] if len(rows) >= min_requests else None)
-    return first_fail, judgeable
+    n = errors = 0
+    for r in rows:
+        n += 1
+        errors += r["status"] == "error"
+        if first_fail is not None and r["ts"] >= first_fail and n >= min_requests and errors / n > spike:
+            return first_fail, r["ts"]
+    return first_fail, None
 
 
 def one_run(guard_every: float, rps: float, warmup: float, timeout: float) -> dict[str, Any]:
@@ -140,7 +146,8 @@ def one_run(guard_every: float, rps: float, warmup: float, timeout: float) -> di
             wait_http(base + "/healthz", timeout=120)
             t = threading.Thread(target=_traffic, args=(base, rps, stop, counts), daemon=True)
             t.start()
-            time.sleep(warmup)
+            # a random phase against the guard ticks (the loop's first check runs at its start)
+            time.sleep(warmup + random.uniform(0, guard_every))
             fail_at = utcnow()
             cand.error_rate = 1.0
             deadline = time.monotonic() + timeout
@@ -156,8 +163,8 @@ def one_run(guard_every: float, rps: float, warmup: float, timeout: float) -> di
             log.close()
             stable.stop()
             cand.stop()
-        min_req = int(section_of({}, "guardrails")["min_requests"])
-        first_fail, judgeable = _log_times(home, fail_at, min_req)
+        guard = section_of({}, "guardrails")
+        first_fail, judgeable = _log_times(home, fail_at, int(guard["min_requests"]), float(guard["error_rate_abs"]))
     if rb is None or first_fail is None:
         return {"rolled_back": False, "requests": counts}
     return {
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         if r["rolled_back"]:
             print(f"run {i + 1}: rollback {r['from_fail_s']:.1f} s after the first failed call, "
-                  f"{r['from_min_s']:.1f} s after the window could judge it ({r['from_min_s'] / g:.2f} guard intervals); "
+                  f"{r['from_min_s']:.1f} s after the window showed it ({r['from_min_s'] / g:.2f} guard intervals); "
                   f"by {r['by']}: {r['reason']}; client saw {r['requests']}", flush=True)
         else:
             print(f"run {i + 1}: NO rollback within the timeout; client saw {r['requests']}", flush=True)
@@ -192,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     med_min = statistics.median(r["from_min_s"] for r in done)
     worst = max(r["from_min_s"] for r in done)
     print(f"MTTR (guard interval {g:g} s, {args.rps:g} req/s): median {med_fail:.1f} s from the first failure, "
-          f"{med_min:.1f} s from a judgeable window ({med_min / g:.2f} intervals; worst {worst / g:.2f}); "
+          f"{med_min:.1f} s from the window showing it ({med_min / g:.2f} intervals; worst {worst / g:.2f}); "
           f"goal <= 2 intervals: {'met' if worst <= 2 * g else 'NOT met'}; "
           f"a once-a-minute analysis (Argo Rollouts / Flagger default) detects after up to 60 s")
     return 0 if len(done) == len(results) else 1

@@ -208,3 +208,64 @@ def test_delivery_reaches_each_target_once(steward: Any) -> None:
     finally:
         good.close()
         bad.close()
+
+
+# ---------------------------------------------------------------- the loop's jobs, in process
+
+
+def test_loop_steps_a_rollout_asks_once_and_carries_out_the_approval(any_steward: Any) -> None:
+    from rollout_helpers import CAND, UC, ctx, healthy_window, pass_eval, setup_use_case
+
+    from modelsteward.server.controlloop import ACTOR, ControlLoop
+    from modelsteward.storage.models import PolicyDecision
+
+    st = any_steward
+    setup_use_case(st)
+    pass_eval(st)
+    from modelsteward.tools.base import call_tool
+
+    call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary", "steps": [25, 100]}, ctx(st))
+    hook = Webhook()
+    loop = ControlLoop(st, LoopConfig(notify_urls=(hook.url,), public_url="http://console.test"), holder="test-a")
+    try:
+        loop._lease_tick()
+        assert loop.leading() and loop.term == 1
+        other = ControlLoop(st, LoopConfig(), holder="test-b")
+        other._lease_tick()
+        assert not other.leading()
+        other._rollout_tick()  # a follower does nothing
+        assert not _rows_of(st, PolicyDecision)
+        loop._rollout_tick()  # no requests in the window yet: not judged, nothing recorded
+        events = call_tool("rollout_status", {"use_case": UC}, ctx(st)).model_dump()["rollout"]["events"]
+        assert not [e for e in events if e.get("event") == "analysis"]
+        healthy_window(st, 25)
+        loop._rollout_tick()  # step 0 passes; raising to 100% needs a person
+        pending = approvals.list_approvals(st.sessions, "pending", 10)
+        assert [(a.action, a.requester) for a in pending] == [("rollout_advance", ACTOR)]
+        n_decisions = len(_rows_of(st, PolicyDecision))
+        loop._rollout_tick()
+        loop._rollout_tick()  # waiting for the person: not asked again
+        assert len(_rows_of(st, PolicyDecision)) == n_decisions
+        assert len(approvals.list_approvals(st.sessions, None, 10)) == 1
+        approvals.approve(st.sessions, pending[0].id, decider="cli:alice", reason="looks good")
+        loop._rollout_tick()  # the approved promotion is carried out with the approval's id
+        ro = call_tool("rollout_status", {"use_case": UC}, ctx(st)).model_dump()["rollout"]
+        assert ro["state"] == "completed"
+        assert approvals.get(st.sessions, pending[0].id).status == "executed"
+        loop._notify_tick()
+        titles = hook.titles()
+        assert sum("leader is now test-a" in t for t in titles) == 1
+        assert sum(f"[{UC}] approval {pending[0].id} requested" in t for t in titles) == 1
+        assert sum(f"[{UC}] approval {pending[0].id} approved by cli:alice" in t for t in titles) == 1
+        assert sum(f"[{UC}] candidate promoted" in t for t in titles) == 1
+        asked = next(b for b in hook.delivered() if "requested" in b["title"])
+        assert "http://console.test/approvals" in asked["message"] and "Evidence: last analysis successful" in asked["message"]
+        loop._notify_tick()
+        assert len(hook.delivered()) == len(titles)  # nothing twice
+    finally:
+        hook.close()
+
+
+def _rows_of(st: Any, model: Any) -> list[Any]:
+    with session_scope(st.sessions) as s:
+        return list(s.scalars(select(model)))

@@ -237,27 +237,36 @@ class ControlLoop:
             with self._uc_lock(ro["use_case"]):
                 try:
                     full = call_tool("rollout_status", {"use_case": ro["use_case"]}, self._ctx()).model_dump()["rollout"]
-                    if not full or full["state"] != "waiting" or self._rejected(ro["use_case"], full):
+                    if not full or full["state"] != "waiting":
                         continue
-                    if not self._judgeable(ro["use_case"], full):
+                    state, approval_id = self._approval_state(ro["use_case"], full)
+                    if state in ("pending", "rejected") or not self._judgeable(ro["use_case"], full):
                         continue
-                    out = call_tool("rollout_advance", {"use_case": ro["use_case"]}, self._ctx()).model_dump()
+                    ctx = self._ctx()
+                    ctx.approval_id = approval_id if state == "approved" else None
+                    out = call_tool("rollout_advance", {"use_case": ro["use_case"]}, ctx).model_dump()
                     if out["action"] not in ("waiting",):
                         log.warning("rollout %s on %s: %s", ro["id"], ro["use_case"], out["message"])
-                except ApprovalRequired:
-                    self._denied[key] = time.monotonic() + self.config.rollout_every_s * 6
+                except ApprovalRequired as exc:
+                    log.warning("rollout %s on %s waits for a person: %s", ro["id"], ro["use_case"], exc.message)
                 except PolicyDenied as exc:
                     log.warning("rollout %s on %s: %s", ro["id"], ro["use_case"], exc.message)
                     self._denied[key] = time.monotonic() + _DENIAL_BACKOFF_S
                 except StewardError as exc:
                     log.warning("rollout %s on %s: %s", ro["id"], ro["use_case"], exc.message)
 
-    def _rejected(self, use_case: str, ro: dict[str, Any]) -> bool:
-        """A person rejected this step's promotion: do not ask again until the step changes."""
-        out = call_tool("approvals_list", {"status": "rejected", "limit": 50}, self._ctx()).model_dump()["approvals"]
+    def _approval_state(self, use_case: str, ro: dict[str, Any]) -> tuple[str, int | None]:
+        """This step's promotion approval asked by the loop: ``none``, ``pending`` (do not ask
+        again), ``rejected`` (not again for this step) or ``approved`` (carry it out, with its id)."""
+        out = call_tool("approvals_list", {"status": "all", "limit": 200}, self._ctx()).model_dump()["approvals"]
         since = str(ro["step_started_at"] or "")
-        return any(a["action"] == "rollout_advance" and a["arguments"].get("use_case") == use_case
-                   and a["requester"] == ACTOR and str(a["decided_at"] or "") >= since for a in out)
+        mine = [a for a in out if a["action"] == "rollout_advance" and a["requester"] == ACTOR
+                and a["arguments"].get("use_case") == use_case and str(a["created_at"] or "") >= since]
+        for status in ("approved", "pending", "rejected"):
+            hit = next((a for a in mine if a["status"] == status), None)
+            if hit is not None:
+                return status, int(hit["id"])
+        return "none", None
 
     def _agent_tick(self) -> None:
         if not self.leading():

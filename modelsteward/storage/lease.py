@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +39,11 @@ class LeaseResult:
     expires_at: dt.datetime | None = None
 
 
+def _count(result: Any) -> int:
+    """Rows an UPDATE matched (``CursorResult.rowcount``)."""
+    return int(result.rowcount)
+
+
 def current(sessions: sessionmaker[Session], name: str) -> LeaseResult:
     """Who holds ``name`` (read-only)."""
     with session_scope(sessions) as s:
@@ -53,10 +59,10 @@ def acquire(sessions: sessionmaker[Session], name: str, holder: str, ttl_s: floa
     now = now or utcnow()
     expires = now + dt.timedelta(seconds=ttl_s)
     with session_scope(sessions) as s:
-        renewed = s.execute(
+        renewed = _count(s.execute(
             update(ControlLease).where(ControlLease.name == name, ControlLease.holder == holder)
             .values(renewed_at=now, expires_at=expires).execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if renewed == 1:
             term = s.scalar(select(ControlLease.term).where(ControlLease.name == name))
             return LeaseResult(True, holder, int(term or 0), expires_at=expires)
@@ -66,13 +72,13 @@ def acquire(sessions: sessionmaker[Session], name: str, holder: str, ttl_s: floa
             old_holder, old_term, old_exp = row
             if old_exp >= now:
                 return LeaseResult(False, old_holder, old_term, expires_at=old_exp)
-            took = s.execute(
+            took = _count(s.execute(
                 update(ControlLease).where(
                     ControlLease.name == name, ControlLease.holder == old_holder, ControlLease.term == old_term,
                     ControlLease.expires_at < now,
                 ).values(holder=holder, term=old_term + 1, acquired_at=now, renewed_at=now, expires_at=expires)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
             if took == 1:
                 return LeaseResult(True, holder, old_term + 1, gained=True, previous=old_holder, expires_at=expires)
             return LeaseResult(False, None, old_term)
@@ -88,7 +94,7 @@ def release(sessions: sessionmaker[Session], name: str, holder: str) -> bool:
     """Expire the lease now if ``holder`` has it (graceful shutdown); True when it did."""
     past = utcnow() - dt.timedelta(seconds=1)
     with session_scope(sessions) as s:
-        return s.execute(
+        return _count(s.execute(
             update(ControlLease).where(ControlLease.name == name, ControlLease.holder == holder)
             .values(expires_at=past).execution_options(synchronize_session=False)
-        ).rowcount == 1
+        )) == 1

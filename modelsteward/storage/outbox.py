@@ -51,7 +51,7 @@ EVENTS = ("approval_requested", "approval_decided", "guardrail_violation", "roll
           "agent_run_failed", "leader_changed")
 NOTIFY_SEVERITIES = ("pause", "rollback", "disable")
 ROLLBACK_ACTIONS = ("rollback", "rollout_abort")
-_ID_SOURCES = {"approvals": Approval, "violations": GuardrailViolation, "history": DeploymentHistory}
+_ID_SOURCES: dict[str, Any] = {"approvals": Approval, "violations": GuardrailViolation, "history": DeploymentHistory}
 _OVERLAP = dt.timedelta(minutes=1)
 _CURSOR = "notify_cursors"
 
@@ -173,7 +173,8 @@ def _collect_times(s: Session, cur: dict[str, Any], names: dict[int, str], now: 
         n += _add(s, f"approval_decided:{a.id}", "approval_decided", uc, {
             "approval_id": a.id, "action": a.action, "decision": "rejected" if a.status == "rejected" else "approved",
             "decided_by": a.decided_by, "decision_reason": a.decision_reason}, now)
-        cur["decided_at"] = _later(cur["decided_at"], a.decided_at)
+        if a.decided_at is not None:
+            cur["decided_at"] = _later(cur["decided_at"], a.decided_at)
     since = dt.datetime.fromisoformat(cur["failed_at"]) - _OVERLAP
     for r in s.scalars(select(AgentRun).where(AgentRun.status == "failed", AgentRun.finished_at >= since)):
         n += _add(s, f"agent_run_failed:{r.id}", "agent_run_failed", r.use_case, {
