@@ -269,3 +269,28 @@ def test_loop_steps_a_rollout_asks_once_and_carries_out_the_approval(any_steward
 def _rows_of(st: Any, model: Any) -> list[Any]:
     with session_scope(st.sessions) as s:
         return list(s.scalars(select(model)))
+
+
+def test_agent_schedule_runs_a_missed_tick_once(steward: Any) -> None:
+    from modelsteward.server.controlloop import ControlLoop
+
+    now = dt.datetime.now(dt.timezone.utc)
+    loop = ControlLoop(steward, LoopConfig(agent_every_s=600.0))
+    _, first = loop._agent_trigger(now)
+    assert first == now + dt.timedelta(seconds=600)  # a fresh workspace: one period after the loop first ran
+    with session_scope(steward.sessions) as s:
+        s.add(AgentRun(trigger="schedule", goal="", status="completed", thread_id="t",
+                       started_at=now.replace(tzinfo=None) - dt.timedelta(seconds=3 * 600 + 30)))
+    trigger, first = loop._agent_trigger(now)
+    assert first == now  # three periods missed while no leader ran: one run, now
+    assert trigger.get_next_fire_time(None, now) is not None
+    with session_scope(steward.sessions) as s:
+        s.add(AgentRun(trigger="schedule", goal="", status="completed", thread_id="t2",
+                       started_at=now.replace(tzinfo=None) - dt.timedelta(seconds=100)))
+        s.add(AgentRun(trigger="api", goal="", status="completed", thread_id="t3", started_at=now.replace(tzinfo=None)))
+    _, first = loop._agent_trigger(now)
+    assert abs((first - now).total_seconds() - 500) < 1  # one period after the last scheduled run
+    cron = ControlLoop(steward, LoopConfig(agent_every_s=None, agent_cron="0 * * * *"))
+    _, first = cron._agent_trigger(now)
+    expected = (now - dt.timedelta(seconds=100)).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    assert first == max(expected, now)  # the first top of the hour after the last scheduled run
