@@ -135,6 +135,8 @@ def test_outbox_writes_each_event_once(any_steward: Any) -> None:
     with session_scope(st.sessions) as s:
         s.add(GuardrailViolation(policy="error_rate_spike", severity="rollback", use_case_id=uc_id, model_id="openai:m",
                                  measured=0.6, threshold=0.05, action="rollback"))
+        s.add(GuardrailViolation(policy="error_rate_spike", severity="rollback", use_case_id=uc_id, model_id="openai:m",
+                                 measured=0.7, threshold=0.05, action="rollback"))  # the same one again: once
         s.add(GuardrailViolation(policy="latency_slo", severity="warn", use_case_id=uc_id, model_id="openai:m",
                                  measured=900, threshold=800, action="warn"))
         s.add(DeploymentHistory(use_case_id=uc_id, action="rollout_abort", actor="guardrails", reason="spike"))

@@ -9,7 +9,7 @@ one transaction).  No other module needs a hook:
 | --- | --- |
 | ``approval_requested`` | new ``approvals`` rows (id cursor) |
 | ``approval_decided`` | ``approvals`` decided since the time cursor (approved / rejected) |
-| ``guardrail_violation`` | new ``guardrail_violations`` rows of severity pause, rollback or disable |
+| ``guardrail_violation`` | new ``guardrail_violations`` rows of severity pause, rollback or disable (a repeat of the same one within the hour is not announced again) |
 | ``rollback`` | new ``deployment_history`` rows ``rollback`` / ``rollout_abort`` |
 | ``promotion`` | new ``deployment_history`` rows ``promote`` |
 | ``agent_run_failed`` | ``agent_runs`` failed since the time cursor |
@@ -145,7 +145,11 @@ def _collect_ids(s: Session, cur: dict[str, Any], names: dict[int, str], now: dt
     for v in s.scalars(select(GuardrailViolation).where(GuardrailViolation.id > cur["violations"])
                        .order_by(GuardrailViolation.id)):
         if v.severity in NOTIFY_SEVERITIES:
-            n += _add(s, f"guardrail_violation:{v.id}", "guardrail_violation", names.get(v.use_case_id or -1), {
+            # one ongoing violation (same use case, policy, model, severity) is announced once an hour,
+            # not at every guard check that records it again
+            hour = v.created_at.strftime("%Y%m%d%H")
+            key = f"guardrail_violation:{v.use_case_id}:{v.policy}:{v.model_id}:{v.severity}:{hour}"
+            n += _add(s, key[:200], "guardrail_violation", names.get(v.use_case_id or -1), {
                 "violation_id": v.id, "policy": v.policy, "severity": v.severity, "model_id": v.model_id,
                 "measured": v.measured, "threshold": v.threshold, "action": v.action}, now)
         cur["violations"] = v.id
