@@ -17,18 +17,38 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
         port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
+        no_control_loop: bool = typer.Option(
+            False, "--no-control-loop",
+            help="Serve API, gateway and console only: no guard checks, rollout steps, agent cycles or notifications "
+                 "from this replica (e.g. gateway-only replicas)."),
     ) -> None:
-        """API + /v1 gateway + web console in one process (graceful drain on SIGTERM)."""
+        """API + /v1 gateway + web console + control loop in one process (graceful drain on SIGTERM).
+
+        The control loop (guard checks every STEWARD_GUARD_EVERY, rollout steps as soon as they can be
+        judged, agent cycles every STEWARD_AGENT_EVERY or on STEWARD_AGENT_CRON, notifications to
+        STEWARD_NOTIFY) runs on one replica at a time: the holder of a lease in the registry."""
+        import logging
         import os
 
         from modelsteward.gateway.serve import serve as gateway_serve
         from modelsteward.server import create_app
+        from modelsteward.server.loopconfig import LoopConfig
 
+        # bad settings stop the server before anything starts (a ConfigError: one line, exit 1)
+        loop_cfg = None if no_control_loop else LoopConfig.from_env(public_url=f"http://{host}:{port}")
         # a long-running server process: freeze the start-up heap out of the GC (p99 latency)
         os.environ.setdefault("STEWARD_GATEWAY_FREEZE_GC", "1")
         app_ = create_app()
+        if loop_cfg is not None:
+            from modelsteward.server.controlloop import ControlLoop
+
+            if not logging.getLogger().handlers:
+                logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            app_.state.control_loop = ControlLoop(app_.state.steward, loop_cfg)
         console.print(f"Model Steward on http://{host}:{port}: console /, API /api (docs /docs), gateway /v1, "
                       "health /healthz /readyz, metrics /metrics.", markup=False, highlight=False)
+        console.print(loop_cfg.describe() + "; one leader among the replicas on this registry."
+                      if loop_cfg is not None else "control loop: off (--no-control-loop).", markup=False, highlight=False)
         # chat completions are answered before the API middleware (the gateway's fast path)
         gateway_serve(app_, host, port, gateway_state=getattr(app_.state, "gateway_state", None))
 

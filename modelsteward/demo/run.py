@@ -101,7 +101,9 @@ class _Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelsteward", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            # the demo takes each step itself, in order: no control loop beside it
+            [sys.executable, "-m", "modelsteward", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--no-control-loop"],
             stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
         )
         deadline = time.time() + timeout

@@ -45,11 +45,16 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = getattr(app.state, "control_loop", None)  # set by `steward serve` (server/controlloop.py)
         try:
             if gw_state is not None:
                 await gw_state.start()
+            if loop is not None:
+                loop.start()
             yield
         finally:
+            if loop is not None:
+                loop.stop()
             if gw_state is not None:
                 await gw_state.stop()
             if owned:

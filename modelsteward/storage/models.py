@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -46,6 +47,9 @@ __all__ = [
     "GatewayKey",
     "AgentDecision",
     "RealisedGain",
+    "ControlLease",
+    "ControlState",
+    "Notification",
     "MODEL_KINDS",
     "MODEL_STATUSES",
     "ROLES",
@@ -401,3 +405,49 @@ class RealisedGain(TimestampMixin, Base):
     contradicts: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     note: Mapped[str] = mapped_column(Text, default="", nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class ControlLease(Base):
+    """Who runs the control loop: one row per lease name, held until ``expires_at`` (renewed by
+    its holder; anyone may take it over once expired).  ``term`` grows by one with every change of
+    holder, so a takeover is a compare-and-swap on (holder, term)."""
+
+    __tablename__ = "control_leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), nullable=False)
+    term: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    renewed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+
+
+class ControlState(Base):
+    """Small named values of the control loop kept in the registry (notification cursors, the
+    agent schedule's anchor), so that they survive restarts and leader changes."""
+
+    __tablename__ = "control_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class Notification(TimestampMixin, Base):
+    """The notification outbox: one row per event (``key`` makes it once), delivered by the leader
+    to every configured target; ``delivered`` lists the targets (hashed) already reached."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    event: Mapped[str] = mapped_column(String(40), nullable=False)
+    use_case: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    delivered: Mapped[list[Any]] = mapped_column(JSON, default=list, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
