@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, parse_weights, table
+from modelsteward.cli.common import JsonOpt, console, emit_json, human, open_ctx, parse_weights, table
 
 __all__ = ["register"]
 
@@ -87,7 +87,7 @@ def _print_use_case(uc) -> None:  # type: ignore[no-untyped-def]
     console.print(f"[bold]{uc.name}[/bold]: {uc.description}")
     console.print(f"  weights: {', '.join(f'{k}={v:.2f}' for k, v in uc.weights.items())}")
     if uc.monthly_budget_usd is not None:
-        console.print(f"  monthly budget: ${uc.monthly_budget_usd}")
+        console.print(f"  monthly budget: ${human(uc.monthly_budget_usd)}")
     if uc.requirements:
         console.print(f"  requirements: {uc.requirements}")
     if uc.fallback:
@@ -190,7 +190,7 @@ def models_show(model_id: str, json_out: bool = JsonOpt) -> None:
         emit_json(out)
         return
     for k, v in out.model_dump().items():
-        console.print(f"  {k}: {v}")
+        console.print(f"  {k}: {human(v) or '-'}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,16 +21,18 @@ def register(app: typer.Typer) -> None:
         """API + /v1 gateway + web console in one process (graceful drain on SIGTERM)."""
         import os
 
+        from modelsteward.gateway.serve import listen
         from modelsteward.gateway.serve import serve as gateway_serve
         from modelsteward.server import create_app
 
+        sock = listen(host, port)  # a port in use: one line, exit 1, before any banner
         # a long-running server process: freeze the start-up heap out of the GC (p99 latency)
         os.environ.setdefault("STEWARD_GATEWAY_FREEZE_GC", "1")
         app_ = create_app()
         console.print(f"Model Steward on http://{host}:{port}: console /, API /api (docs /docs), gateway /v1, "
                       "health /healthz /readyz, metrics /metrics.", markup=False, highlight=False)
         # chat completions are answered before the API middleware (the gateway's fast path)
-        gateway_serve(app_, host, port, gateway_state=getattr(app_.state, "gateway_state", None))
+        gateway_serve(app_, host, port, gateway_state=getattr(app_.state, "gateway_state", None), sock=sock)
 
     tokens = typer.Typer(help="API and console tokens (roles viewer < operator < approver < admin).",
                          no_args_is_help=True)
