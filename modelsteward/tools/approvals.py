@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = ["ApprovalsListIn", "ApprovalsListOut", "ApprovalDecideIn", "ApprovalOut"]
 
 
-class ApprovalsListIn(BaseModel):
+class ApprovalsListIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["pending", "approved", "rejected", "expired", "executed", "all"] = "pending"
     limit: int = Field(default=100, ge=1, le=1000)
@@ -39,7 +39,7 @@ class ApprovalsListOut(BaseModel):
     approvals: list[ApprovalOut]
 
 
-class ApprovalDecideIn(BaseModel):
+class ApprovalDecideIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     approval_id: int
     decision: Literal["approve", "reject"]

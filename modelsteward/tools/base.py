@@ -12,12 +12,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelsteward.context import Steward
 from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
 
-__all__ = ["ToolContext", "ToolSpec", "tool", "call_tool", "get_tool", "list_tools", "TOOLS"]
+__all__ = ["InputModel", "ToolContext", "ToolSpec", "tool", "call_tool", "get_tool", "list_tools", "TOOLS"]
+
+
+
+class InputModel(BaseModel):
+    """The base of every input model (each tool's, and the API's own request bodies): a field it
+    does not know is refused, naming the field (``extra_forbidden``), never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -69,6 +78,9 @@ def tool(
     """Register a tool; a duplicate name fails at import, naming both definitions."""
 
     def deco(func: Callable[[ToolContext, Any], Any]) -> Callable[[ToolContext, Any], Any]:
+        if input_model.model_config.get("extra") != "forbid":
+            raise TypeError(f"Tool {name!r}: input model {input_model.__qualname__} must derive from "
+                            "tools.base.InputModel (unknown fields refused, not dropped).")
         if name in TOOLS:
             other = TOOLS[name].func
             raise RuntimeError(

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from modelsteward.storage.models import Model, UseCase
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = [
     "UseCaseInfo", "ModelInfo", "UseCaseAddInput", "ModelRegisterInput", "use_case_info", "model_info",
@@ -69,7 +69,7 @@ def use_case_info(ctx: ToolContext, uc: UseCase, warnings: list[str] | None = No
     )
 
 
-class UseCaseAddInput(BaseModel):
+class UseCaseAddInput(InputModel):
     name: str = Field(min_length=1, max_length=100)
     description: str = ""
     model: str | None = Field(default=None, description="First model, live at 100% at once.")
@@ -120,7 +120,7 @@ def usecase_add(ctx: ToolContext, inp: UseCaseAddInput) -> UseCaseInfo:
     return use_case_info(ctx, uc, warnings)
 
 
-class ModelRegisterInput(BaseModel):
+class ModelRegisterInput(InputModel):
     provider: str
     model_id: str = Field(min_length=1, description="The provider's own model id.")
     base_url: str | None = None
@@ -144,7 +144,7 @@ def models_register(ctx: ToolContext, inp: ModelRegisterInput) -> ModelInfo:
     return model_info(m)
 
 
-class ListUseCasesInput(BaseModel):
+class ListUseCasesInput(InputModel):
     pass
 
 
@@ -158,7 +158,7 @@ def list_use_cases(ctx: ToolContext, inp: ListUseCasesInput) -> UseCaseList:
     return UseCaseList(use_cases=[use_case_info(ctx, uc) for uc in ctx.steward.registry.list_use_cases()])
 
 
-class ListModelsInput(BaseModel):
+class ListModelsInput(InputModel):
     use_case: str | None = None
     status: str | None = None
     provider: str | None = None

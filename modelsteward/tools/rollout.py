@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = [
     "DeployIn", "UseCaseIn", "AdvanceIn", "AbortIn", "RollbackIn", "GuardCheckIn", "RetireIn", "SetPolicyIn",
@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 
-class _In(BaseModel):
+class _In(InputModel):
     model_config = ConfigDict(extra="forbid")
 
 
