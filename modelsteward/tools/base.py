@@ -94,24 +94,33 @@ def tool(
     return deco
 
 
-_TOOL_MODULES = ("registry", "logs", "catalog", "evals", "training", "rollout", "approvals", "agent")
+# cheap modules first: a read command finds its tool without importing catalog (numpy), evals or training
+_TOOL_MODULES = ("registry", "logs", "rollout", "approvals", "agent", "catalog", "evals", "training")
+
+
+def _import_tool_module(mod: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(f"modelsteward.tools.{mod}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"modelsteward.tools.{mod}":
+            raise
 
 
 def load_all_tools() -> dict[str, ToolSpec]:
     """Import every tools module that exists (each registers its tools on import)."""
-    import importlib
-
     for mod in _TOOL_MODULES:
-        try:
-            importlib.import_module(f"modelsteward.tools.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"modelsteward.tools.{mod}":
-                raise
+        _import_tool_module(mod)
     return TOOLS
 
 
 def get_tool(name: str) -> ToolSpec:
-    load_all_tools()
+    """The tool called ``name``; tools modules are imported in order only until it is found."""
+    for mod in _TOOL_MODULES:
+        if name in TOOLS:
+            return TOOLS[name]
+        _import_tool_module(mod)
     if name not in TOOLS:
         raise NotFound(f"Unknown tool {name!r}." + close_matches(name, list(TOOLS)), kind="tool", name=name)
     return TOOLS[name]
