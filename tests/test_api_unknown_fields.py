@@ -95,3 +95,28 @@ def test_a_tool_whose_input_model_would_drop_fields_fails_at_registration() -> N
     with pytest.raises(TypeError, match="Loose.*InputModel"):
         tool("test_loose_tool", input_model=Loose, output_model=Loose, mutating=False)(lambda ctx, inp: inp)
     assert "test_loose_tool" not in TOOLS
+
+
+def _pending(client: TestClient, token: str) -> list[Any]:
+    r = client.get("/api/approvals?status=pending", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"rollout": {"banana": 1}}, "banana"),
+    ({"rollout": {"max_error_rate_increase": 0.9}}, "max_error_rate_increase"),  # bound: 0.10
+    ({"guardrails": {"error_rate_abs": 0.5}}, "error_rate_abs"),  # bound: 0.20
+    ({"rollout": {"steps": [10, 5]}}, "must increase"),
+])
+def test_a_policy_change_is_refused_when_requested_not_after_approval(api: Any, change: dict[str, Any],
+                                                                    needle: str) -> None:
+    client, tokens, _ids = api
+    before = _pending(client, tokens["admin"])
+    r = client.post("/api/use-cases/story/policy", json=change, headers=bearer(tokens["operator"]))
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_input" and needle in r.json()["message"]
+    assert _pending(client, tokens["admin"]) == before  # no approval for a change that cannot be carried out
+    ok = client.post("/api/use-cases/story/policy", json={"rollout": {"max_error_rate_increase": 0.02}},
+                     headers=bearer(tokens["operator"]))
+    assert ok.status_code == 202 and ok.json()["code"] == "approval_required"  # a valid change still waits

@@ -109,3 +109,23 @@ def test_an_unexpected_exception_is_one_line_unless_debugging(tmp_path: Path) ->
     p = subprocess.run([sys.executable, "-c", code, "x"], capture_output=True, text=True,
                        env={**env, "STEWARD_DEBUG": "1"}, timeout=60)
     assert p.returncode == 1 and "Traceback" in p.stderr and "RuntimeError: boom" in p.stderr
+
+
+def test_a_bad_golden_set_fails_when_given_naming_the_file(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    assert steward(ws, "init").returncode == 0
+    missing = tmp_path / "nonexistent.jsonl"
+    notjson = tmp_path / "golden.txt"
+    notjson.write_text("what is 2+2?\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    for i, (path, needle) in enumerate([(missing, "does not exist"), (notjson, "not valid JSON"),
+                                        (empty, "holds no prompts")]):
+        line = assert_one_line(steward(ws, "usecase", "add", f"uc{i}", "--description", "d", "--golden-set", str(path)),
+                               2, "golden_set", path.name, needle)
+        assert line.startswith("error (invalid_input): ")
+    assert "uc0" not in steward(ws, "usecase", "list", "--json").stdout  # nothing was created
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"prompt": "what is 2+2?", "reference": "4"}\n')
+    p = steward(ws, "usecase", "add", "ok", "--description", "d", "--golden-set", "good.jsonl")  # cwd: tmp_path
+    assert p.returncode == 0, p.stderr

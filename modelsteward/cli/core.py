@@ -18,6 +18,14 @@ def _csv(text: str | None) -> list[str]:
     return [p.strip() for p in (text or "").split(",") if p.strip()]
 
 
+def _abspath(path: str | None) -> str | None:
+    """A file the use case keeps (golden set, initial data): stored absolute, so a later command
+    run from another folder still finds it."""
+    from pathlib import Path
+
+    return None if not path else str(Path(path).expanduser().resolve())
+
+
 def init(json_out: bool = JsonOpt) -> None:
     """Create the workspace and bring the database to the latest schema (idempotent)."""
     from modelsteward.storage.db import current_revision
@@ -70,7 +78,7 @@ def usecase_add(
             "name": name, "description": description, "model": model, "fallback": _csv(fallback),
             "budget_usd": None if budget_usd is None else Decimal(str(budget_usd)),
             "weights": parse_weights(weights), "min_context": min_context, "latency_slo_ms": latency_slo_ms,
-            "requires": _csv(requires), "sticky": sticky, "golden_set": golden_set, "initial_data": initial_data,
+            "requires": _csv(requires), "sticky": sticky, "golden_set": _abspath(golden_set), "initial_data": _abspath(initial_data),
         },
         ctx,
     )

@@ -112,12 +112,31 @@ def usecase_add(ctx: ToolContext, inp: UseCaseAddInput) -> UseCaseInfo:
         req["requires"] = inp.requires
     if inp.max_price_per_m is not None:
         req["max_price_per_m"] = str(inp.max_price_per_m)
+    if inp.golden_set:
+        _check_golden_set(inp.golden_set)
     uc = ctx.steward.registry.add_use_case(
         inp.name, description=inp.description, requirements=req, weights=inp.weights,
         monthly_budget_usd=inp.budget_usd, fallback=inp.fallback, model=inp.model, sticky=inp.sticky,
         golden_set_path=inp.golden_set, initial_data_path=inp.initial_data, actor=ctx.actor,
     )
     return use_case_info(ctx, uc, warnings)
+
+
+def _check_golden_set(path: str) -> None:
+    """Read the golden set now, so a missing or malformed file fails when it is given, naming it."""
+    from modelsteward.errors import InvalidInput
+    from modelsteward.evals.replay import load_golden_set
+
+    try:
+        items = load_golden_set(path)
+    except InvalidInput as exc:
+        reason = exc.message.replace("; fix the use case's golden_set_path", "")
+        raise InvalidInput(f"golden_set: {reason}", field="golden_set") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"golden_set: cannot read {path!r}: {exc}.", field="golden_set") from exc
+    if not items:
+        raise InvalidInput(f"golden_set: {path!r} holds no prompts (one JSON object per line: "
+                           '{"prompt": ...} or {"messages": [...]}, optional "reference").', field="golden_set")
 
 
 class ModelRegisterInput(InputModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelsteward.tools.base import InputModel, ToolContext, tool
 
@@ -76,6 +76,20 @@ class SetPolicyIn(_In):
     rollout: dict[str, Any] | None = Field(default=None, description="Analysis settings of config['rollout'].")
     guardrails: dict[str, Any] | None = Field(default=None, description="Thresholds of config['guardrails'].")
     agent: AgentSettings | None = Field(default=None, description="Playbook settings of config['agent'].")
+
+    @model_validator(mode="after")
+    def _known_and_within_bounds(self) -> SetPolicyIn:
+        """Unknown settings and values looser than a hard bound are refused when the change is
+        requested (InvalidInput), not after a person approved it."""
+        from modelsteward.policies.bounds import SECTIONS, clamp_section, validate_steps
+
+        for section in SECTIONS:
+            new = getattr(self, section, None)
+            if new:
+                clamp_section(section, new, strict=True)
+                if section == "rollout" and "steps" in new:
+                    validate_steps(new["steps"])
+        return self
 
 
 class RolloutOut(BaseModel):
