@@ -5,20 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from modelsteward.errors import InvalidInput, StewardError
 
-__all__ = ["console", "err_console", "open_ctx", "cli_identity", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail", "parse_weights"]
+__all__ = ["console", "err_console", "open_ctx", "cli_identity", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail",
+           "parse_weights", "one_line", "human"]
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a line is never broken at 80 columns when the output is piped (grep, less, a file)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON (a stable, documented shape).")
 
@@ -41,13 +45,31 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(data), indent=2, default=str) + "\n")
 
 
+def human(value: Any) -> str:
+    """A cell or value as a person reads it: ``25`` not ``25.0000000000``, ``0`` not ``0E-10``."""
+    if value is None:
+        return ""
+    if isinstance(value, decimal.Decimal):
+        d = value.normalize()
+        return format(d.quantize(decimal.Decimal(1)) if d.as_tuple().exponent > 0 else d, "f")  # type: ignore[operator]
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A table at its full width: on a terminal it fits the window, piped it is never cut at 80 columns."""
     t = Table(title=title, show_lines=False)
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
-    console.print(t)
+        t.add_row(*[human(v) for v in r])
+    if console.is_terminal:
+        console.print(t)
+    else:
+        wide = console.options.update(max_width=100_000)
+        width = max(console.measure(t, options=wide).maximum, 20)
+        Console(file=console.file, width=width, soft_wrap=True, force_terminal=False).print(t)
 
 
 def open_ctx(actor: str | None = None):  # type: ignore[no-untyped-def]
@@ -92,35 +114,101 @@ def cli_identity(steward: Any, claimed: str | None = None, need_role: str | None
     return f"cli:{name}", role
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line (the CLI's errors are one line each; a message never breaks it)."""
+    return " ".join(str(text).split())
+
+
+def _error_line(code: str | None, message: str) -> None:
+    label = f"error ({code})" if code else "error"
+    err_console.print(f"[red]{label}:[/red] {escape(one_line(message))}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    _error_line(None, message)
     raise typer.Exit(code)
 
 
-def run_cli(app: typer.Typer) -> None:
-    """Run the app; a StewardError becomes one line on stderr and exit code 1 (2 for bad input)."""
-    try:
-        rv = app(standalone_mode=False)
-        # non-standalone Typer *returns* the code of typer.Exit (fail()) and of Ctrl-C (130)
-        if isinstance(rv, int) and not isinstance(rv, bool) and rv != 0:
-            sys.exit(rv)
-    except StewardError as exc:
-        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False, soft_wrap=True)
-        sys.exit(2 if exc.code in ("invalid_input",) else 1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    """The exceptions the command-line parser raises for a bad command line.
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    Typer >= 0.2x bundles its own Click (``typer._click``), whose errors derive from
+    ``typer.TyperException`` and not from ``click.ClickException``; older Typer uses Click itself.
+    Both are caught, so the CLI has one error path whichever is installed.
+    """
+    kinds: list[type[BaseException]] = []
+    typer_exc = getattr(typer, "TyperException", None)
+    if isinstance(typer_exc, type):
+        kinds.append(typer_exc)
+    click = sys.modules.get("click")
+    if click is not None:
+        kinds.append(click.ClickException)
+    return tuple(kinds)
+
+
+def _show_usage_error(exc: BaseException) -> int:
+    """One line on stderr for a parser error; returns the exit code (2 for a usage error)."""
+    code = int(getattr(exc, "exit_code", 1) or 1)
+    ctx = getattr(exc, "ctx", None)
+    where = getattr(ctx, "command_path", None) or "steward"
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help text went to stdout already
+        _error_line("usage", f"'{where}' needs a command (listed above); see '{where} --help'.")
+        return code
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    if code == 2:
+        end = "" if message.rstrip().endswith((".", "?", "!")) else "."
+        _error_line("usage", f"{message.rstrip()}{end} See '{where} --help'.")
+    else:
+        _error_line(None, message)
+    return code
+
+
+def run_cli(app: typer.Typer, args: Sequence[str] | None = None) -> NoReturn:
+    """Run the app: every error is one line on stderr and a non-zero exit, never a traceback.
+
+    Exit codes: 0 success; 1 an error (``error (CODE): ...``, CODE from ``errors.py``); 2 bad input
+    (``invalid_input``) or a command line the parser refuses (``usage``); 130 interrupted.  An
+    unexpected exception (a bug) is one line too, ``error (internal): ...``; set ``STEWARD_DEBUG=1``
+    to get its traceback instead.
+    """
+    try:
+        rv = app(args=list(args) if args is not None else None, standalone_mode=False)
+        # non-standalone Typer *returns* the code of typer.Exit (fail()) and of Ctrl-C (130)
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    except StewardError as exc:
+        _error_line(exc.code, exc.message)
+        code = 2 if exc.code == InvalidInput.code else 1
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        code = 130
+    except _usage_error_types() as exc:
+        code = _show_usage_error(exc)
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug, reported on one line
+        if os.environ.get("STEWARD_DEBUG"):
+            raise
+        code = _show_unexpected(exc)
+    sys.exit(code)
+
+
+def _show_unexpected(exc: BaseException) -> int:
+    exit_exc = _click_exit(exc)
+    if exit_exc is not None:
+        return exit_exc
+    if isinstance(exc, OSError) and exc.filename is not None:
+        _error_line("os_error", f"{exc.strerror or exc}: {exc.filename}")
+        return 1
+    _error_line("internal", f"{type(exc).__name__}: {exc} (a bug: please report it; STEWARD_DEBUG=1 shows the "
+                "traceback).")
+    return 1
+
+
+def _click_exit(exc: BaseException) -> int | None:
+    click = sys.modules.get("click")
+    if click is not None and isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    return None
 
 
 def parse_weights(text: str | None) -> dict[str, float] | None:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, parse_weights, table
+from modelsteward.cli.common import JsonOpt, console, emit_json, human, open_ctx, parse_weights, table
 
 __all__ = ["register"]
 
@@ -16,6 +16,14 @@ models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
 def _csv(text: str | None) -> list[str]:
     return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def _abspath(path: str | None) -> str | None:
+    """A file the use case keeps (golden set, initial data): stored absolute, so a later command
+    run from another folder still finds it."""
+    from pathlib import Path
+
+    return None if not path else str(Path(path).expanduser().resolve())
 
 
 def init(json_out: bool = JsonOpt) -> None:
@@ -70,7 +78,7 @@ def usecase_add(
             "name": name, "description": description, "model": model, "fallback": _csv(fallback),
             "budget_usd": None if budget_usd is None else Decimal(str(budget_usd)),
             "weights": parse_weights(weights), "min_context": min_context, "latency_slo_ms": latency_slo_ms,
-            "requires": _csv(requires), "sticky": sticky, "golden_set": golden_set, "initial_data": initial_data,
+            "requires": _csv(requires), "sticky": sticky, "golden_set": _abspath(golden_set), "initial_data": _abspath(initial_data),
         },
         ctx,
     )
@@ -87,7 +95,7 @@ def _print_use_case(uc) -> None:  # type: ignore[no-untyped-def]
     console.print(f"[bold]{uc.name}[/bold]: {uc.description}")
     console.print(f"  weights: {', '.join(f'{k}={v:.2f}' for k, v in uc.weights.items())}")
     if uc.monthly_budget_usd is not None:
-        console.print(f"  monthly budget: ${uc.monthly_budget_usd}")
+        console.print(f"  monthly budget: ${human(uc.monthly_budget_usd)}")
     if uc.requirements:
         console.print(f"  requirements: {uc.requirements}")
     if uc.fallback:
@@ -196,7 +204,7 @@ def models_show(model_id: str, json_out: bool = JsonOpt) -> None:
         emit_json(out)
         return
     for k, v in out.model_dump().items():
-        console.print(f"  {k}: {v}")
+        console.print(f"  {k}: {human(v) or '-'}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

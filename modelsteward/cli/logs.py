@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -14,13 +15,16 @@ logs_app = typer.Typer(help="Request logs (Parquet + DuckDB).", no_args_is_help=
 
 
 @logs_app.command("import")
-def logs_import(file: str, json_out: bool = JsonOpt) -> None:
+def logs_import(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="A .jsonl or .parquet file."),
+    json_out: bool = JsonOpt,
+) -> None:
     """Import JSONL or Parquet rows with the DESIGN.md log columns (all rows or none)."""
     from modelsteward.tools import call_tool
 
     ctx = open_ctx()
     try:
-        out = call_tool("logs_import", {"path": file}, ctx)
+        out = call_tool("logs_import", {"path": str(file)}, ctx)
     finally:
         ctx.steward.close()
     if json_out:

@@ -30,12 +30,14 @@ def register(app: typer.Typer) -> None:
         import logging
         import os
 
+        from modelsteward.gateway.serve import listen
         from modelsteward.gateway.serve import serve as gateway_serve
         from modelsteward.server import create_app
         from modelsteward.server.loopconfig import LoopConfig
 
         # bad settings stop the server before anything starts (a ConfigError: one line, exit 1)
         loop_cfg = None if no_control_loop else LoopConfig.from_env(public_url=f"http://{host}:{port}")
+        sock = listen(host, port)  # a port in use: one line, exit 1, before any banner
         # a long-running server process: freeze the start-up heap out of the GC (p99 latency)
         os.environ.setdefault("STEWARD_GATEWAY_FREEZE_GC", "1")
         app_ = create_app()
@@ -50,7 +52,7 @@ def register(app: typer.Typer) -> None:
         console.print(loop_cfg.describe() + "; one leader among the replicas on this registry."
                       if loop_cfg is not None else "control loop: off (--no-control-loop).", markup=False, highlight=False)
         # chat completions are answered before the API middleware (the gateway's fast path)
-        gateway_serve(app_, host, port, gateway_state=getattr(app_.state, "gateway_state", None))
+        gateway_serve(app_, host, port, gateway_state=getattr(app_.state, "gateway_state", None), sock=sock)
 
     tokens = typer.Typer(help="API and console tokens (roles viewer < operator < approver < admin).",
                          no_args_is_help=True)

@@ -13,19 +13,37 @@ same routes into the full server).
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from typing import Any
 
-__all__ = ["serve", "main"]
+__all__ = ["serve", "main", "listen"]
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind and listen on ``host:port`` before anything is announced; a port in use (or a host
+    that cannot be bound) raises ``Conflict`` naming it, so the caller prints one line and exits 1."""
+    import os
+
+    from modelsteward.errors import Conflict
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=4096)
+    except OSError as exc:
+        raise Conflict(f"Cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}; choose another --port "
+                       "(or stop the process that holds it).", host=host, port=port) from exc
 
 
 def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *, graceful_timeout_s: float = 30.0,
-          log_level: str = "warning", access_log: bool = False, gateway_state: Any = None) -> None:
+          log_level: str = "warning", access_log: bool = False, gateway_state: Any = None,
+          sock: socket.socket | None = None) -> None:
     """Serve ``app`` until SIGTERM/SIGINT (uvicorn then re-raises the signal after the lifespan shutdown).
 
     With ``gateway_state`` (the ``GatewayState`` whose routes the app mounts), ``POST
     /v1/chat/completions`` is answered before the app's middleware and router (``GatewayFastPath``):
-    several times the throughput of going through a FastAPI middleware stack.
+    several times the throughput of going through a FastAPI middleware stack.  ``sock``: a socket
+    already bound by ``listen`` (uvicorn then serves on it instead of binding ``host:port`` itself).
     """
     import uvicorn
 
@@ -39,7 +57,7 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *, graceful_timeo
         access_log=access_log, timeout_graceful_shutdown=int(graceful_timeout_s), backlog=4096,
         timeout_keep_alive=30, server_header=False, date_header=False,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
 
 
 def app_factory() -> Any:

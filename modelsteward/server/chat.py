@@ -15,21 +15,21 @@ from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from modelsteward.context import Steward
 from modelsteward.errors import NotFound
 from modelsteward.server.api import ERROR_RESPONSES
 from modelsteward.server.auth import Identity
 from modelsteward.server.deps import OperatorDep, StewardDep
+from modelsteward.tools.base import InputModel
 
 __all__ = ["ChatIn", "ChatOut", "ChatHub", "router"]
 
 KEEP = 100
 
 
-class ChatIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChatIn(InputModel):
     message: str = Field(min_length=1, max_length=4000, description="A question, a SELECT over the logs, or an action.")
     session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = Field(
         default=None, description="Continue this conversation (from an earlier answer); omit to start one.")

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
 
+from modelsteward.tools.base import InputModel  # every request body refuses unknown fields
+
 __all__ = [
     "ErrorOut",
     "Me",
@@ -223,15 +225,13 @@ class StatsRow(BaseModel):
     count: int
 
 
-class DecisionIn(BaseModel):
+class DecisionIn(InputModel):
     """Approve or reject a pending approval; the reason is recorded with the decision."""
 
-    model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="", max_length=2000)
 
 
-class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenIn(InputModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     role: Literal["viewer", "operator", "approver", "admin"]
 

@@ -62,13 +62,14 @@ TOOL_ROUTES: tuple[ToolRoute, ...] = (
 _PATH_PARAM = re.compile(r"{(\w+)}")
 
 
-def _body_model(spec: ToolSpec, path_fields: list[str]) -> type[BaseModel] | None:
+def _body_model(spec: ToolSpec, path_fields: list[str]) -> type[BaseModel]:
+    """The request body: the tool's input model less its path fields.  A tool that takes nothing
+    besides its path still gets an (empty, optional) body model, so a body with a field it does
+    not know is refused (422 naming the field) rather than ignored, as on every other route."""
     fields = spec.input_model.model_fields
     if not path_fields:
-        return spec.input_model if fields else None
+        return spec.input_model
     rest = {n: (f.annotation, f) for n, f in fields.items() if n not in path_fields}
-    if not rest:
-        return None
     return create_model(  # type: ignore[call-overload, no-any-return]
         f"{spec.input_model.__name__}Body", __config__=spec.input_model.model_config, **rest,
     )
@@ -107,12 +108,11 @@ def _endpoint(spec: ToolSpec, route: ToolRoute, role: str) -> Any:
         ann = ann if ann in (int, str) else str
         extra: dict[str, Any] = {"max_length": 300} if ann is str else {"ge": 1, "le": 2_147_483_647}
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, Path(**extra)]))
-    if body_model is not None:
-        required = any(f.is_required() for f in body_model.model_fields.values())
-        params.append(inspect.Parameter(
-            "body", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[body_model, Body()],
-            default=inspect.Parameter.empty if required else None,
-        ))
+    required = any(f.is_required() for f in body_model.model_fields.values())
+    params.append(inspect.Parameter(
+        "body", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[body_model, Body()],
+        default=inspect.Parameter.empty if required else None,
+    ))
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     endpoint.__name__ = f"tool_{spec.name}"
     endpoint.__doc__ = spec.description

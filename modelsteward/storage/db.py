@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,10 +72,34 @@ def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
+    """Bring the schema to ``revision`` (idempotent).  A database already at the single head is
+    left alone without importing Alembic (read commands open the workspace on every call)."""
+    if revision == "head":
+        heads = _file_heads()
+        if len(heads) == 1 and current_revision(engine) in heads:
+            return
     from alembic import command
 
     command.upgrade(_alembic_config(engine), revision)
+
+
+_REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN = re.compile(r"^down_revision\s*(?::[^=]*)?=\s*(.+)$", re.M)
+
+
+def _file_heads() -> set[str]:
+    """The head revision(s) named by the migration files (revisions no file names as its parent);
+    an empty set when a file cannot be read this way (then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for f in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        text = f.read_text(encoding="utf-8")
+        rev, down = _REVISION.search(text), _DOWN.search(text)
+        if rev is None or down is None:
+            return set()
+        revisions.add(rev.group(1))
+        parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+    return revisions - parents
 
 
 def head_revision() -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -63,7 +64,23 @@ APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired", "executed")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ROLLOUT_STATES = ("running", "waiting", "paused", "completed", "aborted", "rolled_back")
 
-PRICE = Numeric(20, 10, asdecimal=True)
+
+
+class _Money(TypeDecorator[Decimal]):
+    """``Numeric(20, 10)`` read back as the plain decimal it holds: ``1`` and ``0``, never
+    ``1.0000000000`` or ``0E-10`` (the column's scale is storage, not the value)."""
+
+    impl = Numeric(20, 10, asdecimal=True)
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        d = Decimal(value).normalize()
+        return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d  # type: ignore[operator]
+
+
+PRICE = _Money()
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

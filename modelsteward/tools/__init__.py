@@ -1,5 +1,15 @@
 """The typed tool surface shared by CLI, API, console and agent."""
 
-from modelsteward.tools.base import TOOLS, ToolContext, ToolSpec, call_tool, get_tool, list_tools, load_all_tools, tool
+from modelsteward.tools.base import (
+    TOOLS,
+    InputModel,
+    ToolContext,
+    ToolSpec,
+    call_tool,
+    get_tool,
+    list_tools,
+    load_all_tools,
+    tool,
+)
 
-__all__ = ["TOOLS", "ToolContext", "ToolSpec", "call_tool", "get_tool", "list_tools", "load_all_tools", "tool"]
+__all__ = ["TOOLS", "InputModel", "ToolContext", "ToolSpec", "call_tool", "get_tool", "list_tools", "load_all_tools", "tool"]

@@ -16,13 +16,13 @@ from sqlalchemy import select
 
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Rollout, UseCase
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = ["ShowRolloutsInput", "RolloutList", "ShowStatusInput", "StatusView", "AgentRunInput", "AgentRunResult",
            "AgentRunsInput", "AgentRunList"]
 
 
-class ShowRolloutsInput(BaseModel):
+class ShowRolloutsInput(InputModel):
     use_case: str | None = Field(default=None, description="Only this use case.")
     active_only: bool = Field(default=False, description="Only running, waiting or paused rollouts.")
     limit: int = Field(default=20, ge=1, le=500)
@@ -50,7 +50,7 @@ def show_rollouts(ctx: ToolContext, inp: ShowRolloutsInput) -> RolloutList:
         ])
 
 
-class ShowStatusInput(BaseModel):
+class ShowStatusInput(InputModel):
     use_case: str | None = Field(default=None, description="Only this use case.")
 
 
@@ -66,7 +66,7 @@ def show_status(ctx: ToolContext, inp: ShowStatusInput) -> StatusView:
     return StatusView(observation=observe_world(ctx.steward, inp.use_case))
 
 
-class AgentRunsInput(BaseModel):
+class AgentRunsInput(InputModel):
     limit: int = Field(default=20, ge=1, le=500)
     status: str | None = None
 
@@ -90,7 +90,7 @@ def agent_runs(ctx: ToolContext, inp: AgentRunsInput) -> AgentRunList:
         ])
 
 
-class AgentRunInput(BaseModel):
+class AgentRunInput(InputModel):
     use_case: str | None = Field(default=None, description="Limit the cycle to this use case.")
     goal: str = Field(default="", max_length=4000, description="What the operator wants from this cycle.")
     max_steps: int = Field(default=20, ge=1, le=200, description="Planner turns before the run stops.")

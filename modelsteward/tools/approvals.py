@@ -30,7 +30,7 @@ from modelsteward.context import Steward
 from modelsteward.errors import StewardError
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun
-from modelsteward.tools.base import ToolContext, call_tool, get_tool, tool
+from modelsteward.tools.base import InputModel, ToolContext, call_tool, get_tool, tool
 
 __all__ = ["ApprovalsListIn", "ApprovalsListOut", "ApprovalDecideIn", "ApprovalOut", "ApprovalDecision",
            "AgentRunView", "set_run_resumer"]
@@ -39,7 +39,7 @@ Outcome = Literal["decided", "rejected", "executed", "failed", "started_task", "
                   "resuming_agent_run", "waiting_for_agent"]
 
 
-class ApprovalsListIn(BaseModel):
+class ApprovalsListIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["pending", "approved", "rejected", "expired", "executed", "all"] = "pending"
     limit: int = Field(default=100, ge=1, le=1000)
@@ -65,7 +65,7 @@ class ApprovalsListOut(BaseModel):
     approvals: list[ApprovalOut]
 
 
-class ApprovalDecideIn(BaseModel):
+class ApprovalDecideIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     approval_id: int
     decision: Literal["approve", "reject"]

@@ -15,12 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelsteward.context import Steward
 from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
 
-__all__ = ["ToolContext", "ToolSpec", "tool", "call_tool", "get_tool", "list_tools", "TOOLS"]
+__all__ = ["InputModel", "ToolContext", "ToolSpec", "tool", "call_tool", "get_tool", "list_tools", "TOOLS"]
+
+
+
+class InputModel(BaseModel):
+    """The base of every input model (each tool's, and the API's own request bodies): a field it
+    does not know is refused, naming the field (``extra_forbidden``), never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -74,6 +83,9 @@ def tool(
     """Register a tool; a duplicate name fails at import, naming both definitions."""
 
     def deco(func: Callable[[ToolContext, Any], Any]) -> Callable[[ToolContext, Any], Any]:
+        if input_model.model_config.get("extra") != "forbid":
+            raise TypeError(f"Tool {name!r}: input model {input_model.__qualname__} must derive from "
+                            "tools.base.InputModel (unknown fields refused, not dropped).")
         if name in TOOLS:
             other = TOOLS[name].func
             raise RuntimeError(
@@ -87,23 +99,28 @@ def tool(
     return deco
 
 
-_TOOL_MODULES = ("registry", "logs", "catalog", "evals", "training", "rollout", "approvals", "agent", "report")
+# cheap modules first: a read command finds its tool without importing catalog (numpy), evals or training
+_TOOL_MODULES = ("registry", "logs", "rollout", "approvals", "agent", "report", "catalog", "evals", "training")
 _CHECKED: list[frozenset[tuple[str, bool]]] = []  # the tool set last found to match the policy registry
+
+
+def _import_tool_module(mod: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(f"modelsteward.tools.{mod}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"modelsteward.tools.{mod}":
+            raise
 
 
 def load_all_tools() -> dict[str, ToolSpec]:
     """Import every tools module that exists (each registers its tools on import), then check that
     every mutating tool has a policy rule and every rule a mutating tool (``PolicyRegistryError``)."""
-    import importlib
-
     from modelsteward.policies import check_rules
 
     for mod in _TOOL_MODULES:
-        try:
-            importlib.import_module(f"modelsteward.tools.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"modelsteward.tools.{mod}":
-                raise
+        _import_tool_module(mod)
     facts = frozenset((name, spec.mutating) for name, spec in TOOLS.items())
     if not _CHECKED or _CHECKED[0] != facts:
         check_rules(dict(facts))
@@ -112,9 +129,16 @@ def load_all_tools() -> dict[str, ToolSpec]:
 
 
 def get_tool(name: str) -> ToolSpec:
-    load_all_tools()
+    """The tool called ``name``; tools modules are imported in order only until it is found."""
+    for mod in _TOOL_MODULES:
+        if name in TOOLS:
+            break
+        _import_tool_module(mod)
     if name not in TOOLS:
+        load_all_tools()
         raise NotFound(f"Unknown tool {name!r}." + close_matches(name, list(TOOLS)), kind="tool", name=name)
+    if TOOLS[name].mutating:
+        load_all_tools()  # a mutating tool runs only once every tool is known to match the policy registry
     return TOOLS[name]
 
 

@@ -7,12 +7,12 @@ from pydantic import BaseModel, Field
 from modelsteward.catalog.compat import CompatResult, check_compatibility
 from modelsteward.catalog.rank import DEFAULT_INPUT_SHARE, Ranking, log_evidence, rank_use_case
 from modelsteward.catalog.scan import SourceReport, resolve_providers, run_scan
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = ["ScanInput", "ScanOutput", "RankInput", "scan", "rank"]
 
 
-class ScanInput(BaseModel):
+class ScanInput(InputModel):
     provider: str = Field(default="all", description="openrouter | openai | anthropic | google | huggingface | "
                                                       "ollama | local | all (or a comma list)")
     use_case: str | None = Field(default=None, description="also filter the registry for this use case")
@@ -26,7 +26,7 @@ class ScanOutput(BaseModel):
     compatibility: CompatResult | None = None
 
 
-class RankInput(BaseModel):
+class RankInput(InputModel):
     use_case: str
     weights: dict[str, float] | None = Field(default=None, description="override: quality, cost, latency")
     since: str = Field(default="30d", description="log window for token mix, feedback and latency")

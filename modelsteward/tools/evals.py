@@ -6,12 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = ["EvaluateIn", "EvaluateOut", "evaluate_tool"]
 
 
-class EvaluateIn(BaseModel):
+class EvaluateIn(InputModel):
     use_case: str = Field(min_length=1)
     candidate: str = Field(min_length=3, description="Model id provider:model of the candidate.")
     samples: int = Field(20, ge=0, le=10_000, description="Logged prompts to replay (the golden set comes on top).")

@@ -9,13 +9,13 @@ import orjson
 from pydantic import BaseModel, Field
 
 from modelsteward.errors import InvalidInput, NotFound
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = ["LogsImportInput", "LogsImportResult", "LogsStatsInput", "LogsStats", "LogsQueryInput", "LogsQueryResult",
            "LogsPurgeInput", "LogsPurgeResult", "LogsRetentionInput", "LogsRetentionResult", "read_log_file"]
 
 
-class LogsImportInput(BaseModel):
+class LogsImportInput(InputModel):
     path: str = Field(description="JSONL or Parquet file with the DESIGN.md log columns.")
 
 
@@ -78,7 +78,7 @@ def logs_import(ctx: ToolContext, inp: LogsImportInput) -> LogsImportResult:
     return LogsImportResult(path=str(path), rows=len(rows), use_cases=per)
 
 
-class LogsStatsInput(BaseModel):
+class LogsStatsInput(InputModel):
     use_case: str | None = None
     since: str = "7d"
 
@@ -97,7 +97,7 @@ def logs_stats(ctx: ToolContext, inp: LogsStatsInput) -> LogsStats:
     return LogsStats(use_case=inp.use_case, since=inp.since, rows=ctx.steward.logs.stats(inp.use_case, inp.since))
 
 
-class LogsQueryInput(BaseModel):
+class LogsQueryInput(InputModel):
     sql: str = Field(description="One read-only SELECT over the view `logs`.")
     limit: int = Field(default=1000, ge=1, le=100_000)
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from modelsteward.storage.models import Model, UseCase
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = [
     "UseCaseInfo", "ModelInfo", "UseCaseAddInput", "ModelRegisterInput", "use_case_info", "model_info",
@@ -69,7 +69,7 @@ def use_case_info(ctx: ToolContext, uc: UseCase, warnings: list[str] | None = No
     )
 
 
-class UseCaseAddInput(BaseModel):
+class UseCaseAddInput(InputModel):
     name: str = Field(min_length=1, max_length=100)
     description: str = ""
     model: str | None = Field(default=None, description="First model, live at 100% at once.")
@@ -112,6 +112,8 @@ def usecase_add(ctx: ToolContext, inp: UseCaseAddInput) -> UseCaseInfo:
         req["requires"] = inp.requires
     if inp.max_price_per_m is not None:
         req["max_price_per_m"] = str(inp.max_price_per_m)
+    if inp.golden_set:
+        _check_golden_set(inp.golden_set)
     uc = ctx.steward.registry.add_use_case(
         inp.name, description=inp.description, requirements=req, weights=inp.weights,
         monthly_budget_usd=inp.budget_usd, fallback=inp.fallback, model=inp.model, sticky=inp.sticky,
@@ -120,7 +122,24 @@ def usecase_add(ctx: ToolContext, inp: UseCaseAddInput) -> UseCaseInfo:
     return use_case_info(ctx, uc, warnings)
 
 
-class ModelRegisterInput(BaseModel):
+def _check_golden_set(path: str) -> None:
+    """Read the golden set now, so a missing or malformed file fails when it is given, naming it."""
+    from modelsteward.errors import InvalidInput
+    from modelsteward.evals.replay import load_golden_set
+
+    try:
+        items = load_golden_set(path)
+    except InvalidInput as exc:
+        reason = exc.message.replace("; fix the use case's golden_set_path", "")
+        raise InvalidInput(f"golden_set: {reason}", field="golden_set") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"golden_set: cannot read {path!r}: {exc}.", field="golden_set") from exc
+    if not items:
+        raise InvalidInput(f"golden_set: {path!r} holds no prompts (one JSON object per line: "
+                           '{"prompt": ...} or {"messages": [...]}, optional "reference").', field="golden_set")
+
+
+class ModelRegisterInput(InputModel):
     provider: str
     model_id: str = Field(min_length=1, description="The provider's own model id.")
     base_url: str | None = None
@@ -176,7 +195,7 @@ def models_register(ctx: ToolContext, inp: ModelRegisterInput) -> ModelInfo:
     return model_info(m)
 
 
-class ListUseCasesInput(BaseModel):
+class ListUseCasesInput(InputModel):
     pass
 
 
@@ -190,7 +209,7 @@ def list_use_cases(ctx: ToolContext, inp: ListUseCasesInput) -> UseCaseList:
     return UseCaseList(use_cases=[use_case_info(ctx, uc) for uc in ctx.steward.registry.list_use_cases()])
 
 
-class ListModelsInput(BaseModel):
+class ListModelsInput(InputModel):
     use_case: str | None = None
     status: str | None = None
     provider: str | None = None

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = [
     "DeployIn", "UseCaseIn", "AdvanceIn", "AbortIn", "RollbackIn", "GuardCheckIn", "RetireIn", "SetPolicyIn",
@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 
-class _In(BaseModel):
+class _In(InputModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -101,6 +101,20 @@ class SetPolicyIn(_In):
     @classmethod
     def _evaluation_bounds(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         return _within_bounds("evaluation", v)
+
+    @model_validator(mode="after")
+    def _known_and_within_bounds(self) -> SetPolicyIn:
+        """Unknown settings and values looser than a hard bound are refused when the change is
+        requested (InvalidInput), not after a person approved it."""
+        from modelsteward.policies.bounds import SECTIONS, clamp_section, validate_steps
+
+        for section in SECTIONS:
+            new = getattr(self, section, None)
+            if new:
+                clamp_section(section, new, strict=True)
+                if section == "rollout" and "steps" in new:
+                    validate_steps(new["steps"])
+        return self
 
 
 class RolloutOut(BaseModel):

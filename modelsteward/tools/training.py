@@ -15,14 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from modelsteward.tools.base import ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = ["BuildDatasetIn", "BuildDatasetOut", "FineTuneIn", "FineTuneOut", "JobIn"]
 
 log = logging.getLogger(__name__)
 
 
-class BuildDatasetIn(BaseModel):
+class BuildDatasetIn(InputModel):
     use_case: str
     since: str | None = Field(default="30d", description="window: 30d, 12h, 2w, an ISO date, or 'all'")
     min_feedback: float | None = Field(default=None, ge=-1, le=1, description="keep rows with feedback >= this")
@@ -64,7 +64,7 @@ def build_dataset(ctx: ToolContext, inp: BuildDatasetIn) -> BuildDatasetOut:
     )
 
 
-class FineTuneIn(BaseModel):
+class FineTuneIn(InputModel):
     use_case: str
     base: str = Field(default="local:smollm2-135m-instruct", description="base model id (a local transformers model)")
     method: Literal["lora", "full"] = "lora"
@@ -147,7 +147,7 @@ def fine_tune(ctx: ToolContext, inp: FineTuneIn) -> FineTuneOut:
     return _out(job_dict(get_job(steward, job_id)))
 
 
-class JobIn(BaseModel):
+class JobIn(InputModel):
     job_id: int
 
 
