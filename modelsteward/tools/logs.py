@@ -116,7 +116,7 @@ def query_logs(ctx: ToolContext, inp: LogsQueryInput) -> LogsQueryResult:
     return LogsQueryResult(columns=cols, rows=rows[: inp.limit], truncated=len(rows) > inp.limit)
 
 
-class LogsPurgeInput(BaseModel):
+class LogsPurgeInput(InputModel):
     use_case: str = Field(min_length=1)
     older_than: str | None = Field(default=None, description="90d, 12h, 2w; default: the use case's retention TTL")
 
@@ -148,7 +148,7 @@ def logs_purge(ctx: ToolContext, inp: LogsPurgeInput) -> LogsPurgeResult:
     return LogsPurgeResult(older_than=older, **res.__dict__)
 
 
-class LogsRetentionInput(BaseModel):
+class LogsRetentionInput(InputModel):
     use_case: str = Field(min_length=1)
     days: float | None = Field(default=None, gt=0, le=36_500, description="TTL of raw prompts in days; None: keep")
 

@@ -1,7 +1,7 @@
 """agent decisions and the realised-gain ledger
 
 Revision ID: 0003_decisions
-Revises: 0001_initial
+Revises: 0002_agent_run_starter
 Create Date: 2026-12-01 08:40:00
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0003_decisions'
-down_revision = '0001_initial'
+down_revision = '0002_agent_run_starter'
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """control loop: leader lease, loop state (cursors), notification outbox
 
 Revision ID: 0005_control_loop
-Revises: 0001_initial
+Revises: 0003_decisions
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0005_control_loop'
-down_revision = '0001_initial'
+down_revision = '0003_decisions'
 branch_labels = None
 depends_on = None
 
