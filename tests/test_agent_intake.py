@@ -195,7 +195,7 @@ def test_an_evaluation_budget_above_its_bound_is_refused_naming_the_field(stewar
     ctx = ToolContext(steward=steward, actor="cli:alice")
     with pytest.raises(InvalidInput) as exc:
         call_tool("set_policy", {"use_case": UC, "evaluation": {"max_candidates_per_cycle": 50}}, ctx)
-    assert "evaluation.max_candidates_per_cycle=50" in exc.value.message and "hard bound 5" in exc.value.message
+    assert "evaluation.max_candidates_per_cycle=50" in exc.value.message and "loosest allowed is 5" in exc.value.message
     with pytest.raises(InvalidInput, match="max_usd_per_month"):
         call_tool("set_policy", {"use_case": UC, "evaluation": {"max_usd_per_month": 1e6}}, ctx)
     assert (steward.registry.get_use_case(UC).config or {}) == before  # nothing changed

@@ -162,6 +162,15 @@ def test_price_to_zero_on_a_live_model_needs_approval(steward: Any) -> None:
     assert float(out.price_in_per_m) == 0.0
 
 
+def test_hosting_cost_of_a_live_model_is_a_price_change(steward: Any) -> None:
+    """A hosting cost feeds cost per request and budgets: on a live model it needs the same approval."""
+    setup_use_case(steward)
+    for args in ({"cost_per_hour": "0"}, {"hosting_cost": "0.01/M"}):
+        with pytest.raises(ApprovalRequired, match="live_model_change"):
+            call_tool("models_register", {"provider": "openai", "model_id": "stable-model", **args}, ctx(steward))
+    assert "hosting" not in (steward.registry.get_model(STABLE).meta or {})
+
+
 def test_key_reference_change_on_a_shadow_model_needs_approval(steward: Any) -> None:
     setup_use_case(steward)
     pass_eval(steward)

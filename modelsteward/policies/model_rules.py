@@ -64,6 +64,15 @@ def endpoint_changes(m: Model, args: dict[str, Any]) -> list[str]:
         old_k, new_k = (m.meta or {}).get("api_key_env") or None, args["api_key_env"] or None
         if old_k != new_k:
             out.append(f"api_key_env {old_k or 'unset'} -> {new_k or 'unset'}")
+    # a hosting cost is a price too: it feeds cost per request, budgets and the cost rules
+    host = (m.meta or {}).get("hosting") or {}
+    stored = {"cost_per_hour": _price(host.get("cost_per_hour_usd")), "hardware": host.get("hardware")}
+    for field in ("hosting_cost", "cost_per_hour", "hardware"):
+        if args.get(field) is None:
+            continue
+        new_v = _price(args[field]) if field == "cost_per_hour" else args[field]
+        if field == "hosting_cost" or new_v != stored[field]:
+            out.append(f"{field} -> {args[field]}")
     return out
 
 
