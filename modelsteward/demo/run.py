@@ -104,7 +104,7 @@ class _Server:
             # the demo takes each step itself, in order: no control loop beside it
             [sys.executable, "-m", "modelsteward", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--no-control-loop"],
-            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "STEWARD_EXPOSE_ROUTE_HEADERS": "1"},  # the demo shows which model answered
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
