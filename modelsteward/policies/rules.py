@@ -232,7 +232,7 @@ def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
     if steps[nxt] >= 100.0 and ro.strategy == "canary":
         from modelsteward.rollout.analysis import promotion_benefit
 
-        benefit, _ = promotion_benefit(ctx.steward, ro, section_of(uc.config, "rollout"), uc.name)
+        benefit, _ = promotion_benefit(f.steward, ro, section_of(uc.config, "rollout"), uc.name)
         if not benefit.worth_it:
             return []  # the tool ends the rollout "no gain, kept the current model": traffic goes down, not up
     pol = section_of(uc.config, "policy")
