@@ -89,7 +89,10 @@ def promotion_scenario(steward: Steward, requester: str = "api:operator") -> dic
     reg.update_use_case("story", config={"rollout": {"min_requests": 10, "min_duration_s": 30}})
     with session_scope(steward.sessions) as s:
         s.add(TestResult(use_case_id=uc.id, candidate_model_id=b.id, baseline_model_id=a.id, verdict="pass",
-                         passed=True, sample_count=20, metrics={"quality": 0.97}, reasons=[]))
+                         passed=True, sample_count=20, reasons=[],
+                         metrics={"quality": 0.97, "benefit": {  # cheaper at equal quality: worth promoting
+                             "verdict": "cheaper", "rule": "cheaper (test fixture)", "quality_ratio": 1.0,
+                             "quality_ratio_lcb": 0.97, "cost_ratio": 0.66, "method": "golden"}}))
     ctx = ToolContext(steward=steward, actor=requester)
     out = call_tool("deploy", {"use_case": "story", "model_id": b.id, "strategy": "canary", "steps": [25, 100]}, ctx)
     rollout_id = out.rollout["id"]  # type: ignore[attr-defined]
