@@ -90,12 +90,16 @@ def test_playbook_evaluates_rolls_out_stops_at_approval_and_resumes(steward) -> 
     assert [e["name"] for e in steps if e["kind"] == "tool"][-1] == "evaluate"
     assert routing(steward, UC) == before  # nothing live changed before a person said yes
 
-    env = {**os.environ, "STEWARD_HOME": str(steward.settings.home)}
+    from modelsteward.server.auth import create_token
+
+    # the CLI decides as the person its token names (STEWARD_TOKEN), never a free --as
+    env = {**os.environ, "STEWARD_HOME": str(steward.settings.home),
+           "STEWARD_TOKEN": create_token(steward, "ops", "approver")[1]}
     proc = subprocess.run([sys.executable, "-m", "modelsteward", "approvals", "approve", str(res.approval_id),
                            "--as", "ops", "--json"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["resumed"]["status"] == "completed", out["resumed"]["report"]
+    assert out["agent_run"]["status"] == "completed", out["summary"]
     version, table = routing(steward, UC)
     assert version == before[0] + 1
     assert table == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
