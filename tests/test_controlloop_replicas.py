@@ -29,7 +29,9 @@ GUARD_S, LEASE_S, AGENT_S = 5.0, 3.0, 15.0
 def _prepare(st: Any) -> None:
     # the candidate fails 25 of its 30 canary calls; the rollout's own analysis needs far more
     # requests than that, so it is the guard check that must catch it
-    setup_use_case(st, config={"rollout": {"min_requests": 1000}})
+    # (no candidate evaluations in the scheduled cycles: this test is about when runs happen, and an
+    # evaluation against the test's unreachable model endpoints would outlast the agent period)
+    setup_use_case(st, config={"rollout": {"min_requests": 1000}, "evaluation": {"max_candidates_per_cycle": 0}})
     pass_eval(st)
     call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"}, ctx(st))
     add_rows(st, STABLE, "primary", 60)
