@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage
 
 from modelsteward.agent.decisions import collect
 from modelsteward.agent.state import AgentState
+from modelsteward.privacy import redact, redact_obj
 
 if TYPE_CHECKING:
     from modelsteward.agent.graph import AgentRuntime
@@ -84,7 +85,8 @@ def render_report(state: AgentState, rt: AgentRuntime) -> str:
     errors = [err for e in journal if e["kind"] == "observe" for err in e.get("errors", [])]
     if errors:
         lines += ["", "## Observation problems", ""] + [f"- {_cell(x)}" for x in sorted(set(errors))]
-    return "\n".join(lines) + "\n"
+    # tool results and errors can quote logged prompts: the report leaves the log store redacted
+    return redact("\n".join(lines) + "\n")
 
 
 def _num(v: Any) -> str:
@@ -109,7 +111,7 @@ def decision_lines(decisions: list[dict[str, Any]], limit: int = 40) -> list[str
 
 
 def failure_report(run_id: int, planner: str, reason: str) -> str:
-    return (f"# Agent run {run_id}\n\n- planner: `{planner}`\n- outcome: **failed**\n\n## Reason\n\n{reason}\n\n"
+    return (f"# Agent run {run_id}\n\n- planner: `{planner}`\n- outcome: **failed**\n\n## Reason\n\n{redact(reason)}\n\n"
             "No further actions were taken.\n")
 
 
@@ -134,8 +136,8 @@ def log_to_mlflow(steward: Steward, run_id: int, *, status: str, planner: str, r
                          ("guard_refusals", len(denied)),
                          ("approvals", sum(1 for e in journal if e.get("kind") == "approval"))):
             client.log_metric(rid, key, float(val))
-        client.log_text(rid, report, "report.md")
-        client.log_text(rid, json.dumps(journal, indent=2, default=str), "journal.json")
+        client.log_text(rid, redact(report), "report.md")
+        client.log_text(rid, json.dumps(redact_obj(journal), indent=2, default=str), "journal.json")
         client.set_terminated(rid, "FINISHED" if status == "completed" else "FAILED")
         return rid
     except Exception as exc:  # noqa: BLE001 - tracking must never fail a run
