@@ -111,7 +111,7 @@ def test_login_approve_and_the_rollout_moves_on(live_server: Any, page: Any) -> 
     card.locator("input[name=reason]").fill("canary looked healthy")
     card.locator("button[value=approve]").click()
     page.wait_for_selector(".flash.ok")
-    assert f"Approved #{ids['approval']}" in page.inner_text(".flash.ok")
+    assert f"#{ids['approval']} (rollout_advance): approved; executed rollout_advance" in page.inner_text(".flash.ok")
     assert page.locator(f"#approval-{ids['approval']}").count() == 0  # no longer pending
 
     page.goto(f"{base}/rollouts/{ids['rollout']}")
