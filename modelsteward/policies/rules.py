@@ -38,6 +38,7 @@ from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import decision_refusal
 from modelsteward.policies.bounds import section_of, validate_steps
 from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
+from modelsteward.storage.status import status_for
 from modelsteward.storage.models import (
     Allocation,
     Approval,
@@ -149,7 +150,7 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     uc = _uc(s, args.get("use_case"))
     model_id = args.get("model_id")
     m = s.get(Model, model_id) if isinstance(model_id, str) else None
-    if uc is None or m is None or m.status in ("retired", "rejected"):
+    if uc is None or m is None or status_for(s, m, uc.id) in ("retired", "rejected"):
         return []  # the tool refuses these with a clearer error than any policy could
     model_id = m.id
     pol = section_of(uc.config, "policy")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound, close_matches
 from modelsteward.storage.db import make_sessionmaker, session_scope
+from modelsteward.storage.status import EVENTS, REGISTER_STATUSES, apply_status_event, event_for, status_for
 from modelsteward.storage.models import (
     MODEL_KINDS,
     MODEL_STATUSES,
@@ -29,16 +30,14 @@ from modelsteward.storage.models import (
 
 __all__ = ["ModelRegistry", "STATUS_TRANSITIONS", "parse_price", "split_model_id", "normalise_weights"]
 
-# The model status machine.  Anything not listed here is refused with the allowed targets named.
+# The model status machine lives in ``storage/status.py`` (named events); this is its picture as
+# status -> reachable statuses, kept for readers that only need to know what can follow what.
 STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "discovered": ("candidate", "evaluating", "rejected", "retired", "current"),
-    "candidate": ("evaluating", "shadow", "canary", "current", "rejected", "retired", "discovered"),
-    "evaluating": ("candidate", "shadow", "canary", "current", "rejected"),
-    "shadow": ("canary", "current", "candidate", "rejected", "retired"),
-    "canary": ("current", "shadow", "candidate", "rejected", "retired"),
-    "current": ("candidate", "retired"),
-    "retired": ("candidate", "discovered"),
-    "rejected": ("candidate", "discovered"),
+    st: tuple(dict.fromkeys(
+        t for e, table in EVENTS.items() if e not in ("restored", "registered") and st in table
+        for t in ((table[st],) if isinstance(table[st], str) else table[st]) if t != st
+    ))
+    for st in MODEL_STATUSES
 }
 
 KNOWN_PROVIDERS = ("openrouter", "openai", "anthropic", "google", "huggingface", "ollama", "local", "vllm", "custom")
@@ -161,8 +160,8 @@ class ModelRegistry:
                     s, uc, [{"model_id": m.id, "weight": 100.0, "role": "primary"}],
                     action="initial", actor=actor, reason="first model of the use case (usecase add --model)",
                 )
-                if m.status != "current":
-                    m.status = "current"
+                apply_status_event(s, m, "promoted", uc, actor=actor,
+                                   reason="first model of the use case (usecase add --model)")
             return uc
 
     def update_use_case(self, name: str, **fields: Any) -> UseCase:
@@ -225,16 +224,24 @@ class ModelRegistry:
         status: str | None = None,
         metadata: dict[str, Any] | None = None,
         session: Session | None = None,
+        actor: str = "system",
     ) -> Model:
-        """Idempotent upsert on (provider, provider model id): given fields overwrite, others stay."""
+        """Idempotent upsert on (provider, provider model id): given fields overwrite, others stay.
+
+        ``status`` may only be discovered or candidate (event ``registered`` for a new model;
+        ``marked_candidate`` from discovered and ``reinstated`` from a global retired or rejected for a
+        known one); a model further along keeps its status.  Nothing here makes a model current."""
         if not provider or not provider_model_id:
             raise InvalidInput("Both provider and model id are required.")
         if provider not in KNOWN_PROVIDERS:
             raise InvalidInput(f"Unknown provider {provider!r}." + close_matches(provider, list(KNOWN_PROVIDERS)))
         if kind is not None and kind not in MODEL_KINDS:
             raise InvalidInput(f"Unknown model kind {kind!r}; use one of {', '.join(MODEL_KINDS)}.")
-        if status is not None and status not in MODEL_STATUSES:
-            raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(MODEL_STATUSES)}.")
+        if status is not None and status not in REGISTER_STATUSES:
+            raise InvalidInput(
+                f"status {status!r}: a model is registered as {' or '.join(REGISTER_STATUSES)} only; later statuses "
+                "come from its evaluations and rollouts (a model becomes current only through a rollout).",
+                field="status")
         if context_length is not None and context_length <= 0:
             raise InvalidInput(f"Context length {context_length} must be a positive number of tokens.")
         pin = parse_price(price_in_per_m, "input price")
@@ -253,11 +260,15 @@ class ModelRegistry:
                     kind=kind or default_kind, status=status or "discovered", capabilities=[], meta={},
                 )
                 s.add(m)
-            elif kind:
-                m.kind = kind
-            if status and m.status != status:
-                self._check_transition(m, status)
-                m.status = status
+                s.flush()
+                apply_status_event(s, m, "registered", to=status or "discovered", actor=actor)
+            else:
+                if kind:
+                    m.kind = kind
+                if status == "candidate" and m.status in ("discovered", "retired", "rejected"):
+                    # never backwards, never past candidate: a live or evaluated model keeps its status
+                    event = "marked_candidate" if m.status == "discovered" else "reinstated"
+                    apply_status_event(s, m, event, actor=actor, reason="registered again as a candidate")
             if pin is not None or price_in_per_m == "":
                 m.price_in_per_m = pin
             if pout is not None or price_out_per_m == "":
@@ -293,35 +304,59 @@ class ModelRegistry:
                 uc = self._use_case(s, use_case)
                 live = select(Allocation.model_id).join(Deployment).where(Deployment.use_case_id == uc.id)
                 q = q.where((Model.use_case_id == uc.id) | Model.id.in_(live))
-            if status:
+            if status and not use_case:
                 q = q.where(Model.status == status)
             if provider:
                 q = q.where(Model.provider == provider)
             if kind:
                 q = q.where(Model.kind == kind)
-            return list(s.scalars(q))
+            out = list(s.scalars(q))
+            if status and use_case:  # the status on that use case, not the global summary
+                out = [m for m in out if status_for(s, m, uc.id) == status]
+            return out
 
-    def _check_transition(self, m: Model, new: str) -> None:
-        if new not in MODEL_STATUSES:
-            raise InvalidInput(f"Unknown status {new!r}; use one of {', '.join(MODEL_STATUSES)}.")
-        allowed = STATUS_TRANSITIONS[m.status]
-        if new != m.status and new not in allowed:
-            raise IllegalTransition(
-                f"Model {m.id} cannot go from {m.status!r} to {new!r}; allowed from {m.status!r}: {', '.join(allowed)}.",
-                model=m.id, current=m.status, requested=new, allowed=list(allowed),
-            )
+    def set_status(
+        self, model_id: str, status: str, *, use_case: str | None = None, actor: str = "system", reason: str = "",
+        session: Session | None = None,
+    ) -> Model:
+        """Move a model to ``status`` through the named event that leads there (``storage/status.py``;
+        globally, or on ``use_case``); ``IllegalTransition`` names the events allowed instead."""
 
-    def set_status(self, model_id: str, status: str, *, session: Session | None = None) -> Model:
         def _do(s: Session) -> Model:
             m = self._model(s, model_id)
-            self._check_transition(m, status)
-            m.status = status
+            uc = self._use_case(s, use_case) if use_case else None
+            current = status_for(s, m, uc.id) if uc is not None else m.status
+            if current != status:
+                try:
+                    event = event_for(current, status)
+                except IllegalTransition as exc:
+                    raise IllegalTransition(f"Model {m.id}: {exc.message}", model=m.id, **exc.details) from None
+                apply_status_event(s, m, event, uc, actor=actor, reason=reason)
             return m
 
         if session is not None:
             return _do(session)
         with session_scope(self.sessions) as s:
             return _do(s)
+
+    def status_on(self, model_id: str, use_case: str) -> str:
+        """The model's status on one use case (``storage/status.py`` ``status_for``)."""
+        with session_scope(self.sessions) as s:
+            return status_for(s, self._model(s, model_id), self._use_case(s, use_case).id)
+
+    def use_case_statuses(self, model_ids: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
+        """``{model id: {use case: status}}`` from the per-use-case rows (all models, or these)."""
+        from modelsteward.storage.models import ModelUseCaseStatus
+
+        with session_scope(self.sessions) as s:
+            q = select(ModelUseCaseStatus.model_id, UseCase.name, ModelUseCaseStatus.status).join(
+                UseCase, UseCase.id == ModelUseCaseStatus.use_case_id)
+            if model_ids is not None:
+                q = q.where(ModelUseCaseStatus.model_id.in_(list(model_ids)))
+            out: dict[str, dict[str, str]] = {}
+            for mid, name, st in s.execute(q.order_by(UseCase.name)).all():
+                out.setdefault(mid, {})[name] = st
+            return out
 
     def update_metadata(self, model_id: str, **values: Any) -> Model:
         with session_scope(self.sessions) as s:
@@ -350,7 +385,10 @@ class ModelRegistry:
         return self.get_model(max(prim, key=lambda a: a.weight).model_id)
 
     def candidate_models(self, use_case: str) -> list[Model]:
-        return [m for m in self.list_models(use_case=use_case) if m.status in ("candidate", "evaluating", "discovered")]
+        with session_scope(self.sessions) as s:
+            uc_id = self._use_case(s, use_case).id
+            return [m for m in self.list_models(use_case=use_case)
+                    if status_for(s, m, uc_id) in ("candidate", "evaluating", "discovered")]
 
     @staticmethod
     def routing_table(dep: Deployment) -> list[dict[str, Any]]:
