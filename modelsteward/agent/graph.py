@@ -44,7 +44,8 @@ __all__ = ["AgentRuntime", "build_graph", "validate_toolset", "NODES", "EXCLUDED
 NODES = ("observe", "plan", "guard", "approval", "act", "verify", "report")
 # Never offered to the agent: deciding approvals is for people, starting runs would recurse, and
 # creating use cases or importing logs is the operator's administration, not management.
-EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "logs_import"})
+EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "usecase_update", "usecase_delete",
+                            "logs_import"})
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from modelsteward.errors import ApprovalRequired, PolicyDenied
-from modelsteward.policies import model_rules, rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies import model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
 from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import PolicyDecision, UseCase, utcnow

@@ -185,9 +185,39 @@ class ModelRegistry:
                 setattr(uc, key, val)
             return uc
 
-    def delete_use_case(self, name: str) -> None:
+    def delete_use_case(self, name: str) -> dict[str, int]:
+        """Delete a use case and what belongs to it (one transaction; the database cascades).
+        Returns the number of rows removed per table (models stay; their link to it is cleared)."""
+        from sqlalchemy import func
+
+        from modelsteward.storage.models import (
+            EvalHoldout,
+            GuardrailViolation,
+            ModelUseCaseStatus,
+            Rollout,
+            TestResult,
+        )
+
         with session_scope(self.sessions) as s:
-            s.delete(self._use_case(s, name))
+            uc = self._use_case(s, name)
+            counts: dict[str, int] = {}
+            for label, table in (("allocations", None), ("snapshots", ModelSnapshot), ("history", DeploymentHistory),
+                                 ("rollouts", Rollout), ("evaluations", TestResult), ("eval_holdouts", EvalHoldout),
+                                 ("violations", GuardrailViolation), ("model_statuses", ModelUseCaseStatus)):
+                if table is None:
+                    n = s.scalar(select(func.count(Allocation.id)).join(Deployment)
+                                 .where(Deployment.use_case_id == uc.id))
+                else:
+                    n = s.scalar(select(func.count()).select_from(table).where(table.use_case_id == uc.id))
+                counts[label] = int(n or 0)
+            # rows that point at this use case's snapshots go first (no cascade between them)
+            s.query(DeploymentHistory).filter(DeploymentHistory.use_case_id == uc.id).delete(synchronize_session=False)
+            s.query(Rollout).filter(Rollout.use_case_id == uc.id).delete(synchronize_session=False)
+            s.query(Model).filter(Model.use_case_id == uc.id).update({Model.use_case_id: None},
+                                                                     synchronize_session=False)
+            s.delete(uc)
+            s.flush()
+            return counts
 
     # ------------------------------------------------------------------ models
     def _model(self, s: Session, model_id: str) -> Model:
