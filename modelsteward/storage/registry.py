@@ -156,12 +156,12 @@ class ModelRegistry:
             s.flush()
             if model:
                 m = self._model(s, model)
+                apply_status_event(s, m, "promoted", uc, actor=actor,
+                                   reason="first model of the use case (usecase add --model)")
                 self.write_routing(
                     s, uc, [{"model_id": m.id, "weight": 100.0, "role": "primary"}],
                     action="initial", actor=actor, reason="first model of the use case (usecase add --model)",
                 )
-                apply_status_event(s, m, "promoted", uc, actor=actor,
-                                   reason="first model of the use case (usecase add --model)")
             return uc
 
     def update_use_case(self, name: str, **fields: Any) -> UseCase:
@@ -332,8 +332,11 @@ class ModelRegistry:
             q = select(Model).order_by(Model.id)
             if use_case:
                 uc = self._use_case(s, use_case)
+                from modelsteward.storage.models import ModelUseCaseStatus
+
                 live = select(Allocation.model_id).join(Deployment).where(Deployment.use_case_id == uc.id)
-                q = q.where((Model.use_case_id == uc.id) | Model.id.in_(live))
+                rated = select(ModelUseCaseStatus.model_id).where(ModelUseCaseStatus.use_case_id == uc.id)
+                q = q.where((Model.use_case_id == uc.id) | Model.id.in_(live) | Model.id.in_(rated))
             if status and not use_case:
                 q = q.where(Model.status == status)
             if provider:

@@ -215,6 +215,10 @@ def apply_status_event(
     if event == "registered":
         if uc is not None:
             raise InvalidInput("A model is registered globally, not per use case.")
+        seen = s.scalar(select(ModelStatusEvent.id).where(ModelStatusEvent.model_id == m.id).limit(1))
+        if seen is not None:
+            raise IllegalTransition(f"Model {m.id} is registered already (status {m.status!r}); event 'registered' "
+                                    "is for new models only.", model=m.id, current=m.status, event=event)
         current: str | None = None
         new = _target(event, None, to, "", m.id)
         m.status = new
