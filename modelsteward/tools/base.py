@@ -63,6 +63,9 @@ class ToolSpec:
     func: Callable[[ToolContext, Any], BaseModel]
     mutating: bool
     long_running: bool = False
+    # checks that need the workspace (unknown ids, unreadable files), run before the policies, so no
+    # approval is ever requested for a call that cannot run
+    check: Callable[[ToolContext, Any], None] | None = None
 
     def json_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
@@ -79,6 +82,7 @@ def tool(
     mutating: bool,
     long_running: bool = False,
     description: str | None = None,
+    check: Callable[[ToolContext, Any], None] | None = None,
 ) -> Callable[[Callable[[ToolContext, Any], Any]], Callable[[ToolContext, Any], Any]]:
     """Register a tool; a duplicate name fails at import, naming both definitions."""
 
@@ -93,7 +97,7 @@ def tool(
                 f"{func.__module__}.{func.__qualname__}."
             )
         doc = (description or func.__doc__ or name).strip()
-        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running)
+        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running, check)
         return func
 
     return deco
@@ -156,6 +160,8 @@ def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> 
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"Invalid arguments for tool {name!r}: {fields}", errors=exc.errors(include_url=False)) from exc
+    if spec.check is not None:
+        spec.check(ctx, inp)
     if spec.mutating:
         from modelsteward.policies import enforce
 

@@ -340,7 +340,20 @@ def _planned_changes(uc: UseCase, inp: UseCaseUpdateInput) -> tuple[dict[str, An
     return fields, names
 
 
-@tool("usecase_update", input_model=UseCaseUpdateInput, output_model=UseCaseInfo, mutating=True)
+def _check_update(ctx: ToolContext, inp: UseCaseUpdateInput) -> None:
+    """Everything that can be checked before the policies: the use case, the fallback models, the
+    files, and that the update changes a field."""
+    reg = ctx.steward.registry
+    _planned_changes(reg.get_use_case(inp.use_case), inp)
+    for mid in inp.fallback or []:
+        reg.get_model(mid)
+    if inp.golden_set:
+        _check_golden_set(inp.golden_set)
+    if inp.initial_data:
+        _check_initial_data(inp.initial_data)
+
+
+@tool("usecase_update", input_model=UseCaseUpdateInput, output_model=UseCaseInfo, mutating=True, check=_check_update)
 def usecase_update(ctx: ToolContext, inp: UseCaseUpdateInput) -> UseCaseInfo:
     """Change a use case's settings (budget, weights, fallback, golden set, SLOs, ...): a partial
     update, validated like usecase_add, in one transaction.  Changing the fallback chain, budget or
@@ -389,7 +402,12 @@ class UseCaseDeleted(BaseModel):
     note: str = ""
 
 
-@tool("usecase_delete", input_model=UseCaseDeleteInput, output_model=UseCaseDeleted, mutating=True)
+def _check_delete(ctx: ToolContext, inp: UseCaseDeleteInput) -> None:
+    ctx.steward.registry.get_use_case(inp.use_case)
+
+
+@tool("usecase_delete", input_model=UseCaseDeleteInput, output_model=UseCaseDeleted, mutating=True,
+      check=_check_delete)
 def usecase_delete(ctx: ToolContext, inp: UseCaseDeleteInput) -> UseCaseDeleted:
     """Delete a use case with its routing table, snapshots, history, rollouts, evaluations and
     per-use-case model statuses.  Refused while a rollout is active (usecase_in_rollout) or while
