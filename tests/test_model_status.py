@@ -132,6 +132,13 @@ def test_a_rollback_rejects_the_model_on_that_use_case_only(two: Any) -> None:
     assert st.registry.status_on(CAND, UC) == "rejected"
     assert st.registry.status_on(CAND, OTHER) == "candidate"  # the hole: it was rejected everywhere
     assert st.registry.use_case_statuses([CAND])[CAND] == {UC: "rejected"}
+    # ranking sees the status on the use case ranked
+    from modelsteward.catalog.rank import rank_use_case
+
+    def refused(name: str) -> dict[str, str]:
+        return {r.model_id: r.reason for r in rank_use_case(st, name).rejected}
+
+    assert refused(UC).get(CAND) == "status is rejected" and CAND not in refused(OTHER)
     # on its own use case it cannot be deployed again; elsewhere it can
     with pytest.raises(IllegalTransition, match=f"rejected on '{UC}'"):
         mgr.deploy(UC, CAND, "shadow", actor="cli:alice")

@@ -320,9 +320,10 @@ def rank_use_case(
         mix_source = (f"default mix {DEFAULT_INPUT_SHARE:.0%} input / {1 - DEFAULT_INPUT_SHARE:.0%} output tokens "
                       "(no logged traffic for this use case)")
     pool = models if models is not None else steward.registry.list_models()
+    here = steward.registry.statuses_on(use_case, [m for m in pool if hasattr(m, "status")])
     compatible, rejected = [], []
     for m in pool:
-        reasons = check_model(m, req, share)
+        reasons = check_model(m, req, share, here.get(getattr(m, "id", None)))
         if reasons:
             rejected.append(Rejection(model_id=m.id, reason=reasons[0], reasons=reasons))
         else:

@@ -334,6 +334,8 @@ class GatewayState:
                                f"its live or fallback models: {', '.join(serving) or 'none'}.",
                                code="model_not_allocated", param="model")
         status = getattr(info.row, "status", None)
+        if status in ("retired", "rejected"):  # the summary; a model rejected elsewhere may serve here
+            status = await asyncio.to_thread(self.steward.registry.status_on, pinned, route.name)
         if status in ("retired", "rejected"):
             raise GatewayError(403, f"Model {pinned!r} is {status}; it can no longer be pinned.",
                                code="model_not_allocated", param="model")

@@ -377,6 +377,13 @@ class ModelRegistry:
         with session_scope(self.sessions) as s:
             return status_for(s, self._model(s, model_id), self._use_case(s, use_case).id)
 
+    def statuses_on(self, use_case: str, models: Sequence[Model]) -> dict[str, str]:
+        """``{model id: its status on use_case}`` (``storage/status.py``) for ``models``."""
+        from modelsteward.storage.status import statuses_on
+
+        with session_scope(self.sessions) as s:
+            return statuses_on(s, self._use_case(s, use_case).id, list(models))
+
     def use_case_statuses(self, model_ids: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
         """``{model id: {use case: status}}`` from the per-use-case rows (all models, or these)."""
         from modelsteward.storage.models import ModelUseCaseStatus

@@ -44,7 +44,8 @@ from modelsteward.errors import IllegalTransition, InvalidInput, NotFound
 from modelsteward.storage.models import MODEL_STATUSES, Model, ModelStatusEvent, ModelUseCaseStatus, UseCase
 
 __all__ = [
-    "EVENTS", "REGISTER_STATUSES", "StatusChange", "apply_status_event", "status_for", "use_case_statuses",
+    "EVENTS", "REGISTER_STATUSES", "StatusChange", "apply_status_event", "status_for", "status_on", "statuses_on",
+    "use_case_statuses",
     "allowed_events", "event_for", "status_events", "summary_status",
 ]
 
@@ -123,20 +124,36 @@ def _rows(s: Session, model_id: str) -> list[ModelUseCaseStatus]:
                           .order_by(ModelUseCaseStatus.id)))
 
 
-def status_for(s: Session, m: Model, use_case_id: int) -> str:
-    """The model's status on one use case: its row, else what the global status means there (a
-    model rejected elsewhere is a candidate here; a retired one is retired everywhere)."""
-    if m.status == "retired":
+def status_on(global_status: str, rows: dict[int, str], use_case_id: int) -> str:
+    """The status on one use case from the global status and the per-use-case rows (by use case
+    id): its row, else what the global status means there (a model rejected elsewhere is a
+    candidate here; a retired one is retired everywhere)."""
+    if global_status == "retired":
         return "retired"
-    rows = _rows(s, m.id)
-    row = next((r for r in rows if r.use_case_id == use_case_id), None)
-    if row is not None:
-        return row.status
-    if m.status == "discovered":
+    if use_case_id in rows:
+        return rows[use_case_id]
+    if global_status == "discovered":
         return "discovered"
-    if m.status == "rejected" and not any(r.status == "rejected" for r in rows):
+    if global_status == "rejected" and "rejected" not in rows.values():
         return "rejected"  # rejected globally (not through some use case): everywhere
     return "candidate"
+
+
+def status_for(s: Session, m: Model, use_case_id: int) -> str:
+    """The model's status on one use case (``status_on`` over its rows)."""
+    return status_on(m.status, {r.use_case_id: r.status for r in _rows(s, m.id)}, use_case_id)
+
+
+def statuses_on(s: Session, use_case_id: int, models: list[Model]) -> dict[str, str]:
+    """``{model id: status on the use case}`` for ``models`` in one query."""
+    ids = [m.id for m in models]
+    rows: dict[str, dict[int, str]] = {}
+    if ids:
+        for mid, ucid, st in s.execute(select(ModelUseCaseStatus.model_id, ModelUseCaseStatus.use_case_id,
+                                              ModelUseCaseStatus.status)
+                                       .where(ModelUseCaseStatus.model_id.in_(ids))).all():
+            rows.setdefault(mid, {})[ucid] = st
+    return {m.id: status_on(m.status, rows.get(m.id, {}), use_case_id) for m in models}
 
 
 def summary_status(rows: list[str], previous: str) -> str:
