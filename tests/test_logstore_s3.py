@@ -140,7 +140,7 @@ def _query_as_third_process(env: dict[str, str], sql: str) -> list[dict[str, Any
 
 @pytest.mark.slow
 def test_two_replicas_one_bucket_a_third_process_reads_every_row_and_kill9_loses_nothing(
-        s3: MotoS3, tmp_path: Path) -> None:
+        s3: MotoS3, aws_env: dict, tmp_path: Path) -> None:
     import httpx
     from gateway_helpers import free_port
     from ops_helpers import Replica, wait_for
@@ -159,7 +159,6 @@ def test_two_replicas_one_bucket_a_third_process_reads_every_row_and_kill9_loses
         base_env = {**os.environ, **s3.env, "STEWARD_DATABASE_URL": db, "STEWARD_LOG_DIR": url,
                     "STEWARD_AGENT_EVERY": "off", "STEWARD_LEADER_LEASE": "3s", "STEWARD_LOG_COMPACT_EVERY": "2s",
                     "STEWARD_LOG_FLUSH_SECONDS": "0.2"}
-        os.environ.update(s3.env)
         st = open_steward(Settings(home=tmp_path / "ws0", database_url=db, log_dir=url))
         try:
             m = st.registry.register_model("custom", "instant", base_url=up.url, price_in_per_m="1",
