@@ -181,6 +181,9 @@ class LogReader:
         return self._open(lock_down)[0]
 
     def _open(self, lock_down: bool) -> tuple[Any, list[str], bool, bool]:
+        return _retry_vanished(lambda: self._open_once(lock_down))
+
+    def _open_once(self, lock_down: bool) -> tuple[Any, list[str], bool, bool]:
         """``connect``, plus the request files it reads and whether any feedback event exists.
 
         The connection also has ``wal_requests`` (the write-ahead rows not yet in a segment) when
@@ -189,6 +192,13 @@ class LogReader:
         import duckdb
 
         con = duckdb.connect(":memory:")
+        try:
+            return self._build(con, lock_down)
+        except BaseException:
+            con.close()
+            raise
+
+    def _build(self, con: Any, lock_down: bool) -> tuple[Any, list[str], bool, bool]:
         con.execute("SET threads TO 2")
         con.execute(f"SET memory_limit='{_esc(query_memory())}'")
         con.execute("SET temp_directory=''")  # nothing spills to disk: over the limit is an error
@@ -239,9 +249,12 @@ class LogReader:
 
     def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         """One read-only SELECT (or WITH ... SELECT) over ``logs``; rows as dicts."""
+        check_read_only(sql)
+        return _retry_vanished(lambda: self._query_once(sql, params, limit))
+
+    def _query_once(self, sql: str, params: list[Any] | None, limit: int | None) -> list[dict[str, Any]]:
         import duckdb
 
-        check_read_only(sql)
         timeout = query_timeout()
         con = self.connect()
         timer = threading.Timer(timeout, con.interrupt)
@@ -266,6 +279,11 @@ class LogReader:
             con.close()
 
     def stats(self, *, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
+        """See ``_stats_once``; retried when a compaction removed a segment while it was read."""
+        return _retry_vanished(lambda: self._stats_once(use_case=use_case, since=since))
+
+    def _stats_once(self, *, use_case: str | None = None,
+                    since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
         """Per (use case, model, role): counts, error rate, p50/p95 latency, tokens, cost, feedback.
 
         Segments written by this store carry a rollup in their footer (``with_rollup``): counts,
@@ -417,6 +435,23 @@ def _read_rollup(raw: bytes | None) -> list[list[Any]] | None:
     if not isinstance(data, dict) or data.get("v") != 1 or tuple(data.get("fields", ())) != ROLLUP_FIELDS:
         return None
     return data["groups"]
+
+
+_VANISHED = ("No files found that match", "No such file", "NoSuchKey", "NOT_FOUND", "Path does not exist")
+
+
+def _retry_vanished(fn: Any, attempts: int = 5) -> Any:
+    """``fn()``, again when a segment listed a moment ago was removed (merged by a compaction, or a
+    write-ahead file sealed) before DuckDB opened it: the next listing no longer names it."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:
+            chain = f"{exc} {exc.__cause__ or ''}"
+            if i == attempts - 1 or not any(v in chain for v in _VANISHED):
+                raise
+            log.debug("log segment vanished while reading (%s); reading again", exc)
+    raise AssertionError("unreachable")
 
 
 def _partition(parent: str) -> str:
