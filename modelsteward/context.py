@@ -42,7 +42,9 @@ class Steward:
                 from modelsteward.storage.logstore import LogStore
 
                 s = self.settings
-                self._logs = LogStore(s.logs_path, batch_rows=s.log_batch_rows, flush_seconds=s.log_flush_seconds)
+                loc = s.logs_location
+                self._logs = LogStore(loc.url if loc.remote else loc.path, wal_dir=s.wal_path,
+                                      batch_rows=s.log_batch_rows, flush_seconds=s.log_flush_seconds)
             return self._logs
 
     def tracking_uri(self) -> str:
@@ -59,6 +61,7 @@ class Steward:
 def open_steward(settings: Settings | None = None, *, migrate: bool = True) -> Steward:
     """Open the workspace: create its folder, migrate the database (idempotent), build the registry."""
     settings = settings or get_settings()
+    settings.logs_location  # a STEWARD_LOG_DIR we cannot use stops here, before anything is created
     settings.workspace.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     if migrate:

@@ -44,7 +44,8 @@ def init(json_out: bool = JsonOpt) -> None:
         "workspace": str(st.settings.workspace),
         "database": st.engine.url.render_as_string(hide_password=True),
         "schema_revision": current_revision(st.engine),
-        "log_dir": str(st.settings.logs_path),
+        "log_dir": st.settings.logs_url,
+        "wal_dir": str(st.settings.wal_path),
         "mlflow_tracking_uri": st.settings.tracking_uri,
     }
     st.close()

@@ -8,6 +8,7 @@ starts: a bad value stops the server with one line naming the variable (``Config
 | ``STEWARD_AGENT_EVERY`` | ``1h`` | scheduled agent cycles; ``off`` disables them (>= 5 s) |
 | ``STEWARD_AGENT_CRON`` | unset | a cron expression (UTC, 5 fields); replaces ``STEWARD_AGENT_EVERY`` |
 | ``STEWARD_LEADER_LEASE`` | ``15s`` | leader lease; a dead leader is replaced within it (>= 2 s) |
+| ``STEWARD_LOG_COMPACT_EVERY`` | ``60s`` | log segments in a bucket merged per partition, by the leader (>= 1 s) |
 | ``STEWARD_NOTIFY`` | unset | comma-separated Apprise URLs |
 | ``STEWARD_PUBLIC_URL`` | ``http://HOST:PORT`` | the console's address in notifications |
 """
@@ -30,6 +31,7 @@ HARD_BOUNDS: dict[str, tuple[str, float]] = {
     "STEWARD_ROLLOUT_EVERY": ("10s", 1.0),
     "STEWARD_AGENT_EVERY": ("1h", 5.0),
     "STEWARD_LEADER_LEASE": ("15s", 2.0),
+    "STEWARD_LOG_COMPACT_EVERY": ("60s", 1.0),
 }
 
 
@@ -90,6 +92,7 @@ class LoopConfig:
     notify_urls: tuple[str, ...] = field(default=(), repr=False)
     public_url: str = "http://127.0.0.1:8080"
     notify_every_s: float = 2.0
+    log_compact_every_s: float = 60.0
 
     @property
     def agent_enabled(self) -> bool:
@@ -111,6 +114,7 @@ class LoopConfig:
             agent_every_s=None if cron else agent_every,
             agent_cron=_cron("STEWARD_AGENT_CRON", cron) if cron else None,
             lease_s=dur("STEWARD_LEADER_LEASE"),
+            log_compact_every_s=dur("STEWARD_LOG_COMPACT_EVERY"),
             notify_urls=_notify_urls("STEWARD_NOTIFY", env.get("STEWARD_NOTIFY", "")),
             public_url=(env.get("STEWARD_PUBLIC_URL") or public_url).rstrip("/"),
         )

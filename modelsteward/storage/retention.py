@@ -94,6 +94,11 @@ def _count_rows(part: Path) -> int:
 
 def purge(store: Any, use_case: str, older_than: dt.timedelta, *, now: dt.datetime | None = None) -> PurgeResult:
     """Remove ``use_case``'s request rows older than ``now - older_than`` (see the module docstring)."""
+    if getattr(store, "remote", False):
+        raise InvalidInput(
+            f"The log store is a bucket ({store.root}): purge its old rows with the bucket's lifecycle rules "
+            f"(expire objects under requests/date=YYYY-MM-DD/use_case={use_case}/ by age); "
+            "`steward logs purge` rewrites local folders only.")
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     cutoff = now - older_than
     res = PurgeResult(use_case=use_case, cutoff=cutoff.isoformat(timespec="seconds"))
