@@ -1,7 +1,8 @@
 """``/api`` routes that act: each is a thin wrapper over one typed tool (``tools.call_tool``).
 
 The request body is the tool's own input model (less the fields taken from the path), the answer
-its output model, so the OpenAPI spec documents exactly what the tools accept.  A route is added
+its output model, so the OpenAPI spec documents exactly what the tools accept.  Routes are POST
+unless the table names another method (``PATCH``/``DELETE /use-cases/{use_case}``).  A route is added
 only when its tool is registered (areas land their tools independently); the table below is the
 whole list.  A tool that needs an approval answers 202 with the approval id
 (``code: approval_required``).  Mutating and long-running tools need role operator; read-only
