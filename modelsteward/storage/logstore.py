@@ -310,7 +310,9 @@ class LogStore:
                 raise ConfigError("a log store in a bucket needs a local write-ahead folder (STEWARD_WAL_DIR).",
                                   variable="STEWARD_WAL_DIR")
             self.wal_dir = Path(wal_dir).expanduser().resolve()
-            self.requests_dir = self.feedback_dir = None  # type: ignore[assignment]
+            # no local segment folders (retention and folder compaction check ``remote`` first)
+            self.requests_dir: Path = None  # type: ignore[assignment]
+            self.feedback_dir: Path = None  # type: ignore[assignment]
             dirs: tuple[Path, ...] = (self.wal_dir,)
         else:
             assert location.path is not None
@@ -553,7 +555,7 @@ class LogStore:
 
         counts: dict[str, int] = {}
         for sub in ("requests", "feedback"):
-            for path, _size, _mtime in self.objects.list(sub):
+            for path, _size, _mtime in self.objects.list_files(sub):
                 if posixpath.basename(path).startswith("seg-"):
                     part = self.objects.rel(posixpath.dirname(path))
                     counts[part] = counts.get(part, 0) + 1
