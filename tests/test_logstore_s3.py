@@ -118,6 +118,12 @@ def test_a_missing_bucket_is_an_error_naming_it(aws_env: dict, tmp_path: Path) -
         LogStore("s3://no-such-bucket/logs", wal_dir=tmp_path / "wal")
     assert "does not exist" in info.value.message
     assert not (tmp_path / "wal").exists() or not list((tmp_path / "wal").iterdir())
+    # the command line: one line naming the bucket, exit 1
+    env = {**os.environ, "STEWARD_HOME": str(tmp_path / "ws"), "STEWARD_LOG_DIR": "s3://no-such-bucket/logs"}
+    env.pop("STEWARD_DATABASE_URL", None)
+    p = subprocess.run([sys.executable, "-c", "from modelsteward.cli import main; main()", "init"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "'no-such-bucket' does not exist" in p.stderr, p.stderr
 
 
 # ---------------------------------------------------------------------- replicas

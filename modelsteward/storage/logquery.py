@@ -111,7 +111,7 @@ class LogReader:
     # ------------------------------------------------------------------ files
     def _listing(self, sub: str) -> list[tuple[str, int, int]]:
         if self.remote:
-            return self.objects.list(sub)
+            return self.objects.list_files(sub)
         base = Path(self.root) / sub
         out = []
         for p in sorted(base.glob("**/*.parquet")) if base.exists() else []:

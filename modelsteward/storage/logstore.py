@@ -1,10 +1,14 @@
 """The request-log store: append-only Parquet segments behind a write-ahead file.
 
-Layout under the store's root (``STEWARD_LOG_DIR``, default ``<workspace>/logs``)::
+Layout under the store's root (``STEWARD_LOG_DIR``, default ``<workspace>/logs``; a folder or an
+S3 bucket prefix, see ``storage/objectstore.py``)::
 
-    wal/<writer-id>.<seq>.jsonl          rows acknowledged but not yet in Parquet (one file per batch)
     requests/date=YYYY-MM-DD/use_case=NAME/seg-<writer-id>.<seq>.parquet
     feedback/date=YYYY-MM-DD/seg-<writer-id>.<seq>.parquet
+
+and, always on local disk (``STEWARD_WAL_DIR``, default ``<root>/wal``; ``<workspace>/wal`` for a bucket)::
+
+    <stream>-<writer-id>.<seq>.jsonl     rows acknowledged but not yet in Parquet (one file per batch)
 
 ``append()`` returns once its row is in the current write-ahead file (copied into its shared memory
 map, i.e. the page cache: a killed process loses nothing acknowledged; pass ``fsync=True`` to
@@ -15,7 +19,9 @@ rows either in the WAL or in Parquet.  A writer holds an ``flock`` on its WAL fi
 replays WAL files no live writer holds, writing segments under the same names (idempotent).
 Several writers (gateway replicas) can share one root.
 
-Reading happens through DuckDB (``modelsteward.storage.logquery``).
+Reading happens through DuckDB (``modelsteward.storage.logquery``) and never writes: the ``logs``
+view reads the write-ahead files too (``storage/wal.py``), so nothing is flushed before a read.
+Segments in a bucket are compacted by the control-loop leader only (``compact()``).
 """
 
 from __future__ import annotations
@@ -304,7 +310,9 @@ class LogStore:
                 raise ConfigError("a log store in a bucket needs a local write-ahead folder (STEWARD_WAL_DIR).",
                                   variable="STEWARD_WAL_DIR")
             self.wal_dir = Path(wal_dir).expanduser().resolve()
-            self.requests_dir = self.feedback_dir = None  # type: ignore[assignment]
+            # no local segment folders (retention and folder compaction check ``remote`` first)
+            self.requests_dir: Path = None  # type: ignore[assignment]
+            self.feedback_dir: Path = None  # type: ignore[assignment]
             dirs: tuple[Path, ...] = (self.wal_dir,)
         else:
             assert location.path is not None
@@ -547,7 +555,7 @@ class LogStore:
 
         counts: dict[str, int] = {}
         for sub in ("requests", "feedback"):
-            for path, _size, _mtime in self.objects.list(sub):
+            for path, _size, _mtime in self.objects.list_files(sub):
                 if posixpath.basename(path).startswith("seg-"):
                     part = self.objects.rel(posixpath.dirname(path))
                     counts[part] = counts.get(part, 0) + 1

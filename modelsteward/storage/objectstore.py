@@ -173,7 +173,7 @@ class ObjectStore:
                               "AWS_ENDPOINT_URL).", variable=VAR, bucket=bucket)
 
     # ------------------------------------------------------------------ reading
-    def list(self, rel: str, suffix: str = ".parquet") -> list[tuple[str, int, int]]:
+    def list_files(self, rel: str, suffix: str = ".parquet") -> list[tuple[str, int, int]]:
         """``(path, size, mtime_ns)`` of every file under ``rel`` ending in ``suffix``, sorted."""
         import pyarrow.fs as pfs
 

@@ -149,7 +149,7 @@ def compact_remote(objects: Any, part_rel: str) -> int:
 
     from modelsteward.storage.objectstore import content_name
 
-    files = objects.list(part_rel)
+    files = objects.list_files(part_rel)
     merged_before: set[str] = set()
     for path, _size, _mtime in files:
         if posixpath.basename(path).startswith("cmp-"):
