@@ -162,24 +162,39 @@ class _Routes:
         self.expose = state.opts.expose_route_headers
 
     # ------------------------------------------------------------------ common checks
-    def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
+    async def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
+        """The gateway key of the request (None: a loopback client while no keys exist); 401 otherwise.
+
+        A key missing from the in-memory routing table is looked up in the registry before it is
+        refused (``GatewayState.find_key``): a key works the moment ``steward keys create`` returns."""
         snap = self.state.snapshot
-        if not snap.any_keys:
+        auth = headers.get("authorization") or ""
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or headers.get("x-api-key") or "")
+        info = snap.keys.get(hash_key(key)) if key else None
+        if info is not None:
+            return info
+        found = await self.state.find_key(hash_key(key)) if key else "unknown"
+        if isinstance(found, KeyInfo):
+            return found
+        if not snap.any_keys and found != "revoked":
             if host in LOOPBACK_HOSTS or host.startswith("127."):
                 return None
             raise GatewayError(401, "No gateway keys exist, so this gateway serves loopback clients only; "
                                "create a key with `steward keys create --name NAME` and send it as "
                                "'Authorization: Bearer <key>'.", code="invalid_api_key")
-        auth = headers.get("authorization") or ""
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or headers.get("x-api-key") or "")
         if not key:
             raise GatewayError(401, "Missing gateway key: send 'Authorization: Bearer <key>' "
                                "(create one with `steward keys create`).", code="missing_api_key")
-        info = snap.keys.get(hash_key(key))
-        if info is None:
-            raise GatewayError(401, f"Invalid gateway key {key[:14]}...; check it or create a new one with "
+        shown = f"{key[:14]}..." if len(key) > 14 else "sent"
+        if found == "revoked":
+            raise GatewayError(401, f"The gateway key {shown} was revoked; create a new one with "
                                "`steward keys create`.", code="invalid_api_key")
-        return info
+        if found == "unchecked":  # rate-limited: say so rather than call the key wrong
+            raise GatewayError(401, f"The gateway key {shown} could not be checked just now (too many unknown keys "
+                               "in the last second); retry in a second.", code="invalid_api_key",
+                               headers={"retry-after": "1"})
+        raise GatewayError(401, f"No gateway key {shown} exists in this workspace; check it, or create one with "
+                           "`steward keys create`.", code="invalid_api_key")
 
     @staticmethod
     def allowed(key: KeyInfo | None, use_case: str) -> None:
@@ -224,7 +239,7 @@ class _Routes:
         rid = "chatcmpl-" + os.urandom(12).hex()
         try:
             raw = await self.read_body(headers, receive)
-            key = self.authorize(headers, host)
+            key = await self.authorize(headers, host)
             body = validate_chat_body(raw)
             route, pinned = self.state.route_for(body["model"].strip())
             self.allowed(key, route.name)
@@ -337,17 +352,19 @@ class _Routes:
             write_log()
             yield b"data: [DONE]\n\n"
 
+        # the client has the id with the first bytes; its row is written when the stream ends
+        state.remember_owner(rid, route.name, meta.get("key"))
         headers = {"x-request-id": rid, "cache-control": "no-cache"}
         if expose:
             headers.update({"x-steward-model": info.id, "x-steward-role": role})
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await (self.models_response(_headers(scope), _host(scope)))(scope, receive, send)
+        await (await self.models_response(_headers(scope), _host(scope)))(scope, receive, send)
 
-    def models_response(self, headers: Mapping[str, str], host: str) -> Response:
+    async def models_response(self, headers: Mapping[str, str], host: str) -> Response:
         try:
-            key = self.authorize(headers, host)
+            key = await self.authorize(headers, host)
         except GatewayError as exc:
             return exc.response()
         data = [
@@ -365,7 +382,7 @@ class _Routes:
     async def feedback_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         try:
             raw = await self.read_body(headers, receive)
-            key = self.authorize(headers, host)
+            key = await self.authorize(headers, host)
             try:
                 body = orjson.loads(raw or b"null")
             except orjson.JSONDecodeError:
@@ -404,7 +421,7 @@ class _Routes:
 
     async def status(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            self.authorize(_headers(scope), _host(scope))
+            await self.authorize(_headers(scope), _host(scope))
         except GatewayError as exc:
             await exc.response()(scope, receive, send)
             return
