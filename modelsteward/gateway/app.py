@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, FastAPI
+from pydantic import ValidationError
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +31,7 @@ from modelsteward.errors import StewardError
 from modelsteward.gateway.core import GatewayOptions, GatewayState
 from modelsteward.gateway.errors import GatewayError, error_body
 from modelsteward.gateway.keys import hash_key
+from modelsteward.gateway.schemas import FeedbackIn, FeedbackOut, GatewayErrorBody, feedback_error
 from modelsteward.gateway.routing import KeyInfo
 
 if TYPE_CHECKING:
@@ -375,9 +378,9 @@ class _Routes:
         ]
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=_JSON)
 
-    async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        await (await self.feedback_response(headers, _host(scope), receive))(scope, receive, send)
+    async def feedback(self, request: Request) -> Response:
+        """Rate an answer: ``{"request_id", "score" (-1..1), "comment"?}``; see ``FeedbackIn``."""
+        return await self.feedback_response(_headers(request.scope), _host(request.scope), request.receive)
 
     async def feedback_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         try:
@@ -389,21 +392,19 @@ class _Routes:
                 raise _bad("The request body is not valid JSON.", None, "invalid_json") from None
             if not isinstance(body, dict):
                 raise _bad("The body must be an object with 'request_id' and 'score'.", None, "invalid_json")
-            rid, score, comment = body.get("request_id"), body.get("score"), body.get("comment")
-            if not isinstance(rid, str) or not rid:
-                raise _bad("'request_id' is required: the x-request-id (or id) of a completion.", "request_id",
-                           "missing_field")
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or not -1 <= score <= 1:
-                raise _bad(f"'score' must be a number within -1..1, got {score!r}.", "score")
-            if comment is not None and not isinstance(comment, str):
-                raise _bad("'comment' must be a string.", "comment")
-            await self.check_feedback_owner(key, rid)
-            self.state.logs.record_feedback(rid, float(score), comment)
+            try:
+                fb = FeedbackIn.model_validate(body)
+            except ValidationError as exc:
+                message, param, code = feedback_error(exc)
+                raise _bad(message, param, code) from None
+            await self.check_feedback_owner(key, fb.request_id)
+            self.state.logs.record_feedback(fb.request_id, float(fb.score), fb.comment)
         except GatewayError as exc:
             return exc.response()
         except StewardError as exc:
             return GatewayError(400, exc.message, code=exc.code).response()
-        return Response(orjson.dumps({"ok": True, "request_id": rid, "score": float(score)}), media_type=_JSON)
+        out = FeedbackOut(request_id=fb.request_id, score=float(fb.score))
+        return Response(orjson.dumps(out.model_dump()), media_type=_JSON)
 
     async def check_feedback_owner(self, key: KeyInfo | None, rid: str) -> None:
         """Feedback only for a request this gateway answered, and only from the key that made it."""
@@ -438,9 +439,30 @@ def gateway_router(state: GatewayState) -> APIRouter:
     router = APIRouter()
     for path, fn, method in (
         ("/v1/chat/completions", r.chat_completions, "POST"), ("/v1/models", r.models, "GET"),
-        ("/v1/feedback", r.feedback, "POST"), ("/v1/gateway/status", r.status, "GET"),
+        ("/v1/gateway/status", r.status, "GET"),
     ):
         router.add_route(path, _ASGIEndpoint(fn), methods=[method], include_in_schema=False)  # type: ignore[arg-type]
+    err = {"model": GatewayErrorBody}
+    router.add_api_route(
+        "/v1/feedback", r.feedback, methods=["POST"], response_model=FeedbackOut, tags=["gateway"],
+        summary="Rate an answer of the gateway",
+        description=(
+            "Attach a user's score (-1..1, the latest counts) to an answer, by the `x-request-id` header (or `id`) "
+            "of the completion. Authenticate like `/v1/chat/completions` (`Authorization: Bearer <gateway key>`; "
+            "none from loopback while no keys exist). Only the key that made the request may rate it. Errors use "
+            "OpenAI's shape `{\"error\": {message, type, param, code}}`."),
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": FeedbackIn.model_json_schema()}}}},
+        responses={
+            400: {**err, "description": "Bad body: `param` names the field (invalid_json, missing_field, "
+                  "invalid_value, unknown_field)."},
+            401: {**err, "description": "Missing, unknown or revoked gateway key."},
+            403: {**err, "description": "Another key made the request (`feedback_not_allowed`), or the key may "
+                  "not use its use case (`use_case_not_allowed`)."},
+            404: {**err, "description": "No answer with this request id (`request_not_found`)."},
+            413: {**err, "description": "Body over STEWARD_MAX_REQUEST_BYTES."},
+        },
+    )
     return router
 
 
