@@ -5,7 +5,8 @@ Answers ``POST /v1/chat/completions`` with a fixed ``chat.completion`` (usage in
 a benchmark measures the gateway rather than the upstream (llm-katan, the functional fake, runs
 FastAPI and is an order of magnitude slower).  Optional ``latency_ms`` and ``error_rate`` (HTTP
 500) for fault tests, and ``ignore_stream`` (answer the whole JSON ``chat.completion`` even when
-``"stream": true`` was asked, as some OpenAI-compatible servers do).
+``"stream": true`` was asked, as some OpenAI-compatible servers do) and ``stream_gap_ms`` (send a
+stream's events that far apart, for tests that act while a stream is open).
 
 Run: ``python -m modelsteward.fakes.upstream --port 9100 [--latency-ms N] [--error-rate P] [--ignore-stream]``,
 or ``InstantUpstream().start()`` in a background thread.
@@ -43,6 +44,9 @@ _STREAM = b"".join(
          "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}},
     )
 ) + b"data: [DONE]\n\n"
+_STREAM_EVENTS = [e + b"\n\n" for e in _STREAM.split(b"\n\n") if e]
+_CHUNKED_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+                 b"Connection: keep-alive\r\n\r\n")
 _ERROR = orjson.dumps({"error": {"message": "injected failure", "type": "server_error", "code": "injected"}})
 
 
@@ -94,11 +98,24 @@ class _Proto(asyncio.Protocol):
             out = _FAIL
         else:
             wants_stream = b'"stream":true' in body.replace(b" ", b"")
+            if wants_stream and self.server.stream_gap_ms and not self.server.ignore_stream:
+                self._send_slowly()
+                return
             out = _OK_STREAM if wants_stream and not self.server.ignore_stream else _OK
         if self.server.latency_ms:
             asyncio.get_running_loop().call_later(self.server.latency_ms / 1000, self._send, out)
         else:
             self._send(out)
+
+    def _send_slowly(self) -> None:
+        """The stream's events one by one, ``stream_gap_ms`` apart (chunked transfer encoding)."""
+        loop = asyncio.get_running_loop()
+        gap = self.server.stream_gap_ms / 1000
+        parts = [_CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(_STREAM_EVENTS[0]), _STREAM_EVENTS[0])]
+        parts += [b"%x\r\n%s\r\n" % (len(e), e) for e in _STREAM_EVENTS[1:]]
+        parts[-1] += b"0\r\n\r\n"
+        for i, part in enumerate(parts):
+            loop.call_later(self.server.latency_ms / 1000 + i * gap, self._send, part)
 
     def _send(self, out: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -109,10 +126,11 @@ class InstantUpstream:
     """The server; ``start()`` runs it on a background thread, ``url`` is its ``/v1`` base."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency_ms: float = 0.0,
-                 error_rate: float = 0.0, ignore_stream: bool = False) -> None:
+                 error_rate: float = 0.0, ignore_stream: bool = False, stream_gap_ms: float = 0.0) -> None:
         self.host, self.port = host, port
         self.latency_ms, self.error_rate = latency_ms, error_rate
         self.ignore_stream = ignore_stream
+        self.stream_gap_ms = stream_gap_ms
         self.requests = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

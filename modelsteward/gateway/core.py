@@ -275,8 +275,7 @@ class GatewayState:
         if route is None:
             known = sorted(self.snapshot.routes)
             raise GatewayError(
-                404, f"Unknown use case {name!r}." + close_matches(name, known) + (
-                    f" Known use cases: {', '.join(known)}." if known else ""),
+                404, f"Unknown use case {name!r}." + close_matches(name, known),
                 code="model_not_found", param="model",
             )
         return route, (pinned or None)
