@@ -18,7 +18,7 @@ from rich.table import Table
 from modelsteward.errors import InvalidInput, StewardError
 
 __all__ = ["console", "err_console", "open_ctx", "cli_identity", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail",
-           "parse_weights", "one_line", "human"]
+           "parse_weights", "one_line", "human", "headline"]
 
 # soft_wrap: a line is never broken at 80 columns when the output is piped (grep, less, a file)
 console = Console(soft_wrap=True)
@@ -112,6 +112,18 @@ def cli_identity(steward: Any, claimed: str | None = None, need_role: str | None
             raise PolicyDenied(f"This needs role {need_role!r} or higher; {source} has role {role!r}.",
                                policy="role", required_role=need_role, role=role)
     return f"cli:{name}", role
+
+
+def headline(action: str, message: str | None) -> str:
+    """``action - message``, without saying the action twice when the message starts with it
+    (``waiting`` + ``waiting: 3/50 requests`` -> ``waiting: 3/50 requests``)."""
+    message = (message or "").strip()
+    words = action.replace("_", " ").strip()
+    if not message or message.lower() == words.lower():
+        return words
+    if message.lower().startswith(words.lower()):
+        return message
+    return f"{words} - {message}"
 
 
 def one_line(text: str) -> str:
