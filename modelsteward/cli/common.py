@@ -175,6 +175,16 @@ def _show_usage_error(exc: BaseException) -> int:
     return code
 
 
+def quiet_libraries() -> None:
+    """Keep libraries' chatter off the CLI's stderr (set before they are imported; a value the
+    user set wins): MLflow's INFO lines ("Creating initial MLflow database tables...") and, when
+    stderr is not a terminal, Hugging Face progress bars ("Loading weights: 100%|...")."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def run_cli(app: typer.Typer, args: Sequence[str] | None = None) -> NoReturn:
     """Run the app: every error is one line on stderr and a non-zero exit, never a traceback.
 
@@ -183,6 +193,7 @@ def run_cli(app: typer.Typer, args: Sequence[str] | None = None) -> NoReturn:
     unexpected exception (a bug) is one line too, ``error (internal): ...``; set ``STEWARD_DEBUG=1``
     to get its traceback instead.
     """
+    quiet_libraries()
     try:
         rv = app(args=list(args) if args is not None else None, standalone_mode=False)
         # non-standalone Typer *returns* the code of typer.Exit (fail()) and of Ctrl-C (130)
