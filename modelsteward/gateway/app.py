@@ -173,10 +173,11 @@ class _Routes:
         snap = self.state.snapshot
         auth = headers.get("authorization") or ""
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or headers.get("x-api-key") or "")
-        info = snap.keys.get(hash_key(key)) if key else None
+        hashed = hash_key(key) if key else ""
+        info = snap.keys.get(hashed) if key else None
         if info is not None:
             return info
-        found = await self.state.find_key(hash_key(key)) if key else "unknown"
+        found = await self.state.find_key(hashed) if key else "unknown"
         if isinstance(found, KeyInfo):
             return found
         if not snap.any_keys and found != "revoked":
@@ -451,8 +452,8 @@ def gateway_router(state: GatewayState) -> APIRouter:
             "of the completion. Authenticate like `/v1/chat/completions` (`Authorization: Bearer <gateway key>`; "
             "none from loopback while no keys exist). Only the key that made the request may rate it. Errors use "
             "OpenAI's shape `{\"error\": {message, type, param, code}}`."),
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": FeedbackIn.model_json_schema()}}}},
+        openapi_extra={"x-steward-auth": "gateway-key", "requestBody": {"required": True, "content": {
+            "application/json": {"schema": FeedbackIn.model_json_schema()}}}},
         responses={
             400: {**err, "description": "Bad body: `param` names the field (invalid_json, missing_field, "
                   "invalid_value, unknown_field)."},
