@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,11 +60,23 @@ class Steward:
         self.engine.dispose()
 
 
+def _make_workspace(settings: Settings) -> None:
+    """Create the workspace folder; when it is the default ``./.steward`` (STEWARD_HOME unset),
+    say so once on stderr, so running outside a workspace does not silently start a new one."""
+    ws = settings.workspace
+    if ws.is_dir():
+        return
+    ws.mkdir(parents=True, exist_ok=True)
+    if "home" not in settings.model_fields_set and not os.environ.get("STEWARD_HOME"):
+        print(f"steward: created a new workspace {ws} (STEWARD_HOME is unset, so ./.steward is used; set "
+              "STEWARD_HOME to work in another one).", file=sys.stderr, flush=True)
+
+
 def open_steward(settings: Settings | None = None, *, migrate: bool = True) -> Steward:
     """Open the workspace: create its folder, migrate the database (idempotent), build the registry."""
     settings = settings or get_settings()
     settings.logs_location  # a STEWARD_LOG_DIR we cannot use stops here, before anything is created
-    settings.workspace.mkdir(parents=True, exist_ok=True)
+    _make_workspace(settings)
     engine = make_engine(settings.db_url)
     if migrate:
         upgrade(engine)

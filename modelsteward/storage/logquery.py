@@ -271,6 +271,8 @@ class LogReader:
             except duckdb.OutOfMemoryException as exc:
                 raise InvalidInput(f"Query needs more than {query_memory()} of memory (STEWARD_QUERY_MEMORY); "
                                    "narrow it or raise the limit.") from exc
+            except duckdb.CatalogException as exc:
+                raise InvalidInput(_catalog_error(exc)) from exc
             except duckdb.Error as exc:
                 raise InvalidInput(f"Query failed: {exc}") from exc
             return [dict(zip(cols, r, strict=True)) for r in rows]
@@ -387,6 +389,22 @@ class LogReader:
 
 
 _ALLOWED_TYPES = ("SELECT",)
+
+
+LOGS_VIEW_COLUMNS = ("ts, request_id, use_case, model_id, role, messages, response, input_tokens, output_tokens, "
+                     "latency_ms, cost_usd, status, error, feedback, metadata")
+_NO_TABLE = re.compile(r'Table with name "?([^"!\s]+)"? does not exist')
+
+
+def _catalog_error(exc: Exception) -> str:
+    """An unknown table points to the ``logs`` view and its columns, not to DuckDB's own catalog
+    ("Did you mean pg_sequences?"); other catalog errors keep DuckDB's message."""
+    text = str(exc)
+    m = _NO_TABLE.search(text)
+    if m:
+        return (f"Query failed: there is no table {m.group(1)!r}; the request logs are the view `logs` "
+                f"(columns: {LOGS_VIEW_COLUMNS}), e.g. SELECT model_id, count(*) FROM logs GROUP BY model_id.")
+    return f"Query failed: {text}"
 
 
 def check_read_only(sql: str) -> None:

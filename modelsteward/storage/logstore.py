@@ -77,7 +77,8 @@ LOG_COLUMNS: dict[str, str] = {
 }
 FEEDBACK_COLUMNS: dict[str, str] = {"ts": "timestamp", "request_id": "string", "score": "float64", "comment": "string"}
 REQUIRED = ("request_id", "use_case", "model_id")
-_ROLES = frozenset(("primary", "canary", "shadow"))
+# pinned / fallback: gateway answers from a pinned model or the fallback chain (kept out of the live roles' statistics)
+_ROLES = frozenset(("primary", "canary", "shadow", "pinned", "fallback"))
 _STATUSES = frozenset(("ok", "error"))
 _EPOCH = dt.datetime(1970, 1, 1)
 _dumps = orjson.dumps
@@ -164,7 +165,7 @@ def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"log row is missing {missing!r} (required: {', '.join(REQUIRED)}).")
     role = get("role") or "primary"
     if role not in _ROLES:
-        raise InvalidInput(f"role {role!r} must be one of primary, canary, shadow.")
+        raise InvalidInput(f"role {role!r} must be one of primary, canary, shadow, pinned, fallback.")
     status = get("status") or "ok"
     if status not in _STATUSES:
         raise InvalidInput(f"status {status!r} must be ok or error.")

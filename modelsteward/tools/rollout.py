@@ -220,7 +220,7 @@ def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume), gate=gate)
     an = res.get("analysis")
     reasons = "; ".join(an["reasons"]) if an else ""
-    msg = res.get("message") or f"{res['action']}" + (f": {reasons}" if reasons else "")
+    msg = res.get("message") or reasons or res["action"]  # the action is its own field: not repeated here
     rb = res.get("rollback") or {}
     st = _mgr(ctx).status(inp.use_case)
     return RolloutOut(use_case=inp.use_case, action=res["action"], message=msg, version=st["version"],
