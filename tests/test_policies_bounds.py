@@ -6,7 +6,7 @@ import pytest
 
 from modelsteward.errors import Conflict, InvalidInput, NotFound, PolicyDenied
 from modelsteward.policies import approvals
-from modelsteward.policies.bounds import (
+from modelsteward.bounds import (
     GUARDRAIL_BOUNDS,
     POLICY_BOUNDS,
     ROLLOUT_BOUNDS,

@@ -280,7 +280,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
 
 def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc: UseCase) -> Benefit:
     """The offline benefit of the candidate (``evals/benefit.py``): the one promotion rule."""
-    from modelsteward.policies.bounds import section_of
+    from modelsteward.bounds import section_of
 
     q = metrics["gate"]["quality"]
     perf = metrics["performance"]

@@ -96,7 +96,8 @@ class ModelRegistry:
         self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
 
     # ------------------------------------------------------------------ use cases
-    def _use_case(self, s: Session, name: str) -> UseCase:
+    def use_case_in(self, s: Session, name: str) -> UseCase:
+        """The use case called ``name`` within the caller's session (``NotFound`` with suggestions)."""
         uc = s.scalar(select(UseCase).where(UseCase.name == name))
         if uc is None:
             names = list(s.scalars(select(UseCase.name)))
@@ -105,7 +106,7 @@ class ModelRegistry:
 
     def get_use_case(self, name: str) -> UseCase:
         with session_scope(self.sessions) as s:
-            return self._use_case(s, name)
+            return self.use_case_in(s, name)
 
     def list_use_cases(self) -> list[UseCase]:
         with session_scope(self.sessions) as s:
@@ -138,7 +139,7 @@ class ModelRegistry:
             if s.scalar(select(UseCase).where(UseCase.name == name)) is not None:
                 raise Conflict(f"Use case {name!r} already exists; use `steward usecase show {name}`.")
             for mid in fallback:
-                self._model(s, mid)
+                self.model_in(s, mid)
             uc = UseCase(
                 name=name,
                 description=description,
@@ -156,7 +157,7 @@ class ModelRegistry:
             s.add(Deployment(use_case_id=uc.id, version=0))
             s.flush()
             if model:
-                m = self._model(s, model)
+                m = self.model_in(s, model)
                 self.write_routing(
                     s, uc, [{"model_id": m.id, "weight": 100.0, "role": "primary"}],
                     action="initial", actor=actor, reason="first model of the use case (usecase add --model)",
@@ -174,24 +175,25 @@ class ModelRegistry:
         if bad:
             raise InvalidInput(f"Cannot update use-case field(s) {sorted(bad)}; allowed: {sorted(allowed)}.")
         with session_scope(self.sessions) as s:
-            uc = self._use_case(s, name)
+            uc = self.use_case_in(s, name)
             if "weights" in fields:
                 fields["weights"], _ = normalise_weights(fields["weights"])
             if "monthly_budget_usd" in fields:
                 fields["monthly_budget_usd"] = parse_price(fields["monthly_budget_usd"], "budget")
             if "fallback" in fields:
                 for mid in fields["fallback"]:
-                    self._model(s, mid)
+                    self.model_in(s, mid)
             for key, val in fields.items():
                 setattr(uc, key, val)
             return uc
 
     def delete_use_case(self, name: str) -> None:
         with session_scope(self.sessions) as s:
-            s.delete(self._use_case(s, name))
+            s.delete(self.use_case_in(s, name))
 
     # ------------------------------------------------------------------ models
-    def _model(self, s: Session, model_id: str) -> Model:
+    def model_in(self, s: Session, model_id: str) -> Model:
+        """The model ``model_id`` within the caller's session (``NotFound`` with suggestions)."""
         m = s.get(Model, model_id)
         if m is None:
             ids = list(s.scalars(select(Model.id)))
@@ -200,7 +202,7 @@ class ModelRegistry:
 
     def get_model(self, model_id: str) -> Model:
         with session_scope(self.sessions) as s:
-            return self._model(s, model_id)
+            return self.model_in(s, model_id)
 
     def find_model(self, model_id: str) -> Model | None:
         with session_scope(self.sessions) as s:
@@ -243,9 +245,9 @@ class ModelRegistry:
         def _do(s: Session) -> Model:
             mid = f"{provider}:{provider_model_id}"
             m = s.get(Model, mid)
-            uc_id = self._use_case(s, use_case).id if use_case else None
+            uc_id = self.use_case_in(s, use_case).id if use_case else None
             if parent_model_id:
-                self._model(s, parent_model_id)
+                self.model_in(s, parent_model_id)
             if m is None:
                 default_kind = "self_hosted" if provider in ("local", "ollama", "huggingface", "vllm") else "paid"
                 m = Model(
@@ -290,7 +292,7 @@ class ModelRegistry:
         with session_scope(self.sessions) as s:
             q = select(Model).order_by(Model.id)
             if use_case:
-                uc = self._use_case(s, use_case)
+                uc = self.use_case_in(s, use_case)
                 live = select(Allocation.model_id).join(Deployment).where(Deployment.use_case_id == uc.id)
                 q = q.where((Model.use_case_id == uc.id) | Model.id.in_(live))
             if status:
@@ -313,7 +315,7 @@ class ModelRegistry:
 
     def set_status(self, model_id: str, status: str, *, session: Session | None = None) -> Model:
         def _do(s: Session) -> Model:
-            m = self._model(s, model_id)
+            m = self.model_in(s, model_id)
             self._check_transition(m, status)
             m.status = status
             return m
@@ -325,7 +327,7 @@ class ModelRegistry:
 
     def update_metadata(self, model_id: str, **values: Any) -> Model:
         with session_scope(self.sessions) as s:
-            m = self._model(s, model_id)
+            m = self.model_in(s, model_id)
             m.meta = {**(m.meta or {}), **values}
             return m
 
@@ -333,7 +335,7 @@ class ModelRegistry:
     def deployment(self, use_case: str) -> Deployment:
         """The use case's routing table (allocations loaded)."""
         with session_scope(self.sessions) as s:
-            uc = self._use_case(s, use_case)
+            uc = self.use_case_in(s, use_case)
             dep = s.scalar(
                 select(Deployment).where(Deployment.use_case_id == uc.id).options(selectinload(Deployment.allocations))
             )
@@ -393,7 +395,7 @@ class ModelRegistry:
             s.add(dep)
             s.flush()
         for a in allocations:
-            self._model(s, a["model_id"])
+            self.model_in(s, a["model_id"])
         snap = ModelSnapshot(
             use_case_id=uc.id, deployment_version=dep.version, allocations=self.routing_table(dep),
             config=self.config_of(uc), reason=f"before {action}: {reason}",
