@@ -37,9 +37,9 @@ from modelsteward.evals.replay import ReplaySet, build_replay_set, load_redteam,
 from modelsteward.evals.runner import OutputCache, ProgressFn, run_models_sync
 from modelsteward.evals.scorers import EvalData, run_scorers
 from modelsteward.storage.db import session_scope
-from modelsteward.storage.logquery import parse_window
 from modelsteward.storage.models import EvalHoldout, Model, TestResult, UseCase
 from modelsteward.storage.registry import STATUS_TRANSITIONS
+from modelsteward.timeutil import window_start
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -115,7 +115,7 @@ def _judge_model(steward: Steward, cfg: EvalConfig, uc: UseCase) -> Model | None
 
 
 def _monthly_volume(steward: Steward, uc: str, since: str) -> float | None:
-    cutoff = parse_window(since)
+    cutoff = window_start(since)
     try:
         rows = steward.logs.query(
             "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM logs WHERE use_case = ? "

@@ -36,9 +36,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from modelsteward.catalog.hosting import cost_per_request
+from modelsteward.bounds import section_of, validate_steps
 from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import decision_refusal
-from modelsteward.bounds import section_of, validate_steps
 from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
 from modelsteward.storage.models import (
     Allocation,
