@@ -67,9 +67,9 @@ def evaluate(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapp
     rule = RULES.get(action)
     if rule is None:
         return Decision("allow")
-    facts = facts_for(ctx, facts)
+    call_facts = facts_for(ctx, facts)
     with session_scope(ctx.steward.sessions) as s:
-        return _combine(rule(facts, s, dict(args or {})))
+        return _combine(rule(call_facts, s, dict(args or {})))
 
 
 def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
