@@ -156,7 +156,7 @@ def clamp_section(section: str, raw: dict[str, Any] | None, *, strict: bool = Fa
         clamped = b.clamp(num)
         if clamped != num and strict:  # a person asked for it: refuse, nothing is silently changed
             raise InvalidInput(f"{section}.{key}={num:g} is looser than its hard bound; the loosest allowed "
-                               f"is {clamped:g} (policies/bounds.py).")
+                               f"is {clamped:g} (modelsteward/bounds.py).")
         if clamped != num:
             notes.append(f"{section}.{key}={num:g} is looser than the hard bound; clamped to {clamped:g}")
         out[key] = clamped

@@ -374,3 +374,15 @@ def test_a_rule_without_the_facts_it_needs_fails_loudly(st) -> None:
     assert evaluate(ctx(st), "deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"},
                     facts={"usage": {"requests": 0.0, "input_tokens": 10.0, "output_tokens": 10.0,
                                      "monthly_requests": 0.0}}).verdict == "allow"
+
+
+def test_the_context_clock_is_the_policies_now(st) -> None:
+    """``ToolContext.clock`` (a typed field, no longer an unset ``extras["clock"]``) is what the rules
+    read as now: the same rollback cooldown (60 minutes) holds at the real time and is over two hours later."""
+    pass_eval(st)
+    _deploy(st)
+    call_tool("rollout_abort", {"use_case": UC}, ctx(st))
+    args = {"use_case": UC, "model_id": CAND, "strategy": "canary"}
+    assert "rollback_cooldown" in policy_verdict("deploy", args, ctx(st)).policy
+    later = ctx(st, clock=lambda: utcnow() + dt.timedelta(hours=2))
+    assert "rollback_cooldown" not in policy_verdict("deploy", args, later).policy
