@@ -1,6 +1,7 @@
 """The layer order of DESIGN.md is enforced: ``lint-imports`` (import-linter, contracts in
 pyproject.toml) passes on the package, and fails on a copy of it with one upward import added,
-whether at module level or hidden inside a function."""
+whether at module level, hidden inside a function or under ``TYPE_CHECKING``, and on a policy
+rule that reaches into the domain instead of reading its facts."""
 
 from __future__ import annotations
 
@@ -44,26 +45,31 @@ def copy_of_repo(tmp_path: Path) -> Path:
 
 UPWARD = {
     # storage (near the bottom) importing the tools, at module level
-    "module level": ("storage/registry.py", "\nfrom modelsteward.tools import base as _upward  # noqa: E402,F401\n",
+    "module level": ("layers", "storage/registry.py", "\nfrom modelsteward.tools import base as _upward  # noqa: E402,F401\n",
                      "modelsteward.storage.registry -> modelsteward.tools.base"),
     # rollout reaching up into policies, hidden inside a function (half of the cycle issue 18 removed)
-    "inside a function": ("rollout/manager.py", "\n\ndef _hidden():\n    from modelsteward.policies import approvals\n\n"
+    "inside a function": ("layers", "rollout/manager.py", "\n\ndef _hidden():\n    from modelsteward.policies import approvals\n\n"
                           "    return approvals\n", "modelsteward.rollout.manager -> modelsteward.policies"),
     # the tools reaching up into the agent only for type checking
-    "under TYPE_CHECKING": ("tools/agent.py", "\nif TYPE_CHECKING:\n    from modelsteward.agent.runner import run_agent\n",
+    "under TYPE_CHECKING": ("layers", "tools/agent.py", "\nif TYPE_CHECKING:\n    from modelsteward.agent.runner import run_agent\n",
                             "modelsteward.tools.agent -> modelsteward.agent.runner"),
+    # a policy rule running the rollout analysis itself instead of reading the fact the tool gathered
+    "policy reaching into rollout": ("policies-on-facts", "policies/rules.py",
+                                     "\n\ndef _hidden():\n    from modelsteward.rollout import analysis\n\n"
+                                     "    return analysis\n",
+                                     "modelsteward.policies.rules -> modelsteward.rollout.analysis"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(UPWARD))
 def test_an_upward_import_breaks_the_contract(copy_of_repo: Path, case: str) -> None:
-    rel, code, reported = UPWARD[case]
+    contract, rel, code, reported = UPWARD[case]
     path = copy_of_repo / "modelsteward" / rel
     text = path.read_text()
     if "TYPE_CHECKING" in code and "TYPE_CHECKING" not in text:
         code = "\nfrom typing import TYPE_CHECKING\n" + code
     path.write_text(text + code)
-    res = _lint(copy_of_repo, "layers")
+    res = _lint(copy_of_repo, contract)
     assert res.returncode != 0, res.stdout
     assert "BROKEN" in res.stdout and reported in res.stdout, res.stdout
 
