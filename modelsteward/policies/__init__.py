@@ -6,7 +6,7 @@ model_rules.py), thresholds a use case may tighten but never loosen past the har
 from modelsteward.policies import approvals
 from modelsteward.bounds import GUARDRAIL_BOUNDS, POLICY_BOUNDS, ROLLOUT_BOUNDS, Bound, clamp_section
 from modelsteward.policies.engine import Decision, enforce, evaluate
-from modelsteward.policies.registry import RULES, Facts, PolicyRegistryError, check_rules, rule
+from modelsteward.policies.registry import RULES, Facts, PolicyFactMissing, PolicyRegistryError, check_rules, rule
 
 __all__ = [
     "Bound",
@@ -14,6 +14,7 @@ __all__ = [
     "Facts",
     "GUARDRAIL_BOUNDS",
     "POLICY_BOUNDS",
+    "PolicyFactMissing",
     "PolicyRegistryError",
     "ROLLOUT_BOUNDS",
     "RULES",

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from modelsteward.context import ToolContext
 from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
 
-__all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "tool", "call_tool", "pass_policies", "policy_verdict", "get_tool",
-           "list_tools", "TOOLS"]
+__all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "tool", "call_tool", "pass_policies",
+           "policy_verdict", "get_tool", "list_tools", "TOOLS"]
 
 
 
