@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     @property
     def logs_location(self):  # type: ignore[no-untyped-def]
         """The parsed ``STEWARD_LOG_DIR`` (a ``ConfigError`` naming it for a scheme we do not support)."""
-        from modelsteward.storage.objectstore import parse_log_location
+        from modelsteward.loglocation import parse_log_location
 
         return parse_log_location(self.log_dir, default=self.workspace / "logs")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -37,7 +37,7 @@ from modelsteward.context import Steward
 from modelsteward.errors import ApprovalRequired, ConfigError, PolicyDenied, StewardError, close_matches
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
-from modelsteward.tools.base import ToolContext, ToolSpec, call_tool
+from modelsteward.tools.base import ToolContext, ToolSpec, call_tool, pass_policies
 
 __all__ = ["AgentRuntime", "build_graph", "validate_toolset", "NODES", "EXCLUDED_TOOLS"]
 
@@ -58,7 +58,6 @@ class AgentRuntime:
     run_id: int
     thread_id: str
     actor: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def ctx(self, approval_id: int | None = None) -> ToolContext:
         return ToolContext(steward=self.steward, actor=self.actor or f"agent:run-{self.run_id}",
@@ -169,9 +168,7 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
                     inp = spec.input_model.model_validate(args)
                     args = inp.model_dump(mode="json")
                     if spec.mutating:
-                        from modelsteward.policies import enforce
-
-                        enforce(ctx, name, args)
+                        pass_policies(spec, ctx, inp)
                 except PolicyDenied as exc:
                     verdict, reason = "deny", f"policy denied: {exc.message}"
                 except ApprovalRequired as exc:

@@ -39,9 +39,9 @@ from modelsteward.evals.replay import ReplaySet, build_replay_set, load_redteam,
 from modelsteward.evals.runner import OutputCache, ProgressFn, run_models_sync
 from modelsteward.evals.scorers import EvalData, run_scorers
 from modelsteward.storage.db import session_scope
-from modelsteward.storage.logquery import parse_window
 from modelsteward.storage.models import EvalHoldout, Model, TestResult, UseCase
 from modelsteward.storage.status import EVENTS, apply_status_event, status_for
+from modelsteward.timeutil import window_start
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -117,7 +117,7 @@ def _judge_model(steward: Steward, cfg: EvalConfig, uc: UseCase) -> Model | None
 
 
 def _monthly_volume(steward: Steward, uc: str, since: str) -> float | None:
-    cutoff = parse_window(since)
+    cutoff = window_start(since)
     try:
         rows = steward.logs.query(
             "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM logs WHERE use_case = ? "
@@ -284,7 +284,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
 
 def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc: UseCase) -> Benefit:
     """The offline benefit of the candidate (``evals/benefit.py``): the one promotion rule."""
-    from modelsteward.policies.bounds import section_of
+    from modelsteward.bounds import section_of
 
     q = metrics["gate"]["quality"]
     perf = metrics["performance"]

@@ -17,7 +17,7 @@ import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import aiohttp
 import aiohttp.http_exceptions
@@ -25,7 +25,7 @@ import orjson
 
 from modelsteward.errors import ConfigError, UpstreamError
 from modelsteward.providers import fasthttp
-from modelsteward.providers.base import ChatResult, Message, StreamChunk, sampling_params
+from modelsteward.providers.base import ChatResult, Message, SamplingArgs, StreamChunk, sampling_params
 
 __all__ = [
     "OpenAIHTTPProvider",
@@ -327,19 +327,8 @@ class OpenAIHTTPProvider:
                                 model_id=self.model_id) from exc
 
     # ---------------------------------------------------------------- plain interface
-    async def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        **extra: Any,
-    ) -> ChatResult:
-        body = {"messages": list(messages), **sampling_params(
-            max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed, **extra)}
+    async def chat(self, messages: Sequence[Message], **params: Unpack[SamplingArgs]) -> ChatResult:
+        body = {"messages": list(messages), **sampling_params(**params)}
         t0 = time.perf_counter()
         resp = await self.openai_completion(body)
         latency = (time.perf_counter() - t0) * 1000
@@ -355,19 +344,8 @@ class OpenAIHTTPProvider:
             raw=resp,
         )
 
-    async def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        body = {"messages": list(messages), **sampling_params(
-            max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed, **extra)}
+    async def stream(self, messages: Sequence[Message], **params: Unpack[SamplingArgs]) -> AsyncIterator[StreamChunk]:
+        body = {"messages": list(messages), **sampling_params(**params)}
         finish: str | None = None
         usage: dict[str, Any] = {}
         async for chunk in self.openai_stream(body):

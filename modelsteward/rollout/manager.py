@@ -29,8 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound
-from modelsteward.policies import approvals
-from modelsteward.policies.bounds import section_of, validate_steps
+from modelsteward.bounds import section_of, validate_steps
 from modelsteward.rollout.analysis import Analysis, analyse_rollout, promotion_benefit
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase, utcnow
@@ -116,7 +115,7 @@ class RolloutManager:
 
     # ------------------------------------------------------------------ reading
     def _uc(self, s: Session, name: str) -> UseCase:
-        return self.registry._use_case(s, name)
+        return self.registry.use_case_in(s, name)
 
     @staticmethod
     def active_in(s: Session, uc_id: int, *, lock: bool = False) -> Rollout | None:
@@ -159,7 +158,7 @@ class RolloutManager:
         with session_scope(self.steward.sessions) as s:
             uc = self._uc(s, use_case)
             s.scalar(select(Deployment).where(Deployment.use_case_id == uc.id).with_for_update())  # serialise deploys
-            m = self.registry._model(s, model_id)
+            m = self.registry.model_in(s, model_id)
             st = status_for(s, m, uc.id)
             if st in ("retired", "rejected"):
                 where = "" if st == m.status and st == "retired" else f" on {use_case!r}"
@@ -220,11 +219,10 @@ class RolloutManager:
         apply_status_event(s, cand, "promoted", uc, actor=ro.actor, reason=f"rollout {ro.id} completed")
         retire = any(e.get("retire_previous") for e in (ro.analyses or []) if e.get("event") == "deploy")
         if ro.stable_model_id and ro.stable_model_id != cand.id:
-            old = self.registry._model(s, ro.stable_model_id)
+            old = self.registry.model_in(s, ro.stable_model_id)
             move_status(s, old, "retired" if retire else "replaced", uc, actor=ro.actor,
                         reason=f"replaced by {cand.id} (rollout {ro.id})")
         self._event(ro, "completed", now)
-        approvals.expire_for(s, "rollout_advance", uc.name, f"rollout {ro.id} completed")
 
     @staticmethod
     def _event(ro: Rollout, kind: str, now: dt.datetime, **extra: Any) -> None:
@@ -245,7 +243,7 @@ class RolloutManager:
             steps = list(ro.steps or [])
             if not 0 <= index < len(steps):
                 raise InvalidInput(f"Rollout {ro.id} has steps {steps}; step {index} does not exist.")
-            cand = self.registry._model(s, ro.candidate_model_id)
+            cand = self.registry.model_in(s, ro.candidate_model_id)
             cfg = self.config(uc)
             if ro.strategy == "shadow":
                 table = [{"model_id": ro.stable_model_id, "weight": 100.0, "role": "primary"}]
@@ -428,7 +426,7 @@ class RolloutManager:
     def retire(self, model_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
         """Retire a model: refused while it carries live traffic; shadow mirrors of it are removed."""
         with session_scope(self.steward.sessions) as s:
-            m = self.registry._model(s, model_id)
+            m = self.registry.model_in(s, model_id)
             if m.status == "retired":
                 return {"model_id": model_id, "status": "retired", "changed": False, "removed_from": []}
             rows = s.execute(

@@ -27,8 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from modelsteward.errors import NotFound, StewardError
-from modelsteward.policies import approvals
-from modelsteward.policies.bounds import SECTIONS
+from modelsteward.bounds import SECTIONS
 from modelsteward.rollout.manager import ACTIVE_STATES, move_status, rollout_dict
 from modelsteward.storage.status import apply_status_event, status_for
 from modelsteward.storage.db import session_scope
@@ -129,7 +128,7 @@ class RollbackManager:
         """Restore the target snapshot (see module doc); returns what was done and the live table."""
         now = self.clock()
         with session_scope(self.steward.sessions) as s:
-            uc = self.registry._use_case(s, use_case)
+            uc = self.registry.use_case_in(s, use_case)
             dep = self._dep(s, uc, lock=True)
             snap = self._target(s, uc, snapshot_id)
             ro = s.scalars(
@@ -149,7 +148,7 @@ class RollbackManager:
                 hist_id = hist.id
                 s.flush()
                 s.expire_all()
-                uc = self.registry._use_case(s, use_case)
+                uc = self.registry.use_case_in(s, use_case)
                 ok, why = self._matches(s, uc, snap)
                 if not ok:
                     raise RollbackVerificationError(f"Rollback of {use_case!r} did not restore snapshot {snap.id}: {why}.")
@@ -169,13 +168,12 @@ class RollbackManager:
                 }]
                 closed = rollout_dict(ro)
                 if reject_candidate and same:
-                    m = self.registry._model(s, ro.candidate_model_id)
+                    m = self.registry.model_in(s, ro.candidate_model_id)
                     move_status(s, m, "rejected", uc, actor=actor, reason=reason)
-                approvals.expire_for(s, "rollout_advance", uc.name, f"rollout {ro.id} rolled back")
             snap_id, snap_alloc = snap.id, canonical_table(list(snap.allocations or []))
         # Verify again after the commit, from a fresh session.
         with session_scope(self.steward.sessions) as s:
-            uc2 = self.registry._use_case(s, use_case)
+            uc2 = self.registry.use_case_in(s, use_case)
             snap2 = s.get(ModelSnapshot, snap_id)
             assert snap2 is not None
             ok, why = self._matches(s, uc2, snap2)
@@ -195,12 +193,12 @@ class RollbackManager:
         role_status = {"primary": "current", "canary": "canary", "shadow": "shadow"}
         why = f"restore snapshot {snap.id}"
         for mid, role in after.items():
-            m = self.registry._model(s, mid)
+            m = self.registry.model_in(s, mid)
             if status_for(s, m, uc.id) != role_status[role]:
                 apply_status_event(s, m, "restored", uc, to=role_status[role], actor=actor, reason=why)
         for r in before:
             if r["model_id"] in after:
                 continue
-            m = self.registry._model(s, r["model_id"])
+            m = self.registry.model_in(s, r["model_id"])
             blamed = reject and ro is not None and m.id == ro.candidate_model_id
             move_status(s, m, "rejected" if blamed else "rolled_back", uc, actor=actor, reason=why)

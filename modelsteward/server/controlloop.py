@@ -218,7 +218,7 @@ class ControlLoop:
     def _judgeable(self, use_case: str, ro: dict[str, Any]) -> bool:
         """Whether the step's window can be judged now (enough candidate requests, or past the
         inconclusive timeout); read through the logs_stats tool."""
-        from modelsteward.policies.bounds import section_of
+        from modelsteward.bounds import section_of
 
         cfg = section_of(self.steward.registry.get_use_case(use_case).config, "rollout")
         started = dt.datetime.fromisoformat(str(ro["step_started_at"] or ro["created_at"]))

@@ -26,8 +26,9 @@ import orjson
 
 from modelsteward.errors import ConfigError, InvalidInput, ReadOnlyViolation
 from modelsteward.storage.segments import ROLLUP_FIELDS, ROLLUP_KEY
+from modelsteward.timeutil import window_start
 
-__all__ = ["LogReader", "parse_window", "CorruptSegmentWarning"]
+__all__ = ["LogReader", "CorruptSegmentWarning"]
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +71,6 @@ def query_memory() -> str:
 
 class CorruptSegmentWarning(UserWarning):
     """A Parquet segment could not be read and was left out of queries."""
-
-
-def parse_window(since: str | dt.timedelta | None) -> dt.datetime | None:
-    """``"7d"``, ``"12h"``, ``"30m"``, ``"45s"``, ``"2w"`` or a timedelta -> the naive UTC cut-off."""
-    if since is None or since == "" or since == "all":
-        return None
-    if isinstance(since, dt.timedelta):
-        delta = since
-    else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(since))
-        if not m:
-            raise InvalidInput(f"Window {since!r} is not like 30m, 12h, 7d or 2w.")
-        n, unit = float(m.group(1)), m.group(2)
-        delta = dt.timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - delta
 
 
 class LogReader:
@@ -298,7 +284,7 @@ class LogReader:
         The join over every request id costs as much as the aggregate itself, so a store without
         feedback events does not pay for it.
         """
-        cutoff = parse_window(since)
+        cutoff = window_start(since)
         filters = [(col, op, v) for col, op, v in (("ts", ">=", cutoff), ("use_case", "=", use_case or None))
                    if v is not None]
         params = [v for _, _, v in filters]

@@ -95,7 +95,8 @@ class ModelRegistry:
         self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
 
     # ------------------------------------------------------------------ use cases
-    def _use_case(self, s: Session, name: str) -> UseCase:
+    def use_case_in(self, s: Session, name: str) -> UseCase:
+        """The use case called ``name`` within the caller's session (``NotFound`` with suggestions)."""
         uc = s.scalar(select(UseCase).where(UseCase.name == name))
         if uc is None:
             names = list(s.scalars(select(UseCase.name)))
@@ -104,7 +105,7 @@ class ModelRegistry:
 
     def get_use_case(self, name: str) -> UseCase:
         with session_scope(self.sessions) as s:
-            return self._use_case(s, name)
+            return self.use_case_in(s, name)
 
     def list_use_cases(self) -> list[UseCase]:
         with session_scope(self.sessions) as s:
@@ -137,7 +138,7 @@ class ModelRegistry:
             if s.scalar(select(UseCase).where(UseCase.name == name)) is not None:
                 raise Conflict(f"Use case {name!r} already exists; use `steward usecase show {name}`.")
             for mid in fallback:
-                self._model(s, mid)
+                self.model_in(s, mid)
             uc = UseCase(
                 name=name,
                 description=description,
@@ -155,7 +156,7 @@ class ModelRegistry:
             s.add(Deployment(use_case_id=uc.id, version=0))
             s.flush()
             if model:
-                m = self._model(s, model)
+                m = self.model_in(s, model)
                 apply_status_event(s, m, "promoted", uc, actor=actor,
                                    reason="first model of the use case (usecase add --model)")
                 self.write_routing(
@@ -173,14 +174,14 @@ class ModelRegistry:
         if bad:
             raise InvalidInput(f"Cannot update use-case field(s) {sorted(bad)}; allowed: {sorted(allowed)}.")
         with session_scope(self.sessions) as s:
-            uc = self._use_case(s, name)
+            uc = self.use_case_in(s, name)
             if "weights" in fields:
                 fields["weights"], _ = normalise_weights(fields["weights"])
             if "monthly_budget_usd" in fields:
                 fields["monthly_budget_usd"] = parse_price(fields["monthly_budget_usd"], "budget")
             if "fallback" in fields:
                 for mid in fields["fallback"]:
-                    self._model(s, mid)
+                    self.model_in(s, mid)
             for key, val in fields.items():
                 setattr(uc, key, val)
             return uc
@@ -199,7 +200,7 @@ class ModelRegistry:
         )
 
         with session_scope(self.sessions) as s:
-            uc = self._use_case(s, name)
+            uc = self.use_case_in(s, name)
             counts: dict[str, int] = {}
             for label, table in (("allocations", None), ("snapshots", ModelSnapshot), ("history", DeploymentHistory),
                                  ("rollouts", Rollout), ("evaluations", TestResult), ("eval_holdouts", EvalHoldout),
@@ -220,7 +221,8 @@ class ModelRegistry:
             return counts
 
     # ------------------------------------------------------------------ models
-    def _model(self, s: Session, model_id: str) -> Model:
+    def model_in(self, s: Session, model_id: str) -> Model:
+        """The model ``model_id`` within the caller's session (``NotFound`` with suggestions)."""
         m = s.get(Model, model_id)
         if m is None:
             ids = list(s.scalars(select(Model.id)))
@@ -229,7 +231,7 @@ class ModelRegistry:
 
     def get_model(self, model_id: str) -> Model:
         with session_scope(self.sessions) as s:
-            return self._model(s, model_id)
+            return self.model_in(s, model_id)
 
     def find_model(self, model_id: str) -> Model | None:
         with session_scope(self.sessions) as s:
@@ -280,9 +282,9 @@ class ModelRegistry:
         def _do(s: Session) -> Model:
             mid = f"{provider}:{provider_model_id}"
             m = s.get(Model, mid)
-            uc_id = self._use_case(s, use_case).id if use_case else None
+            uc_id = self.use_case_in(s, use_case).id if use_case else None
             if parent_model_id:
-                self._model(s, parent_model_id)
+                self.model_in(s, parent_model_id)
             if m is None:
                 default_kind = "self_hosted" if provider in ("local", "ollama", "huggingface", "vllm") else "paid"
                 m = Model(
@@ -331,7 +333,7 @@ class ModelRegistry:
         with session_scope(self.sessions) as s:
             q = select(Model).order_by(Model.id)
             if use_case:
-                uc = self._use_case(s, use_case)
+                uc = self.use_case_in(s, use_case)
                 from modelsteward.storage.models import ModelUseCaseStatus
 
                 live = select(Allocation.model_id).join(Deployment).where(Deployment.use_case_id == uc.id)
@@ -356,8 +358,8 @@ class ModelRegistry:
         globally, or on ``use_case``); ``IllegalTransition`` names the events allowed instead."""
 
         def _do(s: Session) -> Model:
-            m = self._model(s, model_id)
-            uc = self._use_case(s, use_case) if use_case else None
+            m = self.model_in(s, model_id)
+            uc = self.use_case_in(s, use_case) if use_case else None
             current = status_for(s, m, uc.id) if uc is not None else m.status
             if current != status:
                 try:
@@ -375,14 +377,14 @@ class ModelRegistry:
     def status_on(self, model_id: str, use_case: str) -> str:
         """The model's status on one use case (``storage/status.py`` ``status_for``)."""
         with session_scope(self.sessions) as s:
-            return status_for(s, self._model(s, model_id), self._use_case(s, use_case).id)
+            return status_for(s, self.model_in(s, model_id), self.use_case_in(s, use_case).id)
 
     def statuses_on(self, use_case: str, models: Sequence[Model]) -> dict[str, str]:
         """``{model id: its status on use_case}`` (``storage/status.py``) for ``models``."""
         from modelsteward.storage.status import statuses_on
 
         with session_scope(self.sessions) as s:
-            return statuses_on(s, self._use_case(s, use_case).id, list(models))
+            return statuses_on(s, self.use_case_in(s, use_case).id, list(models))
 
     def use_case_statuses(self, model_ids: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
         """``{model id: {use case: status}}`` from the per-use-case rows (all models, or these)."""
@@ -400,7 +402,7 @@ class ModelRegistry:
 
     def update_metadata(self, model_id: str, **values: Any) -> Model:
         with session_scope(self.sessions) as s:
-            m = self._model(s, model_id)
+            m = self.model_in(s, model_id)
             m.meta = {**(m.meta or {}), **values}
             return m
 
@@ -408,7 +410,7 @@ class ModelRegistry:
     def deployment(self, use_case: str) -> Deployment:
         """The use case's routing table (allocations loaded)."""
         with session_scope(self.sessions) as s:
-            uc = self._use_case(s, use_case)
+            uc = self.use_case_in(s, use_case)
             dep = s.scalar(
                 select(Deployment).where(Deployment.use_case_id == uc.id).options(selectinload(Deployment.allocations))
             )
@@ -426,7 +428,7 @@ class ModelRegistry:
 
     def candidate_models(self, use_case: str) -> list[Model]:
         with session_scope(self.sessions) as s:
-            uc_id = self._use_case(s, use_case).id
+            uc_id = self.use_case_in(s, use_case).id
             return [m for m in self.list_models(use_case=use_case)
                     if status_for(s, m, uc_id) in ("candidate", "evaluating", "discovered")]
 
@@ -471,7 +473,7 @@ class ModelRegistry:
             s.add(dep)
             s.flush()
         for a in allocations:
-            self._model(s, a["model_id"])
+            self.model_in(s, a["model_id"])
         snap = ModelSnapshot(
             use_case_id=uc.id, deployment_version=dep.version, allocations=self.routing_table(dep),
             config=self.config_of(uc), reason=f"before {action}: {reason}",
