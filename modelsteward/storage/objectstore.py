@@ -23,10 +23,8 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ from modelsteward.errors import ConfigError
 
 __all__ = ["LogLocation", "parse_log_location", "ObjectStore", "open_objects", "s3_filesystem"]
 
-from modelsteward.loglocation import VAR, LogLocation, parse_log_location  # noqa: E402,F401 - re-exported
+from modelsteward.loglocation import _SCHEME, VAR, LogLocation, parse_log_location  # noqa: F401 - re-exported
 
 
 def s3_filesystem(env: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]

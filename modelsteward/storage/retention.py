@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelsteward.errors import InvalidInput
 from modelsteward.timeutil import parse_duration
 
 __all__ = ["PurgeResult", "purge", "parse_age", "retention_days", "RETENTION_KEY"]
