@@ -57,17 +57,21 @@ def logs_import(
 def import_summary(out: object) -> str:
     """The report as a person reads it (``--json`` gives the ImportReport itself)."""
     r = out  # ImportReport
-    lines = [f"imported {r.rows:,} rows from {r.path} ({r.format}, {r.read:,} items read in {r.seconds:.1f} s)"]  # type: ignore[attr-defined]
+    lines = [f"imported {_rows(r.rows)} from {r.path} ({r.format}, {r.read:,} items read in {r.seconds:.1f} s)"]  # type: ignore[attr-defined]
     if r.duplicates:  # type: ignore[attr-defined]
         lines.append(f"  already imported (same request id), skipped: {r.duplicates:,}")  # type: ignore[attr-defined]
     for reason, n in sorted(r.skipped.items(), key=lambda kv: -kv[1]):  # type: ignore[attr-defined]
         lines.append(f"  skipped {n:,}: {reason.replace('_', ' ')}")
     for uc, n in sorted(r.use_cases.items()):  # type: ignore[attr-defined]
-        lines.append(f"  use case {uc}: {n:,} rows")
+        lines.append(f"  use case {uc}: {_rows(n)}")
     for mid, n in sorted(r.models.items(), key=lambda kv: -kv[1]):  # type: ignore[attr-defined]
         flag = "  (not in the registry: `steward models register`)" if mid in r.unknown_models else ""  # type: ignore[attr-defined]
-        lines.append(f"  model {mid}: {n:,} rows{flag}")
+        lines.append(f"  model {mid}: {_rows(n)}{flag}")
     return "\n".join(lines)
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
 
 
 @logs_app.command("stats")

@@ -65,7 +65,9 @@ def _describe(record: Any) -> str:
     if openai_batch.sniff_output(record):
         return "an OpenAI Batch output line (give the batch input file as FILE and this one as --output-file)"
     name = detect(record)
-    return f"a {name} record" if name else "a record of no known format"
+    if name is None:
+        return "a record of no known format"
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} record"
 
 
 def _iter_json(path: Path, counter: list[int]) -> Iterator[tuple[str, Any]]:
@@ -250,7 +252,7 @@ def import_file(
                     hint = f"a file must hold one format ({first_loc} is {fmt})"
                 else:
                     hint = "check --format (auto recognises the format)"
-                raise InvalidInput(f"{src}: {loc}: expected a {fmt} record, found {_describe(rec)}; {hint}. "
+                raise InvalidInput(f"{src}: {loc}: expected {'an' if fmt[0] in 'aeiou' else 'a'} {fmt} record, found {_describe(rec)}; {hint}. "
                                    "Nothing was imported.")
             try:
                 for r in it:
@@ -260,7 +262,7 @@ def import_file(
                         continue
                     if not r.get("use_case"):
                         if not use_case:
-                            raise RecordError("the row names no use case; give --use-case NAME.")
+                            raise RecordError(f"{r.get('request_id') or 'the row'} names no use case; give --use-case NAME.")
                         r["use_case"] = use_case
                     uc = r["use_case"]
                     if uc not in known_uc:
