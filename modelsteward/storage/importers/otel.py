@@ -65,7 +65,11 @@ def attributes(raw: Any, where: str = "span") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in raw:
         try:
-            out[kv["key"]] = _value(kv.get("value"))
+            v = kv["value"]
+            if type(v) is dict and "stringValue" in v:  # the common case, without a call
+                out[kv["key"]] = v["stringValue"]
+                continue
+            out[kv["key"]] = _value(v)
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"{where} attribute {kv!r} is not {{key, value: {{stringValue|intValue|...}}}} "
                               f"({type(exc).__name__}: {exc}).") from None
