@@ -170,6 +170,8 @@ def import_file(
     first = next(records, None)
     if first is None:
         raise InvalidInput(f"{path}: no rows to import (the file is empty).")
+    loc: str | None
+    rec: Any
     loc, rec = first
     first_loc = loc
     found = "steward" if parquet else detect(rec)
@@ -257,7 +259,7 @@ def import_file(
             try:
                 for r in it:
                     read += 1
-                    if type(r) is Skip:
+                    if isinstance(r, Skip):
                         skipped[r.reason] += 1
                         continue
                     if not r.get("use_case"):

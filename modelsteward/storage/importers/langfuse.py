@@ -39,7 +39,7 @@ def rows(record: dict[str, Any]) -> Iterator[dict[str, Any] | Skip]:
     oid = record.get("id")
     if not oid:
         raise RecordError("a GENERATION observation has no id.")
-    meta_in = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    meta_in: dict[str, Any] = record["metadata"] if isinstance(record.get("metadata"), dict) else {}
     provider = meta_in.get("provider") or meta_in.get("ls_provider") or meta_in.get("gen_ai.system")
     mid = model_id(provider, record.get("model"))
     if not mid:

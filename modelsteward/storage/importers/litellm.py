@@ -63,7 +63,7 @@ def rows(record: dict[str, Any]) -> Iterator[dict[str, Any] | Skip]:
     if failed:
         info = meta.get("error_information") or {}
         err = (info.get("error_message") if isinstance(info, dict) else None) or "failure"
-    tags = meta.get("requester_metadata") if isinstance(meta.get("requester_metadata"), dict) else {}
+    tags: dict[str, Any] = meta["requester_metadata"] if isinstance(meta.get("requester_metadata"), dict) else {}
     uc = meta.get("use_case") or tags.get("use_case")
     yield {
         "ts": start, "request_id": f"litellm:{rid}", "use_case": uc, "model_id": mid, "role": "primary",

@@ -74,7 +74,7 @@ def rows(record: dict[str, Any], requests: dict[str, dict[str, Any]]) -> Iterato
     if not mid:
         yield Skip("no_model")
         return
-    meta_in = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    meta_in: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
     msgs = as_messages(body.get("messages")) if "messages" in body else as_messages(body.get("prompt"))
     yield {
         "ts": rbody.get("created"), "request_id": f"openai-batch:{record.get('id') or cid}",

@@ -79,7 +79,7 @@ def attributes(raw: Any, where: str = "span") -> dict[str, Any]:
 def _nanos(span: dict[str, Any], key: str) -> int:
     raw = span.get(key)
     try:
-        return int(raw)
+        return int(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise RecordError(f"{key} {raw!r} is not a number of nanoseconds.") from None
 
@@ -147,7 +147,7 @@ def span_row(span: Any, resource_uc: Any) -> dict[str, Any] | Skip:
             msgs = [{"role": "system", "content": as_text(sys_in)}] + (msgs or [])
         answer = as_text(attrs.get("gen_ai.output.messages"))
     else:
-        msgs, answer = _from_events(span.get("events"))
+        msgs, answer = _from_events(span.get("events") or [])
         if msgs is None and answer is None:
             msgs, answer = _flattened(attrs)
     uc = attrs.get("steward.use_case") or resource_uc

@@ -12,7 +12,8 @@ NAME = "steward"
 
 
 def sniff(record: Any) -> bool:
-    return isinstance(record, dict) and "request_id" in record and "model_id" in record
+    return (isinstance(record, dict) and "request_id" in record and ("model_id" in record or "use_case" in record)
+            and "call_type" not in record)
 
 
 def rows(record: dict[str, Any]) -> Iterator[dict[str, Any] | Skip]:
