@@ -100,6 +100,8 @@ def test_openai_batch_input_joined_with_output(ctx: ToolContext) -> None:
     assert json.loads(r["messages"]) == [{"role": "user", "content": "Translate 'thank you' to French."}]
     assert r["response"] == "Merci." and (r["input_tokens"], r["output_tokens"]) == (17, 3)
     assert r["model_id"] == "openai:gpt-4o-mini" and json.loads(r["metadata"])["custom_id"] == "request-2"
+    with pytest.raises(InvalidInput, match="unknown use case 'nosuch'"):  # refused even though no row needs it
+        imp(ctx, "litellm_spend_logs.json", use_case="nosuch")
     with pytest.raises(InvalidInput, match="--output-file"):
         imp(ctx, "openai_batch_input.jsonl", use_case="support")
     with pytest.raises(InvalidInput, match="output line"):  # the two files swapped
@@ -174,13 +176,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_imported(tmp_path: Path) ->
         "mixed.jsonl": (good + "\n" + json.dumps(json.loads((FIX / "langfuse_observations.json").read_text())["data"][0])
                         + "\n", ["line 2", "one format", "langfuse"]),
         "truncated.jsonl": (good + "\n" + second[:100] + "\n", ["line 2", "malformed JSON"]),
+        "ghost.jsonl": ((FIX / "steward_rows.jsonl").read_text().replace('"support"', '"ghost"'),
+                        ["line 1", "unknown use case 'ghost'"]),
     }
     for name, (text, needles) in cases.items():
         f = tmp_path / name
         f.write_text(text)
         one_line(steward_cli(ws, "logs", "import", str(f), "--use-case", "support"), str(f), *needles)
     one_line(steward_cli(ws, "logs", "import", str(FIX / "otel_genai.jsonl"), "--use-case", "nosuch"),
-             "otel_genai.jsonl", "unknown use case 'nosuch'", "steward usecase add")
+             "--use-case", "unknown use case 'nosuch'", "steward usecase add")
     one_line(steward_cli(ws, "logs", "import", str(FIX / "otel_genai.jsonl")), "otel_genai.jsonl", "--use-case")
     one_line(steward_cli(ws, "logs", "import", str(FIX / "otel_genai.jsonl"), "--format", "litellm", "--use-case",
                          "support"), "line 1", "expected a litellm record")

@@ -89,6 +89,11 @@ def logs_import(ctx: ToolContext, inp: LogsImportInput) -> LogsImportResult:
     def known_model(mid: str) -> bool:
         return registry.find_model(mid) is not None
 
+    if inp.use_case is not None:  # refused up front even if every row names its own
+        try:
+            check_use_case(inp.use_case)
+        except InvalidInput as exc:
+            raise InvalidInput(f"--use-case: {exc.message}; nothing was imported.") from None
     return import_file(
         ctx.steward.logs, Path(inp.path).expanduser(), fmt=inp.format, use_case=inp.use_case,
         output_file=Path(inp.output_file).expanduser() if inp.output_file else None,
