@@ -199,3 +199,20 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_imported(tmp_path: Path) ->
     p = steward_cli(ws, "logs", "import", str(FIX / "otel_genai.jsonl"), "--use-case", "support", "--json")
     out = json.loads(p.stdout)
     assert out["rows"] == 0 and out["duplicates"] == 4 and out["format"] == "otel"
+
+
+def test_one_pretty_printed_document_and_json_lines_of_a_list_format(ctx: ToolContext, tmp_path: Path) -> None:
+    doc = json.loads((FIX / "otel_genai.jsonl").read_text().splitlines()[1])
+    f = tmp_path / "trace.json"
+    f.write_text(json.dumps(doc, indent=2))  # one ExportTraceServiceRequest over many lines
+    out = call_tool("logs_import", {"path": str(f)}, ctx)  # its resource names the use case
+    assert out.format == "otel" and out.rows == 3 and out.skipped == {"not_a_chat_span": 1}
+    obs = json.loads((FIX / "langfuse_observations.json").read_text())["data"]
+    g = tmp_path / "observations.jsonl"
+    g.write_text("".join(json.dumps(o) + "\n" for o in obs))  # the same observations, one per line
+    out = call_tool("logs_import", {"path": str(g), "use_case": "support"}, ctx)
+    assert out.format == "langfuse" and out.rows == 2
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(InvalidInput, match="empty"):
+        call_tool("logs_import", {"path": str(empty)}, ctx)
