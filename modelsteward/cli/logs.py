@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, table
+from modelsteward.cli.common import JsonOpt, console, emit_json, err_console, open_ctx, table
 
 __all__ = ["register"]
 
@@ -16,21 +16,62 @@ logs_app = typer.Typer(help="Request logs (Parquet + DuckDB).", no_args_is_help=
 
 @logs_app.command("import")
 def logs_import(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="A .jsonl or .parquet file."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="JSON lines, one JSON document, or Parquet (steward rows); for openai-batch "
+                                     "the batch input file."),
+    fmt: str = typer.Option("auto", "--format", help="auto, steward, otel, langfuse, litellm or openai-batch."),
+    use_case: Optional[str] = typer.Option(None, "--use-case", help="Use case of rows that name none."),
+    output_file: Optional[Path] = typer.Option(None, "--output-file", exists=True, dir_okay=False, readable=True,
+                                               help="openai-batch: the batch output file (joined on custom_id)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Import JSONL or Parquet rows with the DESIGN.md log columns (all rows or none)."""
+    """Import request logs: steward rows, OTel GenAI traces (OTLP/JSON), Langfuse observations, LiteLLM spend
+    logs, OpenAI Batch files. All rows or none; rows already imported (same source id) are skipped."""
+    import sys
+
     from modelsteward.tools import call_tool
 
     ctx = open_ctx()
+    bar = None
+    if not json_out and sys.stderr.isatty():
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                       TimeElapsedColumn(), console=err_console, transient=True)
+        task = bar.add_task(f"importing {file.name}", total=1.0)
+        ctx.progress = lambda msg, frac: bar.update(task, completed=frac, description=msg)
+        bar.start()
     try:
-        out = call_tool("logs_import", {"path": str(file)}, ctx)
+        out = call_tool("logs_import", {"path": str(file), "format": fmt, "use_case": use_case,
+                                        "output_file": str(output_file) if output_file else None}, ctx)
     finally:
+        if bar is not None:
+            bar.stop()
         ctx.steward.close()
     if json_out:
         emit_json(out)
-    else:
-        console.print(f"[green]imported[/green] {out.rows} rows from {out.path}: {out.use_cases}")  # type: ignore[attr-defined]
+        return
+    console.print(import_summary(out), highlight=False)
+
+
+def import_summary(out: object) -> str:
+    """The report as a person reads it (``--json`` gives the ImportReport itself)."""
+    r = out  # ImportReport
+    lines = [f"imported {_rows(r.rows)} from {r.path} ({r.format}, {r.read:,} items read in {r.seconds:.1f} s)"]  # type: ignore[attr-defined]
+    if r.duplicates:  # type: ignore[attr-defined]
+        lines.append(f"  already imported (same request id), skipped: {r.duplicates:,}")  # type: ignore[attr-defined]
+    for reason, n in sorted(r.skipped.items(), key=lambda kv: -kv[1]):  # type: ignore[attr-defined]
+        lines.append(f"  skipped {n:,}: {reason.replace('_', ' ')}")
+    for uc, n in sorted(r.use_cases.items()):  # type: ignore[attr-defined]
+        lines.append(f"  use case {uc}: {_rows(n)}")
+    for mid, n in sorted(r.models.items(), key=lambda kv: -kv[1]):  # type: ignore[attr-defined]
+        flag = "  (not in the registry: `steward models register`)" if mid in r.unknown_models else ""  # type: ignore[attr-defined]
+        lines.append(f"  model {mid}: {_rows(n)}{flag}")
+    return "\n".join(lines)
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
 
 
 @logs_app.command("stats")

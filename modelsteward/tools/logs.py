@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field
 
 from modelsteward.errors import InvalidInput, NotFound
+from modelsteward.storage.importers import ImportReport
 from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = ["LogsImportInput", "LogsImportResult", "LogsStatsInput", "LogsStats", "LogsQueryInput", "LogsQueryResult",
            "LogsPurgeInput", "LogsPurgeResult", "LogsRetentionInput", "LogsRetentionResult", "read_log_file"]
 
 
+ImportFormat = Literal["auto", "steward", "otel", "langfuse", "litellm", "openai-batch"]
+
+
 class LogsImportInput(InputModel):
-    path: str = Field(description="JSONL or Parquet file with the DESIGN.md log columns.")
+    path: str = Field(min_length=1, description="The file to import: JSON lines, one JSON document, or Parquet "
+                                                "(steward rows); for openai-batch the batch input file.")
+    format: ImportFormat = Field("auto", description="auto recognises the format from the first record.")
+    use_case: str | None = Field(None, min_length=1, description="Use case of rows that name none.")
+    output_file: str | None = Field(None, min_length=1, description="openai-batch: the batch output file.")
 
 
-class LogsImportResult(BaseModel):
-    path: str
-    rows: int
-    use_cases: dict[str, int]
+LogsImportResult = ImportReport
 
 
 def read_log_file(path: Path) -> list[dict[str, Any]]:
-    """All rows of a JSONL or Parquet file, validated; a bad row is reported with its line number."""
+    """All rows of a steward JSONL or Parquet file, validated; a bad row is reported with its line number."""
     from modelsteward.storage.logstore import normalise_row
 
     if not path.exists():
@@ -64,18 +69,35 @@ def read_log_file(path: Path) -> list[dict[str, Any]]:
 
 @tool("logs_import", input_model=LogsImportInput, output_model=LogsImportResult, mutating=True)
 def logs_import(ctx: ToolContext, inp: LogsImportInput) -> LogsImportResult:
-    """Import request-log rows from JSONL or Parquet; all rows or none."""
-    path = Path(inp.path).expanduser()
-    rows = read_log_file(path)
-    if not rows:
-        raise InvalidInput(f"{path}: no rows to import.")
-    store = ctx.steward.logs
-    store.append_many(rows)
-    store.flush()
-    per: dict[str, int] = {}
-    for r in rows:
-        per[r["use_case"]] = per.get(r["use_case"], 0) + 1
-    return LogsImportResult(path=str(path), rows=len(rows), use_cases=per)
+    """Import request logs (steward rows, OTel GenAI traces, Langfuse, LiteLLM spend logs, OpenAI Batch
+    files); validated whole before anything is appended; rows whose source id is already stored are skipped."""
+    from modelsteward.storage.importers import import_file
+
+    registry = ctx.steward.registry
+    names: list[str] | None = None
+
+    def check_use_case(name: str) -> None:
+        nonlocal names
+        try:
+            registry.get_use_case(name)
+        except NotFound:
+            if names is None:
+                names = [u.name for u in registry.list_use_cases()]
+            raise InvalidInput(f"unknown use case {name!r} (known: {', '.join(names) or 'none'}); create it with "
+                               f"`steward usecase add {name}` or give --use-case NAME for rows that name none") from None
+
+    def known_model(mid: str) -> bool:
+        return registry.find_model(mid) is not None
+
+    if inp.use_case is not None:  # refused up front even if every row names its own
+        try:
+            check_use_case(inp.use_case)
+        except InvalidInput as exc:
+            raise InvalidInput(f"--use-case: {exc.message}; nothing was imported.") from None
+    return import_file(
+        ctx.steward.logs, Path(inp.path).expanduser(), fmt=inp.format, use_case=inp.use_case,
+        output_file=Path(inp.output_file).expanduser() if inp.output_file else None,
+        check_use_case=check_use_case, known_model=known_model, progress=ctx.progress)
 
 
 class LogsStatsInput(InputModel):
