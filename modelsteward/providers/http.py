@@ -1,6 +1,7 @@
 """The OpenAI-compatible HTTP provider (OpenAI, OpenRouter, Anthropic, Google, Ollama, vLLM, any URL).
 
-Plain completions go through ``fasthttp`` (a minimal pooled HTTP/1.1 client on httptools) and
+Plain completions go through ``providers/transport.py`` (``fasthttp``, a minimal pooled HTTP/1.1
+client on httptools, unless ``STEWARD_HTTP_TRANSPORT=aiohttp``) and
 streams through aiohttp (one pooled ``ClientSession`` per event loop), bodies through orjson:
 the gateway's hot path goes through here, and the client library alone moves its throughput by
 an order of magnitude (issue 3's benchmark).  Upstream failures become ``UpstreamError(status, retryable)``:
@@ -22,6 +23,7 @@ import orjson
 
 from modelsteward.errors import ConfigError, UpstreamError
 from modelsteward.providers import fasthttp
+from modelsteward.providers.transport import TransportError, get_transport
 from modelsteward.providers.base import ChatResult, Message, StreamChunk, sampling_params
 
 __all__ = [
@@ -158,6 +160,7 @@ class OpenAIHTTPProvider:
         # streams: no total limit (a long healthy answer runs as long as it keeps sending); the
         # timeout applies to each wait for the next bytes instead (idle timeout)
         self.stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
+        self.transport = get_transport()  # plain completions (providers/transport.py); streams: aiohttp
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
@@ -189,9 +192,9 @@ class OpenAIHTTPProvider:
         """Send an OpenAI request body (its ``model`` replaced); return the parsed response."""
         data = self._payload(body, stream=False)
         try:
-            status, raw = await fasthttp.pool().post(self.url, data, self.headers, timeout=self.timeout_s,
+            status, raw = await self.transport.post(self.url, data, self.headers, timeout=self.timeout_s,
                                                      connect_timeout=self.connect_timeout_s)
-        except fasthttp.HTTPFailure as exc:
+        except TransportError as exc:
             if exc.timeout:
                 raise UpstreamError(f"{self.model_id} timed out: {exc}", status=504, retryable=True,
                                     model_id=self.model_id) from exc
