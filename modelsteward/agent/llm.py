@@ -155,8 +155,9 @@ def parse_completion(body: dict[str, Any]) -> AIMessage:
         cid = _uniq_id((raw or {}).get("id"), seen)
         text = fn.get("arguments")
         try:
-            args = text if isinstance(text, dict) else parse_tool_call(
-                {"function": {"name": name, "arguments": text or "{}"}}, return_id=False)["args"]
+            parsed = None if isinstance(text, dict) else parse_tool_call(
+                {"function": {"name": name, "arguments": text or "{}"}}, return_id=False)
+            args = text if isinstance(text, dict) else (parsed or {}).get("args")
             if not isinstance(args, dict):
                 raise ValueError(f"arguments are a JSON {type(args).__name__}, not an object")
         except (OutputParserException, ValueError, TypeError) as exc:
