@@ -10,6 +10,9 @@ Paths, all in one run against the same instant OpenAI-compatible upstream
   gateway   wrk -> ``python -m modelsteward.gateway`` (routing from the registry, a gateway key
             checked on every request, every request logged to the log store's write-ahead file)
   gateway2  the same with ``--workers 2`` (two processes sharing the port, like two replicas)
+  gw-aiohttp the gateway with ``STEWARD_HTTP_TRANSPORT=aiohttp`` (the library client instead of
+            ``providers/fasthttp.py`` for upstream calls): the hand-written client is kept only
+            while it is at least 1.3x this path (issue 18)
   litellm   wrk -> LiteLLM proxy (one worker, no database, master-key auth), when installed: pass --litellm
             or have it at /tmp/litellm-venv/bin/litellm (install it in its own venv; never into .venv)
 
@@ -200,14 +203,14 @@ def main() -> int:
         home = tmp / "ws"
         key = setup_workspace(home, upstream)
         env = {**os.environ, "STEWARD_HOME": str(home)}
-        bare_port, gw_port, gw2_port = free_port(), free_port(), free_port()
+        bare_port, gw_port, gw2_port, gwa_port = free_port(), free_port(), free_port(), free_port()
         procs.append(subprocess.Popen([PY, __file__, "--serve-bare", str(bare_port), upstream],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO))
-        for port, workers in ((gw_port, 1), (gw2_port, 2)):
+        for port, workers, transport in ((gw_port, 1, "fasthttp"), (gw2_port, 2, "fasthttp"), (gwa_port, 1, "aiohttp")):
             procs.append(subprocess.Popen([PY, "-m", "modelsteward.gateway", "--port", str(port), "--workers",
-                                           str(workers)], env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, cwd=REPO))
-        for port in (gw_port, gw2_port):
+                                           str(workers)], env={**env, "STEWARD_HTTP_TRANSPORT": transport},
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO))
+        for port in (gw_port, gw2_port, gwa_port):
             wait_up(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"})
         wait_up(f"http://127.0.0.1:{bare_port}/v1/chat/completions")
         paths = {
@@ -215,6 +218,7 @@ def main() -> int:
             "bare": (f"http://127.0.0.1:{bare_port}/v1/chat/completions", lua(tmp / "bare.lua", "instant", None)),
             "gateway": (f"http://127.0.0.1:{gw_port}/v1/chat/completions", lua(tmp / "gw.lua", "chat", key)),
             "gateway2": (f"http://127.0.0.1:{gw2_port}/v1/chat/completions", lua(tmp / "gw.lua", "chat", key)),
+            "gw-aiohttp": (f"http://127.0.0.1:{gwa_port}/v1/chat/completions", lua(tmp / "gw.lua", "chat", key)),
         }
         exe = find_litellm(args.litellm)
         if exe:
@@ -239,10 +243,10 @@ def main() -> int:
             stop(p)
 
     print(f"\nGateway benchmark, {args.duration}s per run, wrk 1 thread; machine: {os.cpu_count()} CPUs\n")
-    print(f"{'path':<9} {'conns':>5} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8}")
+    print(f"{'path':<10} {'conns':>5} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8}")
     for name, by_conn in results.items():
         for conns, r in by_conn.items():
-            print(f"{name:<9} {conns:>5} {r['rps']:>10.0f} {r['p50_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['non_2xx']:>8}")
+            print(f"{name:<10} {conns:>5} {r['rps']:>10.0f} {r['p50_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['non_2xx']:>8}")
     d, g, g2, b = results["direct"], results["gateway"], results["gateway2"], results["bare"]
     print("\nratios (same run):")
     print(f"  gateway / direct at 32 conns: {100 * g[32]['rps'] / d[32]['rps']:.1f}% of direct req/s "
@@ -251,6 +255,10 @@ def main() -> int:
           f"gateway / bare: {g[32]['rps'] / b[32]['rps']:.2f}x")
     print(f"  gateway p50 added at 1 conn: {g[1]['p50_ms'] - d[1]['p50_ms']:.3f} ms "
           f"(direct {d[1]['p50_ms']:.3f} ms, gateway {g[1]['p50_ms']:.3f} ms)")
+    ga = results["gw-aiohttp"]
+    print(f"  gateway fasthttp / gateway aiohttp (STEWARD_HTTP_TRANSPORT): {g[32]['rps'] / max(ga[32]['rps'], 1e-9):.2f}x "
+          f"req/s at 32 conns, {g[1]['rps'] / max(ga[1]['rps'], 1e-9):.2f}x at 1 conn (keep the hand-written client "
+          "only at >= 1.3x)")
     if "litellm" in results:
         lt = results["litellm"]
         print(f"  gateway / LiteLLM at 32 conns: {g[32]['rps'] / max(lt[32]['rps'], 1e-9):.1f}x req/s "
@@ -259,7 +267,7 @@ def main() -> int:
         print(f"  LiteLLM p50 at 1 conn: {lt[1]['p50_ms']:.3f} ms")
     if litellm_note:
         print(f"  {litellm_note}")
-    expected = sum(r["requests"] for r in (*g.values(), *g2.values()))
+    expected = sum(r["requests"] for r in (*g.values(), *g2.values(), *ga.values()))
     print(f"\ngateway log rows written: {rows_logged} (wrk counted {expected} completed requests in the measured runs "
           "plus the warm-up)")
     if args.json:

@@ -21,6 +21,7 @@ Every candidate considered ends as one decision record: ``evaluate`` or ``skip``
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,6 +163,95 @@ def _apply_budget(out: dict[str, Any], eligible: list[dict[str, Any]], budget: d
                      "planned_usd": round(planned, 6), "cheaper_margin": margin}
 
 
+@dataclass
+class _Against:
+    """What each candidate of one use case is weighed against: the live model and the plan's settings."""
+
+    name: str
+    live: str
+    live_m: Any
+    live_cpr: float | None
+    live_rank: int
+    live_ranked: bool
+    uc_id: int
+    tokens: tuple[Any, Any]
+    margin: float
+    configured: int
+    golden: int
+    tests: dict[str, TestResult]
+    fps: Any
+
+
+def _consider(s: Any, k: _Against, r: Any, m: Model, out: dict[str, Any]) -> dict[str, Any] | None:
+    """One ranked model: an eligible evaluation (returned), or a recorded skip (None)."""
+    from modelsteward.rollout.metrics import cost_per_request
+
+    live, live_m, live_cpr, live_rank, margin = k.live, k.live_m, k.live_cpr, k.live_rank, k.margin
+    cpr = cost_per_request(m, k.tokens)
+    ratio = (cpr / live_cpr) if cpr is not None and live_cpr else None
+    above = r.rank < live_rank
+    cheaper = ratio is not None and ratio <= 1.0 - margin
+    # a fine-tune of the live model's line on this use case's traffic: its ranking can only be a
+    # prior (no eval, no feedback yet), and only an evaluation can tell whether it is better
+    own = (m.kind == "fine_tuned" and m.use_case_id == k.uc_id and live_m is not None
+           and m.parent_model_id in {live, live_m.parent_model_id} - {None})
+    nums: dict[str, Any] = {"rank": r.rank, "live_rank": live_rank if k.live_ranked else None,
+                            "score": r.score, "cost_per_request_usd": cpr,
+                            "live_cost_per_request_usd": live_cpr,
+                            "cost_ratio": None if ratio is None else round(ratio, 6)}
+    ev = [f"rank #{r.rank}: {r.reason}"]
+    if not (above or cheaper or own):
+        why = (f"cannot beat {live}: ranked #{r.rank} (live #{live_rank}) and not cheaper by "
+               f"{margin:.0%} per request" + (f" (cost ratio {ratio:.3g})" if ratio is not None else
+                                              " (cost unknown)"))
+        out["skipped"].append({"model_id": m.id, "rule": "intake.cannot_beat_live", "reason": why})
+        if len(out["skipped"]) <= MAX_SKIP_RECORDS:  # the nearest ones; the rest are counted below
+            out["decisions"].append(DecisionRecord(kind="skip", taken=False, use_case=k.name, model_id=m.id,
+                                                   rule="intake.cannot_beat_live", summary=why, numbers=nums,
+                                                   evidence=ev).model_dump(mode="json"))
+        return None
+    rule = "intake.ranked_above_live" if above else "intake.clearly_cheaper" if cheaper else "intake.own_fine_tune"
+    samples = k.configured
+    t: TestResult | None = k.tests.get(m.id)
+    if t is not None and t.baseline_model_id == live:
+        if t.verdict == "inconclusive" and t.sample_count < min(2 * k.configured, MAX_EVAL_SAMPLES):
+            samples = min(MAX_EVAL_SAMPLES, max(k.configured, t.sample_count) * 2)
+            rule = "intake.inconclusive_retry"
+            ev.append(f"test #{t.id} inconclusive on {t.sample_count} samples")
+        elif t.passed:
+            return None  # evaluated and passed against the live model: the deploy rule decides
+        else:
+            change = _changed_since_test(s, m, t, live, k.fps) if t.verdict != "inconclusive" else None
+            if change is None:
+                why = (f"failed its evaluation against {live} (test #{t.id}, {t.verdict}); not tested again "
+                       "until its price, version or the live model changes")
+                out["skipped"].append({"model_id": m.id, "rule": "intake.failed_unchanged", "reason": why})
+                out["decisions"].append(DecisionRecord(
+                    kind="skip", taken=False, use_case=k.name, model_id=m.id, rule="intake.failed_unchanged",
+                    summary=why, numbers=nums, evidence=[*ev, f"test #{t.id}"]).model_dump(mode="json"))
+                return None
+            rule = "intake.changed_since_failure"
+            ev.append(change)
+    n = samples + k.golden
+    paid_cpr = sum(c for c, mm in ((cpr, m), (live_cpr, live_m))
+                   if c is not None and mm is not None and mm.kind in _PAID)
+    est = round(n * paid_cpr, 6) if not (m.kind in _PAID and cpr is None) else None
+    return {"model": m, "rank": r.rank, "rule": rule, "samples": samples, "est_usd": est,
+            "numbers": {**nums, "est_eval_usd": est, "eval_requests": n}, "evidence": ev,
+            "fingerprint": fingerprint(m, live)}
+
+
+def _count_hidden_skips(out: dict[str, Any], name: str, live: str, margin: float) -> None:
+    """Past ``MAX_SKIP_RECORDS`` 'cannot beat live' skips, one counting record (the observation stays small)."""
+    beyond = sum(1 for x in out["skipped"] if x["rule"] == "intake.cannot_beat_live") - MAX_SKIP_RECORDS
+    if beyond > 0:
+        out["decisions"].append(DecisionRecord(
+            kind="skip", taken=False, use_case=name, rule="intake.cannot_beat_live",
+            summary=f"{beyond} more compatible models ranked below {live} and not cheaper by {margin:.0%}",
+            numbers={"count": beyond}).model_dump(mode="json"))
+        out["skipped"] = out["skipped"][:MAX_SKIP_RECORDS]  # the observation stays small for a planner
+
+
 def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any = None) -> dict[str, Any]:
     """The intake plan for one use case (see the module docstring); JSON-able."""
     from modelsteward.catalog.rank import rank_use_case
@@ -194,75 +284,23 @@ def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any
         use = usage(steward, name)
         tokens = (use["input_tokens"], use["output_tokens"])
         live_m = models.get(live)
-        live_cpr = cost_per_request(live_m, tokens) if live_m is not None else None
         ranks = {r.model_id: r for r in ranking.ranked}
-        live_rank = ranks[live].rank if live in ranks else len(ranking.ranked) + 1
+        against = _Against(
+            name=name, live=live, live_m=live_m,
+            live_cpr=cost_per_request(live_m, tokens) if live_m is not None else None,
+            live_rank=ranks[live].rank if live in ranks else len(ranking.ranked) + 1, live_ranked=live in ranks,
+            uc_id=uc.id, tokens=tokens, margin=float(budget["cheaper_margin"]), configured=configured,
+            golden=golden, tests=tests, fps=fps)
         in_rollout = {r.get("candidate") for r in entry.get("rollouts") or []}
-        margin = float(budget["cheaper_margin"])
         eligible: list[dict[str, Any]] = []
         for r in ranking.ranked:
             m = models[r.model_id]
             if m.id == live or m.id in in_rollout or m.status in ("shadow", "canary", "current"):
                 continue
-            cpr = cost_per_request(m, tokens)
-            ratio = (cpr / live_cpr) if cpr is not None and live_cpr else None
-            above = r.rank < live_rank
-            cheaper = ratio is not None and ratio <= 1.0 - margin
-            # a fine-tune of the live model's line on this use case's traffic: its ranking can only be a
-            # prior (no eval, no feedback yet), and only an evaluation can tell whether it is better
-            own = (m.kind == "fine_tuned" and m.use_case_id == uc.id and live_m is not None
-                   and m.parent_model_id in {live, live_m.parent_model_id} - {None})
-            nums: dict[str, Any] = {"rank": r.rank, "live_rank": live_rank if live in ranks else None,
-                                    "score": r.score, "cost_per_request_usd": cpr,
-                                    "live_cost_per_request_usd": live_cpr,
-                                    "cost_ratio": None if ratio is None else round(ratio, 6)}
-            ev = [f"rank #{r.rank}: {r.reason}"]
-            if not (above or cheaper or own):
-                why = (f"cannot beat {live}: ranked #{r.rank} (live #{live_rank}) and not cheaper by "
-                       f"{margin:.0%} per request" + (f" (cost ratio {ratio:.3g})" if ratio is not None else
-                                                      " (cost unknown)"))
-                out["skipped"].append({"model_id": m.id, "rule": "intake.cannot_beat_live", "reason": why})
-                if len(out["skipped"]) <= MAX_SKIP_RECORDS:  # the nearest ones; the rest are counted below
-                    out["decisions"].append(DecisionRecord(kind="skip", taken=False, use_case=name, model_id=m.id,
-                                                           rule="intake.cannot_beat_live", summary=why, numbers=nums,
-                                                           evidence=ev).model_dump(mode="json"))
-                continue
-            rule = "intake.ranked_above_live" if above else "intake.clearly_cheaper" if cheaper else "intake.own_fine_tune"
-            samples = configured
-            t: TestResult | None = tests.get(m.id)
-            if t is not None and t.baseline_model_id == live:
-                if t.verdict == "inconclusive" and t.sample_count < min(2 * configured, MAX_EVAL_SAMPLES):
-                    samples = min(MAX_EVAL_SAMPLES, max(configured, t.sample_count) * 2)
-                    rule = "intake.inconclusive_retry"
-                    ev.append(f"test #{t.id} inconclusive on {t.sample_count} samples")
-                elif t.passed:
-                    continue  # evaluated and passed against the live model: the deploy rule decides
-                else:
-                    change = _changed_since_test(s, m, t, live, fps) if t.verdict != "inconclusive" else None
-                    if change is None:
-                        why = (f"failed its evaluation against {live} (test #{t.id}, {t.verdict}); not tested again "
-                               "until its price, version or the live model changes")
-                        out["skipped"].append({"model_id": m.id, "rule": "intake.failed_unchanged", "reason": why})
-                        out["decisions"].append(DecisionRecord(
-                            kind="skip", taken=False, use_case=name, model_id=m.id, rule="intake.failed_unchanged",
-                            summary=why, numbers=nums, evidence=[*ev, f"test #{t.id}"]).model_dump(mode="json"))
-                        continue
-                    rule = "intake.changed_since_failure"
-                    ev.append(change)
-            n = samples + golden
-            paid_cpr = sum(c for c, mm in ((cpr, m), (live_cpr, live_m))
-                           if c is not None and mm is not None and mm.kind in _PAID)
-            est = round(n * paid_cpr, 6) if not (m.kind in _PAID and cpr is None) else None
-            eligible.append({"model": m, "rank": r.rank, "rule": rule, "samples": samples, "est_usd": est,
-                             "numbers": {**nums, "est_eval_usd": est, "eval_requests": n}, "evidence": ev,
-                             "fingerprint": fingerprint(m, live)})
-        beyond = sum(1 for x in out["skipped"] if x["rule"] == "intake.cannot_beat_live") - MAX_SKIP_RECORDS
-        if beyond > 0:
-            out["decisions"].append(DecisionRecord(
-                kind="skip", taken=False, use_case=name, rule="intake.cannot_beat_live",
-                summary=f"{beyond} more compatible models ranked below {live} and not cheaper by {margin:.0%}",
-                numbers={"count": beyond}).model_dump(mode="json"))
-            out["skipped"] = out["skipped"][:MAX_SKIP_RECORDS]  # the observation stays small for a planner
+            c = _consider(s, against, r, m, out)
+            if c is not None:
+                eligible.append(c)
+        _count_hidden_skips(out, name, live, against.margin)
         _apply_budget(out, eligible, budget, month_usd, name, live)
         out["notes"] += list(ranking.notes)
     return out

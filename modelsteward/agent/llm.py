@@ -21,7 +21,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage, convert_to_openai_messages
+from langchain_core.output_parsers.openai_tools import parse_tool_call
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from modelsteward.agent.state import DATA_NOTICE, AgentState, data_block
 from modelsteward.errors import ConfigError, ProviderError
@@ -68,7 +71,7 @@ def openai_tools(tools: dict[str, ToolSpec]) -> list[dict[str, Any]]:
         desc = spec.description.split("\n\n")[0][:1000]
         if spec.mutating:
             desc += " (changes state: checked by policy, may need human approval)"
-        out.append({"type": "function", "function": {"name": spec.name, "description": desc, "parameters": schema}})
+        out.append(convert_to_openai_tool({"name": spec.name, "description": desc, "parameters": schema}))
     return out
 
 
@@ -101,27 +104,30 @@ def to_openai_messages(state: AgentState, *, chat: bool = False) -> list[dict[st
                 content = f"{'Operator' if chat else 'Goal'}{scope}: {content}\n\n{obs_text}"
             out.append({"role": "user", "content": content})
         elif isinstance(m, AIMessage):
-            calls = [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["name"], "arguments": json.dumps(c["args"], default=str)}}
-                for c in m.tool_calls
-            ] + [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c.get("name") or "unknown", "arguments": str(c.get("args") or "")}}
-                for c in m.invalid_tool_calls
-            ]
-            entry: dict[str, Any] = {"role": "assistant", "content": str(m.content or "") or None}
-            if calls:
-                entry["tool_calls"] = calls
-            out.append(entry)
+            out.append(_assistant_message(m))
         elif isinstance(m, ToolMessage):
             content = str(m.content)
             if i in old_tools and len(content) > OLD_RESULT_CHARS and m.status != "error":
                 # older results shrink so a long run stays within the model's context
                 content = data_block(f"tool:{m.name}", m.artifact if m.artifact is not None else content,
                                      limit=OLD_RESULT_CHARS) + "\n(older result, shortened)"
-            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": content})
+            out.append(convert_to_openai_messages(ToolMessage(content, tool_call_id=m.tool_call_id)))
     return out
+
+
+def _assistant_message(m: AIMessage) -> dict[str, Any]:
+    """An AIMessage in OpenAI format (langchain-core's converter); calls whose arguments were not a
+    JSON object (``invalid_tool_calls``, dropped by the converter) go back too, so that the tool
+    message answering each of them follows a call with its id."""
+    entry: dict[str, Any] = convert_to_openai_messages(AIMessage(content=str(m.content or ""), tool_calls=m.tool_calls))
+    invalid = [{"id": c["id"], "type": "function",
+                "function": {"name": c.get("name") or "unknown", "arguments": str(c.get("args") or "")}}
+               for c in m.invalid_tool_calls]
+    if invalid:
+        entry["tool_calls"] = [*entry.get("tool_calls", []), *invalid]
+    if not entry.get("content"):
+        entry["content"] = None
+    return entry
 
 
 def _uniq_id(raw: Any, seen: set[str]) -> str:
@@ -149,12 +155,15 @@ def parse_completion(body: dict[str, Any]) -> AIMessage:
         cid = _uniq_id((raw or {}).get("id"), seen)
         text = fn.get("arguments")
         try:
-            args = text if isinstance(text, dict) else json.loads(text or "{}")
+            parsed = None if isinstance(text, dict) else parse_tool_call(
+                {"function": {"name": name, "arguments": text or "{}"}}, return_id=False)
+            args = text if isinstance(text, dict) else (parsed or {}).get("args")
             if not isinstance(args, dict):
                 raise ValueError(f"arguments are a JSON {type(args).__name__}, not an object")
-        except (ValueError, TypeError) as exc:
+        except (OutputParserException, ValueError, TypeError) as exc:
+            reason = exc.__cause__ if isinstance(exc, OutputParserException) and exc.__cause__ else exc
             invalid.append({"type": "invalid_tool_call", "id": cid, "name": name, "args": str(text),
-                            "error": f"malformed JSON arguments: {exc}"})
+                            "error": f"malformed JSON arguments: {reason}"})
             continue
         calls.append({"type": "tool_call", "id": cid, "name": name, "args": args})
     return AIMessage(content=msg.get("content") or "", tool_calls=calls, invalid_tool_calls=invalid,

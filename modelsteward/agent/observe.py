@@ -110,6 +110,94 @@ def _add_intake(steward: Steward, out: dict[str, Any]) -> None:
                                             "shadow_passed": False})
 
 
+def _use_case_entry(s: Any, reg: Any, uc: UseCase, now: dt.datetime, pending: list[dict[str, Any]]) -> dict[str, Any]:
+    """One use case's part of the observation: routing, models, tests, rollouts, violations, approvals."""
+    dep = reg.deployment(uc.name)
+    live = reg.routing_table(dep)
+    current = max((a for a in live if a["role"] == "primary"), key=lambda a: a["weight"], default=None)
+    results = list(s.scalars(
+        select(TestResult).where(TestResult.use_case_id == uc.id).order_by(TestResult.id.desc()).limit(200)))
+    latest: dict[str, dict[str, Any]] = {}
+    for r in results:
+        latest.setdefault(r.candidate_model_id, _result_row(r))
+    fallback = [str(x) for x in (uc.fallback or [])]
+    # linked, live, fallback, or evaluated on this use case (an unlinked candidate the intake found)
+    models = [m for m in s.scalars(select(Model).order_by(Model.id))
+              if m.use_case_id == uc.id or any(a["model_id"] == m.id for a in live)
+              or m.id in latest or m.id in fallback]
+    rollouts = list(s.scalars(
+        select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc()).limit(10)))
+    active = [r for r in rollouts if r.state in ACTIVE_ROLLOUT_STATES]
+    gains = {g.rollout_id: g for g in s.scalars(select(RealisedGain).where(RealisedGain.use_case_id == uc.id))}
+    viols = list(s.scalars(
+        select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc.id,
+                                         GuardrailViolation.created_at > now - VIOLATION_WINDOW)
+        .order_by(GuardrailViolation.id.desc()).limit(20)))
+    job = s.scalar(select(FineTuningJob).where(FineTuningJob.use_case_id == uc.id)
+                   .order_by(FineTuningJob.id.desc()).limit(1))
+    entry: dict[str, Any] = {
+        "name": uc.name,
+        "description": uc.description[:500],
+        "current_model": current["model_id"] if current else None,
+        "allocations": live,
+        "deployment_version": dep.version,
+        "agent_config": dict((uc.config or {}).get("agent") or {}),
+        "fallback": fallback,
+        "models": [{**_model_row(m), "status": _status_here(s, m, uc.id), "latest_test": latest.get(m.id),
+                    "shadow_passed": ((m.meta or {}).get("shadow_passed") or {}).get("use_case") == uc.name}
+                   for m in models],
+        "rollouts": [
+            {"id": r.id, "candidate": r.candidate_model_id, "stable": r.stable_model_id,
+             "strategy": r.strategy, "state": r.state, "step_index": r.step_index, "steps": r.steps,
+             "last_analysis": (r.analyses or [None])[-1]}
+            for r in active
+        ],
+        "recent_rollouts": [{"id": r.id, "candidate": r.candidate_model_id, "state": r.state,
+                             "updated_at": r.updated_at.isoformat() if r.updated_at else None}
+                            for r in rollouts],
+        "violations": [
+            {"id": v.id, "policy": v.policy, "severity": v.severity, "model_id": v.model_id,
+             "measured": v.measured, "threshold": v.threshold, "action": v.action,
+             "details": {k: x for k, x in (v.details or {}).items() if isinstance(x, (int, float, str, bool))},
+             "handled": bool((v.details or {}).get("handled")) or v.action in _HANDLED or v.action.startswith("covered"), "at": v.created_at.isoformat()}
+            for v in viols
+        ],
+        "last_fine_tune": None if job is None else {
+            "id": job.id, "status": job.status, "base": job.base_model_id,
+            "result_model_id": job.result_model_id, "at": job.created_at.isoformat(),
+        },
+        "pending_approvals": [a["id"] for a in pending if a["use_case_id"] == uc.id],
+        # what a person turned down lately (a switch is not proposed again for the same violation)
+        "declined_approvals": [
+            {"id": a.id, "action": a.action, "model_id": (a.arguments or {}).get("model_id"), "status": a.status,
+             "at": (a.decided_at or a.created_at).isoformat()}
+            for a in s.scalars(select(Approval).where(Approval.use_case_id == uc.id,
+                                                      Approval.status.in_(("rejected", "expired")),
+                                                      Approval.created_at > now - VIOLATION_WINDOW))],
+        # promotions whose realised gain is not measured for good yet (the ledger, rollout/ledger.py)
+        "gains_due": [r.id for r in rollouts if r.state == "completed" and r.updated_at > now - GAINS_WINDOW
+                      and not _final(gains.get(r.id))],
+    }
+    return entry
+
+
+def _add_new_feedback(steward: Steward, out: dict[str, Any], errors: list[str]) -> None:
+    """Each use case's "new" feedback counts (the fine-tune trigger)."""
+    for entry in out["use_cases"]:
+        # "new" feedback: since the last fine-tune or the end of the last rollout, whichever is later
+        # (after a promotion or a rollback, what users said about the previous set-up is spent)
+        marks = [dt.datetime.fromisoformat(entry["last_fine_tune"]["at"])] if entry["last_fine_tune"] else []
+        marks += [dt.datetime.fromisoformat(r["updated_at"]) for r in entry["recent_rollouts"]
+                  if r["updated_at"] and r["state"] not in ACTIVE_ROLLOUT_STATES]
+        since = max(marks) if marks else None
+        entry["feedback_since"] = since.isoformat() if since else None
+        try:
+            entry["new_feedback"] = _feedback_counts(steward, entry["name"], since)
+        except Exception as exc:  # noqa: BLE001 - the log store is optional for planning
+            entry["new_feedback"] = {}
+            errors.append(f"logs for {entry['name']}: {type(exc).__name__}: {exc}"[:300])
+
+
 def observe_world(steward: Steward, use_case: str | None = None, *, with_intake: bool = False) -> dict[str, Any]:
     """The use cases (or just ``use_case``) with routing, candidates, tests, rollouts, violations;
     ``with_intake``: also the candidate intake plan (ranks the registry: the observe node asks once per run)."""
@@ -136,86 +224,8 @@ def observe_world(steward: Steward, use_case: str | None = None, *, with_intake:
             for a in pending
         ]
         for uc in ucs:
-            dep = reg.deployment(uc.name)
-            live = reg.routing_table(dep)
-            current = max((a for a in live if a["role"] == "primary"), key=lambda a: a["weight"], default=None)
-            results = list(s.scalars(
-                select(TestResult).where(TestResult.use_case_id == uc.id).order_by(TestResult.id.desc()).limit(200)))
-            latest: dict[str, dict[str, Any]] = {}
-            for r in results:
-                latest.setdefault(r.candidate_model_id, _result_row(r))
-            fallback = [str(x) for x in (uc.fallback or [])]
-            # linked, live, fallback, or evaluated on this use case (an unlinked candidate the intake found)
-            models = [m for m in s.scalars(select(Model).order_by(Model.id))
-                      if m.use_case_id == uc.id or any(a["model_id"] == m.id for a in live)
-                      or m.id in latest or m.id in fallback]
-            rollouts = list(s.scalars(
-                select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc()).limit(10)))
-            active = [r for r in rollouts if r.state in ACTIVE_ROLLOUT_STATES]
-            gains = {g.rollout_id: g for g in s.scalars(select(RealisedGain).where(RealisedGain.use_case_id == uc.id))}
-            viols = list(s.scalars(
-                select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc.id,
-                                                 GuardrailViolation.created_at > now - VIOLATION_WINDOW)
-                .order_by(GuardrailViolation.id.desc()).limit(20)))
-            job = s.scalar(select(FineTuningJob).where(FineTuningJob.use_case_id == uc.id)
-                           .order_by(FineTuningJob.id.desc()).limit(1))
-            entry: dict[str, Any] = {
-                "name": uc.name,
-                "description": uc.description[:500],
-                "current_model": current["model_id"] if current else None,
-                "allocations": live,
-                "deployment_version": dep.version,
-                "agent_config": dict((uc.config or {}).get("agent") or {}),
-                "fallback": fallback,
-                "models": [{**_model_row(m), "status": _status_here(s, m, uc.id), "latest_test": latest.get(m.id),
-                            "shadow_passed": ((m.meta or {}).get("shadow_passed") or {}).get("use_case") == uc.name}
-                           for m in models],
-                "rollouts": [
-                    {"id": r.id, "candidate": r.candidate_model_id, "stable": r.stable_model_id,
-                     "strategy": r.strategy, "state": r.state, "step_index": r.step_index, "steps": r.steps,
-                     "last_analysis": (r.analyses or [None])[-1]}
-                    for r in active
-                ],
-                "recent_rollouts": [{"id": r.id, "candidate": r.candidate_model_id, "state": r.state,
-                                     "updated_at": r.updated_at.isoformat() if r.updated_at else None}
-                                    for r in rollouts],
-                "violations": [
-                    {"id": v.id, "policy": v.policy, "severity": v.severity, "model_id": v.model_id,
-                     "measured": v.measured, "threshold": v.threshold, "action": v.action,
-                     "details": {k: x for k, x in (v.details or {}).items() if isinstance(x, (int, float, str, bool))},
-                     "handled": bool((v.details or {}).get("handled")) or v.action in _HANDLED or v.action.startswith("covered"), "at": v.created_at.isoformat()}
-                    for v in viols
-                ],
-                "last_fine_tune": None if job is None else {
-                    "id": job.id, "status": job.status, "base": job.base_model_id,
-                    "result_model_id": job.result_model_id, "at": job.created_at.isoformat(),
-                },
-                "pending_approvals": [a["id"] for a in out["pending_approvals"] if a["use_case_id"] == uc.id],
-                # what a person turned down lately (a switch is not proposed again for the same violation)
-                "declined_approvals": [
-                    {"id": a.id, "action": a.action, "model_id": (a.arguments or {}).get("model_id"), "status": a.status,
-                     "at": (a.decided_at or a.created_at).isoformat()}
-                    for a in s.scalars(select(Approval).where(Approval.use_case_id == uc.id,
-                                                              Approval.status.in_(("rejected", "expired")),
-                                                              Approval.created_at > now - VIOLATION_WINDOW))],
-                # promotions whose realised gain is not measured for good yet (the ledger, rollout/ledger.py)
-                "gains_due": [r.id for r in rollouts if r.state == "completed" and r.updated_at > now - GAINS_WINDOW
-                              and not _final(gains.get(r.id))],
-            }
-            out["use_cases"].append(entry)
+            out["use_cases"].append(_use_case_entry(s, reg, uc, now, out["pending_approvals"]))
     if with_intake:
         _add_intake(steward, out)
-    for entry in out["use_cases"]:
-        # "new" feedback: since the last fine-tune or the end of the last rollout, whichever is later
-        # (after a promotion or a rollback, what users said about the previous set-up is spent)
-        marks = [dt.datetime.fromisoformat(entry["last_fine_tune"]["at"])] if entry["last_fine_tune"] else []
-        marks += [dt.datetime.fromisoformat(r["updated_at"]) for r in entry["recent_rollouts"]
-                  if r["updated_at"] and r["state"] not in ACTIVE_ROLLOUT_STATES]
-        since = max(marks) if marks else None
-        entry["feedback_since"] = since.isoformat() if since else None
-        try:
-            entry["new_feedback"] = _feedback_counts(steward, entry["name"], since)
-        except Exception as exc:  # noqa: BLE001 - the log store is optional for planning
-            entry["new_feedback"] = {}
-            errors.append(f"logs for {entry['name']}: {type(exc).__name__}: {exc}"[:300])
+    _add_new_feedback(steward, out, errors)
     return out

@@ -281,53 +281,21 @@ def _reason(rank: int, q: float, qsrc: str, blended: float, lat: float, lsrc: st
     return (f"#{rank}: {lead} leads; quality {q:.2f} ({qsrc}), {cost}, p50 {lat:.0f} ms ({lsrc}){tail}")
 
 
-def rank_use_case(
-    steward: Steward,
-    use_case: str,
-    *,
-    weights: dict[str, float] | None = None,
-    since: str = "30d",
-    models: list[Any] | None = None,
-    top: int | None = None,
-) -> Ranking:
-    """Rank the registry's models compatible with ``use_case`` (see the module docstring).
-
-    ``weights`` overrides the use case's (normalised with a warning; negatives refused).
-    """
-    parse_duration(since, what="Window")  # a bad window fails before any work
-    uc = steward.registry.get_use_case(use_case)
-    warnings: list[str] = []
-    w, warn = normalise_weights(dict(weights if weights is not None else (uc.weights or {})))
-    if warn:
-        warnings.append(warn)
-    req = Requirements.from_use_case(uc.requirements)
+def _traffic_mix(steward: Steward, use_case: str, since: str) -> tuple[dict[str, Any], float, str]:
+    """Per-model log evidence, the input-token share and where that share came from."""
     per_log, share_logged, requests = log_evidence(steward, use_case, since)
     if share_logged is not None:
-        share = share_logged
-        mix_source = f"logs: {requests} requests over {since}, {share:.0%} input tokens"
-    else:
-        share = DEFAULT_INPUT_SHARE
-        mix_source = (f"default mix {DEFAULT_INPUT_SHARE:.0%} input / {1 - DEFAULT_INPUT_SHARE:.0%} output tokens "
-                      "(no logged traffic for this use case)")
-    pool = models if models is not None else steward.registry.list_models()
-    here = steward.registry.statuses_on(use_case, [m for m in pool if hasattr(m, "status")])
-    compatible, rejected = [], []
-    for m in pool:
-        reasons = check_model(m, req, share, here.get(getattr(m, "id", None)))
-        if reasons:
-            rejected.append(Rejection(model_id=m.id, reason=reasons[0], reasons=reasons))
-        else:
-            compatible.append(m)
-    ranking = Ranking(use_case=use_case, weights=w, warnings=warnings, input_share=round(share, 4),
-                      mix_source=mix_source, rejected=rejected)
-    if not compatible:
-        ranking.notes.append("no compatible model; scan catalogs (`steward scan`) or relax the requirements")
-        return ranking
-    evals = eval_evidence(steward, uc.id)
+        return per_log, share_logged, f"logs: {requests} requests over {since}, {share_logged:.0%} input tokens"
+    return per_log, DEFAULT_INPUT_SHARE, (
+        f"default mix {DEFAULT_INPUT_SHARE:.0%} input / {1 - DEFAULT_INPUT_SHARE:.0%} output tokens "
+        "(no logged traffic for this use case)")
+
+
+def _evidence(compatible: list[Any], evals: dict[str, Any], per_log: dict[str, Any], share: float,
+              pin: np.ndarray, pout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                          list[str], list[str]]:
+    """Quality and latency of each model with their confidence and source: eval, then logs, then a prior."""
     n = len(compatible)
-    prices = [effective_prices(m) for m in compatible]  # self-hosted: hosting cost, never free
-    pin = np.array([p[0] if p is not None else np.nan for p in prices])
-    pout = np.array([p[1] if p is not None else np.nan for p in prices])
     quality, qconf, latency, lconf = (np.zeros((1, n)) for _ in range(4))
     qsrc: list[str] = []
     lsrc: list[str] = []
@@ -357,6 +325,49 @@ def rank_use_case(
         else:
             latency[0, i], lconf[0, i] = prior_latency(m), CONF["prior"]
             lsrc.append("prior")
+    return quality, qconf, latency, lconf, qsrc, lsrc
+
+
+def rank_use_case(
+    steward: Steward,
+    use_case: str,
+    *,
+    weights: dict[str, float] | None = None,
+    since: str = "30d",
+    models: list[Any] | None = None,
+    top: int | None = None,
+) -> Ranking:
+    """Rank the registry's models compatible with ``use_case`` (see the module docstring).
+
+    ``weights`` overrides the use case's (normalised with a warning; negatives refused).
+    """
+    parse_duration(since, what="Window")  # a bad window fails before any work
+    uc = steward.registry.get_use_case(use_case)
+    warnings: list[str] = []
+    w, warn = normalise_weights(dict(weights if weights is not None else (uc.weights or {})))
+    if warn:
+        warnings.append(warn)
+    req = Requirements.from_use_case(uc.requirements)
+    per_log, share, mix_source = _traffic_mix(steward, use_case, since)
+    pool = models if models is not None else steward.registry.list_models()
+    here = steward.registry.statuses_on(use_case, [m for m in pool if hasattr(m, "status")])
+    compatible, rejected = [], []
+    for m in pool:
+        reasons = check_model(m, req, share, here.get(getattr(m, "id", None)))
+        if reasons:
+            rejected.append(Rejection(model_id=m.id, reason=reasons[0], reasons=reasons))
+        else:
+            compatible.append(m)
+    ranking = Ranking(use_case=use_case, weights=w, warnings=warnings, input_share=round(share, 4),
+                      mix_source=mix_source, rejected=rejected)
+    if not compatible:
+        ranking.notes.append("no compatible model; scan catalogs (`steward scan`) or relax the requirements")
+        return ranking
+    prices = [effective_prices(m) for m in compatible]  # self-hosted: hosting cost, never free
+    pin = np.array([p[0] if p is not None else np.nan for p in prices])
+    pout = np.array([p[1] if p is not None else np.nan for p in prices])
+    quality, qconf, latency, lconf, qsrc, lsrc = _evidence(compatible, eval_evidence(steward, uc.id), per_log,
+                                                           share, pin, pout)
     ref = np.array([req.latency_slo_ms or LATENCY_REF_MS])
     arr = score_matrix(pin, pout, np.array([share]), quality, qconf, latency, lconf,
                        np.array([[w["quality"], w["cost"], w["latency"]]]), ref)

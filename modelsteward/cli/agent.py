@@ -35,6 +35,13 @@ def register(app: typer.Typer) -> None:
     approvals_app = typer.Typer(help="Human approvals of risky actions.", no_args_is_help=True)
     app.add_typer(agent_app, name="agent")
     app.add_typer(approvals_app, name="approvals")
+    _register_agent(agent_app)
+    _register_chat(app)
+    _register_approvals(approvals_app)
+
+
+def _register_agent(agent_app: typer.Typer) -> None:
+    """``steward agent run|resume|schedule``."""
 
     @agent_app.command("run")
     def agent_run(
@@ -84,6 +91,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json([t.to_dict() for t in ticks])
 
+
+def _register_chat(app: typer.Typer) -> None:
+    """``steward chat``."""
+
     @app.command("chat")
     def chat(
         use_case: str = typer.Option(None, "--use-case", help="Scope the conversation to one use case."),
@@ -126,6 +137,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(replies)
 
+
+def _register_approvals(approvals_app: typer.Typer) -> None:
+    """``steward approvals list|approve|reject`` (deciding is the ``approval_decide`` tool's)."""
+
     @approvals_app.command("list")
     def approvals_list(
         status: str = typer.Option("pending", "--status", help="pending|approved|rejected|expired|executed|all"),
@@ -142,24 +157,6 @@ def register(app: typer.Typer) -> None:
         table("Approvals", ["id", "status", "action", "arguments", "requester", "reason", "decided by"],
               [[r["id"], r["status"], r["action"], r["arguments"], r["requester"], r["reason"][:80], r["decided_by"]]
                for r in rows])
-
-    def _decide(approval_id: int, approve: bool, reason: str | None, who: str | None, as_json: bool) -> None:
-        from modelsteward.agent import runner  # noqa: F401 - hands approval_decide the agent's resume function
-        from modelsteward.tools.base import ToolContext, call_tool
-
-        base = open_ctx()
-        actor, _role = cli_identity(base.steward, who, need_role="approver")
-        ctx = ToolContext(steward=base.steward, actor=actor, progress=_progress if not as_json else None)
-        out: Any = call_tool("approval_decide", {"approval_id": approval_id, "decision": "approve" if approve else "reject",
-                                                 "reason": reason}, ctx)
-        if as_json:
-            emit_json(out)
-        else:
-            console.print(f"Approval {approval_id}: {out.summary}", markup=False, highlight=False, soft_wrap=True)
-            if out.agent_run is not None and out.agent_run.report:
-                console.print(out.agent_run.report, markup=False, highlight=False)
-        if out.outcome == "failed" or (out.agent_run is not None and out.agent_run.status == "failed"):
-            raise typer.Exit(1)
 
     @approvals_app.command("approve")
     def approve(
@@ -180,6 +177,25 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reject a pending action; the agent run waiting on it resumes without it."""
         _decide(approval_id, False, reason, who, as_json)
+
+
+def _decide(approval_id: int, approve: bool, reason: str | None, who: str | None, as_json: bool) -> None:
+    from modelsteward.agent import runner  # noqa: F401 - hands approval_decide the agent's resume function
+    from modelsteward.tools.base import ToolContext, call_tool
+
+    base = open_ctx()
+    actor, _role = cli_identity(base.steward, who, need_role="approver")
+    ctx = ToolContext(steward=base.steward, actor=actor, progress=_progress if not as_json else None)
+    out: Any = call_tool("approval_decide", {"approval_id": approval_id, "decision": "approve" if approve else "reject",
+                                             "reason": reason}, ctx)
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"Approval {approval_id}: {out.summary}", markup=False, highlight=False, soft_wrap=True)
+        if out.agent_run is not None and out.agent_run.report:
+            console.print(out.agent_run.report, markup=False, highlight=False)
+    if out.outcome == "failed" or (out.agent_run is not None and out.agent_run.status == "failed"):
+        raise typer.Exit(1)
 
 
 def _progress(message: str, fraction: float) -> None:

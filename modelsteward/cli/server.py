@@ -13,6 +13,16 @@ ROLES = ("viewer", "operator", "approver", "admin")
 
 
 def register(app: typer.Typer) -> None:
+    _register_serve(app)
+    tokens = typer.Typer(help="API and console tokens (roles viewer < operator < approver < admin).",
+                         no_args_is_help=True)
+    app.add_typer(tokens, name="tokens")
+    _register_tokens(tokens)
+
+
+def _register_serve(app: typer.Typer) -> None:
+    """``steward serve``."""
+
     @app.command("serve")
     def serve(
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
@@ -58,9 +68,9 @@ def register(app: typer.Typer) -> None:
         # chat completions are answered before the API middleware (the gateway's fast path)
         gateway_serve(app_, host, port, gateway_state=getattr(app_.state, "gateway_state", None), sock=sock)
 
-    tokens = typer.Typer(help="API and console tokens (roles viewer < operator < approver < admin).",
-                         no_args_is_help=True)
-    app.add_typer(tokens, name="tokens")
+
+def _register_tokens(tokens: typer.Typer) -> None:
+    """``steward tokens create|list|revoke``."""
 
     @tokens.command("create")
     def tokens_create(

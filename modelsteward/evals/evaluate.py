@@ -174,9 +174,27 @@ def _rows(data: EvalData, scores: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_progress: bool = False,
-             on_progress: ProgressFn | None = None) -> EvalOutcome:
-    """Evaluate ``cfg.candidate`` against the current model of ``cfg.use_case`` (see the module docstring)."""
+@dataclass
+class _Plan:
+    """Steps 1-2 resolved: who is compared on what, and how the gate judges it."""
+
+    uc: Any
+    candidate: Any
+    baseline: Any
+    cand_params: dict[str, Any]
+    base_params: dict[str, Any]
+    judge: Any
+    replay: ReplaySet
+    redteam: list[Any]
+    gate_cfg: GateConfig
+
+    @property
+    def items(self) -> list[Any]:
+        return self.replay.items + self.redteam
+
+
+def _plan(steward: Steward, cfg: EvalConfig) -> _Plan:
+    """Steps 1-2: use case, candidate, baseline, judge, replay and red-team sets; bad input refused here."""
     reg, settings = steward.registry, steward.settings
     uc = reg.get_use_case(cfg.use_case)
     candidate = reg.get_model(cfg.candidate)
@@ -199,70 +217,100 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
         judge = PairwiseJudge(judge_row, settings, concurrency=cfg.concurrency)
         judge.preflight()
     redteam = load_redteam(cfg.safety_prompts) if cfg.safety else []
-    items = replay.items + redteam
     gate_cfg = GateConfig(threshold=cfg.threshold or uc.quality_floor or 0.95, confidence=cfg.confidence, min_samples=cfg.min_samples,
                           bootstrap=cfg.bootstrap, seed=cfg.seed)
+    return _Plan(uc, candidate, baseline, cand_params, base_params, judge, replay, redteam, gate_cfg)
 
+
+def _score(steward: Steward, cfg: EvalConfig, plan: _Plan, show_progress: bool,
+           on_progress: ProgressFn | None) -> tuple[EvalData, dict[str, Any], dict[str, Any], Verdict]:
+    """Steps 3-4: both models on the same prompts (baseline cached), scorers, gate and benefit."""
+    settings, uc, items = steward.settings, plan.uc, plan.items
+    cache = OutputCache(settings.workspace / "evals" / "cache") if cfg.use_cache else None
+    common = {"settings": settings, "items": items, "concurrency": cfg.concurrency, "retries": cfg.retries}
+    gens = run_models_sync(
+        {"candidate": {**common, "model": plan.candidate, "params": plan.cand_params},
+         "baseline": {**common, "model": plan.baseline, "params": plan.base_params, "cache": cache}},
+        show_progress=show_progress, on_progress=on_progress,
+    )
+    from modelsteward.evals.embeddings import get_embedder
+
+    data = EvalData(items=items, candidate=gens["candidate"], baseline=gens["baseline"], candidate_model=plan.candidate,
+                    baseline_model=plan.baseline, use_case=uc, embedder=get_embedder, judge=plan.judge)
+    scores = run_scorers(data, None if cfg.safety else ["similarity", "quality", "performance", "format"])
+    metrics: dict[str, Any] = {name: res.metrics for name, res in scores.items()}
+    volume = _monthly_volume(steward, uc.name, cfg.since)
+    budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
+    verdict: Verdict = decide(metrics, scores["quality"].paired,
+                              latency_slo_ms=(uc.requirements or {}).get("latency_slo_ms"),
+                              monthly_budget_usd=budget, monthly_volume=volume, cfg=plan.gate_cfg,
+                              safety_enabled=cfg.safety)
+    metrics["gate"] = {c.name: {"status": c.status, "value": c.value, "limit": c.limit, **c.extra}
+                       for c in verdict.checks}
+    metrics["benefit"] = _benefit(metrics, verdict, plan.gate_cfg, uc).as_dict()
+    metrics["sample"] = {"replay": len(plan.replay.items), "logged": len(plan.replay.request_ids),
+                         "golden": plan.replay.golden_count, "redteam": len(plan.redteam), "strata": plan.replay.strata,
+                         "monthly_volume": volume}
+    return data, scores, metrics, verdict
+
+
+def _log_mlflow(steward: Steward, cfg: EvalConfig, plan: _Plan, metrics: dict[str, Any], verdict: Verdict,
+                rows: list[dict[str, Any]], report_dir: Any) -> str | None:
+    """Step 4's MLflow run (when ``cfg.mlflow``)."""
+    if not cfg.mlflow:
+        return None
+    from modelsteward.evals.tracking import log_to_mlflow
+
+    params = {**cfg.model_dump(mode="json"), "baseline": plan.baseline.id, "candidate_params_effective": plan.cand_params,
+              "baseline_params_effective": plan.base_params}
+    run_id: str | None = log_to_mlflow(steward.settings, use_case=plan.uc.name, params=params, metrics=metrics,
+                                       verdict=verdict.verdict, rows=rows, report_dir=report_dir)
+    return run_id
+
+
+def _record(steward: Steward, plan: _Plan, metrics: dict[str, Any], verdict: Verdict, run_id: str | None,
+            report: Any, *, actor: str) -> int:
+    """Step 5, one transaction: the verdict row, the holdouts, the status restored, the measured throughput."""
+    uc, candidate, replay = plan.uc, plan.candidate, plan.replay
+    with session_scope(steward.sessions) as s:
+        tr = TestResult(use_case_id=uc.id, candidate_model_id=candidate.id, baseline_model_id=plan.baseline.id,
+                        verdict=verdict.verdict, passed=verdict.passed, sample_count=len(replay.items),
+                        metrics=_jsonable(metrics), reasons=verdict.reasons, mlflow_run_id=run_id,
+                        report_path=str(report))
+        s.add(tr)
+        s.flush()
+        have = set(s.scalars(select(EvalHoldout.request_id).where(
+            EvalHoldout.use_case_id == uc.id, EvalHoldout.request_id.in_(replay.request_ids or [""]))))
+        for rid in dict.fromkeys(replay.request_ids):
+            if rid not in have:
+                s.add(EvalHoldout(use_case_id=uc.id, request_id=rid, test_result_id=tr.id))
+        _record_verdict(s, candidate.id, uc.id, verdict.passed, actor, tr.id)
+        _record_throughput(s, candidate.id, metrics["performance"]["candidate"].get("tokens_per_s"), run_at=tr.id)
+        test_result_id: int = tr.id
+    return test_result_id
+
+
+def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_progress: bool = False,
+             on_progress: ProgressFn | None = None) -> EvalOutcome:
+    """Evaluate ``cfg.candidate`` against the current model of ``cfg.use_case`` (see the module docstring)."""
+    settings = steward.settings
+    plan = _plan(steward, cfg)
+    uc, candidate, baseline = plan.uc, plan.candidate, plan.baseline
     marked = _mark_evaluating(steward, candidate.id, uc.id, actor)
     report_dir = settings.workspace / "evals" / uc.name / (
         dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6])
     restored = False
     try:
-        cache = OutputCache(settings.workspace / "evals" / "cache") if cfg.use_cache else None
-        common = {"settings": settings, "items": items, "concurrency": cfg.concurrency, "retries": cfg.retries}
-        gens = run_models_sync(
-            {"candidate": {**common, "model": candidate, "params": cand_params},
-             "baseline": {**common, "model": baseline, "params": base_params, "cache": cache}},
-            show_progress=show_progress, on_progress=on_progress,
-        )
-        from modelsteward.evals.embeddings import get_embedder
-
-        data = EvalData(items=items, candidate=gens["candidate"], baseline=gens["baseline"], candidate_model=candidate,
-                        baseline_model=baseline, use_case=uc, embedder=get_embedder, judge=judge)
-        scores = run_scorers(data, None if cfg.safety else ["similarity", "quality", "performance", "format"])
-        metrics: dict[str, Any] = {name: res.metrics for name, res in scores.items()}
-        volume = _monthly_volume(steward, uc.name, cfg.since)
-        budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
-        verdict: Verdict = decide(metrics, scores["quality"].paired,
-                                  latency_slo_ms=(uc.requirements or {}).get("latency_slo_ms"),
-                                  monthly_budget_usd=budget, monthly_volume=volume, cfg=gate_cfg,
-                                  safety_enabled=cfg.safety)
-        metrics["gate"] = {c.name: {"status": c.status, "value": c.value, "limit": c.limit, **c.extra}
-                           for c in verdict.checks}
-        metrics["benefit"] = _benefit(metrics, verdict, gate_cfg, uc).as_dict()
-        metrics["sample"] = {"replay": len(replay.items), "logged": len(replay.request_ids),
-                             "golden": replay.golden_count, "redteam": len(redteam), "strata": replay.strata,
-                             "monthly_volume": volume}
+        data, scores, metrics, verdict = _score(steward, cfg, plan, show_progress, on_progress)
         rows = _rows(data, scores)
         summary = {"use_case": uc.name, "candidate": candidate.id, "baseline": baseline.id,
-                   "sample_count": len(replay.items), "logged": len(replay.request_ids),
-                   "golden": replay.golden_count, "redteam": len(redteam)}
+                   "sample_count": len(plan.replay.items), "logged": len(plan.replay.request_ids),
+                   "golden": plan.replay.golden_count, "redteam": len(plan.redteam)}
         from modelsteward.evals.report import write_report
 
         report = write_report(report_dir, summary=summary, metrics=metrics, verdict=verdict.to_dict(), rows=rows)
-        run_id = None
-        if cfg.mlflow:
-            from modelsteward.evals.tracking import log_to_mlflow
-
-            params = {**cfg.model_dump(mode="json"), "baseline": baseline.id, "candidate_params_effective": cand_params,
-                      "baseline_params_effective": base_params}
-            run_id = log_to_mlflow(settings, use_case=uc.name, params=params, metrics=metrics,
-                                   verdict=verdict.verdict, rows=rows, report_dir=report_dir)
-        with session_scope(steward.sessions) as s:
-            tr = TestResult(use_case_id=uc.id, candidate_model_id=candidate.id, baseline_model_id=baseline.id,
-                            verdict=verdict.verdict, passed=verdict.passed, sample_count=len(replay.items),
-                            metrics=_jsonable(metrics), reasons=verdict.reasons, mlflow_run_id=run_id,
-                            report_path=str(report))
-            s.add(tr)
-            s.flush()
-            have = set(s.scalars(select(EvalHoldout.request_id).where(
-                EvalHoldout.use_case_id == uc.id, EvalHoldout.request_id.in_(replay.request_ids or [""]))))
-            for rid in dict.fromkeys(replay.request_ids):
-                if rid not in have:
-                    s.add(EvalHoldout(use_case_id=uc.id, request_id=rid, test_result_id=tr.id))
-            _record_verdict(s, candidate.id, uc.id, verdict.passed, actor, tr.id)
-            _record_throughput(s, candidate.id, metrics["performance"]["candidate"].get("tokens_per_s"), run_at=tr.id)
-            test_result_id = tr.id
+        run_id = _log_mlflow(steward, cfg, plan, metrics, verdict, rows, report_dir)
+        test_result_id = _record(steward, plan, metrics, verdict, run_id, report, actor=actor)
         restored = True
     except BaseException:
         shutil.rmtree(report_dir, ignore_errors=True)
@@ -278,7 +326,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
         except Exception:  # noqa: BLE001 - the tag is a convenience; the row already names the run
             pass
     return EvalOutcome(test_result_id=test_result_id, verdict=verdict.verdict, passed=verdict.passed,
-                       reasons=verdict.reasons, metrics=_jsonable(metrics), sample_count=len(replay.items),
+                       reasons=verdict.reasons, metrics=_jsonable(metrics), sample_count=len(plan.replay.items),
                        candidate=candidate.id, baseline=baseline.id, mlflow_run_id=run_id, report_path=str(report))
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "rouge_l",
@@ -23,30 +25,25 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b, 1):
-            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
-        prev = cur
-    return prev[-1]
+class _WordTokenizer:
+    """rouge-score's tokenizer interface over :func:`tokenize` (its default drops non-ASCII words)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text)
+
+
+@functools.cache
+def _rouge_scorer() -> Any:
+    from rouge_score import rouge_scorer  # imports nltk: loaded on first use only
+
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_WordTokenizer())
 
 
 def rouge_l(candidate: str, reference: str) -> float:
-    """ROUGE-L F1 over lower-cased word tokens (both empty -> 1.0, one empty -> 0.0)."""
-    a, b = tokenize(candidate), tokenize(reference)
-    if not a and not b:
+    """ROUGE-L F1 (``rouge-score``) over lower-cased word tokens (both empty -> 1.0, one empty -> 0.0)."""
+    if not tokenize(candidate) and not tokenize(reference):
         return 1.0
-    if not a or not b:
-        return 0.0
-    lcs = _lcs(a, b)
-    if lcs == 0:
-        return 0.0
-    p, r = lcs / len(a), lcs / len(b)
-    return 2 * p * r / (p + r)
+    return float(_rouge_scorer().score(reference, candidate)["rougeL"].fmeasure)
 
 
 def find_pii(text: str) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from modelsteward.errors import ConfigError, InvalidInput
 from modelsteward.policies.registry import Decision, Facts, rule
-from modelsteward.providers.http import resolve_base_url
+from modelsteward.providers.endpoints import resolve_base_url
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase
 from modelsteward.storage.registry import parse_price
 

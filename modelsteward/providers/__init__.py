@@ -10,18 +10,47 @@ Public surface (pinned by ``tests/test_gateway_providers.py``)::
 Failures raise ``UpstreamError(status=..., retryable=...)`` (modelsteward.errors).
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from modelsteward.errors import UpstreamError
-from modelsteward.providers.base import ChatProvider, ChatResult, Message, SamplingArgs, StreamChunk, sampling_params
-from modelsteward.providers.factory import clear_provider_cache, complete, get_provider, local_model_paths, run_sync
-from modelsteward.providers.http import (
-    API_KEY_ENV,
-    DEFAULT_BASE_URLS,
-    OpenAIHTTPProvider,
-    close_sessions,
-    resolve_api_key,
-    resolve_base_url,
-)
-from modelsteward.providers.local import LocalProvider
+
+# Loaded on first use (PEP 562): importing ``modelsteward.providers.endpoints`` (policies, read
+# commands) must not load aiohttp, orjson or the local transformers provider.
+_LAZY = {
+    "ChatProvider": "base", "ChatResult": "base", "Message": "base", "StreamChunk": "base", "sampling_params": "base", "SamplingArgs": "base",
+    "clear_provider_cache": "factory", "complete": "factory", "get_provider": "factory",
+    "local_model_paths": "factory", "run_sync": "factory",
+    "OpenAIHTTPProvider": "http", "close_sessions": "http",
+    "API_KEY_ENV": "endpoints", "DEFAULT_BASE_URLS": "endpoints", "resolve_api_key": "endpoints",
+    "resolve_base_url": "endpoints",
+    "LocalProvider": "local",
+}
+
+if TYPE_CHECKING:
+    from modelsteward.providers.base import ChatProvider, ChatResult, Message, SamplingArgs, StreamChunk, sampling_params
+    from modelsteward.providers.endpoints import API_KEY_ENV, DEFAULT_BASE_URLS, resolve_api_key, resolve_base_url
+    from modelsteward.providers.factory import (
+        clear_provider_cache,
+        complete,
+        get_provider,
+        local_model_paths,
+        run_sync,
+    )
+    from modelsteward.providers.http import OpenAIHTTPProvider, close_sessions
+    from modelsteward.providers.local import LocalProvider
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ChatResult",

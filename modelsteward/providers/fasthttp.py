@@ -89,10 +89,11 @@ class _Conn(asyncio.Protocol):
 
 
 class _HostPool:
-    def __init__(self, loop: asyncio.AbstractEventLoop, scheme: str, host: str, port: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, scheme: str, host: str, port: int,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.loop, self.scheme, self.host, self.port = loop, scheme, host, port
         self.idle: deque[_Conn] = deque()
-        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if scheme == "https" else None
+        self.ssl: ssl.SSLContext | None = (ssl_context or ssl.create_default_context()) if scheme == "https" else None
         self.host_header = host if port in (80, 443) else f"{host}:{port}"
 
     def release(self, conn: _Conn) -> None:
@@ -127,15 +128,16 @@ class _HostPool:
 class FastHTTP:
     """Pools of keep-alive connections for one event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, ssl_context: ssl.SSLContext | None = None) -> None:
         self.loop = loop
+        self.ssl_context = ssl_context  # https: the system's default trust store unless given
         self.pools: dict[tuple[str, str, int], _HostPool] = {}
 
     def _pool(self, scheme: str, host: str, port: int) -> _HostPool:
         key = (scheme, host, port)
         p = self.pools.get(key)
         if p is None:
-            p = self.pools[key] = _HostPool(self.loop, scheme, host, port)
+            p = self.pools[key] = _HostPool(self.loop, scheme, host, port, self.ssl_context)
         return p
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float = 60.0,

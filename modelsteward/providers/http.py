@@ -1,6 +1,7 @@
 """The OpenAI-compatible HTTP provider (OpenAI, OpenRouter, Anthropic, Google, Ollama, vLLM, any URL).
 
-Plain completions go through ``fasthttp`` (a minimal pooled HTTP/1.1 client on httptools) and
+Plain completions go through ``providers/transport.py`` (``fasthttp``, a minimal pooled HTTP/1.1
+client on httptools, unless ``STEWARD_HTTP_TRANSPORT=aiohttp``) and
 streams through aiohttp (one pooled ``ClientSession`` per event loop), bodies through orjson:
 the gateway's hot path goes through here, and the client library alone moves its throughput by
 an order of magnitude (issue 3's benchmark).  Upstream failures become ``UpstreamError(status, retryable)``:
@@ -13,7 +14,6 @@ upstream error (retryable), never an empty stream.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
@@ -23,9 +23,11 @@ import aiohttp
 import aiohttp.http_exceptions
 import orjson
 
-from modelsteward.errors import ConfigError, UpstreamError
+from modelsteward.errors import UpstreamError
 from modelsteward.providers import fasthttp
+from modelsteward.providers.transport import TransportError, get_transport
 from modelsteward.providers.base import ChatResult, Message, SamplingArgs, StreamChunk, sampling_params
+from modelsteward.providers.endpoints import API_KEY_ENV, DEFAULT_BASE_URLS, resolve_api_key, resolve_base_url
 
 __all__ = [
     "OpenAIHTTPProvider",
@@ -39,23 +41,6 @@ __all__ = [
     "whole_answer_as_chunks",
 ]
 
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "openai": "https://api.openai.com/v1",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "anthropic": "https://api.anthropic.com/v1",
-    "google": "https://generativelanguage.googleapis.com/v1beta/openai",
-    "huggingface": "https://router.huggingface.co/v1",
-    "vllm": "http://127.0.0.1:8000/v1",
-}
-API_KEY_ENV: dict[str, str] = {
-    "openai": "OPENAI_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "google": "GEMINI_API_KEY",
-    "huggingface": "HF_TOKEN",
-    "vllm": "VLLM_API_KEY",
-    "custom": "STEWARD_CUSTOM_API_KEY",
-}
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 MAX_SSE_LINE = 2 << 20  # bytes: the longest event-stream line read from an upstream (aiohttp: twice read_bufsize)
 
@@ -93,30 +78,6 @@ def whole_answer_as_chunks(resp: dict[str, Any]) -> list[dict[str, Any]]:
 
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
 _CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-
-
-def resolve_base_url(provider: str, base_url: str | None = None) -> str:
-    """model.base_url, else ``STEWARD_<PROVIDER>_BASE_URL``, else the provider's public default."""
-    url = base_url or os.environ.get(f"STEWARD_{provider.upper()}_BASE_URL")
-    if not url and provider == "ollama":
-        host = os.environ.get("OLLAMA_HOST", "127.0.0.1:11434")
-        if not host.startswith(("http://", "https://")):
-            host = "http://" + host
-        url = host.rstrip("/") + "/v1"
-    if not url:
-        url = DEFAULT_BASE_URLS.get(provider)
-    if not url:
-        raise ConfigError(
-            f"No base URL for provider {provider!r}: register the model with --base-url or set "
-            f"STEWARD_{provider.upper()}_BASE_URL."
-        )
-    return url.rstrip("/")
-
-
-def resolve_api_key(provider: str, meta: dict[str, Any] | None = None) -> str | None:
-    """The key from the provider's usual environment variable (or the one ``meta['api_key_env']`` names)."""
-    env = (meta or {}).get("api_key_env") or API_KEY_ENV.get(provider)
-    return os.environ.get(env) if env else None
 
 
 def client_session() -> aiohttp.ClientSession:
@@ -194,6 +155,7 @@ class OpenAIHTTPProvider:
         # streams: no total limit (a long healthy answer runs as long as it keeps sending); the
         # timeout applies to each wait for the next bytes instead (idle timeout)
         self.stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
+        self.transport = get_transport()  # plain completions (providers/transport.py); streams: aiohttp
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
@@ -225,9 +187,9 @@ class OpenAIHTTPProvider:
         """Send an OpenAI request body (its ``model`` replaced); return the parsed response."""
         data = self._payload(body, stream=False)
         try:
-            status, raw = await fasthttp.pool().post(self.url, data, self.headers, timeout=self.timeout_s,
+            status, raw = await self.transport.post(self.url, data, self.headers, timeout=self.timeout_s,
                                                      connect_timeout=self.connect_timeout_s)
-        except fasthttp.HTTPFailure as exc:
+        except TransportError as exc:
             if exc.timeout:
                 raise UpstreamError(f"{self.model_id} timed out: {exc}", status=504, retryable=True,
                                     model_id=self.model_id) from exc

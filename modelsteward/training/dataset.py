@@ -162,22 +162,10 @@ def _count(con: Any, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
-def build_from_connection(
-    con: Any,
-    spec: DatasetSpec,
-    out_dir: Path,
-    *,
-    holdout_ids: list[str] | None = None,
-    initial_rows: list[dict[str, Any]] | None = None,
-    now: dt.datetime | None = None,
-) -> DatasetCard:
-    """Run the pipeline on a DuckDB connection that has a ``logs`` view; write files to ``out_dir``."""
+def _tag(con: Any, spec: DatasetSpec, holdout_ids: list[str] | None, start: dt.datetime | None,
+         until: dt.datetime) -> None:
+    """Stage 1 (``ds_tagged``): the window's rows, each tagged with the first filter that drops it."""
     import pyarrow as pa
-
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    start = window_start(spec.since, now, iso_dates=True)
-    until = spec.until or now
-    counts: dict[str, int] = {}
 
     con.register("ds_holdout_src", pa.table({"request_id": pa.array(list(holdout_ids or []), pa.string())}))
     _exec(con, "CREATE OR REPLACE TEMP TABLE ds_holdout AS SELECT DISTINCT request_id FROM ds_holdout_src")
@@ -208,6 +196,9 @@ def build_from_connection(
         FROM logs WHERE {' AND '.join(where)}
     """, params)
 
+
+def _convert(con: Any, spec: DatasetSpec, counts: dict[str, int]) -> None:
+    """Stage 2 (``ds_conv``): parse each kept row's conversation; count every filter's drops."""
     # One JSON parse per row: messages must be a non-empty list of {role: system|user|assistant,
     # content: string} and the response non-empty, else the row is 'malformed'; length bounds next.
     msg_t = "STRUCT(role VARCHAR, content VARCHAR)[]"
@@ -239,8 +230,11 @@ def build_from_connection(
         counts[reason] = tally.get(reason, 0) + tally.get(f"kept:{reason}", 0)
     counts["logs_kept"] = tally.get("kept:", 0)
 
-    # Initial data joins the pool (src 0: preferred when duplicates are resolved).
-    init = initial_rows or []
+
+def _add_initial(con: Any, init: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    """Stage 3: initial data joins the pool (src 0: preferred when duplicates are resolved)."""
+    import pyarrow as pa
+
     counts["initial_rows"] = len(init)
     if init:
         tbl = pa.table({
@@ -252,23 +246,30 @@ def build_from_connection(
         con.register("ds_initial_src", tbl)
         _exec(con, "INSERT INTO ds_conv SELECT 0, rid_src, NULL, NULL, msgs, response, NULL FROM ds_initial_src")
 
-    # Exact duplicates: same lower-cased non-system text + response; keep the preferred row.
-    text = ("lower(array_to_string(list_transform(list_filter(msgs, lambda m: m.role <> 'system'), "
-            "lambda m: m.content), ' ') || ' ' || response)")
+
+# the lower-cased non-system text + response of a row (the key of both duplicate stages)
+_DEDUP_TEXT = ("lower(array_to_string(list_transform(list_filter(msgs, lambda m: m.role <> 'system'), "
+               "lambda m: m.content), ' ') || ' ' || response)")
+
+
+def _drop_exact_duplicates(con: Any, counts: dict[str, int]) -> None:
+    """Stage 4 (``ds_exact``): exact duplicates (same lower-cased non-system text + response) keep the preferred row."""
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_exact AS
         SELECT * FROM (
           SELECT src, rid_src, msgs, response,
                  row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid,
-                 hash({text}) AS k
+                 hash({_DEDUP_TEXT}) AS k
           FROM ds_conv WHERE dropped IS NULL)
         QUALIFY rid = min(rid) OVER (PARTITION BY k)
     """)
     pool = counts["logs_kept"] + counts["initial_rows"]
     counts["exact_duplicates"] = pool - _count(con, "ds_exact")
 
-    # Redaction (modelsteward.privacy, registered as a DuckDB function; the SQL pre-filter skips
-    # values that cannot hold anything, so most rows never reach Python).
+
+def _redact(con: Any, counts: dict[str, int]) -> None:
+    """Stage 5 (``ds_red``): redaction (modelsteward.privacy, registered as a DuckDB function; the SQL
+    pre-filter skips values that cannot hold anything, so most rows never reach Python)."""
     red_sql = install(con)
     red, red_resp = red_sql("m.content"), red_sql("response")
     _exec(con, f"""
@@ -281,13 +282,9 @@ def build_from_connection(
     """)
     counts["redacted_rows"] = _count(con, "ds_red WHERE had_pii")
 
-    final = "ds_red"
-    counts["near_duplicates"] = 0
-    if spec.near_dup_threshold is not None and spec.near_dup_threshold < 1.0:
-        counts["near_duplicates"] = _near_dups(con, text, spec.near_dup_threshold, spec.num_perm)
-        final = "ds_near"
 
-    # Stable content-hash split.
+def _split(con: Any, spec: DatasetSpec, final: str, counts: dict[str, int]) -> None:
+    """Stage 7 (``ds_final``): stable content-hash split; refuse too few training rows."""
     vf = int(round(spec.validation_fraction * 10_000))
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_final AS
@@ -313,6 +310,34 @@ def build_from_connection(
             counts=counts,
         )
 
+
+def build_from_connection(
+    con: Any,
+    spec: DatasetSpec,
+    out_dir: Path,
+    *,
+    holdout_ids: list[str] | None = None,
+    initial_rows: list[dict[str, Any]] | None = None,
+    now: dt.datetime | None = None,
+) -> DatasetCard:
+    """Run the pipeline on a DuckDB connection that has a ``logs`` view; write files to ``out_dir``."""
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    start = window_start(spec.since, now, iso_dates=True)
+    until = spec.until or now
+    counts: dict[str, int] = {}
+
+    _tag(con, spec, holdout_ids, start, until)
+    _convert(con, spec, counts)
+    _add_initial(con, initial_rows or [], counts)
+    _drop_exact_duplicates(con, counts)
+    _redact(con, counts)
+    final = "ds_red"
+    counts["near_duplicates"] = 0
+    if spec.near_dup_threshold is not None and spec.near_dup_threshold < 1.0:  # stage 6 (``ds_near``)
+        counts["near_duplicates"] = _near_dups(con, _DEDUP_TEXT, spec.near_dup_threshold, spec.num_perm)
+        final = "ds_near"
+    _split(con, spec, final, counts)
+
     out_dir.mkdir(parents=True, exist_ok=True)
     train_p, val_p = out_dir / "train.jsonl", out_dir / "validation.jsonl"
     for split, path in (("train", train_p), ("validation", val_p)):
@@ -320,7 +345,7 @@ def build_from_connection(
     digest = dataset_hash(train_p, val_p)
     card = DatasetCard(
         use_case=spec.use_case, path=str(out_dir), train_path=str(train_p), validation_path=str(val_p),
-        train_rows=counts["train_rows"], validation_rows=n_val, sha256=digest, counts=counts,
+        train_rows=counts["train_rows"], validation_rows=counts["validation_rows"], sha256=digest, counts=counts,
         window={"since": start.isoformat() if start else None, "until": until.isoformat()},
         spec=spec.model_dump(mode="json"), created_at=now.isoformat(timespec="seconds"),
     )

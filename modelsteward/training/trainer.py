@@ -31,6 +31,7 @@ GPUs that support it; CPU runs in fp32.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -289,6 +290,236 @@ def load_model(cfg: TrainConfig, base_dir: Path, device: str, dtype: Any) -> tup
 
 
 # ---------------------------------------------------------------------------------------------- the loop
+class _Run:
+    """One run's state, shared by the named stages of :func:`train` (set up, load, optimise, resume,
+    step, evaluate, checkpoint, save)."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: Path) -> None:
+        import torch
+        from accelerate import Accelerator
+
+        self.cfg, self.out_dir = cfg, out_dir
+        use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
+        bf16 = cfg.bf16 if cfg.bf16 is not None else bool(use_cuda and torch.cuda.is_bf16_supported())
+        self.acc = acc = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not use_cuda)
+        self.device, self.rank, self.world = acc.device, acc.process_index, acc.num_processes
+        _seed_all(cfg.seed)
+        self.step, self.best_val, self.bad_evals = 0, math.inf, 0
+        self.history: list[dict[str, Any]] = []
+        self.first_loss: float | None = None
+        self.tokens = 0
+        self.loss_val: float | None = None
+        self.val_loss: float | None = None
+        self.run_id = ""
+
+    # -- model, data
+    def load(self, base_dir: Path, train_rows: list[Any], val_rows: list[Any]) -> None:
+        from modelsteward.training.data import make_batches, tokenize_rows
+
+        cfg = self.cfg
+        self.tok, self.model = load_model(cfg, base_dir, str(self.device), None)
+        self.model.config.use_cache = False
+        train_ex, dropped = tokenize_rows(self.tok, train_rows, cfg.max_seq_len)
+        val_ex, dropped_v = tokenize_rows(self.tok, val_rows, cfg.max_seq_len)
+        if not train_ex:
+            from modelsteward.errors import InsufficientData
+
+            raise InsufficientData(f"No training row has an assistant token within max_seq_len={cfg.max_seq_len} "
+                                   f"({dropped} rows dropped); raise --max-seq-len.")
+        self.dropped = dropped + dropped_v
+        self.batches = make_batches(train_ex, cfg.batch_size, cfg.max_seq_len, cfg.packing)
+        self.val_batches = make_batches(val_ex, cfg.batch_size, cfg.max_seq_len, False)
+        self.pad_id = self.tok.pad_token_id
+        self.n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.n_total = sum(p.numel() for p in self.model.parameters())
+
+    # -- optimiser and schedule (the schedule is the pure function lr_at)
+    def make_optimizer(self) -> None:
+        import torch
+
+        cfg = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=float(cfg.learning_rate or 0), betas=(0.9, 0.95), fused=False,
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / float(cfg.learning_rate or 1))
+        self.model, self.opt = self.acc.prepare(self.model, opt)
+
+    # -- resume
+    def resume(self, run_id: str, resume: bool) -> None:
+        self.run_id = run_id
+        ckpt = own_checkpoint(self.out_dir, run_id) if resume else None
+        if ckpt is not None:
+            state = _load_checkpoint(ckpt, self.acc.unwrap_model(self.model), self.opt, self.sched)
+            self.step, self.best_val, self.bad_evals = state["step"], state["best_val"], state["bad_evals"]
+            self.history, self.first_loss = state["history"], state.get("first_loss")
+
+    def batch_at(self, micro: int) -> dict[str, Any]:
+        """The ``micro``-th micro-batch of the run: epoch order is a permutation seeded by (seed, epoch)."""
+        import torch
+
+        from modelsteward.training.data import collate
+
+        epoch, idx = divmod(micro, len(self.batches))
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.batches), generator=g).tolist()
+        return {k: v.to(self.device) for k, v in collate(self.batches[order[idx]], self.pad_id).items()}
+
+    @staticmethod
+    def n_targets(b: dict[str, Any]) -> int:
+        return int((b["labels"][:, 1:] != -100).sum())
+
+    def evaluate(self) -> float | None:
+        import torch
+
+        from modelsteward.training.data import collate
+
+        if not self.val_batches:
+            return None
+        acc, device = self.acc, self.device
+        with torch.no_grad():
+            self.model.eval()
+            plain = acc.unwrap_model(self.model)  # no DDP hooks: ranks may hold different numbers of batches
+            tot = torch.zeros(2, device=device)
+            for vb in self.val_batches[self.rank::self.world]:
+                b = {k: v.to(device) for k, v in collate(vb, self.pad_id).items()}
+                n = self.n_targets(b)
+                with acc.autocast():
+                    out = plain(**b)
+                tot += torch.tensor([float(out.loss) * n, n], device=device)
+            tot = acc.reduce(tot, reduction="sum")
+            self.model.train()
+        return float(tot[0] / max(1.0, float(tot[1])))
+
+    def checkpoint(self) -> None:
+        acc = self.acc
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {"step": self.step, "best_val": self.best_val, "bad_evals": self.bad_evals,
+                     "history": self.history, "first_loss": self.first_loss,
+                     "config": self.cfg.model_dump(mode="json")}
+            _save_checkpoint(self.out_dir / "checkpoints" / f"step-{self.step}", acc.unwrap_model(self.model),
+                             self.opt, self.sched, state, self.cfg.keep_checkpoints, self.run_id)
+
+    def target(self) -> Path:
+        return self.out_dir / ("adapter" if self.cfg.method == "lora" else "model")
+
+    def save_outputs(self, best: bool) -> Path:
+        target = self.target()
+        if self.acc.is_main_process:
+            shutil.rmtree(target, ignore_errors=True)
+            self.acc.unwrap_model(self.model).save_pretrained(target, safe_serialization=True)
+            self.tok.save_pretrained(target)
+            if best:
+                (target / "best_step.txt").write_text(str(self.step))
+        return target
+
+    def stop_requested(self, should_stop: Callable[[], bool] | None) -> bool:
+        import torch
+
+        acc = self.acc
+        stop = bool(should_stop()) if (should_stop is not None and acc.is_main_process) else False
+        if self.world > 1:  # every process must leave the loop together
+            stop = float(acc.reduce(torch.tensor([float(stop)], device=self.device), reduction="sum")[0]) > 0
+        return stop
+
+    def optimizer_step(self) -> dict[str, float]:
+        """One optimiser step over ``grad_accum`` micro-batches per process; returns its metrics."""
+        import torch
+
+        cfg, acc, model, world = self.cfg, self.acc, self.model, self.world
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step, cfg)
+        t_step, tokens_before = time.perf_counter(), self.tokens
+        micro = [self.batch_at(self.step * cfg.grad_accum * world + i) for i in range(cfg.grad_accum * world)]
+        mine = micro[self.rank::world]
+        total_targets = sum(self.n_targets(b) for b in micro)
+        step_loss = torch.zeros((), device=self.device)
+        for i, b in enumerate(mine):
+            n = self.n_targets(b)
+            sync = i == len(mine) - 1
+            ctx = acc.no_sync(model) if (not sync and world > 1) else contextlib.nullcontext()
+            with ctx, acc.autocast():
+                out = model(**b)
+                # mean loss x share of the step's target tokens; DDP averages over processes, hence x world
+                loss = out.loss * (n / max(1, total_targets)) * world
+            acc.backward(loss)
+            step_loss += loss.detach() / world
+            self.tokens += int(b["attention_mask"].sum()) * world
+        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        self.loss_val = float(acc.reduce(step_loss, reduction="sum"))
+        if self.first_loss is None:
+            self.first_loss = self.loss_val
+        return {"train_loss": self.loss_val, "lr": lr_at(self.step - 1, cfg),
+                "tokens": float(self.tokens - tokens_before), "step_s": time.perf_counter() - t_step}
+
+    def validate(self, metrics: dict[str, float]) -> None:
+        """Every ``eval_every`` steps (and at the last): validation loss, best weights, patience count."""
+        if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.max_steps:
+            self.val_loss = self.evaluate()
+            if self.val_loss is not None:
+                metrics["val_loss"] = self.val_loss
+                if self.val_loss < self.best_val - 1e-6:
+                    self.best_val, self.bad_evals = self.val_loss, 0
+                    self.save_outputs(best=True)
+                else:
+                    self.bad_evals += 1
+
+    def loop(self, should_stop: Callable[[], bool] | None, on_step: Callable[[int, dict[str, float]], None] | None,
+             stop_after: int | None, progress_bar: bool | None) -> tuple[Literal["succeeded", "cancelled"], bool, float]:
+        """The optimisation loop: (status, stopped early, loop seconds)."""
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.cfg, self.acc
+        self.model.train()
+        status: Literal["succeeded", "cancelled"] = "succeeded"
+        stopped_early = False
+        save_every = cfg.save_every or cfg.eval_every
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="fine-tune", unit="step",
+                   disable=(not acc.is_main_process) if progress_bar is None else not progress_bar)
+        t_loop = time.perf_counter()
+        while self.step < cfg.max_steps:
+            if self.stop_requested(should_stop):
+                status = "cancelled"
+                break
+            metrics = self.optimizer_step()
+            self.validate(metrics)
+            self.history.append({"step": self.step, **metrics})
+            if acc.is_main_process and on_step is not None:
+                on_step(self.step, metrics)
+            bar.update(1)
+            bar.set_postfix(loss=f"{self.loss_val:.4f}")
+            if cfg.patience is not None and self.bad_evals >= cfg.patience:
+                stopped_early = True
+                self.checkpoint()
+                break
+            if self.step % save_every == 0 and self.step < cfg.max_steps:
+                self.checkpoint()
+            if stop_after is not None and self.step >= stop_after and self.step < cfg.max_steps:
+                status = "cancelled"
+                break
+        bar.close()
+        return status, stopped_early, time.perf_counter() - t_loop
+
+    def finish(self, status: str) -> Path:
+        """Checkpoint a cancelled run; save the last weights when no best validation weights were saved."""
+        if status == "cancelled":
+            self.checkpoint()
+        if status == "succeeded" and not (self.val_batches and self.best_val < math.inf):
+            target = self.save_outputs(best=False)
+        else:
+            target = self.target()
+        self.acc.wait_for_everyone()
+        return target
+
+
 def train(
     cfg: TrainConfig,
     base_dir: Path,
@@ -308,189 +539,18 @@ def train(
     ``status='cancelled'``.  ``stop_after`` does the same after that many steps (an interruption).
     ``on_step(step, metrics)`` receives every step's metrics on the main process.
     """
-    import torch
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-
-    from modelsteward.training.data import collate, make_batches, tokenize_rows
-
     t_start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(use_cuda and torch.cuda.is_bf16_supported())
-    acc = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not use_cuda)
-    device, rank, world = acc.device, acc.process_index, acc.num_processes
-    _seed_all(cfg.seed)
-
-    # -- model, data
-    tok, model = load_model(cfg, base_dir, str(device), None)
-    model.config.use_cache = False
-    train_ex, dropped = tokenize_rows(tok, train_rows, cfg.max_seq_len)
-    val_ex, dropped_v = tokenize_rows(tok, val_rows, cfg.max_seq_len)
-    if not train_ex:
-        from modelsteward.errors import InsufficientData
-
-        raise InsufficientData(f"No training row has an assistant token within max_seq_len={cfg.max_seq_len} "
-                               f"({dropped} rows dropped); raise --max-seq-len.")
-    batches = make_batches(train_ex, cfg.batch_size, cfg.max_seq_len, cfg.packing)
-    val_batches = make_batches(val_ex, cfg.batch_size, cfg.max_seq_len, False)
-    pad_id = tok.pad_token_id
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    n_total = sum(p.numel() for p in model.parameters())
-
-    # -- optimiser and schedule (the schedule is the pure function lr_at)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=float(cfg.learning_rate or 0), betas=(0.9, 0.95), fused=False,
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / float(cfg.learning_rate or 1))
-    model, opt = acc.prepare(model, opt)
-
-    # -- resume
-    step, best_val, bad_evals, history = 0, math.inf, 0, []
-    first_loss: float | None = None
-    run_id = run_fingerprint(cfg, train_rows, val_rows)
-    ckpt = own_checkpoint(out_dir, run_id) if resume else None
-    if ckpt is not None:
-        state = _load_checkpoint(ckpt, acc.unwrap_model(model), opt, sched)
-        step, best_val, bad_evals = state["step"], state["best_val"], state["bad_evals"]
-        history, first_loss = state["history"], state.get("first_loss")
-
-    def batch_at(micro: int) -> dict[str, Any]:
-        """The ``micro``-th micro-batch of the run: epoch order is a permutation seeded by (seed, epoch)."""
-        epoch, idx = divmod(micro, len(batches))
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(batches), generator=g).tolist()
-        return {k: v.to(device) for k, v in collate(batches[order[idx]], pad_id).items()}
-
-    def n_targets(b: dict[str, Any]) -> int:
-        return int((b["labels"][:, 1:] != -100).sum())
-
-    @torch.no_grad()
-    def evaluate() -> float | None:
-        if not val_batches:
-            return None
-        model.eval()
-        plain = acc.unwrap_model(model)  # no DDP hooks: ranks may hold different numbers of batches
-        tot = torch.zeros(2, device=device)
-        for vb in val_batches[rank::world]:
-            b = {k: v.to(device) for k, v in collate(vb, pad_id).items()}
-            n = n_targets(b)
-            with acc.autocast():
-                out = plain(**b)
-            tot += torch.tensor([float(out.loss) * n, n], device=device)
-        tot = acc.reduce(tot, reduction="sum")
-        model.train()
-        return float(tot[0] / max(1.0, float(tot[1])))
-
-    def checkpoint() -> None:
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            state = {"step": step, "best_val": best_val, "bad_evals": bad_evals, "history": history,
-                     "first_loss": first_loss, "config": cfg.model_dump(mode="json")}
-            _save_checkpoint(out_dir / "checkpoints" / f"step-{step}", acc.unwrap_model(model), opt, sched, state,
-                             cfg.keep_checkpoints, run_id)
-
-    def save_outputs(best: bool) -> Path:
-        target = out_dir / ("adapter" if cfg.method == "lora" else "model")
-        if acc.is_main_process:
-            shutil.rmtree(target, ignore_errors=True)
-            acc.unwrap_model(model).save_pretrained(target, safe_serialization=True)
-            tok.save_pretrained(target)
-            if best:
-                (target / "best_step.txt").write_text(str(step))
-        return target
-
-    # -- the loop
-    model.train()
-    status: Literal["succeeded", "cancelled"] = "succeeded"
-    stopped_early, tokens, loss_val, val_loss = False, 0, None, None
-    save_every = cfg.save_every or cfg.eval_every
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="fine-tune", unit="step",
-               disable=(not acc.is_main_process) if progress_bar is None else not progress_bar)
-    t_loop = time.perf_counter()
-    while step < cfg.max_steps:
-        stop = bool(should_stop()) if (should_stop is not None and acc.is_main_process) else False
-        if world > 1:  # every process must leave the loop together
-            stop = float(acc.reduce(torch.tensor([float(stop)], device=device), reduction="sum")[0]) > 0
-        if stop:
-            status = "cancelled"
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        t_step, tokens_before = time.perf_counter(), tokens
-        micro = [batch_at(step * cfg.grad_accum * world + i) for i in range(cfg.grad_accum * world)]
-        mine = micro[rank::world]
-        total_targets = sum(n_targets(b) for b in micro)
-        step_loss = torch.zeros((), device=device)
-        for i, b in enumerate(mine):
-            n = n_targets(b)
-            sync = i == len(mine) - 1
-            ctx = acc.no_sync(model) if (not sync and world > 1) else _nullcontext()
-            with ctx, acc.autocast():
-                out = model(**b)
-                # mean loss x share of the step's target tokens; DDP averages over processes, hence x world
-                loss = out.loss * (n / max(1, total_targets)) * world
-            acc.backward(loss)
-            step_loss += loss.detach() / world
-            tokens += int(b["attention_mask"].sum()) * world
-        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        loss_val = float(acc.reduce(step_loss, reduction="sum"))
-        if first_loss is None:
-            first_loss = loss_val
-        metrics = {"train_loss": loss_val, "lr": lr_at(step - 1, cfg), "tokens": float(tokens - tokens_before),
-                   "step_s": time.perf_counter() - t_step}
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            val_loss = evaluate()
-            if val_loss is not None:
-                metrics["val_loss"] = val_loss
-                if val_loss < best_val - 1e-6:
-                    best_val, bad_evals = val_loss, 0
-                    save_outputs(best=True)
-                else:
-                    bad_evals += 1
-        history.append({"step": step, **metrics})
-        if acc.is_main_process and on_step is not None:
-            on_step(step, metrics)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_val:.4f}")
-        if cfg.patience is not None and bad_evals >= cfg.patience:
-            stopped_early = True
-            checkpoint()
-            break
-        if step % save_every == 0 and step < cfg.max_steps:
-            checkpoint()
-        if stop_after is not None and step >= stop_after and step < cfg.max_steps:
-            status = "cancelled"
-            break
-    bar.close()
-    loop_s = time.perf_counter() - t_loop
-    if status == "cancelled":
-        checkpoint()
-    if status == "succeeded" and not (val_batches and best_val < math.inf):
-        target = save_outputs(best=False)
-    else:
-        target = out_dir / ("adapter" if cfg.method == "lora" else "model")
-    acc.wait_for_everyone()
+    run = _Run(cfg, out_dir)
+    run.load(base_dir, train_rows, val_rows)
+    run.make_optimizer()
+    run.resume(run_fingerprint(cfg, train_rows, val_rows), resume)
+    status, stopped_early, loop_s = run.loop(should_stop, on_step, stop_after, progress_bar)
+    target = run.finish(status)
     return TrainResult(
-        status=status, steps=step, output_path=str(target), train_loss=loss_val, val_loss=val_loss,
-        best_val_loss=None if best_val == math.inf else best_val, first_train_loss=first_loss,
-        stopped_early=stopped_early, tokens=tokens, tokens_per_s=tokens / loop_s if loop_s > 0 else 0.0,
-        seconds=time.perf_counter() - t_start, history=history, dropped_rows=dropped + dropped_v,
-        trainable_params=n_trainable, total_params=n_total, world_size=world,
+        status=status, steps=run.step, output_path=str(target), train_loss=run.loss_val, val_loss=run.val_loss,
+        best_val_loss=None if run.best_val == math.inf else run.best_val, first_train_loss=run.first_loss,
+        stopped_early=stopped_early, tokens=run.tokens, tokens_per_s=run.tokens / loop_s if loop_s > 0 else 0.0,
+        seconds=time.perf_counter() - t_start, history=run.history, dropped_rows=run.dropped,
+        trainable_params=run.n_trainable, total_params=run.n_total, world_size=run.world,
     )
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
