@@ -78,6 +78,18 @@ def test_money_prints_readably_and_tables_are_not_cut_when_piped(tmp_path: Path)
     assert f"custom:{long_id}" in line and len(line) > 120
 
 
+def test_the_formatting_helpers_print_decimals_as_numbers() -> None:
+    """The one rule behind CLI tables (``cli.common.human``) and report cells (``formatting.fmt_value``)."""
+    from decimal import Decimal
+
+    from modelsteward.cli.common import human
+    from modelsteward.formatting import fmt_value
+
+    for raw, shown in (("1.0000000000", "1"), ("0E-10", "0"), ("0.1500000000", "0.15"), ("1E+2", "100"),
+                       ("-0.0000", "0"), ("123.4500", "123.45")):
+        assert human(Decimal(raw)) == shown and fmt_value(Decimal(raw)) == shown, raw
+
+
 # ------------------------------------------------------------------------------- words said once
 def test_rollout_and_scan_messages_say_each_thing_once(tmp_path: Path) -> None:
     from rollout_helpers import CAND, STABLE, UC, add_rows, backdate_step, pass_eval, setup_use_case

@@ -50,8 +50,9 @@ def human(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, decimal.Decimal):
-        d = value.normalize()
-        return format(d.quantize(decimal.Decimal(1)) if d.as_tuple().exponent > 0 else d, "f")  # type: ignore[operator]
+        from modelsteward.formatting import fmt_decimal
+
+        return fmt_decimal(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

@@ -48,8 +48,8 @@ def eval_cmd(
     rows = [
         (f"quality ({m['quality'].get('method')})", fmt_value(m["quality"].get("candidate")),
          fmt_value(m["quality"].get("baseline"))),
-        ("similarity to baseline (embedding)", fmt_value(m["similarity"].get("embedding")), "1"),
-        ("similarity to baseline (ROUGE-L)", fmt_value(m["similarity"].get("rouge_l")), "1"),
+        ("similarity to baseline (embedding)", fmt_value(m["similarity"].get("embedding")), fmt_value(1.0)),
+        ("similarity to baseline (ROUGE-L)", fmt_value(m["similarity"].get("rouge_l")), fmt_value(1.0)),
         *[(k, fmt_value(perf_c.get(k)), fmt_value(perf_b.get(k)))
           for k in ("p50_ms", "p95_ms", "tokens_per_s", "error_rate", "cost_per_1k_usd")],
     ]

@@ -48,7 +48,7 @@ class GatewayErrorBody(BaseModel):
 
 def feedback_error(exc: ValidationError) -> tuple[str, str | None, str]:
     """(message, param, code) of the first problem in a feedback body."""
-    e: dict[str, Any] = exc.errors()[0]
+    e: Any = exc.errors()[0]
     loc = [str(p) for p in e.get("loc", ())]
     field = loc[0] if loc else None
     got = e.get("input")
