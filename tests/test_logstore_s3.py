@@ -126,6 +126,39 @@ def test_a_missing_bucket_is_an_error_naming_it(aws_env: dict, tmp_path: Path) -
     assert p.returncode == 1 and "'no-such-bucket' does not exist" in p.stderr, p.stderr
 
 
+def test_refused_credentials_are_an_error_naming_the_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's server with authentication on (no request without known IAM keys): the keys are refused."""
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    exe = Path(sys.executable).parent / "moto_server"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
+    proc = subprocess.Popen([*cmd, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.1)
+        for k, v in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "not-a-key",
+                     "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(k, v)
+        with pytest.raises(ConfigError, match="'some-bucket' refused the credentials") as info:
+            LogStore("s3://some-bucket/logs", wal_dir=tmp_path / "wal")
+        assert "AWS_ACCESS_KEY_ID" in info.value.message and "does not exist (create it" not in info.value.message
+        assert "wrong" not in info.value.message  # the secret is never echoed
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 # ---------------------------------------------------------------------- replicas
 def _registry_url(tmp_path: Path) -> Iterator[str]:
     pg = os.environ.get("STEWARD_TEST_POSTGRES_URL")

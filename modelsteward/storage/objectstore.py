@@ -105,13 +105,13 @@ class ObjectStore:
             info = self.fs.get_file_info(bucket)
         except OSError as exc:
             msg = str(exc)
-            if "NO_SUCH_BUCKET" in msg or "does not exist" in msg:
-                raise ConfigError(f"{VAR}: bucket {bucket!r} does not exist (create it, or check the name and "
-                                  "AWS_ENDPOINT_URL).", variable=VAR, bucket=bucket) from None
-            if any(k in msg for k in ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-                                      "403", "INVALID_ACCESS_KEY", "credentials")):
+            # credentials first: "The AWS Access Key Id you provided does not exist" is not a missing bucket
+            if any(k in msg for k in _REFUSED):
                 raise ConfigError(f"{VAR}: bucket {bucket!r} refused the credentials (AWS_ACCESS_KEY_ID / "
                                   "AWS_SECRET_ACCESS_KEY): " + _first_line(msg), variable=VAR, bucket=bucket) from None
+            if "NO_SUCH_BUCKET" in msg or "NoSuchBucket" in msg:
+                raise ConfigError(f"{VAR}: bucket {bucket!r} does not exist (create it, or check the name and "
+                                  "AWS_ENDPOINT_URL).", variable=VAR, bucket=bucket) from None
             raise ConfigError(f"{VAR}: bucket {bucket!r} could not be reached: {_first_line(msg)}", variable=VAR,
                               bucket=bucket) from None
         if info.type == pfs.FileType.NotFound:
@@ -194,6 +194,11 @@ def content_name(prefix: str, names: list[str]) -> str:
     """A file name derived from the names it merges: two compactions of the same segments write one file."""
     digest = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
     return f"{prefix}-{digest}.parquet"
+
+
+_REFUSED = ("INVALID_ACCESS_KEY_ID", "InvalidAccessKeyId", "ACCESS_DENIED", "AccessDenied", "SIGNATURE_DOES_NOT_MATCH",
+            "SignatureDoesNotMatch", "EXPIRED_TOKEN", "ExpiredToken", "INVALID_CLIENT_TOKEN_ID", "HTTP response code 403",
+            "Forbidden")
 
 
 def _first_line(text: str) -> str:
