@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,203 @@ def _check_path(path: Path, what: str) -> None:
         raise InvalidInput(f"{path} is a directory; {what} must be a file.")
 
 
+@dataclass
+class _Source:
+    """The record stream of one import, once its format is known."""
+
+    path: Path
+    src: Path  # the file the rows come from (the batch output file for openai-batch)
+    fmt: str
+    found: str | None  # the format of the first record
+    records: Iterator[tuple[str, Any]]
+    first: tuple[str, Any]
+    counter: list[int]  # bytes read so far
+    size: int
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # openai-batch: input lines by custom_id
+
+
+def _open_source(path: Path, fmt: str, output_file: Path | None) -> _Source:
+    """Check the paths, read the first record and settle the format (given, or that of the first record)."""
+    if fmt != "auto" and fmt not in MODULES:
+        raise InvalidInput(f"Unknown format {fmt!r}; use one of auto, {', '.join(FORMATS)}.")
+    _check_path(path, "FILE")
+    if output_file is not None:
+        _check_path(output_file, "--output-file")
+    parquet = path.suffix.lower() == ".parquet"
+    if parquet and fmt not in ("auto", "steward"):
+        raise InvalidInput(f"{path}: Parquet files are read as steward rows only, not {fmt}.")
+    counter = [0]
+    records = _iter_parquet(path, counter) if parquet else _iter_json(path, counter)
+    first = next(records, None)
+    if first is None:
+        raise InvalidInput(f"{path}: no rows to import (the file is empty).")
+    loc, rec = first
+    found = "steward" if parquet else detect(rec)
+    if fmt == "auto":
+        if found is None:
+            raise InvalidInput(f"{path}: {loc}: {_describe(rec)}; the formats read are {', '.join(FORMATS)} "
+                               "(see README, 'Importing logs'). Nothing was imported.")
+        fmt = found
+    if fmt != "openai-batch":
+        if output_file is not None:
+            raise InvalidInput(f"--output-file is for --format openai-batch only ({path} is {fmt}).")
+        return _Source(path, path, fmt, found, records, first, counter, max(1, path.stat().st_size))
+    if output_file is None:
+        raise InvalidInput(f"{path} is an OpenAI Batch input file: give its output file with --output-file FILE.")
+    requests = _read_batch_inputs(path, loc, rec, records)
+    counter = [0]
+    out_records = _iter_json(output_file, counter)
+    nxt = next(out_records, None)
+    if nxt is None:
+        raise InvalidInput(f"{output_file}: the batch output file is empty. Nothing was imported.")
+    return _Source(path, output_file, fmt, found, out_records, nxt, counter, max(1, output_file.stat().st_size),
+                   requests)
+
+
+class _FirstPass:
+    """Pass 1: convert and validate every record, drop ids already stored or repeated, spool the rest."""
+
+    def __init__(self, store: Any, source: _Source, spool: Any, *, use_case: str | None,
+                 check_use_case: Callable[[str], None], known_model: Callable[[str], bool],
+                 progress: Callable[[str, float], None] | None) -> None:
+        self.store, self.source, self.spool = store, source, spool
+        self.use_case, self.check_use_case, self.known_model, self.progress = (
+            use_case, check_use_case, known_model, progress)
+        self.skipped: Counter[str] = Counter()
+        self.use_cases: Counter[str] = Counter()
+        self.models: Counter[str] = Counter()
+        self.unknown: set[str] = set()
+        self.known_uc: set[str] = set()
+        self.model_known: dict[str, bool] = {}
+        self.seen: set[str] = set()
+        self.duplicates = self.read = self.spooled = 0
+        self.batch: list[dict[str, Any]] = []
+
+    def report(self, msg: str, frac: float) -> None:
+        if self.progress is not None:
+            self.progress(msg, min(1.0, frac))
+
+    def run(self) -> None:
+        src = self.source
+        mod = MODULES[src.fmt]
+        last = 0
+        loc, rec = src.first
+        while True:
+            self._convert(mod, loc, rec)
+            if len(self.batch) >= BATCH_ROWS:
+                self.drain()
+            elif self.progress is not None and src.counter[0] - last > (1 << 22):
+                last = src.counter[0]
+                self.report(f"read {self.read:,} items from {src.src.name}", 0.9 * src.counter[0] / src.size)
+            nxt = next(src.records, None)
+            if nxt is None:
+                break
+            loc, rec = nxt
+        self.drain()
+        if src.fmt == "openai-batch" and src.requests:
+            self.skipped["no_output"] += len(src.requests)
+
+    def _rows_of(self, mod: Any, loc: str, rec: Any) -> Iterator[Any]:
+        src = self.source
+        it: Iterator[Any] | None
+        if src.fmt == "openai-batch":
+            it = openai_batch.rows(rec, src.requests) if isinstance(rec, dict) else None
+        else:
+            it = mod.rows(rec) if mod.sniff(rec) else None
+        if it is None:
+            fmt = src.fmt
+            if src.found == fmt and loc != src.first[0]:
+                hint = f"a file must hold one format ({src.first[0]} is {fmt})"
+            else:
+                hint = "check --format (auto recognises the format)"
+            raise InvalidInput(f"{src.src}: {loc}: expected {'an' if fmt[0] in 'aeiou' else 'a'} {fmt} record, "
+                               f"found {_describe(rec)}; {hint}. Nothing was imported.")
+        return it
+
+    def _convert(self, mod: Any, loc: str, rec: Any) -> None:
+        src = self.source
+        it = self._rows_of(mod, loc, rec)
+        try:
+            for r in it:
+                self.read += 1
+                if isinstance(r, Skip):
+                    self.skipped[r.reason] += 1
+                else:
+                    self._accept(r)
+        except (RecordError, InvalidInput, NotFound) as exc:
+            raise type(exc)(f"{src.src}: {loc}: {exc.message.rstrip('.')}. Nothing was imported.") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInput(f"{src.src}: {loc}: malformed {src.fmt} record ({type(exc).__name__}: {exc}). "
+                               "Nothing was imported.") from None
+
+    def _accept(self, r: dict[str, Any]) -> None:
+        from modelsteward.storage.logstore import normalise_row
+
+        if not r.get("use_case"):
+            if not self.use_case:
+                raise RecordError(f"{r.get('request_id') or 'the row'} names no use case; give --use-case NAME.")
+            r["use_case"] = self.use_case
+        uc = r["use_case"]
+        if uc not in self.known_uc:
+            self.check_use_case(str(uc))
+            self.known_uc.add(uc)
+        row = normalise_row(r)
+        rid = row["request_id"]
+        if rid in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(rid)
+        mid = row["model_id"]
+        if mid not in self.model_known:
+            self.model_known[mid] = self.known_model(mid)
+            if not self.model_known[mid]:
+                self.unknown.add(mid)
+        self.batch.append(row)
+
+    def drain(self) -> None:
+        """Drop the batch's ids already in the store; spool the rest."""
+        if not self.batch:
+            return
+        ids = [r["request_id"] for r in self.batch]
+        existing = {r["request_id"] for r in self.store.query(
+            "SELECT request_id FROM logs WHERE request_id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
+        out = []
+        for r in self.batch:
+            if r["request_id"] in existing:
+                self.duplicates += 1
+                continue
+            out.append(orjson.dumps(r))
+            self.use_cases[r["use_case"]] += 1
+            self.models[r["model_id"]] += 1
+        if out:
+            self.spool.write(b"\n".join(out) + b"\n")
+            self.spooled += len(out)
+        self.batch.clear()
+        src = self.source
+        self.report(f"read {self.read:,} items from {src.src.name}", 0.9 * src.counter[0] / src.size)
+
+
+def _append_spooled(store: Any, spool: Any, first: _FirstPass) -> int:
+    """Pass 2 (the whole file passed): append the spooled rows in batches, then flush."""
+    spool.seek(0)
+    done = 0
+    chunk: list[dict[str, Any]] = []
+    for line in spool:
+        chunk.append(orjson.loads(line))
+        if len(chunk) >= BATCH_ROWS:
+            store.append_many(chunk)
+            done += len(chunk)
+            chunk = []
+            first.report(f"appended {done:,} of {first.spooled:,} rows", 0.9 + 0.1 * done / max(1, first.spooled))
+    if chunk:
+        store.append_many(chunk)
+        done += len(chunk)
+    if done:
+        store.flush()
+    first.report(f"imported {done:,} rows", 1.0)
+    return done
+
+
 def import_file(
     store: Any,
     path: Path,
@@ -154,173 +352,17 @@ def import_file(
 ) -> ImportReport:
     """Import one file into ``store`` (a ``LogStore``: only ``query``, ``append_many``, ``flush`` are used)."""
     t0 = time.perf_counter()
-    if fmt != "auto" and fmt not in MODULES:
-        raise InvalidInput(f"Unknown format {fmt!r}; use one of auto, {', '.join(FORMATS)}.")
-    _check_path(path, "FILE")
-    if output_file is not None:
-        _check_path(output_file, "--output-file")
-    parquet = path.suffix.lower() == ".parquet"
-    if parquet and fmt not in ("auto", "steward"):
-        raise InvalidInput(f"{path}: Parquet files are read as steward rows only, not {fmt}.")
-    counter = [0]
-    records = _iter_parquet(path, counter) if parquet else _iter_json(path, counter)
-    size = max(1, path.stat().st_size)
-
-    # the format: given, or that of the first record; every record must have it
-    first = next(records, None)
-    if first is None:
-        raise InvalidInput(f"{path}: no rows to import (the file is empty).")
-    loc: str | None
-    rec: Any
-    loc, rec = first
-    first_loc = loc
-    found = "steward" if parquet else detect(rec)
-    if fmt == "auto":
-        if found is None:
-            raise InvalidInput(f"{path}: {loc}: {_describe(rec)}; the formats read are {', '.join(FORMATS)} "
-                               "(see README, 'Importing logs'). Nothing was imported.")
-        fmt = found
-    mod = MODULES[fmt]
-
-    requests: dict[str, dict[str, Any]] = {}
-    if fmt == "openai-batch":
-        if output_file is None:
-            raise InvalidInput(f"{path} is an OpenAI Batch input file: give its output file with --output-file FILE.")
-        requests = _read_batch_inputs(path, loc, rec, records)
-        counter = [0]
-        size = max(1, output_file.stat().st_size)
-        records = _iter_json(output_file, counter)
-        nxt = next(records, None)
-        if nxt is None:
-            raise InvalidInput(f"{output_file}: the batch output file is empty. Nothing was imported.")
-        loc, rec = nxt
-        first_loc = loc
-        src = output_file
-    else:
-        if output_file is not None:
-            raise InvalidInput(f"--output-file is for --format openai-batch only ({path} is {fmt}).")
-        src = path
-
-    skipped: Counter[str] = Counter()
-    use_cases: Counter[str] = Counter()
-    models: Counter[str] = Counter()
-    unknown: set[str] = set()
-    known_uc: set[str] = set()
-    model_known: dict[str, bool] = {}
-    seen: set[str] = set()
-    duplicates = 0
-    read = 0
-    spooled = 0
-    batch: list[dict[str, Any]] = []
-    from modelsteward.storage.logstore import normalise_row
-
-    def report(msg: str, frac: float) -> None:
-        if progress is not None:
-            progress(msg, min(1.0, frac))
-
-    spool = tempfile.TemporaryFile(prefix="steward-import-")
-    try:
-        def drain() -> None:
-            nonlocal duplicates, spooled
-            if not batch:
-                return
-            ids = [r["request_id"] for r in batch]
-            existing = {r["request_id"] for r in store.query(
-                "SELECT request_id FROM logs WHERE request_id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
-            out = []
-            for r in batch:
-                if r["request_id"] in existing:
-                    duplicates += 1
-                    continue
-                out.append(orjson.dumps(r))
-                use_cases[r["use_case"]] += 1
-                models[r["model_id"]] += 1
-            if out:
-                spool.write(b"\n".join(out) + b"\n")
-                spooled += len(out)
-            batch.clear()
-            report(f"read {read:,} items from {src.name}", 0.9 * counter[0] / size)
-
-        last = 0
-        while rec is not None or loc is not None:
-            if fmt == "openai-batch":
-                it = openai_batch.rows(rec, requests) if isinstance(rec, dict) else None
-            elif not mod.sniff(rec):
-                it = None
-            else:
-                it = mod.rows(rec)
-            if it is None:
-                if found == fmt and loc != first_loc:
-                    hint = f"a file must hold one format ({first_loc} is {fmt})"
-                else:
-                    hint = "check --format (auto recognises the format)"
-                raise InvalidInput(f"{src}: {loc}: expected {'an' if fmt[0] in 'aeiou' else 'a'} {fmt} record, found {_describe(rec)}; {hint}. "
-                                   "Nothing was imported.")
-            try:
-                for r in it:
-                    read += 1
-                    if isinstance(r, Skip):
-                        skipped[r.reason] += 1
-                        continue
-                    if not r.get("use_case"):
-                        if not use_case:
-                            raise RecordError(f"{r.get('request_id') or 'the row'} names no use case; give --use-case NAME.")
-                        r["use_case"] = use_case
-                    uc = r["use_case"]
-                    if uc not in known_uc:
-                        check_use_case(str(uc))
-                        known_uc.add(uc)
-                    row = normalise_row(r)
-                    rid = row["request_id"]
-                    if rid in seen:
-                        duplicates += 1
-                        continue
-                    seen.add(rid)
-                    mid = row["model_id"]
-                    if mid not in model_known:
-                        model_known[mid] = known_model(mid)
-                        if not model_known[mid]:
-                            unknown.add(mid)
-                    batch.append(row)
-            except (RecordError, InvalidInput, NotFound) as exc:
-                raise type(exc)(f"{src}: {loc}: {exc.message.rstrip('.')}. Nothing was imported.") from None
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise InvalidInput(f"{src}: {loc}: malformed {fmt} record ({type(exc).__name__}: {exc}). "
-                                   "Nothing was imported.") from None
-            if len(batch) >= BATCH_ROWS:
-                drain()
-            elif progress is not None and counter[0] - last > (1 << 22):
-                last = counter[0]
-                report(f"read {read:,} items from {src.name}", 0.9 * counter[0] / size)
-            nxt = next(records, None)
-            loc, rec = nxt if nxt is not None else (None, None)
-        drain()
-        if fmt == "openai-batch" and requests:
-            skipped["no_output"] += len(requests)
-
-        # pass 2: the whole file passed; append what is new
-        spool.seek(0)
-        done = 0
-        chunk: list[dict[str, Any]] = []
-        for line in spool:
-            chunk.append(orjson.loads(line))
-            if len(chunk) >= BATCH_ROWS:
-                store.append_many(chunk)
-                done += len(chunk)
-                chunk = []
-                report(f"appended {done:,} of {spooled:,} rows", 0.9 + 0.1 * done / max(1, spooled))
-        if chunk:
-            store.append_many(chunk)
-            done += len(chunk)
-        if done:
-            store.flush()
-        report(f"imported {done:,} rows", 1.0)
-    finally:
-        spool.close()
+    source = _open_source(path, fmt, output_file)
+    with tempfile.TemporaryFile(prefix="steward-import-") as spool:
+        first = _FirstPass(store, source, spool, use_case=use_case, check_use_case=check_use_case,
+                           known_model=known_model, progress=progress)
+        first.run()
+        done = _append_spooled(store, spool, first)
     return ImportReport(
-        path=str(path), output_file=str(output_file) if output_file else None, format=fmt, read=read, rows=done,
-        duplicates=duplicates, skipped=dict(skipped), use_cases=dict(use_cases), models=dict(models),
-        unknown_models=sorted(m for m in unknown if models.get(m)), seconds=round(time.perf_counter() - t0, 3))
+        path=str(path), output_file=str(output_file) if output_file else None, format=source.fmt, read=first.read,
+        rows=done, duplicates=first.duplicates, skipped=dict(first.skipped), use_cases=dict(first.use_cases),
+        models=dict(first.models), unknown_models=sorted(m for m in first.unknown if first.models.get(m)),
+        seconds=round(time.perf_counter() - t0, 3))
 
 
 def _read_batch_inputs(path: Path, loc: str, rec: Any, records: Iterator[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
