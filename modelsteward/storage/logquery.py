@@ -108,14 +108,14 @@ class LogReader:
             out.append((str(p), st.st_size, st.st_mtime_ns))
         return out
 
-    def _files(self, sub: str, seen: set[tuple[str, str]] | None = None) -> list[str]:
+    def _files(self, sub: str, seen: set[tuple[str, str]] | None = None, con: Any = None) -> list[str]:
         """The valid segment files under ``sub``; ``seen`` collects (partition, name) of every segment
         there, merged-away ones included (to drop write-ahead rows already in a segment)."""
         keep: list[str] = []
         merged_away: set[str] = set()
         listing = self._listing(sub)
         footers = self._local_footers([p for p, size, mtime in listing
-                                       if (c := self._valid.get(p)) is None or c[0] != (size, mtime)])
+                                       if (c := self._valid.get(p)) is None or c[0] != (size, mtime)], con)
         for p, size, mtime in listing:
             sig = (size, mtime)
             cached = self._valid.get(p)
@@ -150,21 +150,24 @@ class LogReader:
             keep.append(p)
         return [p for p in keep if p not in merged_away]
 
-    def _local_footers(self, paths: list[str]) -> dict[str, dict[bytes, bytes]]:
+    def _local_footers(self, paths: list[str], con: Any = None) -> dict[str, dict[bytes, bytes]]:
         """The key-value footers of local segment files, read in one DuckDB call (pyarrow, ~0.3 s
         of CPU at import, is then not needed to answer ``logs stats``); empty for a bucket, or when
-        any file fails to read (each is then read on its own, as before, to name the bad one)."""
+        any file fails to read (each is then read on its own, as before, to name the bad one).  ``con``:
+        a DuckDB connection to use (opening one costs ~40 ms)."""
         if self.remote or not paths:
             return {}
         import duckdb
 
         out: dict[str, dict[bytes, bytes]] = {p: {} for p in paths}
+        own = con is None
         try:
-            con = duckdb.connect(":memory:")
+            con = duckdb.connect(":memory:") if own else con
             try:
                 rows = con.execute("SELECT file_name, key, value FROM parquet_kv_metadata(?)", [paths]).fetchall()
             finally:
-                con.close()
+                if own:
+                    con.close()
         except duckdb.Error:
             return {}
         for name, key, value in rows:
@@ -222,8 +225,8 @@ class LogReader:
         wal_req, wal_fb = self._wal()  # first: see storage/wal.py for why the order matters
         seen_req: set[tuple[str, str]] = set()
         seen_fb: set[tuple[str, str]] = set()
-        req = self._files("requests", seen_req)
-        fb = self._files("feedback", seen_fb)
+        req = self._files("requests", seen_req, con)
+        fb = self._files("feedback", seen_fb, con)
         wreq = wal_req.table(seen_req)
         wfb = wal_fb.table(seen_fb)
         if wreq is not None:
