@@ -81,6 +81,8 @@ def rollout_dict(ro: Any) -> dict[str, Any]:
 class _Row:
     """A rollout row with the ORM's attribute names and types (for ``rollout_dict``)."""
 
+    state: str
+
     def __init__(self, row: Mapping[str, Any]) -> None:
         for k, v in row.items():
             setattr(self, k, v)
@@ -195,7 +197,8 @@ class RegistryReader:
     def models(self, *, use_case: str | None = None, provider: str | None = None) -> list[dict[str, Any]]:
         """Registered models (by id) in the shape of ``tools.registry.ModelInfo``: those of ``use_case``
         (its own, live there or rated there) and of ``provider`` when given."""
-        where, params = [], {}
+        where: list[str] = []
+        params: dict[str, Any] = {}
         if use_case:
             params["uc"] = self.use_case_id(use_case)
             where.append("(m.use_case_id = :uc OR m.id IN (SELECT a.model_id FROM allocations a JOIN deployments d "
