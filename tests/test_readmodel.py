@@ -7,6 +7,7 @@ so each view is compared with what the ORM path builds from the same rows, on ea
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -82,6 +83,8 @@ def test_lazy_steward_reads_without_an_engine(settings) -> None:  # type: ignore
     lazy = open_steward(settings, lazy=True)
     assert [u["name"] for u in lazy.reader.use_cases()] == [UC]
     assert not lazy.engine_opened
+    with ThreadPoolExecutor(4) as pool:  # the server's threads share the reader
+        assert all(r == [UC] for r in pool.map(lambda _: [u["name"] for u in lazy.reader.use_cases()], range(8)))
     lazy.close()
     fresh = settings.model_copy(update={"home": settings.home.parent / "fresh"})
     new = open_steward(fresh, lazy=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -101,11 +102,13 @@ class RegistryReader:
         self._engine = engine
         self._migrate = migrate
         self._conn: Any = None  # sqlite3.Connection, or False once the engine is the way
+        self._lock = threading.Lock()  # one connection, shared by the threads of a server
 
     def close(self) -> None:
-        if self._conn:
-            self._conn.close()
-        self._conn = None
+        with self._lock:
+            if self._conn:
+                self._conn.close()
+            self._conn = None
 
     # ------------------------------------------------------------------ plumbing
     def _sqlite_path(self) -> str | None:
@@ -130,7 +133,7 @@ class RegistryReader:
             self._engine()  # a new workspace: the engine creates and migrates it
         import sqlite3
 
-        conn = sqlite3.connect(path, timeout=30)
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)  # used under self._lock
         conn.row_factory = sqlite3.Row
         if self._migrate:
             from modelsteward.storage.db import file_heads
@@ -145,9 +148,10 @@ class RegistryReader:
         return conn
 
     def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        conn = self._connect()
-        if conn:
-            return [dict(r) for r in conn.execute(sql, dict(params or {})).fetchall()]
+        with self._lock:
+            conn = self._connect()
+            if conn:
+                return [dict(r) for r in conn.execute(sql, dict(params or {})).fetchall()]
         from sqlalchemy import text
 
         with self._engine().connect() as c:
