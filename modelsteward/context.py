@@ -11,31 +11,88 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from modelsteward.settings import Settings, get_settings
-from modelsteward.storage.db import make_engine, make_sessionmaker, upgrade
-from modelsteward.storage.models import utcnow
-from modelsteward.storage.registry import ModelRegistry
+from modelsteward.timeutil import utc_now_naive
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
     from modelsteward.storage.logstore import LogStore
+    from modelsteward.storage.readmodel import RegistryReader
+    from modelsteward.storage.registry import ModelRegistry
 
 __all__ = ["Steward", "ToolContext", "open_steward"]
 
 
-@dataclass
 class Steward:
-    """Everything a tool, a route or the agent needs, built once per process by ``open_steward``."""
+    """Everything a tool, a route or the agent needs, built once per process by ``open_steward``.
 
-    settings: Settings
-    engine: Engine
-    registry: ModelRegistry
-    _logs: LogStore | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    The database engine (and with it SQLAlchemy, ~0.4 s of CPU at import) is made on first use of
+    ``engine``, ``registry`` or ``sessions``, migrating the schema then when ``migrate``; the read
+    commands answer through ``reader`` (``storage/readmodel.py``), which on a SQLite workspace at
+    the current schema needs neither."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None, registry: ModelRegistry | None = None,
+                 *, migrate: bool = True) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._registry = registry
+        self._migrate = migrate
+        self._reader: RegistryReader | None = None
+        self._logs: LogStore | None = None
+        self._lock = threading.Lock()
+        self._db_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Steward(workspace={str(self.settings.workspace)!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The registry database's engine, made (and the schema migrated) on first use."""
+        if self._engine is None:
+            with self._db_lock:
+                if self._engine is None:
+                    from modelsteward.storage.db import make_engine, upgrade
+
+                    engine = make_engine(self.settings.db_url)
+                    if self._migrate:
+                        upgrade(engine)
+                    self._engine = engine
+        return self._engine
+
+    @engine.setter
+    def engine(self, value: Engine) -> None:
+        self._engine = value
+
+    @property
+    def engine_opened(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def registry(self) -> ModelRegistry:
+        if self._registry is None:
+            from modelsteward.storage.registry import ModelRegistry
+
+            engine = self.engine
+            with self._db_lock:
+                if self._registry is None:
+                    self._registry = ModelRegistry(engine)
+        return self._registry
+
+    @registry.setter
+    def registry(self, value: ModelRegistry) -> None:
+        self._registry = value
+
+    @property
+    def reader(self) -> RegistryReader:
+        """Read-only views of the registry (``storage/readmodel.py``) for the read commands."""
+        if self._reader is None:
+            from modelsteward.storage.readmodel import RegistryReader
+
+            self._reader = RegistryReader(self.settings.db_url, lambda: self.engine, migrate=self._migrate)
+        return self._reader
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -62,7 +119,10 @@ class Steward:
             if self._logs is not None:
                 self._logs.close()
                 self._logs = None
-        self.engine.dispose()
+        if self._reader is not None:
+            self._reader.close()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def _make_workspace(settings: Settings) -> None:
@@ -90,7 +150,7 @@ class ToolContext:
     # where the front-end has a task registry (the server): run (label, work) in the background, return the task id
     spawn: Callable[[str, Callable[[], BaseModel]], str] | None = None
     # "now" for policies and rollout decisions (naive UTC); tests and simulations pass their own
-    clock: Callable[[], dt.datetime] = utcnow
+    clock: Callable[[], dt.datetime] = utc_now_naive
     # actions whose human approval the policy engine consumed during this call (e.g. rollout_advance
     # then skips its second check right before it raises traffic)
     approved_actions: list[str] = field(default_factory=list)
@@ -100,12 +160,15 @@ class ToolContext:
             self.progress(message, fraction)
 
 
-def open_steward(settings: Settings | None = None, *, migrate: bool = True) -> Steward:
-    """Open the workspace: create its folder, migrate the database (idempotent), build the registry."""
+def open_steward(settings: Settings | None = None, *, migrate: bool = True, lazy: bool = False) -> Steward:
+    """Open the workspace: create its folder, migrate the database (idempotent), build the registry.
+
+    ``lazy``: make the engine (and migrate) only when something first needs it: the read commands,
+    which answer through ``Steward.reader``, then never import SQLAlchemy on a current workspace."""
     settings = settings or get_settings()
     settings.logs_location  # a STEWARD_LOG_DIR we cannot use stops here, before anything is created
     _make_workspace(settings)
-    engine = make_engine(settings.db_url)
-    if migrate:
-        upgrade(engine)
-    return Steward(settings=settings, engine=engine, registry=ModelRegistry(engine))
+    steward = Steward(settings=settings, migrate=migrate)
+    if not lazy:
+        steward.engine  # noqa: B018 - made and migrated now
+    return steward

@@ -1,23 +1,33 @@
-"""Service settings, read from the environment (secrets only from there), built by a factory."""
+"""Service settings, read from the environment (secrets only from there), built by a factory.
+
+A plain pydantic model that reads its ``STEWARD_*`` variables itself (names matched without regard
+to case, values given to the constructor win), as pydantic-settings did: pydantic-settings costs
+every command ~0.15 s CPU at import (asyncio, argparse, dotenv), twice what a read command may
+spend on top of ``steward --help`` (bench/cli_latency.py).
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["Settings", "get_settings", "reset_settings_cache"]
 
 
-class Settings(BaseSettings):
+ENV_PREFIX = "STEWARD_"
+
+
+class Settings(BaseModel):
     """Everything configurable about a Model Steward workspace.
 
     Environment names are part of the command-line contract (DESIGN.md); do not rename them.
     """
 
-    model_config = SettingsConfigDict(env_prefix="STEWARD_", extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     home: Path = Field(default=Path(".steward"), description="Workspace folder (STEWARD_HOME).")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL (STEWARD_DATABASE_URL).")
@@ -35,6 +45,25 @@ class Settings(BaseSettings):
     log_batch_rows: int = Field(default=5000, ge=1)
     log_flush_seconds: float = Field(default=1.0, gt=0)
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        """Fill the fields not given from the environment: ``STEWARD_<FIELD>`` (or the field's own
+        alias, e.g. ``MLFLOW_TRACKING_URI``), names matched without regard to case."""
+        if not isinstance(data, dict):
+            return data
+        env = {k.upper(): v for k, v in os.environ.items()}
+        given = {k.lower() for k in data}
+        values: dict[str, Any] = {}
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias if isinstance(info.validation_alias, str) else None
+            if name in given or (alias is not None and alias.lower() in given):
+                continue
+            key = (alias or f"{ENV_PREFIX}{name}").upper()
+            if key in env:
+                values[name] = env[key]
+        return {**values, **data}
 
     @property
     def workspace(self) -> Path:

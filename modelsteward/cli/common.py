@@ -73,13 +73,15 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
         Console(file=console.file, width=width, soft_wrap=True, force_terminal=False).print(t)
 
 
-def open_ctx(actor: str | None = None):  # type: ignore[no-untyped-def]
+def open_ctx(actor: str | None = None, *, read: bool = False):  # type: ignore[no-untyped-def]
     """A ToolContext on the workspace named by STEWARD_HOME (migrated on open), acting as
-    ``actor`` or else as the identity ``cli_identity`` proves (STEWARD_TOKEN, or the OS user)."""
+    ``actor`` or else as the identity ``cli_identity`` proves (STEWARD_TOKEN, or the OS user).
+    ``read``: for a read command, whose tool answers through the read model: the database engine
+    (SQLAlchemy) is made only if something needs it (``open_steward(lazy=True)``)."""
     from modelsteward.context import open_steward
     from modelsteward.tools.base import ToolContext
 
-    steward = open_steward()
+    steward = open_steward(lazy=read)
     return ToolContext(steward=steward, actor=actor or cli_identity(steward)[0])
 
 

@@ -118,7 +118,7 @@ def usecase_list(json_out: bool = JsonOpt) -> None:
     """List use cases and their live models."""
     from modelsteward.tools import call_tool
 
-    ctx = open_ctx()
+    ctx = open_ctx(read=True)
     out = call_tool("list_use_cases", {}, ctx)
     ctx.steward.close()
     if json_out:
@@ -279,7 +279,7 @@ def models_list(
     """List registered models."""
     from modelsteward.tools import call_tool
 
-    ctx = open_ctx()
+    ctx = open_ctx(read=True)
     out = call_tool("list_models", {"use_case": use_case, "status": status}, ctx)
     ctx.steward.close()
     if json_out:

@@ -83,7 +83,7 @@ def logs_stats(
     """Per model and role: requests, error rate, p50/p95 latency, tokens, cost, feedback."""
     from modelsteward.tools import call_tool
 
-    ctx = open_ctx()
+    ctx = open_ctx(read=True)
     try:
         out = call_tool("logs_stats", {"use_case": use_case, "since": since}, ctx)
     finally:

@@ -24,10 +24,10 @@ UseCaseOpt = typer.Option(..., "--use-case", help="Use case name.")
 ApprovalOpt = typer.Option(None, "--approval-id", help="Execute an approved approval of this very call.")
 
 
-def _run(name: str, args: dict[str, Any], approval_id: int | None = None) -> Any:
+def _run(name: str, args: dict[str, Any], approval_id: int | None = None, *, read: bool = False) -> Any:
     from modelsteward.tools import call_tool
 
-    ctx = open_ctx()
+    ctx = open_ctx(read=read)
     ctx.approval_id = approval_id
     try:
         return call_tool(name, args, ctx)
@@ -85,7 +85,7 @@ def deploy(
 @rollout_app.command("status")
 def rollout_status(use_case: str = UseCaseOpt, json_out: bool = JsonOpt) -> None:
     """The active (or latest) rollout and the live routing table."""
-    out = _run("rollout_status", {"use_case": use_case})
+    out = _run("rollout_status", {"use_case": use_case}, read=True)
     emit_json(out) if json_out else _print_rollout(out)
 
 

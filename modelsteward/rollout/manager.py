@@ -33,6 +33,7 @@ from modelsteward.bounds import section_of, validate_steps
 from modelsteward.rollout.analysis import Analysis, analyse_rollout, promotion_benefit
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase, utcnow
+from modelsteward.storage.readmodel import ACTIVE_STATES, rollout_dict  # noqa: F401 - re-exported: the shape lives there
 from modelsteward.storage.status import EVENTS, apply_status_event, status_for
 
 if TYPE_CHECKING:
@@ -41,40 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RolloutManager", "ACTIVE_STATES", "STRATEGIES", "rollout_dict", "move_status", "table_for_step"]
 
-ACTIVE_STATES = ("running", "waiting", "paused")
 STRATEGIES = ("shadow", "canary", "full")
 
 Clock = Callable[[], dt.datetime]
-
-
-def rollout_dict(ro: Rollout) -> dict[str, Any]:
-    steps = list(ro.steps or [])
-    return {
-        "id": ro.id, "use_case_id": ro.use_case_id, "candidate": ro.candidate_model_id, "stable": ro.stable_model_id,
-        "strategy": ro.strategy, "steps": steps, "step_index": ro.step_index,
-        "weight": steps[ro.step_index] if ro.step_index < len(steps) else None,
-        "state": ro.state, "step_started_at": ro.step_started_at.isoformat() if ro.step_started_at else None,
-        "snapshot_id": ro.snapshot_id, "actor": ro.actor, "reason": ro.reason,
-        "events": list(ro.analyses or []),
-        "created_at": ro.created_at.isoformat() if ro.created_at else None,
-        "pause_reason": _last_event(ro, "pause", "reason") if ro.state == "paused" else None,
-        "outcome": _outcome(ro),
-    }
-
-
-def _last_event(ro: Rollout, kind: str, key: str) -> Any:
-    return next((e.get(key) for e in reversed(ro.analyses or []) if e.get("event") == kind), None)
-
-
-def _outcome(ro: Rollout) -> str | None:
-    """How a finished rollout ended, in words (None while active)."""
-    if ro.state in ACTIVE_STATES:
-        return None
-    if _last_event(ro, "no_gain", "reason"):
-        return str(_last_event(ro, "no_gain", "reason"))
-    if ro.state == "completed":
-        return "promoted" if ro.strategy != "shadow" else "shadow passed"
-    return str(_last_event(ro, "rolled_back", "reason") or ro.state)
 
 
 def move_status(s: Session, m: Model, event: str, uc: UseCase | int | None, *, actor: str = "system",

@@ -6,11 +6,13 @@ import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
-
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
 from modelsteward.errors import ConfigError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported where an engine is made: the read path may not need one
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["make_engine", "make_sessionmaker", "session_scope", "upgrade", "current_revision", "head_revision"]
 
@@ -28,6 +30,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    from sqlalchemy import create_engine, event
+
     try:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
@@ -45,6 +49,8 @@ def make_engine(url: str) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -75,7 +81,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (idempotent).  A database already at the single head is
     left alone without importing Alembic (read commands open the workspace on every call)."""
     if revision == "head":
-        heads = _file_heads()
+        heads = file_heads()
         if len(heads) == 1 and current_revision(engine) in heads:
             return
     from alembic import command
@@ -87,7 +93,7 @@ _REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
 _DOWN = re.compile(r"^down_revision\s*(?::[^=]*)?=\s*(.+)$", re.M)
 
 
-def _file_heads() -> set[str]:
+def file_heads() -> set[str]:
     """The head revision(s) named by the migration files (revisions no file names as its parent);
     an empty set when a file cannot be read this way (then Alembic decides)."""
     revisions: set[str] = set()
@@ -112,6 +118,8 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from sqlalchemy import inspect
+
     if "alembic_version" not in inspect(engine).get_table_names():
         return None
     with engine.connect() as conn:

@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from modelsteward.storage.readmodel import plain_decimal
+
 __all__ = [
     "Base",
     "UseCase",
@@ -76,10 +78,7 @@ class _Money(TypeDecorator[Decimal]):
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
-        if value is None:
-            return None
-        d = Decimal(value).normalize()
-        return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d  # type: ignore[operator]
+        return plain_decimal(value)
 
 
 PRICE = _Money()

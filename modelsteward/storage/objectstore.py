@@ -70,17 +70,30 @@ class ObjectStore:
     """
 
     def __init__(self, location: LogLocation, fs: Any = None) -> None:
-        import pyarrow.fs as pfs
-
         self.location = location
         self.remote = location.remote
+        self._fs = fs
         if self.remote:
-            self.fs = fs if fs is not None else s3_filesystem()
+            if self._fs is None:
+                self._fs = s3_filesystem()
             self.base = posixpath.join(location.bucket, location.prefix) if location.prefix else location.bucket
         else:
             assert location.path is not None
-            self.fs = fs if fs is not None else pfs.LocalFileSystem()
             self.base = str(location.path)
+
+    @property
+    def fs(self) -> Any:
+        """pyarrow's filesystem; a local one is made on first use (a read of a local store may never
+        need pyarrow, ~0.3 s of CPU at import: bench/cli_latency.py)."""
+        if self._fs is None:
+            import pyarrow.fs as pfs
+
+            self._fs = pfs.LocalFileSystem()
+        return self._fs
+
+    @fs.setter
+    def fs(self, value: Any) -> None:
+        self._fs = value
 
     @property
     def url(self) -> str:

@@ -41,6 +41,8 @@ class WalRows:
 
     def table(self, existing: set[tuple[str, str]]):  # type: ignore[no-untyped-def]
         """One arrow table of the rows not already in a segment; ``existing`` holds (partition, seg name)."""
+        if not self.parts:
+            return None
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -63,11 +65,7 @@ class WalRows:
 
 def read_wal(wal_dir: Path, stream: str, schema: Any) -> WalRows:
     """Every WAL file of ``stream`` (``requests`` or ``feedback``) in ``wal_dir``; ``schema`` is the
-    WAL's (``ts`` as int64 microseconds).  Files that vanish while listed are skipped (converted)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pj
-
+    WAL's (``ts`` as int64 microseconds), or a function that makes it.  Files that vanish while listed are skipped (converted)."""
     parts: list[tuple[str, Any]] = []
     if not wal_dir.is_dir():
         return WalRows(stream, parts)
@@ -79,6 +77,12 @@ def read_wal(wal_dir: Path, stream: str, schema: Any) -> WalRows:
         end = data.rfind(b"\n") + 1  # the rows end with a newline; zeros or a torn line follow
         if end <= 0:
             continue
+        import pyarrow as pa  # only for rows to read: an empty write-ahead folder needs no pyarrow
+        import pyarrow.compute as pc
+        import pyarrow.json as pj
+
+        if callable(schema):  # given as a factory: building it needs pyarrow
+            schema = schema()
         buf = data[:end]
         try:
             table = pj.read_json(

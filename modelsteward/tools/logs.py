@@ -115,7 +115,7 @@ class LogsStats(BaseModel):
 def logs_stats(ctx: ToolContext, inp: LogsStatsInput) -> LogsStats:
     """Per model and role over a window: requests, error rate, p50/p95 latency, tokens, cost, feedback."""
     if inp.use_case:
-        ctx.steward.registry.get_use_case(inp.use_case)
+        ctx.steward.reader.use_case_id(inp.use_case)  # NotFound (with suggestions) for an unknown one
     return LogsStats(use_case=inp.use_case, since=inp.since, rows=ctx.steward.logs.stats(inp.use_case, inp.since))
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from modelsteward.storage.models import Model, UseCase
 from modelsteward.tools.base import InputModel, ToolContext, tool
+
+if TYPE_CHECKING:  # the read tools answer through the read model, without the ORM (bench/cli_latency.py)
+    from modelsteward.storage.models import Model, UseCase
 
 __all__ = [
     "UseCaseInfo", "ModelInfo", "UseCaseView", "ModelView", "UseCaseAddInput", "ModelRegisterInput", "use_case_info",
@@ -233,7 +233,7 @@ class UseCaseList(BaseModel):
 @tool("list_use_cases", input_model=ListUseCasesInput, output_model=UseCaseList, mutating=False)
 def list_use_cases(ctx: ToolContext, inp: ListUseCasesInput) -> UseCaseList:
     """All use cases with their live routing tables."""
-    return UseCaseList(use_cases=[use_case_info(ctx, uc) for uc in ctx.steward.registry.list_use_cases()])
+    return UseCaseList(use_cases=[UseCaseInfo(**uc) for uc in ctx.steward.reader.use_cases()])
 
 
 class ListModelsInput(InputModel):
@@ -249,6 +249,9 @@ class ModelList(BaseModel):
 @tool("list_models", input_model=ListModelsInput, output_model=ModelList, mutating=False)
 def list_models(ctx: ToolContext, inp: ListModelsInput) -> ModelList:
     """Registered models, optionally filtered by use case, status or provider."""
+    if inp.status is None:  # the read model; a status filter needs the status machine (storage/status.py)
+        return ModelList(models=[ModelInfo(**m) for m in ctx.steward.reader.models(use_case=inp.use_case,
+                                                                                  provider=inp.provider)])
     ms = ctx.steward.registry.list_models(use_case=inp.use_case, status=inp.status, provider=inp.provider)
     per = ctx.steward.registry.use_case_statuses([m.id for m in ms])
     return ModelList(models=[model_info(m, per.get(m.id, {})) for m in ms])

@@ -10,10 +10,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
-
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import Rollout, UseCase
 from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = [
@@ -167,7 +163,11 @@ def _version(ctx: ToolContext, use_case: str) -> int:
 
 
 def _shadow_percent(ctx: ToolContext, inp: DeployIn) -> float | None:
+    from sqlalchemy import select
+
     from modelsteward.policies.rules import shadow_share
+    from modelsteward.storage.db import session_scope
+    from modelsteward.storage.models import UseCase
 
     with session_scope(ctx.steward.sessions) as s:
         uc = s.scalar(select(UseCase).where(UseCase.name == inp.use_case))
@@ -191,6 +191,10 @@ def advance_facts(ctx: ToolContext, use_case: str, analysis: Any = None) -> dict
     step is 100 %, and the use case's traffic."""
     from modelsteward.bounds import section_of
     from modelsteward.rollout.analysis import analyse_rollout, promotion_benefit
+    from sqlalchemy import select
+
+    from modelsteward.storage.db import session_scope
+    from modelsteward.storage.models import Rollout, UseCase
 
     with session_scope(ctx.steward.sessions) as s:
         uc = s.scalar(select(UseCase).where(UseCase.name == use_case))
@@ -215,6 +219,10 @@ def _expire_promotion_approvals(ctx: ToolContext, use_case: str) -> None:
     unexecuted) ``rollout_advance`` approvals of it expire, naming the rollout that ended."""
     from modelsteward.policies import approvals
     from modelsteward.rollout.manager import ACTIVE_STATES
+    from sqlalchemy import select
+
+    from modelsteward.storage.db import session_scope
+    from modelsteward.storage.models import Rollout, UseCase
 
     with session_scope(ctx.steward.sessions) as s:
         uc = s.scalar(select(UseCase).where(UseCase.name == use_case))
@@ -246,7 +254,7 @@ def deploy(ctx: ToolContext, inp: DeployIn) -> RolloutOut:
 @tool("rollout_status", input_model=UseCaseIn, output_model=RolloutOut, mutating=False)
 def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
     """The use case's active (or latest) rollout, its events and the live routing table."""
-    st = _mgr(ctx).status(inp.use_case)
+    st = ctx.steward.reader.rollout_status(inp.use_case)
     ro = st["rollout"]
     msg = "no rollout yet" if ro is None else (
         f"rollout {ro['id']} ({ro['strategy']} of {ro['candidate']}) {ro['state']} at step {ro['step_index']}"
@@ -279,7 +287,7 @@ def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     reasons = "; ".join(an["reasons"]) if an else ""
     msg = res.get("message") or reasons or res["action"]  # the action is its own field: not repeated here
     rb = res.get("rollback") or {}
-    st = _mgr(ctx).status(inp.use_case)
+    st = ctx.steward.reader.rollout_status(inp.use_case)
     return RolloutOut(use_case=inp.use_case, action=res["action"], message=msg, version=st["version"],
                       routing=st["routing"], rollout=res.get("rollout") or st["rollout"], analysis=an,
                       snapshot_id=rb.get("snapshot_id"), changed=rb.get("changed"))
