@@ -3,15 +3,17 @@ retire_model, set_policy.  Mutating ones pass the policy engine first (tools.bas
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, \
+    model_serializer, model_validator
 
 from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = [
     "DeployIn", "UseCaseIn", "AdvanceIn", "AbortIn", "RollbackIn", "GuardCheckIn", "RetireIn", "SetPolicyIn",
-    "RolloutOut", "GuardOut", "RetireOut", "SetPolicyOut",
+    "RolloutOut", "GuardOut", "RetireOut", "SetPolicyOut", "RolloutView", "AnalysisView", "RoutingView",
+    "WindowView", "BenefitView",
 ]
 
 
@@ -117,15 +119,106 @@ class SetPolicyIn(_In):
         return self
 
 
+class _View(BaseModel):
+    """A read shape handed up from ``rollout/``: its known fields typed; a key the layer below adds
+    later is kept (``extra="allow"``), never silently dropped from the documented JSON."""
+
+    model_config = ConfigDict(extra="allow")
+    # keys the layer below writes only when there is something to say: left out when None (as before)
+    _omit_none: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")  # not annotated: the JSON schema stays the model's own
+    def _drop_absent(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        out = handler(self)
+        return {k: v for k, v in out.items() if not (v is None and k in self._omit_none)}
+
+
+class RoutingView(_View):
+    """One row of a routing table."""
+
+    model_id: str
+    weight: float
+    role: str
+
+
+class WindowView(_View):
+    """One model's aggregates over an analysis window (``rollout.metrics.WindowMetrics.as_dict``)."""
+
+    requests: int = 0
+    errors: int = 0
+    p95_ms: float | None = None
+    cost_per_request: float | None = None
+    mean_feedback: float | None = None
+    feedback_count: int = 0
+    feedback_var: float | None = None
+    flagged: int = 0
+    cost_usd: float = 0.0
+    error_rate: float | None = None
+    flag_rate: float | None = None
+
+
+class BenefitView(_View):
+    """The benefit a decision rests on (``evals.benefit.Benefit``): cheaper | better | none."""
+
+    verdict: str = "none"
+    rule: str = ""
+    quality_ratio: float | None = None
+    quality_ratio_lcb: float | None = None
+    cost_ratio: float | None = None
+    method: str = ""
+
+
+class AnalysisView(_View):
+    """One analysis of a rollout step (``rollout.analysis.Analysis.as_dict``)."""
+
+    outcome: str
+    reasons: list[str] = Field(default_factory=list)
+    candidate: WindowView = Field(default_factory=WindowView)
+    stable: WindowView = Field(default_factory=WindowView)
+    similarity: float | None = None
+    elapsed_s: float = 0.0
+    step_index: int = 0
+    weight: float = 0.0
+    at: str = ""
+    benefit: dict[str, Any] | None = Field(default=None, description="Set before a promotion: the benefit it rests "
+                                           "on (its verdict, the offline and online evidence).")
+    _omit_none: ClassVar[frozenset[str]] = frozenset({"benefit"})
+
+
+class RolloutView(_View):
+    """A rollout as ``rollout.manager.rollout_dict`` describes it."""
+
+    id: int
+    use_case_id: int | None = None
+    candidate: str
+    stable: str | None = None
+    strategy: str
+    steps: list[float] = Field(default_factory=list)
+    step_index: int = 0
+    weight: float | None = None
+    state: str
+    step_started_at: str | None = None
+    snapshot_id: int | None = None
+    actor: str | None = None
+    reason: str | None = None
+    events: list[dict[str, Any]] = Field(default_factory=list, description="The rollout's event log (analyses, "
+                                         "pauses, rollbacks; heterogeneous by ``event``).")
+    created_at: str | None = None
+    pause_reason: str | None = None
+    outcome: str | None = None
+    history_id: int | None = None
+    _omit_none: ClassVar[frozenset[str]] = frozenset({"history_id"})
+
+
 class RolloutOut(BaseModel):
     use_case: str
     action: str = Field(description="deployed | status | advanced | completed | waiting | paused | resumed | rolled_back"
                         " | no_gain (every step passed but nothing to gain: the current model is kept)")
     message: str = ""
     version: int | None = None
-    routing: list[dict[str, Any]] = Field(default_factory=list)
-    rollout: dict[str, Any] | None = None
-    analysis: dict[str, Any] | None = None
+    routing: list[RoutingView] = Field(default_factory=list)
+    rollout: RolloutView | None = None
+    analysis: AnalysisView | None = None
     snapshot_id: int | None = None
     changed: bool | None = None
 
