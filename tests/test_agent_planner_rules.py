@@ -41,6 +41,24 @@ def done(msg: AIMessage, payload: Any = None) -> list[Any]:
     return [msg, *[ToolMessage(content="ok", tool_call_id=c["id"], artifact=payload) for c in msg.tool_calls]]
 
 
+def ranking(*ids: str) -> dict[str, Any]:
+    """A ``rank`` result as the tool returns it (its ``Ranking`` output model, dumped)."""
+    from modelsteward.catalog.rank import RankedModel, Ranking
+
+    ranked = [RankedModel(model_id=m, rank=i + 1, score=1.0 - i / 10, quality=0.8, quality_source="prior", cost_per_m=1.0,
+                          cost_score=0.5, latency_ms=100.0, latency_source="prior", latency_score=0.5, confidence=0.5,
+                          pareto=i == 0, reason="") for i, m in enumerate(ids)]
+    return Ranking(use_case="chat", weights={}, input_share=0.5, mix_source="default", ranked=ranked).model_dump(mode="json")
+
+
+def dataset(path: str, rows: int) -> dict[str, Any]:
+    """A ``build_dataset`` result (its ``BuildDatasetOut``, dumped)."""
+    from modelsteward.tools.training import BuildDatasetOut
+
+    return BuildDatasetOut(use_case="chat", path=path, sha256="0" * 64, train_rows=rows, validation_rows=0, counts={},
+                           window={}).model_dump(mode="json")
+
+
 PASS = {"id": 4, "passed": True, "baseline": "openai:cur", "verdict": "pass", "samples": 40, "metrics": {}}
 CHEAPER = {**PASS, "metrics": {"benefit": {"verdict": "cheaper", "rule": "non-inferior and 75% cheaper",
                                            "quality_ratio": 1.0, "quality_ratio_lcb": 0.97, "cost_ratio": 0.25,
@@ -79,12 +97,11 @@ def test_stale_catalog_is_scanned_then_candidates_ranked_then_evaluated_in_rank_
     assert calls(first)[0][0] == "scan"
     second = plan(o, done(first))
     assert calls(second) == [("rank", {"use_case": "chat"})]
-    ranking = {"ranked": [{"model_id": "openai:c"}, {"model_id": "openai:a"}, {"model_id": "openai:b"}]}
-    hist = done(first) + done(second, ranking)
+    hist = done(first) + done(second, ranking("openai:c", "openai:a", "openai:b"))
     third = plan(o, hist)
-    assert calls(third) == [("evaluate", {"use_case": "chat", "candidate": "openai:c"})]
+    assert calls(third) == [("evaluate", {"use_case": "chat", "model_id": "openai:c"})]
     fourth = plan(o, hist + done(third))
-    assert calls(fourth) == [("evaluate", {"use_case": "chat", "candidate": "openai:a"})]
+    assert calls(fourth) == [("evaluate", {"use_case": "chat", "model_id": "openai:a"})]
     assert calls(plan(o, hist + done(third) + done(fourth))) == []  # two evaluations per run at most
 
 
@@ -92,7 +109,7 @@ def test_eval_arguments_come_from_the_use_case_config() -> None:
     o = obs(models=[model("openai:cur", status="current"), model("openai:a")],
             agent_config={"evaluate": {"samples": 7, "bogus": 1}})
     hist = done(plan(o))
-    assert calls(plan(o, hist)) == [("evaluate", {"use_case": "chat", "candidate": "openai:a", "samples": 7})]
+    assert calls(plan(o, hist)) == [("evaluate", {"use_case": "chat", "model_id": "openai:a", "samples": 7})]
 
 
 def test_passing_cheaper_candidate_goes_shadow_then_canary() -> None:
@@ -118,7 +135,7 @@ def test_fine_tune_after_enough_feedback() -> None:
             new_feedback={"logs": 500, "high_feedback": 300}, agent_config={"fine_tune": {"max_steps": 5}})
     first = plan(o)
     assert calls(first) == [("build_dataset", {"use_case": "chat", "min_feedback": 0.5})]
-    second = plan(o, done(first, {"path": "/ws/datasets/x", "train_rows": 250}))
+    second = plan(o, done(first, dataset("/ws/datasets/x", 250)))
     assert calls(second) == [("fine_tune", {"use_case": "chat", "base": "local:base", "dataset": "/ws/datasets/x",
                                             "max_steps": 5})]
     few = obs(models=o["use_cases"][0]["models"], new_feedback={"high_feedback": 10})
@@ -191,7 +208,7 @@ def test_slo_violation_on_the_live_model_proposes_a_switch_to_a_passing_fallback
 
 def test_slo_switch_evaluates_an_untested_fallback_first_and_warns_without_one() -> None:
     o = obs(models=[model("openai:cur", status="current"), model("openai:fb")], violations=[SLO], fallback=["openai:fb"])
-    assert calls(plan(o)) == [("evaluate", {"use_case": "chat", "candidate": "openai:fb"})]
+    assert calls(plan(o)) == [("evaluate", {"use_case": "chat", "model_id": "openai:fb"})]
     sick = {**SLO, "id": 10, "model_id": "openai:fb"}  # the fallback breaks an SLO too: not healthy
     o = obs(models=[model("openai:cur", status="current"), model("openai:fb", test=PASS)], violations=[SLO, sick],
             fallback=["openai:fb"])
