@@ -235,16 +235,19 @@ def test_a_turned_down_switch_is_not_proposed_again_for_the_same_violation() -> 
 
 def test_rollout_results_become_decisions() -> None:
     from modelsteward.agent.decisions import from_rollout_result
+    from modelsteward.tools.rollout import RolloutOut
 
-    ro = {"id": 2, "candidate": "local:ft", "strategy": "canary", "step_index": 3, "weight": 100.0}
-    done_ = from_rollout_result("rollout_advance", {"use_case": "chat"},
-                                {"action": "completed", "message": "completed", "rollout": ro,
-                                 "analysis": {"outcome": "successful", "reasons": ["all checks passed"],
-                                              "candidate": {"requests": 40}}})
+    def out(**kw: Any) -> RolloutOut:
+        return RolloutOut.model_validate({"use_case": "chat", **kw})
+
+    ro = {"id": 2, "candidate": "local:ft", "strategy": "canary", "step_index": 3, "weight": 100.0, "state": "completed"}
+    done_ = from_rollout_result({"use_case": "chat"},
+                                out(action="completed", message="completed", rollout=ro,
+                                    analysis={"outcome": "successful", "reasons": ["all checks passed"],
+                                              "candidate": {"requests": 40}}))
     assert done_ is not None and (done_.kind, done_.rule, done_.numbers["candidate_requests"]) == ("promote", "rollout.successful", 40)
-    shadow = from_rollout_result("rollout_advance", {"use_case": "chat"},
-                                 {"action": "completed", "rollout": {**ro, "strategy": "shadow"}})
+    shadow = from_rollout_result({"use_case": "chat"}, out(action="completed", rollout={**ro, "strategy": "shadow"}))
     assert shadow is not None and shadow.kind == "advance"
-    back = from_rollout_result("rollout_advance", {"use_case": "chat"}, {"action": "rolled_back", "rollout": ro})
+    back = from_rollout_result({"use_case": "chat"}, out(action="rolled_back", rollout=ro))
     assert back is not None and back.kind == "rollback"
-    assert from_rollout_result("deploy", {}, {"action": "deployed"}) is None
+    assert from_rollout_result({}, out(action="deployed")) is None

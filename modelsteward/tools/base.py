@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from modelsteward.context import Steward
 from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
 
-__all__ = ["InputModel", "ToolContext", "ToolSpec", "tool", "call_tool", "get_tool", "list_tools", "TOOLS"]
+__all__ = ["InputModel", "ToolContext", "ToolSpec", "Verify", "tool", "call_tool", "get_tool", "list_tools", "TOOLS",
+           "observed_use_case"]
 
 
 
@@ -54,6 +55,16 @@ class ToolContext:
             self.progress(message, fraction)
 
 
+# (the call's validated input, the world before, the world after) -> (the effect is visible, what was compared).
+# The worlds are the agent's observations (``agent/observe.py``: plain JSON, ``use_cases`` and ``catalog``).
+Verify = Callable[[Any, dict[str, Any], dict[str, Any]], tuple[bool, str]]
+
+
+def observed_use_case(observation: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """One use case of an observation ({} when it is not there): what ``verify`` hooks compare."""
+    return next((u for u in observation.get("use_cases", []) if u.get("name") == name), {})
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     name: str
@@ -63,6 +74,7 @@ class ToolSpec:
     func: Callable[[ToolContext, Any], BaseModel]
     mutating: bool
     long_running: bool = False
+    verify: Verify | None = None  # how the agent checks a change showed up (None: nothing to check)
 
     def json_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
@@ -79,6 +91,7 @@ def tool(
     mutating: bool,
     long_running: bool = False,
     description: str | None = None,
+    verify: Verify | None = None,
 ) -> Callable[[Callable[[ToolContext, Any], Any]], Callable[[ToolContext, Any], Any]]:
     """Register a tool; a duplicate name fails at import, naming both definitions."""
 
@@ -93,7 +106,7 @@ def tool(
                 f"{func.__module__}.{func.__qualname__}."
             )
         doc = (description or func.__doc__ or name).strip()
-        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running)
+        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running, verify)
         return func
 
     return deco

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from modelsteward.tools.base import InputModel, ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
 from modelsteward.tools.rollout import BenefitView, _View
 
 __all__ = ["EvaluateIn", "EvaluateOut", "EvalMetricsView", "evaluate_tool"]
@@ -59,7 +59,15 @@ class EvaluateOut(BaseModel):
     report_path: str
 
 
-@tool("evaluate", input_model=EvaluateIn, output_model=EvaluateOut, mutating=True, long_running=True)
+def _test_recorded(inp: EvaluateIn, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+    """An evaluation shows as the candidate's latest test."""
+    row = next((m for m in observed_use_case(after, inp.use_case).get("models", []) if m["id"] == inp.model_id), {})
+    t = row.get("latest_test")
+    return bool(t), f"latest test of {inp.model_id}: {t and t.get('verdict')}"
+
+
+@tool("evaluate", input_model=EvaluateIn, output_model=EvaluateOut, mutating=True, long_running=True,
+      verify=_test_recorded)
 def evaluate_tool(ctx: ToolContext, inp: EvaluateIn) -> EvaluateOut:
     """Replay held-out logged prompts + golden set + red-team prompts on the candidate and the current model;
     score similarity, quality, latency, cost and safety; gate (quality >= 95% of the current model's) and

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, \
     model_serializer, model_validator
 
-from modelsteward.tools.base import InputModel, ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
 
 __all__ = [
     "DeployIn", "UseCaseIn", "AdvanceIn", "AbortIn", "RollbackIn", "GuardCheckIn", "RetireIn", "SetPolicyIn",
@@ -265,7 +265,16 @@ def _shadow_percent(ctx: ToolContext, inp: DeployIn) -> float | None:
         return None if uc is None else shadow_share(s, uc, inp.model_id, now)[0]
 
 
-@tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True)
+def _routing_changed(inp: Any, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+    """A routing change shows as a new deployment version or a changed rollout (a deploy also as its model live)."""
+    b, a = observed_use_case(before, inp.use_case), observed_use_case(after, inp.use_case)
+    changed = b.get("deployment_version") != a.get("deployment_version") or b.get("rollouts") != a.get("rollouts")
+    live = [x["model_id"] for x in a.get("allocations", [])]
+    ok = changed or (isinstance(inp, DeployIn) and inp.model_id in live)
+    return ok, f"routing v{b.get('deployment_version')} -> v{a.get('deployment_version')}; live: {live}"
+
+
+@tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True, verify=_routing_changed)
 def deploy(ctx: ToolContext, inp: DeployIn) -> RolloutOut:
     """Start a shadow, canary or full rollout of a candidate model on a use case.  A shadow of a
     model with no passing evaluation mirrors at most ``unevaluated_shadow_percent`` of requests."""
@@ -296,7 +305,7 @@ def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
                       routing=st["routing"], rollout=ro)
 
 
-@tool("rollout_advance", input_model=AdvanceIn, output_model=RolloutOut, mutating=True)
+@tool("rollout_advance", input_model=AdvanceIn, output_model=RolloutOut, mutating=True, verify=_routing_changed)
 def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     """Analyse the current canary step and advance (successful), roll back (failed) or wait (inconclusive)."""
     args = inp.model_dump(mode="json")
@@ -321,7 +330,7 @@ def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
                       snapshot_id=rb.get("snapshot_id"), changed=rb.get("changed"))
 
 
-@tool("rollout_abort", input_model=AbortIn, output_model=RolloutOut, mutating=True)
+@tool("rollout_abort", input_model=AbortIn, output_model=RolloutOut, mutating=True, verify=_routing_changed)
 def rollout_abort(ctx: ToolContext, inp: AbortIn) -> RolloutOut:
     """Abort the active rollout and restore the routing from before it."""
     rb = _mgr(ctx).abort(inp.use_case, actor=ctx.actor, reason=inp.reason or "aborted by " + ctx.actor)
@@ -330,7 +339,7 @@ def rollout_abort(ctx: ToolContext, inp: AbortIn) -> RolloutOut:
                       snapshot_id=rb["snapshot_id"], changed=rb["changed"])
 
 
-@tool("rollback", input_model=RollbackIn, output_model=RolloutOut, mutating=True)
+@tool("rollback", input_model=RollbackIn, output_model=RolloutOut, mutating=True, verify=_routing_changed)
 def rollback(ctx: ToolContext, inp: RollbackIn) -> RolloutOut:
     """Restore a snapshot's routing table and config exactly (default: before the last rollout); idempotent."""
     from modelsteward.rollout import RollbackManager
