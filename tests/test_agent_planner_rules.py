@@ -251,3 +251,19 @@ def test_rollout_results_become_decisions() -> None:
     back = from_rollout_result({"use_case": "chat"}, out(action="rolled_back", rollout=ro))
     assert back is not None and back.kind == "rollback"
     assert from_rollout_result({}, out(action="deployed")) is None
+
+
+def test_results_are_read_through_the_tools_output_models_not_guessed() -> None:
+    """A rank result that is not a ``Ranking`` orders nothing (the old walk took any string with a colon),
+    and a dataset result without a ``BuildDatasetOut`` shape starts no fine-tune."""
+    models = [model("openai:cur", status="current", price=2.0), model("openai:a"), model("openai:b"), model("openai:c")]
+    o = obs(models=models)
+    first = plan(o)
+    assert calls(first) == [("rank", {"use_case": "chat"})]
+    loose = {"ranked": [{"id": "openai:c"}], "notes": ["openai:b looks good"]}
+    assert calls(plan(o, done(first, loose))) == [("evaluate", {"use_case": "chat", "model_id": "openai:a"})]
+    assert calls(plan(o, done(first, ranking("openai:c")))) == [("evaluate", {"use_case": "chat", "model_id": "openai:c"})]
+    ft = obs(models=[model("local:base", status="current", kind="self_hosted", price=0)],
+             new_feedback={"high_feedback": 300})
+    built = plan(ft)
+    assert calls(plan(ft, done(built, {"path": "/ws/datasets/x"}))) == []

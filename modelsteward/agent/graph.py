@@ -49,6 +49,7 @@ NODES = ("observe", "plan", "guard", "approval", "act", "verify", "report")
 # Never offered to the agent: deciding approvals is for people, starting runs would recurse, and
 # creating use cases or importing logs is the operator's administration, not management.
 EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "logs_import"})
+OUTPUT_LIMIT = 65_536  # a tool step of the journal keeps its whole typed payload ("output") up to this many characters
 
 
 @dataclass
@@ -254,6 +255,8 @@ class _Nodes:
         payload = out.model_dump(mode="json")
         msg = ToolMessage(content=data_block(f"tool:{name}", payload), tool_call_id=cid, name=name, artifact=payload)
         entry.update(ok=True, result=to_json_text(payload, 2000), seconds=round((utcnow() - started).total_seconds(), 3))
+        if len(to_json_text(payload, OUTPUT_LIMIT + 1)) <= OUTPUT_LIMIT:  # the typed payload, whole, for readers of the run
+            entry["output"] = payload
         outcome = from_rollout_result(item["args"], out) if isinstance(out, RolloutOut) else None
         journal = [entry] + ([{"kind": "decision", "record": outcome.model_dump(mode="json")}] if outcome else [])
         if isinstance(out, EvaluateOut):  # what it was evaluated as (its fingerprint) is stored now, not at the report
