@@ -24,7 +24,9 @@ from modelsteward.errors import NotFound, close_matches
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import (
     AgentRun,
+    Allocation,
     Approval,
+    Deployment,
     DeploymentHistory,
     FineTuningJob,
     GuardrailViolation,
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut", "HistoryOut",
     "use_case_id", "use_case_names", "rollouts", "rollout", "evaluations", "evaluation", "jobs", "job", "violations",
-    "approvals", "approval", "pending_approval_count", "agent_runs", "agent_run", "history", "ACTIVE_ROLLOUT_STATES",
+    "approvals", "approval", "pending_approval_count", "waiting_run", "agent_runs", "agent_run", "history",
+    "LiveAllocation", "live_allocations", "ACTIVE_ROLLOUT_STATES",
 ]
 
 ACTIVE_ROLLOUT_STATES = ("running", "waiting", "paused")
@@ -295,6 +298,16 @@ def pending_approval_count(steward: Steward) -> int:
         return int(s.scalar(select(func.count()).where(Approval.status == "pending")) or 0)
 
 
+def waiting_run(steward: Steward, approval_id: int) -> int | None:
+    """The agent run parked on this approval (status ``waiting_approval``), if any."""
+    with session_scope(steward.sessions) as s:
+        a = s.get(Approval, approval_id)
+        if a is None or a.agent_run_id is None:
+            return None
+        status = s.scalar(select(AgentRun.status).where(AgentRun.id == a.agent_run_id))
+        return a.agent_run_id if status == "waiting_approval" else None
+
+
 # ---------------------------------------------------------------- agent runs
 def agent_runs(steward: Steward, *, use_case: str | None = None, status: str | None = None, limit: int | None = 100,
                offset: int = 0) -> list[AgentRunOut]:
@@ -310,6 +323,26 @@ def agent_runs(steward: Steward, *, use_case: str | None = None, status: str | N
 def agent_run(steward: Steward, run_id: int) -> AgentRunOut:
     with session_scope(steward.sessions) as s:
         return AgentRunOut.model_validate(_get(s, AgentRun, run_id, "agent run"))
+
+
+# ---------------------------------------------------------------- live routing
+class LiveAllocation(BaseModel):
+    """One row of a use case's live routing table."""
+
+    use_case: str
+    model_id: str
+    weight: float
+    role: str
+
+
+def live_allocations(steward: Steward) -> list[LiveAllocation]:
+    """Every use case's live routing rows."""
+    with session_scope(steward.sessions) as s:
+        names = dict(s.execute(select(UseCase.id, UseCase.name)).tuples().all())
+        rows = s.execute(select(Deployment.use_case_id, Allocation.model_id, Allocation.weight, Allocation.role)
+                         .join(Allocation))
+        return [LiveAllocation(use_case=names.get(uc_id, str(uc_id)), model_id=m, weight=float(w), role=role)
+                for uc_id, m, w, role in rows]
 
 
 # ---------------------------------------------------------------- routing history
