@@ -61,7 +61,8 @@ class EvaluateOut(BaseModel):
 
 def _test_recorded(inp: EvaluateIn, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
     """An evaluation shows as the candidate's latest test."""
-    row = next((m for m in observed_use_case(after, inp.use_case).get("models", []) if m["id"] == inp.model_id), {})
+    row: dict[str, Any] = next((m for m in observed_use_case(after, inp.use_case).get("models", [])
+                                if m["id"] == inp.model_id), {})
     t = row.get("latest_test")
     return bool(t), f"latest test of {inp.model_id}: {t and t.get('verdict')}"
 
@@ -82,5 +83,5 @@ def evaluate_tool(ctx: ToolContext, inp: EvaluateIn) -> EvaluateOut:
     out = evaluate(ctx.steward, cfg, actor=ctx.actor, show_progress=inp.show_progress, on_progress=progress)
     return EvaluateOut(test_result_id=out.test_result_id, use_case=inp.use_case, candidate=out.candidate,
                        baseline=out.baseline, verdict=out.verdict, passed=out.passed, reasons=out.reasons,
-                       sample_count=out.sample_count, metrics=out.metrics, mlflow_run_id=out.mlflow_run_id,
+                       sample_count=out.sample_count, metrics=EvalMetricsView.model_validate(out.metrics), mlflow_run_id=out.mlflow_run_id,
                        report_path=out.report_path)
