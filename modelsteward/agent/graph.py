@@ -36,7 +36,8 @@ from modelsteward.agent.planners import Planner
 from modelsteward.agent.report import render_report
 from modelsteward.agent.state import AgentState, data_block, to_json_text
 from modelsteward.context import Steward
-from modelsteward.errors import ApprovalRequired, ConfigError, PolicyDenied, StewardError, close_matches
+from modelsteward.errors import ApprovalRequired, ConfigError, NotFound, PolicyDenied, StewardError, close_matches
+from modelsteward.storage import queries
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
 from modelsteward.tools.base import ToolContext, ToolSpec, call_tool
@@ -197,19 +198,21 @@ class _Nodes:
             return "invalid", f"invalid arguments for {name!r}: {exc}"[:1500], args, None
         return "allow", "", args, None
 
+    def _approval_state(self, aid: int) -> tuple[str, str | None, str | None]:
+        """(status, decided by, why) of an approval row; the row, not a resume payload, decides."""
+        try:
+            a = queries.approval(self.rt.steward, aid)
+        except NotFound:
+            return "missing", None, None
+        return a.status, a.decided_by, a.decision_reason
+
     def approval(self, state: AgentState) -> dict[str, Any]:
         item, rest = state["awaiting"][0], state["awaiting"][1:]
         aid = item["approval_id"]
-        with session_scope(self.rt.steward.sessions) as s:
-            row = s.get(Approval, aid)
-            status = row.status if row else "missing"
-        if status == "pending":
+        if self._approval_state(aid)[0] == "pending":
             interrupt({"approval_id": aid, "action": item["name"], "arguments": item["args"], "reason": item["reason"],
                        "run_id": self.rt.run_id, "thread_id": self.rt.thread_id})
-        with session_scope(self.rt.steward.sessions) as s:
-            row = s.get(Approval, aid)
-            status = row.status if row else "missing"
-            by, why = (row.decided_by, row.decision_reason) if row else (None, None)
+        status, by, why = self._approval_state(aid)
         entry = {"kind": "approval", "id": item["id"], "name": item["name"], "approval_id": aid, "status": status,
                  "decided_by": by, "reason": why}
         if status == "approved":
