@@ -267,3 +267,22 @@ def test_results_are_read_through_the_tools_output_models_not_guessed() -> None:
              new_feedback={"high_feedback": 300})
     built = plan(ft)
     assert calls(plan(ft, done(built, {"path": "/ws/datasets/x"}))) == []
+
+
+def test_each_tool_says_how_its_change_is_verified() -> None:
+    """The graph's verify step asks the tool's own ``verify`` hook (no branching on tool names)."""
+    from modelsteward.agent.graph import _check
+
+    tools = agent_toolset()
+    before = obs(deployment_version=1)
+    after = obs(deployment_version=2, allocations=[{"model_id": "openai:a", "weight": 100.0, "role": "primary"}])
+    item = {"id": "c1", "name": "deploy", "args": {"use_case": "chat", "model_id": "openai:a", "strategy": "full"}}
+    assert _check(tools["deploy"], item, before, after)["status"] == "confirmed"
+    assert _check(tools["deploy"], item, before, before)["status"] == "not_visible"
+    ev = {"id": "c2", "name": "evaluate", "args": {"use_case": "chat", "model_id": "openai:a"}}
+    tested = obs(models=[model("openai:a", test=PASS)])
+    assert _check(tools["evaluate"], ev, before, tested) == {"id": "c2", "name": "evaluate", "status": "confirmed",
+                                                           "detail": "latest test of openai:a: pass"}
+    assert _check(tools["evaluate"], ev, before, before)["status"] == "not_visible"
+    guard = {"id": "c3", "name": "guard_check", "args": {}}
+    assert tools["guard_check"].verify is None and _check(tools["guard_check"], guard, before, after)["status"] == "n/a"
