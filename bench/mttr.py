@@ -122,7 +122,7 @@ def _log_times(home: Path, since: dt.datetime, min_requests: int,
 
 def one_run(guard_every: float, rps: float, warmup: float, timeout: float) -> dict[str, Any]:
     from modelsteward.fakes.upstream import InstantUpstream
-    from modelsteward.policies.bounds import section_of
+    from modelsteward.bounds import section_of
     from modelsteward.storage.models import utcnow
 
     sys.path.insert(0, str(REPO / "tests"))

@@ -21,7 +21,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".steward"), description="Workspace folder (STEWARD_HOME).")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL (STEWARD_DATABASE_URL).")
-    log_dir: Path | None = Field(default=None, description="Request-log store folder (STEWARD_LOG_DIR).")
+    log_dir: str | None = Field(
+        default=None, description="Request-log store: a folder, file:///path or s3://bucket/prefix (STEWARD_LOG_DIR).")
+    wal_dir: Path | None = Field(
+        default=None, description="Local folder of the log store's write-ahead files (STEWARD_WAL_DIR); default "
+                                  "<log folder>/wal, or <workspace>/wal when the logs are in a bucket.")
     cache_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "modelsteward",
         description="Machine-wide cache (converted local models) shared by workspaces (STEWARD_CACHE_DIR).",
@@ -43,8 +47,28 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.workspace / 'steward.db'}"
 
     @property
+    def logs_location(self):  # type: ignore[no-untyped-def]
+        """The parsed ``STEWARD_LOG_DIR`` (a ``ConfigError`` naming it for a scheme we do not support)."""
+        from modelsteward.loglocation import parse_log_location
+
+        return parse_log_location(self.log_dir, default=self.workspace / "logs")
+
+    @property
     def logs_path(self) -> Path:
-        return (self.log_dir or (self.workspace / "logs")).expanduser().resolve()
+        """The log folder; for a bucket, the workspace folder that holds its write-ahead files."""
+        loc = self.logs_location
+        return loc.path if loc.path is not None else self.wal_path
+
+    @property
+    def logs_url(self) -> str:
+        return self.logs_location.url
+
+    @property
+    def wal_path(self) -> Path:
+        if self.wal_dir is not None:
+            return self.wal_dir.expanduser().resolve()
+        loc = self.logs_location
+        return loc.path / "wal" if loc.path is not None else self.workspace / "wal"
 
     @property
     def tracking_uri(self) -> str:

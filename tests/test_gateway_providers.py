@@ -30,7 +30,7 @@ from modelsteward.providers import (
 def test_public_surfaces_are_pinned():
     assert sorted(providers.__all__) == sorted([
         "ChatResult", "StreamChunk", "ChatProvider", "Message", "UpstreamError", "get_provider", "complete",
-        "run_sync", "clear_provider_cache", "local_model_paths", "sampling_params", "OpenAIHTTPProvider",
+        "run_sync", "clear_provider_cache", "local_model_paths", "sampling_params", "SamplingArgs", "OpenAIHTTPProvider",
         "LocalProvider", "DEFAULT_BASE_URLS", "API_KEY_ENV", "resolve_base_url", "resolve_api_key",
         "close_sessions",
     ])

@@ -242,7 +242,7 @@ def test_stats_from_footer_rollups_equal_a_full_scan(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from modelsteward.storage.logquery import parse_window
+    from modelsteward.timeutil import window_start as parse_window
     from modelsteward.storage.logstore import LOG_COLUMNS
     from modelsteward.storage.segments import ROLLUP_KEY, _schema
 

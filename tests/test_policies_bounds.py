@@ -6,7 +6,7 @@ import pytest
 
 from modelsteward.errors import Conflict, InvalidInput, NotFound, PolicyDenied
 from modelsteward.policies import approvals
-from modelsteward.policies.bounds import (
+from modelsteward.bounds import (
     GUARDRAIL_BOUNDS,
     POLICY_BOUNDS,
     ROLLOUT_BOUNDS,
@@ -81,7 +81,7 @@ def test_public_surface_is_pinned() -> None:
     import modelsteward.rollout as ro
 
     assert sorted(pol.__all__) == ["Bound", "Decision", "Facts", "GUARDRAIL_BOUNDS", "POLICY_BOUNDS",
-                                   "PolicyRegistryError", "ROLLOUT_BOUNDS", "RULES", "approvals", "check_rules",
+                                   "PolicyFactMissing", "PolicyRegistryError", "ROLLOUT_BOUNDS", "RULES", "approvals", "check_rules",
                                    "clamp_section", "enforce", "evaluate", "rule"]
     assert sorted(ro.__all__) == ["ACTIVE_STATES", "Analysis", "GuardrailsMonitor", "RollbackManager",
                                   "RollbackVerificationError", "RolloutManager", "STRATEGIES", "Violation",

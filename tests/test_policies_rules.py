@@ -14,6 +14,7 @@ from modelsteward.rollout import RolloutManager
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Approval, DeploymentHistory, PolicyDecision, Rollout, UseCase, utcnow
 from modelsteward.tools import call_tool
+from modelsteward.tools.base import policy_verdict
 
 
 def _decisions(steward, policy: str | None = None) -> list[PolicyDecision]:
@@ -206,7 +207,7 @@ def test_cost_increase_over_10_percent_needs_approval(steward) -> None:
     with pytest.raises(ApprovalRequired, match=r"cost_increase.*20%"):
         _deploy(steward)
     assert _version(steward) == 1
-    d = evaluate(ctx(steward), "deploy", {"use_case": UC, "model_id": CAND, "strategy": "shadow"})
+    d = policy_verdict("deploy", {"use_case": UC, "model_id": CAND, "strategy": "shadow"}, ctx(steward))
     assert d.verdict == "allow"
 
 
@@ -334,7 +335,7 @@ def test_advance_waiting_step_is_allowed_by_policy(st) -> None:
     pass_eval(st)
     _deploy(st)
     backdate_step(st, 5)
-    assert evaluate(ctx(st), "rollout_advance", {"use_case": UC}).verdict == "allow"
+    assert policy_verdict("rollout_advance", {"use_case": UC}, ctx(st)).verdict == "allow"
 
 
 def test_promotion_cannot_slip_through_a_stale_policy_verdict(st) -> None:
@@ -347,3 +348,41 @@ def test_promotion_cannot_slip_through_a_stale_policy_verdict(st) -> None:
     with pytest.raises(ApprovalRequired, match="promotion_to_100"):
         rollout_advance(ctx(st), AdvanceIn(use_case=UC))  # the tool body alone, as after a stale allow
     assert _version(st) == v and RolloutManager(st).active(UC).step_index == 2
+
+
+# ---------------------------------------------------------------------- facts and approval expiry (issue 18)
+def test_pending_promotion_approval_expires_when_the_tool_ends_the_rollout(st) -> None:
+    """The rollout tools (not rollout/) expire a promotion approval once its rollout ended."""
+    _to_last_step(st)
+    with pytest.raises(ApprovalRequired) as ei:
+        call_tool("rollout_advance", {"use_case": UC}, ctx(st))
+    aid = ei.value.details["approval_id"]
+    call_tool("rollout_abort", {"use_case": UC, "reason": "changed my mind"}, ctx(st))
+    with session_scope(st.sessions) as s:
+        a = s.get(Approval, aid)
+        assert a.status == "expired" and "rolled back" in (a.decision_reason or "")
+
+
+def test_a_rule_without_the_facts_it_needs_fails_loudly(st) -> None:
+    """Policies never gather facts themselves (no import of rollout/): a caller that skips the tool's
+    hook gets an error naming the fact, not a silent allow."""
+    from modelsteward.policies.registry import PolicyFactMissing
+
+    pass_eval(st)
+    with pytest.raises(PolicyFactMissing, match="usage"):
+        evaluate(ctx(st), "deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"})
+    assert evaluate(ctx(st), "deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"},
+                    facts={"usage": {"requests": 0.0, "input_tokens": 10.0, "output_tokens": 10.0,
+                                     "monthly_requests": 0.0}}).verdict == "allow"
+
+
+def test_the_context_clock_is_the_policies_now(st) -> None:
+    """``ToolContext.clock`` (a typed field, no longer an unset ``extras["clock"]``) is what the rules
+    read as now: the same rollback cooldown (60 minutes) holds at the real time and is over two hours later."""
+    pass_eval(st)
+    _deploy(st)
+    call_tool("rollout_abort", {"use_case": UC}, ctx(st))
+    args = {"use_case": UC, "model_id": CAND, "strategy": "canary"}
+    assert "rollback_cooldown" in policy_verdict("deploy", args, ctx(st)).policy
+    later = ctx(st, clock=lambda: utcnow() + dt.timedelta(hours=2))
+    assert "rollback_cooldown" not in policy_verdict("deploy", args, later).policy

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound, PolicyDenied
 from modelsteward.rollout import RollbackManager, RolloutManager, judge
 from modelsteward.rollout.metrics import WindowMetrics, lexical_similarity
-from modelsteward.policies.bounds import section_of
+from modelsteward.bounds import section_of
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import DeploymentHistory, ModelSnapshot, Rollout
 from modelsteward.tools import call_tool

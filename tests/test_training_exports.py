@@ -10,7 +10,7 @@ import modelsteward.training as training
 
 def test_exported_members() -> None:
     assert sorted(training.__all__) == [
-        "DatasetCard", "DatasetSpec", "FineTuneRequest", "TrainConfig", "TrainResult", "build_dataset",
+        "DatasetCard", "DatasetSpec", "FineTuneRequest", "TrainConfig", "TrainKnobs", "TrainResult", "build_dataset",
         "build_from_connection", "create_job", "get_job", "load_initial_data", "redact", "request_cancel", "run_job",
         "train",
     ]

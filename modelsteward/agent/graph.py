@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -40,7 +40,7 @@ from modelsteward.errors import ApprovalRequired, ConfigError, NotFound, PolicyD
 from modelsteward.storage import queries
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
-from modelsteward.tools.base import ToolContext, ToolSpec, call_tool
+from modelsteward.tools.base import ToolContext, ToolSpec, call_tool, pass_policies
 from modelsteward.tools.evals import EvaluateIn, EvaluateOut
 from modelsteward.tools.rollout import RolloutOut
 
@@ -49,7 +49,8 @@ __all__ = ["AgentRuntime", "build_graph", "validate_toolset", "NODES", "EXCLUDED
 NODES = ("observe", "plan", "guard", "approval", "act", "verify", "report")
 # Never offered to the agent: deciding approvals is for people, starting runs would recurse, and
 # creating use cases or importing logs is the operator's administration, not management.
-EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "logs_import"})
+EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "usecase_update", "usecase_delete",
+                            "logs_import"})
 OUTPUT_LIMIT = 65_536  # a tool step of the journal keeps its whole typed payload ("output") up to this many characters
 
 
@@ -63,7 +64,6 @@ class AgentRuntime:
     run_id: int
     thread_id: str
     actor: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def ctx(self, approval_id: int | None = None) -> ToolContext:
         return ToolContext(steward=self.steward, actor=self.actor or f"agent:run-{self.run_id}",
@@ -179,11 +179,10 @@ class _Nodes:
         if spec is None:
             return "unknown", f"unknown tool {name!r}." + close_matches(name, list(self.rt.tools)), args, None
         try:
-            args = spec.input_model.model_validate(args).model_dump(mode="json")
+            inp = spec.input_model.model_validate(args)
+            args = inp.model_dump(mode="json")
             if spec.mutating:
-                from modelsteward.policies import enforce
-
-                enforce(ctx, name, args)
+                pass_policies(spec, ctx, inp)
         except PolicyDenied as exc:
             return "deny", f"policy denied: {exc.message}", args, None
         except ApprovalRequired as exc:

@@ -8,7 +8,7 @@ evaluation says a cheap model is worse.  A fine-tune of the live model's line tr
 case is always a candidate (its rank can only be a prior until it is evaluated).
 
 Which candidates are evaluated this cycle is bounded by the use case's *evaluation budget*
-(``config["evaluation"]``, hard bounds in ``policies/bounds.py``): at most
+(``config["evaluation"]``, hard bounds in ``bounds.py``): at most
 ``max_candidates_per_cycle``, and estimated paid calls within ``max_usd_per_cycle`` and, with what
 evaluations already cost this month, ``max_usd_per_month``.  Cheapest to test go first, then the
 highest ranked.  A candidate whose latest evaluation against the live model failed is not tested
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from modelsteward.agent.decisions import DecisionRecord
-from modelsteward.policies.bounds import section_of
+from modelsteward.bounds import section_of
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentDecision, CatalogScan, Model, TestResult, UseCase, utcnow
 

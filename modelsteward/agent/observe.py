@@ -20,12 +20,14 @@ from modelsteward.storage.models import (
     FineTuningJob,
     GuardrailViolation,
     Model,
+    ModelUseCaseStatus,
     RealisedGain,
     Rollout,
     TestResult,
     UseCase,
     utcnow,
 )
+from modelsteward.storage.status import status_for
 
 __all__ = ["observe_world", "ACTIVE_ROLLOUT_STATES", "SCAN_STALE_AFTER", "HIGH_FEEDBACK"]
 
@@ -53,6 +55,13 @@ def _model_row(m: Model) -> dict[str, Any]:
         "price_out_per_m": _f(m.price_out_per_m), "context_length": m.context_length,
         "parent_model_id": m.parent_model_id, "description": str((m.meta or {}).get("description", ""))[:500],
     }
+
+
+def _status_here(s: Any, m: Model, uc_id: int) -> str:
+    """The model's status on this use case (``storage/status.py``); a model with no per-use-case
+    status anywhere (routing written outside the status events) keeps its global one."""
+    has_rows = s.scalar(select(ModelUseCaseStatus.id).where(ModelUseCaseStatus.model_id == m.id).limit(1))
+    return status_for(s, m, uc_id) if has_rows is not None else m.status
 
 
 def _result_row(r: TestResult) -> dict[str, Any]:
@@ -95,7 +104,10 @@ def _add_intake(steward: Steward, out: dict[str, Any]) -> None:
         if extra:
             with session_scope(steward.sessions) as s:
                 for m in s.scalars(select(Model).where(Model.id.in_(extra)).order_by(Model.id)):
-                    entry["models"].append({**_model_row(m), "latest_test": None, "shadow_passed": False})
+                    uc_id = s.scalar(select(UseCase.id).where(UseCase.name == entry["name"]))
+                    status = _status_here(s, m, uc_id) if uc_id is not None else m.status
+                    entry["models"].append({**_model_row(m), "status": status, "latest_test": None,
+                                            "shadow_passed": False})
 
 
 def observe_world(steward: Steward, use_case: str | None = None, *, with_intake: bool = False) -> dict[str, Any]:
@@ -155,7 +167,7 @@ def observe_world(steward: Steward, use_case: str | None = None, *, with_intake:
                 "deployment_version": dep.version,
                 "agent_config": dict((uc.config or {}).get("agent") or {}),
                 "fallback": fallback,
-                "models": [{**_model_row(m), "latest_test": latest.get(m.id),
+                "models": [{**_model_row(m), "status": _status_here(s, m, uc.id), "latest_test": latest.get(m.id),
                             "shadow_passed": ((m.meta or {}).get("shadow_passed") or {}).get("use_case") == uc.name}
                            for m in models],
                 "rollouts": [

@@ -26,12 +26,14 @@ from sqlalchemy import select
 
 from modelsteward.agent.decisions import collect as collect_decisions
 from modelsteward.agent.graph import EXCLUDED_TOOLS, AgentRuntime, build_graph
+from modelsteward.agent.observe import observe_world
 from modelsteward.agent.planners import ChatIntentPlanner, Planner, PlaybookPlanner
 from modelsteward.agent.report import failure_report, log_to_mlflow
 from modelsteward.context import Steward
 from modelsteward.errors import Conflict, InvalidInput, NotFound, StewardError
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
+from modelsteward.tools.agent import AgentHooks, set_agent_hooks
 from modelsteward.tools.approvals import set_run_resumer
 from modelsteward.tools.base import ToolSpec, list_tools
 
@@ -346,4 +348,6 @@ def resume_after_decision(steward: Steward, approval_id: int, *, lock_wait: floa
         return _resume_decided(steward, _get_run(steward, run_id), approval_id)
 
 
-set_run_resumer(resume_after_decision)  # the approval_decide tool (a lower layer) resumes runs through this
+# the tools (a lower layer) reach the agent only through these hooks
+set_run_resumer(resume_after_decision)  # approval_decide resumes the run waiting on a decided approval
+set_agent_hooks(AgentHooks(observe=observe_world, run=run_agent))  # show_status, agent_run

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,21 +25,19 @@ from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import SCHEDULE_STARTER
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, utcnow
+from modelsteward.timeutil import parse_duration
 
 __all__ = ["parse_every", "next_due", "run_schedule", "Tick"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_every(text: str) -> dt.timedelta:
     """'90s', '15m', '1h', '1d' (or combos like '1h30m') -> timedelta; at least one second."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip().lower())
-    if not parts or "".join(f"{n}{u}" for n, u in parts) != re.sub(r"\s+", "", text.strip().lower()):
-        raise InvalidInput(f"Cannot read interval {text!r}; use e.g. 30s, 15m, 1h, 1d.")
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds < 1:
+    try:
+        every = parse_duration(text, units="smhd", compound=True)
+    except InvalidInput:
+        raise InvalidInput(f"Cannot read interval {text!r}; use e.g. 30s, 15m, 1h, 1d.") from None
+    if every.total_seconds() < 1:
         raise InvalidInput(f"Interval {text!r} is shorter than one second.")
-    return dt.timedelta(seconds=seconds)
+    return every
 
 
 def _last_scheduled(steward: Steward) -> dt.datetime | None:

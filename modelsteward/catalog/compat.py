@@ -81,13 +81,15 @@ def blended_price(price_in: Any, price_out: Any, input_share: float) -> float | 
     return float(Decimal(price_in)) * input_share + float(Decimal(price_out)) * (1.0 - input_share)
 
 
-def check_model(model: Any, req: Requirements, input_share: float = 0.75) -> list[str]:
-    """Every reason ``model`` (a registry Model) fails ``req``; empty when compatible."""
+def check_model(model: Any, req: Requirements, input_share: float = 0.75, status: str | None = None) -> list[str]:
+    """Every reason ``model`` (a registry Model) fails ``req``; empty when compatible.  ``status``:
+    the model's status on the use case ranked (``storage/status.py``), else its global one."""
     reasons: list[str] = []
     meta = model.meta or {}
     caps = set(model.capabilities or [])
-    if model.status in ("rejected", "retired"):
-        reasons.append(f"status is {model.status}")
+    status = status or model.status
+    if status in ("rejected", "retired"):
+        reasons.append(f"status is {status}")
     if meta.get("catalog_gone_since_scan"):
         reasons.append("no longer listed by its catalog")
     if req.text_output:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +33,10 @@ from sqlalchemy import select
 
 from modelsteward.catalog.compat import Rejection, Requirements, check_model
 from modelsteward.catalog.hosting import effective_prices
-from modelsteward.errors import InvalidInput
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import TestResult
 from modelsteward.storage.registry import normalise_weights
+from modelsteward.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -244,7 +243,7 @@ def log_evidence(steward: Steward, use_case: str, since: str = "30d") -> tuple[d
         if r.get("p50_ms") is not None:
             cur["p50"].append((float(r["p50_ms"]), count))
     if per:  # feedback counts are not in stats(): ask the view how many rows carry feedback
-        cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - parse_window(since)
+        cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - parse_duration(since, what="Window")
         for r in steward.logs.query(
             "SELECT model_id, count(feedback) AS n, avg(feedback) AS mean FROM logs "
             "WHERE use_case = ? AND ts >= ? AND feedback IS NOT NULL GROUP BY model_id", [use_case, cutoff],
@@ -254,15 +253,6 @@ def log_evidence(steward: Steward, use_case: str, since: str = "30d") -> tuple[d
                 per[r["model_id"]]["fb_sum"] = float(r["mean"]) * int(r["n"])
     share = tin / (tin + tout) if tin + tout > 0 else None
     return per, share, total
-
-
-def parse_window(since: str) -> dt.timedelta:
-    """``"30d"``, ``"12h"``, ``"90m"``, ``"2w"`` -> timedelta; anything else -> InvalidInput."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(since))
-    if not m:
-        raise InvalidInput(f"Window {since!r} is not like 30d, 12h, 90m or 2w.")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-    return dt.timedelta(**{unit: float(m.group(1))})
 
 
 def prior_quality(model: Any, blended: float | None) -> float:
@@ -304,7 +294,7 @@ def rank_use_case(
 
     ``weights`` overrides the use case's (normalised with a warning; negatives refused).
     """
-    parse_window(since)  # a bad window fails before any work
+    parse_duration(since, what="Window")  # a bad window fails before any work
     uc = steward.registry.get_use_case(use_case)
     warnings: list[str] = []
     w, warn = normalise_weights(dict(weights if weights is not None else (uc.weights or {})))
@@ -320,9 +310,10 @@ def rank_use_case(
         mix_source = (f"default mix {DEFAULT_INPUT_SHARE:.0%} input / {1 - DEFAULT_INPUT_SHARE:.0%} output tokens "
                       "(no logged traffic for this use case)")
     pool = models if models is not None else steward.registry.list_models()
+    here = steward.registry.statuses_on(use_case, [m for m in pool if hasattr(m, "status")])
     compatible, rejected = [], []
     for m in pool:
-        reasons = check_model(m, req, share)
+        reasons = check_model(m, req, share, here.get(getattr(m, "id", None)))
         if reasons:
             rejected.append(Rejection(model_id=m.id, reason=reasons[0], reasons=reasons))
         else:

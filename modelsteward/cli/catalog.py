@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, parse_weights, table
 
@@ -40,8 +41,9 @@ def scan(
         rows.append([s.provider, s.status if s.status != "error" else f"error ({s.error_kind})", s.seen, len(s.new), len(s.gone), len(s.repriced), s.skipped, s.filtered])
     table("Catalog scan", ["source", "status", "seen", "new", "gone", "re-priced", "skipped", "filtered"], rows)
     for s in out.sources:  # type: ignore[attr-defined]
-        if s.error:
-            console.print(f"[red]{s.provider}[/red]: {s.error}", soft_wrap=True)
+        if s.error:  # the error names its source already ("openrouter: ... unreachable"): not twice
+            console.print(f"[red]{escape(s.provider)}[/red]: {escape(s.error.removeprefix(f'{s.provider}: '))}",
+                          soft_wrap=True)
         if s.status == "ok" and not s.first_scan and (s.new or s.gone):
             console.print(f"[bold]{s.provider}[/bold] new: {_short(s.new)}  gone: {_short(s.gone)}")
         for note in s.notes:

@@ -18,7 +18,7 @@ from rich.table import Table
 from modelsteward.errors import InvalidInput, StewardError
 
 __all__ = ["console", "err_console", "open_ctx", "cli_identity", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail",
-           "parse_weights", "one_line", "human"]
+           "parse_weights", "one_line", "human", "headline"]
 
 # soft_wrap: a line is never broken at 80 columns when the output is piped (grep, less, a file)
 console = Console(soft_wrap=True)
@@ -114,6 +114,18 @@ def cli_identity(steward: Any, claimed: str | None = None, need_role: str | None
     return f"cli:{name}", role
 
 
+def headline(action: str, message: str | None) -> str:
+    """``action - message``, without saying the action twice when the message starts with it
+    (``waiting`` + ``waiting: 3/50 requests`` -> ``waiting: 3/50 requests``)."""
+    message = (message or "").strip()
+    words = action.replace("_", " ").strip()
+    if not message or message.lower() == words.lower():
+        return words
+    if message.lower().startswith(words.lower()):
+        return message
+    return f"{words} - {message}"
+
+
 def one_line(text: str) -> str:
     """``text`` on one line (the CLI's errors are one line each; a message never breaks it)."""
     return " ".join(str(text).split())
@@ -163,6 +175,16 @@ def _show_usage_error(exc: BaseException) -> int:
     return code
 
 
+def quiet_libraries() -> None:
+    """Keep libraries' chatter off the CLI's stderr (set before they are imported; a value the
+    user set wins): MLflow's INFO lines ("Creating initial MLflow database tables...") and, when
+    stderr is not a terminal, Hugging Face progress bars ("Loading weights: 100%|...")."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def run_cli(app: typer.Typer, args: Sequence[str] | None = None) -> NoReturn:
     """Run the app: every error is one line on stderr and a non-zero exit, never a traceback.
 
@@ -171,6 +193,7 @@ def run_cli(app: typer.Typer, args: Sequence[str] | None = None) -> NoReturn:
     unexpected exception (a bug) is one line too, ``error (internal): ...``; set ``STEWARD_DEBUG=1``
     to get its traceback instead.
     """
+    quiet_libraries()
     try:
         rv = app(args=list(args) if args is not None else None, standalone_mode=False)
         # non-standalone Typer *returns* the code of typer.Exit (fail()) and of Ctrl-C (130)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Optional
 
 import typer
@@ -9,6 +10,11 @@ import typer
 from modelsteward.cli.common import JsonOpt, console, emit_json, human, open_ctx, parse_weights, table
 
 __all__ = ["register"]
+
+class RegisterStatus(str, Enum):
+    discovered = "discovered"
+    candidate = "candidate"
+
 
 usecase_app = typer.Typer(help="Use cases: what the application asks models to do.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
@@ -38,7 +44,8 @@ def init(json_out: bool = JsonOpt) -> None:
         "workspace": str(st.settings.workspace),
         "database": st.engine.url.render_as_string(hide_password=True),
         "schema_revision": current_revision(st.engine),
-        "log_dir": str(st.settings.logs_path),
+        "log_dir": st.settings.logs_url,
+        "wal_dir": str(st.settings.wal_path),
         "mlflow_tracking_uri": st.settings.tracking_uri,
     }
     st.close()
@@ -100,6 +107,8 @@ def _print_use_case(uc) -> None:  # type: ignore[no-untyped-def]
         console.print(f"  requirements: {uc.requirements}")
     if uc.fallback:
         console.print(f"  fallback: {' -> '.join(uc.fallback)}")
+    if getattr(uc, "golden_set_path", None):
+        console.print(f"  golden set: {uc.golden_set_path}")
     table(f"routing table v{uc.deployment_version}", ["model", "role", "weight %"],
           [(a["model_id"], a["role"], f"{a['weight']:g}") for a in uc.allocations])
 
@@ -136,6 +145,93 @@ def usecase_show(name: str, json_out: bool = JsonOpt) -> None:
         _print_use_case(out)
 
 
+@usecase_app.command("update")
+def usecase_update(
+    name: str,
+    description: Optional[str] = typer.Option(None, "--description"),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", min=0, help="Monthly budget in USD."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="quality=.5,cost=.3,latency=.2"),
+    fallback: Optional[str] = typer.Option(None, "--fallback", help="The whole fallback chain, comma-separated."),
+    latency_slo_ms: Optional[float] = typer.Option(None, "--latency-slo-ms", min=0),
+    min_context: Optional[int] = typer.Option(None, "--min-context", min=1),
+    requires: Optional[str] = typer.Option(None, "--requires", help="tools,json"),
+    max_price_per_m: Optional[float] = typer.Option(None, "--max-price-per-m", min=0),
+    sticky: Optional[bool] = typer.Option(None, "--sticky/--no-sticky", help="Route each `user` to the same model."),
+    quality_floor: Optional[float] = typer.Option(None, "--quality-floor", min=0, max=1),
+    golden_set: Optional[str] = typer.Option(None, "--golden-set", help="JSONL of prompts (+ references)."),
+    initial_data: Optional[str] = typer.Option(None, "--initial-data", help="JSONL chat examples for fine-tuning."),
+    clear: Optional[list[str]] = typer.Option(
+        None, "--clear", help="Unset a field (repeatable): budget_usd, fallback, golden_set, initial_data, "
+        "latency_slo_ms, min_context, max_price_per_m, requires."),
+    approval_id: Optional[int] = typer.Option(None, "--approval-id", help="Execute an approved approval of this call."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Change a use case (only the options given). Changing the fallback, budget or stickiness of a
+    live use case needs an approval (exit 1 naming it; re-run with --approval-id once approved)."""
+    from decimal import Decimal
+
+    from modelsteward.tools import call_tool
+
+    args: dict[str, object] = {"use_case": name}
+    for key, val in (("description", description), ("latency_slo_ms", latency_slo_ms), ("min_context", min_context),
+                     ("sticky", sticky), ("quality_floor", quality_floor)):
+        if val is not None:
+            args[key] = val
+    if budget_usd is not None:
+        args["budget_usd"] = Decimal(str(budget_usd))
+    if max_price_per_m is not None:
+        args["max_price_per_m"] = Decimal(str(max_price_per_m))
+    if weights is not None:
+        args["weights"] = parse_weights(weights)
+    if fallback is not None:
+        args["fallback"] = _csv(fallback)
+    if requires is not None:
+        args["requires"] = _csv(requires)
+    if golden_set is not None:
+        args["golden_set"] = _abspath(golden_set)
+    if initial_data is not None:
+        args["initial_data"] = _abspath(initial_data)
+    if clear:
+        args["clear"] = [c.strip().replace("-", "_") for c in clear]
+    ctx = open_ctx()
+    ctx.approval_id = approval_id
+    try:
+        out = call_tool("usecase_update", args, ctx)
+    finally:
+        ctx.steward.close()
+    if json_out:
+        emit_json(out)
+        return
+    for w in out.warnings:  # type: ignore[attr-defined]
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    changed = out.changed  # type: ignore[attr-defined]
+    console.print(f"[green]updated[/green] {name}: {', '.join(changed) if changed else 'nothing changed'}")
+    _print_use_case(out)
+
+
+@usecase_app.command("delete")
+def usecase_delete(
+    name: str,
+    approval_id: Optional[int] = typer.Option(None, "--approval-id", help="Execute an approved approval of this call."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Delete a use case (refused during a rollout or while requests arrive)."""
+    from modelsteward.tools import call_tool
+
+    ctx = open_ctx()
+    ctx.approval_id = approval_id
+    try:
+        out = call_tool("usecase_delete", {"use_case": name}, ctx)
+    finally:
+        ctx.steward.close()
+    if json_out:
+        emit_json(out)
+        return
+    removed = ", ".join(f"{k} {v}" for k, v in out.removed.items() if v)  # type: ignore[attr-defined]
+    console.print(f"[green]deleted[/green] {name}" + (f" (removed {removed})" if removed else ""))
+    console.print(out.note)  # type: ignore[attr-defined]
+
+
 @models_app.command("register")
 def models_register(
     provider: str,
@@ -150,6 +246,8 @@ def models_register(
     cost_per_hour: Optional[str] = typer.Option(None, "--cost-per-hour", help="Self-hosted: USD per hour of its machine"),
     hardware: Optional[str] = typer.Option(None, "--hardware", help="Self-hosted: cpu | gpu-small | gpu-medium | gpu-large"),
     hosting_cost: Optional[str] = typer.Option(None, "--hosting-cost", help="Self-hosted cost with unit: 1.20/h or 0.30/M"),
+    status: Optional[RegisterStatus] = typer.Option(
+        None, "--status", help="discovered or candidate (later statuses come from evaluations and rollouts)"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Register a model (idempotent: registering again updates the given fields)."""
@@ -163,6 +261,7 @@ def models_register(
         "provider": provider, "model_id": model_id, "base_url": base_url, "price_in": pin, "price_out": pout,
         "context": context, "use_case": use_case, "api_key_env": api_key_env,
         "cost_per_hour": cost_per_hour, "hardware": hardware, "hosting_cost": hosting_cost,
+        "status": status.value if status is not None else None,
     }, ctx)
     ctx.steward.close()
     if json_out:
@@ -186,8 +285,9 @@ def models_list(
     if json_out:
         emit_json(out.model_dump(mode="json")["models"])  # type: ignore[attr-defined]
         return
-    table("models", ["id", "kind", "status", "$/M in", "$/M out", "context"], [
-        (m.id, m.kind, m.status, m.price_in_per_m, m.price_out_per_m, m.context_length)
+    table("models", ["id", "kind", "status", "per use case", "$/M in", "$/M out", "context"], [
+        (m.id, m.kind, m.status, ", ".join(f"{k}: {v}" for k, v in m.use_case_statuses.items()),
+         m.price_in_per_m, m.price_out_per_m, m.context_length)
         for m in out.models  # type: ignore[attr-defined]
     ])
 
@@ -195,10 +295,10 @@ def models_list(
 @models_app.command("show")
 def models_show(model_id: str, json_out: bool = JsonOpt) -> None:
     """Show one model."""
-    from modelsteward.tools.registry import model_info
+    from modelsteward.tools.registry import model_view
 
     ctx = open_ctx()
-    out = model_info(ctx.steward.registry.get_model(model_id))
+    out = model_view(ctx, ctx.steward.registry.get_model(model_id))
     ctx.steward.close()
     if json_out:
         emit_json(out)

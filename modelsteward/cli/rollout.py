@@ -11,7 +11,9 @@ from typing import Any, Optional
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, table
+from rich.markup import escape
+
+from modelsteward.cli.common import JsonOpt, console, emit_json, headline, open_ctx, table
 
 __all__ = ["register"]
 
@@ -34,7 +36,7 @@ def _run(name: str, args: dict[str, Any], approval_id: int | None = None) -> Any
 
 
 def _print_rollout(out: Any) -> None:
-    console.print(f"[bold]{out.use_case}[/bold]: {out.action} - {out.message}")
+    console.print(f"[bold]{escape(out.use_case)}[/bold]: {escape(headline(out.action, out.message))}")
     ro = out.rollout
     if ro:
         steps = " -> ".join(

@@ -37,6 +37,10 @@ def register(app: typer.Typer) -> None:
 
         # bad settings stop the server before anything starts (a ConfigError: one line, exit 1)
         loop_cfg = None if no_control_loop else LoopConfig.from_env(public_url=f"http://{host}:{port}")
+        from modelsteward.settings import get_settings
+        from modelsteward.storage.objectstore import open_objects
+
+        open_objects(get_settings().logs_location)  # STEWARD_LOG_DIR: a supported scheme, an existing bucket
         sock = listen(host, port)  # a port in use: one line, exit 1, before any banner
         # a long-running server process: freeze the start-up heap out of the GC (p99 latency)
         os.environ.setdefault("STEWARD_GATEWAY_FREEZE_GC", "1")

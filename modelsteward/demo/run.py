@@ -326,7 +326,6 @@ class Demo:
             return 1 << 30
         roles = ("shadow",) if ro.strategy == "shadow" else ("canary", "primary")
         since = dt.datetime.fromisoformat(ro.step_started_at)
-        time.sleep(self.steward.settings.log_flush_seconds + 0.5)  # the server's last rows reach Parquet
         return int(window_metrics(self.steward, USE_CASE, since, model_id=ro.candidate, roles=roles).requests)
 
     def _fill_window(self, ro: RolloutView) -> None:
@@ -355,7 +354,8 @@ class Demo:
         """Sleep out the rest of the step's minimum analysis duration, so the next cycle can judge it.
 
         Without this, a fast machine asks the agent again while the window is still open and spends
-        its cycles on "waiting" answers.  One more flush interval lets the last shadow logs land.
+        its cycles on "waiting" answers.  Logged rows are readable as soon as they are acknowledged
+        (the logs view reads the write-ahead files); half a second lets mirrored shadow calls finish.
         """
         from modelsteward.storage.models import utcnow
 
@@ -365,7 +365,7 @@ class Demo:
         min_s = float(cfg.get("min_duration_s", self.opts.window_seconds))
         started = dt.datetime.fromisoformat(ro.step_started_at)
         remaining = (started - utcnow()).total_seconds() + min_s + 1.0
-        remaining = max(remaining, self.steward.settings.log_flush_seconds + 0.5)
+        remaining = max(remaining, 0.5)
         with self.console.status(f"waiting {remaining:.0f} s for the step's {min_s:g} s analysis window"):
             time.sleep(remaining)
 

@@ -13,9 +13,11 @@ removed); the candidate's status is restored in every case.
 Decisions: sampling parameters are ``max_tokens`` (``EvalConfig.max_tokens``), then the model's
 ``meta["sampling"]`` defaults, then ``candidate_params`` / ``baseline_params``; the candidate may be
 the current model itself when its sampling parameters differ (comparing decoding settings); only
-the baseline's outputs are cached (a candidate is always measured afresh); the candidate goes ``evaluating`` only when the status machine
-allows it (not when it is live), and afterwards back to its old status, or to ``candidate`` when
-that is not a legal way back (e.g. from ``discovered``).
+the baseline's outputs are cached (a candidate is always measured afresh); the candidate's status on
+the use case (``storage/status.py``) goes ``evaluating`` when it is discovered or a candidate there
+(not when it is live), and the verdict is the event ``evaluated_pass`` (-> candidate, also from
+``rejected``: a passing evaluation reinstates a model rejected on that use case) or
+``evaluated_fail`` (-> candidate; a rejected model stays rejected).
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from modelsteward.evals.replay import ReplaySet, build_replay_set, load_redteam,
 from modelsteward.evals.runner import OutputCache, ProgressFn, run_models_sync
 from modelsteward.evals.scorers import EvalData, run_scorers
 from modelsteward.storage.db import session_scope
-from modelsteward.storage.logquery import parse_window
 from modelsteward.storage.models import EvalHoldout, Model, TestResult, UseCase
-from modelsteward.storage.registry import STATUS_TRANSITIONS
+from modelsteward.storage.status import EVENTS, apply_status_event, status_for
+from modelsteward.timeutil import window_start
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -115,7 +117,7 @@ def _judge_model(steward: Steward, cfg: EvalConfig, uc: UseCase) -> Model | None
 
 
 def _monthly_volume(steward: Steward, uc: str, since: str) -> float | None:
-    cutoff = parse_window(since)
+    cutoff = window_start(since)
     try:
         rows = steward.logs.query(
             "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM logs WHERE use_case = ? "
@@ -132,25 +134,30 @@ def _monthly_volume(steward: Steward, uc: str, since: str) -> float | None:
     return rows[0]["n"] / days * 30
 
 
-def _mark_evaluating(steward: Steward, model_id: str) -> bool:
-    """Set ``evaluating`` when the status machine allows it; True when it did."""
+def _mark_evaluating(steward: Steward, model_id: str, uc_id: int, actor: str) -> bool:
+    """Event ``evaluation_started`` on the use case when its status allows it; True when it did."""
     with session_scope(steward.sessions) as s:
         m = s.get(Model, model_id)
-        if m is not None and m.status != "evaluating" and "evaluating" in STATUS_TRANSITIONS.get(m.status, ()):
-            m.status = "evaluating"
+        if m is not None and status_for(s, m, uc_id) in EVENTS["evaluation_started"]:
+            apply_status_event(s, m, "evaluation_started", uc_id, actor=actor)
             return True
         return False
 
 
-def _status_after(old: str) -> str:
-    return old if old in STATUS_TRANSITIONS["evaluating"] else "candidate"
+def _record_verdict(s: Any, model_id: str, uc_id: int, passed: bool, actor: str, test_result_id: int) -> None:
+    """Event ``evaluated_pass`` / ``evaluated_fail`` on the use case, where its status takes one: a
+    pass makes a model rejected there a candidate again; a live model keeps its status."""
+    m = s.get(Model, model_id)
+    event = "evaluated_pass" if passed else "evaluated_fail"
+    if m is not None and status_for(s, m, uc_id) in EVENTS[event]:
+        apply_status_event(s, m, event, uc_id, actor=actor, reason=f"evaluation {test_result_id}")
 
 
-def _restore(steward: Steward, model_id: str, old: str) -> None:
+def _restore(steward: Steward, model_id: str, uc_id: int, actor: str) -> None:
     with session_scope(steward.sessions) as s:
         m = s.get(Model, model_id)
-        if m is not None and m.status == "evaluating":
-            m.status = _status_after(old)
+        if m is not None and status_for(s, m, uc_id) == "evaluating":
+            apply_status_event(s, m, "evaluation_aborted", uc_id, actor=actor, reason="evaluation did not finish")
 
 
 def _rows(data: EvalData, scores: dict[str, Any]) -> list[dict[str, Any]]:
@@ -196,8 +203,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
     gate_cfg = GateConfig(threshold=cfg.threshold or uc.quality_floor or 0.95, confidence=cfg.confidence, min_samples=cfg.min_samples,
                           bootstrap=cfg.bootstrap, seed=cfg.seed)
 
-    old_status = candidate.status
-    marked = _mark_evaluating(steward, candidate.id)
+    marked = _mark_evaluating(steward, candidate.id, uc.id, actor)
     report_dir = settings.workspace / "evals" / uc.name / (
         dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6])
     restored = False
@@ -254,9 +260,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
             for rid in dict.fromkeys(replay.request_ids):
                 if rid not in have:
                     s.add(EvalHoldout(use_case_id=uc.id, request_id=rid, test_result_id=tr.id))
-            m = s.get(Model, candidate.id)
-            if marked and m is not None and m.status == "evaluating":
-                m.status = _status_after(old_status)
+            _record_verdict(s, candidate.id, uc.id, verdict.passed, actor, tr.id)
             _record_throughput(s, candidate.id, metrics["performance"]["candidate"].get("tokens_per_s"), run_at=tr.id)
             test_result_id = tr.id
         restored = True
@@ -265,7 +269,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
         raise
     finally:
         if marked and not restored:
-            _restore(steward, candidate.id, old_status)
+            _restore(steward, candidate.id, uc.id, actor)
     if run_id:
         try:
             from modelsteward.evals.tracking import tag_run
@@ -280,7 +284,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
 
 def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc: UseCase) -> Benefit:
     """The offline benefit of the candidate (``evals/benefit.py``): the one promotion rule."""
-    from modelsteward.policies.bounds import section_of
+    from modelsteward.bounds import section_of
 
     q = metrics["gate"]["quality"]
     perf = metrics["performance"]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelsteward.errors import InsufficientData, InvalidInput, StewardError
 from modelsteward.privacy import redact
-from modelsteward.storage.logquery import parse_window
+from modelsteward.timeutil import window_start
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -190,7 +190,7 @@ def build_replay_set(
     """Sample up to ``samples`` logged prompts (stratified) and append the golden set."""
     if samples < 0:
         raise InvalidInput(f"samples must be >= 0, got {samples}.")
-    cutoff = parse_window(since) or dt.datetime(1970, 1, 1)
+    cutoff = window_start(since) or dt.datetime(1970, 1, 1)
     rows = _query_logs(steward, uc.name, cutoff, max(2000, 20 * samples), seed) if samples else []
     seen: set[str] = set()
     pool: list[dict[str, Any]] = []

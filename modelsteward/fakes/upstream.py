@@ -4,9 +4,11 @@ Answers ``POST /v1/chat/completions`` with a fixed ``chat.completion`` (usage in
 ``"stream": true`` a short SSE stream ending in ``[DONE]``), keep-alive, in a few microseconds, so
 a benchmark measures the gateway rather than the upstream (llm-katan, the functional fake, runs
 FastAPI and is an order of magnitude slower).  Optional ``latency_ms`` and ``error_rate`` (HTTP
-500) for fault tests.
+500) for fault tests, and ``ignore_stream`` (answer the whole JSON ``chat.completion`` even when
+``"stream": true`` was asked, as some OpenAI-compatible servers do) and ``stream_gap_ms`` (send a
+stream's events that far apart, for tests that act while a stream is open).
 
-Run: ``python -m modelsteward.fakes.upstream --port 9100 [--latency-ms N] [--error-rate P]``,
+Run: ``python -m modelsteward.fakes.upstream --port 9100 [--latency-ms N] [--error-rate P] [--ignore-stream]``,
 or ``InstantUpstream().start()`` in a background thread.
 """
 
@@ -42,6 +44,9 @@ _STREAM = b"".join(
          "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}},
     )
 ) + b"data: [DONE]\n\n"
+_STREAM_EVENTS = [e + b"\n\n" for e in _STREAM.split(b"\n\n") if e]
+_CHUNKED_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+                 b"Connection: keep-alive\r\n\r\n")
 _ERROR = orjson.dumps({"error": {"message": "injected failure", "type": "server_error", "code": "injected"}})
 
 
@@ -92,11 +97,25 @@ class _Proto(asyncio.Protocol):
         elif self.server.error_rate and random.random() < self.server.error_rate:
             out = _FAIL
         else:
-            out = _OK_STREAM if b'"stream":true' in body.replace(b" ", b"") else _OK
+            wants_stream = b'"stream":true' in body.replace(b" ", b"")
+            if wants_stream and self.server.stream_gap_ms and not self.server.ignore_stream:
+                self._send_slowly()
+                return
+            out = _OK_STREAM if wants_stream and not self.server.ignore_stream else _OK
         if self.server.latency_ms:
             asyncio.get_running_loop().call_later(self.server.latency_ms / 1000, self._send, out)
         else:
             self._send(out)
+
+    def _send_slowly(self) -> None:
+        """The stream's events one by one, ``stream_gap_ms`` apart (chunked transfer encoding)."""
+        loop = asyncio.get_running_loop()
+        gap = self.server.stream_gap_ms / 1000
+        parts = [_CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(_STREAM_EVENTS[0]), _STREAM_EVENTS[0])]
+        parts += [b"%x\r\n%s\r\n" % (len(e), e) for e in _STREAM_EVENTS[1:]]
+        parts[-1] += b"0\r\n\r\n"
+        for i, part in enumerate(parts):
+            loop.call_later(self.server.latency_ms / 1000 + i * gap, self._send, part)
 
     def _send(self, out: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -107,9 +126,11 @@ class InstantUpstream:
     """The server; ``start()`` runs it on a background thread, ``url`` is its ``/v1`` base."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency_ms: float = 0.0,
-                 error_rate: float = 0.0) -> None:
+                 error_rate: float = 0.0, ignore_stream: bool = False, stream_gap_ms: float = 0.0) -> None:
         self.host, self.port = host, port
         self.latency_ms, self.error_rate = latency_ms, error_rate
+        self.ignore_stream = ignore_stream
+        self.stream_gap_ms = stream_gap_ms
         self.requests = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -175,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=9100)
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--error-rate", type=float, default=0.0)
+    p.add_argument("--ignore-stream", action="store_true", help="answer whole JSON even to stream requests")
     a = p.parse_args(argv)
     try:
         import uvloop
@@ -182,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    up = InstantUpstream(a.host, a.port, latency_ms=a.latency_ms, error_rate=a.error_rate)
+    up = InstantUpstream(a.host, a.port, latency_ms=a.latency_ms, error_rate=a.error_rate, ignore_stream=a.ignore_stream)
     print(f"instant upstream on {up.url}", flush=True)
     try:
         asyncio.run(up.serve())

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, FastAPI
+from pydantic import ValidationError
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +31,7 @@ from modelsteward.errors import StewardError
 from modelsteward.gateway.core import GatewayOptions, GatewayState
 from modelsteward.gateway.errors import GatewayError, error_body
 from modelsteward.gateway.keys import hash_key
+from modelsteward.gateway.schemas import FeedbackIn, FeedbackOut, GatewayErrorBody, feedback_error
 from modelsteward.gateway.routing import KeyInfo
 
 if TYPE_CHECKING:
@@ -162,24 +165,40 @@ class _Routes:
         self.expose = state.opts.expose_route_headers
 
     # ------------------------------------------------------------------ common checks
-    def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
+    async def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
+        """The gateway key of the request (None: a loopback client while no keys exist); 401 otherwise.
+
+        A key missing from the in-memory routing table is looked up in the registry before it is
+        refused (``GatewayState.find_key``): a key works the moment ``steward keys create`` returns."""
         snap = self.state.snapshot
-        if not snap.any_keys:
+        auth = headers.get("authorization") or ""
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or headers.get("x-api-key") or "")
+        hashed = hash_key(key) if key else ""
+        info = snap.keys.get(hashed) if key else None
+        if info is not None:
+            return info
+        found = await self.state.find_key(hashed) if key else "unknown"
+        if isinstance(found, KeyInfo):
+            return found
+        if not snap.any_keys and found != "revoked":
             if host in LOOPBACK_HOSTS or host.startswith("127."):
                 return None
             raise GatewayError(401, "No gateway keys exist, so this gateway serves loopback clients only; "
                                "create a key with `steward keys create --name NAME` and send it as "
                                "'Authorization: Bearer <key>'.", code="invalid_api_key")
-        auth = headers.get("authorization") or ""
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or headers.get("x-api-key") or "")
         if not key:
             raise GatewayError(401, "Missing gateway key: send 'Authorization: Bearer <key>' "
                                "(create one with `steward keys create`).", code="missing_api_key")
-        info = snap.keys.get(hash_key(key))
-        if info is None:
-            raise GatewayError(401, f"Invalid gateway key {key[:14]}...; check it or create a new one with "
+        shown = f"{key[:14]}..." if len(key) > 14 else "sent"
+        if found == "revoked":
+            raise GatewayError(401, f"The gateway key {shown} was revoked; create a new one with "
                                "`steward keys create`.", code="invalid_api_key")
-        return info
+        if found == "unchecked":  # rate-limited: say so rather than call the key wrong
+            raise GatewayError(401, f"The gateway key {shown} could not be checked just now (too many unknown keys "
+                               "in the last second); retry in a second.", code="invalid_api_key",
+                               headers={"retry-after": "1"})
+        raise GatewayError(401, f"No gateway key {shown} exists in this workspace; check it, or create one with "
+                           "`steward keys create`.", code="invalid_api_key")
 
     @staticmethod
     def allowed(key: KeyInfo | None, use_case: str) -> None:
@@ -224,7 +243,7 @@ class _Routes:
         rid = "chatcmpl-" + os.urandom(12).hex()
         try:
             raw = await self.read_body(headers, receive)
-            key = self.authorize(headers, host)
+            key = await self.authorize(headers, host)
             body = validate_chat_body(raw)
             route, pinned = self.state.route_for(body["model"].strip())
             self.allowed(key, route.name)
@@ -337,17 +356,19 @@ class _Routes:
             write_log()
             yield b"data: [DONE]\n\n"
 
+        # the client has the id with the first bytes; its row is written when the stream ends
+        state.remember_owner(rid, route.name, meta.get("key"))
         headers = {"x-request-id": rid, "cache-control": "no-cache"}
         if expose:
             headers.update({"x-steward-model": info.id, "x-steward-role": role})
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await (self.models_response(_headers(scope), _host(scope)))(scope, receive, send)
+        await (await self.models_response(_headers(scope), _host(scope)))(scope, receive, send)
 
-    def models_response(self, headers: Mapping[str, str], host: str) -> Response:
+    async def models_response(self, headers: Mapping[str, str], host: str) -> Response:
         try:
-            key = self.authorize(headers, host)
+            key = await self.authorize(headers, host)
         except GatewayError as exc:
             return exc.response()
         data = [
@@ -358,35 +379,33 @@ class _Routes:
         ]
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=_JSON)
 
-    async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        await (await self.feedback_response(headers, _host(scope), receive))(scope, receive, send)
+    async def feedback(self, request: Request) -> Response:
+        """Rate an answer: ``{"request_id", "score" (-1..1), "comment"?}``; see ``FeedbackIn``."""
+        return await self.feedback_response(_headers(request.scope), _host(request.scope), request.receive)
 
     async def feedback_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         try:
             raw = await self.read_body(headers, receive)
-            key = self.authorize(headers, host)
+            key = await self.authorize(headers, host)
             try:
                 body = orjson.loads(raw or b"null")
             except orjson.JSONDecodeError:
                 raise _bad("The request body is not valid JSON.", None, "invalid_json") from None
             if not isinstance(body, dict):
                 raise _bad("The body must be an object with 'request_id' and 'score'.", None, "invalid_json")
-            rid, score, comment = body.get("request_id"), body.get("score"), body.get("comment")
-            if not isinstance(rid, str) or not rid:
-                raise _bad("'request_id' is required: the x-request-id (or id) of a completion.", "request_id",
-                           "missing_field")
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or not -1 <= score <= 1:
-                raise _bad(f"'score' must be a number within -1..1, got {score!r}.", "score")
-            if comment is not None and not isinstance(comment, str):
-                raise _bad("'comment' must be a string.", "comment")
-            await self.check_feedback_owner(key, rid)
-            self.state.logs.record_feedback(rid, float(score), comment)
+            try:
+                fb = FeedbackIn.model_validate(body)
+            except ValidationError as exc:
+                message, param, code = feedback_error(exc)
+                raise _bad(message, param, code) from None
+            await self.check_feedback_owner(key, fb.request_id)
+            self.state.logs.record_feedback(fb.request_id, float(fb.score), fb.comment)
         except GatewayError as exc:
             return exc.response()
         except StewardError as exc:
             return GatewayError(400, exc.message, code=exc.code).response()
-        return Response(orjson.dumps({"ok": True, "request_id": rid, "score": float(score)}), media_type=_JSON)
+        out = FeedbackOut(request_id=fb.request_id, score=float(fb.score))
+        return Response(orjson.dumps(out.model_dump()), media_type=_JSON)
 
     async def check_feedback_owner(self, key: KeyInfo | None, rid: str) -> None:
         """Feedback only for a request this gateway answered, and only from the key that made it."""
@@ -404,7 +423,7 @@ class _Routes:
 
     async def status(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            self.authorize(_headers(scope), _host(scope))
+            await self.authorize(_headers(scope), _host(scope))
         except GatewayError as exc:
             await exc.response()(scope, receive, send)
             return
@@ -421,9 +440,30 @@ def gateway_router(state: GatewayState) -> APIRouter:
     router = APIRouter()
     for path, fn, method in (
         ("/v1/chat/completions", r.chat_completions, "POST"), ("/v1/models", r.models, "GET"),
-        ("/v1/feedback", r.feedback, "POST"), ("/v1/gateway/status", r.status, "GET"),
+        ("/v1/gateway/status", r.status, "GET"),
     ):
         router.add_route(path, _ASGIEndpoint(fn), methods=[method], include_in_schema=False)  # type: ignore[arg-type]
+    err = {"model": GatewayErrorBody}
+    router.add_api_route(
+        "/v1/feedback", r.feedback, methods=["POST"], response_model=FeedbackOut, tags=["gateway"],
+        summary="Rate an answer of the gateway",
+        description=(
+            "Attach a user's score (-1..1, the latest counts) to an answer, by the `x-request-id` header (or `id`) "
+            "of the completion. Authenticate like `/v1/chat/completions` (`Authorization: Bearer <gateway key>`; "
+            "none from loopback while no keys exist). Only the key that made the request may rate it. Errors use "
+            "OpenAI's shape `{\"error\": {message, type, param, code}}`."),
+        openapi_extra={"x-steward-auth": "gateway-key", "requestBody": {"required": True, "content": {
+            "application/json": {"schema": FeedbackIn.model_json_schema()}}}},
+        responses={
+            400: {**err, "description": "Bad body: `param` names the field (invalid_json, missing_field, "
+                  "invalid_value, unknown_field)."},
+            401: {**err, "description": "Missing, unknown or revoked gateway key."},
+            403: {**err, "description": "Another key made the request (`feedback_not_allowed`), or the key may "
+                  "not use its use case (`use_case_not_allowed`)."},
+            404: {**err, "description": "No answer with this request id (`request_not_found`)."},
+            413: {**err, "description": "Body over STEWARD_MAX_REQUEST_BYTES."},
+        },
+    )
     return router
 
 

@@ -12,6 +12,12 @@ probed).  Every attempt is a log row: a failed attempt's ``request_id`` is ``<id
 answered one is ``<id>`` (the id the client sees, for feedback), shadows are ``<id>-s<n>``; the
 metadata of each names ``primary_request_id``.  A pinned request (``use_case@model_id``) tries
 only that model.
+
+Log roles: ``primary`` / ``canary`` for the live model that was picked (or another live model
+tried after it failed), ``shadow`` for mirrors, ``pinned`` for a pinned request and ``fallback``
+for an answer (or failed attempt) from the use case's fallback chain; rollout analysis and the
+evaluation replay read only ``primary`` / ``canary`` rows, so pinned and fallback traffic never
+mixes into the live models' statistics.
 """
 
 from __future__ import annotations
@@ -27,14 +33,22 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from modelsteward.errors import StewardError, UpstreamError, close_matches
 from modelsteward.gateway.errors import GatewayError
 from modelsteward.gateway.health import Cooldowns, Spend, month_start
-from modelsteward.gateway.routing import ModelInfo, Route, RoutingSnapshot, fingerprint, load_snapshot, model_info
+from modelsteward.gateway.routing import (
+    KeyInfo,
+    ModelInfo,
+    Route,
+    RoutingSnapshot,
+    fingerprint,
+    load_snapshot,
+    model_info,
+)
 from modelsteward.providers import ChatProvider, get_provider
 
 if TYPE_CHECKING:
@@ -44,6 +58,10 @@ __all__ = ["GatewayState", "GatewayOptions", "Served"]
 
 log = logging.getLogger("modelsteward.gateway")
 
+KEY_LOOKUPS_PER_S = 20.0  # registry look-ups for keys missing from the routing table (a token bucket)
+KEY_LOOKUP_BURST = 40.0
+KEY_MISS_TTL_S = 2.0  # a key the registry did not have is not looked up again for this long
+KEY_MISSES_KEPT = 10_000
 OWNERS_KEPT = 200_000  # recent request ids whose owner is kept in memory (older ones: the log store)
 
 LOOPBACK_NOTICE = (
@@ -107,6 +125,25 @@ class Served:
     latency_ms: float
 
 
+def _owner_of(use_case: str, metadata: Any) -> tuple[str, str | None] | None:
+    """(use case, key name) of a logged row, or None for a row that is not an answer."""
+    try:
+        meta = orjson.loads(metadata) if isinstance(metadata, (str, bytes)) and metadata else (metadata or {})
+    except orjson.JSONDecodeError:
+        meta = {}
+    if not isinstance(meta, dict) or "primary_request_id" in meta:
+        return None
+    return use_case, meta.get("key")
+
+
+def _role_after_failure(route: Route, model_id: str) -> str:
+    """The log role of a model tried after the picked one failed: its live role (primary, canary),
+    else ``fallback`` (the use case's fallback chain, or a model that only shadows), so fallback
+    answers never count in the live models' statistics."""
+    role = route.role_of(model_id)
+    return role if role in ("primary", "canary") else "fallback"
+
+
 class GatewayState:
     """Everything the gateway routes need, kept in memory; ``start()``/``stop()`` from a lifespan."""
 
@@ -127,6 +164,10 @@ class GatewayState:
         self._pinned: dict[str, ModelInfo] = {}
         # request id -> (use case, gateway key name or None) of recent answers, for feedback checks
         self._owners: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        # keys found in the registry after the routing table was loaded (cleared on each reload)
+        self._fresh_keys: dict[str, KeyInfo] = {}
+        self._key_misses: OrderedDict[str, float] = OrderedDict()  # key hash -> when the registry lacked it
+        self._key_tokens, self._key_tokens_at = KEY_LOOKUP_BURST, time.monotonic()
         self._shadow_q: asyncio.Queue[tuple[Any, ...]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._logs: Any = None
@@ -206,6 +247,8 @@ class GatewayState:
         snap = await asyncio.to_thread(load_snapshot, reg)
         old = self.snapshot
         self.snapshot = snap
+        self._fresh_keys = {}  # the new table has them (or they were revoked since)
+        self._key_misses.clear()
         self._pinned.clear()
         for mid, info in snap.models.items():
             prev = old.models.get(mid)
@@ -232,11 +275,44 @@ class GatewayState:
         if route is None:
             known = sorted(self.snapshot.routes)
             raise GatewayError(
-                404, f"Unknown use case {name!r}." + close_matches(name, known) + (
-                    f" Known use cases: {', '.join(known)}." if known else ""),
+                404, f"Unknown use case {name!r}." + close_matches(name, known),
                 code="model_not_found", param="model",
             )
         return route, (pinned or None)
+
+    async def find_key(self, key_hash: str) -> KeyInfo | Literal["revoked", "unknown", "unchecked"]:
+        """A key missing from the routing table, looked up in the registry.
+
+        The table is reloaded every ``refresh_s``, so a key created a moment ago is not in it yet:
+        rather than refuse it, the registry is asked.  Look-ups are rate-limited (a token bucket of
+        ``KEY_LOOKUPS_PER_S``) and a hash the registry lacked is not asked about again for
+        ``KEY_MISS_TTL_S``, so a client sending bad keys cannot load the database.  Returns the key,
+        ``"revoked"``, ``"unknown"`` (the registry has no such key) or ``"unchecked"`` (rate-limited)."""
+        from modelsteward.gateway.keys import find_key
+
+        fresh = self._fresh_keys.get(key_hash)
+        if fresh is not None:
+            return fresh
+        now = time.monotonic()
+        missed = self._key_misses.get(key_hash)
+        if missed is not None and now - missed < KEY_MISS_TTL_S:
+            return "unknown"
+        self._key_tokens = min(KEY_LOOKUP_BURST, self._key_tokens + (now - self._key_tokens_at) * KEY_LOOKUPS_PER_S)
+        self._key_tokens_at = now
+        if self._key_tokens < 1:
+            return "unchecked"
+        self._key_tokens -= 1
+        row = await asyncio.to_thread(find_key, self.steward.registry, key_hash)
+        if row is None:
+            self._key_misses[key_hash] = now
+            self._key_misses.move_to_end(key_hash)
+            while len(self._key_misses) > KEY_MISSES_KEPT:
+                self._key_misses.popitem(last=False)
+            return "unknown"
+        if row.revoked:
+            return "revoked"
+        info = self._fresh_keys[key_hash] = KeyInfo(name=row.name, use_cases=frozenset(row.use_cases or []))
+        return info
 
     async def model(self, model_id: str) -> ModelInfo | None:
         info = self.snapshot.models.get(model_id) or self._pinned.get(model_id)
@@ -274,26 +350,67 @@ class GatewayState:
             log.exception("gateway: could not log request %s", row.get("request_id"))
         self.spend.add(row["use_case"], cost)
 
+    def remember_owner(self, request_id: str, use_case: str, key: str | None) -> None:
+        """Note who made a request before its row is logged (a stream's id is sent with its first
+        bytes; its row is written when it ends), so feedback sent mid-stream is taken."""
+        self._owners[request_id] = (use_case, key)
+        if len(self._owners) > OWNERS_KEPT:
+            self._owners.popitem(last=False)
+
     async def request_owner(self, request_id: str) -> tuple[str, str | None] | None:
         """(use case, gateway key name or None) of an answered request; None when no such request.
 
-        Recent answers are remembered in memory; older ones are read from the log store.
+        Looked up in order: this process's recent answers (in memory, streams included from their
+        first byte); rows other gateway replicas on the same log directory acknowledged but have
+        not flushed yet (their write-ahead files); then the log store's segments (which first
+        flushes this process's pending rows).  A failed attempt or a shadow call is not an answer.
         """
         owner = self._owners.get(request_id)
         if owner is not None:
             return owner
 
         def look() -> tuple[str, str | None] | None:
+            found = self._owner_in_wal(request_id)
+            if found is not None:
+                return found
             rows = self.logs.query(
                 "SELECT use_case, metadata FROM logs WHERE request_id = ? ORDER BY ts LIMIT 1", [request_id])
             if not rows:
                 return None
-            meta = orjson.loads(rows[0]["metadata"]) if rows[0]["metadata"] else {}
-            if not isinstance(meta, dict) or "primary_request_id" in meta:
-                return None
-            return rows[0]["use_case"], meta.get("key")
+            return _owner_of(rows[0]["use_case"], rows[0]["metadata"])
 
         return await asyncio.to_thread(look)
+
+    def _owner_in_wal(self, request_id: str) -> tuple[str, str | None] | None:
+        """The owner of ``request_id`` from a write-ahead file of the log directory (rows of any
+        writer not yet in Parquet); None when none holds it."""
+        import mmap
+
+        wal_dir = getattr(self.logs, "wal_dir", None)
+        if wal_dir is None:
+            return None
+        needle = b'"request_id":' + orjson.dumps(request_id)
+        for path in sorted(wal_dir.glob("requests-*.jsonl")):
+            try:
+                with open(path, "rb") as fh:
+                    if not os.fstat(fh.fileno()).st_size:
+                        continue
+                    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                        at = mm.find(needle)
+                        if at < 0:
+                            continue
+                        start = mm.rfind(b"\n", 0, at) + 1
+                        end = mm.find(b"\n", at)
+                        line = mm[start:end if end >= 0 else len(mm)].rstrip(b"\0")
+            except (FileNotFoundError, ValueError, OSError):
+                continue  # converted and removed meanwhile (then it is in a segment), or unreadable
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and row.get("request_id") == request_id and row.get("use_case"):
+                return _owner_of(row["use_case"], row.get("metadata"))
+        return None
 
     # ------------------------------------------------------------------ attempts
     def _backoff(self, k: int) -> float:
@@ -302,8 +419,8 @@ class GatewayState:
 
     async def plan(self, route: Route, pinned: str | None, user: str | None) -> tuple[list[ModelInfo], str]:
         """The models to try, in order, and the role of the first; 503 when nothing is deployed."""
-        if pinned:
-            return [await self._pinned_model(route, pinned)], route.role_of(pinned) or "primary"
+        if pinned:  # the client chose the model: its answers are not the live roles' traffic
+            return [await self._pinned_model(route, pinned)], "pinned"
         picked = route.pick(user)
         if picked is None:
             raise GatewayError(
@@ -334,6 +451,8 @@ class GatewayState:
                                f"its live or fallback models: {', '.join(serving) or 'none'}.",
                                code="model_not_allocated", param="model")
         status = getattr(info.row, "status", None)
+        if status in ("retired", "rejected"):  # the summary; a model rejected elsewhere may serve here
+            status = await asyncio.to_thread(self.steward.registry.status_on, pinned, route.name)
         if status in ("retired", "rejected"):
             raise GatewayError(403, f"Model {pinned!r} is {status}; it can no longer be pinned.",
                                code="model_not_allocated", param="model")
@@ -361,9 +480,7 @@ class GatewayState:
         last: StewardError | None = None
         n = 0
         for info in self._candidates(chain):
-            role = first_role if info is chain[0] else (route.role_of(info.id) or "primary")
-            if role == "shadow":
-                role = "primary"
+            role = first_role if info is chain[0] else _role_after_failure(route, info.id)
             try:
                 provider = await self.provider(info)
             except StewardError as exc:

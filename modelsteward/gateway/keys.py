@@ -18,7 +18,7 @@ from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import GatewayKey, UseCase
 from modelsteward.storage.registry import ModelRegistry
 
-__all__ = ["KEY_PREFIX", "hash_key", "new_key", "create_key", "list_keys", "revoke_key", "CreatedKey"]
+__all__ = ["KEY_PREFIX", "hash_key", "new_key", "create_key", "list_keys", "revoke_key", "find_key", "CreatedKey"]
 
 KEY_PREFIX = "sk-steward-"
 
@@ -57,6 +57,12 @@ def create_key(registry: ModelRegistry, name: str, use_cases: Sequence[str] = ()
         s.add(row)
         s.flush()
         return CreatedKey(id=row.id, name=name, key=key, prefix=row.prefix, use_cases=ucs)
+
+
+def find_key(registry: ModelRegistry, key_hash: str) -> GatewayKey | None:
+    """The key stored under ``key_hash`` (revoked ones too), read straight from the registry."""
+    with session_scope(registry.sessions) as s:
+        return s.scalar(select(GatewayKey).where(GatewayKey.key_hash == key_hash))
 
 
 def list_keys(registry: ModelRegistry) -> list[GatewayKey]:

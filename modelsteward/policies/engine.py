@@ -8,29 +8,32 @@
   approved by someone other than its requester: then the call is allowed and the approval is marked
   ``executed`` (it cannot be replayed).  A ``ctx.approval_id`` that does not fit is a denial.
 A denial always wins over an approval: an approval never overrides a hard rule.  A consumed
-approval is noted in ``ctx.extras["approved_actions"]`` so a tool can tell, later in the same call,
+approval is noted in ``ctx.approved_actions`` so a tool can tell, later in the same call,
 that a human approved this action (``rollout_advance`` re-checks right before it raises traffic).
 
 The rules themselves are registered per tool in ``registry.py`` (``rules.py``, ``model_rules.py``);
-thresholds and hard bounds in ``bounds.py``.  A rule sees only the ``Facts`` built here (actor,
-clock, approval id) plus what the caller hands in explicitly (``analysis``).  An action without a
-rule is allowed: ``tools.base.load_all_tools`` guarantees every mutating tool has one.
+thresholds and hard bounds in ``modelsteward/bounds.py``.  A rule sees only the ``Facts`` built here (actor,
+``ctx.clock()``, approval id) plus what the caller gathered and hands in explicitly (``facts``:
+``analysis``, ``benefit``, ``usage``; ``tools.base.pass_policies`` gathers them with the tool's
+``facts`` hook).  An action without a rule is allowed: ``tools.base.load_all_tools`` guarantees
+every mutating tool has one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 
+from modelsteward.context import ToolContext
 from modelsteward.errors import ApprovalRequired, PolicyDenied
-from modelsteward.policies import model_rules, rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies import model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies import approvals
 from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import PolicyDecision, UseCase, utcnow
-
-if TYPE_CHECKING:
-    from modelsteward.tools.base import ToolContext
+from modelsteward.storage.models import PolicyDecision, UseCase
 
 __all__ = ["Decision", "Facts", "evaluate", "enforce"]
 
@@ -47,19 +50,26 @@ def _combine(found: list[Decision]) -> Decision:
     return Decision("allow")
 
 
-def facts_for(ctx: ToolContext, analysis: Any = None) -> Facts:
-    clock = ctx.extras.get("clock") or utcnow
-    return Facts(steward=ctx.steward, actor=ctx.actor, now=clock(), approval_id=ctx.approval_id, analysis=analysis)
+FACT_NAMES = frozenset(f.name for f in dataclasses.fields(Facts)) - {"steward", "actor", "now", "approval_id"}
 
 
-def evaluate(ctx: ToolContext, action: str, args: dict[str, Any], *, analysis: Any = None) -> Decision:
+def facts_for(ctx: ToolContext, facts: Mapping[str, Any] | None = None) -> Facts:
+    """The call's ``Facts``: who and when from ``ctx``, plus the gathered ``facts`` (names checked)."""
+    extra = dict(facts or {})
+    unknown = sorted(set(extra) - FACT_NAMES)
+    if unknown:
+        raise TypeError(f"Unknown policy facts {unknown}; known: {sorted(FACT_NAMES)}.")
+    return Facts(steward=ctx.steward, actor=ctx.actor, now=ctx.clock(), approval_id=ctx.approval_id, **extra)
+
+
+def evaluate(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Decision:
     """The verdict of the hard-coded rules for one tool call (no writes)."""
     rule = RULES.get(action)
     if rule is None:
         return Decision("allow")
-    facts = facts_for(ctx, analysis)
+    call_facts = facts_for(ctx, facts)
     with session_scope(ctx.steward.sessions) as s:
-        return _combine(rule(facts, s, dict(args or {})))
+        return _combine(rule(call_facts, s, dict(args or {})))
 
 
 def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
@@ -69,19 +79,17 @@ def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
     return s.scalar(select(UseCase.id).where(UseCase.name == name))
 
 
-def enforce(ctx: ToolContext, action: str, args: dict[str, Any], *, analysis: Any = None) -> Decision:
-    """Evaluate and act on the verdict (see module doc); returns the allow decision.  ``analysis``:
-    the rollout analysis a tool is acting on, handed to the ``rollout_advance`` rule."""
-    from modelsteward.policies import approvals
-
-    d = evaluate(ctx, action, args, analysis=analysis)
+def enforce(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Decision:
+    """Evaluate and act on the verdict (see module doc); returns the allow decision.  ``facts``: what
+    the tool gathered for its rule (``Facts`` fields, e.g. the rollout analysis it is acting on)."""
+    d = evaluate(ctx, action, args, facts=facts)
     if d.verdict == "allow":
         return d
     if d.verdict == "needs_approval" and ctx.approval_id is not None:
         with session_scope(ctx.steward.sessions) as s:
             used, why = approvals.consume(s, ctx.approval_id, action, args)
             if used is not None:
-                ctx.extras.setdefault("approved_actions", []).append(action)
+                ctx.approved_actions.append(action)
                 return Decision("allow", d.policy, f"approved by {used.decided_by} (approval {used.id})")
             d = Decision("deny", "approval_mismatch", f"approval {ctx.approval_id} cannot authorise this call: {why}")
     with session_scope(ctx.steward.sessions) as s:

@@ -12,16 +12,17 @@ Registering a new model, or one without traffic, or repeating the stored values,
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from modelsteward.errors import ConfigError
+from modelsteward.errors import ConfigError, InvalidInput
 from modelsteward.policies.registry import Decision, Facts, rule
 from modelsteward.providers.http import resolve_base_url
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase
+from modelsteward.storage.registry import parse_price
 
 __all__ = ["endpoint_changes", "model_traffic", "rule_models_register"]
 
@@ -36,11 +37,11 @@ def _url(provider: str, url: str | None) -> str | None:
 
 
 def _price(v: Any) -> Decimal | None:
-    if v is None or v == "":
-        return None
+    """A price as the registry reads it (``storage.registry.parse_price``, the one price parser);
+    ``None`` for one it refuses: the tool reports that, with the field, not the policy."""
     try:
-        return Decimal(str(v))
-    except InvalidOperation:
+        return parse_price(v)
+    except InvalidInput:
         return None
 
 

@@ -7,8 +7,10 @@ tool that does not exist or does not mutate, with a message naming the culprit. 
 no restriction still gets an explicit rule (``allow_always``), so "no rule" is never an accident.
 
 Rules are ``(facts: Facts, s: Session, args: dict) -> list[Decision]``: everything a rule may know
-about the call comes in ``Facts`` (who, when, the analysis a tool acts on), passed explicitly by
-the caller, so policies never reach into the tools layer.
+about the call beyond the registry comes in ``Facts`` (who, when, and what the tool gathered: the
+analysis it acts on, the promotion benefit, the use case's traffic), passed explicitly by the
+caller, so policies never reach up into the tools layer nor sideways into ``rollout/``.  A rule
+that needs a fact the caller did not gather fails loudly (``Facts.need``), never guesses.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ if TYPE_CHECKING:
     from modelsteward.context import Steward
 
 __all__ = [
-    "Decision", "Facts", "Rule", "RuleFunc", "RULES", "PolicyRegistryError", "rule", "allow_always", "check_rules",
+    "Decision", "Facts", "PolicyFactMissing", "Rule", "RuleFunc", "RULES", "PolicyRegistryError", "rule", "allow_always", "check_rules",
 ]
 
 
 class PolicyRegistryError(RuntimeError):
     """The policy registry and the tool registry disagree (raised when the tools load)."""
+
+
+class PolicyFactMissing(RuntimeError):
+    """A rule needs a fact its caller did not gather (a programming error, never bad input)."""
 
 
 @dataclass(frozen=True)
@@ -41,13 +47,28 @@ class Decision:
 
 @dataclass(frozen=True)
 class Facts:
-    """What a rule may know about one call, handed in by the caller."""
+    """What a rule may know about one call, handed in by the caller.  The last three are gathered by
+    the tool (its spec's ``facts`` hook, ``tools.base``), only where its rule needs them."""
 
     steward: Steward
     actor: str
     now: dt.datetime
     approval_id: int | None = None
-    analysis: Any = None  # rollout_advance: the analysis the tool is acting on (None: the rule runs one)
+    # rollout_advance: the analysis of the waiting step (the very one the tool acts on when it re-checks)
+    analysis: Any = None
+    # rollout_advance to 100 %: the promotion benefit (``evals.benefit.Benefit``)
+    benefit: Any = None
+    # deploy, rollout_advance: the use case's recent traffic -- ``requests``, mean ``input_tokens`` and
+    # ``output_tokens``, projected ``monthly_requests`` (``rollout.metrics.usage``)
+    usage: Mapping[str, float] | None = None
+
+    def need(self, name: str, rule_name: str) -> Any:
+        """The fact ``name``; a ``PolicyFactMissing`` naming the rule when the caller did not gather it."""
+        value = getattr(self, name)
+        if value is None:
+            raise PolicyFactMissing(f"Policy rule {rule_name!r} needs the fact {name!r}, which the caller did not "
+                                    "gather (tools gather facts with the 'facts' hook of their tool spec).")
+        return value
 
 
 RuleFunc = Callable[[Facts, Session, dict[str, Any]], list[Decision]]

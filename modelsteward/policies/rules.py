@@ -29,15 +29,18 @@ Policies (names as recorded in ``policy_decisions.policy``):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from modelsteward.catalog.hosting import cost_per_request
+from modelsteward.bounds import section_of, validate_steps
 from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import decision_refusal
-from modelsteward.policies.bounds import section_of, validate_steps
 from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
+from modelsteward.storage.status import status_for
 from modelsteward.storage.models import (
     Allocation,
     Approval,
@@ -100,16 +103,13 @@ def _eval_ok(s: Session, uc: UseCase, model_id: str, pol: dict[str, Any], now: d
     return None
 
 
-def expected_cost(steward: Any, uc: UseCase, s: Session, model_id: str | None,
-                  use: dict[str, float] | None = None) -> tuple[float | None, dict[str, float]]:
-    """Expected USD per request of a model on a use case (list prices x the use case's mean tokens)."""
-    from modelsteward.rollout.metrics import cost_per_request, usage
-
-    use = use or usage(steward, uc.name)
+def expected_cost(s: Session, model_id: str | None, use: Mapping[str, float]) -> float | None:
+    """Expected USD per request of a model given the use case's mean tokens (``use``: the ``usage``
+    fact); ``None`` for an unknown model or a paid one without a price (``catalog/hosting.py``)."""
     m = s.get(Model, model_id) if model_id else None
     if m is None:
-        return None, use
-    return cost_per_request(m, (use["input_tokens"], use["output_tokens"])), use
+        return None
+    return cost_per_request(m, (use["input_tokens"], use["output_tokens"]))
 
 
 def _cost_rules(f: Facts, s: Session, uc: UseCase, cand: str, share: float, pol: dict[str, Any],
@@ -117,8 +117,9 @@ def _cost_rules(f: Facts, s: Session, uc: UseCase, cand: str, share: float, pol:
     """Budget (deny) and cost increase (approval) for ``cand`` taking ``share`` of live traffic."""
     out: list[Decision] = []
     stable = _stable(s, uc)
-    c_cand, use = expected_cost(f.steward, uc, s, cand)
-    c_stab, _ = expected_cost(f.steward, uc, s, stable, use)
+    use = f.need("usage", "budget and cost_increase")
+    c_cand = expected_cost(s, cand, use)
+    c_stab = expected_cost(s, stable, use)
     budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
     lowers_cost = not shadow_percent and c_cand is not None and c_stab is not None and c_cand < c_stab
     if budget is not None and c_cand is not None and use["monthly_requests"] > 0 and not lowers_cost:
@@ -149,7 +150,7 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     uc = _uc(s, args.get("use_case"))
     model_id = args.get("model_id")
     m = s.get(Model, model_id) if isinstance(model_id, str) else None
-    if uc is None or m is None or m.status in ("retired", "rejected"):
+    if uc is None or m is None or status_for(s, m, uc.id) in ("retired", "rejected"):
         return []  # the tool refuses these with a clearer error than any policy could
     model_id = m.id
     pol = section_of(uc.config, "policy")
@@ -217,11 +218,9 @@ def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
     ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "waiting")).first()
     if ro is None or ro.strategy == "shadow":
         return []
-    from modelsteward.rollout.analysis import analyse_rollout
-
-    # The tool re-checks right before raising traffic with the analysis it acted on (no race between
-    # an inconclusive verdict here and a successful one in the tool).
-    result = f.analysis or analyse_rollout(f.steward, ro, section_of(uc.config, "rollout"), f.now, uc.name)
+    # The tool gathers the analysis of the waiting step, and re-checks right before raising traffic
+    # with the analysis it acted on (no race between an inconclusive verdict here and a successful one there).
+    result = f.need("analysis", "rollout_advance")
     if result.outcome != "successful":
         return []  # the tool waits or aborts; neither raises traffic
     steps = [float(x) for x in ro.steps or []]
@@ -230,9 +229,7 @@ def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
         return []
     benefit = None
     if steps[nxt] >= 100.0 and ro.strategy == "canary":
-        from modelsteward.rollout.analysis import promotion_benefit
-
-        benefit, _ = promotion_benefit(f.steward, ro, section_of(uc.config, "rollout"), uc.name)
+        benefit = f.need("benefit", "rollout_advance")
         if not benefit.worth_it:
             return []  # the tool ends the rollout "no gain, kept the current model": traffic goes down, not up
     pol = section_of(uc.config, "policy")

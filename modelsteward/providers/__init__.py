@@ -11,7 +11,7 @@ Failures raise ``UpstreamError(status=..., retryable=...)`` (modelsteward.errors
 """
 
 from modelsteward.errors import UpstreamError
-from modelsteward.providers.base import ChatProvider, ChatResult, Message, StreamChunk, sampling_params
+from modelsteward.providers.base import ChatProvider, ChatResult, Message, SamplingArgs, StreamChunk, sampling_params
 from modelsteward.providers.factory import clear_provider_cache, complete, get_provider, local_model_paths, run_sync
 from modelsteward.providers.http import (
     API_KEY_ENV,
@@ -34,6 +34,7 @@ __all__ = [
     "run_sync",
     "clear_provider_cache",
     "local_model_paths",
+    "SamplingArgs",
     "sampling_params",
     "OpenAIHTTPProvider",
     "LocalProvider",

@@ -13,19 +13,37 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 __all__ = [
     "ChatResult",
     "StreamChunk",
     "ChatProvider",
     "Message",
+    "SamplingArgs",
+    "SAMPLING_KEYS",
     "sampling_params",
+    "openai_sampling",
     "openai_response",
     "openai_chunk",
 ]
 
 Message = dict[str, Any]
+
+
+class SamplingArgs(TypedDict, total=False):
+    """The sampling keywords every provider's ``chat`` and ``stream`` take -- their one definition.
+    An HTTP provider also forwards any other OpenAI request field given (``frequency_penalty`` ...,
+    e.g. from a model's ``meta["sampling"]``); the local provider ignores those."""
+
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    stop: str | Sequence[str] | None
+    seed: int | None
+
+
+SAMPLING_KEYS: tuple[str, ...] = tuple(SamplingArgs.__annotations__)
 
 
 @dataclass
@@ -61,29 +79,9 @@ class ChatProvider(Protocol):
 
     model_id: str
 
-    async def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        **extra: Any,
-    ) -> ChatResult: ...
+    async def chat(self, messages: Sequence[Message], **params: Unpack[SamplingArgs]) -> ChatResult: ...
 
-    def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]: ...
+    def stream(self, messages: Sequence[Message], **params: Unpack[SamplingArgs]) -> AsyncIterator[StreamChunk]: ...
 
     async def openai_completion(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -92,23 +90,20 @@ class ChatProvider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def sampling_params(
-    *,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    stop: str | Sequence[str] | None = None,
-    seed: int | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The OpenAI request fields for these parameters, leaving out the ones not given."""
-    out: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
-    for key, val in (("max_tokens", max_tokens), ("temperature", temperature), ("top_p", top_p), ("seed", seed)):
-        if val is not None:
-            out[key] = val
-    if stop is not None:
-        out["stop"] = [stop] if isinstance(stop, str) else list(stop)
+def sampling_params(**params: Any) -> dict[str, Any]:
+    """The OpenAI request fields for ``SamplingArgs`` (and any pass-through field), leaving out the
+    ones not given; ``stop`` as a list."""
+    out: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+    if "stop" in out:
+        out["stop"] = [out["stop"]] if isinstance(out["stop"], str) else list(out["stop"])
     return out
+
+
+def openai_sampling(body: dict[str, Any]) -> SamplingArgs:
+    """The ``SamplingArgs`` of an OpenAI request body (``max_completion_tokens`` over ``max_tokens``)."""
+    return SamplingArgs(max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
+                        temperature=body.get("temperature"), top_p=body.get("top_p"), stop=body.get("stop"),
+                        seed=body.get("seed"))
 
 
 def _cid() -> str:

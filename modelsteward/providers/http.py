@@ -5,6 +5,9 @@ streams through aiohttp (one pooled ``ClientSession`` per event loop), bodies th
 the gateway's hot path goes through here, and the client library alone moves its throughput by
 an order of magnitude (issue 3's benchmark).  Upstream failures become ``UpstreamError(status, retryable)``:
 429, 408, 409, 425 and 5xx, timeouts and connection errors are retryable; other 4xx are not.
+An upstream that ignores ``"stream": true`` and answers one whole ``chat.completion`` is turned
+into a stream (``whole_answer_as_chunks``, as LiteLLM does); one that sends nothing at all is an
+upstream error (retryable), never an empty stream.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import aiohttp
 import aiohttp.http_exceptions
@@ -22,7 +25,7 @@ import orjson
 
 from modelsteward.errors import ConfigError, UpstreamError
 from modelsteward.providers import fasthttp
-from modelsteward.providers.base import ChatResult, Message, StreamChunk, sampling_params
+from modelsteward.providers.base import ChatResult, Message, SamplingArgs, StreamChunk, sampling_params
 
 __all__ = [
     "OpenAIHTTPProvider",
@@ -33,6 +36,7 @@ __all__ = [
     "client_session",
     "close_sessions",
     "RETRYABLE_STATUSES",
+    "whole_answer_as_chunks",
 ]
 
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -54,6 +58,38 @@ API_KEY_ENV: dict[str, str] = {
 }
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 MAX_SSE_LINE = 2 << 20  # bytes: the longest event-stream line read from an upstream (aiohttp: twice read_bufsize)
+
+MAX_WHOLE_ANSWER = 32 << 20  # bytes: the largest whole JSON answer taken from an upstream that ignores "stream"
+_SSE_FIELDS = (b"event:", b"id:", b"retry:", b":")
+
+
+def whole_answer_as_chunks(resp: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ``chat.completion`` as ``chat.completion.chunk`` objects: per choice one chunk with the
+    role and the whole content (and tool calls, indexed), then one chunk with every choice's
+    ``finish_reason`` and the answer's ``usage``; the caller ends the stream with ``[DONE]``."""
+    base = {"id": resp.get("id") or "chatcmpl-whole", "object": "chat.completion.chunk",
+            "created": resp.get("created") or int(time.time()), "model": resp.get("model") or ""}
+    if resp.get("system_fingerprint"):
+        base["system_fingerprint"] = resp["system_fingerprint"]
+    chunks: list[dict[str, Any]] = []
+    finals: list[dict[str, Any]] = []
+    for n, choice in enumerate(resp.get("choices") or []):
+        index = choice.get("index", n) if isinstance(choice, dict) else n
+        msg = (choice.get("message") or {}) if isinstance(choice, dict) else {}
+        delta: dict[str, Any] = {"role": msg.get("role") or "assistant", "content": msg.get("content")}
+        for extra in ("refusal", "reasoning_content"):
+            if msg.get(extra) is not None:
+                delta[extra] = msg[extra]
+        if msg.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(msg["tool_calls"])]
+        chunks.append({**base, "choices": [{"index": index, "delta": delta, "finish_reason": None, "logprobs": None}]})
+        finals.append({"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop",
+                       "logprobs": None})
+    last: dict[str, Any] = {**base, "choices": finals}
+    if resp.get("usage"):
+        last["usage"] = resp["usage"]
+    return [*chunks, last]
+
 
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
 _CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -218,12 +254,22 @@ class OpenAIHTTPProvider:
                                              read_bufsize=MAX_SSE_LINE // 2) as resp:
                 if resp.status >= 400:
                     raise self._fail(resp.status, await resp.read())
+                sent = False
+                other: list[bytes] = []  # lines that are not server-sent events: a whole JSON answer?
+                size = 0
                 while True:
                     line = await self._read_line(resp)
                     if not line:
                         break
                     line = line.strip()
                     if not line.startswith(b"data:"):
+                        if line and not sent and not line.startswith(_SSE_FIELDS):
+                            size += len(line)
+                            if size > MAX_WHOLE_ANSWER:
+                                raise UpstreamError(f"{self.model_id} answered a stream request with over "
+                                                    f"{MAX_WHOLE_ANSWER} bytes that are not server-sent events",
+                                                    status=502, retryable=False, model_id=self.model_id)
+                            other.append(line)
                         continue
                     payload = line[5:].strip()
                     if payload == b"[DONE]":
@@ -237,7 +283,13 @@ class OpenAIHTTPProvider:
                         msg = err.get("message") if isinstance(err, dict) else str(err)
                         raise UpstreamError(f"{self.model_id} failed mid-stream: {msg}", status=502, retryable=True,
                                             model_id=self.model_id)
+                    sent = True
                     yield chunk
+                if not sent:
+                    # an upstream that ignores "stream": true answers one whole chat.completion: turn it
+                    # into the stream the client asked for (as LiteLLM does), never an empty "ok" stream
+                    for chunk in self._whole_as_chunks(b"\n".join(other)):
+                        yield chunk
         except asyncio.TimeoutError as exc:
             raise UpstreamError(f"{self.model_id} sent nothing for {self.timeout_s:g}s (stream idle timeout; "
                                 "set the model's metadata timeout_s to wait longer)", status=504,
@@ -245,6 +297,25 @@ class OpenAIHTTPProvider:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{self.model_id} unreachable at {self.base_url}: {exc}", status=502,
                                 retryable=True, model_id=self.model_id) from exc
+
+    def _whole_as_chunks(self, raw: bytes) -> list[dict[str, Any]]:
+        """A whole ``chat.completion`` sent to a stream request, as the chunks of a stream."""
+        if not raw.strip():
+            raise UpstreamError(f"{self.model_id} ended the stream without sending anything", status=502,
+                                retryable=True, model_id=self.model_id)
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.model_id} answered a stream request with neither server-sent events nor "
+                                f"JSON: {raw[:200]!r}", status=502, retryable=True, model_id=self.model_id) from None
+        if isinstance(parsed, dict) and "error" in parsed and not parsed.get("choices"):
+            err = parsed["error"]
+            msg = err.get("message") if isinstance(err, dict) else str(err)
+            raise UpstreamError(f"{self.model_id} failed: {msg}", status=502, retryable=True, model_id=self.model_id)
+        if not isinstance(parsed, dict) or not parsed.get("choices"):
+            raise UpstreamError(f"{self.model_id} answered a stream request without choices: {raw[:200]!r}",
+                                status=502, retryable=True, model_id=self.model_id)
+        return whole_answer_as_chunks(parsed)
 
     async def _read_line(self, resp: aiohttp.ClientResponse) -> bytes:
         """The next line of the event stream; an over-long line is an upstream error, not a crash."""
@@ -256,19 +327,8 @@ class OpenAIHTTPProvider:
                                 model_id=self.model_id) from exc
 
     # ---------------------------------------------------------------- plain interface
-    async def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        **extra: Any,
-    ) -> ChatResult:
-        body = {"messages": list(messages), **sampling_params(
-            max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed, **extra)}
+    async def chat(self, messages: Sequence[Message], **params: Unpack[SamplingArgs]) -> ChatResult:
+        body = {"messages": list(messages), **sampling_params(**params)}
         t0 = time.perf_counter()
         resp = await self.openai_completion(body)
         latency = (time.perf_counter() - t0) * 1000
@@ -284,19 +344,8 @@ class OpenAIHTTPProvider:
             raw=resp,
         )
 
-    async def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        body = {"messages": list(messages), **sampling_params(
-            max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed, **extra)}
+    async def stream(self, messages: Sequence[Message], **params: Unpack[SamplingArgs]) -> AsyncIterator[StreamChunk]:
+        body = {"messages": list(messages), **sampling_params(**params)}
         finish: str | None = None
         usage: dict[str, Any] = {}
         async for chunk in self.openai_stream(body):

@@ -18,10 +18,20 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from modelsteward.errors import ConfigError, InvalidInput, UpstreamError
-from modelsteward.providers.base import ChatResult, Message, StreamChunk, openai_chunk, openai_response
+from modelsteward.providers.base import (
+    SAMPLING_KEYS,
+    ChatResult,
+    Message,
+    SamplingArgs,
+    StreamChunk,
+    openai_chunk,
+    openai_response,
+    openai_sampling,
+    sampling_params,
+)
 
 __all__ = ["LocalProvider", "DEFAULT_MAX_NEW_TOKENS"]
 
@@ -252,26 +262,17 @@ class LocalProvider:
         return results
 
     @staticmethod
-    def _params(max_tokens: int | None, temperature: float | None, top_p: float | None,
-                stop: str | Sequence[str] | None, seed: int | None) -> dict[str, Any]:
+    def _params(params: SamplingArgs) -> dict[str, Any]:
+        """The ``SamplingArgs`` this provider reads (others ignored), each key present, ``stop`` a list."""
+        max_tokens = params.get("max_tokens")
         if max_tokens is not None and int(max_tokens) < 1:
             raise InvalidInput(f"max_tokens must be >= 1, got {max_tokens}.")
-        stops = [stop] if isinstance(stop, str) else (list(stop) if stop else None)
-        return {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stops, "seed": seed}
+        given = sampling_params(**{k: params.get(k) for k in SAMPLING_KEYS})
+        return {k: given.get(k) for k in SAMPLING_KEYS}
 
     # ---------------------------------------------------------------- plain interface
-    async def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        **extra: Any,
-    ) -> ChatResult:
-        params = self._params(max_tokens, temperature, top_p, stop, seed)
+    async def chat(self, messages: Sequence[Message], **sampling: Unpack[SamplingArgs]) -> ChatResult:
+        params = self._params(sampling)
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
@@ -288,18 +289,8 @@ class LocalProvider:
         return ChatResult(text=text, input_tokens=n_in, output_tokens=n_out,
                           latency_ms=(time.perf_counter() - t0) * 1000, finish_reason=finish, model_id=self.model_id)
 
-    async def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        params = self._params(max_tokens, temperature, top_p, stop, seed)
+    async def stream(self, messages: Sequence[Message], **sampling: Unpack[SamplingArgs]) -> AsyncIterator[StreamChunk]:
+        params = self._params(sampling)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         await loop.run_in_executor(None, self.load)
@@ -340,25 +331,15 @@ class LocalProvider:
         yield StreamChunk(finish_reason=finish, input_tokens=n_in, output_tokens=n_out)
 
     # ---------------------------------------------------------------- OpenAI-shaped (gateway)
-    @staticmethod
-    def _body_params(body: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
-            "temperature": body.get("temperature"),
-            "top_p": body.get("top_p"),
-            "stop": body.get("stop"),
-            "seed": body.get("seed"),
-        }
-
     async def openai_completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        res = await self.chat(body.get("messages") or [], **self._body_params(body))
+        res = await self.chat(body.get("messages") or [], **openai_sampling(body))
         return openai_response(res.text, model=self.model_id, input_tokens=res.input_tokens,
                                output_tokens=res.output_tokens, finish_reason=res.finish_reason)
 
     async def openai_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         rid, created = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
         yield openai_chunk(rid, self.model_id, created, role="assistant", text="")
-        async for piece in self.stream(body.get("messages") or [], **self._body_params(body)):
+        async for piece in self.stream(body.get("messages") or [], **openai_sampling(body)):
             if piece.final:
                 yield openai_chunk(rid, self.model_id, created, finish_reason=piece.finish_reason)
                 n_in, n_out = piece.input_tokens or 0, piece.output_tokens or 0

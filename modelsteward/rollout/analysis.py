@@ -62,9 +62,12 @@ class Analysis:
 
 def judge(
     cand: WindowMetrics, stable: WindowMetrics, cfg: dict[str, Any], elapsed_s: float,
-    *, similarity: float | None = None, similarity_pairs: int = 0,
+    *, similarity: float | None = None, similarity_pairs: int = 0, shadow: bool = False,
 ) -> tuple[Outcome, list[str]]:
-    """Pure decision over window aggregates (``cfg``: the clamped ``rollout`` section)."""
+    """Pure decision over window aggregates (``cfg``: the clamped ``rollout`` section).
+
+    ``shadow``: the candidate only shadows, so its answers reach no user and get no feedback;
+    feedback is then not compared (and the reasons say why)."""
     failures: list[str] = []
     notes: list[str] = []
     unsure: list[str] = []  # a check that may yet fail: the window waits for more data
@@ -90,7 +93,10 @@ def judge(
                     f"cost per request ${cand.cost_per_request:.6f} > ${lim_c:.6f} (stable ${stable.cost_per_request:.6f})"
                 )
         min_fb = int(cfg["min_feedback_count"])
-        if cand.feedback_count >= min_fb and stable.feedback_count >= min_fb:
+        if shadow:
+            notes.append("feedback not compared in shadow: users never see shadow answers, so they get no "
+                         "feedback (it is compared in the canary steps)")
+        elif cand.feedback_count >= min_fb and stable.feedback_count >= min_fb:
             assert cand.mean_feedback is not None and stable.mean_feedback is not None
             if stable.mean_feedback - cand.mean_feedback > float(cfg["max_feedback_drop"]):
                 p = feedback_drop_p_value(cand, stable)
@@ -107,7 +113,8 @@ def judge(
                         f"(p={p:.2f} >= {alpha:g} over {cand.feedback_count} / {stable.feedback_count} values)"
                     )
         else:
-            notes.append(f"feedback not judged (fewer than {min_fb} values on one side)")
+            notes.append(f"feedback not judged yet: {cand.feedback_count} value(s) on the candidate, "
+                         f"{stable.feedback_count} on the stable model, {min_fb} needed on each")
         cfr = cand.flag_rate or 0.0
         sfr = (stable.flag_rate or 0.0) if stable.requests else 0.0
         if cand.flagged and cfr > sfr + float(cfg["max_safety_flag_increase"]):
@@ -146,7 +153,7 @@ def analyse_rollout(steward: Steward, ro: Rollout, cfg: dict[str, Any], now: dt.
     sim, pairs = (None, 0)
     if shadow:
         sim, pairs = shadow_similarity(steward, use_case, ro.candidate_model_id, since)
-    outcome, reasons = judge(cand, stable, cfg, elapsed, similarity=sim, similarity_pairs=pairs)
+    outcome, reasons = judge(cand, stable, cfg, elapsed, similarity=sim, similarity_pairs=pairs, shadow=shadow)
     if shadow and sim is None and outcome == "successful":
         outcome, reasons = "inconclusive", ["waiting: no shadow/primary response pairs to compare yet", *reasons[1:]]
     steps = list(ro.steps or [])

@@ -1,6 +1,6 @@
 """The guardrails monitor: windows of log analytics per use case and model -> violations -> actions.
 
-Checks (thresholds in ``config["guardrails"]``, clamped to the hard bounds in policies/bounds.py):
+Checks (thresholds in ``config["guardrails"]``, clamped to the hard bounds in bounds.py):
 - ``error_rate_spike``: error rate in the recent window above the model's baseline (the hours
   before it) by more than ``error_rate_abs``;
 - ``latency_slo``: p95 latency of successful requests above ``requirements.latency_slo_ms``;
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from modelsteward.policies.bounds import latency_slo_of, section_of
+from modelsteward.bounds import latency_slo_of, section_of
 from modelsteward.rollout.manager import RolloutManager
 from modelsteward.rollout.metrics import feedback_drop_p_value, window_metrics
 from modelsteward.storage.db import session_scope

@@ -22,7 +22,6 @@ new one, never a mix.
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound
-from modelsteward.policies import approvals
-from modelsteward.policies.bounds import section_of, validate_steps
+from modelsteward.bounds import section_of, validate_steps
 from modelsteward.rollout.analysis import Analysis, analyse_rollout, promotion_benefit
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase, utcnow
-from modelsteward.storage.registry import STATUS_TRANSITIONS
+from modelsteward.storage.status import EVENTS, apply_status_event, status_for
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -79,35 +77,16 @@ def _outcome(ro: Rollout) -> str | None:
     return str(_last_event(ro, "rolled_back", "reason") or ro.state)
 
 
-def _live_elsewhere(s: Session, model_id: str, uc_id: int) -> bool:
-    q = (
-        select(Allocation.id).join(Deployment)
-        .where(Allocation.model_id == model_id, Allocation.role == "primary", Deployment.use_case_id != uc_id)
-    )
-    return s.scalar(q.limit(1)) is not None
-
-
-def move_status(s: Session, m: Model, target: str, uc_id: int) -> None:
-    """Move a model's status to ``target`` along the status machine (shortest legal path).
-
-    A model that is the live primary of another use case stays ``current`` (statuses are global)."""
-    if m.status == target:
-        return
-    if m.status == "current" and _live_elsewhere(s, m.id, uc_id):
-        return
-    prev: dict[str, str | None] = {m.status: None}
-    todo = deque([m.status])
-    while todo:
-        cur = todo.popleft()
-        if cur == target:
-            break
-        for nxt in STATUS_TRANSITIONS.get(cur, ()):
-            if nxt not in prev:
-                prev[nxt] = cur
-                todo.append(nxt)
-    if target not in prev:
-        raise IllegalTransition(f"Model {m.id} cannot reach status {target!r} from {m.status!r}.")
-    m.status = target
+def move_status(s: Session, m: Model, event: str, uc: UseCase | int | None, *, actor: str = "system",
+                reason: str = "") -> bool:
+    """Apply the status ``event`` to ``m`` on ``uc`` (``storage/status.py``, the one owner of model
+    status) when its status there allows it; True when it did.  Rollouts and rollbacks never fail
+    on a status: the routing change is what matters, and the event trail shows what moved."""
+    st = status_for(s, m, uc if isinstance(uc, int) else uc.id) if uc is not None else m.status
+    if st not in EVENTS[event]:
+        return False
+    apply_status_event(s, m, event, uc, actor=actor, reason=reason)
+    return True
 
 
 def table_for_step(strategy: str, stable: str | None, candidate: str, weight: float, shadow_percent: float) -> list[dict[str, Any]]:
@@ -136,7 +115,7 @@ class RolloutManager:
 
     # ------------------------------------------------------------------ reading
     def _uc(self, s: Session, name: str) -> UseCase:
-        return self.registry._use_case(s, name)
+        return self.registry.use_case_in(s, name)
 
     @staticmethod
     def active_in(s: Session, uc_id: int, *, lock: bool = False) -> Rollout | None:
@@ -179,11 +158,15 @@ class RolloutManager:
         with session_scope(self.steward.sessions) as s:
             uc = self._uc(s, use_case)
             s.scalar(select(Deployment).where(Deployment.use_case_id == uc.id).with_for_update())  # serialise deploys
-            m = self.registry._model(s, model_id)
-            if m.status in ("retired", "rejected"):
+            m = self.registry.model_in(s, model_id)
+            st = status_for(s, m, uc.id)
+            if st in ("retired", "rejected"):
+                where = "" if st == m.status and st == "retired" else f" on {use_case!r}"
                 raise IllegalTransition(
-                    f"Model {model_id} is {m.status}; mark it a candidate again (and evaluate it) before deploying.",
-                    model=model_id, status=m.status,
+                    f"Model {model_id} is {st}{where}; a new passing evaluation on {use_case!r} (`steward eval "
+                    f"--use-case {use_case} --candidate {model_id}`) makes it a candidate there again"
+                    + (" (a retired model: register it again as a candidate first)" if st == "retired" else "") + ".",
+                    model=model_id, status=st,
                 )
             cur = self.active_in(s, uc.id)
             if cur is not None:
@@ -224,7 +207,8 @@ class RolloutManager:
             if strategy == "full":
                 self._complete(s, uc, ro, m, now)
             else:
-                move_status(s, m, "shadow" if strategy == "shadow" else "canary", uc.id)
+                apply_status_event(s, m, "shadow_started" if strategy == "shadow" else "canary_started", uc,
+                                   actor=actor, reason=f"rollout {ro.id}")
             s.flush()
             out = rollout_dict(ro)
             out["history_id"] = hist.id
@@ -232,13 +216,13 @@ class RolloutManager:
 
     def _complete(self, s: Session, uc: UseCase, ro: Rollout, cand: Model, now: dt.datetime) -> None:
         ro.state = "completed"
-        move_status(s, cand, "current", uc.id)
+        apply_status_event(s, cand, "promoted", uc, actor=ro.actor, reason=f"rollout {ro.id} completed")
         retire = any(e.get("retire_previous") for e in (ro.analyses or []) if e.get("event") == "deploy")
         if ro.stable_model_id and ro.stable_model_id != cand.id:
-            old = self.registry._model(s, ro.stable_model_id)
-            move_status(s, old, "retired" if retire else "candidate", uc.id)
+            old = self.registry.model_in(s, ro.stable_model_id)
+            move_status(s, old, "retired" if retire else "replaced", uc, actor=ro.actor,
+                        reason=f"replaced by {cand.id} (rollout {ro.id})")
         self._event(ro, "completed", now)
-        approvals.expire_for(s, "rollout_advance", uc.name, f"rollout {ro.id} completed")
 
     @staticmethod
     def _event(ro: Rollout, kind: str, now: dt.datetime, **extra: Any) -> None:
@@ -259,7 +243,7 @@ class RolloutManager:
             steps = list(ro.steps or [])
             if not 0 <= index < len(steps):
                 raise InvalidInput(f"Rollout {ro.id} has steps {steps}; step {index} does not exist.")
-            cand = self.registry._model(s, ro.candidate_model_id)
+            cand = self.registry.model_in(s, ro.candidate_model_id)
             cfg = self.config(uc)
             if ro.strategy == "shadow":
                 table = [{"model_id": ro.stable_model_id, "weight": 100.0, "role": "primary"}]
@@ -280,7 +264,7 @@ class RolloutManager:
             self._event(ro, "step", now, step_index=index, weight=steps[index], actor=actor)
             if ro.strategy == "shadow":
                 ro.state = "completed"
-                move_status(s, cand, "candidate", uc.id)
+                move_status(s, cand, "shadow_passed", uc, actor=actor, reason=f"rollout {ro.id}: shadow passed")
                 cand.meta = {**(cand.meta or {}), "shadow_passed": {"use_case": uc.name, "rollout_id": ro.id,
                                                                    "at": now.isoformat(timespec="seconds")}}
                 self._event(ro, "completed", now)
@@ -442,7 +426,7 @@ class RolloutManager:
     def retire(self, model_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
         """Retire a model: refused while it carries live traffic; shadow mirrors of it are removed."""
         with session_scope(self.steward.sessions) as s:
-            m = self.registry._model(s, model_id)
+            m = self.registry.model_in(s, model_id)
             if m.status == "retired":
                 return {"model_id": model_id, "status": "retired", "changed": False, "removed_from": []}
             rows = s.execute(
@@ -466,8 +450,6 @@ class RolloutManager:
                 table = [r for r in self.registry.routing_table(dep) if r["model_id"] != model_id]
                 self.registry.write_routing(s, uc, table, action="retire", actor=actor, reason=reason or f"retire {model_id}")
                 removed.append(uc.name)
-            if m.status == "current":
-                m.status = "candidate"
-            move_status(s, m, "retired", -1)
+            apply_status_event(s, m, "retired", actor=actor, reason=reason or "retired")
             m.meta = {**(m.meta or {}), "retired": {"by": actor, "reason": reason, "at": self.clock().isoformat()}}
             return {"model_id": model_id, "status": m.status, "changed": True, "removed_from": removed}

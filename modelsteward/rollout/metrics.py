@@ -102,12 +102,6 @@ def feedback_gain_p_value(cand: WindowMetrics, stable: WindowMetrics) -> float:
     return _welch_greater(cand, stable)
 
 
-def _fresh(steward: Steward) -> None:
-    """Make every row acknowledged in this process visible.  ``flush()`` (unlike the ``pending``
-    check inside ``query``) also waits for a background flush that is converting rows right now."""
-    steward.logs.flush()
-
-
 def window_metrics(
     steward: Steward, use_case: str, since: dt.datetime, until: dt.datetime | None = None,
     *, model_id: str | None = None, roles: tuple[str, ...] | None = None,
@@ -134,7 +128,6 @@ def window_metrics(
                count(*) FILTER (WHERE {_FLAGGED}) AS flagged
         FROM logs WHERE {' AND '.join(where)}
     """
-    _fresh(steward)
     row = steward.logs.query(sql, params)[0]
     return WindowMetrics(
         requests=int(row["n"] or 0), errors=int(row["errors"] or 0),
@@ -162,7 +155,6 @@ def shadow_similarity(
     steward: Steward, use_case: str, candidate: str, since: dt.datetime, *, limit: int = 500
 ) -> tuple[float | None, int]:
     """Mean similarity of the candidate's shadow responses to the primary's, per shared request id."""
-    _fresh(steward)
     rows = steward.logs.query(
         """
         SELECT s.response AS shadow, p.response AS primary_response
@@ -183,7 +175,6 @@ def shadow_similarity(
 def usage(steward: Steward, use_case: str, days: float = 7.0) -> dict[str, float]:
     """Requests in the last ``days`` (primary and canary, not shadow), mean tokens, projected per month."""
     since = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=days)
-    _fresh(steward)
     row = steward.logs.query(
         "SELECT count(*) AS n, avg(input_tokens) AS tin, avg(output_tokens) AS tout, min(ts) AS first "
         "FROM logs WHERE use_case = ? AND ts >= ? AND role <> 'shadow'",

@@ -27,9 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from modelsteward.errors import NotFound, StewardError
-from modelsteward.policies import approvals
-from modelsteward.policies.bounds import SECTIONS
+from modelsteward.bounds import SECTIONS
 from modelsteward.rollout.manager import ACTIVE_STATES, move_status, rollout_dict
+from modelsteward.storage.status import apply_status_event, status_for
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Deployment, DeploymentHistory, ModelSnapshot, Rollout, UseCase, utcnow
 
@@ -128,7 +128,7 @@ class RollbackManager:
         """Restore the target snapshot (see module doc); returns what was done and the live table."""
         now = self.clock()
         with session_scope(self.steward.sessions) as s:
-            uc = self.registry._use_case(s, use_case)
+            uc = self.registry.use_case_in(s, use_case)
             dep = self._dep(s, uc, lock=True)
             snap = self._target(s, uc, snapshot_id)
             ro = s.scalars(
@@ -148,11 +148,11 @@ class RollbackManager:
                 hist_id = hist.id
                 s.flush()
                 s.expire_all()
-                uc = self.registry._use_case(s, use_case)
+                uc = self.registry.use_case_in(s, use_case)
                 ok, why = self._matches(s, uc, snap)
                 if not ok:
                     raise RollbackVerificationError(f"Rollback of {use_case!r} did not restore snapshot {snap.id}: {why}.")
-                self._restore_statuses(s, uc, snap, before, ro, reject_candidate)
+                self._restore_statuses(s, uc, snap, before, ro, reject_candidate, actor)
             closed = None
             if ro is None and not same:
                 # A finished rollout whose result was just undone is marked rolled back as well.
@@ -168,13 +168,12 @@ class RollbackManager:
                 }]
                 closed = rollout_dict(ro)
                 if reject_candidate and same:
-                    m = self.registry._model(s, ro.candidate_model_id)
-                    move_status(s, m, "rejected", uc.id)
-                approvals.expire_for(s, "rollout_advance", uc.name, f"rollout {ro.id} rolled back")
+                    m = self.registry.model_in(s, ro.candidate_model_id)
+                    move_status(s, m, "rejected", uc, actor=actor, reason=reason)
             snap_id, snap_alloc = snap.id, canonical_table(list(snap.allocations or []))
         # Verify again after the commit, from a fresh session.
         with session_scope(self.steward.sessions) as s:
-            uc2 = self.registry._use_case(s, use_case)
+            uc2 = self.registry.use_case_in(s, use_case)
             snap2 = s.get(ModelSnapshot, snap_id)
             assert snap2 is not None
             ok, why = self._matches(s, uc2, snap2)
@@ -188,16 +187,18 @@ class RollbackManager:
 
     def _restore_statuses(
         self, s: Session, uc: UseCase, snap: ModelSnapshot, before: list[dict[str, Any]], ro: Rollout | None,
-        reject: bool,
+        reject: bool, actor: str = "system",
     ) -> None:
         after = {r["model_id"]: r["role"] for r in snap.allocations or []}
         role_status = {"primary": "current", "canary": "canary", "shadow": "shadow"}
+        why = f"restore snapshot {snap.id}"
         for mid, role in after.items():
-            move_status(s, self.registry._model(s, mid), role_status[role], uc.id)
+            m = self.registry.model_in(s, mid)
+            if status_for(s, m, uc.id) != role_status[role]:
+                apply_status_event(s, m, "restored", uc, to=role_status[role], actor=actor, reason=why)
         for r in before:
             if r["model_id"] in after:
                 continue
-            m = self.registry._model(s, r["model_id"])
-            target = "rejected" if (reject and ro is not None and m.id == ro.candidate_model_id) else "candidate"
-            if m.status in ("shadow", "canary", "current"):
-                move_status(s, m, target, uc.id)
+            m = self.registry.model_in(s, r["model_id"])
+            blamed = reject and ro is not None and m.id == ro.candidate_model_id
+            move_status(s, m, "rejected" if blamed else "rolled_back", uc, actor=actor, reason=why)

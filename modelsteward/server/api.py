@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
+from modelsteward.context import Steward
 from modelsteward.server import schemas as S
 from modelsteward.server.auth import create_token, list_tokens, revoke_token
 from modelsteward.server.deps import AdminDep, IdentityDep, StewardDep, ViewerDep
@@ -97,13 +98,19 @@ def list_models(
     provider: Annotated[str | None, Query(max_length=50)] = None,
     kind: Literal["paid", "self_hosted", "fine_tuned"] | None = None,
 ) -> list[Any]:
-    return list(steward.registry.list_models(use_case=use_case, status=status, provider=provider, kind=kind))
+    rows = steward.registry.list_models(use_case=use_case, status=status, provider=provider, kind=kind)
+    return _model_outs(steward, rows)
+
+
+def _model_outs(steward: Steward, rows: list[Any]) -> list[S.ModelOut]:
+    per = steward.registry.use_case_statuses([m.id for m in rows])
+    return [S.ModelOut.model_validate(m).model_copy(update={"use_case_statuses": per.get(m.id, {})}) for m in rows]
 
 
 @router.get("/models/{model_id:path}", response_model=S.ModelOut, tags=["models"],
             summary="One model by its id (provider:model)")
 def get_model(steward: StewardDep, _: ViewerDep, model_id: Annotated[str, Path(max_length=300)]) -> Any:
-    return steward.registry.get_model(model_id)
+    return _model_outs(steward, [steward.registry.get_model(model_id)])[0]
 
 
 # ---------------------------------------------------------------- evaluations, jobs, rollouts, violations

@@ -19,7 +19,10 @@ once), all acting through tools/ as the actor ``system:control-loop``:
   scheduled run in ``agent_runs`` (or the schedule's anchor in ``control_state``): a tick missed
   while no leader ran runs once, at once, never once per missed period.  ``agent_run`` itself holds
   the workspace's agent lock, so a run never overlaps another (a manual one included);
-- ``notify``: collect the outbox's events and deliver the due ones (server/notify.py).
+- ``notify``: collect the outbox's events and deliver the due ones (server/notify.py);
+- ``compact``: when the log store is a bucket (``STEWARD_LOG_DIR=s3://...``), merge each partition's
+  small segments every ``STEWARD_LOG_COMPACT_EVERY`` (a bucket has no file locks, so only the
+  leader compacts; a folder store compacts as it flushes).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ log = logging.getLogger("modelsteward.controlloop")
 
 LEASE_NAME = "control_loop"
 ACTOR = "system:control-loop"
-_CONTROL_JOBS = ("guard", "rollout", "agent", "notify")
+_CONTROL_JOBS = ("guard", "rollout", "agent", "notify", "compact")
 _DENIAL_BACKOFF_S = 300.0
 
 
@@ -144,6 +147,9 @@ class ControlLoop:
         sch.add_job(self._guard_tick, "interval", seconds=cfg.guard_every_s, id="guard", next_run_time=now)
         sch.add_job(self._rollout_tick, "interval", seconds=cfg.rollout_every_s, id="rollout", next_run_time=now)
         sch.add_job(self._notify_tick, "interval", seconds=cfg.notify_every_s, id="notify", next_run_time=now)
+        if self._logs_remote():
+            sch.add_job(self._compact_tick, "interval", seconds=cfg.log_compact_every_s, id="compact",
+                        next_run_time=now + dt.timedelta(seconds=cfg.log_compact_every_s))
         if cfg.agent_enabled:
             trigger, first = self._agent_trigger(now)
             sch.add_job(self._agent_tick, trigger, id="agent", next_run_time=first)
@@ -212,7 +218,7 @@ class ControlLoop:
     def _judgeable(self, use_case: str, ro: dict[str, Any]) -> bool:
         """Whether the step's window can be judged now (enough candidate requests, or past the
         inconclusive timeout); read through the logs_stats tool."""
-        from modelsteward.policies.bounds import section_of
+        from modelsteward.bounds import section_of
 
         cfg = section_of(self.steward.registry.get_use_case(use_case).config, "rollout")
         started = dt.datetime.fromisoformat(str(ro["step_started_at"] or ro["created_at"]))
@@ -276,6 +282,23 @@ class ControlLoop:
             log.info("scheduled agent run %s: %s", out["run_id"], out["status"])
         except StewardError as exc:  # agent_busy: another run executes; this tick is skipped
             log.warning("scheduled agent run skipped: %s", exc.message)
+
+    def _logs_remote(self) -> bool:
+        try:
+            return bool(self.steward.settings.logs_location.remote)
+        except Exception:  # noqa: BLE001 - a bad STEWARD_LOG_DIR stopped the server earlier
+            return False
+
+    def _compact_tick(self) -> None:
+        if not self.leading():
+            return
+        try:
+            merged = self.steward.logs.compact()
+        except Exception:  # noqa: BLE001 - the next tick retries; segments stay readable meanwhile
+            log.exception("control loop: compacting the log bucket failed")
+            return
+        if merged:
+            log.info("control loop: merged %d log segments in the bucket", merged)
 
     def _notify_tick(self) -> None:
         if not self.leading():

@@ -61,6 +61,11 @@ def _check_db(steward: Steward) -> str:
 def _check_logs(steward: Steward) -> str:
     """Read-only: the folder is there and writable, and DuckDB reads the segments (no flush)."""
     store = steward.logs  # the server's own store (opened with the app when the gateway runs)
+    if store.remote:
+        try:
+            return store.check()
+        except Exception as exc:  # noqa: BLE001 - the bucket's name only, never the endpoint or keys
+            raise NotReady("the log bucket does not answer") from exc
     root = Path(store.root)
     if not root.is_dir():
         raise NotReady("the log folder does not exist")

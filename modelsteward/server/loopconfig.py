@@ -8,6 +8,7 @@ starts: a bad value stops the server with one line naming the variable (``Config
 | ``STEWARD_AGENT_EVERY`` | ``1h`` | scheduled agent cycles; ``off`` disables them (>= 5 s) |
 | ``STEWARD_AGENT_CRON`` | unset | a cron expression (UTC, 5 fields); replaces ``STEWARD_AGENT_EVERY`` |
 | ``STEWARD_LEADER_LEASE`` | ``15s`` | leader lease; a dead leader is replaced within it (>= 2 s) |
+| ``STEWARD_LOG_COMPACT_EVERY`` | ``60s`` | log segments in a bucket merged per partition, by the leader (>= 1 s) |
 | ``STEWARD_NOTIFY`` | unset | comma-separated Apprise URLs |
 | ``STEWARD_PUBLIC_URL`` | ``http://HOST:PORT`` | the console's address in notifications |
 """
@@ -15,31 +16,31 @@ starts: a bad value stops the server with one line naming the variable (``Config
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modelsteward.errors import ConfigError
+from modelsteward.errors import ConfigError, InvalidInput
+from modelsteward.timeutil import parse_duration
 
-__all__ = ["LoopConfig", "parse_duration", "HARD_BOUNDS"]
+__all__ = ["LoopConfig", "parse_period", "HARD_BOUNDS"]
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # variable -> (default, the shortest interval it may take, seconds)
 HARD_BOUNDS: dict[str, tuple[str, float]] = {
     "STEWARD_GUARD_EVERY": ("60s", 5.0),
     "STEWARD_ROLLOUT_EVERY": ("10s", 1.0),
     "STEWARD_AGENT_EVERY": ("1h", 5.0),
     "STEWARD_LEADER_LEASE": ("15s", 2.0),
+    "STEWARD_LOG_COMPACT_EVERY": ("60s", 1.0),
 }
 
 
-def parse_duration(var: str, text: str) -> float:
+def parse_period(var: str, text: str) -> float:
     """``30s``, ``5m``, ``1h``, ``1d`` (or a bare number of seconds) -> seconds, at least the
     variable's hard bound; anything else is a ConfigError naming ``var``."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
-    if not m:
-        raise ConfigError(f"{var}={text!r} is not a duration; use e.g. 30s, 5m or 1h.", variable=var)
-    seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    try:
+        seconds = parse_duration(text or "", units="smhd", bare_seconds=True).total_seconds()
+    except InvalidInput:
+        raise ConfigError(f"{var}={text!r} is not a duration; use e.g. 30s, 5m or 1h.", variable=var) from None
     low = HARD_BOUNDS.get(var, ("", 0.0))[1]
     if seconds < low:
         raise ConfigError(f"{var}={text!r} is below its hard bound of {low:g} s; use {low:g}s or more.", variable=var)
@@ -90,6 +91,7 @@ class LoopConfig:
     notify_urls: tuple[str, ...] = field(default=(), repr=False)
     public_url: str = "http://127.0.0.1:8080"
     notify_every_s: float = 2.0
+    log_compact_every_s: float = 60.0
 
     @property
     def agent_enabled(self) -> bool:
@@ -100,17 +102,18 @@ class LoopConfig:
         env = os.environ if env is None else env
 
         def dur(var: str) -> float:
-            return parse_duration(var, env.get(var) or HARD_BOUNDS[var][0])
+            return parse_period(var, env.get(var) or HARD_BOUNDS[var][0])
 
         agent_text = (env.get("STEWARD_AGENT_EVERY") or "1h").strip()
         cron = env.get("STEWARD_AGENT_CRON", "").strip()
-        agent_every = None if agent_text.lower() == "off" else parse_duration("STEWARD_AGENT_EVERY", agent_text)
+        agent_every = None if agent_text.lower() == "off" else parse_period("STEWARD_AGENT_EVERY", agent_text)
         return cls(
             guard_every_s=dur("STEWARD_GUARD_EVERY"),
             rollout_every_s=dur("STEWARD_ROLLOUT_EVERY"),
             agent_every_s=None if cron else agent_every,
             agent_cron=_cron("STEWARD_AGENT_CRON", cron) if cron else None,
             lease_s=dur("STEWARD_LEADER_LEASE"),
+            log_compact_every_s=dur("STEWARD_LOG_COMPACT_EVERY"),
             notify_urls=_notify_urls("STEWARD_NOTIFY", env.get("STEWARD_NOTIFY", "")),
             public_url=(env.get("STEWARD_PUBLIC_URL") or public_url).rstrip("/"),
         )

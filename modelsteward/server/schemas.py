@@ -97,6 +97,8 @@ class ModelOut(_Orm):
     adapter_path: str | None = None
     use_case_id: int | None = None
     meta: dict[str, Any] = Field(default_factory=dict, serialization_alias="metadata")
+    use_case_statuses: dict[str, str] = Field(
+        default_factory=dict, description="Status per use case (evaluated or deployed there); `status` is the summary.")
     created_at: Ts
     updated_at: Ts
 

@@ -1,7 +1,8 @@
 """``/api`` routes that act: each is a thin wrapper over one typed tool (``tools.call_tool``).
 
 The request body is the tool's own input model (less the fields taken from the path), the answer
-its output model, so the OpenAPI spec documents exactly what the tools accept.  A route is added
+its output model, so the OpenAPI spec documents exactly what the tools accept.  Routes are POST
+unless the table names another method (``PATCH``/``DELETE /use-cases/{use_case}``).  A route is added
 only when its tool is registered (areas land their tools independently); the table below is the
 whole list.  A tool that needs an approval answers 202 with the approval id
 (``code: approval_required``).  Mutating and long-running tools need role operator; read-only
@@ -37,10 +38,14 @@ class ToolRoute:
     summary: str
     role: str | None = None  # default: operator for mutating/long-running tools, else viewer
     status_code: int = 200
+    method: str = "POST"
 
 
 TOOL_ROUTES: tuple[ToolRoute, ...] = (
     ToolRoute("usecase_add", "/use-cases", "use cases", "Create a use case", status_code=201),
+    ToolRoute("usecase_update", "/use-cases/{use_case}", "use cases", "Change a use case (partial update)",
+              method="PATCH"),
+    ToolRoute("usecase_delete", "/use-cases/{use_case}", "use cases", "Delete a use case", method="DELETE"),
     ToolRoute("models_register", "/models", "models", "Register a model", status_code=201),
     ToolRoute("scan", "/scan", "catalog", "Scan model catalogs for candidates"),
     ToolRoute("rank", "/rank", "catalog", "Rank the candidates of a use case"),
@@ -135,7 +140,7 @@ def build_tool_router(tools: dict[str, ToolSpec] | None = None) -> APIRouter:
             {"model": ErrorOut, "description": "The action needs an approval; details.approval_id."}
         )
         router.add_api_route(
-            route.path, _endpoint(spec, route, role), methods=["POST"], response_model=spec.output_model,
+            route.path, _endpoint(spec, route, role), methods=[route.method], response_model=spec.output_model,
             status_code=route.status_code, tags=[route.tag], summary=route.summary,
             description=f"{spec.description}\n\nTool `{spec.name}`; needs role `{role}`."
             + (" Long-running: answers 202 with a task unless `wait=true`." if spec.long_running else ""),

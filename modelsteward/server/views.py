@@ -10,6 +10,7 @@ from typing import Any
 from modelsteward.context import Steward
 from modelsteward.errors import NotFound
 from modelsteward.storage import queries
+from modelsteward.timeutil import window_start
 
 __all__ = ["jsonable", "jsonable_rows", "traffic_series", "eval_series", "BUCKETS"]
 
@@ -47,14 +48,10 @@ def traffic_series(steward: Steward, use_case: str, window: str = "7d") -> list[
                quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,
                avg(feedback) AS feedback
         FROM logs
-        WHERE use_case = ? AND role <> 'shadow' AND ts >= now()::TIMESTAMP - INTERVAL '{window[:-1]} {_unit(window)}'
+        WHERE use_case = ? AND role <> 'shadow' AND ts >= ?
         GROUP BY 1 ORDER BY 1
     """
-    return jsonable_rows(steward.logs.query(sql, [use_case]))
-
-
-def _unit(window: str) -> str:
-    return {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[window[-1]]
+    return jsonable_rows(steward.logs.query(sql, [use_case, window_start(window)]))
 
 
 def _score(metrics: dict[str, Any]) -> float | None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import posixpath
 import re
 import threading
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,9 @@ import orjson
 
 from modelsteward.errors import ConfigError, InvalidInput, ReadOnlyViolation
 from modelsteward.storage.segments import ROLLUP_FIELDS, ROLLUP_KEY
+from modelsteward.timeutil import window_start
 
-__all__ = ["LogReader", "parse_window", "CorruptSegmentWarning"]
+__all__ = ["LogReader", "CorruptSegmentWarning"]
 
 log = logging.getLogger(__name__)
 
@@ -70,55 +73,57 @@ class CorruptSegmentWarning(UserWarning):
     """A Parquet segment could not be read and was left out of queries."""
 
 
-def parse_window(since: str | dt.timedelta | None) -> dt.datetime | None:
-    """``"7d"``, ``"12h"``, ``"30m"``, ``"45s"``, ``"2w"`` or a timedelta -> the naive UTC cut-off."""
-    if since is None or since == "" or since == "all":
-        return None
-    if isinstance(since, dt.timedelta):
-        delta = since
-    else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(since))
-        if not m:
-            raise InvalidInput(f"Window {since!r} is not like 30m, 12h, 7d or 2w.")
-        n, unit = float(m.group(1)), m.group(2)
-        delta = dt.timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - delta
-
-
 class LogReader:
-    """Builds DuckDB connections over a log store root."""
+    """Builds DuckDB connections over a log store: its segments (a folder or a bucket) and its
+    not-yet-converted write-ahead files (``storage/wal.py``).  Reading never writes."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self._valid: dict[Path, tuple[tuple[int, int], list[str] | None]] = {}
+    def __init__(self, root: Path | str, wal_dir: Path | None = None, objects: Any = None) -> None:
+        if objects is None:
+            from modelsteward.storage.objectstore import ObjectStore, parse_log_location
+
+            objects = ObjectStore(parse_log_location(root if isinstance(root, str) else Path(root)))
+        self.objects = objects
+        self.remote = bool(objects.remote)
+        self.root = Path(root) if not self.remote else root
+        self.wal_dir = Path(wal_dir) if wal_dir is not None else (None if self.remote else Path(root) / "wal")
+        self._valid: dict[str, tuple[tuple[int, int], list[str] | None]] = {}
         self._rollups: dict[str, list[list[Any]]] = {}  # file -> its footer's per-(model, role) rollup
-        self._bad: set[tuple[Path, int, int]] = set()
+        self._bad: set[tuple[str, int, int]] = set()
 
     def close(self) -> None:
         self._valid.clear()
         self._rollups.clear()
 
     # ------------------------------------------------------------------ files
-    def _files(self, sub: str) -> list[str]:
-        import pyarrow.parquet as pq
-
-        base = self.root / sub
-        found: list[Path] = sorted(base.glob("**/*.parquet")) if base.exists() else []
-        keep: list[Path] = []
-        merged_away: set[str] = set()
-        for p in found:
+    def _listing(self, sub: str) -> list[tuple[str, int, int]]:
+        if self.remote:
+            return self.objects.list_files(sub)
+        base = Path(self.root) / sub
+        out = []
+        for p in sorted(base.glob("**/*.parquet")) if base.exists() else []:
             try:
                 st = p.stat()
             except FileNotFoundError:
                 continue
-            sig = (st.st_size, st.st_mtime_ns)
+            out.append((str(p), st.st_size, st.st_mtime_ns))
+        return out
+
+    def _files(self, sub: str, seen: set[tuple[str, str]] | None = None) -> list[str]:
+        """The valid segment files under ``sub``; ``seen`` collects (partition, name) of every segment
+        there, merged-away ones included (to drop write-ahead rows already in a segment)."""
+        keep: list[str] = []
+        merged_away: set[str] = set()
+        for p, size, mtime in self._listing(sub):
+            sig = (size, mtime)
             cached = self._valid.get(p)
             if cached is None or cached[0] != sig:
                 try:
-                    md = pq.read_metadata(p)
+                    md = self.objects.read_metadata(p)
                     raw = (md.metadata or {}).get(b"steward.sources")
                     sources = orjson.loads(raw) if raw else None
                     rollup = _read_rollup((md.metadata or {}).get(ROLLUP_KEY))
+                except FileNotFoundError:
+                    continue  # merged away between the listing and now
                 except Exception as exc:  # noqa: BLE001 - any unreadable footer is a corrupt segment
                     key = (p, *sig)
                     if key not in self._bad:
@@ -128,38 +133,80 @@ class LogReader:
                     continue
                 self._valid[p] = (sig, sources)
                 if rollup is None:
-                    self._rollups.pop(str(p), None)
+                    self._rollups.pop(p, None)
                 else:
-                    self._rollups[str(p)] = rollup
+                    self._rollups[p] = rollup
                 cached = self._valid[p]
+            parent, name = posixpath.split(p)
             if cached[1]:
-                merged_away.update(str(p.parent / s) for s in cached[1])
+                merged_away.update(posixpath.join(parent, s) for s in cached[1])
+                if seen is not None:
+                    seen.update((_partition(parent), s) for s in cached[1])
+            if seen is not None:
+                seen.add((_partition(parent), name))
             keep.append(p)
-        return [str(p) for p in keep if str(p) not in merged_away]
+        return [p for p in keep if p not in merged_away]
+
+    def _wal(self) -> tuple[Any, Any]:
+        """The write-ahead rows of both streams (read before the segments are listed)."""
+        from modelsteward.storage.logstore import FEEDBACK_COLUMNS, LOG_COLUMNS
+        from modelsteward.storage.segments import _schema
+        from modelsteward.storage.wal import WalRows, read_wal
+
+        if self.wal_dir is None:
+            return WalRows("requests", []), WalRows("feedback", [])
+        import pyarrow as pa
+
+        req = read_wal(self.wal_dir, "requests", _schema({**LOG_COLUMNS, "use_case": "string"}, ts_type=pa.int64()))
+        fb = read_wal(self.wal_dir, "feedback", _schema(FEEDBACK_COLUMNS, ts_type=pa.int64()))
+        return req, fb
 
     # ------------------------------------------------------------------ connections
     def connect(self, *, lock_down: bool = True):  # type: ignore[no-untyped-def]
         """An in-memory DuckDB with views ``raw_logs``, ``feedback_events`` and ``logs``."""
         return self._open(lock_down)[0]
 
-    def _open(self, lock_down: bool) -> tuple[Any, list[str], bool]:
-        """``connect``, plus the request files it reads and whether any feedback-event segment exists."""
+    def _open(self, lock_down: bool) -> tuple[Any, list[str], bool, bool]:
+        return _retry_vanished(lambda: self._open_once(lock_down))
+
+    def _open_once(self, lock_down: bool) -> tuple[Any, list[str], bool, bool]:
+        """``connect``, plus the request files it reads and whether any feedback event exists.
+
+        The connection also has ``wal_requests`` (the write-ahead rows not yet in a segment) when
+        there are any; ``self.relation(con, files)`` names a relation over some request files.
+        """
         import duckdb
 
         con = duckdb.connect(":memory:")
+        try:
+            return self._build(con, lock_down)
+        except BaseException:
+            con.close()
+            raise
+
+    def _build(self, con: Any, lock_down: bool) -> tuple[Any, list[str], bool, bool]:
         con.execute("SET threads TO 2")
         con.execute(f"SET memory_limit='{_esc(query_memory())}'")
         con.execute("SET temp_directory=''")  # nothing spills to disk: over the limit is an error
-        req = self._files("requests")
-        fb = self._files("feedback")
-        if req:
-            con.execute(f"CREATE VIEW raw_logs AS SELECT * FROM {_scan(req)}")
-        else:
-            con.execute(f"CREATE VIEW raw_logs AS {_EMPTY_LOGS}")
+        wal_req, wal_fb = self._wal()  # first: see storage/wal.py for why the order matters
+        seen_req: set[tuple[str, str]] = set()
+        seen_fb: set[tuple[str, str]] = set()
+        req = self._files("requests", seen_req)
+        fb = self._files("feedback", seen_fb)
+        wreq = wal_req.table(seen_req)
+        wfb = wal_fb.table(seen_fb)
+        if wreq is not None:
+            con.register("wal_requests", wreq)
+        sources = ([f"SELECT * FROM {self.relation(con, req)}"] if req else []) + \
+            (["SELECT * FROM wal_requests"] if wreq is not None else [])
+        con.execute(f"CREATE VIEW raw_logs AS {' UNION ALL BY NAME '.join(sources) if sources else _EMPTY_LOGS}")
+        fsrc = []
         if fb:
-            con.execute(f"CREATE VIEW feedback_events AS SELECT ts, request_id, score, comment FROM read_parquet({_sql_list(fb)})")
-        else:
-            con.execute(f"CREATE VIEW feedback_events AS {_EMPTY_FEEDBACK}")
+            fsrc.append(f"SELECT ts, request_id, score, comment FROM {self.relation(con, fb, 'feedback')}")
+        if wfb is not None:
+            con.register("wal_feedback", wfb)
+            fsrc.append("SELECT ts, request_id, score, comment FROM wal_feedback")
+        con.execute(f"CREATE VIEW feedback_events AS {' UNION ALL '.join(fsrc) if fsrc else _EMPTY_FEEDBACK}")
         con.execute(
             "CREATE VIEW latest_feedback AS SELECT request_id, arg_max(score, ts) AS score FROM feedback_events "
             "GROUP BY request_id"
@@ -169,17 +216,31 @@ class LogReader:
             "ON r.request_id = f.request_id AND r.role <> 'shadow'"
         )
         if lock_down:
-            root = str(self.root.resolve())
-            con.execute(f"SET allowed_directories=['{_esc(root)}/']")
+            if not self.remote:
+                root = str(Path(self.root).resolve())
+                con.execute(f"SET allowed_directories=['{_esc(root)}/']")
             con.execute("SET enable_external_access=false")
             con.execute("SET lock_configuration=true")
-        return con, req, bool(fb)
+        return con, req, bool(fb) or wfb is not None, wreq is not None
+
+    def relation(self, con: Any, files: list[str], sub: str = "requests") -> str:
+        """SQL naming a relation over ``files``: ``read_parquet`` for a folder, a registered pyarrow
+        dataset for a bucket (DuckDB scans it with projection and filter pushdown)."""
+        if not self.remote:
+            return _scan(files) if sub == "requests" else f"read_parquet({_sql_list(files)})"
+        name = f"seg_{sub}_{uuid.uuid4().hex[:8]}"
+        parts = ["date", "use_case"] if sub == "requests" else ["date"]
+        con.register(name, self.objects.dataset(files, sub, parts, schema=_dataset_schema(sub)))
+        return name
 
     def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         """One read-only SELECT (or WITH ... SELECT) over ``logs``; rows as dicts."""
+        check_read_only(sql)
+        return _retry_vanished(lambda: self._query_once(sql, params, limit))
+
+    def _query_once(self, sql: str, params: list[Any] | None, limit: int | None) -> list[dict[str, Any]]:
         import duckdb
 
-        check_read_only(sql)
         timeout = query_timeout()
         con = self.connect()
         timer = threading.Timer(timeout, con.interrupt)
@@ -196,6 +257,8 @@ class LogReader:
             except duckdb.OutOfMemoryException as exc:
                 raise InvalidInput(f"Query needs more than {query_memory()} of memory (STEWARD_QUERY_MEMORY); "
                                    "narrow it or raise the limit.") from exc
+            except duckdb.CatalogException as exc:
+                raise InvalidInput(_catalog_error(exc)) from exc
             except duckdb.Error as exc:
                 raise InvalidInput(f"Query failed: {exc}") from exc
             return [dict(zip(cols, r, strict=True)) for r in rows]
@@ -204,6 +267,11 @@ class LogReader:
             con.close()
 
     def stats(self, *, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
+        """See ``_stats_once``; retried when a compaction removed a segment while it was read."""
+        return _retry_vanished(lambda: self._stats_once(use_case=use_case, since=since))
+
+    def _stats_once(self, *, use_case: str | None = None,
+                    since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
         """Per (use case, model, role): counts, error rate, p50/p95 latency, tokens, cost, feedback.
 
         Segments written by this store carry a rollup in their footer (``with_rollup``): counts,
@@ -216,7 +284,7 @@ class LogReader:
         The join over every request id costs as much as the aggregate itself, so a store without
         feedback events does not pay for it.
         """
-        cutoff = parse_window(since)
+        cutoff = window_start(since)
         filters = [(col, op, v) for col, op, v in (("ts", ">=", cutoff), ("use_case", "=", use_case or None))
                    if v is not None]
         params = [v for _, _, v in filters]
@@ -224,9 +292,14 @@ class LogReader:
         def where(alias: str = "") -> str:
             return ("WHERE " + " AND ".join(f"{alias}{col} {op} ?" for col, op, _ in filters)) if filters else ""
 
-        con, req, has_feedback = self._open(lock_down=True)
+        con, req, has_feedback, has_wal = self._open(lock_down=True)
         try:
             rolled, scan = self._split_by_rollup(req, use_case, cutoff)
+            scan_src = None
+            if scan or has_wal:
+                parts = ([f"SELECT * FROM {self.relation(con, scan)}"] if scan else []) + \
+                    (["SELECT * FROM wal_requests"] if has_wal else [])
+                scan_src = f"({' UNION ALL BY NAME '.join(parts)})"
             acc: dict[tuple[str, str, str], list[Any]] = {}
             for _, uc, groups in rolled:
                 for mid, role, n, errors, tin, tout, cost, fb_sum, fb_n, first, last in groups:
@@ -242,18 +315,18 @@ class LogReader:
                     quantiles[(uc, mid, role)] = qs
                     _merge(acc, (uc, mid, role), vals)
             else:
-                if scan:
+                if scan_src:
                     for uc, mid, role, *vals in con.execute(
-                            f"SELECT use_case, model_id, role, {sums} FROM {_scan(scan)} {where()} GROUP BY ALL",
+                            f"SELECT use_case, model_id, role, {sums} FROM {scan_src} {where()} GROUP BY ALL",
                             params).fetchall():
                         _merge(acc, (uc, mid, role), vals)
                 cols = "use_case, model_id, role, latency_ms, status"
-                union = f"SELECT {cols} FROM {_scan([f for f, _, _ in rolled])}"
-                if scan:
-                    union += f" UNION ALL SELECT {cols} FROM {_scan(scan)} {where()}"
+                union = f"SELECT {cols} FROM {self.relation(con, [f for f, _, _ in rolled])}"
+                if scan_src:
+                    union += f" UNION ALL SELECT {cols} FROM {scan_src} {where()}"
                 for uc, mid, role, qs in con.execute(
                         f"SELECT use_case, model_id, role, {q} FROM ({union}) GROUP BY ALL",
-                        params if scan else []).fetchall():
+                        params if scan_src else []).fetchall():
                     quantiles[(uc, mid, role)] = qs
             fix: dict[tuple[str, str, str], tuple[float, int]] = {}
             if acc and has_feedback:
@@ -304,6 +377,22 @@ class LogReader:
 _ALLOWED_TYPES = ("SELECT",)
 
 
+LOGS_VIEW_COLUMNS = ("ts, request_id, use_case, model_id, role, messages, response, input_tokens, output_tokens, "
+                     "latency_ms, cost_usd, status, error, feedback, metadata")
+_NO_TABLE = re.compile(r'Table with name "?([^"!\s]+)"? does not exist')
+
+
+def _catalog_error(exc: Exception) -> str:
+    """An unknown table points to the ``logs`` view and its columns, not to DuckDB's own catalog
+    ("Did you mean pg_sequences?"); other catalog errors keep DuckDB's message."""
+    text = str(exc)
+    m = _NO_TABLE.search(text)
+    if m:
+        return (f"Query failed: there is no table {m.group(1)!r}; the request logs are the view `logs` "
+                f"(columns: {LOGS_VIEW_COLUMNS}), e.g. SELECT model_id, count(*) FROM logs GROUP BY model_id.")
+    return f"Query failed: {text}"
+
+
 def check_read_only(sql: str) -> None:
     """Refuse anything but a single SELECT (INSERT, UPDATE, DELETE, COPY, ATTACH, SET, PRAGMA ...)."""
     import duckdb
@@ -350,6 +439,41 @@ def _read_rollup(raw: bytes | None) -> list[list[Any]] | None:
     if not isinstance(data, dict) or data.get("v") != 1 or tuple(data.get("fields", ())) != ROLLUP_FIELDS:
         return None
     return data["groups"]
+
+
+_VANISHED = ("No files found that match", "No such file", "NoSuchKey", "NOT_FOUND", "Path does not exist")
+
+
+def _retry_vanished(fn: Any, attempts: int = 5) -> Any:
+    """``fn()``, again when a segment listed a moment ago was removed (merged by a compaction, or a
+    write-ahead file sealed) before DuckDB opened it: the next listing no longer names it."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:
+            chain = f"{exc} {exc.__cause__ or ''}"
+            if i == attempts - 1 or not any(v in chain for v in _VANISHED):
+                raise
+            log.debug("log segment vanished while reading (%s); reading again", exc)
+    raise AssertionError("unreachable")
+
+
+def _partition(parent: str) -> str:
+    """``.../requests/date=D/use_case=U`` -> ``date=D/use_case=U`` (``date=D`` for feedback)."""
+    tail = parent.rsplit("/", 2)
+    return "/".join(t for t in tail[-2:] if "=" in t)
+
+
+def _dataset_schema(sub: str):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    from modelsteward.storage.logstore import FEEDBACK_COLUMNS, LOG_COLUMNS
+    from modelsteward.storage.segments import _schema
+
+    cols = LOG_COLUMNS if sub == "requests" else FEEDBACK_COLUMNS
+    base = _schema(cols)
+    parts = ["date", "use_case"] if sub == "requests" else ["date"]
+    return pa.schema(list(base) + [pa.field(p, pa.string()) for p in parts])
 
 
 def _scan(paths: list[str]) -> str:

@@ -1,10 +1,14 @@
 """The request-log store: append-only Parquet segments behind a write-ahead file.
 
-Layout under the store's root (``STEWARD_LOG_DIR``, default ``<workspace>/logs``)::
+Layout under the store's root (``STEWARD_LOG_DIR``, default ``<workspace>/logs``; a folder or an
+S3 bucket prefix, see ``storage/objectstore.py``)::
 
-    wal/<writer-id>.<seq>.jsonl          rows acknowledged but not yet in Parquet (one file per batch)
     requests/date=YYYY-MM-DD/use_case=NAME/seg-<writer-id>.<seq>.parquet
     feedback/date=YYYY-MM-DD/seg-<writer-id>.<seq>.parquet
+
+and, always on local disk (``STEWARD_WAL_DIR``, default ``<root>/wal``; ``<workspace>/wal`` for a bucket)::
+
+    <stream>-<writer-id>.<seq>.jsonl     rows acknowledged but not yet in Parquet (one file per batch)
 
 ``append()`` returns once its row is in the current write-ahead file (copied into its shared memory
 map, i.e. the page cache: a killed process loses nothing acknowledged; pass ``fsync=True`` to
@@ -15,7 +19,9 @@ rows either in the WAL or in Parquet.  A writer holds an ``flock`` on its WAL fi
 replays WAL files no live writer holds, writing segments under the same names (idempotent).
 Several writers (gateway replicas) can share one root.
 
-Reading happens through DuckDB (``modelsteward.storage.logquery``).
+Reading happens through DuckDB (``modelsteward.storage.logquery``) and never writes: the ``logs``
+view reads the write-ahead files too (``storage/wal.py``), so nothing is flushed before a read.
+Segments in a bucket are compacted by the control-loop leader only (``compact()``).
 """
 
 from __future__ import annotations
@@ -36,13 +42,15 @@ from typing import Any
 
 import orjson
 
-from modelsteward.errors import InvalidInput
+from modelsteward.errors import ConfigError, InvalidInput
+from modelsteward.storage.objectstore import ObjectStore, open_objects, parse_log_location
 from modelsteward.storage.segments import (  # noqa: F401 - re-exported: the segment format lives there
     ROLLUP_FIELDS,
     ROLLUP_KEY,
     _atomic_parquet,
     _schema,
     compact_partition,
+    compact_remote,
     with_rollup,
 )
 
@@ -69,7 +77,8 @@ LOG_COLUMNS: dict[str, str] = {
 }
 FEEDBACK_COLUMNS: dict[str, str] = {"ts": "timestamp", "request_id": "string", "score": "float64", "comment": "string"}
 REQUIRED = ("request_id", "use_case", "model_id")
-_ROLES = frozenset(("primary", "canary", "shadow"))
+# pinned / fallback: gateway answers from a pinned model or the fallback chain (kept out of the live roles' statistics)
+_ROLES = frozenset(("primary", "canary", "shadow", "pinned", "fallback"))
 _STATUSES = frozenset(("ok", "error"))
 _EPOCH = dt.datetime(1970, 1, 1)
 _dumps = orjson.dumps
@@ -156,7 +165,7 @@ def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"log row is missing {missing!r} (required: {', '.join(REQUIRED)}).")
     role = get("role") or "primary"
     if role not in _ROLES:
-        raise InvalidInput(f"role {role!r} must be one of primary, canary, shadow.")
+        raise InvalidInput(f"role {role!r} must be one of primary, canary, shadow, pinned, fallback.")
     status = get("status") or "ok"
     if status not in _STATUSES:
         raise InvalidInput(f"status {status!r} must be ok or error.")
@@ -283,21 +292,45 @@ class LogStore:
         self,
         root: Path | str,
         *,
+        wal_dir: Path | str | None = None,
         batch_rows: int = 5000,
         flush_seconds: float = 1.0,
         fsync: bool = False,
         compact_after: int = 24,
+        compact_on_flush: bool | None = None,
+        objects: ObjectStore | None = None,
     ) -> None:
-        self.root = Path(root).expanduser()
-        self.wal_dir = self.root / "wal"
-        self.requests_dir = self.root / "requests"
-        self.feedback_dir = self.root / "feedback"
-        for d in (self.wal_dir, self.requests_dir, self.feedback_dir):
+        location = objects.location if objects is not None else (
+            parse_log_location(root) if isinstance(root, str) else parse_log_location(Path(root)))
+        self.objects = objects if objects is not None else open_objects(location)
+        self.remote = self.objects.remote
+        if self.remote:
+            # segments in a bucket; the write-ahead files stay on this machine
+            self.root: Any = self.objects.url
+            if wal_dir is None:
+                raise ConfigError("a log store in a bucket needs a local write-ahead folder (STEWARD_WAL_DIR).",
+                                  variable="STEWARD_WAL_DIR")
+            self.wal_dir = Path(wal_dir).expanduser().resolve()
+            # no local segment folders (retention and folder compaction check ``remote`` first)
+            self.requests_dir: Path = None  # type: ignore[assignment]
+            self.feedback_dir: Path = None  # type: ignore[assignment]
+            dirs: tuple[Path, ...] = (self.wal_dir,)
+        else:
+            assert location.path is not None
+            self.root = location.path
+            self.wal_dir = Path(wal_dir).expanduser().resolve() if wal_dir is not None else self.root / "wal"
+            self.requests_dir = self.root / "requests"
+            self.feedback_dir = self.root / "feedback"
+            dirs = (self.wal_dir, self.requests_dir, self.feedback_dir)
+        for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
         self.batch_rows = batch_rows
         self.flush_seconds = flush_seconds
         self.fsync = fsync
         self.compact_after = compact_after
+        # a folder: whoever flushes compacts (file locks keep them apart); a bucket has no locks,
+        # so only the control-loop leader compacts there (``compact()``)
+        self.compact_on_flush = (not self.remote) if compact_on_flush is None else compact_on_flush
         self.writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -459,14 +492,17 @@ class LogStore:
         for key in keys:
             mask = pc.equal(day, key[0])
             if stream == "feedback":
-                folder = self.feedback_dir / f"date={key[0]}"
+                folder = f"feedback/date={key[0]}"
             else:
                 mask = pc.and_(mask, pc.equal(uc, key[1]))
-                folder = self.requests_dir / f"date={key[0]}" / f"use_case={key[1]}"
+                folder = f"requests/date={key[0]}/use_case={key[1]}"
             part = table.filter(mask).cast(out_schema)
             if stream != "feedback":
                 part = with_rollup(part)
-            _atomic_parquet(folder / seg, part)
+            if self.remote:
+                self.objects.write_parquet(f"{folder}/{seg}", part)
+            else:
+                _atomic_parquet(self.root / folder / seg, part)
         return table.num_rows
 
     def _replay_orphans(self) -> int:
@@ -495,6 +531,11 @@ class LogStore:
         return recovered
 
     def _maybe_compact(self) -> None:
+        if not self.compact_on_flush:
+            return
+        if self.remote:
+            self.compact()
+            return
         for part in self.requests_dir.glob("date=*/use_case=*"):
             if sum(1 for _ in part.glob("seg-*.parquet")) >= self.compact_after:
                 compact_partition(part)
@@ -502,10 +543,31 @@ class LogStore:
     def compact(self) -> int:
         """Merge the small segments of every partition; returns the number of files merged."""
         merged = 0
+        if self.remote:
+            return self._compact_remote()
         with self._flush_lock:
             for part in list(self.requests_dir.glob("date=*/use_case=*")) + list(self.feedback_dir.glob("date=*")):
                 merged += compact_partition(part)
         return merged
+
+    def _compact_remote(self) -> int:
+        """Bucket partitions with at least two segments, merged (the control-loop leader calls this)."""
+        import posixpath
+
+        counts: dict[str, int] = {}
+        for sub in ("requests", "feedback"):
+            for path, _size, _mtime in self.objects.list_files(sub):
+                if posixpath.basename(path).startswith("seg-"):
+                    part = self.objects.rel(posixpath.dirname(path))
+                    counts[part] = counts.get(part, 0) + 1
+        return sum(compact_remote(self.objects, part) for part, n in sorted(counts.items()) if n >= 2)
+
+    def check(self) -> str:
+        """Readiness: the bucket answers (or the folder is there and writable) and the segments read."""
+        if self.remote:
+            self.objects.check()
+        self.reader.query("SELECT count(*) AS n FROM logs WHERE false")
+        return "bucket and segments readable" if self.remote else "segments readable"
 
     # ------------------------------------------------------------------ reading
     @property
@@ -513,22 +575,21 @@ class LogStore:
         from modelsteward.storage.logquery import LogReader
 
         if self._reader is None:
-            self._reader = LogReader(self.root)
+            self._reader = LogReader(self.root, wal_dir=self.wal_dir, objects=self.objects)
         return self._reader
 
+    # Reads never write: the ``logs`` view reads the write-ahead files too (``storage/wal.py``), so
+    # every acknowledged row is visible without turning the WAL into Parquet first.
     def connect(self):  # type: ignore[no-untyped-def]
-        """A fresh DuckDB connection with the ``logs`` view (pending rows flushed first)."""
-        self.flush()  # waits for a conversion in flight too (its rows are no longer "pending")
+        """A fresh DuckDB connection with the ``logs`` view (segments and write-ahead rows)."""
         return self.reader.connect()
 
     def query(self, sql: str, params: list[Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Run one read-only SELECT over the ``logs`` view; anything that writes is refused."""
-        self.flush()
         return self.reader.query(sql, params, limit=limit)
 
     def stats(self, use_case: str | None = None, since: str | dt.timedelta | None = "7d") -> list[dict[str, Any]]:
         """Per use case x model x role over the window: counts, error rate, p50/p95, tokens, cost, feedback."""
-        self.flush()
         return self.reader.stats(use_case=use_case, since=since)
 
 

@@ -51,6 +51,8 @@ __all__ = [
     "ControlLease",
     "ControlState",
     "Notification",
+    "ModelStatusEvent",
+    "ModelUseCaseStatus",
     "MODEL_KINDS",
     "MODEL_STATUSES",
     "ROLES",
@@ -468,3 +470,36 @@ class Notification(TimestampMixin, Base):
     delivered: Mapped[list[Any]] = mapped_column(JSON, default=list, nullable=False)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ModelUseCaseStatus(Base):
+    """A model's status for one use case (``storage/status.py`` owns every change); the model's own
+    ``status`` is the summary over these rows."""
+
+    __tablename__ = "model_use_case_status"
+    __table_args__ = (UniqueConstraint("model_id", "use_case_id", name="model_use_case"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), nullable=False)
+    use_case_id: Mapped[int] = mapped_column(ForeignKey("use_cases.id", ondelete="CASCADE"), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class ModelStatusEvent(TimestampMixin, Base):
+    """The audit trail of model status changes: one row per named event (``storage/status.py``).
+    ``use_case`` is kept by name too, so the trail outlives a deleted use case."""
+
+    __tablename__ = "model_status_events"
+    __table_args__ = (Index("ix_model_status_events_model", "model_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(300), nullable=False)
+    use_case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    use_case: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    event: Mapped[str] = mapped_column(String(40), nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(20), nullable=False)
+    global_status: Mapped[str] = mapped_column(String(20), nullable=False)  # the model's summary afterwards
+    actor: Mapped[str] = mapped_column(String(200), default="system", nullable=False)
+    reason: Mapped[str] = mapped_column(Text, default="", nullable=False)

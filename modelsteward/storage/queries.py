@@ -14,7 +14,7 @@ evaluation), ``FineTuningJobOut``, ``ViolationOut``, ``ApprovalOut``, ``AgentRun
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from sqlalchemy import func, select
@@ -35,8 +35,13 @@ from modelsteward.storage.models import (
     UseCase,
 )
 
-if TYPE_CHECKING:
-    from modelsteward.context import Steward
+
+
+class Steward(Protocol):
+    """What the read model needs of a workspace (``context.Steward`` has it): its session factory."""
+
+    @property
+    def sessions(self) -> Any: ...
 
 __all__ = [
     "Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut", "HistoryOut",

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound, close_matches
 from modelsteward.storage.db import make_sessionmaker, session_scope
+from modelsteward.storage.status import EVENTS, REGISTER_STATUSES, apply_status_event, event_for, status_for
 from modelsteward.storage.models import (
     MODEL_KINDS,
     MODEL_STATUSES,
@@ -29,16 +30,14 @@ from modelsteward.storage.models import (
 
 __all__ = ["ModelRegistry", "STATUS_TRANSITIONS", "parse_price", "split_model_id", "normalise_weights"]
 
-# The model status machine.  Anything not listed here is refused with the allowed targets named.
+# The model status machine lives in ``storage/status.py`` (named events); this is its picture as
+# status -> reachable statuses, kept for readers that only need to know what can follow what.
 STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "discovered": ("candidate", "evaluating", "rejected", "retired", "current"),
-    "candidate": ("evaluating", "shadow", "canary", "current", "rejected", "retired", "discovered"),
-    "evaluating": ("candidate", "shadow", "canary", "current", "rejected"),
-    "shadow": ("canary", "current", "candidate", "rejected", "retired"),
-    "canary": ("current", "shadow", "candidate", "rejected", "retired"),
-    "current": ("candidate", "retired"),
-    "retired": ("candidate", "discovered"),
-    "rejected": ("candidate", "discovered"),
+    st: tuple(dict.fromkeys(
+        t for e, table in EVENTS.items() if e not in ("restored", "registered") and st in table
+        for t in ((table[st],) if isinstance(table[st], str) else table[st]) if t != st
+    ))
+    for st in MODEL_STATUSES
 }
 
 KNOWN_PROVIDERS = ("openrouter", "openai", "anthropic", "google", "huggingface", "ollama", "local", "vllm", "custom")
@@ -96,7 +95,8 @@ class ModelRegistry:
         self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
 
     # ------------------------------------------------------------------ use cases
-    def _use_case(self, s: Session, name: str) -> UseCase:
+    def use_case_in(self, s: Session, name: str) -> UseCase:
+        """The use case called ``name`` within the caller's session (``NotFound`` with suggestions)."""
         uc = s.scalar(select(UseCase).where(UseCase.name == name))
         if uc is None:
             names = list(s.scalars(select(UseCase.name)))
@@ -105,7 +105,7 @@ class ModelRegistry:
 
     def get_use_case(self, name: str) -> UseCase:
         with session_scope(self.sessions) as s:
-            return self._use_case(s, name)
+            return self.use_case_in(s, name)
 
     def list_use_cases(self) -> list[UseCase]:
         with session_scope(self.sessions) as s:
@@ -138,7 +138,7 @@ class ModelRegistry:
             if s.scalar(select(UseCase).where(UseCase.name == name)) is not None:
                 raise Conflict(f"Use case {name!r} already exists; use `steward usecase show {name}`.")
             for mid in fallback:
-                self._model(s, mid)
+                self.model_in(s, mid)
             uc = UseCase(
                 name=name,
                 description=description,
@@ -156,13 +156,13 @@ class ModelRegistry:
             s.add(Deployment(use_case_id=uc.id, version=0))
             s.flush()
             if model:
-                m = self._model(s, model)
+                m = self.model_in(s, model)
+                apply_status_event(s, m, "promoted", uc, actor=actor,
+                                   reason="first model of the use case (usecase add --model)")
                 self.write_routing(
                     s, uc, [{"model_id": m.id, "weight": 100.0, "role": "primary"}],
                     action="initial", actor=actor, reason="first model of the use case (usecase add --model)",
                 )
-                if m.status != "current":
-                    m.status = "current"
             return uc
 
     def update_use_case(self, name: str, **fields: Any) -> UseCase:
@@ -174,24 +174,55 @@ class ModelRegistry:
         if bad:
             raise InvalidInput(f"Cannot update use-case field(s) {sorted(bad)}; allowed: {sorted(allowed)}.")
         with session_scope(self.sessions) as s:
-            uc = self._use_case(s, name)
+            uc = self.use_case_in(s, name)
             if "weights" in fields:
                 fields["weights"], _ = normalise_weights(fields["weights"])
             if "monthly_budget_usd" in fields:
                 fields["monthly_budget_usd"] = parse_price(fields["monthly_budget_usd"], "budget")
             if "fallback" in fields:
                 for mid in fields["fallback"]:
-                    self._model(s, mid)
+                    self.model_in(s, mid)
             for key, val in fields.items():
                 setattr(uc, key, val)
             return uc
 
-    def delete_use_case(self, name: str) -> None:
+    def delete_use_case(self, name: str) -> dict[str, int]:
+        """Delete a use case and what belongs to it (one transaction; the database cascades).
+        Returns the number of rows removed per table (models stay; their link to it is cleared)."""
+        from sqlalchemy import func
+
+        from modelsteward.storage.models import (
+            EvalHoldout,
+            GuardrailViolation,
+            ModelUseCaseStatus,
+            Rollout,
+            TestResult,
+        )
+
         with session_scope(self.sessions) as s:
-            s.delete(self._use_case(s, name))
+            uc = self.use_case_in(s, name)
+            counts: dict[str, int] = {}
+            for label, table in (("allocations", None), ("snapshots", ModelSnapshot), ("history", DeploymentHistory),
+                                 ("rollouts", Rollout), ("evaluations", TestResult), ("eval_holdouts", EvalHoldout),
+                                 ("violations", GuardrailViolation), ("model_statuses", ModelUseCaseStatus)):
+                if table is None:
+                    n = s.scalar(select(func.count(Allocation.id)).join(Deployment)
+                                 .where(Deployment.use_case_id == uc.id))
+                else:
+                    n = s.scalar(select(func.count()).select_from(table).where(table.use_case_id == uc.id))
+                counts[label] = int(n or 0)
+            # rows that point at this use case's snapshots go first (no cascade between them)
+            s.query(DeploymentHistory).filter(DeploymentHistory.use_case_id == uc.id).delete(synchronize_session=False)
+            s.query(Rollout).filter(Rollout.use_case_id == uc.id).delete(synchronize_session=False)
+            s.query(Model).filter(Model.use_case_id == uc.id).update({Model.use_case_id: None},
+                                                                     synchronize_session=False)
+            s.delete(uc)
+            s.flush()
+            return counts
 
     # ------------------------------------------------------------------ models
-    def _model(self, s: Session, model_id: str) -> Model:
+    def model_in(self, s: Session, model_id: str) -> Model:
+        """The model ``model_id`` within the caller's session (``NotFound`` with suggestions)."""
         m = s.get(Model, model_id)
         if m is None:
             ids = list(s.scalars(select(Model.id)))
@@ -200,7 +231,7 @@ class ModelRegistry:
 
     def get_model(self, model_id: str) -> Model:
         with session_scope(self.sessions) as s:
-            return self._model(s, model_id)
+            return self.model_in(s, model_id)
 
     def find_model(self, model_id: str) -> Model | None:
         with session_scope(self.sessions) as s:
@@ -225,16 +256,24 @@ class ModelRegistry:
         status: str | None = None,
         metadata: dict[str, Any] | None = None,
         session: Session | None = None,
+        actor: str = "system",
     ) -> Model:
-        """Idempotent upsert on (provider, provider model id): given fields overwrite, others stay."""
+        """Idempotent upsert on (provider, provider model id): given fields overwrite, others stay.
+
+        ``status`` may only be discovered or candidate (event ``registered`` for a new model;
+        ``marked_candidate`` from discovered and ``reinstated`` from a global retired or rejected for a
+        known one); a model further along keeps its status.  Nothing here makes a model current."""
         if not provider or not provider_model_id:
             raise InvalidInput("Both provider and model id are required.")
         if provider not in KNOWN_PROVIDERS:
             raise InvalidInput(f"Unknown provider {provider!r}." + close_matches(provider, list(KNOWN_PROVIDERS)))
         if kind is not None and kind not in MODEL_KINDS:
             raise InvalidInput(f"Unknown model kind {kind!r}; use one of {', '.join(MODEL_KINDS)}.")
-        if status is not None and status not in MODEL_STATUSES:
-            raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(MODEL_STATUSES)}.")
+        if status is not None and status not in REGISTER_STATUSES:
+            raise InvalidInput(
+                f"status {status!r}: a model is registered as {' or '.join(REGISTER_STATUSES)} only; later statuses "
+                "come from its evaluations and rollouts (a model becomes current only through a rollout).",
+                field="status")
         if context_length is not None and context_length <= 0:
             raise InvalidInput(f"Context length {context_length} must be a positive number of tokens.")
         pin = parse_price(price_in_per_m, "input price")
@@ -243,9 +282,9 @@ class ModelRegistry:
         def _do(s: Session) -> Model:
             mid = f"{provider}:{provider_model_id}"
             m = s.get(Model, mid)
-            uc_id = self._use_case(s, use_case).id if use_case else None
+            uc_id = self.use_case_in(s, use_case).id if use_case else None
             if parent_model_id:
-                self._model(s, parent_model_id)
+                self.model_in(s, parent_model_id)
             if m is None:
                 default_kind = "self_hosted" if provider in ("local", "ollama", "huggingface", "vllm") else "paid"
                 m = Model(
@@ -253,11 +292,15 @@ class ModelRegistry:
                     kind=kind or default_kind, status=status or "discovered", capabilities=[], meta={},
                 )
                 s.add(m)
-            elif kind:
-                m.kind = kind
-            if status and m.status != status:
-                self._check_transition(m, status)
-                m.status = status
+                s.flush()
+                apply_status_event(s, m, "registered", to=status or "discovered", actor=actor)
+            else:
+                if kind:
+                    m.kind = kind
+                if status == "candidate" and m.status in ("discovered", "retired", "rejected"):
+                    # never backwards, never past candidate: a live or evaluated model keeps its status
+                    event = "marked_candidate" if m.status == "discovered" else "reinstated"
+                    apply_status_event(s, m, event, actor=actor, reason="registered again as a candidate")
             if pin is not None or price_in_per_m == "":
                 m.price_in_per_m = pin
             if pout is not None or price_out_per_m == "":
@@ -290,32 +333,40 @@ class ModelRegistry:
         with session_scope(self.sessions) as s:
             q = select(Model).order_by(Model.id)
             if use_case:
-                uc = self._use_case(s, use_case)
+                uc = self.use_case_in(s, use_case)
+                from modelsteward.storage.models import ModelUseCaseStatus
+
                 live = select(Allocation.model_id).join(Deployment).where(Deployment.use_case_id == uc.id)
-                q = q.where((Model.use_case_id == uc.id) | Model.id.in_(live))
-            if status:
+                rated = select(ModelUseCaseStatus.model_id).where(ModelUseCaseStatus.use_case_id == uc.id)
+                q = q.where((Model.use_case_id == uc.id) | Model.id.in_(live) | Model.id.in_(rated))
+            if status and not use_case:
                 q = q.where(Model.status == status)
             if provider:
                 q = q.where(Model.provider == provider)
             if kind:
                 q = q.where(Model.kind == kind)
-            return list(s.scalars(q))
+            out = list(s.scalars(q))
+            if status and use_case:  # the status on that use case, not the global summary
+                out = [m for m in out if status_for(s, m, uc.id) == status]
+            return out
 
-    def _check_transition(self, m: Model, new: str) -> None:
-        if new not in MODEL_STATUSES:
-            raise InvalidInput(f"Unknown status {new!r}; use one of {', '.join(MODEL_STATUSES)}.")
-        allowed = STATUS_TRANSITIONS[m.status]
-        if new != m.status and new not in allowed:
-            raise IllegalTransition(
-                f"Model {m.id} cannot go from {m.status!r} to {new!r}; allowed from {m.status!r}: {', '.join(allowed)}.",
-                model=m.id, current=m.status, requested=new, allowed=list(allowed),
-            )
+    def set_status(
+        self, model_id: str, status: str, *, use_case: str | None = None, actor: str = "system", reason: str = "",
+        session: Session | None = None,
+    ) -> Model:
+        """Move a model to ``status`` through the named event that leads there (``storage/status.py``;
+        globally, or on ``use_case``); ``IllegalTransition`` names the events allowed instead."""
 
-    def set_status(self, model_id: str, status: str, *, session: Session | None = None) -> Model:
         def _do(s: Session) -> Model:
-            m = self._model(s, model_id)
-            self._check_transition(m, status)
-            m.status = status
+            m = self.model_in(s, model_id)
+            uc = self.use_case_in(s, use_case) if use_case else None
+            current = status_for(s, m, uc.id) if uc is not None else m.status
+            if current != status:
+                try:
+                    event = event_for(current, status)
+                except IllegalTransition as exc:
+                    raise IllegalTransition(f"Model {m.id}: {exc.message}", model=m.id, **exc.details) from None
+                apply_status_event(s, m, event, uc, actor=actor, reason=reason)
             return m
 
         if session is not None:
@@ -323,9 +374,35 @@ class ModelRegistry:
         with session_scope(self.sessions) as s:
             return _do(s)
 
+    def status_on(self, model_id: str, use_case: str) -> str:
+        """The model's status on one use case (``storage/status.py`` ``status_for``)."""
+        with session_scope(self.sessions) as s:
+            return status_for(s, self.model_in(s, model_id), self.use_case_in(s, use_case).id)
+
+    def statuses_on(self, use_case: str, models: Sequence[Model]) -> dict[str, str]:
+        """``{model id: its status on use_case}`` (``storage/status.py``) for ``models``."""
+        from modelsteward.storage.status import statuses_on
+
+        with session_scope(self.sessions) as s:
+            return statuses_on(s, self.use_case_in(s, use_case).id, list(models))
+
+    def use_case_statuses(self, model_ids: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
+        """``{model id: {use case: status}}`` from the per-use-case rows (all models, or these)."""
+        from modelsteward.storage.models import ModelUseCaseStatus
+
+        with session_scope(self.sessions) as s:
+            q = select(ModelUseCaseStatus.model_id, UseCase.name, ModelUseCaseStatus.status).join(
+                UseCase, UseCase.id == ModelUseCaseStatus.use_case_id)
+            if model_ids is not None:
+                q = q.where(ModelUseCaseStatus.model_id.in_(list(model_ids)))
+            out: dict[str, dict[str, str]] = {}
+            for mid, name, st in s.execute(q.order_by(UseCase.name)).all():
+                out.setdefault(mid, {})[name] = st
+            return out
+
     def update_metadata(self, model_id: str, **values: Any) -> Model:
         with session_scope(self.sessions) as s:
-            m = self._model(s, model_id)
+            m = self.model_in(s, model_id)
             m.meta = {**(m.meta or {}), **values}
             return m
 
@@ -333,7 +410,7 @@ class ModelRegistry:
     def deployment(self, use_case: str) -> Deployment:
         """The use case's routing table (allocations loaded)."""
         with session_scope(self.sessions) as s:
-            uc = self._use_case(s, use_case)
+            uc = self.use_case_in(s, use_case)
             dep = s.scalar(
                 select(Deployment).where(Deployment.use_case_id == uc.id).options(selectinload(Deployment.allocations))
             )
@@ -350,7 +427,10 @@ class ModelRegistry:
         return self.get_model(max(prim, key=lambda a: a.weight).model_id)
 
     def candidate_models(self, use_case: str) -> list[Model]:
-        return [m for m in self.list_models(use_case=use_case) if m.status in ("candidate", "evaluating", "discovered")]
+        with session_scope(self.sessions) as s:
+            uc_id = self.use_case_in(s, use_case).id
+            return [m for m in self.list_models(use_case=use_case)
+                    if status_for(s, m, uc_id) in ("candidate", "evaluating", "discovered")]
 
     @staticmethod
     def routing_table(dep: Deployment) -> list[dict[str, Any]]:
@@ -393,7 +473,7 @@ class ModelRegistry:
             s.add(dep)
             s.flush()
         for a in allocations:
-            self._model(s, a["model_id"])
+            self.model_in(s, a["model_id"])
         snap = ModelSnapshot(
             use_case_id=uc.id, deployment_version=dep.version, allocations=self.routing_table(dep),
             config=self.config_of(uc), reason=f"before {action}: {reason}",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelsteward.errors import InvalidInput
+from modelsteward.timeutil import parse_duration
 
 __all__ = ["PurgeResult", "purge", "parse_age", "retention_days", "RETENTION_KEY"]
 
@@ -43,14 +43,10 @@ class PurgeResult:
 
 
 def parse_age(text: str) -> dt.timedelta:
-    """``90d`` / ``12h`` / ``2w`` / ``30m`` -> a timedelta; anything else is refused with the accepted forms."""
-    import re
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", str(text))
-    if not m or float(m.group(1)) <= 0:
-        raise InvalidInput(f"Age {text!r} is not like 90d, 12h, 2w or 30m (a positive number and a unit).")
-    unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-    return dt.timedelta(**{unit: float(m.group(1))})
+    """``90d`` / ``12h`` / ``2w`` / ``30m`` -> a timedelta (no seconds: a purge age); anything else is
+    refused with the accepted forms (``timeutil.parse_duration``)."""
+    return parse_duration(text, units="mhdw", positive=True, what="Age",
+                          examples="90d, 12h, 2w or 30m (a positive number and a unit)")
 
 
 def _lock(part: Path) -> Any:
@@ -94,6 +90,11 @@ def _count_rows(part: Path) -> int:
 
 def purge(store: Any, use_case: str, older_than: dt.timedelta, *, now: dt.datetime | None = None) -> PurgeResult:
     """Remove ``use_case``'s request rows older than ``now - older_than`` (see the module docstring)."""
+    if getattr(store, "remote", False):
+        raise InvalidInput(
+            f"The log store is a bucket ({store.root}): purge its old rows with the bucket's lifecycle rules "
+            f"(expire objects under requests/date=YYYY-MM-DD/use_case={use_case}/ by age); "
+            "`steward logs purge` rewrites local folders only.")
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     cutoff = now - older_than
     res = PurgeResult(use_case=use_case, cutoff=cutoff.isoformat(timespec="seconds"))

@@ -134,3 +134,61 @@ def compact_partition(part: Path) -> int:
         for p in used:
             p.unlink(missing_ok=True)
         return len(used)
+
+
+def compact_remote(objects: Any, part_rel: str) -> int:
+    """``compact_partition`` for a bucket (no file locks there: only the control-loop leader calls it).
+
+    The merged file's name is derived from the names it merges (``content_name``), so two
+    compactions of the same segments -- a leader change mid-way -- write the same object once; it
+    is uploaded atomically (``ObjectStore.write_parquet``) before its sources are deleted.
+    """
+    import posixpath
+
+    import pyarrow as pa
+
+    from modelsteward.storage.objectstore import content_name
+
+    files = objects.list_files(part_rel)
+    merged_before: set[str] = set()
+    for path, _size, _mtime in files:
+        if posixpath.basename(path).startswith("cmp-"):
+            try:
+                raw = (objects.read_metadata(path).metadata or {}).get(b"steward.sources")
+            except Exception:  # noqa: BLE001 - a corrupt compacted file is the reader's to report
+                continue
+            if raw:
+                merged_before.update(orjson.loads(raw))
+    segs = []
+    for path, _size, _mtime in files:
+        name = posixpath.basename(path)
+        if not name.startswith("seg-"):
+            continue
+        if name in merged_before:
+            objects.delete(path)
+        else:
+            segs.append(path)
+    if len(segs) < 2:
+        return 0
+    tables, used = [], []
+    for p in segs:
+        try:
+            tables.append(objects.read_table(p))
+            used.append(p)
+        except Exception:  # noqa: BLE001 - corrupt segments stay for the reader to report
+            continue
+    if len(used) < 2:
+        return 0
+    names = [posixpath.basename(p) for p in used]
+    merged = pa.concat_tables(tables, promote_options="default")
+    # the hive columns of a dataset read are not part of the stored file
+    merged = merged.drop_columns([c for c in ("date", "use_case") if c in merged.column_names])
+    meta = dict(merged.schema.metadata or {})
+    meta[b"steward.sources"] = orjson.dumps(names)
+    merged = merged.replace_schema_metadata(meta)
+    if "latency_ms" in merged.column_names:
+        merged = with_rollup(merged)
+    objects.write_parquet(posixpath.join(part_rel, content_name("cmp", names)), merged, row_group_size=1_000_000)
+    for p in used:
+        objects.delete(p)
+    return len(used)

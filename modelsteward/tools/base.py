@@ -4,24 +4,26 @@ A tool is a function ``(ctx: ToolContext, inp: InputModel) -> OutputModel`` regi
 ``@tool``.  Every mutating tool has a policy rule (``modelsteward.policies.registry``):
 ``load_all_tools`` checks the two registries against each other and fails, naming the culprit, on
 a mutating tool without a rule or a rule for an unknown tool.  Mutating tools pass the policy
-engine first (``modelsteward.policies``): a denial raises
+engine first (``modelsteward.policies``, ``pass_policies``): a denial raises
 ``PolicyDenied`` (recorded), a needs-approval verdict persists an ``approvals`` row and raises
-``ApprovalRequired`` carrying its id, unless the call executes that very approval.
+``ApprovalRequired`` carrying its id, unless the call executes that very approval.  A rule that
+needs facts beyond the registry (a rollout analysis, the use case's traffic) gets them from the
+tool: ``@tool(..., facts=gather)`` where ``gather(ctx, inp) -> dict`` of ``policies.Facts`` fields.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from modelsteward.context import Steward
+from modelsteward.context import ToolContext
 from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
 
-__all__ = ["InputModel", "ToolContext", "ToolSpec", "Verify", "tool", "call_tool", "get_tool", "list_tools", "TOOLS",
-           "observed_use_case"]
+__all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "Verify", "tool", "call_tool", "pass_policies",
+           "policy_verdict", "get_tool", "list_tools", "TOOLS", "observed_use_case"]
 
 
 
@@ -34,25 +36,8 @@ class InputModel(BaseModel):
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
-
-
-@dataclass
-class ToolContext:
-    """Who is calling and on what workspace.  ``actor`` is e.g. ``cli:alice``, ``agent:run-3``."""
-
-    steward: Steward
-    actor: str = "cli:operator"
-    approval_id: int | None = None  # set when executing an approved action
-    agent_run_id: int | None = None
-    thread_id: str | None = None
-    progress: Callable[[str, float], None] | None = None  # (message, fraction 0..1)
-    # where the front-end has a task registry (the server): run (label, work) in the background, return the task id
-    spawn: Callable[[str, Callable[[], BaseModel]], str] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def report(self, message: str, fraction: float) -> None:
-        if self.progress is not None:
-            self.progress(message, fraction)
+# gathers what the tool's policy rule needs beyond the registry: names of ``policies.Facts`` fields -> values
+FactsHook = Callable[[ToolContext, Any], dict[str, Any]]
 
 
 # (the call's validated input, the world before, the world after) -> (the effect is visible, what was compared).
@@ -74,6 +59,10 @@ class ToolSpec:
     func: Callable[[ToolContext, Any], BaseModel]
     mutating: bool
     long_running: bool = False
+    # checks that need the workspace (unknown ids, unreadable files), run before the policies, so no
+    # approval is ever requested for a call that cannot run
+    check: Callable[[ToolContext, Any], None] | None = None
+    facts: FactsHook | None = None
     verify: Verify | None = None  # how the agent checks a change showed up (None: nothing to check)
 
     def json_schema(self) -> dict[str, Any]:
@@ -91,6 +80,8 @@ def tool(
     mutating: bool,
     long_running: bool = False,
     description: str | None = None,
+    check: Callable[[ToolContext, Any], None] | None = None,
+    facts: FactsHook | None = None,
     verify: Verify | None = None,
 ) -> Callable[[Callable[[ToolContext, Any], Any]], Callable[[ToolContext, Any], Any]]:
     """Register a tool; a duplicate name fails at import, naming both definitions."""
@@ -106,7 +97,8 @@ def tool(
                 f"{func.__module__}.{func.__qualname__}."
             )
         doc = (description or func.__doc__ or name).strip()
-        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running, verify)
+        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running,
+                               check=check, facts=facts, verify=verify)
         return func
 
     return deco
@@ -159,20 +151,42 @@ def list_tools() -> list[ToolSpec]:
     return sorted(load_all_tools().values(), key=lambda t: t.name)
 
 
-def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
-    """Validate ``args``, pass the policy engine when the tool mutates, run it."""
+def pass_policies(spec: ToolSpec, ctx: ToolContext, inp: BaseModel) -> None:
+    """Run the policy engine on a validated call of a mutating tool, with the facts its hook gathers
+    (``PolicyDenied`` / ``ApprovalRequired`` as ``policies.enforce`` raises them)."""
+    from modelsteward.policies import enforce
+
+    enforce(ctx, spec.name, inp.model_dump(mode="json"), facts=spec.facts(ctx, inp) if spec.facts else None)
+
+
+def policy_verdict(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> Any:
+    """The policy engine's verdict (``policies.Decision``) on a call of a mutating tool, with the facts
+    its hook gathers, without acting on it (no decision row, no approval)."""
+    from modelsteward.policies import evaluate
+
     spec = get_tool(name)
+    inp = _validated(spec, name, args)
+    return evaluate(ctx, name, inp.model_dump(mode="json"), facts=spec.facts(ctx, inp) if spec.facts else None)
+
+
+def _validated(spec: ToolSpec, name: str, args: dict[str, Any] | BaseModel) -> BaseModel:
     try:
-        inp = args if isinstance(args, spec.input_model) else spec.input_model.model_validate(
+        return args if isinstance(args, spec.input_model) else spec.input_model.model_validate(
             args.model_dump() if isinstance(args, BaseModel) else args
         )
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"Invalid arguments for tool {name!r}: {fields}", errors=exc.errors(include_url=False)) from exc
-    if spec.mutating:
-        from modelsteward.policies import enforce
 
-        enforce(ctx, name, inp.model_dump(mode="json"))
+
+def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
+    """Validate ``args``, pass the policy engine when the tool mutates, run it."""
+    spec = get_tool(name)
+    inp = _validated(spec, name, args)
+    if spec.check is not None:
+        spec.check(ctx, inp)
+    if spec.mutating:
+        pass_policies(spec, ctx, inp)
     try:
         return spec.func(ctx, inp)
     except StewardError:

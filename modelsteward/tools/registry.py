@@ -5,14 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, field_validator
 
 from modelsteward.storage.models import Model, UseCase
 from modelsteward.tools.base import InputModel, ToolContext, tool
 
 __all__ = [
-    "UseCaseInfo", "ModelInfo", "UseCaseAddInput", "ModelRegisterInput", "use_case_info", "model_info",
-    "ListUseCasesInput", "UseCaseList", "ListModelsInput", "ModelList",
+    "UseCaseInfo", "ModelInfo", "UseCaseView", "ModelView", "UseCaseAddInput", "ModelRegisterInput", "use_case_info",
+    "model_info", "ListUseCasesInput", "UseCaseList", "ListModelsInput", "ModelList", "UseCaseUpdateInput",
+    "UseCaseDeleteInput", "UseCaseDeleted", "CLEARABLE",
 ]
 
 
@@ -25,9 +28,15 @@ class UseCaseInfo(BaseModel):
     quality_floor: float
     fallback: list[str]
     sticky: bool
+    golden_set_path: str | None = None
+    initial_data_path: str | None = None
     deployment_version: int = 0
     allocations: list[dict[str, Any]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list, description="usecase_update: the fields it changed")
+
+
+UseCaseView = UseCaseInfo  # the typed view of a use case that the use-case tools return
 
 
 class ModelInfo(BaseModel):
@@ -46,16 +55,27 @@ class ModelInfo(BaseModel):
     mlflow_model_uri: str | None = None
     display_name: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    use_case_statuses: dict[str, str] = Field(
+        default_factory=dict, description="The model's status per use case it was evaluated or deployed on; "
+        "`status` is the summary (storage/status.py).")
 
 
-def model_info(m: Model) -> ModelInfo:
+ModelView = ModelInfo  # the typed view of a model (global status + per-use-case statuses)
+
+
+def model_info(m: Model, use_case_statuses: dict[str, str] | None = None) -> ModelInfo:
     return ModelInfo(
         id=m.id, provider=m.provider, provider_model_id=m.provider_model_id, kind=m.kind, status=m.status,
         price_in_per_m=m.price_in_per_m, price_out_per_m=m.price_out_per_m, context_length=m.context_length,
         capabilities=list(m.capabilities or []), base_url=m.base_url, parent_model_id=m.parent_model_id,
         adapter_path=m.adapter_path, mlflow_model_uri=m.mlflow_model_uri, display_name=m.display_name or "",
-        metadata=dict(m.meta or {}),
+        metadata=dict(m.meta or {}), use_case_statuses=dict(use_case_statuses or {}),
     )
+
+
+def model_view(ctx: ToolContext, m: Model) -> ModelInfo:
+    """``model_info`` with the model's per-use-case statuses read from the registry."""
+    return model_info(m, ctx.steward.registry.use_case_statuses([m.id]).get(m.id, {}))
 
 
 def use_case_info(ctx: ToolContext, uc: UseCase, warnings: list[str] | None = None) -> UseCaseInfo:
@@ -64,7 +84,8 @@ def use_case_info(ctx: ToolContext, uc: UseCase, warnings: list[str] | None = No
     return UseCaseInfo(
         name=uc.name, description=uc.description, requirements=dict(uc.requirements or {}),
         weights=dict(uc.weights or {}), monthly_budget_usd=uc.monthly_budget_usd, quality_floor=uc.quality_floor,
-        fallback=list(uc.fallback or []), sticky=uc.sticky, deployment_version=dep.version,
+        fallback=list(uc.fallback or []), sticky=uc.sticky, golden_set_path=uc.golden_set_path,
+        initial_data_path=uc.initial_data_path, deployment_version=dep.version,
         allocations=reg.routing_table(dep), warnings=warnings or [],
     )
 
@@ -87,10 +108,14 @@ class UseCaseAddInput(InputModel):
     @field_validator("requires")
     @classmethod
     def _known_requirements(cls, v: list[str]) -> list[str]:
-        bad = sorted(set(v) - {"tools", "json", "vision", "reasoning"})
-        if bad:
-            raise ValueError(f"unknown requirement(s) {bad}; use tools, json, vision, reasoning")
-        return sorted(set(v))
+        return _requirements(v)
+
+
+def _requirements(v: list[str]) -> list[str]:
+    bad = sorted(set(v) - {"tools", "json", "vision", "reasoning"})
+    if bad:
+        raise ValueError(f"unknown requirement(s) {bad}; use tools, json, vision, reasoning")
+    return sorted(set(v))
 
 
 @tool("usecase_add", input_model=UseCaseAddInput, output_model=UseCaseInfo, mutating=True)
@@ -149,7 +174,9 @@ class ModelRegisterInput(InputModel):
     use_case: str | None = None
     kind: str | None = None
     capabilities: list[str] | None = None
-    status: str | None = None
+    status: Literal["discovered", "candidate"] | None = Field(
+        default=None, description="discovered or candidate only: later statuses come from evaluations and rollouts "
+        "(a model becomes current only through a rollout).")
     cost_per_hour: str | None = Field(default=None, description="Self-hosted: USD per hour of the machine serving it")
     hardware: str | None = Field(default=None, description="Self-hosted: hardware profile (cpu, gpu-small, "
                                  "gpu-medium, gpu-large)")
@@ -190,9 +217,9 @@ def models_register(ctx: ToolContext, inp: ModelRegisterInput) -> ModelInfo:
     m = ctx.steward.registry.register_model(
         inp.provider, inp.model_id, base_url=inp.base_url, price_in_per_m=pin,
         price_out_per_m=pout, context_length=inp.context, use_case=inp.use_case, kind=inp.kind,
-        capabilities=inp.capabilities, status=inp.status, metadata=meta or None,
+        capabilities=inp.capabilities, status=inp.status, metadata=meta or None, actor=ctx.actor,
     )
-    return model_info(m)
+    return model_view(ctx, m)
 
 
 class ListUseCasesInput(InputModel):
@@ -223,4 +250,170 @@ class ModelList(BaseModel):
 def list_models(ctx: ToolContext, inp: ListModelsInput) -> ModelList:
     """Registered models, optionally filtered by use case, status or provider."""
     ms = ctx.steward.registry.list_models(use_case=inp.use_case, status=inp.status, provider=inp.provider)
-    return ModelList(models=[model_info(m) for m in ms])
+    per = ctx.steward.registry.use_case_statuses([m.id for m in ms])
+    return ModelList(models=[model_info(m, per.get(m.id, {})) for m in ms])
+
+
+# ---------------------------------------------------------------------- edit and delete use cases
+CLEARABLE = ("budget_usd", "fallback", "golden_set", "initial_data", "latency_slo_ms", "min_context",
+             "max_price_per_m", "requires")
+Clearable = Literal["budget_usd", "fallback", "golden_set", "initial_data", "latency_slo_ms", "min_context",
+                    "max_price_per_m", "requires"]
+
+
+class UseCaseUpdateInput(InputModel):
+    """A partial update: a field left out (or null) keeps its value; ``clear`` unsets fields."""
+
+    use_case: str = Field(min_length=1, max_length=100)
+    description: str | None = None
+    fallback: list[str] | None = Field(default=None, description="The whole fallback chain (model ids, in order).")
+    budget_usd: Decimal | None = Field(default=None, ge=0)
+    weights: dict[str, float] | None = None
+    min_context: int | None = Field(default=None, gt=0)
+    latency_slo_ms: float | None = Field(default=None, gt=0)
+    requires: list[str] | None = None
+    max_price_per_m: Decimal | None = Field(default=None, ge=0)
+    sticky: bool | None = None
+    quality_floor: float | None = Field(default=None, gt=0, le=1)
+    golden_set: str | None = None
+    initial_data: str | None = None
+    clear: list[Clearable] = Field(default_factory=list, description="Fields to unset.")
+
+    @field_validator("requires")
+    @classmethod
+    def _known_requirements(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _requirements(v)
+
+
+def _planned_changes(uc: UseCase, inp: UseCaseUpdateInput) -> tuple[dict[str, Any], list[str]]:
+    """The registry fields ``inp`` changes (only what differs from the stored use case) and their names."""
+    from modelsteward.errors import InvalidInput
+    from modelsteward.storage.registry import normalise_weights
+
+    given = {k for k, v in inp.model_dump(exclude={"use_case", "clear"}).items() if v is not None}
+    both = sorted(given & set(inp.clear))
+    if both:
+        raise InvalidInput(f"{both[0]}: given and cleared in one update; do one or the other.", field=both[0])
+    if not given and not inp.clear:
+        raise InvalidInput(f"Nothing to update for use case {uc.name!r}: give at least one field (or clear one).")
+    fields: dict[str, Any] = {}
+    names: list[str] = []
+
+    def put(field: str, attr: str, new: Any, old: Any) -> None:
+        if new != old:
+            fields[attr] = new
+            names.append(field)
+
+    cleared = set(inp.clear)
+    if inp.description is not None:
+        put("description", "description", inp.description, uc.description)
+    if inp.fallback is not None or "fallback" in cleared:
+        put("fallback", "fallback", list(inp.fallback or []), list(uc.fallback or []))
+    if inp.budget_usd is not None or "budget_usd" in cleared:
+        old = uc.monthly_budget_usd
+        put("budget_usd", "monthly_budget_usd", inp.budget_usd, None if old is None else Decimal(str(old)))
+    if inp.weights is not None:
+        norm, _ = normalise_weights(inp.weights)
+        old_w = {k: round(float(v), 9) for k, v in (uc.weights or {}).items()}
+        if {k: round(v, 9) for k, v in norm.items()} != old_w:
+            fields["weights"] = inp.weights
+            names.append("weights")
+    if inp.sticky is not None:
+        put("sticky", "sticky", inp.sticky, bool(uc.sticky))
+    if inp.quality_floor is not None:
+        put("quality_floor", "quality_floor", inp.quality_floor, uc.quality_floor)
+    for field, attr in (("golden_set", "golden_set_path"), ("initial_data", "initial_data_path")):
+        if getattr(inp, field) is not None or field in cleared:
+            put(field, attr, getattr(inp, field), getattr(uc, attr))
+    req = dict(uc.requirements or {})
+    new_req = dict(req)
+    for field in ("min_context", "latency_slo_ms", "requires", "max_price_per_m"):
+        val = getattr(inp, field)
+        if field in cleared:
+            new_req.pop(field, None)
+        elif val is not None:
+            new_req[field] = str(val) if field == "max_price_per_m" else (sorted(set(val)) if field == "requires" else val)
+    if new_req != req:
+        fields["requirements"] = new_req
+        names += [f for f in ("min_context", "latency_slo_ms", "requires", "max_price_per_m")
+                  if new_req.get(f) != req.get(f)]
+    return fields, names
+
+
+def _check_update(ctx: ToolContext, inp: UseCaseUpdateInput) -> None:
+    """Everything that can be checked before the policies: the use case, the fallback models, the
+    files, and that the update changes a field."""
+    reg = ctx.steward.registry
+    _planned_changes(reg.get_use_case(inp.use_case), inp)
+    for mid in inp.fallback or []:
+        reg.get_model(mid)
+    if inp.golden_set:
+        _check_golden_set(inp.golden_set)
+    if inp.initial_data:
+        _check_initial_data(inp.initial_data)
+
+
+@tool("usecase_update", input_model=UseCaseUpdateInput, output_model=UseCaseInfo, mutating=True, check=_check_update)
+def usecase_update(ctx: ToolContext, inp: UseCaseUpdateInput) -> UseCaseInfo:
+    """Change a use case's settings (budget, weights, fallback, golden set, SLOs, ...): a partial
+    update, validated like usecase_add, in one transaction.  Changing the fallback chain, budget or
+    stickiness of a use case with live routing needs an approval (policy live_usecase_change)."""
+    reg = ctx.steward.registry
+    uc = reg.get_use_case(inp.use_case)
+    fields, names = _planned_changes(uc, inp)
+    warnings: list[str] = []
+    if inp.weights is not None:
+        from modelsteward.storage.registry import normalise_weights
+
+        _, warn = normalise_weights(inp.weights)
+        if warn:
+            warnings.append(warn)
+    if inp.golden_set:
+        _check_golden_set(inp.golden_set)
+    if inp.initial_data:
+        _check_initial_data(inp.initial_data)
+    if fields:
+        uc = reg.update_use_case(inp.use_case, **fields)
+    else:
+        warnings.append("nothing changed: the given values are the stored ones")
+    out = use_case_info(ctx, uc, warnings)
+    out.changed = names
+    return out
+
+
+def _check_initial_data(path: str) -> None:
+    from pathlib import Path
+
+    from modelsteward.errors import InvalidInput
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"initial_data: {path!r} is not a readable file.", field="initial_data")
+
+
+class UseCaseDeleteInput(InputModel):
+    use_case: str = Field(min_length=1, max_length=100)
+
+
+class UseCaseDeleted(BaseModel):
+    use_case: str
+    deleted: bool = True
+    removed: dict[str, int] = Field(default_factory=dict, description="Rows removed with it, per table.")
+    note: str = ""
+
+
+def _check_delete(ctx: ToolContext, inp: UseCaseDeleteInput) -> None:
+    ctx.steward.registry.get_use_case(inp.use_case)
+
+
+@tool("usecase_delete", input_model=UseCaseDeleteInput, output_model=UseCaseDeleted, mutating=True,
+      check=_check_delete)
+def usecase_delete(ctx: ToolContext, inp: UseCaseDeleteInput) -> UseCaseDeleted:
+    """Delete a use case with its routing table, snapshots, history, rollouts, evaluations and
+    per-use-case model statuses.  Refused while a rollout is active (usecase_in_rollout) or while
+    traffic flows (usecase_has_traffic: requests logged in the last hour); an agent needs an approval."""
+    removed = ctx.steward.registry.delete_use_case(inp.use_case)
+    return UseCaseDeleted(
+        use_case=inp.use_case, removed=removed,
+        note="Its request logs stay in the log store (remove them with `steward logs purge`); models stay registered.",
+    )

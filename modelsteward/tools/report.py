@@ -23,10 +23,10 @@ class GainsIn(BaseModel):
     @field_validator("since")
     @classmethod
     def _window(cls, v: str) -> str:
-        from modelsteward.catalog.rank import parse_window
+        from modelsteward.timeutil import parse_duration
 
         try:
-            parse_window(v)
+            parse_duration(v, what="Window")
         except Exception as exc:  # InvalidInput -> a validation error naming the field
             raise ValueError(str(getattr(exc, "message", exc))) from None
         return v
@@ -50,9 +50,9 @@ def _report(use_case: str, since: str, entries: list[dict[str, Any]]) -> GainRep
 
 
 def _days(since: str) -> float:
-    from modelsteward.catalog.rank import parse_window
+    from modelsteward.timeutil import parse_duration
 
-    return parse_window(since).total_seconds() / 86400
+    return parse_duration(since, what="Window").total_seconds() / 86400
 
 
 @tool("measure_gains", input_model=GainsIn, output_model=GainReport, mutating=True)

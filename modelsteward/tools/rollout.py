@@ -1,5 +1,9 @@
 """Rollout tools: deploy, rollout_status, rollout_advance, rollout_abort, rollback, guard_check,
-retire_model, set_policy.  Mutating ones pass the policy engine first (tools.base.call_tool)."""
+retire_model, set_policy.  Mutating ones pass the policy engine first (tools.base.call_tool), with
+the facts their rules need gathered here (``_deploy_facts``, ``advance_facts``: the use case's
+traffic, the analysis of the waiting step, the promotion benefit).  When a rollout ends (completed,
+aborted, rolled back, by a tool or by the guardrails) the tool expires the pending approvals of its
+promotion (``_expire_promotion_approvals``); ``rollout/`` itself knows nothing of approvals."""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, \
     model_serializer, model_validator
+from sqlalchemy import select
 
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import Rollout, UseCase
 from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
 
 __all__ = [
@@ -74,7 +81,7 @@ class AgentSettings(_In):
 
 def _within_bounds(section: str, value: dict[str, Any] | None) -> dict[str, Any] | None:
     """Refuse (as bad input, before any approval is asked) values looser than the section's hard bounds."""
-    from modelsteward.policies.bounds import SECTIONS, clamp_section
+    from modelsteward.bounds import SECTIONS, clamp_section
 
     if value is None:
         return value
@@ -108,7 +115,7 @@ class SetPolicyIn(_In):
     def _known_and_within_bounds(self) -> SetPolicyIn:
         """Unknown settings and values looser than a hard bound are refused when the change is
         requested (InvalidInput), not after a person approved it."""
-        from modelsteward.policies.bounds import SECTIONS, clamp_section, validate_steps
+        from modelsteward.bounds import SECTIONS, clamp_section, validate_steps
 
         for section in SECTIONS:
             new = getattr(self, section, None)
@@ -245,7 +252,7 @@ class SetPolicyOut(BaseModel):
 def _mgr(ctx: ToolContext):  # type: ignore[no-untyped-def]
     from modelsteward.rollout import RolloutManager
 
-    return RolloutManager(ctx.steward, clock=ctx.extras.get("clock"))
+    return RolloutManager(ctx.steward, clock=ctx.clock)
 
 
 def _version(ctx: ToolContext, use_case: str) -> int:
@@ -253,16 +260,11 @@ def _version(ctx: ToolContext, use_case: str) -> int:
 
 
 def _shadow_percent(ctx: ToolContext, inp: DeployIn) -> float | None:
-    from sqlalchemy import select
-
     from modelsteward.policies.rules import shadow_share
-    from modelsteward.storage.db import session_scope
-    from modelsteward.storage.models import UseCase, utcnow
 
-    now = (ctx.extras.get("clock") or utcnow)()
     with session_scope(ctx.steward.sessions) as s:
         uc = s.scalar(select(UseCase).where(UseCase.name == inp.use_case))
-        return None if uc is None else shadow_share(s, uc, inp.model_id, now)[0]
+        return None if uc is None else shadow_share(s, uc, inp.model_id, ctx.clock())[0]
 
 
 def _routing_changed(inp: Any, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
@@ -274,7 +276,60 @@ def _routing_changed(inp: Any, before: dict[str, Any], after: dict[str, Any]) ->
     return ok, f"routing v{b.get('deployment_version')} -> v{a.get('deployment_version')}; live: {live}"
 
 
-@tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True, verify=_routing_changed)
+def _usage(ctx: ToolContext, use_case: str) -> dict[str, float]:
+    from modelsteward.rollout.metrics import usage
+
+    return usage(ctx.steward, use_case)
+
+
+def _deploy_facts(ctx: ToolContext, inp: DeployIn) -> dict[str, Any]:
+    """The ``deploy`` rule's budget and cost checks read the use case's traffic."""
+    return {"usage": _usage(ctx, inp.use_case)}
+
+
+def advance_facts(ctx: ToolContext, use_case: str, analysis: Any = None) -> dict[str, Any]:
+    """What the ``rollout_advance`` rule reads: for a waiting canary, the analysis of its step (the one
+    given: the tool re-checks with the analysis it acts on), the promotion benefit when the next
+    step is 100 %, and the use case's traffic."""
+    from modelsteward.bounds import section_of
+    from modelsteward.rollout.analysis import analyse_rollout, promotion_benefit
+
+    with session_scope(ctx.steward.sessions) as s:
+        uc = s.scalar(select(UseCase).where(UseCase.name == use_case))
+        ro = None if uc is None else s.scalars(
+            select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "waiting")).first()
+    if uc is None or ro is None or ro.strategy == "shadow":
+        return {}  # the rule has nothing to check
+    cfg = section_of(uc.config, "rollout")
+    facts: dict[str, Any] = {"analysis": analysis or analyse_rollout(ctx.steward, ro, cfg, ctx.clock(), uc.name)}
+    steps = [float(x) for x in ro.steps or []]
+    nxt = ro.step_index + 1
+    if facts["analysis"].outcome != "successful" or nxt >= len(steps):
+        return facts
+    if steps[nxt] >= 100.0 and ro.strategy == "canary":
+        facts["benefit"] = promotion_benefit(ctx.steward, ro, cfg, uc.name)[0]
+    facts["usage"] = _usage(ctx, uc.name)
+    return facts
+
+
+def _expire_promotion_approvals(ctx: ToolContext, use_case: str) -> None:
+    """A use case with no active rollout has no promotion left to approve: pending (or approved,
+    unexecuted) ``rollout_advance`` approvals of it expire, naming the rollout that ended."""
+    from modelsteward.policies import approvals
+    from modelsteward.rollout.manager import ACTIVE_STATES
+
+    with session_scope(ctx.steward.sessions) as s:
+        uc = s.scalar(select(UseCase).where(UseCase.name == use_case))
+        if uc is None:
+            return
+        last = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc())).first()
+        if last is None or last.state in ACTIVE_STATES:
+            return
+        approvals.expire_for(s, "rollout_advance", use_case, f"rollout {last.id} {last.state.replace('_', ' ')}")
+
+
+@tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True, facts=_deploy_facts,
+      verify=_routing_changed)
 def deploy(ctx: ToolContext, inp: DeployIn) -> RolloutOut:
     """Start a shadow, canary or full rollout of a candidate model on a use case.  A shadow of a
     model with no passing evaluation mirrors at most ``unevaluated_shadow_percent`` of requests."""
@@ -283,6 +338,7 @@ def deploy(ctx: ToolContext, inp: DeployIn) -> RolloutOut:
         steps=inp.steps, retire_previous=bool(inp.retire_previous),
         shadow_percent=_shadow_percent(ctx, inp) if inp.strategy == "shadow" else None,
     )
+    _expire_promotion_approvals(ctx, inp.use_case)  # a full switch ends its rollout at once
     ro = res["rollout"]
     msg = (f"{inp.strategy} rollout {ro['id']} of {inp.model_id} on {inp.use_case}: "
            + ("completed" if ro["state"] == "completed" else f"step 0 ({ro['steps'][0]:g}%) live, waiting for analysis"))
@@ -305,7 +361,8 @@ def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
                       routing=st["routing"], rollout=ro)
 
 
-@tool("rollout_advance", input_model=AdvanceIn, output_model=RolloutOut, mutating=True, verify=_routing_changed)
+@tool("rollout_advance", input_model=AdvanceIn, output_model=RolloutOut, mutating=True,
+      facts=lambda ctx, inp: advance_facts(ctx, inp.use_case), verify=_routing_changed)
 def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     """Analyse the current canary step and advance (successful), roll back (failed) or wait (inconclusive)."""
     args = inp.model_dump(mode="json")
@@ -313,16 +370,17 @@ def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     def gate(analysis: Any) -> None:
         # Raising traffic: re-check the policies with the analysis acted on, unless a human approval
         # of this very call was consumed on the way in.  Promotion never happens without one.
-        if "rollout_advance" in ctx.extras.get("approved_actions", ()):
+        if "rollout_advance" in ctx.approved_actions:
             return
         from modelsteward.policies import enforce
 
-        enforce(ctx, "rollout_advance", args, analysis=analysis)
+        enforce(ctx, "rollout_advance", args, facts=advance_facts(ctx, inp.use_case, analysis))
 
     res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume), gate=gate)
+    _expire_promotion_approvals(ctx, inp.use_case)
     an = res.get("analysis")
     reasons = "; ".join(an["reasons"]) if an else ""
-    msg = res.get("message") or f"{res['action']}" + (f": {reasons}" if reasons else "")
+    msg = res.get("message") or reasons or res["action"]  # the action is its own field: not repeated here
     rb = res.get("rollback") or {}
     st = _mgr(ctx).status(inp.use_case)
     return RolloutOut(use_case=inp.use_case, action=res["action"], message=msg, version=st["version"],
@@ -334,6 +392,7 @@ def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
 def rollout_abort(ctx: ToolContext, inp: AbortIn) -> RolloutOut:
     """Abort the active rollout and restore the routing from before it."""
     rb = _mgr(ctx).abort(inp.use_case, actor=ctx.actor, reason=inp.reason or "aborted by " + ctx.actor)
+    _expire_promotion_approvals(ctx, inp.use_case)
     return RolloutOut(use_case=inp.use_case, action="rolled_back", message=f"restored snapshot {rb['snapshot_id']}",
                       version=rb["version"], routing=rb["routing"], rollout=rb["rollout"],
                       snapshot_id=rb["snapshot_id"], changed=rb["changed"])
@@ -344,9 +403,10 @@ def rollback(ctx: ToolContext, inp: RollbackIn) -> RolloutOut:
     """Restore a snapshot's routing table and config exactly (default: before the last rollout); idempotent."""
     from modelsteward.rollout import RollbackManager
 
-    rb = RollbackManager(ctx.steward, clock=ctx.extras.get("clock")).rollback(
+    rb = RollbackManager(ctx.steward, clock=ctx.clock).rollback(
         inp.use_case, actor=ctx.actor, reason=inp.reason or "", snapshot_id=inp.snapshot_id,
     )
+    _expire_promotion_approvals(ctx, inp.use_case)
     msg = (f"restored snapshot {rb['snapshot_id']} (verified)" if rb["changed"]
            else f"already at snapshot {rb['snapshot_id']}; nothing changed")
     return RolloutOut(use_case=inp.use_case, action="rolled_back", message=msg, version=rb["version"],
@@ -358,7 +418,9 @@ def guard_check(ctx: ToolContext, inp: GuardCheckIn) -> GuardOut:
     """Read recent log analytics, record guardrail violations and act on them (warn, pause, roll back, disable)."""
     from modelsteward.rollout import GuardrailsMonitor
 
-    res = GuardrailsMonitor(ctx.steward, clock=ctx.extras.get("clock")).check(inp.use_case, actor=ctx.actor)
+    res = GuardrailsMonitor(ctx.steward, clock=ctx.clock).check(inp.use_case, actor=ctx.actor)
+    for name in res["checked"]:  # a guardrail may have rolled a rollout back
+        _expire_promotion_approvals(ctx, name)
     return GuardOut(**res)
 
 
@@ -373,7 +435,7 @@ def set_policy(ctx: ToolContext, inp: SetPolicyIn) -> SetPolicyOut:
     """Change a use case's policy, rollout or guardrail thresholds (always needs an approval; values
     looser than a hard bound are refused)."""
     from modelsteward.errors import InvalidInput
-    from modelsteward.policies.bounds import SECTIONS, clamp_section, validate_steps
+    from modelsteward.bounds import SECTIONS, clamp_section, validate_steps
 
     uc = ctx.steward.registry.get_use_case(inp.use_case)
     cfg = dict(uc.config or {})

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
+from modelsteward.training.trainer import TrainKnobs
 
 __all__ = ["BuildDatasetIn", "BuildDatasetOut", "FineTuneIn", "FineTuneOut", "JobIn"]
 
@@ -64,26 +65,16 @@ def build_dataset(ctx: ToolContext, inp: BuildDatasetIn) -> BuildDatasetOut:
     )
 
 
-class FineTuneIn(InputModel):
+class FineTuneIn(InputModel, TrainKnobs):
+    """The training knobs are ``training.trainer.TrainKnobs`` (one definition); these add what to
+    train on and how to run it."""
+
     use_case: str
     base: str = Field(default="local:smollm2-135m-instruct", description="base model id (a local transformers model)")
-    method: Literal["lora", "full"] = "lora"
     name: str | None = Field(default=None, description="registered as local:<name>")
     dataset: str | None = Field(default=None, description="a built dataset folder; default: build one now")
     since: str | None = "30d"
     min_feedback: float | None = Field(default=None, ge=-1, le=1)
-    max_steps: int = Field(default=60, ge=1, le=1_000_000)
-    learning_rate: float | None = Field(default=None, gt=0)
-    batch_size: int = Field(default=4, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
-    max_seq_len: int = Field(default=512, ge=16)
-    packing: bool = False
-    lora_r: int = Field(default=8, ge=1)
-    lora_targets: list[str] | None = None
-    eval_every: int = Field(default=20, ge=1)
-    patience: int | None = Field(default=3, ge=1)
-    init_adapter: str | None = None
-    seed: int = 0
     background: bool = Field(default=False, description="return at once and train in a background thread")
     queue_only: bool = Field(default=False, description="create the queued job and return (run it with "
                              "`accelerate launch -m modelsteward.training.launch --job ID`)")
@@ -123,18 +114,10 @@ def fine_tune(ctx: ToolContext, inp: FineTuneIn) -> FineTuneOut:
     from modelsteward.training.pipeline import FineTuneRequest, create_job, get_job, job_dict, run_job
     from modelsteward.training.trainer import TrainConfig
 
-    train_kw: dict[str, Any] = {
-        "method": inp.method, "max_steps": inp.max_steps, "learning_rate": inp.learning_rate,
-        "batch_size": inp.batch_size, "grad_accum": inp.grad_accum, "max_seq_len": inp.max_seq_len,
-        "packing": inp.packing, "lora_r": inp.lora_r, "eval_every": inp.eval_every, "patience": inp.patience,
-        "init_adapter": inp.init_adapter, "seed": inp.seed,
-    }
-    if inp.lora_targets:
-        train_kw["lora_targets"] = inp.lora_targets
     req = FineTuneRequest(
         use_case=inp.use_case, base_model_id=inp.base, method=inp.method, name=inp.name, dataset_path=inp.dataset,
         dataset=DatasetSpec(use_case=inp.use_case, since=inp.since, min_feedback=inp.min_feedback),
-        train=TrainConfig(**train_kw),
+        train=TrainConfig(**inp.model_dump(include=set(TrainKnobs.model_fields))),
     )
     steward = ctx.steward
     job_id = create_job(steward, req)

@@ -1,33 +1,30 @@
 """Fine-tuning: logs -> a redacted, de-duplicated chat dataset -> LoRA or full fine-tune -> a registered model.
 
-Light to import: torch, transformers, peft, MLflow and DuckDB load only when a function runs.
+Light to import: torch, transformers, peft, MLflow and DuckDB load only when a function runs, and
+the submodules below load on first use of a name (so the tools can import ``trainer.TrainKnobs``
+without the dataset pipeline).
 """
 
-from modelsteward.training.dataset import DatasetCard, DatasetSpec, build_from_connection, load_initial_data
-from modelsteward.training.pipeline import (
-    FineTuneRequest,
-    build_dataset,
-    create_job,
-    get_job,
-    request_cancel,
-    run_job,
-)
-from modelsteward.training.pii import redact
-from modelsteward.training.trainer import TrainConfig, TrainResult, train
+from __future__ import annotations
 
-__all__ = [
-    "DatasetCard",
-    "DatasetSpec",
-    "FineTuneRequest",
-    "TrainConfig",
-    "TrainResult",
-    "build_dataset",
-    "build_from_connection",
-    "create_job",
-    "get_job",
-    "load_initial_data",
-    "redact",
-    "request_cancel",
-    "run_job",
-    "train",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "DatasetCard": "dataset", "DatasetSpec": "dataset", "build_from_connection": "dataset",
+    "load_initial_data": "dataset",
+    "FineTuneRequest": "pipeline", "build_dataset": "pipeline", "create_job": "pipeline", "get_job": "pipeline",
+    "request_cancel": "pipeline", "run_job": "pipeline",
+    "redact": "pii",
+    "TrainConfig": "trainer", "TrainKnobs": "trainer", "TrainResult": "trainer", "train": "trainer",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from modelsteward.errors import InsufficientData, InvalidInput
+from modelsteward.timeutil import window_start
 from modelsteward.training.pii import install, redact
 
 __all__ = ["DatasetSpec", "DatasetCard", "build_from_connection", "load_initial_data", "lsh_params", "dataset_hash"]
@@ -78,7 +79,7 @@ class DatasetSpec(BaseModel):
     def _since(cls, v: str | None) -> str | None:
         if v in (None, "", "all"):
             return None
-        window_start(v)
+        window_start(v, iso_dates=True)
         return v
 
 
@@ -100,24 +101,6 @@ class DatasetCard(BaseModel):
 
     def short_hash(self) -> str:
         return self.sha256[:12]
-
-
-def window_start(since: str | None, now: dt.datetime | None = None) -> dt.datetime | None:
-    """``30d``/``12h``/``2w``/``45m`` or an ISO date -> naive UTC start of the window."""
-    if since in (None, "", "all"):
-        return None
-    import re
-
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(since))
-    if m:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-        return now - dt.timedelta(**{unit: float(m.group(1))})
-    try:
-        ts = dt.datetime.fromisoformat(str(since))
-    except ValueError:
-        raise InvalidInput(f"Window {since!r} is neither like 30d / 12h / 2w nor an ISO date.") from None
-    return ts.astimezone(dt.timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -192,7 +175,7 @@ def build_from_connection(
     import pyarrow as pa
 
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    start = window_start(spec.since, now)
+    start = window_start(spec.since, now, iso_dates=True)
     until = spec.until or now
     counts: dict[str, int] = {}
 

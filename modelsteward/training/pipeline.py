@@ -64,8 +64,7 @@ def build_dataset(steward: Any, spec: DatasetSpec, *, track: bool = True) -> Dat
     initial = load_initial_data(initial_path) if initial_path else []
     if initial_path and not spec.initial_path:
         spec = spec.model_copy(update={"initial_path": initial_path})
-    logs = steward.logs
-    logs.flush()
+    logs = steward.logs  # the logs view reads the write-ahead rows too: nothing to flush first
     con = logs.reader.connect(lock_down=False)  # the builder writes its files with DuckDB's COPY
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     root = steward.settings.workspace / "datasets" / spec.use_case

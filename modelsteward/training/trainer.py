@@ -45,35 +45,46 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-__all__ = ["TrainConfig", "TrainResult", "train", "lr_at", "latest_checkpoint", "own_checkpoint", "run_fingerprint"]
+__all__ = ["TrainKnobs", "TrainConfig", "TrainResult", "train", "lr_at", "latest_checkpoint", "own_checkpoint", "run_fingerprint"]
 
 log = logging.getLogger(__name__)
 
 
-class TrainConfig(BaseModel):
-    """Every knob of a fine-tuning run (validated; saved beside its checkpoints)."""
+class TrainKnobs(BaseModel):
+    """The knobs a caller sets per run: the ``fine_tune`` tool's input derives from this model
+    (``tools/training.py``), so the two never drift apart."""
 
     method: Literal["lora", "full"] = "lora"
-    max_steps: int = Field(default=60, ge=1)
+    max_steps: int = Field(default=60, ge=1, le=1_000_000)
     learning_rate: float | None = Field(default=None, gt=0, description="default 2e-4 for LoRA, 2e-5 for full")
     batch_size: int = Field(default=4, ge=1)
     grad_accum: int = Field(default=1, ge=1)
     max_seq_len: int = Field(default=512, ge=16)
     packing: bool = False
+    lora_r: int = Field(default=8, ge=1)
+    lora_targets: list[str] | Literal["all-linear"] | None = Field(
+        default=None, description="LoRA target modules; default q_proj and v_proj")
+    eval_every: int = Field(default=20, ge=1)
+    patience: int | None = Field(default=3, ge=1, description="evaluations without improvement before stopping")
+    init_adapter: str | None = Field(default=None, description="LoRA: continue training this PEFT adapter folder")
+    seed: int = 0
+
+
+DEFAULT_LORA_TARGETS = ("q_proj", "v_proj")
+
+
+class TrainConfig(TrainKnobs):
+    """Every knob of a fine-tuning run (validated; saved beside its checkpoints): the per-run
+    ``TrainKnobs`` plus the ones fixed by the operator's defaults."""
+
     warmup_steps: int = Field(default=0, ge=0)
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
     weight_decay: float = Field(default=0.0, ge=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
-    lora_r: int = Field(default=8, ge=1)
     lora_alpha: int = Field(default=16, ge=1)
     lora_dropout: float = Field(default=0.0, ge=0, lt=1)
-    lora_targets: list[str] | Literal["all-linear"] = Field(default_factory=lambda: ["q_proj", "v_proj"])
-    eval_every: int = Field(default=20, ge=1)
-    patience: int | None = Field(default=3, ge=1, description="evaluations without improvement before stopping")
     save_every: int | None = Field(default=None, ge=1, description="checkpoint cadence; default = eval_every")
     keep_checkpoints: int = Field(default=2, ge=1)
-    init_adapter: str | None = Field(default=None, description="LoRA: continue training this PEFT adapter folder")
-    seed: int = 0
     device: str = "auto"
     bf16: bool | None = Field(default=None, description="None = on when the GPU supports it")
 
@@ -81,6 +92,8 @@ class TrainConfig(BaseModel):
     def _defaults(self) -> TrainConfig:
         if self.learning_rate is None:
             self.learning_rate = 2e-4 if self.method == "lora" else 2e-5
+        if not self.lora_targets:
+            self.lora_targets = list(DEFAULT_LORA_TARGETS)
         return self
 
 
