@@ -95,7 +95,7 @@ def promotion_scenario(steward: Steward, requester: str = "api:operator") -> dic
                              "quality_ratio_lcb": 0.97, "cost_ratio": 0.66, "method": "golden"}}))
     ctx = ToolContext(steward=steward, actor=requester)
     out = call_tool("deploy", {"use_case": "story", "model_id": b.id, "strategy": "canary", "steps": [25, 100]}, ctx)
-    rollout_id = out.rollout["id"]  # type: ignore[attr-defined]
+    rollout_id = out.rollout.id  # type: ignore[attr-defined]
     start = utcnow() - dt.timedelta(minutes=10)
     with session_scope(steward.sessions) as s:
         s.get(Rollout, rollout_id).step_started_at = start

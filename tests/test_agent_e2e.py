@@ -106,8 +106,8 @@ def test_playbook_evaluates_rolls_out_stops_at_approval_and_resumes(steward) -> 
     with session_scope(steward.sessions) as s:
         run = s.get(AgentRun, res.run_id)
         assert s.get(Approval, res.approval_id).status == "executed"
-    tools = [(e["name"], e["args"].get("candidate")) for e in run.steps if e["kind"] == "tool"]
-    deploy_at = tools.index(("deploy", None))
+    tools = [(e["name"], e["args"].get("model_id")) for e in run.steps if e["kind"] == "tool"]
+    deploy_at = tools.index(("deploy", CAND))
     # before the approval: exactly one evaluation; the resume ran the approved switch as its next step,
     # did not repeat anything, opened the promotion's realised-gain entry, and found nothing more to do
     assert [t for t in tools[:deploy_at] if t[0] == "evaluate"] == [("evaluate", CAND)]

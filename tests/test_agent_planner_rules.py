@@ -41,6 +41,24 @@ def done(msg: AIMessage, payload: Any = None) -> list[Any]:
     return [msg, *[ToolMessage(content="ok", tool_call_id=c["id"], artifact=payload) for c in msg.tool_calls]]
 
 
+def ranking(*ids: str) -> dict[str, Any]:
+    """A ``rank`` result as the tool returns it (its ``Ranking`` output model, dumped)."""
+    from modelsteward.catalog.rank import RankedModel, Ranking
+
+    ranked = [RankedModel(model_id=m, rank=i + 1, score=1.0 - i / 10, quality=0.8, quality_source="prior", cost_per_m=1.0,
+                          cost_score=0.5, latency_ms=100.0, latency_source="prior", latency_score=0.5, confidence=0.5,
+                          pareto=i == 0, reason="") for i, m in enumerate(ids)]
+    return Ranking(use_case="chat", weights={}, input_share=0.5, mix_source="default", ranked=ranked).model_dump(mode="json")
+
+
+def dataset(path: str, rows: int) -> dict[str, Any]:
+    """A ``build_dataset`` result (its ``BuildDatasetOut``, dumped)."""
+    from modelsteward.tools.training import BuildDatasetOut
+
+    return BuildDatasetOut(use_case="chat", path=path, sha256="0" * 64, train_rows=rows, validation_rows=0, counts={},
+                           window={}).model_dump(mode="json")
+
+
 PASS = {"id": 4, "passed": True, "baseline": "openai:cur", "verdict": "pass", "samples": 40, "metrics": {}}
 CHEAPER = {**PASS, "metrics": {"benefit": {"verdict": "cheaper", "rule": "non-inferior and 75% cheaper",
                                            "quality_ratio": 1.0, "quality_ratio_lcb": 0.97, "cost_ratio": 0.25,
@@ -79,12 +97,11 @@ def test_stale_catalog_is_scanned_then_candidates_ranked_then_evaluated_in_rank_
     assert calls(first)[0][0] == "scan"
     second = plan(o, done(first))
     assert calls(second) == [("rank", {"use_case": "chat"})]
-    ranking = {"ranked": [{"model_id": "openai:c"}, {"model_id": "openai:a"}, {"model_id": "openai:b"}]}
-    hist = done(first) + done(second, ranking)
+    hist = done(first) + done(second, ranking("openai:c", "openai:a", "openai:b"))
     third = plan(o, hist)
-    assert calls(third) == [("evaluate", {"use_case": "chat", "candidate": "openai:c"})]
+    assert calls(third) == [("evaluate", {"use_case": "chat", "model_id": "openai:c"})]
     fourth = plan(o, hist + done(third))
-    assert calls(fourth) == [("evaluate", {"use_case": "chat", "candidate": "openai:a"})]
+    assert calls(fourth) == [("evaluate", {"use_case": "chat", "model_id": "openai:a"})]
     assert calls(plan(o, hist + done(third) + done(fourth))) == []  # two evaluations per run at most
 
 
@@ -92,7 +109,7 @@ def test_eval_arguments_come_from_the_use_case_config() -> None:
     o = obs(models=[model("openai:cur", status="current"), model("openai:a")],
             agent_config={"evaluate": {"samples": 7, "bogus": 1}})
     hist = done(plan(o))
-    assert calls(plan(o, hist)) == [("evaluate", {"use_case": "chat", "candidate": "openai:a", "samples": 7})]
+    assert calls(plan(o, hist)) == [("evaluate", {"use_case": "chat", "model_id": "openai:a", "samples": 7})]
 
 
 def test_passing_cheaper_candidate_goes_shadow_then_canary() -> None:
@@ -118,7 +135,7 @@ def test_fine_tune_after_enough_feedback() -> None:
             new_feedback={"logs": 500, "high_feedback": 300}, agent_config={"fine_tune": {"max_steps": 5}})
     first = plan(o)
     assert calls(first) == [("build_dataset", {"use_case": "chat", "min_feedback": 0.5})]
-    second = plan(o, done(first, {"path": "/ws/datasets/x", "train_rows": 250}))
+    second = plan(o, done(first, dataset("/ws/datasets/x", 250)))
     assert calls(second) == [("fine_tune", {"use_case": "chat", "base": "local:base", "dataset": "/ws/datasets/x",
                                             "max_steps": 5})]
     few = obs(models=o["use_cases"][0]["models"], new_feedback={"high_feedback": 10})
@@ -191,7 +208,7 @@ def test_slo_violation_on_the_live_model_proposes_a_switch_to_a_passing_fallback
 
 def test_slo_switch_evaluates_an_untested_fallback_first_and_warns_without_one() -> None:
     o = obs(models=[model("openai:cur", status="current"), model("openai:fb")], violations=[SLO], fallback=["openai:fb"])
-    assert calls(plan(o)) == [("evaluate", {"use_case": "chat", "candidate": "openai:fb"})]
+    assert calls(plan(o)) == [("evaluate", {"use_case": "chat", "model_id": "openai:fb"})]
     sick = {**SLO, "id": 10, "model_id": "openai:fb"}  # the fallback breaks an SLO too: not healthy
     o = obs(models=[model("openai:cur", status="current"), model("openai:fb", test=PASS)], violations=[SLO, sick],
             fallback=["openai:fb"])
@@ -218,16 +235,54 @@ def test_a_turned_down_switch_is_not_proposed_again_for_the_same_violation() -> 
 
 def test_rollout_results_become_decisions() -> None:
     from modelsteward.agent.decisions import from_rollout_result
+    from modelsteward.tools.rollout import RolloutOut
 
-    ro = {"id": 2, "candidate": "local:ft", "strategy": "canary", "step_index": 3, "weight": 100.0}
-    done_ = from_rollout_result("rollout_advance", {"use_case": "chat"},
-                                {"action": "completed", "message": "completed", "rollout": ro,
-                                 "analysis": {"outcome": "successful", "reasons": ["all checks passed"],
-                                              "candidate": {"requests": 40}}})
+    def out(**kw: Any) -> RolloutOut:
+        return RolloutOut.model_validate({"use_case": "chat", **kw})
+
+    ro = {"id": 2, "candidate": "local:ft", "strategy": "canary", "step_index": 3, "weight": 100.0, "state": "completed"}
+    done_ = from_rollout_result({"use_case": "chat"},
+                                out(action="completed", message="completed", rollout=ro,
+                                    analysis={"outcome": "successful", "reasons": ["all checks passed"],
+                                              "candidate": {"requests": 40}}))
     assert done_ is not None and (done_.kind, done_.rule, done_.numbers["candidate_requests"]) == ("promote", "rollout.successful", 40)
-    shadow = from_rollout_result("rollout_advance", {"use_case": "chat"},
-                                 {"action": "completed", "rollout": {**ro, "strategy": "shadow"}})
+    shadow = from_rollout_result({"use_case": "chat"}, out(action="completed", rollout={**ro, "strategy": "shadow"}))
     assert shadow is not None and shadow.kind == "advance"
-    back = from_rollout_result("rollout_advance", {"use_case": "chat"}, {"action": "rolled_back", "rollout": ro})
+    back = from_rollout_result({"use_case": "chat"}, out(action="rolled_back", rollout=ro))
     assert back is not None and back.kind == "rollback"
-    assert from_rollout_result("deploy", {}, {"action": "deployed"}) is None
+    assert from_rollout_result({}, out(action="deployed")) is None
+
+
+def test_results_are_read_through_the_tools_output_models_not_guessed() -> None:
+    """A rank result that is not a ``Ranking`` orders nothing (the old walk took any string with a colon),
+    and a dataset result without a ``BuildDatasetOut`` shape starts no fine-tune."""
+    models = [model("openai:cur", status="current", price=2.0), model("openai:a"), model("openai:b"), model("openai:c")]
+    o = obs(models=models)
+    first = plan(o)
+    assert calls(first) == [("rank", {"use_case": "chat"})]
+    loose = {"ranked": [{"id": "openai:c"}], "notes": ["openai:b looks good"]}
+    assert calls(plan(o, done(first, loose))) == [("evaluate", {"use_case": "chat", "model_id": "openai:a"})]
+    assert calls(plan(o, done(first, ranking("openai:c")))) == [("evaluate", {"use_case": "chat", "model_id": "openai:c"})]
+    ft = obs(models=[model("local:base", status="current", kind="self_hosted", price=0)],
+             new_feedback={"high_feedback": 300})
+    built = plan(ft)
+    assert calls(plan(ft, done(built, {"path": "/ws/datasets/x"}))) == []
+
+
+def test_each_tool_says_how_its_change_is_verified() -> None:
+    """The graph's verify step asks the tool's own ``verify`` hook (no branching on tool names)."""
+    from modelsteward.agent.graph import _check
+
+    tools = agent_toolset()
+    before = obs(deployment_version=1)
+    after = obs(deployment_version=2, allocations=[{"model_id": "openai:a", "weight": 100.0, "role": "primary"}])
+    item = {"id": "c1", "name": "deploy", "args": {"use_case": "chat", "model_id": "openai:a", "strategy": "full"}}
+    assert _check(tools["deploy"], item, before, after)["status"] == "confirmed"
+    assert _check(tools["deploy"], item, before, before)["status"] == "not_visible"
+    ev = {"id": "c2", "name": "evaluate", "args": {"use_case": "chat", "model_id": "openai:a"}}
+    tested = obs(models=[model("openai:a", test=PASS)])
+    assert _check(tools["evaluate"], ev, before, tested) == {"id": "c2", "name": "evaluate", "status": "confirmed",
+                                                           "detail": "latest test of openai:a: pass"}
+    assert _check(tools["evaluate"], ev, before, before)["status"] == "not_visible"
+    guard = {"id": "c3", "name": "guard_check", "args": {}}
+    assert tools["guard_check"].verify is None and _check(tools["guard_check"], guard, before, after)["status"] == "n/a"

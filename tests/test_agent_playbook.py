@@ -111,7 +111,7 @@ def test_playbook_ignores_injected_instructions(steward) -> None:  # type: ignor
     called = [(e["name"], e["args"]) for e in steps if e["kind"] == "tool"]
     assert all(name != "deploy" for name, _ in called)
     # it did its normal job on structured data: evaluated the untested candidates
-    assert {a.get("candidate") for n, a in called if n == "evaluate"} == {CAND, "openai:evil-model"}
+    assert {a.get("model_id") for n, a in called if n == "evaluate"} == {CAND, "openai:evil-model"}
 
 
 def _full_rollout_waiting(steward):  # type: ignore[no-untyped-def]

@@ -36,7 +36,7 @@ def test_show_status_and_rollouts(steward) -> None:  # type: ignore[no-untyped-d
     assert call_tool("show_rollouts", {}, ctx).rollouts == []
     call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "shadow"}, ctx)
     ro = call_tool("show_rollouts", {"use_case": UC, "active_only": True}, ctx).rollouts
-    assert [(r["candidate"], r["strategy"], r["state"]) for r in ro] == [(CAND, "shadow", "waiting")]
+    assert [(r.candidate, r.strategy, r.state) for r in ro] == [(CAND, "shadow", "waiting")]
     with pytest.raises(Exception, match="Unknown use case 'chta'"):
         call_tool("show_rollouts", {"use_case": "chta"}, ctx)
 
@@ -47,7 +47,7 @@ def test_agent_run_tool_and_run_list(steward) -> None:  # type: ignore[no-untype
     out = call_tool("agent_run", {"use_case": UC, "goal": "check", "trigger": "api"}, ctx)
     assert out.status == "completed" and out.report.startswith(f"# Agent run {out.run_id}")
     runs = call_tool("agent_runs", {}, ctx).runs
-    assert [(r["id"], r["trigger"], r["goal"], r["status"]) for r in runs] == [(out.run_id, "api", "check", "completed")]
+    assert [(r.id, r.trigger, r.goal, r.status) for r in runs] == [(out.run_id, "api", "check", "completed")]
 
 
 def test_run_is_logged_to_mlflow(steward) -> None:  # type: ignore[no-untyped-def]

@@ -156,3 +156,17 @@ def test_approved_full_fine_tune_is_carried_out_on_the_cli_and_the_api(steward: 
     assert _status(steward, cli_aid) == _status(steward, api_aid) == "executed"
     with session_scope(steward.sessions) as s:
         assert {j.status for j in s.query(FineTuningJob)} == {"succeeded"}
+
+
+def test_a_decision_reads_its_call_and_result_through_the_tool_models(steward: Any) -> None:
+    from modelsteward.tools.base import ToolContext, call_tool
+    from modelsteward.tools.rollout import SetPolicyIn, SetPolicyOut
+
+    setup_use_case(steward)
+    aid = _request(steward, "set_policy", {"use_case": UC, "rollout": {"min_requests": 40}})
+    out = call_tool("approval_decide", {"approval_id": aid, "decision": "approve"}, ToolContext(steward, actor="cli:bob"))
+    assert out.outcome == "executed"
+    call = out.call_input()
+    assert isinstance(call, SetPolicyIn) and call.rollout == {"min_requests": 40}
+    done = out.output()
+    assert isinstance(done, SetPolicyOut) and done.config["rollout"]["min_requests"] == 40

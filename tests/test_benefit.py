@@ -103,8 +103,8 @@ def test_a_fine_tune_gets_no_special_pass(steward) -> None:  # type: ignore[no-u
     pass_eval(steward, "local:ft-1", benefit="none")
     _canary_to_last_step(steward, feedback=(0.5, 0.5), model="local:ft-1")  # same feedback: no gain
     out = call_tool("rollout_advance", {"use_case": UC}, ctx(steward, "agent:run-1"))
-    assert out.action == "no_gain" and out.analysis["benefit"]["verdict"] == "none"
-    assert out.analysis["benefit"]["evidence"]["online"]["rule"].startswith("no gain shown online")
+    assert out.action == "no_gain" and out.analysis.benefit["verdict"] == "none"
+    assert out.analysis.benefit["evidence"]["online"]["rule"].startswith("no gain shown online")
     assert steward.registry.get_model(STABLE).status == "current"
     assert steward.registry.get_model("local:ft-1").status == "candidate"
 
@@ -115,7 +115,7 @@ def test_a_canary_without_a_gain_is_not_promoted(steward) -> None:  # type: igno
     _canary_to_last_step(steward, feedback=(0.4, 0.5))  # canary feedback not above the stable model's
     out = call_tool("rollout_advance", {"use_case": UC}, ctx(steward, "agent:run-1"))  # no approval asked
     assert out.action == "no_gain" and out.message.startswith("no gain, kept the current model")
-    assert out.rollout["state"] == "aborted" and out.rollout["outcome"].startswith("no gain")
+    assert out.rollout.state == "aborted" and out.rollout.outcome.startswith("no gain")
     assert steward.registry.routing_table(steward.registry.deployment(UC)) == [
         {"model_id": STABLE, "weight": 100.0, "role": "primary"}]
     assert steward.registry.get_model(STABLE).status == "current"
@@ -240,7 +240,7 @@ def test_a_budget_breach_does_not_pause_a_rollout_that_lowers_cost(steward) -> N
     call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"}, ctx(steward))
     v = next(v for v in _guard(steward).violations if v["policy"] == "budget_burn")
     assert v["severity"] == "warn" and "lowers the expected cost" in v["details"]["not_paused"]
-    assert call_tool("rollout_status", {"use_case": UC}, ctx(steward)).rollout["state"] == "waiting"
+    assert call_tool("rollout_status", {"use_case": UC}, ctx(steward)).rollout.state == "waiting"
 
 
 def test_rollout_status_shows_the_pause_reason(steward) -> None:  # type: ignore[no-untyped-def]
@@ -250,7 +250,7 @@ def test_rollout_status_shows_the_pause_reason(steward) -> None:  # type: ignore
     call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"}, ctx(steward))
     _guard(steward)
     st = call_tool("rollout_status", {"use_case": UC}, ctx(steward))
-    assert st.rollout["state"] == "paused" and "budget_burn" in st.rollout["pause_reason"]
+    assert st.rollout.state == "paused" and "budget_burn" in st.rollout.pause_reason
     assert "guardrail budget_burn" in st.message
     res = CliRunner().invoke(app, ["rollout", "status", "--use-case", UC])
     assert res.exit_code == 0 and "budget_burn" in res.stdout

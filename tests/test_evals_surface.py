@@ -29,7 +29,7 @@ def test_evaluate_tool_is_mutating_and_validates_input(steward) -> None:  # type
     assert spec.mutating and spec.long_running
     ctx = ToolContext(steward=steward, actor="test")
     with pytest.raises(InvalidInput, match="samples"):
-        call_tool("evaluate", {"use_case": "qa", "candidate": "custom:x", "samples": -1}, ctx)
+        call_tool("evaluate", {"use_case": "qa", "model_id": "custom:x", "samples": -1}, ctx)
     answers = {"good": lambda q: dict(PROMPTS).get(q, "no"), "cand": lambda q: dict(PROMPTS).get(q, "no")}
     with FakeJudge(answers=answers) as fake:
         steward.registry.register_model("custom", "good", base_url=fake.base_url)
@@ -38,7 +38,7 @@ def test_evaluate_tool_is_mutating_and_validates_input(steward) -> None:  # type
         seed_logs(steward, "qa", "custom:good")
         seen: list[float] = []
         ctx.progress = lambda msg, frac: seen.append(frac)
-        out = call_tool("evaluate", {"use_case": "qa", "candidate": "custom:cand", "samples": 5, "safety": False,
+        out = call_tool("evaluate", {"use_case": "qa", "model_id": "custom:cand", "samples": 5, "safety": False,
                                      "show_progress": True}, ctx)
     assert out.verdict == "pass" and out.baseline == "custom:good" and out.sample_count == 5  # type: ignore[attr-defined]
     assert seen and max(seen) == 1.0

@@ -54,7 +54,7 @@ def test_no_canary_traffic_without_a_passing_evaluation(st) -> None:
         _deploy(st, strategy="shadow")
     pass_eval(st)
     out = _deploy(st, strategy="shadow")
-    assert out.rollout["strategy"] == "shadow"
+    assert out.rollout.strategy == "shadow"
 
 
 def test_stale_evaluation_does_not_count_even_if_config_loosens_the_age(st) -> None:
@@ -154,7 +154,7 @@ def test_promotion_to_100_needs_an_approval_by_someone_else(st) -> None:
         call_tool("rollout_advance", {"use_case": UC, "resume": True}, ctx(st, "agent:run-1", approval_id=aid))
     res = call_tool("rollout_advance", {"use_case": UC}, ctx(st, "agent:run-1", approval_id=aid))
     assert res.action == "completed"
-    assert res.routing == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
+    assert [r.model_dump() for r in res.routing] == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
     assert st.registry.get_model(CAND).status == "current" and st.registry.get_model(STABLE).status == "candidate"
     assert _approvals(st)[-1].status == "executed"
     assert len(_decisions(st, "no_self_approval")) >= 2

@@ -200,8 +200,8 @@ def test_shadow_of_an_unevaluated_model_needs_approval_and_is_capped(steward: An
     assert cap.default < 100 and cap.hard < 100 and cap.kind == "max"
     call_tool("approval_decide", {"approval_id": ei.value.approval_id, "decision": "approve", "carry_out": False}, ctx(steward, "cli:bob"))
     out = call_tool("deploy", args, ctx(steward, approval_id=ei.value.approval_id))
-    shadow = [r for r in out.routing if r["role"] == "shadow"]
-    assert shadow == [{"model_id": "openai:fresh", "weight": cap.default, "role": "shadow"}]
+    shadow = [r for r in out.routing if r.role == "shadow"]
+    assert [r.model_dump() for r in shadow] == [{"model_id": "openai:fresh", "weight": cap.default, "role": "shadow"}]
     # a use case may tighten the cap, never loosen it past the hard bound
     assert bounds.clamp_section("policy", {"unevaluated_shadow_percent": 100})[0]["unevaluated_shadow_percent"] == cap.hard
 
@@ -210,7 +210,7 @@ def test_shadow_of_an_evaluated_model_needs_nothing_and_mirrors_the_configured_s
     setup_use_case(steward)
     pass_eval(steward)
     out = call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "shadow"}, ctx(steward))
-    assert [r["weight"] for r in out.routing if r["role"] == "shadow"] == [100.0]
+    assert [r.weight for r in out.routing if r.role == "shadow"] == [100.0]
 
 
 # ---------------------------------------------------------------------- keys stay with their provider
@@ -280,7 +280,7 @@ def test_rollback_restores_routing_but_never_an_older_policy(steward: Any) -> No
     uc = steward.registry.get_use_case(UC)
     steward.registry.update_use_case(UC, config={**(uc.config or {}), **tighter}, sticky=True)  # as set_policy would
     out = call_tool("rollback", {"use_case": UC}, ctx(steward))
-    assert out.changed and [r["model_id"] for r in out.routing] == [STABLE]
+    assert out.changed and [r.model_id for r in out.routing] == [STABLE]
     after = steward.registry.get_use_case(UC)
     assert after.config["policy"] == {"max_deploys_per_hour": 1}  # before the fix: the older (looser) policy
     assert after.config["rollout"]["min_requests"] == 40

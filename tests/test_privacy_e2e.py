@@ -66,7 +66,7 @@ def test_no_logged_secret_leaves_the_log_store(steward, settings) -> None:  # ty
         _log_corpus(steward)
         ctx = ToolContext(steward=steward, actor="cli:tester")
         ds = call_tool("build_dataset", {"use_case": "qa", "min_rows": 1, "near_dup_threshold": None}, ctx)
-        ev = call_tool("evaluate", {"use_case": "qa", "candidate": "custom:cand", "samples": len(ROWS),
+        ev = call_tool("evaluate", {"use_case": "qa", "model_id": "custom:cand", "samples": len(ROWS),
                                     "safety_prompts": 2}, ctx)
     assert ds.train_rows + ds.validation_rows >= len(ROWS) - 5  # type: ignore[attr-defined]
     assert ev.sample_count >= len(ROWS) and ev.mlflow_run_id  # type: ignore[attr-defined]

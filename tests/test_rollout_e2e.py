@@ -116,7 +116,7 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
             backdate_step(steward, WINDOW_S + 1)
             out = call_tool("rollout_advance", {"use_case": UC}, ctx(steward))
             assert out.action == "completed", out.message
-            assert out.analysis["candidate"]["requests"] >= 10 and out.analysis["similarity"] > 0.5
+            assert out.analysis.candidate.requests >= 10 and out.analysis.similarity > 0.5
             assert reg.routing_table(reg.deployment(UC)) == [
                 {"model_id": "custom:stable", "weight": 100.0, "role": "primary"}]
 
@@ -139,9 +139,9 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
                     break
             assert out.action == "rolled_back", out.message
             an = out.analysis
-            assert an["outcome"] == "failed" and an["elapsed_s"] < WINDOW_S  # within one analysis window
-            assert any(r.startswith("error rate") for r in an["reasons"]), an["reasons"]
-            assert an["candidate"]["errors"] > 0 and an["candidate"]["requests"] >= 10
+            assert an.outcome == "failed" and an.elapsed_s < WINDOW_S  # within one analysis window
+            assert any(r.startswith("error rate") for r in an.reasons), an.reasons
+            assert an.candidate.errors > 0 and an.candidate.requests >= 10
 
             with session_scope(steward.sessions) as s:
                 snap = s.get(ModelSnapshot, res.snapshot_id)

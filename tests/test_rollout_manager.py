@@ -38,7 +38,7 @@ def _history(steward) -> list[DeploymentHistory]:
 
 def test_canary_walks_its_steps_one_transaction_each(st) -> None:
     out = call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"}, ctx(st))
-    assert out.routing == [{"model_id": STABLE, "weight": 95.0, "role": "primary"},
+    assert [r.model_dump() for r in out.routing] == [{"model_id": STABLE, "weight": 95.0, "role": "primary"},
                            {"model_id": CAND, "weight": 5.0, "role": "canary"}]
     assert st.registry.get_model(CAND).status == "canary"
     assert _advance(st).action == "waiting"  # no data yet: inconclusive, nothing changes
@@ -46,8 +46,8 @@ def test_canary_walks_its_steps_one_transaction_each(st) -> None:
     for w, nxt in ((5, 25.0), (25, 50.0)):
         healthy_window(st, w)
         res = _advance(st)
-        assert res.action == "advanced" and res.analysis["outcome"] == "successful"
-        assert {r["model_id"]: r["weight"] for r in res.routing} == {CAND: nxt, STABLE: 100 - nxt}
+        assert res.action == "advanced" and res.analysis.outcome == "successful"
+        assert {r.model_id: r.weight for r in res.routing} == {CAND: nxt, STABLE: 100 - nxt}
     hist = _history(st)
     assert [h.action for h in hist] == ["initial", "deploy", "rollout_step", "rollout_step"]
     # every change: one history row naming its snapshot, versions contiguous, snapshot = table before it
@@ -67,8 +67,8 @@ def test_failing_candidate_is_aborted_and_rolled_back_fast(st) -> None:
     add_rows(st, CAND, "canary", 12, errors=6)
     add_rows(st, STABLE, "primary", 100, errors=1)
     res = _advance(st)
-    assert res.action == "rolled_back" and res.analysis["outcome"] == "failed"
-    assert "error rate 50.0%" in res.analysis["reasons"][0]
+    assert res.action == "rolled_back" and res.analysis.outcome == "failed"
+    assert "error rate 50.0%" in res.analysis.reasons[0]
     with session_scope(st.sessions) as s:
         snap = s.get(ModelSnapshot, ro.snapshot_id)
         assert _table(st) == snap.allocations == [{"model_id": STABLE, "weight": 100.0, "role": "primary"}]
@@ -89,7 +89,7 @@ def test_each_analysis_metric_can_fail_a_step(st, kind) -> None:
     res = _advance(st)
     assert res.action == "rolled_back", res.analysis
     word = {"latency": "p95 latency", "cost": "cost per request", "feedback": "mean feedback", "safety": "safety flags"}[kind]
-    assert any(word in r for r in res.analysis["reasons"])
+    assert any(word in r for r in res.analysis.reasons)
 
 
 def test_inconclusive_keeps_waiting_then_pauses(st) -> None:
@@ -100,23 +100,23 @@ def test_inconclusive_keeps_waiting_then_pauses(st) -> None:
     assert _advance(st).action == "waiting"
     backdate_step(st, 200)
     res = _advance(st)
-    assert res.action == "paused" and res.rollout["state"] == "paused"
+    assert res.action == "paused" and res.rollout.state == "paused"
     with pytest.raises(IllegalTransition, match="paused .*--resume"):
         _advance(st)
     res = call_tool("rollout_advance", {"use_case": UC, "resume": True}, ctx(st))
-    assert res.action == "resumed" and res.rollout["state"] == "waiting"
+    assert res.action == "resumed" and res.rollout.state == "waiting"
     assert _table(st)[0]["weight"] == 5.0
 
 
 def test_shadow_rollout_compares_outputs(st) -> None:
     out = call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "shadow"}, ctx(st))
-    assert {(r["model_id"], r["role"]) for r in out.routing} == {(STABLE, "primary"), (CAND, "shadow")}
+    assert {(r.model_id, r.role) for r in out.routing} == {(STABLE, "primary"), (CAND, "shadow")}
     assert st.registry.get_model(CAND).status == "shadow"
     backdate_step(st, 60)
     ids = add_rows(st, STABLE, "primary", 12, response="the cat sat on the mat")
     add_rows(st, CAND, "shadow", 12, response="a cat sat on a mat", request_ids=ids)
     res = _advance(st)
-    assert res.action == "completed" and res.analysis["similarity"] > 0.5
+    assert res.action == "completed" and res.analysis.similarity > 0.5
     assert _table(st) == [{"model_id": STABLE, "weight": 100.0, "role": "primary"}]
     m = st.registry.get_model(CAND)
     assert m.status == "candidate" and m.meta["shadow_passed"]["use_case"] == UC
@@ -128,7 +128,7 @@ def test_dissimilar_shadow_fails(st) -> None:
     ids = add_rows(st, STABLE, "primary", 12, response="the cat sat on the mat")
     add_rows(st, CAND, "shadow", 12, response="completely unrelated output here", request_ids=ids)
     res = _advance(st)
-    assert res.action == "rolled_back" and "similar" in res.analysis["reasons"][0]
+    assert res.action == "rolled_back" and "similar" in res.analysis.reasons[0]
     assert _table(st) == [{"model_id": STABLE, "weight": 100.0, "role": "primary"}]
 
 
@@ -140,7 +140,7 @@ def test_full_strategy_after_approval(st) -> None:
         call_tool("deploy", args, ctx(st))
     call_tool("approval_decide", {"approval_id": ei.value.approval_id, "decision": "approve", "carry_out": False}, ctx(st, "cli:bob"))
     out = call_tool("deploy", args, ctx(st, approval_id=ei.value.approval_id))
-    assert out.rollout["state"] == "completed"
+    assert out.rollout.state == "completed"
     assert _table(st) == [{"model_id": CAND, "weight": 100.0, "role": "primary"}]
     assert st.registry.get_model(STABLE).status == "candidate"
 
@@ -219,7 +219,7 @@ def test_rollback_to_a_named_snapshot_and_unknown_one(st) -> None:
     with pytest.raises(NotFound, match="does not belong"):
         call_tool("rollback", {"use_case": UC, "snapshot_id": 9999}, ctx(st))
     out = call_tool("rollback", {"use_case": UC, "snapshot_id": step_snap}, ctx(st))
-    assert {r["model_id"]: r["weight"] for r in out.routing} == {CAND: 5.0, STABLE: 95.0}
+    assert {r.model_id: r.weight for r in out.routing} == {CAND: 5.0, STABLE: 95.0}
     assert {r["model_id"]: r["weight"] for r in _table(st)} == {CAND: 5.0, STABLE: 95.0}
 
 
@@ -229,7 +229,7 @@ def test_rollback_after_completion_restores_previous_model(st) -> None:
     out = call_tool("rollback", {"use_case": UC}, ctx(st))
     assert out.changed and _table(st) == [{"model_id": STABLE, "weight": 100.0, "role": "primary"}]
     assert st.registry.get_model(STABLE).status == "current" and st.registry.get_model(CAND).status == "candidate"
-    assert out.rollout["state"] == "rolled_back"
+    assert out.rollout.state == "rolled_back"
 
 
 # ---------------------------------------------------------------------- pure pieces

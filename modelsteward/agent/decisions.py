@@ -19,6 +19,7 @@ from modelsteward.storage.models import AgentDecision, UseCase
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
+    from modelsteward.tools.rollout import RolloutOut
 
 __all__ = ["DecisionKind", "DecisionRecord", "journal_entry", "collect", "persist", "from_rollout_result"]
 
@@ -80,33 +81,31 @@ _ROLLOUT_KIND: dict[str, tuple[DecisionKind, bool]] = {"completed": ("promote", 
                  "waiting": ("keep", False), "paused": ("keep", False)}
 
 
-def from_rollout_result(tool: str, args: dict[str, Any], payload: dict[str, Any]) -> DecisionRecord | None:
+def from_rollout_result(args: dict[str, Any], out: RolloutOut) -> DecisionRecord | None:
     """The decision a rollout tool's result stands for (promote, advance, roll back, keep waiting)."""
-    action = str(payload.get("action") or "")
-    if tool not in ("rollout_advance", "rollout_abort", "rollback") or action not in _ROLLOUT_KIND:
+    if out.action not in _ROLLOUT_KIND:
         return None
     kind: DecisionKind
-    kind, taken = _ROLLOUT_KIND[action]
-    ro = payload.get("rollout") or {}
-    if kind == "promote" and ro.get("strategy") == "shadow":
+    kind, taken = _ROLLOUT_KIND[out.action]
+    ro, analysis = out.rollout, out.analysis
+    if kind == "promote" and ro is not None and ro.strategy == "shadow":
         kind = "advance"  # a shadow that passed moves on to a canary; nothing was promoted
-    analysis = payload.get("analysis") or {}
-    message = str(payload.get("message") or "")
+    message = out.message
     if kind == "rollback" and ("no gain" in message.lower() or "kept the current" in message.lower()):
         kind, taken = "keep", True  # the rollout ended with no gain: the current model is kept (a good outcome)
     numbers: dict[str, float | int | str | None] = {}
-    for k in ("step_index", "weight"):
-        if isinstance(ro.get(k), (int, float)):
-            numbers[k] = ro[k]
+    if ro is not None:
+        numbers["step_index"] = ro.step_index
+        if ro.weight is not None:
+            numbers["weight"] = ro.weight
     for side in ("candidate", "stable"):
-        for k, v in (analysis.get(side) or {}).items():
+        for k, v in (getattr(analysis, side).model_dump() if analysis else {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 numbers[f"{side}_{k}"] = v
     return DecisionRecord(
-        kind=kind, taken=taken, use_case=args.get("use_case"), model_id=ro.get("candidate") or ro.get("candidate_model_id"),
-        rule=f"rollout.{analysis.get('outcome') or action}",
-        summary=(message or f"rollout {action}")[:500],
+        kind=kind, taken=taken, use_case=args.get("use_case"), model_id=ro.candidate if ro else None,
+        rule=f"rollout.{(analysis.outcome if analysis else None) or out.action}",
+        summary=(message or f"rollout {out.action}")[:500],
         numbers=numbers,
-        evidence=[f"rollout #{ro['id']}" for _ in [0] if ro.get("id") is not None]
-        + [str(r)[:300] for r in (analysis.get("reasons") or [])[:3]],
+        evidence=([f"rollout #{ro.id}"] if ro is not None else []) + [str(r)[:300] for r in (analysis.reasons if analysis else [])[:3]],
     )

@@ -12,7 +12,8 @@ repeating completed calls (only the call in flight at the kill can run again).
 - ``approval`` handles one awaiting call per pass and calls ``interrupt()`` only while its row is
   still pending; nothing before it repeats on resume.  The row in the database, not the resume
   payload, decides: approved -> run with ``ctx.approval_id``; rejected/expired -> error message.
-- ``verify`` re-reads the world and checks the effect of each executed change.
+- ``verify`` re-reads the world and checks the effect of each executed change with the tool's own
+  ``verify`` hook (``ToolSpec.verify``); the graph never branches on tool names.
 - ``report`` writes the Markdown report to ``agent_runs``.
 """
 
@@ -27,6 +28,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
+from pydantic import BaseModel
 
 from modelsteward.agent.decisions import DecisionRecord, collect, from_rollout_result, persist
 from modelsteward.agent.observe import observe_world
@@ -34,10 +36,13 @@ from modelsteward.agent.planners import Planner
 from modelsteward.agent.report import render_report
 from modelsteward.agent.state import AgentState, data_block, to_json_text
 from modelsteward.context import Steward
-from modelsteward.errors import ApprovalRequired, ConfigError, PolicyDenied, StewardError, close_matches
+from modelsteward.errors import ApprovalRequired, ConfigError, NotFound, PolicyDenied, StewardError, close_matches
+from modelsteward.storage import queries
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
 from modelsteward.tools.base import ToolContext, ToolSpec, call_tool, pass_policies
+from modelsteward.tools.evals import EvaluateIn, EvaluateOut
+from modelsteward.tools.rollout import RolloutOut
 
 __all__ = ["AgentRuntime", "build_graph", "validate_toolset", "NODES", "EXCLUDED_TOOLS"]
 
@@ -46,6 +51,7 @@ NODES = ("observe", "plan", "guard", "approval", "act", "verify", "report")
 # creating use cases or importing logs is the operator's administration, not management.
 EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "usecase_update", "usecase_delete",
                             "logs_import"})
+OUTPUT_LIMIT = 65_536  # a tool step of the journal keeps its whole typed payload ("output") up to this many characters
 
 
 @dataclass
@@ -104,20 +110,20 @@ def _error_msg(call_id: str, name: str, text: str) -> ToolMessage:
                        tool_call_id=call_id, name=name or "unknown", status="error", artifact={"error": text})
 
 
-def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
-    """Compile the graph for one runtime; validates the tool set and every edge first."""
-    from modelsteward.tools.base import TOOLS
+class _Nodes:
+    """The graph's nodes over one runtime (each a named stage; ``build_graph`` wires them)."""
 
-    validate_toolset(rt.planner, rt.tools, TOOLS)
+    def __init__(self, rt: AgentRuntime) -> None:
+        self.rt = rt
 
-    def link_approval(aid: int) -> None:
-        with session_scope(rt.steward.sessions) as s:
+    def link_approval(self, aid: int) -> None:
+        with session_scope(self.rt.steward.sessions) as s:
             a = s.get(Approval, aid)
             if a is not None and a.thread_id is None:
-                a.thread_id, a.agent_run_id = rt.thread_id, rt.run_id
+                a.thread_id, a.agent_run_id = self.rt.thread_id, self.rt.run_id
 
-    def observe(state: AgentState) -> dict[str, Any]:
-        obs = observe_world(rt.steward, state.get("use_case"), with_intake=state.get("mode") != "chat")
+    def observe(self, state: AgentState) -> dict[str, Any]:
+        obs = observe_world(self.rt.steward, state.get("use_case"), with_intake=state.get("mode") != "chat")
         intake = {u["name"]: u["intake"] for u in obs["use_cases"] if "intake" in u}
         for u in obs["use_cases"]:  # planners see the plan; the decision records go to the journal once
             if "intake" in u:
@@ -127,12 +133,12 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
                 "journal": [{"kind": "observe", "at": obs["at"], "use_cases": [u["name"] for u in obs["use_cases"]],
                              "errors": obs["errors"]}, *decided]}
 
-    def plan(state: AgentState) -> dict[str, Any]:
+    def plan(self, state: AgentState) -> dict[str, Any]:
         step = state.get("step", 0)
         if step >= state.get("max_steps", 20):
             return {"outcome": f"step budget of {state.get('max_steps', 20)} planner turns used up",
                     "journal": [{"kind": "budget", "step": step}]}
-        msg = _with_ids(rt.planner.plan(state, rt.tools))
+        msg = _with_ids(self.rt.planner.plan(state, self.rt.tools))
         entry = {"kind": "plan", "step": step + 1, "text": str(msg.content)[:1000],
                  "calls": [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in msg.tool_calls]
                  + [{"id": c["id"], "name": c.get("name"), "args": c.get("args"), "invalid": c.get("error")}
@@ -143,10 +149,7 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
             out["outcome"] = "done"
         return out
 
-    def after_plan(state: AgentState) -> str:
-        return "report" if state.get("outcome") else "guard"
-
-    def guard(state: AgentState) -> dict[str, Any]:
+    def guard(self, state: AgentState) -> dict[str, Any]:
         last = next(m for m in reversed(state["messages"]) if isinstance(m, AIMessage))
         msgs: list[ToolMessage] = []
         queue: list[dict[str, Any]] = []
@@ -156,61 +159,59 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
             text = f"call {bad.get('name')!r} rejected: {bad.get('error') or 'malformed arguments'}; send arguments as a JSON object."
             msgs.append(_error_msg(str(bad["id"]), bad.get("name") or "", text))
             journal.append({"kind": "guard", "id": bad["id"], "name": bad.get("name"), "verdict": "invalid", "reason": text})
-        ctx = rt.ctx()
-        for call in last.tool_calls:
-            name, args, cid = call["name"], call["args"], str(call["id"])
-            spec = rt.tools.get(name)
-            verdict, reason = "allow", ""
-            if spec is None:
-                verdict, reason = "unknown", f"unknown tool {name!r}." + close_matches(name, list(rt.tools))
-            else:
-                try:
-                    inp = spec.input_model.model_validate(args)
-                    args = inp.model_dump(mode="json")
-                    if spec.mutating:
-                        pass_policies(spec, ctx, inp)
-                except PolicyDenied as exc:
-                    verdict, reason = "deny", f"policy denied: {exc.message}"
-                except ApprovalRequired as exc:
-                    aid = _approval_id(exc)
-                    if aid is None:
-                        verdict, reason = "deny", f"approval required but no approval was recorded: {exc.message}"
-                    else:
-                        link_approval(aid)
-                        verdict, reason = "needs_approval", exc.message
-                        awaiting.append({"id": cid, "name": name, "args": args, "approval_id": aid, "reason": exc.message})
-                except StewardError as exc:
-                    verdict, reason = "invalid", f"{exc.code}: {exc.message}"
-                except ValueError as exc:  # pydantic ValidationError
-                    verdict, reason = "invalid", f"invalid arguments for {name!r}: {exc}"[:1500]
+        ctx = self.rt.ctx()
+        for c in last.tool_calls:
+            name, cid = c["name"], str(c["id"])
+            verdict, reason, args, aid = self._judge(ctx, name, c["args"])
             journal.append({"kind": "guard", "id": cid, "name": name, "args": args, "verdict": verdict,
-                            "reason": reason, "approval_id": awaiting[-1]["approval_id"] if verdict == "needs_approval" else None})
+                            "reason": reason, "approval_id": aid})
             if verdict == "allow":
                 queue.append({"id": cid, "name": name, "args": args, "approval_id": None})
-            elif verdict != "needs_approval":
+            elif verdict == "needs_approval":
+                awaiting.append({"id": cid, "name": name, "args": args, "approval_id": aid, "reason": reason})
+            else:
                 msgs.append(_error_msg(cid, name, reason))
         return {"messages": msgs, "queue": queue, "awaiting": awaiting, "journal": journal}
 
-    def route_calls(state: AgentState) -> str:
-        if state.get("awaiting"):
-            return "approval"
-        if state.get("queue"):
-            return "act"
-        return "verify" if state.get("executed") else "plan"
+    def _judge(self, ctx: ToolContext, name: str, args: dict[str, Any]) -> tuple[str, str, dict[str, Any], int | None]:
+        """One proposed call: (verdict, reason, its validated arguments, the approval asked for)."""
+        spec = self.rt.tools.get(name)
+        if spec is None:
+            return "unknown", f"unknown tool {name!r}." + close_matches(name, list(self.rt.tools)), args, None
+        try:
+            inp = spec.input_model.model_validate(args)
+            args = inp.model_dump(mode="json")
+            if spec.mutating:
+                pass_policies(spec, ctx, inp)
+        except PolicyDenied as exc:
+            return "deny", f"policy denied: {exc.message}", args, None
+        except ApprovalRequired as exc:
+            aid = _approval_id(exc)
+            if aid is None:
+                return "deny", f"approval required but no approval was recorded: {exc.message}", args, None
+            self.link_approval(aid)
+            return "needs_approval", exc.message, args, aid
+        except StewardError as exc:
+            return "invalid", f"{exc.code}: {exc.message}", args, None
+        except ValueError as exc:  # pydantic ValidationError
+            return "invalid", f"invalid arguments for {name!r}: {exc}"[:1500], args, None
+        return "allow", "", args, None
 
-    def approval(state: AgentState) -> dict[str, Any]:
+    def _approval_state(self, aid: int) -> tuple[str, str | None, str | None]:
+        """(status, decided by, why) of an approval row; the row, not a resume payload, decides."""
+        try:
+            a = queries.approval(self.rt.steward, aid)
+        except NotFound:
+            return "missing", None, None
+        return a.status, a.decided_by, a.decision_reason
+
+    def approval(self, state: AgentState) -> dict[str, Any]:
         item, rest = state["awaiting"][0], state["awaiting"][1:]
         aid = item["approval_id"]
-        with session_scope(rt.steward.sessions) as s:
-            row = s.get(Approval, aid)
-            status = row.status if row else "missing"
-        if status == "pending":
+        if self._approval_state(aid)[0] == "pending":
             interrupt({"approval_id": aid, "action": item["name"], "arguments": item["args"], "reason": item["reason"],
-                       "run_id": rt.run_id, "thread_id": rt.thread_id})
-        with session_scope(rt.steward.sessions) as s:
-            row = s.get(Approval, aid)
-            status = row.status if row else "missing"
-            by, why = (row.decided_by, row.decision_reason) if row else (None, None)
+                       "run_id": self.rt.run_id, "thread_id": self.rt.thread_id})
+        status, by, why = self._approval_state(aid)
         entry = {"kind": "approval", "id": item["id"], "name": item["name"], "approval_id": aid, "status": status,
                  "decided_by": by, "reason": why}
         if status == "approved":
@@ -219,18 +220,18 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
         return {"awaiting": rest, "messages": [_error_msg(item["id"], item["name"], text + "; the action was not run.")],
                 "journal": [entry]}
 
-    def act(state: AgentState) -> dict[str, Any]:
+    def act(self, state: AgentState) -> dict[str, Any]:
         item, rest = state["queue"][0], state["queue"][1:]
         name, cid = item["name"], item["id"]
         started = utcnow()
         entry: dict[str, Any] = {"kind": "tool", "id": cid, "name": name, "args": item["args"],
                                  "approval_id": item.get("approval_id"), "started": started.isoformat()}
         try:
-            out = call_tool(name, item["args"], rt.ctx(item.get("approval_id")))
+            out = call_tool(name, item["args"], self.rt.ctx(item.get("approval_id")))
         except ApprovalRequired as exc:
             aid = _approval_id(exc)
             if aid is not None and aid != item.get("approval_id"):
-                link_approval(aid)
+                self.link_approval(aid)
                 entry.update(ok=False, error=f"needs approval #{aid}")
                 return {"queue": rest, "journal": [entry],
                         "awaiting": [*state.get("awaiting", []), {**item, "approval_id": aid, "reason": exc.message}]}
@@ -242,30 +243,38 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
         except Exception as exc:  # noqa: BLE001 - a crashing tool is data the planner sees, not a crash
             msg, err = _error_msg(cid, name, f"tool failed: {type(exc).__name__}: {exc}"), f"{type(exc).__name__}: {exc}"
         else:
-            payload = out.model_dump(mode="json")
-            msg = ToolMessage(content=data_block(f"tool:{name}", payload), tool_call_id=cid, name=name,
-                              artifact=payload)
-            entry.update(ok=True, result=to_json_text(payload, 2000),
-                         seconds=round((utcnow() - started).total_seconds(), 3))
-            mutating = rt.tools[name].mutating
-            outcome = from_rollout_result(name, item["args"], payload) if isinstance(payload, dict) else None
-            journal = [entry] + ([{"kind": "decision", "record": outcome.model_dump(mode="json")}] if outcome else [])
-            if name == "evaluate":  # what it was evaluated as (its fingerprint) is stored now, not at the report
-                persist(rt.steward, rt.run_id, collect([*state.get("journal", []), *journal]))
-            return {"queue": rest, "messages": [msg], "journal": journal,
-                    "executed": [*state.get("executed", []), {**item, "mutating": mutating}]}
+            return self._acted(state, item, rest, entry, out, started)
         entry.update(ok=False, error=str(err)[:1000])
-        failed = _failed_evaluation(name, item["args"], str(err))
+        failed = _failed_evaluation(self.rt.tools[name], item["args"], str(err))
         return {"queue": rest, "messages": [msg], "journal": [entry, *failed],
                 "executed": [*state.get("executed", []), {**item, "mutating": False, "failed": True}]}
 
-    def verify(state: AgentState) -> dict[str, Any]:
+    def _acted(self, state: AgentState, item: dict[str, Any], rest: list[dict[str, Any]], entry: dict[str, Any],
+               out: BaseModel, started: dt.datetime) -> dict[str, Any]:
+        """A call that ran: its typed payload goes on the message (``artifact``: what planners read back through
+        the tool's output model), a short text to the journal, and the decision a rollout result stands for."""
+        name, cid = item["name"], item["id"]
+        payload = out.model_dump(mode="json")
+        msg = ToolMessage(content=data_block(f"tool:{name}", payload), tool_call_id=cid, name=name, artifact=payload)
+        entry.update(ok=True, result=to_json_text(payload, 2000), seconds=round((utcnow() - started).total_seconds(), 3))
+        if len(to_json_text(payload, OUTPUT_LIMIT + 1)) <= OUTPUT_LIMIT:  # the typed payload, whole, for readers of the run
+            entry["output"] = payload
+        outcome = from_rollout_result(item["args"], out) if isinstance(out, RolloutOut) else None
+        journal = [entry] + ([{"kind": "decision", "record": outcome.model_dump(mode="json")}] if outcome else [])
+        if isinstance(out, EvaluateOut):  # what it was evaluated as (its fingerprint) is stored now, not at the report
+            persist(self.rt.steward, self.rt.run_id, collect([*state.get("journal", []), *journal]))
+        return {"queue": rest, "messages": [msg], "journal": journal,
+                "executed": [*state.get("executed", []), {**item, "mutating": self.rt.tools[name].mutating}]}
+
+    def verify(self, state: AgentState) -> dict[str, Any]:
         before = state.get("observation") or {}
-        after = observe_world(rt.steward, state.get("use_case"))
-        checks = [_check(item, before, after) for item in state.get("executed", []) if item.get("mutating")]
+        after = observe_world(self.rt.steward, state.get("use_case"))
+        checks = [_check(self.rt.tools.get(item["name"]), item, before, after)
+                  for item in state.get("executed", []) if item.get("mutating")]
         return {"observation": after, "executed": [], "journal": [{"kind": "verify", "checks": checks}]}
 
-    def report(state: AgentState) -> dict[str, Any]:
+    def report(self, state: AgentState) -> dict[str, Any]:
+        rt = self.rt
         text = render_report(state, rt)
         persist(rt.steward, rt.run_id, collect(state.get("journal", [])))
         with session_scope(rt.steward.sessions) as s:
@@ -277,17 +286,35 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
                 run.finished_at = utcnow()
         return {"journal": [{"kind": "report", "at": dt.datetime.now(dt.timezone.utc).isoformat()}]}
 
+
+def _after_plan(state: AgentState) -> str:
+    return "report" if state.get("outcome") else "guard"
+
+
+def _route_calls(state: AgentState) -> str:
+    if state.get("awaiting"):
+        return "approval"
+    if state.get("queue"):
+        return "act"
+    return "verify" if state.get("executed") else "plan"
+
+
+def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
+    """Compile the graph for one runtime; validates the tool set and every edge first."""
+    from modelsteward.tools.base import TOOLS
+
+    validate_toolset(rt.planner, rt.tools, TOOLS)
+    nodes = _Nodes(rt)
     g = StateGraph(AgentState)
-    for name, fn in (("observe", observe), ("plan", plan), ("guard", guard), ("approval", approval), ("act", act),
-                     ("verify", verify), ("report", report)):
-        g.add_node(name, fn)
+    for name in NODES:
+        g.add_node(name, getattr(nodes, name))
     g.add_edge(START, "observe")
     g.add_edge("observe", "plan")
-    g.add_conditional_edges("plan", after_plan, {"report": "report", "guard": "guard"})  # type: ignore[arg-type]
+    g.add_conditional_edges("plan", _after_plan, {"report": "report", "guard": "guard"})  # type: ignore[arg-type]
     paths: dict[Hashable, str] = {"approval": "approval", "act": "act", "verify": "verify", "plan": "plan"}
-    g.add_conditional_edges("guard", route_calls, paths)
-    g.add_conditional_edges("approval", route_calls, paths)
-    g.add_conditional_edges("act", route_calls, paths)
+    g.add_conditional_edges("guard", _route_calls, paths)
+    g.add_conditional_edges("approval", _route_calls, paths)
+    g.add_conditional_edges("act", _route_calls, paths)
     g.add_edge("verify", "plan")
     g.add_edge("report", END)
     missing = set(NODES) - set(g.nodes)
@@ -296,42 +323,26 @@ def build_graph(rt: AgentRuntime, checkpointer: Any = None) -> Any:
     return g.compile(checkpointer=checkpointer, name="steward-agent")
 
 
-def _failed_evaluation(name: str, args: dict[str, Any], err: str) -> list[dict[str, Any]]:
+def _failed_evaluation(spec: ToolSpec | None, args: dict[str, Any], err: str) -> list[dict[str, Any]]:
     """An evaluation that did not run is not a decision taken: its record says so (no fingerprint kept)."""
-    if name != "evaluate":
+    if spec is None or spec.input_model is not EvaluateIn:
         return []
-    model = args.get("model_id") or args.get("candidate") or args.get("model")
+    model = args.get("model_id")
     rec = DecisionRecord(kind="evaluate", taken=False, use_case=args.get("use_case"), model_id=model,
                          rule="evaluate.failed", summary=f"the evaluation of {model} did not run: {err}"[:500])
     return [{"kind": "decision", "record": rec.model_dump(mode="json")}]
 
 
-def _uc_of(obs: dict[str, Any], name: str | None) -> dict[str, Any]:
-    return next((u for u in obs.get("use_cases", []) if u["name"] == name), {})
-
-
-def _check(item: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Did the change show up in storage?  confirmed | not_visible | n/a, with what was compared."""
-    name, args = item["name"], item["args"]
-    uc_name = args.get("use_case") or args.get("use_case_name")
-    b, a = _uc_of(before, uc_name), _uc_of(after, uc_name)
-    model = args.get("model") or args.get("model_id") or args.get("candidate")
-    result = {"id": item["id"], "name": name, "status": "n/a", "detail": ""}
-    if name in ("deploy", "rollout_advance", "rollout_abort", "rollback"):
-        changed = b.get("deployment_version") != a.get("deployment_version") or b.get("rollouts") != a.get("rollouts")
-        live = [x["model_id"] for x in a.get("allocations", [])]
-        ok = changed or (name == "deploy" and model in live)
-        result.update(status="confirmed" if ok else "not_visible",
-                      detail=f"routing v{b.get('deployment_version')} -> v{a.get('deployment_version')}; live: {live}")
-    elif name == "evaluate":
-        row: dict[str, Any] = next((m for m in a.get("models", []) if m["id"] == model), {})
-        t = row.get("latest_test")
-        result.update(status="confirmed" if t else "not_visible",
-                      detail=f"latest test of {model}: {t and t.get('verdict')}")
-    elif name == "scan":
-        ok = after.get("catalog", {}).get("last_scan_at") != before.get("catalog", {}).get("last_scan_at")
-        result.update(status="confirmed" if ok else "not_visible", detail=f"last scan {after.get('catalog', {}).get('last_scan_at')}")
-    elif name == "fine_tune":
-        ok = a.get("last_fine_tune") != b.get("last_fine_tune")
-        result.update(status="confirmed" if ok else "not_visible", detail=f"last job {a.get('last_fine_tune')}")
+def _check(spec: ToolSpec | None, item: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Did the change show up?  The tool's own ``verify`` hook says: confirmed | not_visible, with what was
+    compared; n/a for a tool without one."""
+    result = {"id": item["id"], "name": item["name"], "status": "n/a", "detail": ""}
+    if spec is None or spec.verify is None:
+        return result
+    try:
+        inp = spec.input_model.model_validate(item["args"])
+    except ValueError:  # arguments checkpointed by an older version: nothing to compare
+        return result
+    ok, detail = spec.verify(inp, before, after)
+    result.update(status="confirmed" if ok else "not_visible", detail=detail)
     return result

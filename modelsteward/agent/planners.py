@@ -1,49 +1,15 @@
 """Planners: given the agent state, propose the next tool calls as one ``AIMessage``.
 
 Both planners emit the same messages (``AIMessage.tool_calls``; an ``AIMessage`` without calls
-ends the cycle with its text as the answer), so the graph does not care which one plans.
+ends the cycle with its text as the answer), so the graph does not care which one plans:
 
-``PlaybookPlanner`` is deterministic and needs no LLM.  It never reads free text (model
-descriptions, logged prompts) as instructions: it decides on structured fields only, which is
-why a prompt injection in a catalog description cannot steer it.  Per use case, first match wins:
+- :class:`~modelsteward.agent.playbook.PlaybookPlanner` (``agent/playbook.py``): the deterministic
+  playbook, no LLM, structured fields only;
+- :class:`ChatIntentPlanner` (here): offline chat, the operator's line mapped to tool calls;
+- ``LLMPlanner`` (``agent/llm.py``): free-form, with an OpenAI-compatible model.
 
-0. ``guard_check`` once per run (records violations and acts on them);
-1. unhandled violations of severity rollback/disable -> ``rollout_abort`` (active rollout) or
-   ``rollback``;
-1b. an open ``slo_*`` violation on the *live* model (no rollout running) -> a switch: ``deploy``
-   (``config["agent"]["switch_strategy"]``, default full, which policy sends to a person) of a
-   healthy alternative that passed its evaluation against the live model (a fallback first, then
-   any candidate); a healthy fallback without such an evaluation is evaluated first; with no
-   alternative, a declined ``switch`` decision (warn only);
-2. an active (waiting) rollout -> ``rollout_advance`` once per run: the rollout tool analyses the
-   live step against the stable model and advances, rolls back or waits (a paused rollout is left
-   to a person);
-2b. a completed rollout (90 days) whose realised gain is not measured for good -> ``measure_gains``
-   (once per run; the tool raises a violation when the realised gain contradicts the stated one);
-3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
-5. ``evaluate`` the candidates of this run's *candidate intake* (``agent/intake.py``: every
-   compatible registered model, linked or not, ranked above the live model or clearly cheaper,
-   within the use case's evaluation budget, cheapest to test first; an inconclusive one again on
-   twice the sample).  Without an intake plan (chat turns): ``rank``, then up to two linked
-   untested candidates;
-6. (unless the last fine-tune's model is still a candidate or in a rollout) at least
-   ``FINE_TUNE_MIN_FEEDBACK`` (or ``config["agent"]["fine_tune_min_feedback"]``) new
-   high-feedback logs since the last fine-tune or the end of the last rollout (whichever is later;
-   never in the run that ended a rollout) -> ``build_dataset`` then ``fine_tune`` of a
-   self-hosted base on that dataset (``config["agent"]["fine_tune"]``: extra arguments);
-7. no rollout, no pending approval, a candidate whose latest test against the current model
-   passed (non-inferior and safe) *and* states a benefit (``metrics["benefit"]["verdict"]`` cheaper
-   or better; none when missing) -> ``deploy``: ``shadow`` first, ``canary`` once the candidate
-   passed shadow on this use case.  A non-inferior fine-tune of the current line may go to a
-   canary without one: its promotion then needs an online feedback gain (enforced by the rollout).
-   A use case may set ``config["agent"]["rollout_strategy"]`` (shadow | canary | full; full always
-   needs an approval by policy) and ``config["agent"]["evaluate"]`` (extra ``evaluate`` arguments).
-
-Every decision taken or declined is a :class:`~modelsteward.agent.decisions.DecisionRecord`
-attached to the planner's message (``additional_kwargs["decisions"]``) and journaled by the graph.
-
-Rules whose tool is not registered are skipped (and named in the report), so the playbook
-works with whatever areas are installed.
+Every call uses the tools' own field names (``use_case``, ``model_id``, ...): there is one
+vocabulary, and no table of synonyms to translate it.
 """
 
 from __future__ import annotations
@@ -54,37 +20,25 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage
 
-from modelsteward.agent.decisions import DecisionRecord
-from modelsteward.agent.intake import MAX_EVAL_SAMPLES
-from modelsteward.agent.observe import HIGH_FEEDBACK
+from modelsteward.agent.playbook import (
+    FINE_TUNE_MIN_FEEDBACK,
+    MAX_EVAL_SAMPLES,
+    PLAYBOOK_TOOLS,
+    PlaybookPlanner,
+    args_of,
+    benefit_of,
+    call,
+    deploy_decision,
+    results,
+    turn_messages,
+)
 from modelsteward.agent.state import AgentState
 from modelsteward.tools.base import ToolSpec
 
-__all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "fit_args", "benefit_of", "deploy_decision",
+__all__ = ["Planner", "PlaybookPlanner", "ChatIntentPlanner", "benefit_of", "deploy_decision",
            "PLAYBOOK_TOOLS", "FINE_TUNE_MIN_FEEDBACK", "MAX_EVAL_SAMPLES"]
-
-FINE_TUNE_MIN_FEEDBACK = 200
-EVALS_PER_RUN = 2
-PLAYBOOK_TOOLS = (
-    "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort",
-    "rollback", "measure_gains",
-)
-
-# canonical argument -> field names a tool's input model may use for it
-_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "use_case": ("use_case", "use_case_name", "usecase"),
-    "model": ("model", "model_id", "candidate", "candidate_model_id"),
-    "base": ("base", "base_model", "base_model_id"),
-    "strategy": ("strategy",),
-    "provider": ("provider",),
-    "samples": ("samples", "sample_count", "n_samples"),
-    "sql": ("sql", "query"),
-    "reason": ("reason",),
-    "dataset": ("dataset", "dataset_path", "dataset_id"),
-    "min_feedback": ("min_feedback",),
-}
 
 
 class Planner(Protocol):
@@ -95,411 +49,6 @@ class Planner(Protocol):
         ...
 
     def plan(self, state: AgentState, tools: dict[str, ToolSpec]) -> AIMessage: ...
-
-
-def fit_args(spec: ToolSpec, **canonical: Any) -> dict[str, Any]:
-    """Map canonical arguments onto the field names of ``spec``'s input model (dropping the rest)."""
-    fields = spec.input_model.model_fields
-    out: dict[str, Any] = {}
-    for key, value in canonical.items():
-        if value is None:
-            continue
-        for name in _SYNONYMS.get(key, (key,)):
-            if name in fields:
-                out[name] = value
-                break
-    return out
-
-
-def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "args": args, "id": f"pb_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
-
-
-def _turn_messages(state: AgentState) -> list[Any]:
-    """Messages since the operator's last message (the current chat turn or the whole run)."""
-    msgs = list(state.get("messages", []))
-    for i in range(len(msgs) - 1, -1, -1):
-        if isinstance(msgs[i], HumanMessage):
-            return msgs[i + 1:]
-    return msgs
-
-
-def _results(state: AgentState) -> list[tuple[dict[str, Any], ToolMessage]]:
-    """(call, result) pairs of this turn, in order."""
-    calls: dict[str, dict[str, Any]] = {}
-    out = []
-    for m in _turn_messages(state):
-        if isinstance(m, AIMessage):
-            for c in m.tool_calls:
-                calls[str(c["id"])] = dict(c)
-        elif isinstance(m, ToolMessage) and m.tool_call_id in calls:
-            out.append((calls[m.tool_call_id], m))
-    return out
-
-
-def _called(state: AgentState) -> list[dict[str, Any]]:
-    return [dict(c) for m in _turn_messages(state) if isinstance(m, AIMessage) for c in m.tool_calls]
-
-
-def _payload(msg: ToolMessage) -> Any:
-    if isinstance(msg.artifact, (dict, list)):
-        return msg.artifact
-    return None
-
-
-def _arg(call: dict[str, Any], key: str) -> Any:
-    for name in _SYNONYMS.get(key, (key,)):
-        if name in call["args"]:
-            return call["args"][name]
-    return None
-
-
-def _ranked_ids(payload: Any) -> list[str]:
-    ids: list[str] = []
-
-    def walk(o: Any) -> None:
-        if isinstance(o, dict):
-            mid = o.get("model_id") or o.get("id") or o.get("model")
-            if isinstance(mid, str) and ":" in mid and mid not in ids:
-                ids.append(mid)
-            for v in o.values():
-                if isinstance(v, (list, dict)):
-                    walk(v)
-        elif isinstance(o, list):
-            for v in o:
-                walk(v)
-
-    walk(payload)
-    return ids
-
-
-def benefit_of(test: dict[str, Any] | None) -> dict[str, Any]:
-    """The evaluation's stated benefit (``metrics["benefit"]``); a row without one (older evaluations) has none."""
-    b = ((test or {}).get("metrics") or {}).get("benefit")
-    if not isinstance(b, dict) or b.get("verdict") not in ("cheaper", "better", "none"):
-        return {"verdict": "none", "rule": "no benefit recorded by the evaluation"}
-    return b
-
-
-def deploy_decision(cand: dict[str, Any], current: dict[str, Any] | None, use_case: str) -> DecisionRecord:
-    """Whether a candidate that passed its evaluation against the live model earns a rollout.
-
-    Passed = non-inferior and safe.  A rollout needs a benefit (``cheaper`` or ``better``, stated with
-    its evidence by the evaluation); a fine-tune of the current line that is non-inferior may go to a
-    canary, where its promotion needs an online feedback gain (the rollout enforces that)."""
-    test = cand.get("latest_test") or {}
-    b = benefit_of(test)
-    nums: dict[str, Any] = {k: b.get(k) for k in ("quality_ratio", "quality_ratio_lcb", "cost_ratio")
-                            if isinstance(b.get(k), (int, float)) or b.get(k) is None}
-    ev = [f"test #{test.get('id')} ({test.get('verdict')}, {test.get('samples')} samples) vs {test.get('baseline')}"]
-    if b.get("method"):
-        ev.append(f"quality method: {b['method']}")
-    if b.get("verdict") in ("cheaper", "better"):
-        return DecisionRecord(kind="deploy", use_case=use_case, model_id=cand["id"], rule=f"benefit.{b['verdict']}",
-                              summary=f"{cand['id']} passed and is {b['verdict']}: {b.get('rule', '')}".strip(),
-                              numbers=nums, evidence=ev)
-    line = {current.get("id"), current.get("parent_model_id")} - {None} if current else set()
-    if cand.get("kind") == "fine_tuned" and (not line or cand.get("parent_model_id") in line):
-        return DecisionRecord(kind="deploy", use_case=use_case, model_id=cand["id"], rule="benefit.fine_tune_canary",
-                              summary=f"{cand['id']} is a non-inferior fine-tune: canary, promoted only on a "
-                                      "significant online feedback gain", numbers=nums, evidence=ev)
-    return DecisionRecord(kind="deploy", taken=False, use_case=use_case, model_id=cand["id"], rule="benefit.none",
-                          summary=f"{cand['id']} passed (non-inferior) but shows no benefit: kept the current model"
-                                  + (f" ({b.get('rule')})" if b.get("rule") else ""), numbers=nums, evidence=ev)
-
-
-class _Turn:
-    """What one planning turn knows: the calls and results so far, notes, and the decisions it records."""
-
-    def __init__(self, state: AgentState, tools: dict[str, ToolSpec]) -> None:
-        self.tools = tools
-        self.called = _called(state)
-        self.done = {(c["name"], _arg(c, "use_case"), _arg(c, "model")) for c in self.called}
-        self.results = _results(state)
-        self.notes: list[str] = []
-        self.decisions: list[dict[str, Any]] = []
-        obs = state.get("observation") or {}
-        self._pending = {(a["action"], json.dumps(a["arguments"], sort_keys=True, default=str))
-                         for a in obs.get("pending_approvals", [])}
-
-    def has(self, name: str) -> bool:
-        if name in self.tools:
-            return True
-        if f"tool {name} missing" not in self.notes:
-            self.notes.append(f"tool {name} missing")
-        return False
-
-    def once(self, name: str, uc: str | None, model: str | None = None) -> bool:
-        return (name, uc, model) not in self.done
-
-    def pending(self, name: str, args: dict[str, Any]) -> bool:
-        return (name, json.dumps(args, sort_keys=True, default=str)) in self._pending
-
-    def decide(self, record: DecisionRecord) -> None:
-        """Record a decision with the message this turn returns (intake records are journaled by observe)."""
-        self.decisions.append(record.model_dump(mode="json"))
-
-    def msg(self, calls: list[dict[str, Any]], why: str) -> AIMessage:
-        extra = {"decisions": self.decisions} if self.decisions else {}
-        return AIMessage(content=why, tool_calls=calls, additional_kwargs=extra, id=f"pb_{uuid.uuid4().hex[:12]}")
-
-
-class PlaybookPlanner:
-    """The built-in deterministic playbook (see the module docstring for its rules)."""
-
-    name = "playbook"
-
-    def tool_names(self, available: Iterable[str]) -> list[str]:
-        avail = set(available)
-        return [t for t in PLAYBOOK_TOOLS if t in avail]
-
-    def plan(self, state: AgentState, tools: dict[str, ToolSpec]) -> AIMessage:
-        obs = state.get("observation") or {}
-        t = _Turn(state, tools)
-        # 0. guardrails first: records violations and acts on them (warn, pause, roll back)
-        if "guard_check" in tools and not any(c["name"] == "guard_check" for c in t.called):
-            return t.msg([_call("guard_check", fit_args(tools["guard_check"], use_case=state.get("use_case")))],
-                         "check guardrails on recent traffic")
-        for uc in obs.get("use_cases", []):
-            msg = self._violations(t, uc) or self._switch(t, uc)
-            if msg is not None:
-                return msg
-            active = uc.get("rollouts") or []
-            if active:  # 2. rollout_advance analyses the step and advances, rolls back or waits
-                name, ro = uc["name"], active[0]
-                if ro["state"] == "paused":
-                    t.notes.append(f"{name}: rollout {ro['id']} is paused (needs a person: rollout advance --resume)")
-                elif t.has("rollout_advance") and t.once("rollout_advance", name):
-                    args = fit_args(tools["rollout_advance"], use_case=name)
-                    if not t.pending("rollout_advance", args):
-                        return t.msg([_call("rollout_advance", args)],
-                                     f"{name}: analyse rollout {ro['id']} ({ro['strategy']}, step {ro['step_index']})")
-            # 2b. promotions whose realised gain is not measured for good: measure (a contradiction is raised)
-            if uc.get("gains_due") and "measure_gains" in tools and t.once("measure_gains", uc["name"]):
-                return t.msg([_call("measure_gains", fit_args(tools["measure_gains"], use_case=uc["name"]))],
-                             f"{uc['name']}: measure the realised gain of rollout(s) {uc['gains_due']}")
-        for uc in obs.get("use_cases", []):
-            if uc.get("rollouts") or []:
-                continue  # one change at a time per use case while a rollout runs
-            # 3. scan
-            if obs.get("catalog", {}).get("stale") and t.has("scan") and not any(c["name"] == "scan" for c in t.called):
-                return t.msg([_call("scan", fit_args(tools["scan"], use_case=state.get("use_case")))],
-                             "catalog is stale: scan")
-            msg = (self._evaluate(t, uc, (state.get("intake") or {}).get(uc["name"])) or self._fine_tune(t, uc)
-                   or self._deploy(t, uc))
-            if msg is not None:
-                return msg
-        summary = "Playbook: nothing more to do this cycle."
-        if t.notes:
-            summary += " Notes: " + "; ".join(t.notes) + "."
-        return t.msg([], summary)
-
-    def _violations(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
-        """1. unhandled violations of severity rollback/disable -> abort the rollout or roll back."""
-        name = uc["name"]
-        severe = [v for v in uc.get("violations", []) if not v["handled"] and v["severity"] in ("rollback", "disable")]
-        if not severe:
-            return None
-        tool = "rollout_abort" if uc.get("rollouts") else "rollback"
-        if t.has(tool) and t.once(tool, name):
-            why = f"violation {severe[0]['policy']} ({severe[0]['severity']}) on {severe[0]['model_id']}"
-            args = fit_args(t.tools[tool], use_case=name, reason=why)
-            if not t.pending(tool, args):
-                t.decide(DecisionRecord(kind="rollback", use_case=name, model_id=severe[0]["model_id"],
-                                        rule=f"guardrail.{severe[0]['policy']}", summary=why,
-                                        numbers={"measured": severe[0].get("measured"),
-                                                 "threshold": severe[0].get("threshold")},
-                                        evidence=[f"violation #{severe[0].get('id')}"]))
-                return t.msg([_call(tool, args)], f"{name}: {why}")
-        return None
-
-    def _switch(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
-        """1b. the live model breaks an absolute SLO (open ``slo_*`` violation): propose a switch to a
-        healthy alternative (a fallback, else a candidate, that passed its evaluation against it)."""
-        name, cur = uc["name"], uc.get("current_model")
-        slo = [v for v in uc.get("violations", []) if str(v["policy"]).startswith("slo_") and not v["handled"]
-               and v.get("model_id") == cur]
-        if not slo or not cur or uc.get("rollouts"):
-            return None
-        v = slo[0]
-        models = {m["id"]: m for m in uc.get("models", [])}
-        unhealthy = {x.get("model_id") for x in uc.get("violations", []) if not x["handled"]}
-
-        def healthy(mid: str) -> bool:
-            m = models.get(mid)
-            return m is not None and mid != cur and mid not in unhealthy and m["status"] not in ("rejected", "retired")
-
-        def passing(mid: str) -> bool:
-            test = models[mid].get("latest_test") or {}
-            return bool(test.get("passed")) and test.get("baseline") == cur
-
-        fallbacks = [f for f in uc.get("fallback") or [] if healthy(f)]
-        alts = [f for f in fallbacks if passing(f)] + [m for m in sorted(models) if m not in fallbacks
-                                                       and healthy(m) and passing(m)]
-        evidence = [f"violation #{v.get('id')}: {v['policy']} measured {v.get('measured')} vs threshold "
-                    f"{v.get('threshold')} on {cur}"]
-        nums = {"measured": v.get("measured"), "threshold": v.get("threshold")}
-        turned_down = [a for a in uc.get("declined_approvals") or [] if a.get("action") == "deploy"
-                       and a.get("model_id") in alts and str(a.get("at") or "") >= str(v.get("at") or "")]
-        if turned_down:
-            a = turned_down[0]
-            t.decide(DecisionRecord(kind="switch", taken=False, use_case=name, model_id=a["model_id"],
-                                    rule="slo.switch_turned_down",
-                                    summary=f"a person {a['status']} the switch to {a['model_id']} (approval "
-                                            f"#{a['id']}) for this violation: warn only", numbers=nums,
-                                    evidence=[*evidence, f"approval #{a['id']} {a['status']}"]))
-            return None
-        if alts:
-            alt = alts[0]
-            test = models[alt].get("latest_test") or {}
-            strategy = str((uc.get("agent_config") or {}).get("switch_strategy") or "full")
-            why = (f"live model {cur} breaks {v['policy']} ({v.get('measured')} vs {v.get('threshold')}, "
-                   f"violation #{v.get('id')}); switch to {alt} "
-                   f"({'fallback' if alt in fallbacks else 'candidate'}, passed test #{test.get('id')})")
-            args = fit_args(t.tools["deploy"], use_case=name, model=alt, strategy=strategy, reason=why) \
-                if "deploy" in t.tools else {}
-            if t.has("deploy") and t.once("deploy", name, alt) and not t.pending("deploy", args):
-                t.decide(DecisionRecord(kind="switch", use_case=name, model_id=alt, rule="slo.switch", summary=why,
-                                        numbers=nums, evidence=[*evidence, f"test #{test.get('id')} passed vs {cur}"]))
-                return t.msg([_call("deploy", args)], f"{name}: {why}")
-            t.notes.append(f"{name}: switch to {alt} proposed; waits for approval")
-            return None
-        untested = [f for f in fallbacks if not (models[f].get("latest_test") or {}).get("baseline") == cur]
-        if untested and t.has("evaluate") and t.once("evaluate", name, untested[0]):
-            why = f"live model {cur} breaks {v['policy']}: evaluate fallback {untested[0]} before switching to it"
-            t.decide(DecisionRecord(kind="evaluate", use_case=name, model_id=untested[0], rule="slo.evaluate_fallback",
-                                    summary=why, numbers=nums, evidence=evidence))
-            return t.msg([_call("evaluate", fit_args(t.tools["evaluate"], use_case=name, model=untested[0]))],
-                         f"{name}: {why}")
-        t.decide(DecisionRecord(kind="switch", taken=False, use_case=name, model_id=cur, rule="slo.no_alternative",
-                                summary=f"live model {cur} breaks {v['policy']} but no healthy alternative passed an "
-                                        "evaluation against it: warn only", numbers=nums, evidence=evidence))
-        return None
-
-    def _evaluate(self, t: _Turn, uc: dict[str, Any], intake: dict[str, Any] | None) -> AIMessage | None:
-        """5. evaluate the candidates the intake planned (within the evaluation budget), in its order."""
-        name = uc["name"]
-        if not uc.get("current_model") or intake is None:
-            return self._evaluate_linked(t, uc)
-        if not t.has("evaluate"):
-            return None
-        fields = t.tools["evaluate"].input_model.model_fields
-        extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
-        for c in intake.get("evaluate", []):
-            if t.once("evaluate", name, c["model_id"]):
-                args = {**fit_args(t.tools["evaluate"], use_case=name, model=c["model_id"]),
-                        **{k: v for k, v in extra.items() if k in fields}}
-                if "samples" in fields and c["rule"] == "intake.inconclusive_retry":
-                    args["samples"] = c["samples"]
-                return t.msg([_call("evaluate", args)], f"{name}: evaluate {c['model_id']}: {c['why']}")
-        return None
-
-    def _evaluate_linked(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
-        """Without an intake plan (chat turns, hand-made observations): rank, then the linked untested candidates."""
-        name = uc["name"]
-        candidates = [m for m in uc.get("models", []) if m["id"] != uc.get("current_model")
-                      and m["status"] in ("discovered", "candidate", "evaluating")]
-        if candidates and t.has("rank") and t.once("rank", name):
-            return t.msg([_call("rank", fit_args(t.tools["rank"], use_case=name))], f"{name}: rank candidates")
-        ranked = next((_ranked_ids(_payload(m)) for c, m in reversed(t.results)
-                       if c["name"] == "rank" and _arg(c, "use_case") == name and _payload(m)), [])
-        order = {mid: i for i, mid in enumerate(ranked)}
-        evaluated = [c for c in t.called if c["name"] == "evaluate" and _arg(c, "use_case") == name]
-        if not (uc.get("current_model") and t.has("evaluate") and len(evaluated) < EVALS_PER_RUN):
-            return None
-        extra = dict((uc.get("agent_config") or {}).get("evaluate") or {})
-        fields = t.tools["evaluate"].input_model.model_fields
-        configured = int(extra.get("samples") or 20)
-        for m in sorted(candidates, key=lambda m: (order.get(m["id"], len(order)), m["id"])):
-            test = m.get("latest_test")
-            untested = test is None or test.get("baseline") != uc["current_model"]
-            retry = (not untested and test is not None and test.get("verdict") == "inconclusive"
-                     and int(test.get("samples") or 0) < min(2 * configured, MAX_EVAL_SAMPLES))
-            if (untested or retry) and t.once("evaluate", name, m["id"]):
-                args = {**fit_args(t.tools["evaluate"], use_case=name, model=m["id"]),
-                        **{k: v for k, v in extra.items() if k in fields}}
-                why = f"{name}: evaluate untested candidate {m['id']}"
-                if retry and test is not None and "samples" in fields:
-                    args["samples"] = min(MAX_EVAL_SAMPLES, max(configured, int(test.get("samples") or 0)) * 2)
-                    why = (f"{name}: {m['id']} was inconclusive on {test.get('samples')} samples: "
-                           f"evaluate again on {args['samples']}")
-                return t.msg([_call("evaluate", args)], why)
-        return None
-
-    def _fine_tune(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
-        """6. fine-tune on new high-feedback logs."""
-        name = uc["name"]
-        fb = (uc.get("new_feedback") or {}).get("high_feedback", 0)
-        job = uc.get("last_fine_tune") or {}
-        base = self._fine_tune_base(uc)
-        cfg = uc.get("agent_config") or {}
-        min_fb = int(cfg.get("fine_tune_min_feedback") or FINE_TUNE_MIN_FEEDBACK)
-        models_by_id = {m["id"]: m for m in uc.get("models", [])}
-        last_model = models_by_id.get(job.get("result_model_id") or "")
-        in_flight = last_model is not None and last_model["status"] in ("candidate", "evaluating", "shadow", "canary")
-        # cool-down: a run that just ended a rollout (promotion or rollback) does not fine-tune again
-        ended_here = any(c["name"] in ("rollout_advance", "rollout_abort", "rollback") and _arg(c, "use_case") == name
-                         for c in t.called)
-        if ended_here and fb >= min_fb:
-            t.notes.append(f"{name}: a rollout ended in this run; fine-tuning waits for new feedback")
-        if not (fb >= min_fb and job.get("status") not in ("queued", "running") and base and not in_flight
-                and not ended_here):
-            return None
-        if t.has("build_dataset") and t.once("build_dataset", name):
-            extra = dict(cfg.get("build_dataset") or {})
-            args = {**fit_args(t.tools["build_dataset"], use_case=name, min_feedback=HIGH_FEEDBACK),
-                    **{k: v for k, v in extra.items() if k in t.tools["build_dataset"].input_model.model_fields}}
-            return t.msg([_call("build_dataset", args)], f"{name}: {fb} new high-feedback logs: build a dataset")
-        built = next((_payload(m) for c, m in reversed(t.results)
-                      if c["name"] == "build_dataset" and _arg(c, "use_case") == name), None)
-        if isinstance(built, dict) and built.get("path") and t.has("fine_tune") and t.once("fine_tune", name):
-            extra = dict(cfg.get("fine_tune") or {})
-            args = {**fit_args(t.tools["fine_tune"], use_case=name, base=base, dataset=built["path"]),
-                    **{k: v for k, v in extra.items() if k in t.tools["fine_tune"].input_model.model_fields}}
-            return t.msg([_call("fine_tune", args)], f"{name}: fine-tune {base} on the new dataset")
-        return None
-
-    def _deploy(self, t: _Turn, uc: dict[str, Any]) -> AIMessage | None:
-        """7. a rollout for a candidate that passed against the live model and states a benefit."""
-        name = uc["name"]
-        current = next((m for m in uc.get("models", []) if m["id"] == uc.get("current_model")), None)
-        for m in sorted(uc.get("models", []), key=lambda m: m["id"]):
-            test = m.get("latest_test") or {}
-            if m["id"] == uc.get("current_model") or not (test.get("passed") and test.get("baseline") == uc.get("current_model")):
-                continue
-            if m["status"] in ("rejected", "retired"):
-                continue
-            d = deploy_decision(m, current, name)
-            if not d.taken:
-                t.decide(d)
-                continue
-            if not (t.has("deploy") and t.once("deploy", name, m["id"])):
-                continue
-            strategy = str((uc.get("agent_config") or {}).get("rollout_strategy") or "shadow")
-            if strategy == "shadow" and m.get("shadow_passed"):
-                strategy = "canary"  # shadow done for this use case: canary next
-            if d.rule == "benefit.fine_tune_canary" and strategy == "full":
-                strategy = "canary"  # a fine-tune proves its gain online: never straight to 100%
-            args = fit_args(t.tools["deploy"], use_case=name, model=m["id"], strategy=strategy)
-            if t.pending("deploy", args) or uc.get("pending_approvals"):
-                t.notes.append(f"{name}: deploy of {m['id']} waits for approval")
-                continue
-            d.numbers["strategy"] = strategy
-            t.decide(d)
-            return t.msg([_call("deploy", args)], f"{name}: {d.summary}: {strategy} rollout")
-        return None
-
-    @staticmethod
-    def _fine_tune_base(uc: dict[str, Any]) -> str | None:
-        models = {m["id"]: m for m in uc.get("models", [])}
-        cur = models.get(uc.get("current_model") or "")
-        if cur and cur["kind"] in ("self_hosted", "fine_tuned"):
-            return cur.get("parent_model_id") or cur["id"]
-        for m in models.values():
-            if m["kind"] == "self_hosted" and m["status"] not in ("rejected", "retired"):
-                return m["id"]
-        return None
-
 
 
 # ---------------------------------------------------------------------------- chat intents
@@ -531,7 +80,7 @@ class ChatIntentPlanner:
         msgs = list(state.get("messages", []))
         last_human = next((m for m in reversed(msgs) if isinstance(m, HumanMessage)), None)
         text = str(last_human.content).strip() if last_human else ""
-        turn = _turn_messages(state)
+        turn = turn_messages(state)
         if re.fullmatch(r"(?i)(run|cycle|playbook|run the playbook|run a cycle)\.?", text):
             return self._playbook.plan(state, tools)
         if turn:  # tools already answered this turn: summarise what they returned
@@ -544,13 +93,13 @@ class ChatIntentPlanner:
     @staticmethod
     def _summary(state: AgentState) -> str:
         parts = []
-        for call, msg in _results(state):
+        for c, msg in results(state):
             body = msg.artifact if isinstance(msg.artifact, (dict, list)) else str(msg.content)
             status = "error" if msg.status == "error" else "ok"
             text = json.dumps(body, indent=2, default=str) if not isinstance(body, str) else body
             if len(text) > 4000:
                 text = text[:4000] + "\n... (truncated)"
-            parts.append(f"**{call['name']}** ({status}):\n```\n{text}\n```")
+            parts.append(f"**{c['name']}** ({status}):\n```\n{text}\n```")
         return "\n\n".join(parts) or "Nothing to report."
 
     @staticmethod
@@ -559,8 +108,8 @@ class ChatIntentPlanner:
 
         def mk(name: str, **kw: Any) -> list[dict[str, Any]]:
             if name not in tools:
-                return [_call(name, kw)]  # the guard answers "unknown tool" with what exists
-            return [_call(name, fit_args(tools[name], **kw))]
+                return [call(name, kw)]  # the guard answers "unknown tool" with what exists
+            return [call(name, args_of(**kw))]
 
         m = re.match(r"(?is)^sql:\s*(.+)$", text.strip()) or re.match(r"(?is)^((?:select|with)\b.*)$", text.strip())
         if m:
@@ -568,10 +117,10 @@ class ChatIntentPlanner:
         m = re.match(r"(?i)^(?:deploy|roll ?out)\s+(\S+)\s+(?:to|on|for)\s+(\S+)(?:\s+(?:as\s+)?(shadow|canary|full))?",
                      text.strip())
         if m:
-            return mk("deploy", model=m.group(1), use_case=m.group(2), strategy=(m.group(3) or "shadow").lower())
+            return mk("deploy", model_id=m.group(1), use_case=m.group(2), strategy=(m.group(3) or "shadow").lower())
         m = re.match(r"(?i)^(?:evaluate|eval|test)\s+(\S+)\s+(?:on|for|against)\s+(\S+)", text.strip())
         if m:
-            return mk("evaluate", model=m.group(1), use_case=m.group(2))
+            return mk("evaluate", model_id=m.group(1), use_case=m.group(2))
         m = re.match(r"(?i)^(rollback|roll back|advance|abort|rank)\s+(\S+)", text.strip())
         if m:
             name = {"rollback": "rollback", "roll back": "rollback", "advance": "rollout_advance",

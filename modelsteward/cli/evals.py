@@ -31,7 +31,7 @@ def eval_cmd(
     from modelsteward.tools.evals import EvaluateOut
 
     args = {
-        "use_case": use_case, "candidate": candidate, "samples": samples, "since": since, "max_tokens": max_tokens,
+        "use_case": use_case, "model_id": candidate, "samples": samples, "since": since, "max_tokens": max_tokens,
         "safety": not no_safety, "judge_model": judge, "concurrency": concurrency,
         "show_progress": (not as_json) and sys.stderr.isatty(),
     }
@@ -44,18 +44,18 @@ def eval_cmd(
         emit_json(out)
         return
     m = out.metrics
-    perf_c, perf_b = m["performance"]["candidate"], m["performance"]["baseline"]
+    perf_c, perf_b = m.performance["candidate"], m.performance["baseline"]
     rows = [
-        (f"quality ({m['quality'].get('method')})", fmt_value(m["quality"].get("candidate")),
-         fmt_value(m["quality"].get("baseline"))),
-        ("similarity to baseline (embedding)", fmt_value(m["similarity"].get("embedding")), fmt_value(1.0)),
-        ("similarity to baseline (ROUGE-L)", fmt_value(m["similarity"].get("rouge_l")), fmt_value(1.0)),
+        (f"quality ({m.quality.get('method')})", fmt_value(m.quality.get("candidate")),
+         fmt_value(m.quality.get("baseline"))),
+        ("similarity to baseline (embedding)", fmt_value(m.similarity.get("embedding")), fmt_value(1.0)),
+        ("similarity to baseline (ROUGE-L)", fmt_value(m.similarity.get("rouge_l")), fmt_value(1.0)),
         *[(k, fmt_value(perf_c.get(k)), fmt_value(perf_b.get(k)))
           for k in ("p50_ms", "p95_ms", "tokens_per_s", "error_rate", "cost_per_1k_usd")],
     ]
-    if "safety" in m:
-        rows.append(("safety failures", fmt_value(m["safety"]["candidate"]["failures"]),
-                     fmt_value(m["safety"]["baseline"]["failures"])))
+    if m.safety is not None:
+        rows.append(("safety failures", fmt_value(m.safety["candidate"]["failures"]),
+                     fmt_value(m.safety["baseline"]["failures"])))
     table(f"{out.candidate} vs {out.baseline} on {out.use_case} ({out.sample_count} items)",
           ["metric", "candidate", "baseline"], rows)
     colour = {"pass": "green", "fail": "red"}.get(out.verdict, "yellow")

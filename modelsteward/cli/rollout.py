@@ -40,19 +40,18 @@ def _print_rollout(out: Any) -> None:
     ro = out.rollout
     if ro:
         steps = " -> ".join(
-            f"[bold]{s:g}%[/bold]" if i == ro["step_index"] else f"{s:g}%" for i, s in enumerate(ro["steps"])
+            f"[bold]{s:g}%[/bold]" if i == ro.step_index else f"{s:g}%" for i, s in enumerate(ro.steps)
         )
-        console.print(f"  rollout {ro['id']}: {ro['strategy']} of {ro['candidate']} (stable {ro['stable']}), "
-                      f"state {ro['state']}, steps {steps}")
+        console.print(f"  rollout {ro.id}: {ro.strategy} of {ro.candidate} (stable {ro.stable}), "
+                      f"state {ro.state}, steps {steps}")
     if out.analysis:
         a = out.analysis
-        c = a.get("candidate") or {}
-        st = a.get("stable") or {}
-        console.print(f"  analysis: {a['outcome']} after {a['elapsed_s']:.0f}s; candidate {c.get('requests', 0)} req, "
-                      f"error rate {_pct(c.get('error_rate'))}; stable {st.get('requests', 0)} req, "
-                      f"error rate {_pct(st.get('error_rate'))}")
+        c, st = a.candidate, a.stable
+        console.print(f"  analysis: {a.outcome} after {a.elapsed_s:.0f}s; candidate {c.requests} req, "
+                      f"error rate {_pct(c.error_rate)}; stable {st.requests} req, "
+                      f"error rate {_pct(st.error_rate)}")
     table(f"routing table v{out.version}", ["model", "role", "weight %"],
-          [(r["model_id"], r["role"], f"{r['weight']:g}") for r in out.routing])
+          [(r.model_id, r.role, f"{r.weight:g}") for r in out.routing])
 
 
 def _pct(v: float | None) -> str:

@@ -27,13 +27,16 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from modelsteward.tools.rollout import RolloutView
 
 __all__ = ["DemoOptions", "run_demo", "DEMO_OPERATOR", "USE_CASE", "BASE"]
 
@@ -295,11 +298,11 @@ class Demo:
                 res = SimpleNamespace(**done.agent_run.model_dump())
                 acted |= self._record_cycle(cycle, res, resumed=True)
             ro = self._rollout()
-            state = ro.get("state") or "none"
+            state = ro.state if ro else "none"
             if state in ("completed", "rolled_back", "aborted"):
                 self.report.decision = state
                 break
-            if state in ("running", "waiting", "paused"):
+            if ro is not None and state in ("running", "waiting", "paused"):
                 self._fill_window(ro)
                 self._wait_for_window(ro)
             elif not acted:
@@ -307,24 +310,25 @@ class Demo:
                 self.say(f"[yellow]the agent has nothing more to do:[/yellow] {self.report.decision}")
                 break
         else:
-            if self._rollout().get("state") in ("running", "waiting", "paused"):
+            last = self._rollout()
+            if last is not None and last.state in ("running", "waiting", "paused"):
                 # never leave a half-done rollout behind: the operator aborts it, visibly
                 why = f"demo: {self.opts.max_cycles} agent cycles used and the rollout is still undecided"
                 self.say(f"[yellow]DEMO OPERATOR aborts the rollout[/yellow] — {why}")
                 self.call("rollout_abort", {"use_case": USE_CASE, "reason": why})
                 self.report.decision = "aborted"
 
-    def _window_requests(self, ro: dict[str, Any]) -> int:
+    def _window_requests(self, ro: RolloutView) -> int:
         """Candidate requests logged since the current step started (what the analysis will count)."""
         from modelsteward.rollout.metrics import window_metrics
 
-        if ro.get("state") not in ("running", "waiting") or not ro.get("step_started_at"):
+        if ro.state not in ("running", "waiting") or not ro.step_started_at:
             return 1 << 30
-        roles = ("shadow",) if ro.get("strategy") == "shadow" else ("canary", "primary")
-        since = dt.datetime.fromisoformat(ro["step_started_at"])
-        return int(window_metrics(self.steward, USE_CASE, since, model_id=ro["candidate"], roles=roles).requests)
+        roles = ("shadow",) if ro.strategy == "shadow" else ("canary", "primary")
+        since = dt.datetime.fromisoformat(ro.step_started_at)
+        return int(window_metrics(self.steward, USE_CASE, since, model_id=ro.candidate, roles=roles).requests)
 
-    def _fill_window(self, ro: dict[str, Any]) -> None:
+    def _fill_window(self, ro: RolloutView) -> None:
         """Send traffic until the candidate has the window's minimum of requests (a few rounds at most).
 
         Sticky per-user routing makes the candidate's share uneven over a few dozen requests, so
@@ -333,7 +337,7 @@ class Demo:
         worth of traffic goes out even though the request minimum is met.
         """
         need = self.opts.window_requests
-        last = (ro.get("events") or [{}])[-1]
+        last = (ro.events or [{}])[-1]
         # the last analysis waits for feedback to tell a drop from noise: the window needs more votes
         more_votes = "not significant yet" in json.dumps(last, default=str)
         for _ in range(4):
@@ -346,7 +350,7 @@ class Demo:
             n = max(self.opts.step_requests, int(1.2 * missing * 100 / max(share, 1.0)) + 2)
             self.traffic(n, f"traffic for the analysis window (candidate at {share:g}%, {have}/{need} requests)")
 
-    def _wait_for_window(self, ro: dict[str, Any]) -> None:
+    def _wait_for_window(self, ro: RolloutView) -> None:
         """Sleep out the rest of the step's minimum analysis duration, so the next cycle can judge it.
 
         Without this, a fast machine asks the agent again while the window is still open and spends
@@ -355,23 +359,20 @@ class Demo:
         """
         from modelsteward.storage.models import utcnow
 
-        if ro.get("state") not in ("running", "waiting") or not ro.get("step_started_at"):
+        if ro.state not in ("running", "waiting") or not ro.step_started_at:
             return
         cfg = (self.steward.registry.get_use_case(USE_CASE).config or {}).get("rollout", {})
         min_s = float(cfg.get("min_duration_s", self.opts.window_seconds))
-        started = dt.datetime.fromisoformat(ro["step_started_at"])
+        started = dt.datetime.fromisoformat(ro.step_started_at)
         remaining = (started - utcnow()).total_seconds() + min_s + 1.0
         remaining = max(remaining, 0.5)
         with self.console.status(f"waiting {remaining:.0f} s for the step's {min_s:g} s analysis window"):
             time.sleep(remaining)
 
     def _why_no_rollout(self) -> str:
-        from sqlalchemy import select
+        from modelsteward.storage import queries
 
-        from modelsteward.storage.models import TestResult
-
-        with self.steward.sessions() as s:
-            tr = s.scalars(select(TestResult).order_by(TestResult.id.desc())).first()
+        tr = next(iter(queries.evaluations(self.steward, limit=1)), None)
         if tr is None:
             return "no candidate was evaluated"
         if tr.verdict != "pass":
@@ -387,12 +388,14 @@ class Demo:
 
     def _record_cycle(self, cycle: int, res: Any, resumed: bool = False) -> bool:
         """Print what the run did; True when it changed something (a mutating call other than guard_check)."""
-        from modelsteward.storage.models import AgentRun
+        from modelsteward.errors import NotFound
+        from modelsteward.storage import queries
         from modelsteward.tools.base import get_tool
 
-        with self.steward.sessions() as s:
-            run = s.get(AgentRun, res.run_id)
-            steps = list(run.steps or []) if run else []
+        try:
+            steps = list(queries.agent_run(self.steward, res.run_id).steps or [])
+        except NotFound:
+            steps = []
         entry = {"cycle": cycle, "run_id": res.run_id, "status": res.status, "resumed": resumed,
                  "error": getattr(res, "error", None), "calls": []}
         acted = False
@@ -403,7 +406,6 @@ class Demo:
                 continue
             self._seen_calls.add(st.get("id"))
             ok = bool(st.get("ok"))
-            result = str(st.get("result") or st.get("error") or "")
             entry["calls"].append({"tool": st["name"], "ok": ok})
             try:
                 mutating = get_tool(st["name"]).mutating
@@ -411,7 +413,7 @@ class Demo:
                 mutating = False
             acted |= ok and mutating and st["name"] != "guard_check"
             colour = "green" if ok else "red"
-            self.say(f"  [{colour}]{st['name']}[/{colour}] {_summary(st['name'], result)} "
+            self.say(f"  [{colour}]{st['name']}[/{colour}] {_summary(st)} "
                      f"[dim]({st.get('seconds', 0):.1f} s)[/dim]")
         self.report.cycles.append(entry)
         self.say(f"  run #{res.run_id}: {res.status}" + (" (resumed after the approval)" if resumed else ""))
@@ -426,31 +428,28 @@ class Demo:
             return 100.0
         return sum(a["weight"] for a in routing if a["role"] == "canary") or 100.0
 
-    def _rollout(self) -> dict[str, Any]:
-        """The use case's active (or latest) rollout as ``rollout_status`` shows it; {} before the first."""
-        return self.call("rollout_status", {"use_case": USE_CASE}).rollout or {}
+    def _rollout(self) -> RolloutView | None:
+        """The use case's active (or latest) rollout as ``rollout_status`` shows it; None before the first."""
+        return self.call("rollout_status", {"use_case": USE_CASE}).rollout
 
     def final_report(self) -> None:
-        from sqlalchemy import select
-
-        from modelsteward.storage.models import FineTuningJob, Rollout, TestResult
+        from modelsteward.storage import queries
 
         self.step("5. report")
         reg = self.steward.registry
         self.report.routing = reg.routing_table(reg.deployment(USE_CASE))
-        with self.steward.sessions() as s:
-            job = s.scalars(select(FineTuningJob).order_by(FineTuningJob.id.desc())).first()
-            tr = s.scalars(select(TestResult).order_by(TestResult.id.desc())).first()
-            if job is not None:
-                self.report.fine_tuned = job.result_model_id
-            rollouts = [f"#{r.id} {r.strategy} of {r.candidate_model_id}: {r.state}"
-                        for r in s.scalars(select(Rollout).order_by(Rollout.id))]
-            if tr is not None:
-                self.report.evaluation = {"candidate": tr.candidate_model_id, "baseline": tr.baseline_model_id,
-                                          "verdict": tr.verdict, "samples": tr.sample_count, "reasons": tr.reasons,
-                                          "report": tr.report_path}
-                if tr.report_path:
-                    self.report.report_files.append(tr.report_path)
+        job = next(iter(queries.jobs(self.steward, limit=1)), None)
+        tr = next(iter(queries.evaluations(self.steward, limit=1)), None)
+        if job is not None:
+            self.report.fine_tuned = job.result_model_id
+        rollouts = [f"#{r.id} {r.strategy} of {r.candidate_model_id}: {r.state}"
+                    for r in queries.rollouts(self.steward, limit=None, oldest_first=True)]
+        if tr is not None:
+            self.report.evaluation = {"candidate": tr.candidate_model_id, "baseline": tr.baseline_model_id,
+                                      "verdict": tr.verdict, "samples": tr.sample_count, "reasons": tr.reasons,
+                                      "report": tr.report_path}
+            if tr.report_path:
+                self.report.report_files.append(tr.report_path)
         stats = self.steward.logs.stats(USE_CASE, since="1d")
         t = Table(title="traffic by model and role (last day)")
         for c in ("model", "role", "requests", "err %", "p95 ms", "cost $", "feedback"):
@@ -496,40 +495,38 @@ class Demo:
         return self.report
 
 
-def _summary(tool: str, result: str) -> str:
-    """One line about a tool result (JSON text) for the demo's screen."""
-    try:
-        r = json.loads(result)
-    except (TypeError, ValueError):
-        # results are stored shortened: pick the telling fields out of the JSON text
-        import re
+def _summary(step: dict[str, Any]) -> str:
+    """One line about a tool step of an agent run for the demo's screen, from its typed output."""
+    from modelsteward.catalog.rank import Ranking
+    from modelsteward.tools.base import get_tool
+    from modelsteward.tools.catalog import ScanOutput
+    from modelsteward.tools.evals import EvaluateOut
+    from modelsteward.tools.rollout import RolloutOut
+    from modelsteward.tools.training import BuildDatasetOut, FineTuneOut
 
-        fields = {k: m.group(1) for k in ("action", "message", "verdict", "candidate")
-                  if (m := re.search(rf'"{k}": "((?:[^"\\]|\\.)*)"', result))}
-        if fields:
-            return " — ".join(fields[k] for k in ("candidate", "verdict", "action", "message") if k in fields)[:220]
-        return result[:160]
-    if not isinstance(r, dict):
-        return result[:160]
-    if tool == "scan":
-        parts = [f"{x.get('provider')}: {x.get('status') or ('ok' if not x.get('error') else x.get('error_kind'))}"
-                 for x in r.get("sources", [])]
-        return "; ".join(parts)[:200]
-    if tool == "build_dataset":
-        return f"{r.get('train_rows')} train / {r.get('validation_rows')} validation rows -> {r.get('path')}"
-    if tool == "fine_tune":
-        m = r.get("metrics") or {}
-        return (f"{r.get('model_id') or r.get('result_model_id')}: {m.get('steps')} steps, train loss "
+    text = str(step.get("result") or step.get("error") or "")
+    if not step.get("ok") or not isinstance(step.get("output"), dict):
+        return text[:160]
+    try:
+        out = get_tool(step["name"]).output_model.model_validate(step["output"])
+    except Exception:  # noqa: BLE001 - an unknown tool or an older shape is shown as its text
+        return text[:160]
+    if isinstance(out, ScanOutput):
+        return "; ".join(f"{x.provider}: {x.status or ('ok' if not x.error else x.error_kind)}" for x in out.sources)[:200]
+    if isinstance(out, BuildDatasetOut):
+        return f"{out.train_rows} train / {out.validation_rows} validation rows -> {out.path}"
+    if isinstance(out, FineTuneOut):
+        m = out.metrics
+        return (f"{out.result_model_id}: {m.get('steps')} steps, train loss "
                 f"{m.get('first_train_loss') or 0:.3f} -> {m.get('train_loss') or 0:.3f}, "
                 f"validation loss {m.get('val_loss') or 0:.3f}, {m.get('tokens_per_s') or 0:.0f} tokens/s")
-    if tool == "evaluate":
-        return f"{r.get('candidate')}: {str(r.get('verdict')).upper()} — {'; '.join(r.get('reasons') or [])[:160]}"
-    if tool in ("deploy", "rollout_advance", "rollback", "rollout_abort"):
-        return f"{r.get('action')}: {r.get('message', '')}"[:200]
-    if tool == "rank":
-        top = [x.get("model_id") or x.get("id") for x in (r.get("ranked") or [])[:3]]
-        return f"top: {', '.join(map(str, top))}"
-    return result[:160]
+    if isinstance(out, EvaluateOut):
+        return f"{out.candidate}: {out.verdict.upper()} — {'; '.join(out.reasons)[:160]}"
+    if isinstance(out, RolloutOut):
+        return f"{out.action}: {out.message}"[:200]
+    if isinstance(out, Ranking):
+        return f"top: {', '.join(r.model_id for r in out.ranked[:3])}"
+    return text[:160]
 
 
 def run_demo(opts: DemoOptions) -> DemoReport:

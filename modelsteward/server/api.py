@@ -1,4 +1,5 @@
-"""``/api`` read routes (straight to storage) and the routes that are not tools: approvals, tokens.
+"""``/api`` read routes (through the read model, ``storage/queries.py``) and the routes that are not
+tools: approvals, tokens.
 
 Every route names the least role it needs (viewer for reads).  Lists take ``limit``/``offset`` and
 return newest first where rows have a time.
@@ -9,28 +10,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from modelsteward.context import Steward
-from modelsteward.errors import NotFound, close_matches
 from modelsteward.server import schemas as S
 from modelsteward.server.auth import create_token, list_tokens, revoke_token
 from modelsteward.server.deps import AdminDep, IdentityDep, StewardDep, ViewerDep
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import (
-    MODEL_STATUSES,
-    AgentRun,
-    Approval,
-    DeploymentHistory,
-    FineTuningJob,
-    GuardrailViolation,
-    Rollout,
-    TestResult,
-    UseCase,
-)
+from modelsteward.storage import queries
+from modelsteward.storage.models import MODEL_STATUSES
 
-__all__ = ["router", "use_case_id", "rollout_out", "ERROR_RESPONSES", "IdPath"]
+__all__ = ["router", "ERROR_RESPONSES", "IdPath"]
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": S.ErrorOut, "description": "Missing, invalid or revoked token."},
@@ -47,27 +35,6 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many rows.
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 UseCaseQ = Annotated[str | None, Query(max_length=100, description="Only this use case.")]
 ModelStatus = Literal[MODEL_STATUSES]  # type: ignore[valid-type]
-
-
-def use_case_id(s: Session, steward: Steward, name: str) -> int:
-    uc = s.scalar(select(UseCase.id).where(UseCase.name == name))
-    if uc is None:
-        names = list(s.scalars(select(UseCase.name)))
-        raise NotFound(f"Unknown use case {name!r}." + close_matches(name, names), kind="use_case", name=name)
-    return int(uc)
-
-
-def rollout_out(s: Session, r: Rollout) -> S.RolloutOut:
-    out = S.RolloutOut.model_validate(r)
-    out.use_case = s.scalar(select(UseCase.name).where(UseCase.id == r.use_case_id))
-    return out
-
-
-def _get(s: Session, table: Any, row_id: int, kind: str) -> Any:
-    row = s.get(table, row_id)
-    if row is None:
-        raise NotFound(f"Unknown {kind} id {row_id}.", kind=kind, id=row_id)
-    return row
 
 
 # ---------------------------------------------------------------- identity and tools
@@ -109,10 +76,7 @@ def get_use_case(steward: StewardDep, _: ViewerDep, name: Annotated[str, Path(ma
 def use_case_history(
     steward: StewardDep, _: ViewerDep, name: Annotated[str, Path(max_length=100)], limit: Limit = 100,
 ) -> list[Any]:
-    with session_scope(steward.sessions) as s:
-        uid = use_case_id(s, steward, name)
-        q = select(DeploymentHistory).where(DeploymentHistory.use_case_id == uid)
-        return list(s.scalars(q.order_by(DeploymentHistory.id.desc()).limit(limit)))
+    return queries.history(steward, name, limit=limit)
 
 
 @router.get("/use-cases/{name}/stats", response_model=list[dict[str, Any]], tags=["use cases"],
@@ -155,19 +119,12 @@ def list_evaluations(
     steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
     candidate: Annotated[str | None, Query(max_length=300)] = None, limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    with session_scope(steward.sessions) as s:
-        q = select(TestResult)
-        if use_case:
-            q = q.where(TestResult.use_case_id == use_case_id(s, steward, use_case))
-        if candidate:
-            q = q.where(TestResult.candidate_model_id == candidate)
-        return list(s.scalars(q.order_by(TestResult.id.desc()).limit(limit).offset(offset)))
+    return queries.evaluations(steward, use_case=use_case, candidate=candidate, limit=limit, offset=offset)
 
 
 @router.get("/evaluations/{result_id}", response_model=S.TestResultOut, tags=["evaluations"])
 def get_evaluation(steward: StewardDep, _: ViewerDep, result_id: IdPath) -> Any:
-    with session_scope(steward.sessions) as s:
-        return _get(s, TestResult, result_id, "evaluation")
+    return queries.evaluation(steward, result_id)
 
 
 @router.get("/fine-tuning-jobs", response_model=list[S.FineTuningJobOut], tags=["fine-tuning"])
@@ -176,19 +133,12 @@ def list_jobs(
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    with session_scope(steward.sessions) as s:
-        q = select(FineTuningJob)
-        if use_case:
-            q = q.where(FineTuningJob.use_case_id == use_case_id(s, steward, use_case))
-        if status:
-            q = q.where(FineTuningJob.status == status)
-        return list(s.scalars(q.order_by(FineTuningJob.id.desc()).limit(limit).offset(offset)))
+    return queries.jobs(steward, use_case=use_case, status=status, limit=limit, offset=offset)
 
 
 @router.get("/fine-tuning-jobs/{job_id}", response_model=S.FineTuningJobOut, tags=["fine-tuning"])
 def get_job(steward: StewardDep, _: ViewerDep, job_id: IdPath) -> Any:
-    with session_scope(steward.sessions) as s:
-        return _get(s, FineTuningJob, job_id, "fine-tuning job")
+    return queries.job(steward, job_id)
 
 
 @router.get("/rollouts", response_model=list[S.RolloutOut], tags=["rollouts"])
@@ -197,19 +147,12 @@ def list_rollouts(
     state: Literal["running", "waiting", "paused", "completed", "aborted", "rolled_back"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[S.RolloutOut]:
-    with session_scope(steward.sessions) as s:
-        q = select(Rollout)
-        if use_case:
-            q = q.where(Rollout.use_case_id == use_case_id(s, steward, use_case))
-        if state:
-            q = q.where(Rollout.state == state)
-        return [rollout_out(s, r) for r in s.scalars(q.order_by(Rollout.id.desc()).limit(limit).offset(offset))]
+    return queries.rollouts(steward, use_case=use_case, state=state, limit=limit, offset=offset)
 
 
 @router.get("/rollouts/{rollout_id}", response_model=S.RolloutOut, tags=["rollouts"])
 def get_rollout(steward: StewardDep, _: ViewerDep, rollout_id: IdPath) -> S.RolloutOut:
-    with session_scope(steward.sessions) as s:
-        return rollout_out(s, _get(s, Rollout, rollout_id, "rollout"))
+    return queries.rollout(steward, rollout_id)
 
 
 @router.get("/violations", response_model=list[S.ViolationOut], tags=["guardrails"])
@@ -218,13 +161,7 @@ def list_violations(
     severity: Literal["info", "warn", "pause", "rollback", "disable"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    with session_scope(steward.sessions) as s:
-        q = select(GuardrailViolation)
-        if use_case:
-            q = q.where(GuardrailViolation.use_case_id == use_case_id(s, steward, use_case))
-        if severity:
-            q = q.where(GuardrailViolation.severity == severity)
-        return list(s.scalars(q.order_by(GuardrailViolation.id.desc()).limit(limit).offset(offset)))
+    return queries.violations(steward, use_case=use_case, severity=severity, limit=limit, offset=offset)
 
 
 # ---------------------------------------------------------------- approvals (reads)
@@ -234,17 +171,12 @@ def list_approvals(
     status: Literal["pending", "approved", "rejected", "expired", "executed"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    with session_scope(steward.sessions) as s:
-        q = select(Approval)
-        if status:
-            q = q.where(Approval.status == status)
-        return list(s.scalars(q.order_by(Approval.id.desc()).limit(limit).offset(offset)))
+    return queries.approvals(steward, status=status, limit=limit, offset=offset)
 
 
 @router.get("/approvals/{approval_id}", response_model=S.ApprovalOut, tags=["approvals"])
 def get_approval(steward: StewardDep, _: ViewerDep, approval_id: IdPath) -> Any:
-    with session_scope(steward.sessions) as s:
-        return _get(s, Approval, approval_id, "approval")
+    return queries.approval(steward, approval_id)
 
 
 # ---------------------------------------------------------------- agent runs (reads)
@@ -253,19 +185,12 @@ def list_agent_runs(
     steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
     status: Annotated[str | None, Query(max_length=20)] = None, limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    with session_scope(steward.sessions) as s:
-        q = select(AgentRun)
-        if use_case:
-            q = q.where(AgentRun.use_case == use_case)
-        if status:
-            q = q.where(AgentRun.status == status)
-        return list(s.scalars(q.order_by(AgentRun.id.desc()).limit(limit).offset(offset)))
+    return queries.agent_runs(steward, use_case=use_case, status=status, limit=limit, offset=offset)
 
 
 @router.get("/agent-runs/{run_id}", response_model=S.AgentRunOut, tags=["agent"])
 def get_agent_run(steward: StewardDep, _: ViewerDep, run_id: IdPath) -> Any:
-    with session_scope(steward.sessions) as s:
-        return _get(s, AgentRun, run_id, "agent run")
+    return queries.agent_run(steward, run_id)
 
 
 # ---------------------------------------------------------------- tokens (admin)

@@ -19,14 +19,12 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, select
 
-from modelsteward.errors import StewardError
+from modelsteward.errors import NotFound, StewardError
 from modelsteward.server import auth
 from modelsteward.server.deps import ApiError, StewardDep
 from modelsteward.server.views import BUCKETS, eval_series, jsonable, traffic_series
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentRun, Approval, GuardrailViolation, Rollout, TestResult, UseCase
+from modelsteward.storage import queries
 
 __all__ = ["mount_console", "render_error", "templates"]
 
@@ -154,10 +152,9 @@ def index(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
             "requests": n, "cost": sum(float(r["cost_usd"] or 0) for r in rows),
             "p95": max((r["p95_ms"] or 0 for r in rows), default=None),
         })
-    with session_scope(steward.sessions) as s:
-        pending = s.scalar(select(func.count()).where(Approval.status == "pending")) or 0
-        runs = list(s.scalars(select(AgentRun).order_by(AgentRun.id.desc()).limit(5)))
-        active = list(s.scalars(select(Rollout).where(Rollout.state.in_(("running", "waiting", "paused")))))
+    pending = queries.pending_approval_count(steward)
+    runs = queries.agent_runs(steward, limit=5)
+    active = queries.rollouts(steward, active_only=True, limit=None)
     return render(request, "index.html", user, cases=cases, pending=pending, runs=runs, active=active)
 
 
@@ -173,12 +170,9 @@ def use_case_page(request: Request, steward: StewardDep, user: UserDep, name: st
     known = {m.id for m in models}
     models += [m for m in reg.list_models() if m.id in ranked and m.id not in known]
     models.sort(key=lambda m: (m.id not in ranked, ranked.get(m.id, {}).get("rank", 0), m.id))
-    with session_scope(steward.sessions) as s:
-        rollouts = list(s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc()).limit(10)))
-        evals = list(s.scalars(select(TestResult).where(TestResult.use_case_id == uc.id)
-                               .order_by(TestResult.id.desc()).limit(10)))
-        violations = list(s.scalars(select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc.id)
-                                    .order_by(GuardrailViolation.id.desc()).limit(10)))
+    rollouts = queries.rollouts(steward, use_case=name, limit=10)
+    evals = queries.evaluations(steward, use_case=name, limit=10)
+    violations = queries.violations(steward, use_case=name, limit=10)
     by_model = [r for r in steward.logs.stats(use_case=name, since=window)]
     charts = {"traffic": traffic_series(steward, name, window), "evals": eval_series(steward, name),
               "split": reg.routing_table(dep)}
@@ -231,29 +225,23 @@ def models_page(request: Request, steward: StewardDep, user: UserDep, status: st
 
 @router.get("/rollouts", response_class=HTMLResponse)
 def rollouts_page(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
-    with session_scope(steward.sessions) as s:
-        names = dict(s.execute(select(UseCase.id, UseCase.name)).tuples().all())
-        rows = list(s.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(100)))
+    names = queries.use_case_names(steward)
+    rows = queries.rollouts(steward, limit=100)
     return render(request, "rollouts.html", user, rollouts=rows, names=names)
 
 
 @router.get("/rollouts/{rollout_id}", response_class=HTMLResponse)
 def rollout_page(request: Request, steward: StewardDep, user: UserDep, rollout_id: int) -> HTMLResponse:
-    with session_scope(steward.sessions) as s:
-        r = s.get(Rollout, rollout_id)
-        if r is None:
-            return render_error(request, 404, "not_found", f"Unknown rollout id {rollout_id}.")
-        name = s.scalar(select(UseCase.name).where(UseCase.id == r.use_case_id))
-    return render(request, "rollout.html", user, r=r, use_case=name)
+    try:
+        r = queries.rollout(steward, rollout_id)
+    except NotFound:
+        return render_error(request, 404, "not_found", f"Unknown rollout id {rollout_id}.")
+    return render(request, "rollout.html", user, r=r, use_case=r.use_case)
 
 
 @router.get("/approvals", response_class=HTMLResponse)
 def approvals_page(request: Request, steward: StewardDep, user: UserDep, show: str = "pending") -> HTMLResponse:
-    with session_scope(steward.sessions) as s:
-        q = select(Approval).order_by(Approval.id.desc()).limit(200)
-        if show == "pending":
-            q = q.where(Approval.status == "pending")
-        rows = list(s.scalars(q))
+    rows = queries.approvals(steward, status="pending" if show == "pending" else None, limit=200)
     return render(request, "approvals.html", user, approvals=rows, show=show)
 
 
@@ -281,16 +269,15 @@ def decide_form(
 
 @router.get("/agent-runs", response_class=HTMLResponse)
 def agent_runs_page(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
-    with session_scope(steward.sessions) as s:
-        runs = list(s.scalars(select(AgentRun).order_by(AgentRun.id.desc()).limit(100)))
+    runs = queries.agent_runs(steward, limit=100)
     return render(request, "agent_runs.html", user, runs=runs)
 
 
 @router.get("/agent-runs/{run_id}", response_class=HTMLResponse)
 def agent_run_page(request: Request, steward: StewardDep, user: UserDep, run_id: int) -> HTMLResponse:
-    with session_scope(steward.sessions) as s:
-        run = s.get(AgentRun, run_id)
-    if run is None:
+    try:
+        run = queries.agent_run(steward, run_id)
+    except NotFound:
         return render_error(request, 404, "not_found", f"Unknown agent run id {run_id}.")
     from modelsteward.agent.decisions import collect
 

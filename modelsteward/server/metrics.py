@@ -17,11 +17,9 @@ from collections.abc import Iterable
 from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from sqlalchemy import func, select
 
 from modelsteward.context import Steward
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import Allocation, Approval, Deployment, Rollout, UseCase
+from modelsteward.storage import queries
 
 __all__ = ["ServerMetrics", "LATENCY_BUCKETS_S"]
 
@@ -97,19 +95,15 @@ class _StewardCollector:
         step = GaugeMetricFamily("steward_rollout_step", "Index of the current step of each active rollout.",
                                  labels=["use_case", "rollout", "candidate"])
         pending = GaugeMetricFamily("steward_approvals_pending", "Approvals waiting for a decision.")
-        with session_scope(self.steward.sessions) as s:
-            names = dict(s.execute(select(UseCase.id, UseCase.name)).tuples().all())
-            for uc_id, model_id, w, role in s.execute(
-                select(Deployment.use_case_id, Allocation.model_id, Allocation.weight, Allocation.role).join(Allocation)
-            ):
-                weight.add_metric([names.get(uc_id, str(uc_id)), model_id, role], float(w))
-            for r in s.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(200)):
-                lv = [names.get(r.use_case_id, str(r.use_case_id)), str(r.id), r.candidate_model_id]
-                for st in ROLLOUT_STATES:
-                    state.add_metric([*lv, st], 1.0 if r.state == st else 0.0)
-                if r.state in ("running", "waiting", "paused"):
-                    step.add_metric(lv, float(r.step_index))
-            pending.add_metric([], float(s.scalar(select(func.count()).where(Approval.status == "pending")) or 0))
+        for a in queries.live_allocations(self.steward):
+            weight.add_metric([a.use_case, a.model_id, a.role], a.weight)
+        for r in queries.rollouts(self.steward, limit=200):
+            lv = [r.use_case or str(r.use_case_id), str(r.id), r.candidate_model_id]
+            for st in ROLLOUT_STATES:
+                state.add_metric([*lv, st], 1.0 if r.state == st else 0.0)
+            if r.state in queries.ACTIVE_ROLLOUT_STATES:
+                step.add_metric(lv, float(r.step_index))
+        pending.add_metric([], float(queries.pending_approval_count(self.steward)))
         return [weight, state, step, pending]
 
 

@@ -7,11 +7,9 @@ import decimal
 import math
 from typing import Any
 
-from sqlalchemy import select
-
 from modelsteward.context import Steward
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import TestResult, UseCase
+from modelsteward.errors import NotFound
+from modelsteward.storage import queries
 from modelsteward.timeutil import window_start
 
 __all__ = ["jsonable", "jsonable_rows", "traffic_series", "eval_series", "BUCKETS"]
@@ -74,14 +72,12 @@ def _score(metrics: dict[str, Any]) -> float | None:
 
 def eval_series(steward: Steward, use_case: str, limit: int = 200) -> list[dict[str, Any]]:
     """Evaluations of a use case, oldest first: time, candidate, verdict, headline quality score."""
-    with session_scope(steward.sessions) as s:
-        uid = s.scalar(select(UseCase.id).where(UseCase.name == use_case))
-        if uid is None:
-            return []
-        rows = list(s.scalars(select(TestResult).where(TestResult.use_case_id == uid)
-                              .order_by(TestResult.id.desc()).limit(limit)))
+    try:
+        rows = queries.evaluations(steward, use_case=use_case, limit=limit)
+    except NotFound:
+        return []
     return [
-        {"t": r.created_at.isoformat(), "candidate": r.candidate_model_id, "verdict": r.verdict,
+        {"t": r.created_at.replace(tzinfo=None).isoformat(), "candidate": r.candidate_model_id, "verdict": r.verdict,
          "passed": r.passed, "score": _score(r.metrics or {}), "samples": r.sample_count}
         for r in reversed(rows)
     ]

@@ -18,17 +18,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import datetime as dt
+
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from modelsteward.context import Steward
 from modelsteward.errors import ConfigError
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentRun, Rollout, UseCase
+from modelsteward.storage import queries
 from modelsteward.tools.base import InputModel, ToolContext, tool
 
-__all__ = ["AgentHooks", "set_agent_hooks", "ShowRolloutsInput", "RolloutList", "ShowStatusInput", "StatusView", "AgentRunInput", "AgentRunResult",
-           "AgentRunsInput", "AgentRunList"]
+__all__ = ["AgentHooks", "set_agent_hooks", "ShowRolloutsInput", "RolloutList", "RolloutSummary", "ShowStatusInput",
+           "StatusView", "AgentRunInput", "AgentRunResult", "AgentRunsInput", "AgentRunList", "AgentRunSummary"]
+
+
+def _naive_iso(t: dt.datetime | None) -> str | None:
+    """The registry's naive-UTC form these lists have always shown."""
+    return None if t is None else t.replace(tzinfo=None).isoformat()
 
 
 @dataclass(frozen=True)
@@ -61,26 +66,38 @@ class ShowRolloutsInput(InputModel):
     limit: int = Field(default=20, ge=1, le=500)
 
 
+class RolloutSummary(BaseModel):
+    """One rollout in a list: state, step and its latest analysis (``rollout_status`` has the whole of it)."""
+
+    id: int
+    use_case: str | None
+    candidate: str
+    stable: str | None
+    strategy: str
+    state: str
+    step_index: int
+    steps: list[Any]
+    last_analysis: dict[str, Any] | None
+    reason: str
+    updated_at: str
+
+
 class RolloutList(BaseModel):
-    rollouts: list[dict[str, Any]]
+    rollouts: list[RolloutSummary]
 
 
 @tool("show_rollouts", input_model=ShowRolloutsInput, output_model=RolloutList, mutating=False)
 def show_rollouts(ctx: ToolContext, inp: ShowRolloutsInput) -> RolloutList:
     """Recent rollouts (newest first) with state, step and their latest analysis."""
-    with session_scope(ctx.steward.sessions) as s:
-        q = select(Rollout, UseCase.name).join(UseCase, UseCase.id == Rollout.use_case_id).order_by(Rollout.id.desc())
-        if inp.use_case:
-            q = q.where(UseCase.id == ctx.steward.registry.get_use_case(inp.use_case).id)
-        if inp.active_only:
-            q = q.where(Rollout.state.in_(("running", "waiting", "paused")))
-        rows = s.execute(q.limit(inp.limit)).all()
-        return RolloutList(rollouts=[
-            {"id": r.id, "use_case": uc, "candidate": r.candidate_model_id, "stable": r.stable_model_id,
-             "strategy": r.strategy, "state": r.state, "step_index": r.step_index, "steps": r.steps,
-             "last_analysis": (r.analyses or [None])[-1], "reason": r.reason, "updated_at": r.updated_at.isoformat()}
-            for r, uc in rows
-        ])
+    if inp.use_case:
+        ctx.steward.registry.get_use_case(inp.use_case)  # NotFound, with close matches
+    rows = queries.rollouts(ctx.steward, use_case=inp.use_case, active_only=inp.active_only, limit=inp.limit)
+    return RolloutList(rollouts=[
+        RolloutSummary(id=r.id, use_case=r.use_case, candidate=r.candidate_model_id, stable=r.stable_model_id,
+                       strategy=r.strategy, state=r.state, step_index=r.step_index, steps=r.steps,
+                       last_analysis=(r.analyses or [None])[-1], reason=r.reason, updated_at=_naive_iso(r.updated_at) or "")
+        for r in rows
+    ])
 
 
 class ShowStatusInput(InputModel):
@@ -102,23 +119,32 @@ class AgentRunsInput(InputModel):
     status: str | None = None
 
 
+class AgentRunSummary(BaseModel):
+    id: int
+    trigger: str
+    goal: str
+    use_case: str | None
+    status: str
+    planner: str
+    thread_id: str
+    error: str | None
+    started_at: str
+    finished_at: str | None
+
+
 class AgentRunList(BaseModel):
-    runs: list[dict[str, Any]]
+    runs: list[AgentRunSummary]
 
 
 @tool("agent_runs", input_model=AgentRunsInput, output_model=AgentRunList, mutating=False)
 def agent_runs(ctx: ToolContext, inp: AgentRunsInput) -> AgentRunList:
     """Recent agent runs (newest first): trigger, goal, status, planner, error."""
-    with session_scope(ctx.steward.sessions) as s:
-        q = select(AgentRun).order_by(AgentRun.id.desc()).limit(inp.limit)
-        if inp.status:
-            q = q.where(AgentRun.status == inp.status)
-        return AgentRunList(runs=[
-            {"id": r.id, "trigger": r.trigger, "goal": r.goal, "use_case": r.use_case, "status": r.status,
-             "planner": r.planner, "thread_id": r.thread_id, "error": r.error,
-             "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None}
-            for r in s.scalars(q)
-        ])
+    return AgentRunList(runs=[
+        AgentRunSummary(id=r.id, trigger=r.trigger, goal=r.goal, use_case=r.use_case, status=r.status, planner=r.planner,
+                        thread_id=r.thread_id, error=r.error, started_at=_naive_iso(r.started_at) or "",
+                        finished_at=_naive_iso(r.finished_at))
+        for r in queries.agent_runs(ctx.steward, status=inp.status, limit=inp.limit)
+    ])
 
 
 class AgentRunInput(InputModel):

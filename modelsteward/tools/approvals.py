@@ -24,15 +24,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-
 from modelsteward.context import Steward
 from modelsteward.errors import StewardError
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentRun
+from modelsteward.storage import queries
 from modelsteward.tools.base import InputModel, ToolContext, call_tool, get_tool, tool
 
-__all__ = ["ApprovalsListIn", "ApprovalsListOut", "ApprovalDecideIn", "ApprovalOut", "ApprovalDecision",
+__all__ = ["ApprovalsListIn", "ApprovalsListOut", "ApprovalDecideIn", "ApprovalOut", "ApprovalView", "ApprovalDecision",
            "AgentRunView", "set_run_resumer"]
 
 Outcome = Literal["decided", "rejected", "executed", "failed", "started_task", "resumed_agent_run",
@@ -59,6 +56,15 @@ class ApprovalOut(BaseModel):
     use_case_id: int | None = None
     agent_run_id: int | None = None
     thread_id: str | None = None
+
+
+    def call_input(self) -> BaseModel:
+        """The approved call's arguments read through its tool's input model (``arguments`` is their JSON:
+        one field for every tool an approval can stand for)."""
+        return get_tool(self.action).input_model.model_validate(self.arguments)
+
+
+ApprovalView = ApprovalOut  # the approval as the tools show it
 
 
 class ApprovalsListOut(BaseModel):
@@ -91,6 +97,10 @@ class ApprovalDecision(ApprovalOut):
     error: dict[str, Any] | None = Field(default=None, description="Its error, when it failed.")
     agent_run: AgentRunView | None = Field(default=None, description="The resumed agent run.")
     task_id: str | None = Field(default=None, description="The background task carrying it out (server).")
+
+    def output(self) -> BaseModel | None:
+        """The executed call's output read through its tool's output model (None when nothing ran)."""
+        return None if self.result is None else get_tool(self.action).output_model.model_validate(self.result)
 
 
 RunResumer = Callable[[Steward, int], Any]  # -> an agent result (run_id, status, ...) or None: nobody waits
@@ -133,25 +143,13 @@ def _view(ctx: ToolContext, approval_id: int, outcome: Outcome, summary: str, **
                             outcome=outcome, summary=summary, **extra)
 
 
-def _waiting_run(ctx: ToolContext, approval_id: int) -> int | None:
-    """The agent run parked on this approval, if any."""
-    from modelsteward.storage.models import Approval
-
-    with session_scope(ctx.steward.sessions) as s:
-        a = s.get(Approval, approval_id)
-        if a is None or a.agent_run_id is None:
-            return None
-        status = s.scalar(select(AgentRun.status).where(AgentRun.id == a.agent_run_id))
-        return a.agent_run_id if status == "waiting_approval" else None
-
-
 def _carry_out(ctx: ToolContext, approval_id: int) -> ApprovalDecision:
     """Resume the waiting run, else execute an approved call (in the background when ``ctx.spawn``)."""
     from modelsteward.policies import approvals
 
     a = approvals.get(ctx.steward.sessions, approval_id)
     verb, action, args = ("approved" if a.status in ("approved", "executed") else a.status), a.action, dict(a.arguments or {})
-    run_id = _waiting_run(ctx, approval_id)
+    run_id = queries.waiting_run(ctx.steward, approval_id)
     if run_id is not None:
         if ctx.spawn is not None:
             inline = dataclasses.replace(ctx, spawn=None)

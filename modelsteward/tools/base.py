@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from modelsteward.context import ToolContext
 from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
 
-__all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "tool", "call_tool", "pass_policies",
-           "policy_verdict", "get_tool", "list_tools", "TOOLS"]
+__all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "Verify", "tool", "call_tool", "pass_policies",
+           "policy_verdict", "get_tool", "list_tools", "TOOLS", "observed_use_case"]
 
 
 
@@ -40,6 +40,16 @@ Out = TypeVar("Out", bound=BaseModel)
 FactsHook = Callable[[ToolContext, Any], dict[str, Any]]
 
 
+# (the call's validated input, the world before, the world after) -> (the effect is visible, what was compared).
+# The worlds are the agent's observations (``agent/observe.py``: plain JSON, ``use_cases`` and ``catalog``).
+Verify = Callable[[Any, dict[str, Any], dict[str, Any]], tuple[bool, str]]
+
+
+def observed_use_case(observation: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """One use case of an observation ({} when it is not there): what ``verify`` hooks compare."""
+    return next((u for u in observation.get("use_cases", []) if u.get("name") == name), {})
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     name: str
@@ -53,6 +63,7 @@ class ToolSpec:
     # approval is ever requested for a call that cannot run
     check: Callable[[ToolContext, Any], None] | None = None
     facts: FactsHook | None = None
+    verify: Verify | None = None  # how the agent checks a change showed up (None: nothing to check)
 
     def json_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
@@ -71,6 +82,7 @@ def tool(
     description: str | None = None,
     check: Callable[[ToolContext, Any], None] | None = None,
     facts: FactsHook | None = None,
+    verify: Verify | None = None,
 ) -> Callable[[Callable[[ToolContext, Any], Any]], Callable[[ToolContext, Any], Any]]:
     """Register a tool; a duplicate name fails at import, naming both definitions."""
 
@@ -86,7 +98,7 @@ def tool(
             )
         doc = (description or func.__doc__ or name).strip()
         TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running,
-                               check=check, facts=facts)
+                               check=check, facts=facts, verify=verify)
         return func
 
     return deco

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from modelsteward.catalog.compat import CompatResult, check_compatibility
@@ -33,7 +35,13 @@ class RankInput(InputModel):
     top: int | None = Field(default=None, ge=1)
 
 
-@tool("scan", input_model=ScanInput, output_model=ScanOutput, mutating=True)
+def _scan_recorded(inp: ScanInput, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+    """A scan shows as a newer last scan of the catalog."""
+    b, a = before.get("catalog", {}).get("last_scan_at"), after.get("catalog", {}).get("last_scan_at")
+    return a != b, f"last scan {a}"
+
+
+@tool("scan", input_model=ScanInput, output_model=ScanOutput, mutating=True, verify=_scan_recorded)
 def scan(ctx: ToolContext, inp: ScanInput) -> ScanOutput:
     """Scan model catalogs, upsert what they list (new ones as 'discovered'), record new/gone/re-priced."""
     steward = ctx.steward

@@ -7,14 +7,17 @@ promotion (``_expire_promotion_approvals``); ``rollout/`` itself knows nothing o
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from modelsteward.tools.base import InputModel, ToolContext, tool
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, \
+    model_serializer, model_validator
+
+from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
 
 __all__ = [
     "DeployIn", "UseCaseIn", "AdvanceIn", "AbortIn", "RollbackIn", "GuardCheckIn", "RetireIn", "SetPolicyIn",
-    "RolloutOut", "GuardOut", "RetireOut", "SetPolicyOut",
+    "RolloutOut", "GuardOut", "RetireOut", "SetPolicyOut", "RolloutView", "AnalysisView", "RoutingView",
+    "WindowView", "BenefitView",
 ]
 
 
@@ -120,15 +123,106 @@ class SetPolicyIn(_In):
         return self
 
 
+class _View(BaseModel):
+    """A read shape handed up from ``rollout/``: its known fields typed; a key the layer below adds
+    later is kept (``extra="allow"``), never silently dropped from the documented JSON."""
+
+    model_config = ConfigDict(extra="allow")
+    # keys the layer below writes only when there is something to say: left out when None (as before)
+    _omit_none: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")  # not annotated: the JSON schema stays the model's own
+    def _drop_absent(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        out = handler(self)
+        return {k: v for k, v in out.items() if not (v is None and k in self._omit_none)}
+
+
+class RoutingView(_View):
+    """One row of a routing table."""
+
+    model_id: str
+    weight: float
+    role: str
+
+
+class WindowView(_View):
+    """One model's aggregates over an analysis window (``rollout.metrics.WindowMetrics.as_dict``)."""
+
+    requests: int = 0
+    errors: int = 0
+    p95_ms: float | None = None
+    cost_per_request: float | None = None
+    mean_feedback: float | None = None
+    feedback_count: int = 0
+    feedback_var: float | None = None
+    flagged: int = 0
+    cost_usd: float = 0.0
+    error_rate: float | None = None
+    flag_rate: float | None = None
+
+
+class BenefitView(_View):
+    """The benefit a decision rests on (``evals.benefit.Benefit``): cheaper | better | none."""
+
+    verdict: str = "none"
+    rule: str = ""
+    quality_ratio: float | None = None
+    quality_ratio_lcb: float | None = None
+    cost_ratio: float | None = None
+    method: str = ""
+
+
+class AnalysisView(_View):
+    """One analysis of a rollout step (``rollout.analysis.Analysis.as_dict``)."""
+
+    outcome: str
+    reasons: list[str] = Field(default_factory=list)
+    candidate: WindowView = Field(default_factory=WindowView)
+    stable: WindowView = Field(default_factory=WindowView)
+    similarity: float | None = None
+    elapsed_s: float = 0.0
+    step_index: int = 0
+    weight: float = 0.0
+    at: str = ""
+    benefit: dict[str, Any] | None = Field(default=None, description="Set before a promotion: the benefit it rests "
+                                           "on (its verdict, the offline and online evidence).")
+    _omit_none: ClassVar[frozenset[str]] = frozenset({"benefit"})
+
+
+class RolloutView(_View):
+    """A rollout as ``rollout.manager.rollout_dict`` describes it."""
+
+    id: int
+    use_case_id: int | None = None
+    candidate: str
+    stable: str | None = None
+    strategy: str
+    steps: list[float] = Field(default_factory=list)
+    step_index: int = 0
+    weight: float | None = None
+    state: str
+    step_started_at: str | None = None
+    snapshot_id: int | None = None
+    actor: str | None = None
+    reason: str | None = None
+    events: list[dict[str, Any]] = Field(default_factory=list, description="The rollout's event log (analyses, "
+                                         "pauses, rollbacks; heterogeneous by ``event``).")
+    created_at: str | None = None
+    pause_reason: str | None = None
+    outcome: str | None = None
+    history_id: int | None = None
+    _omit_none: ClassVar[frozenset[str]] = frozenset({"history_id"})
+
+
 class RolloutOut(BaseModel):
     use_case: str
     action: str = Field(description="deployed | status | advanced | completed | waiting | paused | resumed | rolled_back"
                         " | no_gain (every step passed but nothing to gain: the current model is kept)")
     message: str = ""
     version: int | None = None
-    routing: list[dict[str, Any]] = Field(default_factory=list)
-    rollout: dict[str, Any] | None = None
-    analysis: dict[str, Any] | None = None
+    routing: list[RoutingView] = Field(default_factory=list)
+    rollout: RolloutView | None = None
+    analysis: AnalysisView | None = None
     snapshot_id: int | None = None
     changed: bool | None = None
 
@@ -172,6 +266,15 @@ def _shadow_percent(ctx: ToolContext, inp: DeployIn) -> float | None:
     with session_scope(ctx.steward.sessions) as s:
         uc = s.scalar(select(UseCase).where(UseCase.name == inp.use_case))
         return None if uc is None else shadow_share(s, uc, inp.model_id, ctx.clock())[0]
+
+
+def _routing_changed(inp: Any, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+    """A routing change shows as a new deployment version or a changed rollout (a deploy also as its model live)."""
+    b, a = observed_use_case(before, inp.use_case), observed_use_case(after, inp.use_case)
+    changed = b.get("deployment_version") != a.get("deployment_version") or b.get("rollouts") != a.get("rollouts")
+    live = [x["model_id"] for x in a.get("allocations", [])]
+    ok = changed or (isinstance(inp, DeployIn) and inp.model_id in live)
+    return ok, f"routing v{b.get('deployment_version')} -> v{a.get('deployment_version')}; live: {live}"
 
 
 def _usage(ctx: ToolContext, use_case: str) -> dict[str, float]:
@@ -234,7 +337,8 @@ def _expire_promotion_approvals(ctx: ToolContext, use_case: str) -> None:
         approvals.expire_for(s, "rollout_advance", use_case, f"rollout {last.id} {last.state.replace('_', ' ')}")
 
 
-@tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True, facts=_deploy_facts)
+@tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True, facts=_deploy_facts,
+      verify=_routing_changed)
 def deploy(ctx: ToolContext, inp: DeployIn) -> RolloutOut:
     """Start a shadow, canary or full rollout of a candidate model on a use case.  A shadow of a
     model with no passing evaluation mirrors at most ``unevaluated_shadow_percent`` of requests."""
@@ -267,7 +371,7 @@ def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
 
 
 @tool("rollout_advance", input_model=AdvanceIn, output_model=RolloutOut, mutating=True,
-      facts=lambda ctx, inp: advance_facts(ctx, inp.use_case))
+      facts=lambda ctx, inp: advance_facts(ctx, inp.use_case), verify=_routing_changed)
 def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     """Analyse the current canary step and advance (successful), roll back (failed) or wait (inconclusive)."""
     args = inp.model_dump(mode="json")
@@ -293,7 +397,7 @@ def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
                       snapshot_id=rb.get("snapshot_id"), changed=rb.get("changed"))
 
 
-@tool("rollout_abort", input_model=AbortIn, output_model=RolloutOut, mutating=True)
+@tool("rollout_abort", input_model=AbortIn, output_model=RolloutOut, mutating=True, verify=_routing_changed)
 def rollout_abort(ctx: ToolContext, inp: AbortIn) -> RolloutOut:
     """Abort the active rollout and restore the routing from before it."""
     rb = _mgr(ctx).abort(inp.use_case, actor=ctx.actor, reason=inp.reason or "aborted by " + ctx.actor)
@@ -303,7 +407,7 @@ def rollout_abort(ctx: ToolContext, inp: AbortIn) -> RolloutOut:
                       snapshot_id=rb["snapshot_id"], changed=rb["changed"])
 
 
-@tool("rollback", input_model=RollbackIn, output_model=RolloutOut, mutating=True)
+@tool("rollback", input_model=RollbackIn, output_model=RolloutOut, mutating=True, verify=_routing_changed)
 def rollback(ctx: ToolContext, inp: RollbackIn) -> RolloutOut:
     """Restore a snapshot's routing table and config exactly (default: before the last rollout); idempotent."""
     from modelsteward.rollout import RollbackManager

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from modelsteward.tools.base import InputModel, ToolContext, tool
+from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
 from modelsteward.training.trainer import TrainKnobs
 
 __all__ = ["BuildDatasetIn", "BuildDatasetOut", "FineTuneIn", "FineTuneOut", "JobIn"]
@@ -100,7 +100,14 @@ def _out(job: dict[str, Any]) -> FineTuneOut:
     )
 
 
-@tool("fine_tune", input_model=FineTuneIn, output_model=FineTuneOut, mutating=True, long_running=True)
+def _job_recorded(inp: FineTuneIn, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+    """A fine-tune shows as a new last job of its use case."""
+    b, a = observed_use_case(before, inp.use_case), observed_use_case(after, inp.use_case)
+    return a.get("last_fine_tune") != b.get("last_fine_tune"), f"last job {a.get('last_fine_tune')}"
+
+
+@tool("fine_tune", input_model=FineTuneIn, output_model=FineTuneOut, mutating=True, long_running=True,
+      verify=_job_recorded)
 def fine_tune(ctx: ToolContext, inp: FineTuneIn) -> FineTuneOut:
     """Fine-tune a local base model (LoRA or full) on the use case's dataset and register it as a candidate."""
     from modelsteward.training.dataset import DatasetSpec

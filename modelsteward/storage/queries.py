@@ -1,0 +1,357 @@
+"""The read model: one function per aggregate, one pydantic shape per entity.
+
+Front-ends (``server/``, ``cli/``, ``demo/``) and tools read rows through these functions, never
+through the ORM or a session of their own; every function opens and closes its own session and
+returns detached pydantic shapes (the API answers with them as they are).  Times are UTC and say
+so (``Ts``).  Lists are newest first and take ``limit`` / ``offset``.
+
+Shapes (named as the API has always named them): ``RolloutOut``, ``TestResultOut`` (an
+evaluation), ``FineTuningJobOut``, ``ViolationOut``, ``ApprovalOut``, ``AgentRunOut``,
+``HistoryOut`` (a routing-table change).  Use cases and models are read through the registry
+(``storage/registry.py``) and their tools.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Protocol
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from modelsteward.errors import NotFound, close_matches
+from modelsteward.storage.db import session_scope
+from modelsteward.storage.models import (
+    AgentRun,
+    Allocation,
+    Approval,
+    Deployment,
+    DeploymentHistory,
+    FineTuningJob,
+    GuardrailViolation,
+    Rollout,
+    TestResult,
+    UseCase,
+)
+
+
+
+class Steward(Protocol):
+    """What the read model needs of a workspace (``context.Steward`` has it): its session factory."""
+
+    @property
+    def sessions(self) -> Any: ...
+
+__all__ = [
+    "Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut", "HistoryOut",
+    "use_case_id", "use_case_names", "rollouts", "rollout", "evaluations", "evaluation", "jobs", "job", "violations",
+    "approvals", "approval", "pending_approval_count", "waiting_run", "agent_runs", "agent_run", "history",
+    "LiveAllocation", "live_allocations", "ACTIVE_ROLLOUT_STATES",
+]
+
+ACTIVE_ROLLOUT_STATES = ("running", "waiting", "paused")
+
+
+def _utc(v: dt.datetime) -> dt.datetime:
+    return v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+
+
+Ts = Annotated[dt.datetime, AfterValidator(_utc)]  # the registry stores naive UTC; answers say so (Z)
+
+
+class _Orm(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class RolloutOut(_Orm):
+    id: int
+    use_case_id: int
+    use_case: str | None = None
+    candidate_model_id: str
+    stable_model_id: str | None = None
+    strategy: str
+    steps: list[Any]
+    step_index: int
+    state: str
+    step_started_at: Ts | None = None
+    snapshot_id: int | None = None
+    analyses: list[Any]
+    actor: str
+    reason: str
+    created_at: Ts
+    updated_at: Ts
+
+
+class TestResultOut(_Orm):
+    __test__ = False
+    id: int
+    use_case_id: int
+    candidate_model_id: str
+    baseline_model_id: str | None = None
+    verdict: str
+    passed: bool
+    sample_count: int
+    metrics: dict[str, Any]
+    reasons: list[Any]
+    mlflow_run_id: str | None = None
+    report_path: str | None = None
+    created_at: Ts
+
+
+class FineTuningJobOut(_Orm):
+    id: int
+    use_case_id: int | None = None
+    base_model_id: str
+    method: str
+    status: str
+    dataset_hash: str | None = None
+    dataset_stats: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    progress: float
+    mlflow_run_id: str | None = None
+    result_model_id: str | None = None
+    error: str | None = None
+    created_at: Ts
+    started_at: Ts | None = None
+    finished_at: Ts | None = None
+
+
+class ViolationOut(_Orm):
+    id: int
+    policy: str
+    severity: str
+    use_case_id: int | None = None
+    model_id: str | None = None
+    measured: float | None = None
+    threshold: float | None = None
+    action: str
+    details: dict[str, Any]
+    created_at: Ts
+
+
+class ApprovalOut(_Orm):
+    id: int
+    action: str
+    arguments: dict[str, Any]
+    reason: str
+    requester: str
+    status: str
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    decided_at: Ts | None = None
+    use_case_id: int | None = None
+    agent_run_id: int | None = None
+    created_at: Ts
+
+
+class AgentRunOut(_Orm):
+    id: int
+    trigger: str
+    started_by: str | None = None  # api:NAME, cli:NAME or schedule; may not approve what the run requests
+    goal: str
+    use_case: str | None = None
+    status: str
+    thread_id: str
+    planner: str
+    report: str | None = None
+    steps: list[Any]
+    error: str | None = None
+    started_at: Ts
+    finished_at: Ts | None = None
+
+
+class HistoryOut(_Orm):
+    id: int
+    action: str
+    from_version: int | None = None
+    to_version: int | None = None
+    snapshot_id: int | None = None
+    rollout_id: int | None = None
+    actor: str
+    reason: str
+    details: dict[str, Any]
+    created_at: Ts
+
+
+# ---------------------------------------------------------------- lookups
+def _uc_id(s: Session, name: str) -> int:
+    uc = s.scalar(select(UseCase.id).where(UseCase.name == name))
+    if uc is None:
+        names = list(s.scalars(select(UseCase.name)))
+        raise NotFound(f"Unknown use case {name!r}." + close_matches(name, names), kind="use_case", name=name)
+    return int(uc)
+
+
+def use_case_id(steward: Steward, name: str) -> int:
+    """The id of use case ``name`` (NotFound, with close matches, when there is none)."""
+    with session_scope(steward.sessions) as s:
+        return _uc_id(s, name)
+
+
+def use_case_names(steward: Steward) -> dict[int, str]:
+    """Use case id -> name."""
+    with session_scope(steward.sessions) as s:
+        return dict(s.execute(select(UseCase.id, UseCase.name)).tuples().all())
+
+
+def _get(s: Session, table: Any, row_id: int, kind: str) -> Any:
+    row = s.get(table, row_id)
+    if row is None:
+        raise NotFound(f"Unknown {kind} id {row_id}.", kind=kind, id=row_id)
+    return row
+
+
+def _page(q: Any, order: Any, limit: int | None, offset: int) -> Any:
+    q = q.order_by(order)
+    return (q.limit(limit) if limit is not None else q).offset(offset)
+
+
+# ---------------------------------------------------------------- rollouts
+def _rollout(s: Session, r: Rollout, names: dict[int, str] | None = None) -> RolloutOut:
+    out = RolloutOut.model_validate(r)
+    out.use_case = (names or {}).get(r.use_case_id) or s.scalar(select(UseCase.name).where(UseCase.id == r.use_case_id))
+    return out
+
+
+def rollouts(steward: Steward, *, use_case: str | None = None, state: str | None = None, active_only: bool = False,
+             limit: int | None = 100, offset: int = 0, oldest_first: bool = False) -> list[RolloutOut]:
+    with session_scope(steward.sessions) as s:
+        q = select(Rollout)
+        if use_case:
+            q = q.where(Rollout.use_case_id == _uc_id(s, use_case))
+        if state:
+            q = q.where(Rollout.state == state)
+        if active_only:
+            q = q.where(Rollout.state.in_(ACTIVE_ROLLOUT_STATES))
+        names = dict(s.execute(select(UseCase.id, UseCase.name)).tuples().all())
+        order = Rollout.id.asc() if oldest_first else Rollout.id.desc()
+        return [_rollout(s, r, names) for r in s.scalars(_page(q, order, limit, offset))]
+
+
+def rollout(steward: Steward, rollout_id: int) -> RolloutOut:
+    with session_scope(steward.sessions) as s:
+        return _rollout(s, _get(s, Rollout, rollout_id, "rollout"))
+
+
+# ---------------------------------------------------------------- evaluations (test results)
+def evaluations(steward: Steward, *, use_case: str | None = None, candidate: str | None = None,
+                limit: int | None = 100, offset: int = 0, oldest_first: bool = False) -> list[TestResultOut]:
+    with session_scope(steward.sessions) as s:
+        q = select(TestResult)
+        if use_case:
+            q = q.where(TestResult.use_case_id == _uc_id(s, use_case))
+        if candidate:
+            q = q.where(TestResult.candidate_model_id == candidate)
+        order = TestResult.id.asc() if oldest_first else TestResult.id.desc()
+        return [TestResultOut.model_validate(r) for r in s.scalars(_page(q, order, limit, offset))]
+
+
+def evaluation(steward: Steward, result_id: int) -> TestResultOut:
+    with session_scope(steward.sessions) as s:
+        return TestResultOut.model_validate(_get(s, TestResult, result_id, "evaluation"))
+
+
+# ---------------------------------------------------------------- fine-tuning jobs
+def jobs(steward: Steward, *, use_case: str | None = None, status: str | None = None, limit: int | None = 100,
+         offset: int = 0) -> list[FineTuningJobOut]:
+    with session_scope(steward.sessions) as s:
+        q = select(FineTuningJob)
+        if use_case:
+            q = q.where(FineTuningJob.use_case_id == _uc_id(s, use_case))
+        if status:
+            q = q.where(FineTuningJob.status == status)
+        return [FineTuningJobOut.model_validate(r) for r in s.scalars(_page(q, FineTuningJob.id.desc(), limit, offset))]
+
+
+def job(steward: Steward, job_id: int) -> FineTuningJobOut:
+    with session_scope(steward.sessions) as s:
+        return FineTuningJobOut.model_validate(_get(s, FineTuningJob, job_id, "fine-tuning job"))
+
+
+# ---------------------------------------------------------------- guardrail violations
+def violations(steward: Steward, *, use_case: str | None = None, severity: str | None = None,
+               limit: int | None = 100, offset: int = 0) -> list[ViolationOut]:
+    with session_scope(steward.sessions) as s:
+        q = select(GuardrailViolation)
+        if use_case:
+            q = q.where(GuardrailViolation.use_case_id == _uc_id(s, use_case))
+        if severity:
+            q = q.where(GuardrailViolation.severity == severity)
+        rows = s.scalars(_page(q, GuardrailViolation.id.desc(), limit, offset))
+        return [ViolationOut.model_validate(r) for r in rows]
+
+
+# ---------------------------------------------------------------- approvals
+def approvals(steward: Steward, *, status: str | None = None, limit: int | None = 100,
+              offset: int = 0) -> list[ApprovalOut]:
+    with session_scope(steward.sessions) as s:
+        q = select(Approval)
+        if status:
+            q = q.where(Approval.status == status)
+        return [ApprovalOut.model_validate(r) for r in s.scalars(_page(q, Approval.id.desc(), limit, offset))]
+
+
+def approval(steward: Steward, approval_id: int) -> ApprovalOut:
+    with session_scope(steward.sessions) as s:
+        return ApprovalOut.model_validate(_get(s, Approval, approval_id, "approval"))
+
+
+def pending_approval_count(steward: Steward) -> int:
+    with session_scope(steward.sessions) as s:
+        return int(s.scalar(select(func.count()).where(Approval.status == "pending")) or 0)
+
+
+def waiting_run(steward: Steward, approval_id: int) -> int | None:
+    """The agent run parked on this approval (status ``waiting_approval``), if any."""
+    with session_scope(steward.sessions) as s:
+        a = s.get(Approval, approval_id)
+        if a is None or a.agent_run_id is None:
+            return None
+        status = s.scalar(select(AgentRun.status).where(AgentRun.id == a.agent_run_id))
+        return a.agent_run_id if status == "waiting_approval" else None
+
+
+# ---------------------------------------------------------------- agent runs
+def agent_runs(steward: Steward, *, use_case: str | None = None, status: str | None = None, limit: int | None = 100,
+               offset: int = 0) -> list[AgentRunOut]:
+    with session_scope(steward.sessions) as s:
+        q = select(AgentRun)
+        if use_case:
+            q = q.where(AgentRun.use_case == use_case)
+        if status:
+            q = q.where(AgentRun.status == status)
+        return [AgentRunOut.model_validate(r) for r in s.scalars(_page(q, AgentRun.id.desc(), limit, offset))]
+
+
+def agent_run(steward: Steward, run_id: int) -> AgentRunOut:
+    with session_scope(steward.sessions) as s:
+        return AgentRunOut.model_validate(_get(s, AgentRun, run_id, "agent run"))
+
+
+# ---------------------------------------------------------------- live routing
+class LiveAllocation(BaseModel):
+    """One row of a use case's live routing table."""
+
+    use_case: str
+    model_id: str
+    weight: float
+    role: str
+
+
+def live_allocations(steward: Steward) -> list[LiveAllocation]:
+    """Every use case's live routing rows."""
+    with session_scope(steward.sessions) as s:
+        names = dict(s.execute(select(UseCase.id, UseCase.name)).tuples().all())
+        rows = s.execute(select(Deployment.use_case_id, Allocation.model_id, Allocation.weight, Allocation.role)
+                         .join(Allocation))
+        return [LiveAllocation(use_case=names.get(uc_id, str(uc_id)), model_id=m, weight=float(w), role=role)
+                for uc_id, m, w, role in rows]
+
+
+# ---------------------------------------------------------------- routing history
+def history(steward: Steward, use_case: str, *, limit: int | None = 100, offset: int = 0) -> list[HistoryOut]:
+    with session_scope(steward.sessions) as s:
+        q = select(DeploymentHistory).where(DeploymentHistory.use_case_id == _uc_id(s, use_case))
+        return [HistoryOut.model_validate(r) for r in s.scalars(_page(q, DeploymentHistory.id.desc(), limit, offset))]
