@@ -72,6 +72,8 @@ class ControlLoop:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        from modelsteward.agent import runner  # noqa: F401 - registers the agent with the tools (agent_run, show_status)
+
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(
             timezone="UTC", executors={"default": ThreadPoolExecutor(8)},
