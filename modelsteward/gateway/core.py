@@ -22,6 +22,8 @@ mixes into the live models' statistics.
 
 from __future__ import annotations
 
+import difflib
+
 import asyncio
 import contextlib
 import gc
@@ -275,7 +277,9 @@ class GatewayState:
         if route is None:
             known = sorted(self.snapshot.routes)
             raise GatewayError(
-                404, f"Unknown use case {name!r}." + close_matches(name, known),
+                404, f"Unknown use case {name!r}." + close_matches(name, known)
+                + (f" Known use cases: {', '.join(known[:20])}." if 0 < len(known) and difflib.get_close_matches(
+                    name, known, n=1, cutoff=0.5) else ""),
                 code="model_not_found", param="model",
             )
         return route, (pinned or None)
