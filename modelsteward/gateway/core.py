@@ -22,10 +22,9 @@ mixes into the live models' statistics.
 
 from __future__ import annotations
 
-import difflib
-
 import asyncio
 import contextlib
+import difflib
 import gc
 import logging
 import os
