@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -90,11 +90,18 @@ def usecase_add(
         ctx,
     )
     ctx.steward.close()
+    _show_use_case(out, json_out)
+
+
+def _show_use_case(out: Any, json_out: bool, headline: str | None = None) -> None:
+    """A use case tool's output: its JSON, or its warnings, a headline and the use case."""
     if json_out:
         emit_json(out)
         return
-    for w in out.warnings:  # type: ignore[attr-defined]
+    for w in out.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
+    if headline:
+        console.print(headline)
     _print_use_case(out)
 
 
@@ -199,14 +206,9 @@ def usecase_update(
         out = call_tool("usecase_update", args, ctx)
     finally:
         ctx.steward.close()
-    if json_out:
-        emit_json(out)
-        return
-    for w in out.warnings:  # type: ignore[attr-defined]
-        console.print(f"[yellow]warning:[/yellow] {w}")
     changed = out.changed  # type: ignore[attr-defined]
-    console.print(f"[green]updated[/green] {name}: {', '.join(changed) if changed else 'nothing changed'}")
-    _print_use_case(out)
+    _show_use_case(out, json_out,
+                   f"[green]updated[/green] {name}: {', '.join(changed) if changed else 'nothing changed'}")
 
 
 @usecase_app.command("delete")
