@@ -86,6 +86,18 @@ def _merged_sources(part: Path) -> set[str]:
     return names
 
 
+def _readable(segs: list[Any], read: Any) -> tuple[list[Any], list[Any]]:
+    """(tables, their paths) of the segments ``read`` can read; corrupt ones stay for the reader to report."""
+    tables, used = [], []
+    for p in segs:
+        try:
+            tables.append(read(p))
+            used.append(p)
+        except Exception:  # noqa: BLE001 - see the docstring
+            continue
+    return tables, used
+
+
 def compact_partition(part: Path) -> int:
     """Merge a partition's ``seg-*`` files into one ``cmp-*`` file that names its sources.
 
@@ -110,13 +122,7 @@ def compact_partition(part: Path) -> int:
                 segs.append(p)
         if len(segs) < 2:
             return 0
-        tables, used = [], []
-        for p in segs:
-            try:
-                tables.append(pq.read_table(p))
-                used.append(p)
-            except Exception:  # noqa: BLE001 - corrupt segments stay for the reader to report
-                continue
+        tables, used = _readable(segs, pq.read_table)
         if len(used) < 2:
             return 0
         import pyarrow as pa
@@ -170,13 +176,7 @@ def compact_remote(objects: Any, part_rel: str) -> int:
             segs.append(path)
     if len(segs) < 2:
         return 0
-    tables, used = [], []
-    for p in segs:
-        try:
-            tables.append(objects.read_table(p))
-            used.append(p)
-        except Exception:  # noqa: BLE001 - corrupt segments stay for the reader to report
-            continue
+    tables, used = _readable(segs, objects.read_table)
     if len(used) < 2:
         return 0
     names = [posixpath.basename(p) for p in used]
