@@ -36,7 +36,8 @@ _EMPTY_LOGS = (
     "SELECT NULL::TIMESTAMP AS ts, NULL::VARCHAR AS request_id, NULL::VARCHAR AS model_id, NULL::VARCHAR AS role, "
     "NULL::VARCHAR AS messages, NULL::VARCHAR AS response, NULL::BIGINT AS input_tokens, "
     "NULL::BIGINT AS output_tokens, NULL::DOUBLE AS latency_ms, NULL::DOUBLE AS cost_usd, NULL::VARCHAR AS status, "
-    "NULL::VARCHAR AS error, NULL::DOUBLE AS feedback, NULL::VARCHAR AS metadata, NULL::VARCHAR AS date, "
+    "NULL::VARCHAR AS error, NULL::DOUBLE AS feedback, NULL::VARCHAR AS metadata, NULL::VARCHAR AS request, NULL::VARCHAR AS answer, "
+    "NULL::VARCHAR AS origin, NULL::VARCHAR AS date, "
     "NULL::VARCHAR AS use_case WHERE false"
 )
 _EMPTY_FEEDBACK = (
@@ -45,8 +46,21 @@ _EMPTY_FEEDBACK = (
 )
 _LOG_COLS = (
     "r.ts, r.request_id, r.use_case, r.model_id, r.role, r.messages, r.response, r.input_tokens, r.output_tokens, "
-    "r.latency_ms, r.cost_usd, r.status, r.error, COALESCE(f.score, r.feedback) AS feedback, r.metadata"
+    "r.latency_ms, r.cost_usd, r.status, r.error, COALESCE(f.score, r.feedback) AS feedback, r.metadata, "
+    "r.request, r.answer, r.origin"
 )
+
+
+def _log_cols(con: Any) -> str:
+    """The ``logs`` view's select list; a column that no segment has yet (written before it was
+    added, ``LATER_COLUMNS``) reads as NULL."""
+    from modelsteward.storage.logrows import LATER_COLUMNS
+
+    have = {d[0] for d in con.execute("SELECT * FROM raw_logs LIMIT 0").description}
+    missing = [c for c in LATER_COLUMNS if c not in have]
+    if not missing:
+        return _LOG_COLS
+    return ", ".join(f"NULL::VARCHAR AS {c[2:]}" if c[2:] in missing else c for c in _LOG_COLS.split(", "))
 
 
 def query_timeout() -> float:
@@ -246,7 +260,7 @@ class LogReader:
             "GROUP BY request_id"
         )
         con.execute(
-            f"CREATE VIEW logs AS SELECT {_LOG_COLS} FROM raw_logs r LEFT JOIN latest_feedback f "
+            f"CREATE VIEW logs AS SELECT {_log_cols(con)} FROM raw_logs r LEFT JOIN latest_feedback f "
             "ON r.request_id = f.request_id AND r.role <> 'shadow'"
         )
         if lock_down:

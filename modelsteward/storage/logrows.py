@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 
 from modelsteward.errors import InvalidInput
+from modelsteward.exchange import answer_part
 
-__all__ = ["LOG_COLUMNS", "FEEDBACK_COLUMNS", "REQUIRED", "normalise_row", "parse_ts", "ts_us"]
+__all__ = ["LOG_COLUMNS", "LATER_COLUMNS", "FEEDBACK_COLUMNS", "REQUIRED", "normalise_row", "parse_ts", "ts_us"]
 
 # name -> arrow type name; order is the column order of every segment (partition keys excluded)
 LOG_COLUMNS: dict[str, str] = {
@@ -30,7 +31,13 @@ LOG_COLUMNS: dict[str, str] = {
     "error": "string",
     "feedback": "float64",
     "metadata": "string",
+    # added with the canonical shape (modelsteward/exchange.py); older segments lack them and read as NULL
+    "request": "string",  # the request besides its messages: tools, tool_choice, response_format, params (JSON)
+    "answer": "string",  # the answer besides its text: tool_calls, refusal, finish_reason (JSON)
+    "origin": "string",  # NULL: logged by the gateway; "import:<format>": from `steward logs import`
 }
+# the columns a segment written before the canonical shape lacks (read as NULL)
+LATER_COLUMNS = ("request", "answer", "origin")
 FEEDBACK_COLUMNS: dict[str, str] = {"ts": "timestamp", "request_id": "string", "score": "float64", "comment": "string"}
 REQUIRED = ("request_id", "use_case", "model_id")
 # pinned / fallback: gateway answers from a pinned model or the fallback chain (kept out of the live roles' statistics)
@@ -129,6 +136,17 @@ def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
     meta = get("metadata")
     if meta is not None and type(meta) is not str:
         meta = orjson.dumps(meta).decode()
+    req = get("request")
+    if req is not None and type(req) is not str:
+        req = orjson.dumps(req).decode() if req else None
+    ans = get("answer")
+    resp = get("response")
+    if ans is not None and type(ans) is not str:
+        if "content" in ans:  # a whole answer: its text goes to `response`, the rest to `answer`
+            text, rest = answer_part(ans)
+            resp = text if resp is None else resp
+            ans = rest
+        ans = orjson.dumps(ans).decode() if ans else None
     fb = _num(row, "feedback", float)
     if fb is not None and not -1.0 <= fb <= 1.0:
         raise InvalidInput(f"feedback {fb} must be within -1..1.")
@@ -140,7 +158,7 @@ def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "model_id": _text(mid),
         "role": role,
         "messages": msgs,
-        "response": _text(get("response")),
+        "response": _text(resp),
         "input_tokens": _num(row, "input_tokens", int),
         "output_tokens": _num(row, "output_tokens", int),
         "latency_ms": _num(row, "latency_ms", float),
@@ -149,4 +167,7 @@ def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "error": _text(get("error")),
         "feedback": fb,
         "metadata": meta,
+        "request": req,
+        "answer": ans,
+        "origin": _text(get("origin")),
     }
