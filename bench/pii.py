@@ -30,6 +30,11 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+# the steward's own timestamps, numbers, ids and prices: must come through unchanged (issue 29)
+VALUES = [ln for ln in (ROOT / "tests" / "fixtures" / "pii_false_positives.txt").read_text(encoding="utf-8").splitlines()
+          if ln.strip() and not ln.startswith("#")]
+
+
 def measure(fn: Callable[[str], str], rows: list[dict], clean: list[str]) -> dict:
     t0 = time.perf_counter()
     outs = [fn(r["text"]) for r in rows]
@@ -41,7 +46,8 @@ def measure(fn: Callable[[str], str], rows: list[dict], clean: list[str]) -> dic
         per_kind.setdefault(r["kind"], [0, 0])[0] += ok
         per_kind[r["kind"]][1] += 1
     changed = sum(fn(t) != t for t in clean)
-    return {"recall": round(1 - len(missed) / len(rows), 4), "missed": [r["id"] for r in missed],
+    values_changed = sum(fn(t) != t for t in VALUES)
+    return {"values_changed": values_changed, "recall": round(1 - len(missed) / len(rows), 4), "missed": [r["id"] for r in missed],
             "kinds_fully_removed": sum(ok == n for ok, n in per_kind.values()), "kinds": len(per_kind),
             "false_positive_rate": round(changed / max(1, len(clean)), 4), "ms_per_string": round(dt / len(rows) * 1e3, 3)}
 
@@ -59,15 +65,16 @@ def main() -> None:
                "baseline_training_pii": measure(redact_training, rows, clean),
                "baseline_evals_text": measure(redact_evals, rows, clean)}
     print(f"{len(rows)} strings, {results['privacy']['kinds']} kinds ({args.corpus})")
-    print(f"{'method':24} {'recall':>7} {'kinds 100%':>11} {'false pos':>10} {'ms/str':>8}")
+    print(f"{'method':24} {'recall':>7} {'kinds 100%':>11} {'false pos':>10} {'values hit':>11} {'ms/str':>8}")
     for name, r in results.items():
         print(f"{name:24} {r['recall']:7.3f} {r['kinds_fully_removed']:>5}/{r['kinds']:<5} "
-              f"{r['false_positive_rate']:10.3f} {r['ms_per_string']:8.3f}")
+              f"{r['false_positive_rate']:10.3f} {r['values_changed']:>5}/{len(VALUES):<5} {r['ms_per_string']:8.3f}")
         if args.misses and r["missed"]:
             print("   missed:", ", ".join(r["missed"]))
     print(json.dumps({"strings": len(rows), "clean_strings": len(clean),
                       **{k: {kk: vv for kk, vv in v.items() if kk != "missed"} for k, v in results.items()},
-                      "target_recall": 0.98, "meets_target": results["privacy"]["recall"] >= 0.98}))
+                      "values": len(VALUES), "target_recall": 0.98,
+                      "meets_target": results["privacy"]["recall"] >= 0.98 and results["privacy"]["values_changed"] == 0}))
 
 
 if __name__ == "__main__":

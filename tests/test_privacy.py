@@ -81,3 +81,18 @@ def test_prefilter_reads_the_same_in_duckdb_and_python() -> None:
     assert sql_says == [might_contain(t) for t in texts]
     # Nothing the detectors find hides behind the pre-filter.
     assert all(might_contain(r["text"]) for r in ROWS)
+
+
+def test_the_stewards_own_timestamps_and_numbers_come_through_unchanged() -> None:
+    """Issue 29 item 4: reports showed ``2026-12-07T18:26:[PHONE]`` and ``[SECRET].149e-06``."""
+    from pathlib import Path
+
+    from modelsteward.privacy import redact
+
+    path = Path(__file__).parent / "fixtures" / "pii_false_positives.txt"
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) >= 15
+    assert [ln for ln in lines if redact(ln) != ln] == []
+    # ... while the same shapes still go when they are personal data or a password
+    assert redact("call +1 415 555 0132 at 2026-12-07 18:26") == "call [PHONE] at 2026-12-07 18:26"
+    assert redact("password: 3.14159265") == "password: [PASSWORD]"

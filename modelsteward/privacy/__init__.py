@@ -16,6 +16,7 @@ bulk callers may skip such rows without calling ``redact``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +40,40 @@ class Finding:
         return f"[{self.kind}]"
 
 
+# Shapes that are values, never personal data: ISO 8601 dates and times, decimal and scientific
+# numbers (prices, latencies, ratios), UUIDs.  A finding lying wholly inside one is a false positive
+# of a detector tuned for recall (the phone matcher reads "18:26:09.976988" or "1234567.89" as a
+# number, a keyword rule reads "token: 8.149e-06" as a token), so reports, journals and decision
+# records keep the steward's own timestamps and numbers (issue 29).  A value after a password
+# keyword stays redacted: a password may look like anything.
+_PLAIN = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?(?!\d)"
+    r"|(?<![\d.])[-+]?\d+\.\d+(?:[eE][-+]?\d+)?(?![\d.])|(?<![\w.])\d+[eE][-+]?\d+(?![\w.])"
+    r"|\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+)
+
+
+def _plain_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _PLAIN.finditer(text)]
+
+
+def _is_plain(start: int, end: int, kind: str, plain: list[tuple[int, int]]) -> bool:
+    return kind != "PASSWORD" and any(ps <= start and end <= pe for ps, pe in plain)
+
+
 def find(text: str) -> list[Finding]:
     """Every finding in ``text``, overlapping ones merged (kind of the highest-precedence detector)."""
     if not text or not might_contain(text):
         return []
     spans: list[tuple[int, int, int, str]] = []
+    plain: list[tuple[int, int]] | None = None
     for name, detector in DETECTORS:
         for start, end, kind in detector(text):
             if end > start:
+                if plain is None:
+                    plain = _plain_spans(text)
+                if plain and _is_plain(start, end, kind, plain):
+                    continue
                 spans.append((start, end, _RANK[name], kind))
     spans.sort()
     merged: list[list[Any]] = []
