@@ -83,6 +83,22 @@ def query_memory() -> str:
     return raw
 
 
+def build_memory() -> str:
+    """DuckDB memory limit of bulk work that may spill (dataset builds, imports, compaction):
+    ``STEWARD_BUILD_MEMORY``, default 60 % of the machine's physical memory.  Ad-hoc queries keep
+    the hard, no-spill ``query_memory`` limit (issue 28)."""
+    raw = os.environ.get("STEWARD_BUILD_MEMORY", "").strip()
+    if raw:
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", raw, flags=re.IGNORECASE):
+            raise ConfigError(f"STEWARD_BUILD_MEMORY={raw!r} must be a size like 4GB or 12GB.")
+        return raw
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "4GB"
+    return f"{max(1, int(total * 0.6 / 2**20))}MiB"
+
+
 class CorruptSegmentWarning(UserWarning):
     """A Parquet segment could not be read and was left out of queries."""
 
@@ -210,9 +226,18 @@ class LogReader:
         return req, fb
 
     # ------------------------------------------------------------------ connections
-    def connect(self, *, lock_down: bool = True):  # type: ignore[no-untyped-def]
-        """An in-memory DuckDB with views ``raw_logs``, ``feedback_events`` and ``logs``."""
-        return self._open(lock_down)[0]
+    def connect(self, *, lock_down: bool = True, spill_dir: Path | None = None):  # type: ignore[no-untyped-def]
+        """An in-memory DuckDB with views ``raw_logs``, ``feedback_events`` and ``logs``.
+
+        ``spill_dir`` (bulk work: dataset builds) lifts the ad-hoc memory limit to ``build_memory()``
+        and lets DuckDB spill to that folder instead of failing with an out-of-memory error."""
+        con = self._open(lock_down)[0]
+        if spill_dir is not None:
+            Path(spill_dir).mkdir(parents=True, exist_ok=True)
+            con.execute(f"SET memory_limit='{_esc(build_memory())}'")
+            con.execute(f"SET temp_directory='{_esc(str(spill_dir))}'")
+            con.execute("SET preserve_insertion_order=false")
+        return con
 
     def _open(self, lock_down: bool) -> tuple[Any, list[str], bool, bool]:
         return _retry_vanished(lambda: self._open_once(lock_down))

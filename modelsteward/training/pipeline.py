@@ -65,7 +65,8 @@ def build_dataset(steward: Any, spec: DatasetSpec, *, track: bool = True) -> Dat
     if initial_path and not spec.initial_path:
         spec = spec.model_copy(update={"initial_path": initial_path})
     logs = steward.logs  # the logs view reads the write-ahead rows too: nothing to flush first
-    con = logs.reader.connect(lock_down=False)  # the builder writes its files with DuckDB's COPY
+    # the builder writes its files with DuckDB's COPY; it may spill under the workspace (issue 28)
+    con = logs.reader.connect(lock_down=False, spill_dir=steward.settings.workspace / "tmp" / "duckdb")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     root = steward.settings.workspace / "datasets" / spec.use_case
     tmp = root / f".building-{now:%Y%m%dT%H%M%S%f}"
