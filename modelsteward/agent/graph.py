@@ -37,6 +37,7 @@ from modelsteward.agent.report import render_report
 from modelsteward.agent.state import AgentState, data_block, to_json_text
 from modelsteward.context import Steward
 from modelsteward.errors import ApprovalRequired, ConfigError, NotFound, PolicyDenied, StewardError, close_matches
+from modelsteward.privacy import redact_obj
 from modelsteward.storage import queries
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
@@ -143,6 +144,8 @@ class _Nodes:
                  "calls": [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in msg.tool_calls]
                  + [{"id": c["id"], "name": c.get("name"), "args": c.get("args"), "invalid": c.get("error")}
                     for c in msg.invalid_tool_calls]}
+        if any(e.get("logged_text") for e in state.get("journal", [])):
+            entry["logged_text"] = True  # the planner's text may quote the query results it read
         decided = [{"kind": "decision", "record": r} for r in (msg.additional_kwargs or {}).get("decisions") or []]
         out: dict[str, Any] = {"messages": [msg], "step": step + 1, "journal": [entry, *decided]}
         if not msg.tool_calls and not msg.invalid_tool_calls:
@@ -255,6 +258,9 @@ class _Nodes:
         the tool's output model), a short text to the journal, and the decision a rollout result stands for."""
         name, cid = item["name"], item["id"]
         payload = out.model_dump(mode="json")
+        if self.rt.tools[name].logged_text:  # logged prompts and answers: redacted before a planner, journal or
+            payload = redact_obj(payload)     # checkpoint holds them; viewers do not see such steps (issue 25)
+            entry["logged_text"] = True
         msg = ToolMessage(content=data_block(f"tool:{name}", payload), tool_call_id=cid, name=name, artifact=payload)
         entry.update(ok=True, result=to_json_text(payload, 2000), seconds=round((utcnow() - started).total_seconds(), 3))
         if len(to_json_text(payload, OUTPUT_LIMIT + 1)) <= OUTPUT_LIMIT:  # the typed payload, whole, for readers of the run

@@ -98,6 +98,9 @@ def open_checkpointer(steward: Steward) -> Iterator[Any]:
 
     path = steward.settings.workspace / "checkpoints.db"
     path.parent.mkdir(parents=True, exist_ok=True)
+    # owner-only: checkpoints hold the runs' messages (SQLite gives its -wal/-shm files the same mode)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    os.chmod(path, 0o600)
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     try:
         conn.execute("PRAGMA journal_mode=WAL")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 
 from modelsteward.context import Steward
 from modelsteward.server import schemas as S
-from modelsteward.server.auth import create_token, list_tokens, revoke_token
+from modelsteward.server.auth import create_token, list_tokens, revoke_token, role_at_least
 from modelsteward.server.deps import AdminDep, IdentityDep, StewardDep, ViewerDep
 from modelsteward.storage import queries
 from modelsteward.storage.models import MODEL_STATUSES
@@ -182,15 +182,31 @@ def get_approval(steward: StewardDep, _: ViewerDep, approval_id: IdPath) -> Any:
 # ---------------------------------------------------------------- agent runs (reads)
 @router.get("/agent-runs", response_model=list[S.AgentRunOut], tags=["agent"])
 def list_agent_runs(
-    steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
+    steward: StewardDep, who: ViewerDep, use_case: UseCaseQ = None,
     status: Annotated[str | None, Query(max_length=20)] = None, limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    return queries.agent_runs(steward, use_case=use_case, status=status, limit=limit, offset=offset)
+    runs = queries.agent_runs(steward, use_case=use_case, status=status, limit=limit, offset=offset)
+    return runs if role_at_least(who.role, "operator") else [_for_viewer(r) for r in runs]
+
+
+_HIDDEN = "(hidden: this step read logged text; query results are for operators)"
+
+
+def _for_viewer(run: Any) -> Any:
+    """A run as a viewer sees it: steps that read or quote logged text (query results) lose their
+    text, and so does the report that may quote them (issue 25)."""
+    if not any(isinstance(s, dict) and s.get("logged_text") for s in run.steps):
+        return run
+    steps = [{**s, "result": _HIDDEN, "output": None, "text": _HIDDEN} if isinstance(s, dict) and s.get("logged_text")
+             else s for s in run.steps]
+    return run.model_copy(update={"steps": steps, "report": _HIDDEN if run.report else run.report})
 
 
 @router.get("/agent-runs/{run_id}", response_model=S.AgentRunOut, tags=["agent"])
-def get_agent_run(steward: StewardDep, _: ViewerDep, run_id: IdPath) -> Any:
-    return queries.agent_run(steward, run_id)
+def get_agent_run(steward: StewardDep, who: ViewerDep, run_id: IdPath) -> Any:
+    """A run with its steps; what read logged text (query results) is for operators (``_for_viewer``)."""
+    run = queries.agent_run(steward, run_id)
+    return run if role_at_least(who.role, "operator") else _for_viewer(run)
 
 
 # ---------------------------------------------------------------- tokens (admin)

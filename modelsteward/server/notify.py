@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from modelsteward.privacy import redact
 from modelsteward.storage import outbox
 
 __all__ = ["Notifier", "format_event", "backoff_s", "MAX_ATTEMPTS"]
@@ -80,9 +81,14 @@ def format_event(event: str, use_case: str | None, p: dict[str, Any], console_ur
         lines = [f"Previous leader: {p.get('previous') or 'none'}"]
     else:
         title, lines = f"[{uc}] {event}", [_short(p)]
+    # arguments, reasons and errors may quote logged text: every line is redacted (issue 25), the
+    # console links added last are the steward's own
+    lines = [redact(line) for line in lines]
     if event != "approval_requested":
         lines.append(f"Console: {console_url}/")
-    return title, "\n".join(lines)
+    else:
+        lines[-1] = f"Decide: {console_url}/approvals (or `steward approvals approve {p.get('approval_id')}`)"
+    return redact(title), "\n".join(lines)
 
 
 class Notifier:

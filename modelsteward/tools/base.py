@@ -64,6 +64,9 @@ class ToolSpec:
     check: Callable[[ToolContext, Any], None] | None = None
     facts: FactsHook | None = None
     verify: Verify | None = None  # how the agent checks a change showed up (None: nothing to check)
+    # its output carries logged text (prompts, answers): the agent redacts it before a planner, a
+    # journal or a checkpoint sees it, and viewers do not see it in a run's steps (issue 25)
+    logged_text: bool = False
 
     def json_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
@@ -83,6 +86,7 @@ def tool(
     check: Callable[[ToolContext, Any], None] | None = None,
     facts: FactsHook | None = None,
     verify: Verify | None = None,
+    logged_text: bool = False,
 ) -> Callable[[Callable[[ToolContext, Any], Any]], Callable[[ToolContext, Any], Any]]:
     """Register a tool; a duplicate name fails at import, naming both definitions."""
 
@@ -98,7 +102,7 @@ def tool(
             )
         doc = (description or func.__doc__ or name).strip()
         TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running,
-                               check=check, facts=facts, verify=verify)
+                               check=check, facts=facts, verify=verify, logged_text=logged_text)
         return func
 
     return deco

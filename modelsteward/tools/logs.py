@@ -130,7 +130,7 @@ class LogsQueryResult(BaseModel):
     truncated: bool
 
 
-@tool("query_logs", input_model=LogsQueryInput, output_model=LogsQueryResult, mutating=False)
+@tool("query_logs", input_model=LogsQueryInput, output_model=LogsQueryResult, mutating=False, logged_text=True)
 def query_logs(ctx: ToolContext, inp: LogsQueryInput) -> LogsQueryResult:
     """Read-only SQL over the request logs (view `logs`); writes are refused."""
     rows = ctx.steward.logs.query(inp.sql, limit=inp.limit + 1)
