@@ -64,3 +64,29 @@ def test_systemd_unit_runs_serve() -> None:
     unit.read(DEPLOY / "systemd" / "model-steward.service")
     assert unit["Service"]["ExecStart"].split()[1:3] == ["serve", "--host"]
     assert unit["Service"]["KillSignal"] == "SIGTERM" and unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_pods_are_hardened_and_fenced_by_a_network_policy() -> None:
+    """Issue 25: no container securityContext, no NetworkPolicy, a service-account token mounted."""
+    docs = _docs()
+    pod = next(d for _, d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    for c in pod["containers"] + pod["initContainers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"])  # writable scratch on a read-only root
+    pol = next(d for _, d in docs if d["kind"] == "NetworkPolicy")
+    assert set(pol["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert pol["spec"]["podSelector"]["matchLabels"] == pod.get("labels", {}) or \
+        pol["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "model-steward"
+    assert [p["port"] for rule in pol["spec"]["ingress"] for p in rule["ports"]] == [8080]
+
+
+def test_systemd_unit_keeps_its_files_private() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(DEPLOY / "systemd" / "model-steward.service")
+    assert unit["Service"]["UMask"] == "0077"
+    assert unit["Service"]["NoNewPrivileges"] == "true" and unit["Service"]["ProtectSystem"] == "strict"
