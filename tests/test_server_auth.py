@@ -132,3 +132,20 @@ def test_console_needs_a_session(world: Any) -> None:
         r = client.get(page, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), page
     assert client.get("/", headers=bearer(tokens["admin"]), follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize(("headers", "env", "secure"), [
+    ({}, None, False),
+    ({"x-forwarded-proto": "https"}, None, True),  # a TLS-terminating proxy in front (issue 25)
+    ({}, "https://steward.example.com", True),
+])
+def test_the_session_cookie_is_secure_behind_https(world: Any, monkeypatch: pytest.MonkeyPatch,
+                                                   headers: dict[str, str], env: str | None, secure: bool) -> None:
+    client, tokens, _ids = world
+    if env:
+        monkeypatch.setenv("STEWARD_PUBLIC_URL", env)
+    r = client.post("/login", data={"token": tokens["viewer"], "next": "/"}, follow_redirects=False,
+                    headers={"origin": "http://testserver", **headers})
+    assert r.status_code == 303, r.text
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and ("; secure" in cookie) is secure

@@ -11,6 +11,7 @@ only from ``/static`` (Content-Security-Policy ``script-src 'self'``); chart dat
 from __future__ import annotations
 
 import hmac
+import os
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
@@ -125,8 +126,16 @@ def login(request: Request, steward: StewardDep, token: Annotated[str, Form(max_
     _ident, cookie = made
     resp = RedirectResponse(_safe_next(next), status_code=303)
     resp.set_cookie(auth.SESSION_COOKIE, cookie, max_age=auth.SESSION_SECONDS, httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https", path="/")
+                    secure=_behind_https(request), path="/")
     return resp
+
+
+def _behind_https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS: directly, through a TLS-terminating proxy that says so
+    (``X-Forwarded-Proto``; trusting it can only add the ``Secure`` flag), or per ``STEWARD_PUBLIC_URL``."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    public = os.environ.get("STEWARD_PUBLIC_URL", "")
+    return request.url.scheme == "https" or forwarded == "https" or public.lower().startswith("https://")
 
 
 @router.post("/logout")
