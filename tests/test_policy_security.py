@@ -368,3 +368,25 @@ def test_cli_api_key_env_flag(tmp_path: Any) -> None:
              "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["metadata"] == {"api_key_env": "GPU_BOX_KEY"}
+
+
+def test_a_remote_caller_cannot_point_the_golden_set_outside_the_workspace(steward: Any) -> None:
+    """Issue 25: an operator (API) pointed golden_set / initial_data at any server path (/etc/passwd
+    was accepted).  From the API or the agent, only files inside the workspace can be named."""
+    from modelsteward.context import ToolContext
+    from modelsteward.errors import InvalidInput
+    from modelsteward.tools import call_tool
+
+    api = ToolContext(steward=steward, actor="api:operator")
+    for field in ("golden_set", "initial_data"):
+        with pytest.raises(InvalidInput, match="outside the workspace") as err:
+            call_tool("usecase_add", {"name": f"uc-{field}", "description": "x", field: "/etc/passwd"}, api)
+        assert err.value.details["field"] == field
+    assert not [u for u in steward.registry.list_use_cases() if u.name.startswith("uc-")]  # nothing half-written
+    inside = steward.settings.workspace / "golden" / "g.jsonl"
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    inside.write_text('{"prompt": "Tell me a story about a fox."}\n')
+    out = call_tool("usecase_add", {"name": "uc-ok", "description": "x", "golden_set": "golden/g.jsonl"}, api)
+    assert out.golden_set_path == str(inside.resolve())  # type: ignore[attr-defined]
+    with pytest.raises(InvalidInput, match="outside the workspace"):
+        call_tool("usecase_update", {"use_case": "uc-ok", "golden_set": "../../etc/passwd"}, api)

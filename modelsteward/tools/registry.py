@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -137,6 +137,7 @@ def usecase_add(ctx: ToolContext, inp: UseCaseAddInput) -> UseCaseInfo:
         req["requires"] = inp.requires
     if inp.max_price_per_m is not None:
         req["max_price_per_m"] = str(inp.max_price_per_m)
+    inp = _with_data_paths(ctx, inp)
     if inp.golden_set:
         _check_golden_set(inp.golden_set)
     uc = ctx.steward.registry.add_use_case(
@@ -145,6 +146,35 @@ def usecase_add(ctx: ToolContext, inp: UseCaseAddInput) -> UseCaseInfo:
         golden_set_path=inp.golden_set, initial_data_path=inp.initial_data, actor=ctx.actor,
     )
     return use_case_info(ctx, uc, warnings)
+
+
+_Files = TypeVar("_Files", "UseCaseAddInput", "UseCaseUpdateInput")
+
+
+def _with_data_paths(ctx: ToolContext, inp: _Files) -> _Files:
+    """``golden_set`` / ``initial_data`` as absolute paths the server will read.  From the API or the
+    agent they must lie inside the workspace (a relative path is taken from there): a remote caller
+    cannot point the server at ``/etc/passwd`` (issue 25).  From the command line on the server host
+    any file the operator names is accepted (a relative one from the current folder)."""
+    from pathlib import Path
+
+    from modelsteward.errors import InvalidInput
+
+    local = ctx.actor.startswith("cli:")
+    ws = ctx.steward.settings.workspace
+    update: dict[str, str] = {}
+    for field in ("golden_set", "initial_data"):
+        raw = getattr(inp, field)
+        if not raw:
+            continue
+        p = Path(raw).expanduser()
+        p = (p if p.is_absolute() else (Path.cwd() if local else ws) / p).resolve()
+        if not local and not p.is_relative_to(ws):
+            raise InvalidInput(f"{field}: {raw!r} is outside the workspace; from the API or the agent only files "
+                               f"inside it can be named (put the file under {ws}, or set it with the command line "
+                               "on the server host).", field=field)
+        update[field] = str(p)
+    return inp.model_copy(update=update) if update else inp
 
 
 def _check_golden_set(path: str) -> None:
@@ -347,6 +377,7 @@ def _check_update(ctx: ToolContext, inp: UseCaseUpdateInput) -> None:
     """Everything that can be checked before the policies: the use case, the fallback models, the
     files, and that the update changes a field."""
     reg = ctx.steward.registry
+    inp = _with_data_paths(ctx, inp)
     _planned_changes(reg.get_use_case(inp.use_case), inp)
     for mid in inp.fallback or []:
         reg.get_model(mid)
@@ -363,6 +394,7 @@ def usecase_update(ctx: ToolContext, inp: UseCaseUpdateInput) -> UseCaseInfo:
     stickiness of a use case with live routing needs an approval (policy live_usecase_change)."""
     reg = ctx.steward.registry
     uc = reg.get_use_case(inp.use_case)
+    inp = _with_data_paths(ctx, inp)
     fields, names = _planned_changes(uc, inp)
     warnings: list[str] = []
     if inp.weights is not None:
