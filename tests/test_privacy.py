@@ -96,3 +96,18 @@ def test_the_stewards_own_timestamps_and_numbers_come_through_unchanged() -> Non
     # ... while the same shapes still go when they are personal data or a password
     assert redact("call +1 415 555 0132 at 2026-12-07 18:26") == "call [PHONE] at 2026-12-07 18:26"
     assert redact("password: 3.14159265") == "password: [PASSWORD]"
+
+
+def test_a_credential_pasted_on_its_own_is_found_by_its_shape_and_prose_is_left_alone() -> None:
+    """Issue 25 item 6: a password with no keyword beside it passed the redaction."""
+    from pathlib import Path
+
+    from modelsteward.privacy import redact
+
+    bare = [r for r in ROWS if r["kind"] == "bare_credential"]
+    assert len(bare) >= 30
+    assert [r["id"] for r in bare if any(s in redact(r["text"]) for s in r["secrets"])] == []
+    path = Path(__file__).parent / "fixtures" / "pii_prose.txt"
+    prose = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    changed = [ln for ln in prose if redact(ln) != ln]
+    assert len(changed) <= 0.01 * len(prose), changed

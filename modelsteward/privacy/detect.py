@@ -44,7 +44,7 @@ _KEYWORDS = (r"\b(?:password|passwort|passwd|passphrase|passcode|pwd|pin|secret|
              r"|hasło|haslo|lösenord|salasana)|пароль|密码|口令|パスワード|비밀번호")
 PREFILTER = (
     "@|://|[0-9][0-9 ().+/-]{5,}[0-9]|[0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{1,4}"
-    "|[A-Za-z0-9_+/=-]{16,}|(?i:" + _KEYWORDS + ")"
+    "|[A-Za-z0-9_+/=-]{16,}|[A-Za-z][0-9]|[0-9][A-Za-z]|[A-Za-z0-9][!#$%&*+=?^~][A-Za-z0-9]|(?i:" + _KEYWORDS + ")"
 )
 _PREFILTER = re.compile(PREFILTER)
 
@@ -186,6 +186,39 @@ def high_entropy(text: str) -> Iterator[Span]:
         tok = m.group()
         if any(c.isdigit() for c in tok) and any(c.isalpha() for c in tok) and calc(tok) >= 3.6:
             yield m.start(), m.end(), "SECRET"
+
+
+# A credential pasted on its own, with no keyword beside it ("my new one is Xk9#mP2$vL"): judged by
+# its shape alone.  A token (no spaces, 8 to 64 characters, no '/', '\\' or ':' that would make
+# it a path, an address or a model id) counts when it mixes all four classes (lower, upper, digit,
+# symbol), or lower, upper and digits over 12+ characters switching between letters and digits at
+# least three times.  Names built of words joined by '-', '_' or '.' (GPT-4o-mini, x86_64,
+# COVID-19, Python-3.11) are not credentials.  Measured on bench/pii.py's corpus and prose.
+_BARE = re.compile(r"(?<!\S)[\"'(\[]?([^\s\"'()\[\]<>/\\:]{8,64}?)[\"').,;!?\]]*(?!\S)")
+_WORDY = re.compile(r"^[A-Za-z]+[0-9]*(?:[-_.][A-Za-z0-9]+)*$|^[0-9]+[A-Za-z]{0,3}(?:[-_.][A-Za-z0-9]+)*$")
+_SYMBOLS = frozenset("!#$%&*+=?^~-_.,;|")
+_ASSIGNED = re.compile(r"^(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)=")
+
+
+def _switches(tok: str) -> int:
+    kinds = ["d" if c.isdigit() else "a" if c.isalpha() else "s" for c in tok]
+    return sum(1 for a, b in zip(kinds, kinds[1:]) if a != b and "s" not in (a, b))
+
+
+def bare_credentials(text: str) -> Iterator[Span]:
+    for m in _BARE.finditer(text):
+        tok, start = m.group(1).rstrip(".,;!?"), m.start(1)
+        if (a := _ASSIGNED.match(tok)) is not None:  # NAME=value: judge the value alone
+            tok, start = tok[a.end():], start + a.end()
+        if len(tok) < 8 or _WORDY.match(tok) or ("@" in tok and (tok[0] == "@" or "." in tok.rsplit("@", 1)[1])):
+            continue  # a name, an @handle or an e-mail address (found by its own detector)
+        lower, upper = any(c.islower() for c in tok), any(c.isupper() for c in tok)
+        digit = any(c.isdigit() for c in tok)
+        symbol = any(c in _SYMBOLS for c in tok) and not all(c.isalnum() or c in "-_." for c in tok[:-1])
+        strong = lower and upper and digit and (any(c in _SYMBOLS for c in tok) or
+                                                 (len(tok) >= 12 and _switches(tok) >= 3))
+        if strong and (symbol or _switches(tok) >= 2):
+            yield start, start + len(tok), "SECRET"
 
 
 # ---------------------------------------------------------------------------------------------- PII
@@ -333,4 +366,5 @@ DETECTORS: tuple[tuple[str, Callable[[str], Iterator[Span]]], ...] = (
     ("national_id", national_ids),
     ("ip", ip_addresses),
     ("high_entropy", high_entropy),
+    ("bare_credentials", bare_credentials),
 )
