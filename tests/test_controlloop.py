@@ -296,3 +296,45 @@ def test_agent_schedule_runs_a_missed_tick_once(steward: Any) -> None:
     _, first = cron._agent_trigger(now)
     expected = (now - dt.timedelta(seconds=100)).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     assert first == max(expected, now)  # the first top of the hour after the last scheduled run
+
+
+def test_a_leader_paused_past_its_lease_writes_nothing_when_it_resumes(any_steward: Any) -> None:
+    """Issue 25: the lease had no fencing.  Leader A is paused (its lease runs out), B takes over;
+    when A resumes and steps the rollout it still believes it leads, the write must fail and
+    leave the rollout as it was."""
+    from rollout_helpers import CAND, UC, ctx, healthy_window, pass_eval, setup_use_case
+
+    from modelsteward.server.controlloop import LEASE_NAME, ControlLoop
+    from modelsteward.storage.models import ControlLease, Rollout
+    from modelsteward.tools.base import call_tool
+
+    st = any_steward
+    setup_use_case(st)
+    pass_eval(st)
+    call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary", "steps": [25, 50, 100]}, ctx(st))
+    healthy_window(st, 25)
+    a = ControlLoop(st, LoopConfig(), holder="replica-a")
+    a._lease_tick()
+    assert a.leading() and a.term == 1
+
+    def snapshot() -> list[tuple[Any, ...]]:
+        with session_scope(st.sessions) as s:
+            return [(r.step_index, r.state, len(r.analyses or [])) for r in s.scalars(select(Rollout))]
+
+    before = snapshot()
+    # A freezes; its lease expires and B takes over (term 2)
+    with session_scope(st.sessions) as s:
+        s.execute(update(ControlLease).where(ControlLease.name == LEASE_NAME)
+                  .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+    assert lease.acquire(st.sessions, LEASE_NAME, "replica-b", 30).term == 2
+    # A resumes its rollout job, still believing it leads (term 1)
+    a._fenced(a._rollout_tick)()
+    assert snapshot() == before
+    with pytest.raises(lease.LeaseLost, match="replica-b"):
+        with lease.fenced(LEASE_NAME, "replica-a", 1):
+            call_tool("rollout_advance", {"use_case": UC}, ctx(st))
+    assert snapshot() == before
+    # the holder of the current term may write
+    with lease.fenced(LEASE_NAME, "replica-b", 2):
+        call_tool("rollout_advance", {"use_case": UC}, ctx(st))
+    assert snapshot() != before

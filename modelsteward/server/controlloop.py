@@ -146,16 +146,29 @@ class ControlLoop:
             return
         now = dt.datetime.now(dt.timezone.utc)
         self._unschedule_jobs()
-        sch.add_job(self._guard_tick, "interval", seconds=cfg.guard_every_s, id="guard", next_run_time=now)
-        sch.add_job(self._rollout_tick, "interval", seconds=cfg.rollout_every_s, id="rollout", next_run_time=now)
-        sch.add_job(self._notify_tick, "interval", seconds=cfg.notify_every_s, id="notify", next_run_time=now)
+        sch.add_job(self._fenced(self._guard_tick), "interval", seconds=cfg.guard_every_s, id="guard", next_run_time=now)
+        sch.add_job(self._fenced(self._rollout_tick), "interval", seconds=cfg.rollout_every_s, id="rollout", next_run_time=now)
+        sch.add_job(self._fenced(self._notify_tick), "interval", seconds=cfg.notify_every_s, id="notify", next_run_time=now)
         if self._logs_remote():
-            sch.add_job(self._compact_tick, "interval", seconds=cfg.log_compact_every_s, id="compact",
+            sch.add_job(self._fenced(self._compact_tick), "interval", seconds=cfg.log_compact_every_s, id="compact",
                         next_run_time=now + dt.timedelta(seconds=cfg.log_compact_every_s))
         if cfg.agent_enabled:
             trigger, first = self._agent_trigger(now)
-            sch.add_job(self._agent_tick, trigger, id="agent", next_run_time=first)
+            sch.add_job(self._fenced(self._agent_tick), trigger, id="agent", next_run_time=first)
             log.info("control loop: next scheduled agent run at %s", first.isoformat(timespec="seconds"))
+
+    def _fenced(self, job: Any) -> Any:
+        """``job`` with its registry writes fenced by this replica's lease term: a leader paused past
+        its lease (and replaced) writes nothing when it resumes (storage/lease.py)."""
+        def run() -> None:
+            try:
+                with lease.fenced(LEASE_NAME, self.holder, self.term):
+                    job()
+            except lease.LeaseLost as exc:
+                log.warning("control loop: %s stopped: %s", job.__name__, exc.message)
+
+        run.__name__ = job.__name__
+        return run
 
     def _unschedule_jobs(self) -> int:
         n = 0

@@ -9,24 +9,88 @@ PostgreSQL alike.
 - ``release`` (a graceful shutdown) expires the lease at once, so the next replica takes over on its
   next attempt instead of after a lease period.
 
+Fencing (``fenced``): a leader that was paused past its lease (a GC pause, a frozen VM) must not
+act on what it believed when it resumes.  While a thread works under ``fenced(name, holder, term)``,
+every write transaction of the registry first reads the lease row in the same transaction (``FOR
+UPDATE`` on PostgreSQL) and fails with ``LeaseLost`` unless the lease is still this holder's, in the
+same term, unexpired; the write is rolled back, so a deposed leader changes nothing.
+
 Times are the replicas' own UTC clocks (decision: hosts are NTP-synchronised; a skew of a few
 hundred milliseconds against a lease of seconds only shifts the hand-over by that much).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from modelsteward.errors import StewardError
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import ControlLease, utcnow
 
-__all__ = ["LeaseResult", "acquire", "release", "current"]
+__all__ = ["LeaseResult", "LeaseLost", "acquire", "release", "current", "fenced", "install_fence"]
+
+
+class LeaseLost(StewardError):
+    """A write under a fence whose lease has moved on (expired or taken over): nothing was written."""
+
+    code = "lease_lost"
+    http_status = 409
+
+
+_FENCE: contextvars.ContextVar[tuple[str, str, int] | None] = contextvars.ContextVar("steward_fence", default=None)
+
+
+@contextlib.contextmanager
+def fenced(name: str, holder: str, term: int) -> Iterator[None]:
+    """Registry writes made by this thread (context) inside the block need the lease (see the module doc)."""
+    token = _FENCE.set((name, holder, term))
+    try:
+        yield
+    finally:
+        _FENCE.reset(token)
+
+
+def _check_fence(session: Session) -> None:
+    fence = _FENCE.get()
+    if fence is None or session.info.get("fence_checked") == fence:
+        return
+    name, holder, term = fence
+    stmt = select(ControlLease.holder, ControlLease.term, ControlLease.expires_at).where(ControlLease.name == name)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    if row is None or row.holder != holder or row.term != term or row.expires_at <= utcnow():
+        now_holder = row.holder if row is not None else None
+        raise LeaseLost(f"Lease {name!r} is no longer held by {holder} in term {term} (now: {now_holder}, term "
+                        f"{row.term if row is not None else 0}); this replica stopped leading, nothing was written.")
+    session.info["fence_checked"] = fence
+
+
+def install_fence(sessions: sessionmaker[Session]) -> None:
+    """Check the fence before every flush and every DML statement of ``sessions``' sessions."""
+
+    @event.listens_for(sessions, "before_flush")
+    def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+        if session.new or session.dirty or session.deleted:
+            _check_fence(session)
+
+    @event.listens_for(sessions, "do_orm_execute")
+    def _before_dml(state: Any) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            _check_fence(state.session)
+
+    @event.listens_for(sessions, "after_transaction_end")
+    def _forget(session: Session, _trans: Any) -> None:
+        session.info.pop("fence_checked", None)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,9 @@ class ModelRegistry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
+        from modelsteward.storage.lease import install_fence
+
+        install_fence(self.sessions)  # a leader's writes need its lease (storage/lease.py, fencing)
 
     # ------------------------------------------------------------------ use cases
     def use_case_in(self, s: Session, name: str) -> UseCase:
