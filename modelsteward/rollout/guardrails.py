@@ -272,7 +272,7 @@ def _update_open(row: GuardrailViolation, v: Violation, now: dt.datetime) -> Non
     old = dict(row.details or {})
     row.details = {**old, **v.details, "checks": int(old.get("checks") or 1) + 1,
                    "first_seen": old.get("first_seen") or row.created_at.isoformat(timespec="seconds"),
-                   "max_measured": max(float(old.get("max_measured", row.measured)), float(v.measured))}
+                   "max_measured": max(float(old.get("max_measured") or row.measured or 0.0), float(v.measured))}
     row.measured, row.threshold, row.last_seen_at = float(v.measured), float(v.threshold), now
     if SEVERITY_ORDER.index(v.severity) > SEVERITY_ORDER.index(row.severity if row.severity in SEVERITY_ORDER
                                                                 else "warn"):
