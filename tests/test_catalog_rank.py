@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from modelsteward.catalog.compat import Requirements, check_compatibility
 from modelsteward.catalog.rank import (
+    FEEDBACK_PRIOR_VOTES,
     DEFAULT_INPUT_SHARE,
     naive_rank,
     pareto_mask,
+    prior_quality,
     rank_use_case,
     score_matrix,
 )
@@ -206,7 +208,10 @@ def test_rank_uses_eval_results_and_logged_token_mix(steward) -> None:
     small = next(m for m in r.ranked if m.model_id == "ollama:small")
     assert small.quality == pytest.approx(0.2) and small.quality_source.startswith("eval")
     big = next(m for m in r.ranked if m.model_id == "ollama:big")
-    assert big.quality == pytest.approx((0.8 + 1) / 2) and big.quality_source == "feedback, n=20"
+    # 20 votes of 0.8 (0.9 on [0, 1]) shrunk toward the size prior by FEEDBACK_PRIOR_VOTES pseudo-votes (issue 29)
+    prior = prior_quality(steward.registry.get_model("ollama:big"), None)
+    assert big.quality == pytest.approx((20 * 0.9 + FEEDBACK_PRIOR_VOTES * prior) / (20 + FEEDBACK_PRIOR_VOTES), abs=1e-4)
+    assert big.quality_source.startswith("feedback, n=20, mean 0.90 shrunk toward prior")
     assert big.latency_ms == pytest.approx(250.0) and big.latency_source.startswith("logs")
     assert top.confidence > next(m for m in r.ranked if m.quality_source == "prior").confidence
     # weight override: all on cost -> the cheapest model first; self-hosted ones cost their hosting (issue 14)

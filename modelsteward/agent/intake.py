@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from sqlalchemy import select
 
 from modelsteward.agent.decisions import DecisionRecord
 from modelsteward.bounds import section_of
+from modelsteward.catalog.fingerprint import FINGERPRINT_KEYS, has_fingerprint, model_fingerprint
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentDecision, CatalogScan, Model, TestResult, UseCase, utcnow
 
@@ -40,21 +40,13 @@ __all__ = ["plan_intake", "fingerprint", "eval_cost_usd", "DEFAULT_SAMPLES", "MA
 
 DEFAULT_SAMPLES = 20  # the evaluate tool's default sample of logged prompts
 MAX_EVAL_SAMPLES = 200  # re-evaluating an inconclusive candidate doubles its sample up to this
-_VERSION_KEYS = ("version", "revision", "sha", "digest", "last_modified", "modified_at")
 _PAID = ("paid",)
 MAX_SKIP_RECORDS = 20  # "cannot beat the live model" records per cycle; more are counted in one record
 
 
 def fingerprint(model: Model, live: str | None) -> dict[str, Any]:
     """What a re-test depends on: price, version and the model it is compared with."""
-    meta = model.meta or {}
-    version = next((str(meta[k]) for k in _VERSION_KEYS if meta.get(k) not in (None, "")), None)
-
-    def p(v: Decimal | None) -> str | None:
-        return None if v is None else format(Decimal(v).normalize(), "f")
-
-    return {"price_in": p(model.price_in_per_m), "price_out": p(model.price_out_per_m), "version": version,
-            "live": live}
+    return model_fingerprint(model, live)
 
 
 def eval_cost_usd(metrics: dict[str, Any]) -> float:
@@ -98,12 +90,18 @@ def _repriced_since(s: Any, model_id: str, since: dt.datetime) -> bool:
 
 def _changed_since_test(s: Any, m: Model, test: TestResult, live: str,
                         fps: dict[str, tuple[dt.datetime, dict[str, Any]]]) -> str | None:
-    """Why a failed candidate may be tested again (None: nothing changed)."""
+    """Why a failed candidate may be tested again (None: nothing changed).  Compared with the fingerprint
+    the evaluation stored, else the one recorded with the decision to evaluate it; an empty one (a
+    decision that recorded none) says nothing, and only a key it recorded can have changed."""
     now_fp = fingerprint(m, live)
-    at, old = fps.get(m.id, (None, None))
-    if old is not None and at is not None and at >= test.created_at - dt.timedelta(minutes=5):
-        for key, what in (("price_in", "input price"), ("price_out", "output price"), ("version", "version")):
-            if old.get(key) != now_fp.get(key):
+    old: Any = (test.metrics or {}).get("fingerprint")
+    if not has_fingerprint(old):
+        at, old = fps.get(m.id, (None, None))
+        if at is None or at < test.created_at - dt.timedelta(minutes=5):
+            old = None
+    if has_fingerprint(old):
+        for key, what in FINGERPRINT_KEYS:
+            if key in old and old.get(key) != now_fp.get(key):
                 return f"{what} changed ({old.get(key)} -> {now_fp.get(key)}) since test #{test.id}"
         return None
     if _repriced_since(s, m.id, test.created_at):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from modelsteward.context import Steward
 from modelsteward.storage.db import session_scope
@@ -130,8 +130,9 @@ def _use_case_entry(s: Any, reg: Any, uc: UseCase, now: dt.datetime, pending: li
     active = [r for r in rollouts if r.state in ACTIVE_ROLLOUT_STATES]
     gains = {g.rollout_id: g for g in s.scalars(select(RealisedGain).where(RealisedGain.use_case_id == uc.id))}
     viols = list(s.scalars(
-        select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc.id,
-                                         GuardrailViolation.created_at > now - VIOLATION_WINDOW)
+        select(GuardrailViolation).where(
+            GuardrailViolation.use_case_id == uc.id,
+            func.coalesce(GuardrailViolation.last_seen_at, GuardrailViolation.created_at) > now - VIOLATION_WINDOW)
         .order_by(GuardrailViolation.id.desc()).limit(20)))
     job = s.scalar(select(FineTuningJob).where(FineTuningJob.use_case_id == uc.id)
                    .order_by(FineTuningJob.id.desc()).limit(1))
@@ -159,7 +160,10 @@ def _use_case_entry(s: Any, reg: Any, uc: UseCase, now: dt.datetime, pending: li
             {"id": v.id, "policy": v.policy, "severity": v.severity, "model_id": v.model_id,
              "measured": v.measured, "threshold": v.threshold, "action": v.action,
              "details": {k: x for k, x in (v.details or {}).items() if isinstance(x, (int, float, str, bool))},
-             "handled": bool((v.details or {}).get("handled")) or v.action in _HANDLED or v.action.startswith("covered"), "at": v.created_at.isoformat()}
+             "handled": bool((v.details or {}).get("handled")) or v.action in _HANDLED or v.action.startswith("covered"), "at": v.created_at.isoformat(),
+             # closed by the guard check that no longer found it (rows from before had no close: open)
+             "open": v.cleared_at is None,
+             "cleared_at": v.cleared_at.isoformat() if v.cleared_at else None}
             for v in viols
         ],
         "last_fine_tune": None if job is None else {
@@ -172,10 +176,12 @@ def _use_case_entry(s: Any, reg: Any, uc: UseCase, now: dt.datetime, pending: li
             {"id": a.id, "action": a.action, "model_id": (a.arguments or {}).get("model_id"), "status": a.status,
              "at": (a.decided_at or a.created_at).isoformat()}
             for a in s.scalars(select(Approval).where(Approval.use_case_id == uc.id,
-                                                      Approval.status.in_(("rejected", "expired")),
+                                                      Approval.status.in_(("rejected", "expired", "withdrawn")),
                                                       Approval.created_at > now - VIOLATION_WINDOW))],
         # promotions whose realised gain is not measured for good yet (the ledger, rollout/ledger.py)
-        "gains_due": [r.id for r in rollouts if r.state == "completed" and r.updated_at > now - GAINS_WINDOW
+        # (a shadow that completed changed nothing live: it has no realised gain)
+        "gains_due": [r.id for r in rollouts if r.state == "completed" and r.strategy != "shadow"
+                      and r.updated_at > now - GAINS_WINDOW
                       and not _final(gains.get(r.id))],
     }
     return entry

@@ -11,7 +11,11 @@ why a prompt injection in a catalog description cannot steer it.  Per use case, 
    (``config["agent"]["switch_strategy"]``, default full, which policy sends to a person) of a
    healthy alternative that passed its evaluation against the live model (a fallback first, then
    any candidate); a healthy fallback without such an evaluation is evaluated first; with no
-   alternative, a declined ``switch`` decision (warn only);
+   alternative, a declined ``switch`` decision (warn only).  Only open violations count (a guard
+   check that no longer finds one closes it).  A pending switch of the same intent (use case, model,
+   strategy) is not asked again (the guard check adds new violations to its evidence); a switch
+   withdrawn because its cause cleared is not proposed again within ``SWITCH_COOLDOWN_MINUTES``
+   (``config["agent"]["switch_cooldown_minutes"]``);
 2. an active (waiting) rollout -> ``rollout_advance`` once per run: the rollout tool analyses the
    live step against the stable model and advances, rolls back or waits (a paused rollout is left
    to a person);
@@ -50,7 +54,7 @@ output model (``ToolSpec.output_model``) from the typed payload the graph keeps 
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -62,12 +66,14 @@ from modelsteward.agent.decisions import DecisionRecord
 from modelsteward.agent.intake import MAX_EVAL_SAMPLES
 from modelsteward.agent.observe import HIGH_FEEDBACK
 from modelsteward.agent.state import AgentState
+from modelsteward.policies.approvals import intent_key
 from modelsteward.tools.base import ToolSpec
 
 __all__ = ["PlaybookPlanner", "benefit_of", "deploy_decision", "call", "args_of", "turn_messages", "results",
            "PLAYBOOK_TOOLS", "FINE_TUNE_MIN_FEEDBACK", "MAX_EVAL_SAMPLES", "EVALS_PER_RUN"]
 
 FINE_TUNE_MIN_FEEDBACK = 200
+SWITCH_COOLDOWN_MINUTES = 120.0  # a withdrawn switch is not proposed again for this long
 EVALS_PER_RUN = 2
 PLAYBOOK_TOOLS = (
     "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort",
@@ -157,8 +163,8 @@ class _Turn:
         self.results = results(state)
         self.notes: list[str] = []
         self.decisions: list[dict[str, Any]] = []
-        self._pending = {(a["action"], json.dumps(a["arguments"], sort_keys=True, default=str))
-                         for a in self.obs.get("pending_approvals", [])}
+        # pending proposals by what they would do (not their reason text: one open proposal per switch)
+        self._pending = {intent_key(a["action"], a["arguments"]) for a in self.obs.get("pending_approvals", [])}
 
     def has(self, name: str) -> bool:
         if name in self.tools:
@@ -175,7 +181,7 @@ class _Turn:
         return any(c["name"] == name for c in self.called)
 
     def pending(self, name: str, args: dict[str, Any]) -> bool:
-        return (name, json.dumps(args, sort_keys=True, default=str)) in self._pending
+        return intent_key(name, args) in self._pending
 
     def output(self, name: str, use_case: str) -> BaseModel | None:
         """The latest result of ``name`` for ``use_case`` this turn, read through the tool's output model
@@ -314,12 +320,12 @@ class PlaybookPlanner:
         healthy alternative (a fallback, else a candidate, that passed its evaluation against it)."""
         name, cur = uc["name"], uc.get("current_model")
         slo = [v for v in uc.get("violations", []) if str(v["policy"]).startswith("slo_") and not v["handled"]
-               and v.get("model_id") == cur]
+               and v.get("model_id") == cur and v.get("open", True)]
         if not slo or not cur or uc.get("rollouts"):
             return None
         v = slo[0]
         models = {m["id"]: m for m in uc.get("models", [])}
-        unhealthy = {x.get("model_id") for x in uc.get("violations", []) if not x["handled"]}
+        unhealthy = {x.get("model_id") for x in uc.get("violations", []) if not x["handled"] and x.get("open", True)}
 
         def healthy(mid: str) -> bool:
             m = models.get(mid)
@@ -337,6 +343,8 @@ class PlaybookPlanner:
         nums = {"measured": v.get("measured"), "threshold": v.get("threshold")}
         turned_down = [a for a in uc.get("declined_approvals") or [] if a.get("action") == "deploy"
                        and a.get("model_id") in alts and str(a.get("at") or "") >= str(v.get("at") or "")]
+        if self._cooling_down(t, uc, alts, evidence, nums):
+            return None
         if turned_down:
             a = turned_down[0]
             t.decide(DecisionRecord(kind="switch", taken=False, use_case=name, model_id=a["model_id"],
@@ -352,7 +360,8 @@ class PlaybookPlanner:
             why = (f"live model {cur} breaks {v['policy']} ({v.get('measured')} vs {v.get('threshold')}, "
                    f"violation #{v.get('id')}); switch to {alt} "
                    f"({'fallback' if alt in fallbacks else 'candidate'}, passed test #{test.get('id')})")
-            args = args_of(use_case=name, model_id=alt, strategy=strategy, reason=why)
+            args = args_of(use_case=name, model_id=alt, strategy=strategy, reason=why,
+                           violations=sorted(int(x["id"]) for x in slo if x.get("id") is not None) or None)
             if t.has("deploy") and t.once("deploy", name, alt) and not t.pending("deploy", args):
                 t.decide(DecisionRecord(kind="switch", use_case=name, model_id=alt, rule="slo.switch", summary=why,
                                         numbers=nums, evidence=[*evidence, f"test #{test.get('id')} passed vs {cur}"]))
@@ -370,6 +379,28 @@ class PlaybookPlanner:
                                 summary=f"live model {cur} breaks {v['policy']} but no healthy alternative passed an "
                                         "evaluation against it: warn only", numbers=nums, evidence=evidence))
         return None
+
+    @staticmethod
+    def _cooling_down(t: _Turn, uc: dict[str, Any], alts: list[str], evidence: list[str],
+                      nums: dict[str, Any]) -> bool:
+        """A switch withdrawn (its cause cleared) within the cool-down is not proposed again: a model that
+        fails in bursts does not open and withdraw proposals in a loop.  Records the declined switch."""
+        minutes = float((uc.get("agent_config") or {}).get("switch_cooldown_minutes") or SWITCH_COOLDOWN_MINUTES)
+        now = dt.datetime.fromisoformat(str(t.obs.get("at") or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                                            .isoformat()))
+        recent = [a for a in uc.get("declined_approvals") or [] if a.get("status") == "withdrawn"
+                  and a.get("action") == "deploy" and a.get("model_id") in alts
+                  and now - dt.datetime.fromisoformat(str(a["at"])) < dt.timedelta(minutes=minutes)]
+        if not recent:
+            return False
+        a = recent[0]
+        t.decide(DecisionRecord(kind="switch", taken=False, use_case=uc["name"], model_id=a["model_id"],
+                                rule="slo.switch_cooldown",
+                                summary=f"the switch to {a['model_id']} was withdrawn at {a['at']} (its cause "
+                                        f"cleared); not proposed again within the {minutes:g}-minute cool-down: "
+                                        "warn only", numbers=nums,
+                                evidence=[*evidence, f"approval #{a['id']} withdrawn"]))
+        return True
 
     def _evaluate(self, t: _Turn, uc: dict[str, Any], intake: dict[str, Any] | None) -> AIMessage | None:
         """5. evaluate the candidates the intake planned (within the evaluation budget), in its order."""

@@ -1,9 +1,11 @@
 """The ranker: a weighted score of quality, cost and latency per use case, and the Pareto front.
 
 Components, each in [0, 1], higher is better:
-- quality: this project's eval results (``test_results.metrics``) for the use case, else mean
-  logged feedback mapped from [-1, 1] to [0, 1], else a prior (stated as such, low confidence):
-  from parameter count for self-hosted models, from price tier for paid ones.
+- quality: this project's eval results (``test_results.metrics``) for the use case (not a
+  judge-less pairwise score, which ties by default: ``quality_measured``), else mean logged
+  feedback mapped from [-1, 1] to [0, 1] and shrunk toward the prior by ``FEEDBACK_PRIOR_VOTES``
+  pseudo-votes (``feedback_quality``), else a prior (stated as such, low confidence): from
+  parameter count for self-hosted models, from price tier for paid ones.
 - cost: ``1 / (1 + blended / COST_REF)`` where ``blended`` is USD per million tokens at the use
   case's real input/output token mix from the logs (default mix ``DEFAULT_INPUT_SHARE`` when there
   are no logs, stated), ``COST_REF`` = $1/M.  Unknown price scores 0 (the worst) and lowers confidence.
@@ -43,13 +45,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RankedModel", "Ranking", "RankArrays", "score_matrix", "pareto_mask", "naive_rank", "rank_use_case",
-    "DEFAULT_INPUT_SHARE", "COST_REF", "LATENCY_REF_MS",
+    "DEFAULT_INPUT_SHARE", "COST_REF", "LATENCY_REF_MS", "feedback_quality", "quality_measured",
 ]
 
 DEFAULT_INPUT_SHARE = 0.75  # 3 input tokens per output token when a use case has no logs yet
 COST_REF = 1.0  # USD per million tokens at which the cost score is 0.5
 LATENCY_REF_MS = 2000.0
 CONF = {"eval": 0.9, "logs": 0.7, "prior": 0.2, "price": 1.0, "no_price": 0.1}
+FEEDBACK_PRIOR_VOTES = 10  # feedback quality: the prior counts as this many votes (few votes stay near it)
+NO_MEASUREMENT_METHODS = frozenset({"pairwise", "none", ""})  # quality methods that measured nothing
 
 
 class RankedModel(BaseModel):
@@ -209,11 +213,13 @@ def eval_evidence(steward: Steward, use_case_id: int) -> dict[str, dict[str, Any
                               .order_by(TestResult.id.desc())))
         for r in rows:
             m = r.metrics or {}
-            cand = {"quality": _num(m, "quality.candidate", "candidate_quality", "quality", "quality.mean"),
+            measured = quality_measured(m)
+            cand = {"quality": _num(m, "quality.candidate", "candidate_quality", "quality", "quality.mean")
+                    if measured else None,
                     "latency": _num(m, "latency.candidate_p50_ms", "candidate_p50_ms", "p50_ms", "latency_p50_ms",
                                     "performance.candidate.p50_ms"),
                     "n": r.sample_count, "test_result_id": r.id}
-            base = {"quality": _num(m, "quality.baseline", "baseline_quality"),
+            base = {"quality": _num(m, "quality.baseline", "baseline_quality") if measured else None,
                     "latency": _num(m, "latency.baseline_p50_ms", "baseline_p50_ms",
                                     "performance.baseline.p50_ms"),
                     "n": r.sample_count, "test_result_id": r.id}
@@ -253,6 +259,28 @@ def log_evidence(steward: Steward, use_case: str, since: str = "30d") -> tuple[d
                 per[r["model_id"]]["fb_sum"] = float(r["mean"]) * int(r["n"])
     share = tin / (tin + tout) if tin + tout > 0 else None
     return per, share, total
+
+
+def feedback_quality(fb_sum: float, n: int, prior: float) -> tuple[float, str]:
+    """Quality from ``n`` feedback votes in [-1, 1] (mapped to [0, 1]), shrunk toward the prior: the
+    mean of the votes and ``FEEDBACK_PRIOR_VOTES`` pseudo-votes at the prior, so one vote of +1 is not
+    "quality 1.00"; the source names ``n`` and the shrinkage."""
+    k = FEEDBACK_PRIOR_VOTES
+    raw = (fb_sum / n + 1) / 2
+    q = (n * raw + k * prior) / (n + k)
+    return q, f"feedback, n={n}, mean {raw:.2f} shrunk toward prior {prior:.2f} ({k} pseudo-votes)"
+
+
+def quality_measured(metrics: dict[str, Any]) -> bool:
+    """Whether an evaluation's quality score measured anything.  The judge-less ``pairwise`` heuristic
+    ties by default (0.50 when nothing tells the answers apart): a score from pairwise items only (or
+    none) is no measurement and is never ranked or charted as quality.  Rows without a method (older
+    shapes) count as measured."""
+    q = (metrics or {}).get("quality")
+    method = q.get("method") if isinstance(q, dict) else None
+    if not isinstance(method, str):
+        return True
+    return not set(method.split("+")) <= NO_MEASUREMENT_METHODS
 
 
 def prior_quality(model: Any, blended: float | None) -> float:
@@ -307,9 +335,10 @@ def _evidence(compatible: list[Any], evals: dict[str, Any], per_log: dict[str, A
             qconf[0, i] = min(CONF["eval"], 0.5 + (ev.get("n") or 0) / 200)
             qsrc.append(f"eval #{ev['test_result_id']}, n={ev.get('n')}")
         elif lg and lg["fb_n"]:
-            quality[0, i] = (lg["fb_sum"] / lg["fb_n"] + 1) / 2
+            quality[0, i], source = feedback_quality(lg["fb_sum"], lg["fb_n"],
+                                                     prior_quality(m, None if math.isnan(blended) else float(blended)))
             qconf[0, i] = min(CONF["logs"], lg["fb_n"] / 200)
-            qsrc.append(f"feedback, n={lg['fb_n']}")
+            qsrc.append(source)
         else:
             quality[0, i] = prior_quality(m, None if math.isnan(blended) else float(blended))
             qconf[0, i] = CONF["prior"]

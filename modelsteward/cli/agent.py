@@ -143,7 +143,7 @@ def _register_approvals(approvals_app: typer.Typer) -> None:
 
     @approvals_app.command("list")
     def approvals_list(
-        status: str = typer.Option("pending", "--status", help="pending|approved|rejected|expired|executed|all"),
+        status: str = typer.Option("pending", "--status", help="pending|approved|rejected|expired|executed|withdrawn|all"),
         as_json: bool = JsonOpt,
     ) -> None:
         """Approvals (pending by default), newest first."""

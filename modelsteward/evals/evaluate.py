@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
+from modelsteward.catalog.fingerprint import model_fingerprint
 from modelsteward.errors import InsufficientData, InvalidInput, NotFound, close_matches
 from modelsteward.evals.benefit import Benefit, judge_benefit
 from modelsteward.evals.gate import GateConfig, Verdict, decide
@@ -272,6 +273,8 @@ def _record(steward: Steward, plan: _Plan, metrics: dict[str, Any], verdict: Ver
             report: Any, *, actor: str) -> int:
     """Step 5, one transaction: the verdict row, the holdouts, the status restored, the measured throughput."""
     uc, candidate, replay = plan.uc, plan.candidate, plan.replay
+    # what a re-test depends on, stored by every evaluation whoever started it (catalog/fingerprint.py)
+    metrics = {**metrics, "fingerprint": model_fingerprint(candidate, plan.baseline.id)}
     with session_scope(steward.sessions) as s:
         tr = TestResult(use_case_id=uc.id, candidate_model_id=candidate.id, baseline_model_id=plan.baseline.id,
                         verdict=verdict.verdict, passed=verdict.passed, sample_count=len(replay.items),

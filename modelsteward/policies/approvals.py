@@ -9,10 +9,19 @@ decided once.  An approved approval is consumed by executing the
 same tool with the same arguments and ``ctx.approval_id`` set: its status becomes ``executed``
 (so it cannot be replayed).  Pending approvals of a rollout promotion expire when that rollout
 ends (``expire_for``).
+
+One open proposal per intent: a pending approval is matched on what it would do (its action and
+arguments without the evidence keys ``reason`` and ``violations``: for ``deploy`` the use case,
+target model and strategy), not on its text.  A second request of the same intent by the same
+requester (every agent run counts as one requester, ``agent:*``) reuses the pending approval and
+appends its reason and violation ids to the approval's ``evidence`` (no new row, so no new
+notification).  A proposal whose cause cleared is ``withdrawn`` (``withdraw``; ``policies/proposals.py``
+decides when).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -32,6 +41,11 @@ __all__ = [
     "decide",
     "consume",
     "expire_for",
+    "withdraw",
+    "add_evidence",
+    "intent",
+    "intent_key",
+    "EVIDENCE_KEYS",
     "same_arguments",
     "same_person",
     "decision_refusal",
@@ -40,7 +54,8 @@ __all__ = [
     "as_dict",
 ]
 
-APPROVAL_STATES = ("pending", "approved", "rejected", "expired", "executed")
+APPROVAL_STATES = ("pending", "approved", "rejected", "expired", "executed", "withdrawn")
+EVIDENCE_KEYS = frozenset({"reason", "violations"})  # why it was asked, not what it would do
 NO_SELF_APPROVAL = "no_self_approval"
 SCHEDULE_STARTER = "schedule"  # runs the scheduler started: no person to exclude
 
@@ -53,6 +68,7 @@ def as_dict(a: Approval) -> dict[str, Any]:
         "decided_at": a.decided_at.isoformat() if a.decided_at else None,
         "created_at": a.created_at.isoformat() if a.created_at else None,
         "use_case_id": a.use_case_id, "agent_run_id": a.agent_run_id, "thread_id": a.thread_id,
+        "evidence": dict(a.evidence or {}),
     }
 
 
@@ -110,23 +126,64 @@ def same_arguments(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return _norm(a) == _norm(b)
 
 
+def intent(arguments: dict[str, Any]) -> dict[str, Any]:
+    """What a call would do: its arguments without defaults (None) and without the evidence keys."""
+    return {k: v for k, v in _norm(arguments).items() if k not in EVIDENCE_KEYS}
+
+
+def intent_key(action: str, arguments: dict[str, Any]) -> str:
+    """One string per (action, intent), for matching pending proposals."""
+    return json.dumps([action, intent(arguments)], sort_keys=True, default=str)
+
+
+def _same_requester(a: str, b: str) -> bool:
+    """The same person, or both the agent (each run is ``agent:run-N``; the agent is one requester)."""
+    return same_person(a, b) or (a.startswith("agent:") and b.startswith("agent:"))
+
+
+def _evidence_entry(arguments: dict[str, Any], reason: str, requester: str) -> dict[str, Any]:
+    v = arguments.get("violations")
+    return {"at": utcnow().isoformat(timespec="seconds"), "requester": requester,
+            "reason": str(arguments.get("reason") or reason)[:500],
+            "violations": [int(x) for x in v] if isinstance(v, list) else []}
+
+
+def add_evidence(a: Approval, entry: dict[str, Any]) -> bool:
+    """Append ``entry`` to a proposal's evidence (its violation ids joined to the cause); False when it
+    names nothing new."""
+    ev = dict(a.evidence or {})
+    known = [int(x) for x in ev.get("violations") or []]
+    new = [x for x in entry.get("violations") or [] if x not in known]
+    updates = list(ev.get("updates") or [])
+    if updates and not new and entry.get("reason") == updates[-1].get("reason"):
+        return False
+    ev["violations"] = known + new
+    ev["updates"] = (updates + [entry])[-20:]  # the latest 20 updates
+    ev["update_count"] = int(ev.get("update_count") or len(updates)) + 1
+    a.evidence = ev
+    return True
+
+
 def create(
     sessions: sessionmaker[Session], *, action: str, arguments: dict[str, Any], reason: str, requester: str,
     use_case_id: int | None = None, agent_run_id: int | None = None, thread_id: str | None = None,
     session: Session | None = None,
 ) -> Approval:
-    """A pending approval; an identical pending one (same action, arguments, requester) is reused."""
+    """A pending approval; a pending one of the same intent (action and arguments but the evidence
+    keys) and requester is reused, its evidence updated with this request's."""
 
     def _do(s: Session) -> Approval:
-        for old in s.scalars(
-            select(Approval).where(Approval.action == action, Approval.status == "pending",
-                                   Approval.requester == requester)
-        ):
-            if same_arguments(old.arguments, arguments):
+        entry = _evidence_entry(arguments, reason, requester)
+        want = intent(arguments)
+        for old in s.scalars(select(Approval).where(Approval.action == action, Approval.status == "pending")
+                             .order_by(Approval.id).with_for_update()):
+            if intent(old.arguments) == want and _same_requester(old.requester, requester):
+                add_evidence(old, entry)
                 return old
         a = Approval(
             action=action, arguments=dict(arguments), reason=reason, requester=requester, status="pending",
             use_case_id=use_case_id, agent_run_id=agent_run_id, thread_id=thread_id,
+            evidence={"violations": entry["violations"], "updates": [], "update_count": 0},
         )
         s.add(a)
         s.flush()
@@ -236,3 +293,14 @@ def expire_for(s: Session, action: str, use_case_name: str, why: str) -> int:
             a.decision_reason = ((a.decision_reason or "") + f" [expired: {why}]").strip()
             n += 1
     return n
+
+
+def withdraw(s: Session, a: Approval, why: str, *, by: str = "guardrails") -> None:
+    """Withdraw a pending proposal whose cause is gone: status ``withdrawn``, the reason recorded on
+    the row and as a policy decision (the record), decided at now."""
+    a.status = "withdrawn"
+    a.decided_by = by
+    a.decided_at = utcnow()
+    a.decision_reason = ((a.decision_reason or "") + f" [withdrawn: {why}]").strip()
+    s.add(PolicyDecision(action=a.action, arguments={"approval_id": a.id, **intent(a.arguments)}, verdict="withdrawn",
+                         policy="proposal_withdrawn", reason=why[:2000], actor=by, use_case_id=a.use_case_id))

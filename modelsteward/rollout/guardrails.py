@@ -24,6 +24,11 @@ or disables it (error rate >= ``error_rate_disable`` or safety flags: rolled bac
 comparison is meaningless while the stable side misbehaves); the monitor never removes the only
 live model.  Budget burn warns, and pauses an active rollout above ``burn_rate_pause``.  One action
 per use case per check: the most severe (disable > rollback > pause > warn).
+
+One open violation per (policy, use case, model): while the condition lasts, each check updates
+that row (``last_seen_at``, ``details["checks"]``, the latest measured value) instead of raising it
+again; the first check that does not find it closes it (``cleared_at``), and a later return of the
+condition is a new violation.  Acting (pause, roll back) still happens on every check that finds it.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ class GuardrailsMonitor:
         for name in names:
             vs = self.measure(name)
             if not vs:
+                self._record(name, [])  # what was open and is not found now is cleared
                 continue
             taken = self._act(name, vs, actor) if act else {"action": "none", "detail": "dry run"}
             for v in vs:
@@ -231,13 +237,43 @@ class GuardrailsMonitor:
                 "snapshot_id": rb["snapshot_id"]}
 
     def _record(self, name: str, vs: list[Violation]) -> None:
+        """One open row per (policy, use case, model): a check that finds an open violation again updates
+        its row (measured value, last seen, checks; the severity only rises); an open row that this
+        check does not find is closed (``cleared_at``).  Rows written elsewhere (no ``last_seen_at``,
+        e.g. the ledger's) are left alone."""
+        now = self.clock()
         with session_scope(self.steward.sessions) as s:
             uc_id = s.scalar(select(UseCase.id).where(UseCase.name == name))
+            open_rows = {(r.policy, r.model_id): r for r in s.scalars(
+                select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc_id,
+                                                 GuardrailViolation.last_seen_at.is_not(None),
+                                                 GuardrailViolation.cleared_at.is_(None))
+                .order_by(GuardrailViolation.id))}
             for v in vs:
-                row = GuardrailViolation(
-                    policy=v.policy, severity=v.severity, use_case_id=uc_id, model_id=v.model_id,
-                    measured=float(v.measured), threshold=float(v.threshold), action=v.action[:40], details=v.details,
-                )
-                s.add(row)
+                row = open_rows.pop((v.policy, v.model_id), None)
+                if row is None:
+                    row = GuardrailViolation(
+                        policy=v.policy, severity=v.severity, use_case_id=uc_id, model_id=v.model_id,
+                        measured=float(v.measured), threshold=float(v.threshold), action=v.action[:40],
+                        details={**v.details, "checks": 1, "first_seen": now.isoformat(timespec="seconds")},
+                        last_seen_at=now)
+                    s.add(row)
+                else:
+                    _update_open(row, v, now)
                 s.flush()
                 v.id = row.id
+            for row in open_rows.values():
+                row.cleared_at = now
+
+
+def _update_open(row: GuardrailViolation, v: Violation, now: dt.datetime) -> None:
+    """The condition of an open violation still holds: the latest numbers, one more check; a higher
+    severity (and its action) replaces a lower one, never the reverse."""
+    old = dict(row.details or {})
+    row.details = {**old, **v.details, "checks": int(old.get("checks") or 1) + 1,
+                   "first_seen": old.get("first_seen") or row.created_at.isoformat(timespec="seconds"),
+                   "max_measured": max(float(old.get("max_measured") or row.measured or 0.0), float(v.measured))}
+    row.measured, row.threshold, row.last_seen_at = float(v.measured), float(v.threshold), now
+    if SEVERITY_ORDER.index(v.severity) > SEVERITY_ORDER.index(row.severity if row.severity in SEVERITY_ORDER
+                                                                else "warn"):
+        row.severity, row.action = v.severity, v.action[:40]

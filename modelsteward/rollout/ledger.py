@@ -1,6 +1,7 @@
 """The realised-gain ledger: what a promotion actually changed, measured from the request logs.
 
-For each completed rollout (the candidate reached 100 %), a window of logged traffic before the
+For each completed rollout that changed the live model (a canary or full rollout: the candidate
+reached 100 %; a completed *shadow* only mirrored traffic and is no promotion), a window of logged traffic before the
 rollout started is compared with a window after the promotion (``window_hours`` each, the after
 window ending now while it is still filling):
 
@@ -42,6 +43,8 @@ DEFAULT_WINDOW_HOURS = 168.0
 BOOTSTRAP_CAP = 4000
 ROW_CAP = 50000
 VIOLATION_POLICY = "realised_gain_contradicted"
+# strategies whose completion puts the candidate at 100 % (a completed shadow only mirrored traffic)
+PROMOTING_STRATEGIES = ("canary", "full")
 
 
 def _welch(before: np.ndarray, after: np.ndarray) -> tuple[float | None, float | None]:
@@ -151,6 +154,7 @@ def measure(steward: Steward, use_case: str, *, since_days: float = 90.0,
     uc = steward.registry.get_use_case(use_case)
     with session_scope(steward.sessions) as s:
         ros = list(s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "completed",
+                                                   Rollout.strategy.in_(PROMOTING_STRATEGIES),
                                                    Rollout.updated_at >= now - dt.timedelta(days=since_days))
                              .order_by(Rollout.id)))
         todo = [(ro.id, ro.candidate_model_id, ro.stable_model_id, ro.created_at, _promoted_at(ro)) for ro in ros]
@@ -196,6 +200,9 @@ def ledger(steward: Steward, use_case: str, *, since_days: float = 90.0) -> list
     since = utcnow() - dt.timedelta(days=since_days)
     with session_scope(steward.sessions) as s:
         uc_id = s.scalar(select(UseCase.id).where(UseCase.name == use_case))
-        rows = s.scalars(select(RealisedGain).where(RealisedGain.use_case_id == uc_id, RealisedGain.promoted_at >= since)
+        # only changes of the live model: an entry of a shadow rollout (measured before this rule) is left out
+        rows = s.scalars(select(RealisedGain).join(Rollout, Rollout.id == RealisedGain.rollout_id)
+                         .where(RealisedGain.use_case_id == uc_id, RealisedGain.promoted_at >= since,
+                                Rollout.strategy.in_(PROMOTING_STRATEGIES))
                          .order_by(RealisedGain.promoted_at))
         return [entry_dict(g) for g in rows]

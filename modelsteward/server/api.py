@@ -168,7 +168,7 @@ def list_violations(
 @router.get("/approvals", response_model=list[S.ApprovalOut], tags=["approvals"])
 def list_approvals(
     steward: StewardDep, _: ViewerDep,
-    status: Literal["pending", "approved", "rejected", "expired", "executed"] | None = None,
+    status: Literal["pending", "approved", "rejected", "expired", "executed", "withdrawn"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
     return queries.approvals(steward, status=status, limit=limit, offset=offset)

@@ -202,13 +202,28 @@ def _gains(steward: Any, user: ConsoleUser, use_case: str) -> dict[str, Any]:
         out = call_tool("gain_report", {"use_case": use_case}, tool_context(steward, user.ident)).model_dump(mode="json")
     except StewardError as exc:
         return {"entries": [], "bars": [], "note": f"ledger unavailable: {exc.message}"}
-    costs = [(e, e["metrics"].get("cost_per_request") or {}) for e in out["entries"]]
-    top = max([c.get(k) or 0.0 for _, c in costs for k in ("before", "after")] + [1e-12])
-    out["bars"] = [{"label": f"#{e['rollout_id']} {e['model_id']}", "before": c.get("before") or 0.0,
-                    "after": c.get("after") or 0.0, "h_before": round(100 * (c.get("before") or 0.0) / top, 1),
-                    "h_after": round(100 * (c.get("after") or 0.0) / top, 1), "verdict": e["verdict"],
-                    "contradicts": e["contradicts"]} for e, c in costs]
+    out["bars"], out["chart_note"] = _gain_bars(out["entries"])
     return out
+
+
+def _gain_bars(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The chart draws what the table holds: one pair of bars per entry whose cost per request was
+    measured on both sides, scaled to the largest; with nothing above $0 to draw, no chart and a
+    note saying why (never an empty box)."""
+    costs = [(e, e["metrics"].get("cost_per_request") or {}) for e in entries]
+    drawn = [(e, c) for e, c in costs if c.get("before") is not None and c.get("after") is not None]
+    top = max([float(c[k]) for _, c in drawn for k in ("before", "after")], default=0.0)
+    if not entries:
+        return [], ""
+    if top <= 0:
+        return [], ("no cost chart: cost per request was $0 or not measured before and after every promotion "
+                    "(see the table)")
+    bars = [{"label": f"#{e['rollout_id']} {e['model_id']}", "before": float(c["before"]), "after": float(c["after"]),
+             "h_before": round(100 * float(c["before"]) / top, 1), "h_after": round(100 * float(c["after"]) / top, 1),
+             "verdict": e["verdict"], "contradicts": e["contradicts"]} for e, c in drawn]
+    skipped = len(entries) - len(drawn)
+    return bars, (f"{skipped} promotion(s) without a measured cost on both sides are in the table only" if skipped
+                  else "")
 
 
 def _ranking(steward: Any, user: ConsoleUser, use_case: str) -> dict[str, Any] | None:

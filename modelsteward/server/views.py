@@ -7,6 +7,7 @@ import decimal
 import math
 from typing import Any
 
+from modelsteward.catalog.rank import quality_measured
 from modelsteward.context import Steward
 from modelsteward.errors import NotFound
 from modelsteward.storage import queries
@@ -55,7 +56,10 @@ def traffic_series(steward: Steward, use_case: str, window: str = "7d") -> list[
 
 
 def _score(metrics: dict[str, Any]) -> float | None:
-    """The headline score of an evaluation: ``quality`` (or ``candidate.quality``) when present."""
+    """The headline score of an evaluation: ``quality`` (or ``candidate.quality``) when present; none
+    for a score that measured nothing (a judge-less pairwise tie, ``catalog.rank.quality_measured``)."""
+    if not quality_measured(metrics):
+        return None
     for key in ("quality", "candidate_quality", "score"):
         v = metrics.get(key)
         if isinstance(v, (int, float)):

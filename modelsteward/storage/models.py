@@ -64,7 +64,7 @@ __all__ = [
 MODEL_KINDS = ("paid", "self_hosted", "fine_tuned")
 MODEL_STATUSES = ("discovered", "candidate", "evaluating", "shadow", "canary", "current", "retired", "rejected")
 ROLES = ("primary", "canary", "shadow")
-APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired", "executed")
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired", "executed", "withdrawn")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ROLLOUT_STATES = ("running", "waiting", "paused", "completed", "aborted", "rolled_back")
 
@@ -226,6 +226,7 @@ class Rollout(TimestampMixin, Base):
 
 class GuardrailViolation(TimestampMixin, Base):
     __tablename__ = "guardrail_violations"
+    __table_args__ = (Index("ix_guardrail_violations_open", "use_case_id", "policy", "cleared_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     policy: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -236,6 +237,10 @@ class GuardrailViolation(TimestampMixin, Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     action: Mapped[str] = mapped_column(String(40), default="warn", nullable=False)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    # one row per (policy, use case, model) while the condition lasts: each check that finds it again
+    # moves ``last_seen_at``; the first check that does not sets ``cleared_at`` (rollout/guardrails.py)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class PolicyDecision(TimestampMixin, Base):
@@ -320,6 +325,8 @@ class Approval(TimestampMixin, Base):
     use_case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     agent_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     thread_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # what the proposal answers and each update of it (policies/approvals.py: one open proposal per intent)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class AgentRun(Base):

@@ -38,7 +38,7 @@ Outcome = Literal["decided", "rejected", "executed", "failed", "started_task", "
 
 class ApprovalsListIn(InputModel):
     model_config = ConfigDict(extra="forbid")
-    status: Literal["pending", "approved", "rejected", "expired", "executed", "all"] = "pending"
+    status: Literal["pending", "approved", "rejected", "expired", "executed", "withdrawn", "all"] = "pending"
     limit: int = Field(default=100, ge=1, le=1000)
 
 
@@ -56,7 +56,8 @@ class ApprovalOut(BaseModel):
     use_case_id: int | None = None
     agent_run_id: int | None = None
     thread_id: str | None = None
-
+    evidence: dict[str, Any] = Field(default_factory=dict, description="What the proposal answers (violation ids) "
+                                     "and each later request of the same intent (``updates``).")
 
     def call_input(self) -> BaseModel:
         """The approved call's arguments read through its tool's input model (``arguments`` is their JSON:

@@ -32,6 +32,9 @@ class DeployIn(_In):
     steps: list[float] | None = Field(default=None, description="Canary steps in percent, ending at 100.")
     retire_previous: bool | None = Field(default=None, description="Retire the old current model on completion.")
     reason: str | None = None
+    violations: list[int] | None = Field(default=None, description="Guardrail violations this deploy answers (an "
+                                         "SLO switch): evidence, not part of what it does; the proposal is "
+                                         "withdrawn once they clear.")
 
 
 class UseCaseIn(_In):
@@ -231,6 +234,8 @@ class GuardOut(BaseModel):
     checked: list[str]
     violations: list[dict[str, Any]]
     actions: list[dict[str, Any]]
+    proposals: list[dict[str, Any]] = Field(default_factory=list, description="Pending proposals answering a "
+                                            "violation that this check updated (evidence) or withdrew (cause cleared).")
 
 
 class RetireOut(BaseModel):
@@ -430,7 +435,27 @@ def guard_check(ctx: ToolContext, inp: GuardCheckIn) -> GuardOut:
     res = GuardrailsMonitor(ctx.steward, clock=ctx.clock).check(inp.use_case, actor=ctx.actor)
     for name in res["checked"]:  # a guardrail may have rolled a rollout back
         _expire_promotion_approvals(ctx, name)
-    return GuardOut(**res)
+    return GuardOut(**res, proposals=_maintain_proposals(ctx, res["checked"]))
+
+
+def _maintain_proposals(ctx: ToolContext, names: list[str]) -> list[dict[str, Any]]:
+    """Pending proposals answering a violation: new evidence added, or withdrawn once the cause cleared
+    for a whole guardrail window (``policies/proposals.py``)."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from modelsteward.bounds import section_of
+    from modelsteward.policies import proposals
+    from modelsteward.storage.db import session_scope
+    from modelsteward.storage.models import UseCase
+
+    out: list[dict[str, Any]] = []
+    with session_scope(ctx.steward.sessions) as s:
+        for uc in s.scalars(select(UseCase).where(UseCase.name.in_(names))):
+            window = dt.timedelta(minutes=float(section_of(uc.config, "guardrails")["window_minutes"]))
+            out += [{"use_case": uc.name, **p} for p in proposals.maintain(s, uc.id, ctx.clock(), window)]
+    return out
 
 
 @tool("retire_model", input_model=RetireIn, output_model=RetireOut, mutating=True)
