@@ -7,6 +7,14 @@ Requirement keys (``use_cases.requirements`` JSON; aliases accepted): ``min_cont
 ``max_params_b`` (billions, self-hosted models only), ``licenses`` (``licences``: allow-list,
 self-hosted models only), ``text_output`` (default true).
 
+Requirements inferred from traffic (``infer_requirements``): the use case's recent logged requests
+(up to ``TRAFFIC_SAMPLE`` of the last ``TRAFFIC_WINDOW``, shadow calls excluded) are read with
+``exchange.required_capabilities``; a capability used by any of them (``tools``, ``json``,
+``vision``, ``audio``) is required of every candidate, with the share of requests that use it in
+the reason: "use case X's traffic uses images (12% of requests); model Y is text-only".  The
+catalog flags answer it: ``tools``, ``json`` (or ``structured_outputs``), ``image_input`` (or an
+``image`` input modality), ``audio_input`` (or an ``audio`` input modality).
+
 Decisions: a requirement that cannot be checked fails (unknown context vs a minimum, unknown price vs
 a cap, unknown size vs ``max_params_b``, unknown licence vs an allow-list), with the reason saying
 so; models that are ``rejected``/``retired`` or no longer listed by their catalog are rejected too.
@@ -22,7 +30,18 @@ from pydantic import BaseModel, Field, field_validator
 
 from modelsteward.errors import InvalidInput
 
-__all__ = ["Requirements", "Rejection", "CompatResult", "check_compatibility", "check_model", "blended_price"]
+__all__ = ["Requirements", "Rejection", "CompatResult", "check_compatibility", "check_model", "blended_price",
+           "infer_requirements", "traffic_reasons", "TRAFFIC_WINDOW", "TRAFFIC_SAMPLE"]
+
+TRAFFIC_WINDOW = "30d"
+TRAFFIC_SAMPLE = 2000
+# inferred capability -> (what the traffic uses, the catalog flags / input modality that satisfy it, what a model lacking it is)
+_TRAFFIC_CAPS = {
+    "tools": ("tools", ("tools",), None, "has no tool support"),
+    "json": ("structured outputs", ("json", "structured_outputs"), None, "does not list JSON output"),
+    "vision": ("images", ("image_input", "vision"), "image", "is text-only"),
+    "audio": ("audio", ("audio_input", "audio"), "audio", "takes no audio input"),
+}
 
 SELF_HOSTED_KINDS = ("self_hosted", "fine_tuned")
 _ALIASES = {
@@ -42,6 +61,9 @@ class Requirements(BaseModel):
     licenses: list[str] | None = None
     text_output: bool = True
     latency_slo_ms: float | None = Field(default=None, gt=0)
+    # inferred from the logs (``infer_requirements``), never stored: capability -> {requests, share}
+    traffic: dict[str, dict[str, float]] = Field(default_factory=dict)
+    traffic_use_case: str | None = None
 
     @field_validator("requires", "licenses", mode="before")
     @classmethod
@@ -61,6 +83,11 @@ class Requirements(BaseModel):
             return cls.model_validate(known)
         except Exception as exc:  # pydantic.ValidationError
             raise InvalidInput(f"Use case requirements are invalid: {exc}") from exc
+
+    def with_traffic(self, inferred: dict[str, Any] | None, use_case: str) -> Requirements:
+        """A copy that also requires what ``infer_requirements`` found in the use case's traffic."""
+        return self.model_copy(update={"traffic": dict((inferred or {}).get("capabilities") or {}),
+                                       "traffic_use_case": use_case})
 
 
 class Rejection(BaseModel):
@@ -104,6 +131,7 @@ def check_model(model: Any, req: Requirements, input_share: float = 0.75, status
     for cap in req.requires:
         if cap not in caps:
             reasons.append(f"{cap} not listed among its capabilities")
+    reasons += traffic_reasons(req.traffic, model, req.traffic_use_case or "this use case")
     if req.max_price_per_m is not None:
         from modelsteward.catalog.hosting import effective_prices
 
@@ -141,3 +169,41 @@ def check_compatibility(models: Iterable[Any], requirements: Requirements | dict
         else:
             out.compatible.append(m.id)
     return out
+
+
+def traffic_reasons(traffic: dict[str, dict[str, float]] | None, model: Any, use_case: str) -> list[str]:
+    """One line per capability the use case's traffic needs and ``model`` lacks (catalog flags)."""
+    caps = set(model.capabilities or [])
+    inputs = set(((getattr(model, "meta", None) or {}).get("modalities") or {}).get("input") or [])
+    out = []
+    for cap, need in (traffic or {}).items():
+        what, flags, modality, lacks = _TRAFFIC_CAPS.get(cap, (cap, (cap,), None, f"does not list {cap}"))
+        if caps & set(flags) or (modality and modality in inputs):
+            continue
+        out.append(f"use case {use_case}'s traffic uses {what} ({need.get('share', 0.0):.0%} of requests); "
+                   f"model {model.id} {lacks}")
+    return out
+
+
+def infer_requirements(steward: Any, use_case: str, since: str = TRAFFIC_WINDOW,
+                       limit: int = TRAFFIC_SAMPLE) -> dict[str, Any]:
+    """What the use case's recent traffic needs of a model: ``{"requests": n, "window": since,
+    "capabilities": {cap: {"requests": k, "share": k / n}}}`` over its last ``limit`` logged requests
+    in ``since`` (shadow calls excluded: they repeat requests).  No traffic: no capabilities."""
+    import datetime as dt
+
+    from modelsteward.exchange import loads_json, required_capabilities
+    from modelsteward.timeutil import window_start
+
+    start = window_start(since, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    rows = steward.logs.query(
+        "SELECT messages, request FROM logs WHERE use_case = ? AND ts >= ? AND coalesce(role, 'primary') <> 'shadow' "
+        "ORDER BY ts DESC LIMIT ?", [use_case, start, int(limit)])
+    counts: dict[str, int] = {}
+    for r in rows:
+        msgs = loads_json(r.get("messages"), [])
+        for cap in required_capabilities(msgs if isinstance(msgs, list) else [], loads_json(r.get("request"), {})):
+            counts[cap] = counts.get(cap, 0) + 1
+    n = len(rows)
+    return {"requests": n, "window": since,
+            "capabilities": {c: {"requests": k, "share": round(k / n, 4)} for c, k in sorted(counts.items())}}

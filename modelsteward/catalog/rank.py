@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from modelsteward.catalog.compat import Rejection, Requirements, check_model
+from modelsteward.catalog.compat import Rejection, Requirements, check_model, infer_requirements
 from modelsteward.catalog.hosting import effective_prices
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import TestResult
@@ -376,7 +376,7 @@ def rank_use_case(
     w, warn = normalise_weights(dict(weights if weights is not None else (uc.weights or {})))
     if warn:
         warnings.append(warn)
-    req = Requirements.from_use_case(uc.requirements)
+    req = Requirements.from_use_case(uc.requirements).with_traffic(infer_requirements(steward, use_case), use_case)
     per_log, share, mix_source = _traffic_mix(steward, use_case, since)
     pool = models if models is not None else steward.registry.list_models()
     here = steward.registry.statuses_on(use_case, [m for m in pool if hasattr(m, "status")])

@@ -112,6 +112,11 @@ def _print_use_case(uc) -> None:  # type: ignore[no-untyped-def]
         console.print(f"  monthly budget: ${human(uc.monthly_budget_usd)}")
     if uc.requirements:
         console.print(f"  requirements: {uc.requirements}")
+    inferred = getattr(uc, "inferred_requirements", None)
+    if inferred and inferred.get("capabilities"):
+        needs = ", ".join(f"{c} ({v['share']:.0%})" for c, v in inferred["capabilities"].items())
+        console.print(f"  traffic needs: {needs} of {inferred['requests']} requests in {inferred['window']}",
+                      highlight=False)
     if uc.fallback:
         console.print(f"  fallback: {' -> '.join(uc.fallback)}")
     if getattr(uc, "golden_set_path", None):
@@ -144,7 +149,7 @@ def usecase_show(name: str, json_out: bool = JsonOpt) -> None:
     from modelsteward.tools.registry import use_case_info
 
     ctx = open_ctx()
-    out = use_case_info(ctx, ctx.steward.registry.get_use_case(name))
+    out = use_case_info(ctx, ctx.steward.registry.get_use_case(name), infer=True)
     ctx.steward.close()
     if json_out:
         emit_json(out)

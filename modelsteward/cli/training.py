@@ -25,6 +25,8 @@ def dataset_build(
     near_dup: float = typer.Option(0.8, "--near-dup", min=0.01, max=1.0, help="Near-duplicate Jaccard threshold "
                                    "(1 disables)."),
     min_rows: int = typer.Option(16, "--min-rows", min=1, help="Refuse when fewer training rows remain."),
+    include_imported: bool = typer.Option(False, "--include-imported", help="Also learn from imported rows "
+                                          "(`steward logs import`: another system's answers; left out by default)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Build a filtered, de-duplicated, PII-redacted chat dataset (train/validation + card)."""
@@ -37,6 +39,7 @@ def dataset_build(
             "use_case": use_case, "since": since, "min_feedback": min_feedback, "keep_unrated": keep_unrated,
             "initial": initial, "validation_fraction": validation,
             "near_dup_threshold": None if near_dup >= 1.0 else near_dup, "min_rows": min_rows,
+            "include_imported": include_imported,
         }, ctx)
     finally:
         ctx.steward.close()

@@ -61,6 +61,8 @@ class Facts:
     # deploy, rollout_advance: the use case's recent traffic -- ``requests``, mean ``input_tokens`` and
     # ``output_tokens``, projected ``monthly_requests`` (``rollout.metrics.usage``)
     usage: Mapping[str, float] | None = None
+    # deploy: what the use case's traffic needs of a model (``catalog.compat.infer_requirements``)
+    traffic_needs: Mapping[str, Any] | None = None
 
     def need(self, name: str, rule_name: str) -> Any:
         """The fact ``name``; a ``PolicyFactMissing`` naming the rule when the caller did not gather it."""

@@ -8,6 +8,8 @@ Policies (names as recorded in ``policy_decisions.policy``):
 - ``one_active_rollout``: deploy refused while the use case has an active rollout;
 - ``rollback_cooldown``: deploy refused within ``rollback_cooldown_minutes`` of a rollback;
 - ``deploy_rate``: at most ``max_deploys_per_hour`` deploys per use case per hour;
+- ``traffic_capabilities``: no deploy (shadow included) of a model that lacks a capability the use
+  case's recent traffic uses (tools, structured outputs, images, audio; the fact ``traffic_needs``);
 - ``evaluation_required``: canary or full traffic (deploy, each advance) needs a passing
   evaluation of that model on that use case, newer than ``eval_max_age_days``;
 - ``shadow_unevaluated`` (approval): shadow traffic to a model without such an evaluation -- its
@@ -35,6 +37,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from modelsteward.catalog.compat import traffic_reasons
 from modelsteward.catalog.hosting import cost_per_request
 from modelsteward.bounds import section_of, validate_steps
 from modelsteward.errors import InvalidInput
@@ -182,6 +185,9 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     cap = int(pol["max_deploys_per_hour"])
     if n >= cap:
         out.append(_d("deny", "deploy_rate", f"{n} deploys on {uc.name!r} in the last hour; at most {cap} per hour"))
+    if f.traffic_needs:
+        out += [_d("deny", "traffic_capabilities", r)
+                for r in traffic_reasons(f.traffic_needs.get("capabilities"), m, uc.name)]
     if strategy in ("canary", "full"):
         e = _eval_ok(s, uc, model_id, pol, now)
         if e:

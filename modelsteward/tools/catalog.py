@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from modelsteward.catalog.compat import CompatResult, check_compatibility
+from modelsteward.catalog.compat import CompatResult, Requirements, check_compatibility, infer_requirements
 from modelsteward.catalog.rank import DEFAULT_INPUT_SHARE, Ranking, log_evidence, rank_use_case
 from modelsteward.catalog.scan import SourceReport, resolve_providers, run_scan
 from modelsteward.tools.base import InputModel, ToolContext, tool
@@ -51,7 +51,8 @@ def scan(ctx: ToolContext, inp: ScanInput) -> ScanOutput:
     out = ScanOutput(sources=report.sources, use_case=inp.use_case)
     if uc is not None:
         _, share, _ = log_evidence(steward, uc.name)
-        out.compatibility = check_compatibility(steward.registry.list_models(), uc.requirements,
+        req = Requirements.from_use_case(uc.requirements).with_traffic(infer_requirements(steward, uc.name), uc.name)
+        out.compatibility = check_compatibility(steward.registry.list_models(), req,
                                                 share if share is not None else DEFAULT_INPUT_SHARE)
     return out
 

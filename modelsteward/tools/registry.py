@@ -34,6 +34,10 @@ class UseCaseInfo(BaseModel):
     allocations: list[dict[str, Any]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     changed: list[str] = Field(default_factory=list, description="usecase_update: the fields it changed")
+    inferred_requirements: dict[str, Any] | None = Field(
+        default=None, description="usecase show: what recent traffic needs of a model (catalog.compat."
+        "infer_requirements): requests read, window, and per capability (tools, json, vision, audio) its "
+        "requests and share; every candidate must have these")
 
 
 UseCaseView = UseCaseInfo  # the typed view of a use case that the use-case tools return
@@ -78,10 +82,15 @@ def model_view(ctx: ToolContext, m: Model) -> ModelInfo:
     return model_info(m, ctx.steward.registry.use_case_statuses([m.id]).get(m.id, {}))
 
 
-def use_case_info(ctx: ToolContext, uc: UseCase, warnings: list[str] | None = None) -> UseCaseInfo:
+def use_case_info(ctx: ToolContext, uc: UseCase, warnings: list[str] | None = None,
+                  infer: bool = False) -> UseCaseInfo:
+    """The use case's view; ``infer`` also reads its recent traffic's capability needs (a log query)."""
+    from modelsteward.catalog.compat import infer_requirements
+
     reg = ctx.steward.registry
     dep = reg.deployment(uc.name)
     return UseCaseInfo(
+        inferred_requirements=infer_requirements(ctx.steward, uc.name) if infer else None,
         name=uc.name, description=uc.description, requirements=dict(uc.requirements or {}),
         weights=dict(uc.weights or {}), monthly_budget_usd=uc.monthly_budget_usd, quality_floor=uc.quality_floor,
         fallback=list(uc.fallback or []), sticky=uc.sticky, golden_set_path=uc.golden_set_path,

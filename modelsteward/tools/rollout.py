@@ -289,8 +289,11 @@ def _usage(ctx: ToolContext, use_case: str) -> dict[str, float]:
 
 
 def _deploy_facts(ctx: ToolContext, inp: DeployIn) -> dict[str, Any]:
-    """The ``deploy`` rule's budget and cost checks read the use case's traffic."""
-    return {"usage": _usage(ctx, inp.use_case)}
+    """The ``deploy`` rule's budget and cost checks read the use case's traffic, its capability
+    check what that traffic needs of a model."""
+    from modelsteward.catalog.compat import infer_requirements
+
+    return {"usage": _usage(ctx, inp.use_case), "traffic_needs": infer_requirements(ctx.steward, inp.use_case)}
 
 
 def advance_facts(ctx: ToolContext, use_case: str, analysis: Any = None) -> dict[str, Any]:

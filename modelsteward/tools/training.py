@@ -32,6 +32,7 @@ class BuildDatasetIn(InputModel):
     validation_fraction: float = Field(default=0.1, ge=0, lt=1)
     near_dup_threshold: float | None = Field(default=0.8, gt=0, le=1)
     min_rows: int = Field(default=16, ge=1)
+    include_imported: bool = Field(default=False, description="also learn from imported rows (origin import:*)")
 
 
 class BuildDatasetOut(BaseModel):
@@ -54,7 +55,7 @@ def build_dataset(ctx: ToolContext, inp: BuildDatasetIn) -> BuildDatasetOut:
     spec = DatasetSpec(
         use_case=inp.use_case, since=inp.since, min_feedback=inp.min_feedback, keep_unrated=inp.keep_unrated,
         initial_path=inp.initial, validation_fraction=inp.validation_fraction,
-        near_dup_threshold=inp.near_dup_threshold, min_rows=inp.min_rows,
+        near_dup_threshold=inp.near_dup_threshold, min_rows=inp.min_rows, include_imported=inp.include_imported,
     )
     ctx.report(f"building dataset for {inp.use_case}", 0.0)
     card = _build(ctx.steward, spec)

@@ -6,6 +6,14 @@ response, never a client-written turn of the history; its ``<|im_start|>assistan
 is part of the prompt, its end-of-turn token is learned, so the model learns to stop).  Rows whose
 assistant tokens fall entirely beyond ``max_seq_len`` are dropped and counted.
 
+A row is its ``messages`` list, or the whole ``{"messages", "tools", "parallel_tool_calls"}``
+object when it carries tools (``read_jsonl``).  Tools and tool calls are rendered by
+``providers.chatformat.chat_inputs``: the template's own ``apply_chat_template(..., tools=...)``
+when it renders tools, else the documented fallback (tools as a JSON block in the system message,
+calls as ``<tool_call>{json}</tool_call>`` text, results as ``<tool_response>`` user turns) -- the
+same rendering the local provider prompts with.  A tool-call target learns its ``<tool_call>``
+text (or the template's call syntax) and its end-of-turn token.
+
 Packing (optional) fills each row with whole examples up to ``max_seq_len`` and restarts
 ``position_ids`` per example.  With ``flash_attention_2`` transformers turns those restarts into
 per-example attention; with the default kernels examples in one row can attend to earlier ones
@@ -17,11 +25,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
-__all__ = ["Example", "read_jsonl", "is_target", "tokenize_chat", "tokenize_rows", "make_batches", "collate", "IGNORE"]
+from modelsteward.errors import InvalidInput
+from modelsteward.providers.chatformat import chat_inputs
+
+__all__ = ["Example", "Row", "read_jsonl", "is_target", "tokenize_chat", "tokenize_rows", "make_batches", "collate",
+           "IGNORE"]
 
 IGNORE = -100
+# a training row: its messages, or the whole row when it carries tools / parallel_tool_calls
+Row = Union[list[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -34,18 +48,27 @@ class Example:
         return sum(1 for x in self.labels[1:] if x != IGNORE)
 
 
-def read_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
-    """The ``messages`` lists of a dataset file."""
-    out = []
+def read_jsonl(path: str | Path) -> list[Row]:
+    """The rows of a dataset file: the ``messages`` list of a plain row, the whole object of a row
+    with ``tools`` / ``parallel_tool_calls`` (so plain datasets read as they always did)."""
+    out: list[Row] = []
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                out.append(json.loads(line)["messages"])
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path}:{n}: not JSON ({exc.msg}).") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+                raise InvalidInput(f"{path}:{n}: expected {{\"messages\": [...]}} (OpenAI's fine-tuning format).")
+            out.append(obj if obj.get("tools") or obj.get("parallel_tool_calls") is not None else obj["messages"])
     return out
 
 
-def _ids(tok: Any, messages: list[dict[str, str]], gen: bool) -> list[int]:
-    out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=gen)
+def _ids(tok: Any, messages: list[dict[str, Any]], gen: bool, tools: list[Any] | None = None) -> list[int]:
+    kw = {"tools": tools} if tools else {}
+    out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=gen, **kw)
     if isinstance(out, dict) or hasattr(out, "keys"):
         out = out["input_ids"]
     return list(out)
@@ -67,15 +90,19 @@ def is_target(messages: list[dict[str, Any]], i: int) -> bool:
     return i == len(messages) - 1
 
 
-def tokenize_chat(tok: Any, messages: list[dict[str, Any]], max_seq_len: int) -> Example | None:
+def tokenize_chat(tok: Any, row: Row, max_seq_len: int) -> Example | None:
     """Token ids and labels (``IGNORE`` outside target assistant turns); None when no target token fits."""
-    plain = [{"role": m["role"], "content": m["content"]} for m in messages]  # templates see no weights
+    messages = row["messages"] if isinstance(row, dict) else row
+    tools = row.get("tools") if isinstance(row, dict) else None
+    targets = [is_target(messages, i) for i in range(len(messages))]
+    # templates see no weights; tools through the template or the fallback rendering
+    plain, tools_arg, flags = chat_inputs(tok, messages, tools, targets)
     ids: list[int] = []
     labels: list[int] = []
     for i in range(len(plain)):
-        if is_target(messages, i):
-            prefix = _ids(tok, plain[:i], gen=True) if i else []
-            full = _ids(tok, plain[: i + 1], gen=False)
+        if flags[i]:
+            prefix = _ids(tok, plain[:i], True, tools_arg) if i else []
+            full = _ids(tok, plain[: i + 1], False, tools_arg)
             if full[: len(prefix)] != prefix or prefix[: len(ids)] != ids:
                 raise ValueError("chat template is not prefix-stable; cannot mask assistant tokens")
             labels += [IGNORE] * (len(prefix) - len(ids)) + full[len(prefix):]
@@ -87,7 +114,7 @@ def tokenize_chat(tok: Any, messages: list[dict[str, Any]], max_seq_len: int) ->
     return ex if ex.n_target > 0 else None
 
 
-def tokenize_rows(tok: Any, rows: list[list[dict[str, str]]], max_seq_len: int) -> tuple[list[Example], int]:
+def tokenize_rows(tok: Any, rows: list[Row], max_seq_len: int) -> tuple[list[Example], int]:
     """Tokenise every row; returns (examples, rows dropped because nothing to learn fitted)."""
     out, dropped = [], 0
     for msgs in rows:

@@ -5,18 +5,26 @@ The whole pipeline is SQL over the log store's ``logs`` view, so 1M rows build i
 1. window: rows of the use case with ``since <= ts < until``;
 2. filters, applied in this order, each row counted under the first one it fails:
    ``status_not_ok``, ``not_primary`` (canary and shadow calls are experiments, not the product),
+   ``imported`` (rows whose ``origin`` is ``import:<format>``: another system's answers are not
+   this gateway's product; ``include_imported`` / ``--include-imported`` keeps them),
    ``eval_holdout`` (request ids in ``eval_holdouts``), ``unrated`` / ``feedback_below``
    (only with ``min_feedback``), ``judge_below`` (``metadata.judge_score``, only with
-   ``min_judge_score``; rows without a judge score pass), ``malformed`` (messages not a list of
-   system/user/assistant messages with text content, or an empty response), ``too_short`` /
-   ``too_long`` (characters of the response / of the whole conversation);
-3. the use case's initial data (JSONL of ``{"messages": [...]}``, last message from the
-   assistant) joins here: it skips the log filters but nothing after;
-4. exact duplicates (same lower-cased user/assistant text and response; the system prompt is
-   ignored, it is shared by most rows) are removed, keeping the preferred row: initial data
-   first, then the best feedback, then the newest;
-5. PII redaction of every message and response (``modelsteward.privacy`` through ``pii.py``; an
-   RE2 pre-filter skips values that cannot hold anything); nothing unredacted is ever written;
+   ``min_judge_score``; rows without a judge score pass), ``malformed`` (messages not OpenAI chat
+   messages -- a known role, text or content parts, an assistant turn with content or
+   ``tool_calls``, a tool turn with ``tool_call_id`` -- or an answer with neither text nor tool
+   calls), ``non_text_content`` (an image or audio part: the trainer fine-tunes text-only models),
+   ``bad_tool_call`` (an answer's tool call without a name or whose arguments are not a JSON
+   object: never a target), ``too_short`` / ``too_long`` (characters of the response / of the
+   whole conversation, tool calls' arguments and tool results included);
+3. the use case's initial data (JSONL in the same format as the output, see
+   ``load_initial_data``) joins here: it skips the log filters but nothing after;
+4. exact duplicates (same lower-cased user/assistant/tool text, tool calls as ``name(arguments)``,
+   and response; the system prompt is ignored, it is shared by most rows) are removed, keeping the
+   preferred row: initial data first, then the best feedback, then the newest;
+5. PII redaction of every text (``modelsteward.privacy`` through ``pii.py``; an RE2 pre-filter
+   skips values that cannot hold anything): message contents, tool results, tool calls'
+   arguments, the response and the request's tool definitions (JSON stays valid JSON); nothing
+   unredacted is ever written;
 6. near duplicates: MinHash over word 3-grams of the redacted non-system text, LSH banding,
    candidate pairs verified on their signatures (``_near_dups``);
 7. a content-hash split into train / validation (stable: the same row lands in the same split
@@ -24,6 +32,15 @@ The whole pipeline is SQL over the log store's ``logs`` view, so 1M rows build i
    sha256 over both files.  Only the logged response (what the gateway produced) is a training
    target: assistant turns in the request history were written by the client and are written with
    ``"weight": 0``.
+
+Output rows are OpenAI's fine-tuning format for chat with function calling:
+``{"messages": [...], "tools": [...], "parallel_tool_calls": bool}`` (``tools`` and
+``parallel_tool_calls`` only when the logged request had them); the final assistant turn carries
+the answer's ``content`` and/or ``tool_calls`` (``content`` null for a tool-call-only answer); tool
+turns keep ``tool_call_id``.  Content parts are flattened to their text (parts joined by a space,
+as ``exchange.message_text`` reads them); ``developer`` turns are written as ``system``.  The
+request's ``response_format`` is not written: OpenAI's format has no field for it (a structured
+answer is learned as its JSON text).
 
 Decisions: near-duplicate detection runs in SQL rather than datasketch's Python ``MinHashLSH``
 (about 100 us per row in Python, far over the 20 s budget for 1M rows); the band/row split for a
@@ -44,15 +61,16 @@ from pydantic import BaseModel, Field, field_validator
 
 from modelsteward.errors import InsufficientData, InvalidInput
 from modelsteward.timeutil import window_start
-from modelsteward.training.pii import install, redact
+from modelsteward.privacy import redact_obj
+from modelsteward.training.pii import install, install_json
 
 __all__ = ["DatasetSpec", "DatasetCard", "build_from_connection", "load_initial_data", "lsh_params", "dataset_hash"]
 
 log = logging.getLogger(__name__)
 
 FILTER_ORDER = (
-    "status_not_ok", "not_primary", "eval_holdout", "unrated", "feedback_below", "judge_below",
-    "malformed", "too_short", "too_long",
+    "status_not_ok", "not_primary", "imported", "eval_holdout", "unrated", "feedback_below", "judge_below",
+    "malformed", "non_text_content", "bad_tool_call", "too_short", "too_long",
 )
 _P31 = 2147483647  # Mersenne prime 2^31-1 for the universal hashes
 
@@ -73,6 +91,7 @@ class DatasetSpec(BaseModel):
     near_dup_threshold: float | None = Field(default=0.8, gt=0.0, le=1.0, description="None disables near-dup removal")
     num_perm: int = Field(default=32, ge=8, le=128)
     min_rows: int = Field(default=16, ge=1, description="refuse when fewer training rows remain")
+    include_imported: bool = Field(default=False, description="also learn from imported rows (origin import:*)")
 
     @field_validator("since")
     @classmethod
@@ -113,10 +132,61 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------------------- initial data
-def load_initial_data(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL of ``{"messages": [...]}`` (or ``{"prompt", "response"|"completion"}``) rows.
+_TEXT_PARTS = ("text", "input_text", "output_text")
 
-    Returns ``{"messages": [...], "response": str}`` with the final assistant turn split off.
+
+def _internal_message(m: dict[str, Any], at: str) -> dict[str, Any]:
+    """A checked chat message as the pipeline's message struct (role, content text, calls, call_id)."""
+    from modelsteward.exchange import message_text
+
+    content = m.get("content")
+    if isinstance(content, list):
+        media = [p.get("type") for p in content if p.get("type") not in _TEXT_PARTS]
+        if media:
+            raise InvalidInput(f"{at}: has a {media[0]} part; fine-tuning here trains text-only models "
+                               "(drop the part or the row).")
+        content = message_text({"content": content})
+    if m["role"] == "function" or (m["role"] == "assistant" and content is None and not m.get("tool_calls")):
+        raise InvalidInput(f"{at}: legacy function messages are not supported; use tool_calls and tool turns.")
+    calls = [{"id": c["id"], "name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+             for c in m.get("tool_calls") or ()] or None
+    role = "system" if m["role"] == "developer" else m["role"]
+    return {"role": role, "content": content, "calls": calls, "call_id": m.get("tool_call_id")}
+
+
+def _initial_row(obj: Any, where: str) -> dict[str, Any]:
+    from modelsteward.exchange import check_messages, check_request
+
+    if isinstance(obj, dict) and isinstance(obj.get("prompt"), str):
+        resp = obj.get("response", obj.get("completion"))
+        if not isinstance(resp, str):
+            raise InvalidInput(f"{where}: a prompt row needs a string 'response' or 'completion'.")
+        return {"messages": [{"role": "user", "content": obj["prompt"], "calls": None, "call_id": None}],
+                "response": resp, "calls": None, "tools": None, "ptc": None}
+    if not isinstance(obj, dict) or "messages" not in obj:
+        raise InvalidInput(f"{where}: expected {{\"messages\": [...], \"tools\": [...]}} or {{\"prompt\", \"response\"}}.")
+    msgs = check_messages(obj["messages"], where)
+    req = check_request({k: obj[k] for k in ("tools", "parallel_tool_calls") if obj.get(k) is not None}, where)
+    if len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+        raise InvalidInput(f"{where}: messages must be chat messages ending with an assistant turn (the target).")
+    ptc = req.get("parallel_tool_calls")
+    if ptc is not None and not isinstance(ptc, bool):
+        raise InvalidInput(f"{where}: 'parallel_tool_calls' must be true or false.")
+    conv = [_internal_message(m, f"{where}, message {n}") for n, m in enumerate(msgs, 1)]
+    last = conv.pop()
+    return {"messages": conv, "response": last["content"] or "", "calls": last["calls"],
+            "tools": json.dumps(req["tools"]) if req.get("tools") else None, "ptc": ptc}
+
+
+def load_initial_data(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL of training rows in the output's format (``{"messages": [...], "tools": [...],
+    "parallel_tool_calls": ...}``; the last message is the assistant target, with content and/or
+    ``tool_calls``) or ``{"prompt", "response"|"completion"}`` rows.
+
+    Messages are checked with ``exchange.check_messages`` / ``check_request`` (one-line errors
+    naming the line); an image or audio part is refused (text-only training).  Returns the
+    pipeline's rows: ``messages`` (role, content, calls, call_id), ``response``, ``calls``,
+    ``tools`` (JSON text), ``ptc``.
     """
     p = Path(path).expanduser()
     if not p.is_file():
@@ -129,23 +199,7 @@ def load_initial_data(path: str | Path) -> list[dict[str, Any]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{p}:{n}: not JSON ({exc.msg}).") from None
-        if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
-            msgs = obj["messages"]
-            ok = bool(msgs) and all(
-                isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
-                for m in msgs
-            )
-            if not ok or msgs[-1]["role"] != "assistant" or len(msgs) < 2:
-                raise InvalidInput(f"{p}:{n}: messages must be role/content pairs ending with an assistant turn.")
-            rows.append({"messages": [{"role": m["role"], "content": m["content"]} for m in msgs[:-1]],
-                         "response": msgs[-1]["content"]})
-        elif isinstance(obj, dict) and isinstance(obj.get("prompt"), str):
-            resp = obj.get("response", obj.get("completion"))
-            if not isinstance(resp, str):
-                raise InvalidInput(f"{p}:{n}: a prompt row needs a string 'response' or 'completion'.")
-            rows.append({"messages": [{"role": "user", "content": obj["prompt"]}], "response": resp})
-        else:
-            raise InvalidInput(f"{p}:{n}: expected {{\"messages\": [...]}} or {{\"prompt\", \"response\"}}.")
+        rows.append(_initial_row(obj, f"{p}:{n}"))
     return rows
 
 
@@ -178,16 +232,18 @@ def _tag(con: Any, spec: DatasetSpec, holdout_ids: list[str] | None, start: dt.d
     fb, judge = spec.min_feedback, spec.min_judge_score
     fb_unrated = "FALSE" if fb is None or spec.keep_unrated else "feedback IS NULL"
     fb_below = "FALSE" if fb is None else f"feedback < {float(fb)!r}"
+    imported = "FALSE" if spec.include_imported else "coalesce(starts_with(origin, 'import:'), FALSE)"
     judge_below = (
         "FALSE" if judge is None
         else f"TRY_CAST(json_extract_string(metadata, '$.judge_score') AS DOUBLE) < {float(judge)!r}"
     )
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_tagged AS
-        SELECT request_id, ts, feedback, messages, response,
+        SELECT request_id, ts, feedback, messages, response, request, answer,
           CASE
             WHEN coalesce(status, 'ok') <> 'ok' THEN 'status_not_ok'
             WHEN coalesce(role, 'primary') <> 'primary' THEN 'not_primary'
+            WHEN {imported} THEN 'imported'
             WHEN request_id IN (SELECT request_id FROM ds_holdout) THEN 'eval_holdout'
             WHEN {fb_unrated} THEN 'unrated'
             WHEN {fb_below} THEN 'feedback_below'
@@ -197,27 +253,79 @@ def _tag(con: Any, spec: DatasetSpec, holdout_ids: list[str] | None, start: dt.d
     """, params)
 
 
+# The pipeline's row: msgs (MSG_T[]), response (the answer's text), calls (the answer's tool calls,
+# CALL_T[] or NULL), tools (the request's tool definitions, JSON text or NULL), ptc (its
+# parallel_tool_calls).  Plain-text rows have NULL calls / call_id / tools / ptc.
+CALL_T = "STRUCT(id VARCHAR, name VARCHAR, arguments VARCHAR)"
+MSG_T = f"STRUCT(role VARCHAR, content VARCHAR, calls {CALL_T}[], call_id VARCHAR)"
+_RAW_MSGS = '[{"role": "VARCHAR", "content": "JSON", "tool_calls": "JSON", "tool_call_id": "VARCHAR"}]'
+_RAW_CALLS = '[{"id": "VARCHAR", "function": {"name": "VARCHAR", "arguments": "JSON"}}]'
+_TEXT_TYPES = "('text', 'input_text', 'output_text')"
+
+
+def _calls_sql(raw: str) -> str:
+    """JSON tool calls -> ``CALL_T[]`` (arguments as text; an empty list is NULL)."""
+    return (f"nullif(list_transform(TRY(json_transform({raw}, '{_RAW_CALLS}')), lambda c: struct_pack("
+            "id := c.id, name := c.function.name, arguments := CASE WHEN json_type(c.function.arguments) = 'VARCHAR' "
+            "THEN c.function.arguments ->> '$' ELSE c.function.arguments::VARCHAR END)), [])")
+
+
+def _bad_calls_sql(calls: str) -> str:
+    """Tool calls that cannot be a target: no name, or arguments that are not a JSON object."""
+    return (f"coalesce(len(list_filter({calls}, lambda c: c.name IS NULL OR "
+            "coalesce(TRY(json_type(c.arguments)), '') <> 'OBJECT')) > 0, FALSE)")
+
+
+# one parsed message -> MSG_T (content parts flattened to their text; developer read as system)
+_MSG_SQL = (
+    "struct_pack(role := CASE WHEN m.role = 'developer' THEN 'system' ELSE m.role END, "
+    "content := CASE json_type(m.content) WHEN 'VARCHAR' THEN m.content ->> '$' WHEN 'ARRAY' THEN array_to_string("
+    f"list_transform(list_filter(TRY_CAST(m.content AS JSON[]), lambda p: (p ->> '$.type') IN {_TEXT_TYPES}), "
+    "lambda p: p ->> '$.text'), ' ') END, "
+    f"calls := CASE WHEN m.tool_calls IS NOT NULL THEN {_calls_sql('m.tool_calls')} END, call_id := m.tool_call_id)"
+)
+# a message that is not OpenAI chat: unknown role, content neither text nor parts, an assistant turn
+# without content or tool calls (or with unreadable ones), a tool turn without tool_call_id
+_BAD_MSG = (
+    "coalesce(m.role NOT IN ('system', 'developer', 'user', 'assistant', 'tool'), TRUE) "
+    "OR coalesce(json_type(m.content) NOT IN ('VARCHAR', 'ARRAY'), FALSE) "
+    "OR (m.content IS NULL AND (m.role <> 'assistant' OR m.tool_calls IS NULL)) "
+    "OR (m.role = 'tool' AND m.tool_call_id IS NULL) "
+    f"OR (m.tool_calls IS NOT NULL AND (m.role <> 'assistant' OR {_calls_sql('m.tool_calls')} IS NULL "
+    f"OR {_bad_calls_sql(_calls_sql('m.tool_calls'))}))"
+)
+_MEDIA = (f"json_type(m.content) = 'ARRAY' AND len(list_filter(TRY_CAST(m.content AS JSON[]), "
+          f"lambda p: coalesce(p ->> '$.type', '') NOT IN {_TEXT_TYPES})) > 0")
+# the readable text of a message / of the answer: content, then tool calls as name(arguments)
+_CALLS_TEXT = "array_to_string(list_transform({c}, lambda c: c.name || '(' || c.arguments || ')'), ' ')"
+_MSG_TEXT = f"(coalesce(m.content, '') || coalesce(' ' || {_CALLS_TEXT.format(c='m.calls')}, ''))"
+_ANSWER_TEXT = f"(coalesce(response, '') || coalesce(' ' || {_CALLS_TEXT.format(c='calls')}, ''))"
+
+
 def _convert(con: Any, spec: DatasetSpec, counts: dict[str, int]) -> None:
-    """Stage 2 (``ds_conv``): parse each kept row's conversation; count every filter's drops."""
-    # One JSON parse per row: messages must be a non-empty list of {role: system|user|assistant,
-    # content: string} and the response non-empty, else the row is 'malformed'; length bounds next.
-    msg_t = "STRUCT(role VARCHAR, content VARCHAR)[]"
-    bad_msg = ("coalesce(m.role NOT IN ('system', 'user', 'assistant'), TRUE) "
-               "OR coalesce(json_type(m.content) <> 'VARCHAR', TRUE)")
+    """Stage 2 (``ds_conv``): parse each kept row's exchange; count every filter's drops."""
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_conv AS
-        SELECT 1 AS src, rid_src, ts, feedback, msgs, response,
+        SELECT 1 AS src, rid_src, ts, feedback, msgs, response, calls, tools, ptc,
                CASE WHEN malformed THEN 'malformed'
-                    WHEN length(trim(response)) < {spec.min_response_chars} THEN 'too_short'
-                    WHEN coalesce(list_sum(list_transform(msgs, lambda m: length(m.content))), 0) + length(response)
-                         > {spec.max_chars} THEN 'too_long' END AS dropped
+                    WHEN media THEN 'non_text_content'
+                    WHEN {_bad_calls_sql('calls')} THEN 'bad_tool_call'
+                    WHEN calls IS NULL AND length(trim(response)) < {spec.min_response_chars} THEN 'too_short'
+                    WHEN coalesce(list_sum(list_transform(msgs, lambda m: length({_MSG_TEXT}))), 0)
+                         + length({_ANSWER_TEXT}) > {spec.max_chars} THEN 'too_long' END AS dropped
         FROM (
-          SELECT request_id AS rid_src, ts, feedback, response,
-                 raw IS NULL OR len(raw) = 0 OR len(list_filter(raw, lambda m: {bad_msg})) > 0
-                   OR response IS NULL OR length(trim(response)) = 0 AS malformed,
-                 CAST(list_transform(raw, lambda m: struct_pack(role := m.role, content := m.content ->> '$'))
-                      AS {msg_t}) AS msgs
-          FROM (SELECT *, TRY(json_transform(messages, '[{{"role": "VARCHAR", "content": "JSON"}}]')) AS raw
+          SELECT request_id AS rid_src, ts, feedback, coalesce(response, '') AS response, calls, ptc,
+                 CASE WHEN tools IS NOT NULL AND json_type(tools) = 'ARRAY' AND json_array_length(tools) > 0
+                      THEN tools::VARCHAR END AS tools,
+                 raw IS NULL OR len(raw) = 0 OR len(list_filter(raw, lambda m: {_BAD_MSG})) > 0
+                   OR (calls IS NULL AND length(trim(coalesce(response, ''))) = 0) AS malformed,
+                 coalesce(len(list_filter(raw, lambda m: {_MEDIA})) > 0, FALSE) AS media,
+                 CAST(list_transform(raw, lambda m: {_MSG_SQL}) AS {MSG_T}[]) AS msgs
+          FROM (SELECT *, TRY(json_transform(messages, '{_RAW_MSGS}')) AS raw,
+                       CASE WHEN answer IS NOT NULL THEN {_calls_sql("json_extract(answer, '$.tool_calls')")} END AS calls,
+                       CASE WHEN request IS NOT NULL THEN json_extract(request, '$.tools') END AS tools,
+                       CASE WHEN request IS NOT NULL
+                            THEN TRY_CAST(json_extract_string(request, '$.parallel_tool_calls') AS BOOLEAN) END AS ptc
                 FROM ds_tagged WHERE dropped IS NULL))
     """)
     rows = con.execute(
@@ -237,27 +345,33 @@ def _add_initial(con: Any, init: list[dict[str, Any]], counts: dict[str, int]) -
 
     counts["initial_rows"] = len(init)
     if init:
+        call_t = pa.list_(pa.struct([("id", pa.string()), ("name", pa.string()), ("arguments", pa.string())]))
+        msg_t = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("calls", call_t),
+                                    ("call_id", pa.string())]))
         tbl = pa.table({
             "rid_src": pa.array([f"initial:{i}" for i in range(len(init))], pa.string()),
-            "msgs": pa.array([r["messages"] for r in init],
-                             pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+            "msgs": pa.array([r["messages"] for r in init], msg_t),
             "response": pa.array([r["response"] for r in init], pa.string()),
+            "calls": pa.array([r.get("calls") for r in init], call_t),
+            "tools": pa.array([r.get("tools") for r in init], pa.string()),
+            "ptc": pa.array([r.get("ptc") for r in init], pa.bool_()),
         })
         con.register("ds_initial_src", tbl)
-        _exec(con, "INSERT INTO ds_conv SELECT 0, rid_src, NULL, NULL, msgs, response, NULL FROM ds_initial_src")
+        _exec(con, "INSERT INTO ds_conv SELECT 0, rid_src, NULL, NULL, msgs, response, calls, tools, ptc, NULL "
+                   "FROM ds_initial_src")
 
 
-# the lower-cased non-system text + response of a row (the key of both duplicate stages)
-_DEDUP_TEXT = ("lower(array_to_string(list_transform(list_filter(msgs, lambda m: m.role <> 'system'), "
-               "lambda m: m.content), ' ') || ' ' || response)")
+# the lower-cased non-system text + answer of a row (the key of both duplicate stages)
+_DEDUP_TEXT = (f"lower(array_to_string(list_transform(list_filter(msgs, lambda m: m.role <> 'system'), "
+               f"lambda m: {_MSG_TEXT}), ' ') || ' ' || {_ANSWER_TEXT})")
 
 
 def _drop_exact_duplicates(con: Any, counts: dict[str, int]) -> None:
-    """Stage 4 (``ds_exact``): exact duplicates (same lower-cased non-system text + response) keep the preferred row."""
+    """Stage 4 (``ds_exact``): exact duplicates (same lower-cased non-system text + answer) keep the preferred row."""
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_exact AS
         SELECT * FROM (
-          SELECT src, rid_src, msgs, response,
+          SELECT src, rid_src, msgs, response, calls, tools, ptc,
                  row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid,
                  hash({_DEDUP_TEXT}) AS k
           FROM ds_conv WHERE dropped IS NULL)
@@ -268,16 +382,26 @@ def _drop_exact_duplicates(con: Any, counts: dict[str, int]) -> None:
 
 
 def _redact(con: Any, counts: dict[str, int]) -> None:
-    """Stage 5 (``ds_red``): redaction (modelsteward.privacy, registered as a DuckDB function; the SQL
-    pre-filter skips values that cannot hold anything, so most rows never reach Python)."""
-    red_sql = install(con)
-    red, red_resp = red_sql("m.content"), red_sql("response")
+    """Stage 5 (``ds_red``): redaction of every text (modelsteward.privacy, registered as DuckDB
+    functions; the SQL pre-filter skips values that cannot hold anything, so most rows never reach
+    Python).  Tool arguments and tool definitions are JSON: ``redact_json`` keeps them JSON."""
+    red, red_json = install(con), install_json(con)
+    args = red_json("c.arguments")
+
+    def calls(c: str) -> str:
+        return f"list_transform({c}, lambda c: struct_pack(id := c.id, name := c.name, arguments := {args}))"
+
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_red AS
-        SELECT rid, red_msgs AS msgs, red_response AS response,
-               red_response IS DISTINCT FROM response OR red_msgs IS DISTINCT FROM msgs AS had_pii
-        FROM (SELECT rid, msgs, response, {red_resp} AS red_response,
-                     list_transform(msgs, lambda m: struct_pack(role := m.role, content := {red})) AS red_msgs
+        SELECT rid, red_msgs AS msgs, red_response AS response, red_calls AS calls, red_tools AS tools, ptc,
+               red_response IS DISTINCT FROM response OR red_msgs IS DISTINCT FROM msgs
+                 OR red_calls IS DISTINCT FROM calls OR red_tools IS DISTINCT FROM tools AS had_pii
+        FROM (SELECT rid, msgs, response, calls, tools, ptc, {red("response")} AS red_response,
+                     CASE WHEN calls IS NOT NULL THEN {calls("calls")} END AS red_calls,
+                     CASE WHEN tools IS NOT NULL THEN {red_json("tools")} END AS red_tools,
+                     list_transform(msgs, lambda m: struct_pack(role := m.role, content := {red("m.content")},
+                       calls := CASE WHEN m.calls IS NOT NULL THEN {calls("m.calls")} END,
+                       call_id := m.call_id)) AS red_msgs
               FROM ds_exact)
     """)
     counts["redacted_rows"] = _count(con, "ds_red WHERE had_pii")
@@ -288,11 +412,9 @@ def _split(con: Any, spec: DatasetSpec, final: str, counts: dict[str, int]) -> N
     vf = int(round(spec.validation_fraction * 10_000))
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_final AS
-        SELECT content_key, messages,
-               CASE WHEN md5_number(content_key) % 10000 < {vf} THEN 'validation' ELSE 'train' END AS split
-        FROM (SELECT md5(to_json(msgs)::VARCHAR || chr(31) || response) AS content_key,
-                     {_MESSAGES_JSON} AS messages
-              FROM {final})
+        SELECT md5(line) AS content_key, line,
+               CASE WHEN md5_number(md5(line)) % 10000 < {vf} THEN 'validation' ELSE 'train' END AS split
+        FROM (SELECT ({_ROW_JSON})::VARCHAR AS line FROM {final})
     """)
     n_val = _count(con, "ds_final WHERE split = 'validation'")
     n_all = _count(con, "ds_final")
@@ -353,25 +475,40 @@ def build_from_connection(
     return card
 
 
-# The written conversation: the request history, then the gateway's response.  Assistant turns of
-# the history were written by the client (anyone holding a key can put words in the model's mouth),
-# so they stay context with ``"weight": 0`` (OpenAI's fine-tuning convention); only the response the
-# gateway produced is a training target (``training/data.py`` honours the weights).
-_MESSAGES_JSON = (
-    "list_append(list_transform(msgs, lambda m: CASE WHEN m.role = 'assistant' "
-    "THEN json_object('role', m.role, 'content', m.content, 'weight', 0) "
-    "ELSE json_object('role', m.role, 'content', m.content) END), "
-    "json_object('role', 'assistant', 'content', response))::JSON"
+# The written row: the request history, then the gateway's answer.  Assistant turns of the history
+# were written by the client (anyone holding a key can put words in the model's mouth), so they
+# stay context with ``"weight": 0`` (OpenAI's fine-tuning convention); only the answer the gateway
+# produced is a training target (``training/data.py`` honours the weights).  Keys that do not apply
+# are left out (no ``tool_calls: null`` on a user turn: chat templates test for the key).
+_CALLS_JSON = ("list_transform({c}, lambda c, i: json_object('id', coalesce(c.id, 'call_' || (i - 1)), "
+               "'type', 'function', 'function', json_object('name', c.name, 'arguments', c.arguments)))")
+_MSG_JSON = (
+    "CASE WHEN m.role = 'assistant' AND m.calls IS NOT NULL THEN json_object('role', m.role, 'content', m.content, "
+    f"'tool_calls', {_CALLS_JSON.format(c='m.calls')}, 'weight', 0) "
+    "WHEN m.role = 'assistant' THEN json_object('role', m.role, 'content', m.content, 'weight', 0) "
+    "WHEN m.role = 'tool' THEN json_object('role', m.role, 'content', m.content, 'tool_call_id', m.call_id) "
+    "ELSE json_object('role', m.role, 'content', m.content) END"
+)
+_ANSWER_JSON = (
+    "CASE WHEN calls IS NULL THEN json_object('role', 'assistant', 'content', response) "
+    "ELSE json_object('role', 'assistant', 'content', nullif(response, ''), "
+    f"'tool_calls', {_CALLS_JSON.format(c='calls')}) END"
+)
+_MESSAGES_JSON = f"list_append(list_transform(msgs, lambda m: {_MSG_JSON}), {_ANSWER_JSON})::JSON"
+_ROW_JSON = (
+    f"CASE WHEN tools IS NULL AND ptc IS NULL THEN json_object('messages', {_MESSAGES_JSON}) "
+    f"ELSE json_merge_patch(json_object('messages', {_MESSAGES_JSON}), "
+    "json_object('tools', tools::JSON, 'parallel_tool_calls', ptc)) END"
 )
 
 
 def _write_jsonl(con: Any, split: str, path: Path) -> None:
-    """One ``{"messages": [...]}`` per line, ordered by content hash (deterministic bytes)."""
+    """One row per line, ordered by content hash (deterministic bytes)."""
     tmp = path.with_suffix(".jsonl.tmp")
-    con.execute(
-        f"COPY (SELECT messages FROM ds_final WHERE split = '{split}' ORDER BY content_key) "
-        f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT JSON)"
-    ).fetchall()
+    res = con.execute(f"SELECT line FROM ds_final WHERE split = '{split}' ORDER BY content_key")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        while batch := res.fetchmany(50_000):
+            fh.write("".join(line + "\n" for (line,) in batch))
     tmp.replace(path)
 
 
@@ -428,4 +565,4 @@ def dataset_hash(train: Path, validation: Path) -> str:
 
 def redact_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Python-side redaction of chat rows (used for rows that never pass through DuckDB)."""
-    return [{"messages": [{**m, "content": redact(m["content"])} for m in r["messages"]]} for r in rows]
+    return [redact_obj(r) for r in rows]

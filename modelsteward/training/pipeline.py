@@ -57,6 +57,15 @@ def _holdout_ids(steward: Any, use_case_id: int) -> list[str]:
         return list(s.scalars(select(EvalHoldout.request_id).where(EvalHoldout.use_case_id == use_case_id)))
 
 
+def _learned_capabilities(base: Any, rows: list[Any]) -> list[str]:
+    """The base's capabilities, plus ``tools`` when the fine-tune learned tool calls (the local
+    provider renders tools with ``providers.chatformat``), so traffic with tools may try it."""
+    caps = set(getattr(base, "capabilities", None) or [])
+    if any(isinstance(r, dict) and r.get("tools") for r in rows):
+        caps.add("tools")
+    return sorted(caps)
+
+
 def build_dataset(steward: Any, spec: DatasetSpec, *, track: bool = True) -> DatasetCard:
     """Build the dataset of ``spec.use_case`` from the workspace's log store (see ``dataset.py``)."""
     uc = steward.registry.get_use_case(spec.use_case)
@@ -283,6 +292,7 @@ def _run(
         adapter_path=result.output_path if req.method == "lora" else None, mlflow_model_uri=model_uri,
         use_case=req.use_case, status="candidate", context_length=base.context_length,
         display_name=f"{name} ({req.method} of {req.base_model_id})", metadata=meta,
+        capabilities=_learned_capabilities(base, train_rows),
     )
     _update(steward, job_id, status="succeeded", progress=1.0, metrics=summary, result_model_id=f"local:{name}",
             finished_at=utcnow())

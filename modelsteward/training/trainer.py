@@ -523,8 +523,8 @@ class _Run:
 def train(
     cfg: TrainConfig,
     base_dir: Path,
-    train_rows: list[list[dict[str, str]]],
-    val_rows: list[list[dict[str, str]]],
+    train_rows: list[Any],
+    val_rows: list[Any],
     out_dir: Path,
     *,
     resume: bool = True,
