@@ -34,6 +34,11 @@ def test_eval_replays_tools_and_schemas_and_gates_by_answer_kind(steward) -> Non
         wrong = _eval("custom:cand-wrong")
         sent = [r for r in up.requests if r["model"] == "cand-wrong"]
         right = _eval("custom:cand-right")
+        from modelsteward.cli import app
+
+        human = CliRunner().invoke(app, ["eval", "--use-case", "assist", "--candidate", "custom:cand-wrong",
+                                         "--samples", "40", "--no-safety"])
+    assert "tool-call accuracy (6 items)" in human.stdout and "schema-valid JSON (6 items)" in human.stdout
 
     # replayed as the application called: tools, tool choice, response format and logged sampling params
     assert len(sent) == len(logged)
