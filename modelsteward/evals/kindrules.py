@@ -122,7 +122,7 @@ def call_problem(call: Mapping[str, Any], tools: Mapping[str, Mapping[str, Any]]
     """Why one tool call is invalid for the request (unknown function, arguments not a JSON object,
     arguments breaking the function's schema), else None."""
     name = (call.get("function") or {}).get("name")
-    if name not in tools:
+    if not isinstance(name, str) or name not in tools:
         return f"unknown function {name!r}"
     try:
         args = parse_arguments(call)

@@ -40,7 +40,7 @@ def offered_tools(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The function tools a request body offers (none when ``tool_choice`` is ``none``)."""
     if body.get("tool_choice") == "none":
         return []
-    return [t for t in body.get("tools") or () if isinstance(t, Mapping) and isinstance(t.get("function"), Mapping)]
+    return [dict(t) for t in body.get("tools") or () if isinstance(t, Mapping) and isinstance(t.get("function"), Mapping)]
 
 
 def text_of(content: Any) -> str:
