@@ -268,3 +268,44 @@ def test_golden_set_with_tools_and_schemas(tmp_path: Path) -> None:
         {"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "thing"}}}})
     assert "a tool turn needs 'tool_call_id'" in refused({"messages": [{"role": "tool", "content": "18C"}]})
     assert "'reference' must be a string or an answer object" in refused({"prompt": "x", "reference": 3})
+
+
+# ------------------------------------------------------------------------------------------ replay
+def test_replay_set_reads_the_whole_request_and_stratifies_by_kind(steward) -> None:  # type: ignore[no-untyped-def]
+    from kinds_helpers import log_traffic
+
+    from modelsteward.evals.replay import build_replay_set
+
+    reg = steward.registry
+    reg.register_model("custom", "live", base_url="http://127.0.0.1:9/v1")
+    uc = reg.add_use_case("assist", model="custom:live")
+    log_traffic(steward, "assist", "custom:live")
+    same_text = {"request_id": "same", "use_case": "assist", "model_id": "custom:live", "role": "primary",
+                 "messages": [{"role": "user", "content": "What do bees make?"}], "response": "Honey.",
+                 "request": {"tools": TOOLS}}  # the same messages with tools offered: another request
+    steward.logs.append(same_text)
+    steward.logs.flush()
+    rs = build_replay_set(steward, uc, samples=9, seed=3)
+    kinds = [it.kind for it in rs.items]
+    assert kinds.count("tools") >= 3 and kinds.count("structured") >= 2 and kinds.count("text") >= 2  # proportional
+    assert {s.split("|")[0] for s in rs.strata} == {"tools", "structured", "text"}
+    full = build_replay_set(steward, uc, samples=100)
+    assert full.size == 18  # 17 logged + the same messages with tools: not a duplicate
+    tools_item = next(it for it in full.items if it.kind == "tools" and it.id != "same")
+    assert tools_item.request["tools"] == TOOLS and tools_item.request["params"] == {"temperature": 0.2}
+    assert tools_item.answer and tools_item.answer["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert tools_item.reference is None  # no feedback: no text reference for quality, but a call reference
+
+
+def test_the_replayed_body_asks_what_the_application_asked() -> None:
+    from modelsteward.evals.runner import OutputCache, _body
+
+    item = EvalItem(id="1", source="logs", messages=[{"role": "user", "content": "w"}],
+                    request={"tools": TOOLS, "tool_choice": "required", "params": {"temperature": 0.2, "n": 3,
+                                                                                   "max_completion_tokens": 900}})
+    body = _body(item, {"max_tokens": 64, "temperature": None})
+    assert body == {"messages": item.messages, "tools": TOOLS, "tool_choice": "required", "temperature": 0.2,
+                    "max_tokens": 64}
+    plain = OutputCache.key("m", item.messages, {"max_tokens": 64})
+    assert OutputCache.key("m", item.messages, {"max_tokens": 64}, {}) == plain  # plain items keep their cache key
+    assert OutputCache.key("m", item.messages, {"max_tokens": 64}, item.request) != plain
