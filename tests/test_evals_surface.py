@@ -19,7 +19,7 @@ def test_exported_members() -> None:
     ])
     for name in evals.__all__:
         assert hasattr(evals, name), name
-    assert set(evals.SCORERS) == {"similarity", "quality", "performance", "safety", "format"}
+    assert set(evals.SCORERS) == {"similarity", "quality", "performance", "safety", "format", "tool_calls", "structured"}
 
 
 def test_evaluate_tool_is_mutating_and_validates_input(steward) -> None:  # type: ignore[no-untyped-def]

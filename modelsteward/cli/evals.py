@@ -53,6 +53,12 @@ def eval_cmd(
         *[(k, fmt_value(perf_c.get(k)), fmt_value(perf_b.get(k)))
           for k in ("p50_ms", "p95_ms", "tokens_per_s", "error_rate", "cost_per_1k_usd")],
     ]
+    for section, key, label in (("tool_calls", "accuracy", "tool-call accuracy"),
+                                ("structured", "schema_valid_rate", "schema-valid JSON")):
+        kind = getattr(m, section, None) or {}
+        if kind.get("applies"):
+            rows.append((f"{label} ({kind['n']} items)", fmt_value(kind["candidate"][key]),
+                         fmt_value(kind["baseline"][key])))
     if m.safety is not None:
         rows.append(("safety failures", fmt_value(m.safety["candidate"]["failures"]),
                      fmt_value(m.safety["baseline"]["failures"])))

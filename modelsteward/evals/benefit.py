@@ -13,11 +13,14 @@ A candidate brings a benefit when it is
   by at least two other models), or online: the canary's mean
   feedback is above the stable model's, significantly (one-sided Welch t-test, ``feedback_alpha``).
 
-Otherwise ``none``.  A safety failure is never a benefit.
+Otherwise ``none``.  A safety failure is never a benefit, nor is a candidate that fails a stratum of
+the application's traffic by answer kind (``failed_strata``: the gate's ``tools`` / ``structured``
+checks, ``evals/kinds.py``): cheaper text is no gain when the function calls or the JSON break.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -60,7 +63,7 @@ def independent_signal(method: str, reference_models: int = 0) -> bool:
 def judge_benefit(
     *, quality_ratio: float | None, quality_ratio_lcb: float | None, method: str,
     candidate_cost: float | None, baseline_cost: float | None, threshold: float = 0.95,
-    cost_margin: float = 0.10, safe: bool = True, reference_models: int = 0,
+    cost_margin: float = 0.10, safe: bool = True, reference_models: int = 0, failed_strata: Sequence[str] = (),
 ) -> Benefit:
     """The offline verdict from an evaluation's numbers (see the module docstring)."""
     cost_ratio = None
@@ -72,6 +75,8 @@ def judge_benefit(
 
     if not safe:
         return mk("none", "no benefit: the candidate is not as safe as the current model")
+    if failed_strata:
+        return mk("none", f"no benefit: the candidate fails the {', '.join(failed_strata)} stratum of the traffic")
     if quality_ratio_lcb is None:
         return mk("none", "no benefit: quality could not be measured")
     lcb = f"lower bound of quality ratio {quality_ratio_lcb:.3f}"

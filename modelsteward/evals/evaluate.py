@@ -36,9 +36,10 @@ from modelsteward.catalog.fingerprint import model_fingerprint
 from modelsteward.errors import InsufficientData, InvalidInput, NotFound, close_matches
 from modelsteward.evals.benefit import Benefit, judge_benefit
 from modelsteward.evals.gate import GateConfig, Verdict, decide
+from modelsteward.evals.kinds import KIND_CHECKS
 from modelsteward.evals.replay import ReplaySet, build_replay_set, load_redteam, prompt_text
 from modelsteward.evals.runner import OutputCache, ProgressFn, run_models_sync
-from modelsteward.evals.scorers import EvalData, run_scorers
+from modelsteward.evals.scorers import SCORERS, EvalData, run_scorers
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import EvalHoldout, Model, TestResult, UseCase
 from modelsteward.storage.status import EVENTS, apply_status_event, status_for
@@ -238,7 +239,7 @@ def _score(steward: Steward, cfg: EvalConfig, plan: _Plan, show_progress: bool,
 
     data = EvalData(items=items, candidate=gens["candidate"], baseline=gens["baseline"], candidate_model=plan.candidate,
                     baseline_model=plan.baseline, use_case=uc, embedder=get_embedder, judge=plan.judge)
-    scores = run_scorers(data, None if cfg.safety else ["similarity", "quality", "performance", "format"])
+    scores = run_scorers(data, None if cfg.safety else [n for n in SCORERS if n != "safety"])
     metrics: dict[str, Any] = {name: res.metrics for name, res in scores.items()}
     volume = _monthly_volume(steward, uc.name, cfg.since)
     budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
@@ -348,6 +349,7 @@ def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc
         baseline_cost=None if cands[1] is None else cands[1] / 1000,
         threshold=gate_cfg.threshold, cost_margin=float(section_of(uc.config, "policy")["benefit_cost_margin"]),
         safe=safe, reference_models=int(metrics.get("quality", {}).get("reference_models") or 0),
+        failed_strata=[k for k in KIND_CHECKS if metrics["gate"].get(k, {}).get("status") == "fail"],
     )
 
 

@@ -11,6 +11,8 @@ Checks (each pass | fail | inconclusive | skipped, with a reason):
 - cost: projected monthly cost (cost per request x monthly volume from the logs) <= the use case's
   ``monthly_budget_usd`` (skipped when no budget, or no volume or price to project from).
 - format: candidate valid-JSON rate >= the baseline's, where the use case requires JSON.
+- tools / structured: one check per answer kind in the replay set (``evals/kinds.py``: tool-call
+  accuracy, schema-valid JSON, each within a margin of the baseline's).
 The verdict is ``fail`` if any check fails, else ``inconclusive`` if any is, else ``pass``.
 """
 
@@ -168,6 +170,9 @@ def decide(metrics: dict[str, Any], paired: tuple[list[float], list[float]] | No
             status = "pass" if c >= (b or 0.0) - 1e-9 else "fail"
             checks.append(Check("format", status, f"valid JSON: candidate {c:.0%}, baseline {b:.0%}", c, b))
 
+    from modelsteward.evals.kinds import kind_checks
+
+    checks += kind_checks(metrics, cfg.min_samples)
     statuses = {c.status for c in checks}
     verdict = "fail" if "fail" in statuses else "inconclusive" if "inconclusive" in statuses else "pass"
     return Verdict(verdict, checks)

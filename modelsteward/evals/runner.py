@@ -1,11 +1,17 @@
 """The runner: one model over a list of prompts with bounded concurrency, retries and a disk cache.
 
-Calls go through ``modelsteward.providers`` (``get_provider(model, settings).chat``).  Retryable
+Calls go through ``modelsteward.providers``: the whole request as the application sent it
+(``exchange.request_body(messages, request, params)``: tools, tool choice, response format and the
+logged sampling parameters, the evaluation's own ``params`` on top) via the provider's
+``openai_completion(body)``; the whole answer is kept (``Generation.answer``: text, tool calls,
+finish reason) and ``Generation.text`` is its readable text (``exchange.answer_text``: the content,
+or the tool calls as ``name(arguments)``), which the text scorers read.  Retryable
 upstream errors (``UpstreamError.retryable``: 429, 5xx, timeouts) are retried with exponential
 backoff; what still fails is recorded on the generation (it counts toward the error rate) rather
 than aborting the evaluation.  Successful outputs can be cached on disk under
 ``<workspace>/evals/cache`` keyed by model id + messages + sampling parameters (the evaluator caches
-the baseline's, which every candidate on the same sample re-uses).  Outputs in which
+the baseline's, which every candidate on the same sample re-uses); the key includes the item's request
+part when it has one.  Outputs in which
 ``modelsteward.privacy`` finds PII are never cached, and error messages are redacted.
 """
 
@@ -22,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelsteward import exchange
 from modelsteward.errors import StewardError, UpstreamError
 from modelsteward.privacy import find as find_pii
 from modelsteward.privacy import redact
@@ -53,6 +60,7 @@ class Generation:
     error: str | None = None
     attempts: int = 1
     cached: bool = False
+    answer: dict[str, Any] | None = None  # the whole answer (exchange.Answer): content, tool_calls, finish_reason
 
     @property
     def ok(self) -> bool:
@@ -66,8 +74,12 @@ class OutputCache:
         self.root = Path(root)
 
     @staticmethod
-    def key(model_id: str, messages: Sequence[dict[str, Any]], params: dict[str, Any]) -> str:
-        blob = json.dumps({"m": model_id, "p": list(messages), "s": params}, sort_keys=True, ensure_ascii=False)
+    def key(model_id: str, messages: Sequence[dict[str, Any]], params: dict[str, Any],
+            request: dict[str, Any] | None = None) -> str:
+        parts: dict[str, Any] = {"m": model_id, "p": list(messages), "s": params}
+        if request:  # plain items keep the keys they had before requests were replayed whole
+            parts["r"] = request
+        blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
@@ -114,7 +126,7 @@ async def run_model(
 
     async def one(item: EvalItem) -> Generation:
         nonlocal done
-        key = OutputCache.key(model.id, item.messages, params) if cache else ""
+        key = OutputCache.key(model.id, item.messages, params, item.request) if cache else ""
         hit = cache.get(key) if cache else None
         if hit is not None:
             gen = Generation(**{**hit, "item_id": item.id, "cached": True})
@@ -164,7 +176,7 @@ async def _call(provider: Any, item: EvalItem, params: dict[str, Any], retries: 
             raise EvalInterrupted("Evaluation stopped.")
         t0 = time.perf_counter()
         try:
-            res = await provider.chat(item.messages, **params)
+            resp = await provider.openai_completion(_body(item, params))
         except UpstreamError as exc:
             if exc.retryable and attempt <= retries:
                 await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
@@ -174,10 +186,23 @@ async def _call(provider: Any, item: EvalItem, params: dict[str, Any], retries: 
         except StewardError as exc:  # upstream errors may quote the prompt: redacted like every output
             return Generation(item.id, error=redact(f"{exc.code}: {exc.message}"), attempts=attempt,
                               latency_ms=(time.perf_counter() - t0) * 1000)
+        answer = exchange.answer_from_completion(resp)
+        usage = resp.get("usage") or {}
         return Generation(
-            item.id, text=res.text or "", latency_ms=float(res.latency_ms), input_tokens=int(res.input_tokens or 0),
-            output_tokens=int(res.output_tokens or 0), finish_reason=res.finish_reason or "", attempts=attempt,
+            item.id, text=exchange.answer_text(answer), latency_ms=(time.perf_counter() - t0) * 1000,
+            input_tokens=int(usage.get("prompt_tokens") or 0), output_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=answer.get("finish_reason") or "", attempts=attempt, answer=dict(answer),
         )
+
+
+def _body(item: EvalItem, params: dict[str, Any]) -> dict[str, Any]:
+    """The request body that asks what the application asked (one answer, not streamed)."""
+    body = exchange.request_body(item.messages, item.request, {k: v for k, v in params.items() if v is not None})
+    for k in ("n", "stream", "stream_options"):
+        body.pop(k, None)
+    if params.get("max_tokens") is not None:  # the evaluation's limit wins over a logged max_completion_tokens
+        body.pop("max_completion_tokens", None)
+    return body
 
 
 def run_models_sync(jobs: dict[str, Any], *, show_progress: bool = False,

@@ -5,7 +5,9 @@ fine-tune) lazily on first use.  Generation runs in a dedicated thread pool whos
 concurrency limit (``STEWARD_LOCAL_CONCURRENCY``, default 1: on a small CPU two generations at
 once are slower than one after the other), never on the event loop.  The tokenizer's chat template
 is applied when it has one; otherwise a plain ``role: content`` transcript is used.  Greedy when
-temperature is 0 or None, sampling otherwise.
+temperature is 0 or None, sampling otherwise.  ``openai_completion`` takes a request's ``tools``:
+rendered by a chat template that supports them, tool calls parsed out of the output
+(``providers/local_tools.py``; a template without tool support answers in text).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from modelsteward.providers.base import (
     openai_sampling,
     sampling_params,
 )
+from modelsteward.providers.local_tools import chat_messages, offered_tools, parse_tool_calls, template_supports_tools
 
 __all__ = ["LocalProvider", "DEFAULT_MAX_NEW_TOKENS"]
 
@@ -41,16 +44,6 @@ __all__ = ["LocalProvider", "DEFAULT_MAX_NEW_TOKENS"]
 _LOAD_LOCK = threading.Lock()
 
 DEFAULT_MAX_NEW_TOKENS = 256
-
-
-def _text_of(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # OpenAI content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
-    return str(content)
 
 
 class LocalProvider:
@@ -126,16 +119,18 @@ class LocalProvider:
             self._tok, self._model = tok, model
 
     # ---------------------------------------------------------------- generation (worker thread)
-    def _prompt_ids(self, messages: Sequence[Message]) -> Any:
+    def _prompt_ids(self, messages: Sequence[Message], tools: list[dict[str, Any]] | None = None) -> Any:
         import torch
 
-        msgs = [{"role": str(m.get("role", "user")), "content": _text_of(m.get("content"))} for m in messages]
+        tok = self._tok
+        with_tools = bool(tools) and template_supports_tools(tok)
+        msgs = chat_messages(messages, with_tools)
         if not msgs:
             raise InvalidInput("messages is empty; give at least one message.")
-        tok = self._tok
         if getattr(tok, "chat_template", None):
+            extra = {"tools": tools} if with_tools else {}
             enc = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                          return_tensors="pt")
+                                          return_tensors="pt", **extra)
             ids = enc["input_ids"]
         else:
             text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant:"
@@ -174,7 +169,7 @@ class LocalProvider:
         import torch
 
         self.load()
-        ids = self._prompt_ids(messages)
+        ids = self._prompt_ids(messages, params.get("tools"))
         stop = params.get("stop")
         kw = self._gen_kwargs(params.get("max_tokens"), params.get("temperature"), params.get("top_p"), stop,
                               params.get("seed"))
@@ -272,11 +267,13 @@ class LocalProvider:
 
     # ---------------------------------------------------------------- plain interface
     async def chat(self, messages: Sequence[Message], **sampling: Unpack[SamplingArgs]) -> ChatResult:
-        params = self._params(sampling)
+        return await self._chat(messages, self._params(sampling))
+
+    async def _chat(self, messages: Sequence[Message], params: dict[str, Any]) -> ChatResult:
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            if self.max_batch > 1 and not params["temperature"] and not params["stop"]:
+            if self.max_batch > 1 and not params["temperature"] and not params["stop"] and not params.get("tools"):
                 text, n_in, n_out, finish = await asyncio.wrap_future(self._submit(list(messages), params))
             else:
                 text, n_in, n_out, finish = await loop.run_in_executor(self._executor, self._generate, list(messages),
@@ -332,9 +329,21 @@ class LocalProvider:
 
     # ---------------------------------------------------------------- OpenAI-shaped (gateway)
     async def openai_completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        res = await self.chat(body.get("messages") or [], **openai_sampling(body))
-        return openai_response(res.text, model=self.model_id, input_tokens=res.input_tokens,
-                               output_tokens=res.output_tokens, finish_reason=res.finish_reason)
+        """An OpenAI request body answered locally; its ``tools`` are offered (module docstring)."""
+        params = self._params(openai_sampling(body))
+        tools = offered_tools(body)
+        if tools:
+            params["tools"] = tools
+        res = await self._chat(body.get("messages") or [], params)
+        out = openai_response(res.text, model=self.model_id, input_tokens=res.input_tokens,
+                              output_tokens=res.output_tokens, finish_reason=res.finish_reason)
+        if tools:
+            text, calls = parse_tool_calls(res.text, {t["function"].get("name") for t in tools})
+            if calls:
+                choice = out["choices"][0]
+                choice["message"].update(content=text, tool_calls=calls)
+                choice["finish_reason"] = "tool_calls"
+        return out
 
     async def openai_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         rid, created = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())

@@ -8,6 +8,12 @@ Decision (the issue is silent on it): a failure is declared as soon as the candi
 broken candidate is caught within one window); success needs both the requests and the duration.
 A metric with no data on either side is not judged (noted in ``reasons``).
 
+Answers by kind: the logged answers to requests that offer tools or ask for a JSON schema are
+checked against their own request (``evals/kindrules.answer_violation``: a call to a function the
+request did not offer, arguments breaking the function's schema, JSON breaking the response
+schema).  Such an answer is as broken as an error for the application, so the step fails when the
+candidate's share of them exceeds the stable model's by more than ``max_error_rate_increase``.
+
 Before the final promotion the rollout asks :func:`promotion_benefit` whether there is anything
 to gain (issue 14): passing every step only shows the candidate is no worse.
 """
@@ -31,7 +37,7 @@ if TYPE_CHECKING:
     from modelsteward.evals.benefit import Benefit
     from modelsteward.storage.models import Rollout
 
-__all__ = ["Analysis", "judge", "analyse_rollout", "promotion_benefit", "Outcome"]
+__all__ = ["Analysis", "AnswerValidity", "answer_validity", "judge", "analyse_rollout", "promotion_benefit", "Outcome"]
 
 Outcome = Literal["successful", "failed", "inconclusive"]
 
@@ -60,14 +66,67 @@ class Analysis:
         return out
 
 
+@dataclass
+class AnswerValidity:
+    """Logged tool-call / structured answers of one model in a window, checked against their requests."""
+
+    checked: int = 0
+    invalid: int = 0
+    example: str | None = None  # the first problem found
+
+    @property
+    def rate(self) -> float | None:
+        return self.invalid / self.checked if self.checked else None
+
+
+def answer_validity(steward: Steward, use_case: str, since: dt.datetime, *, model_id: str | None,
+                    roles: tuple[str, ...], limit: int = 5000) -> AnswerValidity:
+    """Check the window's latest ``limit`` successful answers to tool / structured requests."""
+    from modelsteward.evals.kindrules import answer_violation
+    from modelsteward.exchange import request_kind, row_exchange
+
+    if model_id is None:
+        return AnswerValidity()
+    marks = ", ".join("?" for _ in roles)
+    rows = steward.logs.query(
+        f"SELECT request, response, answer FROM logs WHERE use_case = ? AND ts >= ? AND model_id = ? "
+        f"AND role IN ({marks}) AND status = 'ok' AND request IS NOT NULL ORDER BY ts DESC LIMIT ?",
+        [use_case, since, model_id, *roles, limit])
+    out = AnswerValidity()
+    for row in rows:
+        ex = row_exchange(row)
+        if request_kind(ex["request"]) == "text" and not ex["answer"].get("tool_calls"):
+            continue
+        out.checked += 1
+        problem = answer_violation(ex["request"], ex["answer"])
+        if problem:
+            out.invalid += 1
+            out.example = out.example or problem
+    return out
+
+
+def _validity_failures(cand: AnswerValidity, stable: AnswerValidity, cfg: dict[str, Any]) -> list[str]:
+    if cand.rate is None:
+        return []
+    srate = stable.rate or 0.0
+    margin = float(cfg["max_error_rate_increase"])
+    if cand.rate <= srate + margin:
+        return []
+    return [f"answers breaking their request (unknown function, arguments or JSON against the schema) on "
+            f"{cand.rate:.1%} of {cand.checked} tool/structured answers > stable {srate:.1%} + {margin:.1%} "
+            f"(e.g. {cand.example})"]
+
+
 def judge(
     cand: WindowMetrics, stable: WindowMetrics, cfg: dict[str, Any], elapsed_s: float,
     *, similarity: float | None = None, similarity_pairs: int = 0, shadow: bool = False,
+    validity: tuple[AnswerValidity, AnswerValidity] | None = None,
 ) -> tuple[Outcome, list[str]]:
     """Pure decision over window aggregates (``cfg``: the clamped ``rollout`` section).
 
     ``shadow``: the candidate only shadows, so its answers reach no user and get no feedback;
-    feedback is then not compared (and the reasons say why)."""
+    feedback is then not compared (and the reasons say why).  ``validity``: the candidate's and
+    the stable model's tool-call / structured answers checked against their requests."""
     failures: list[str] = []
     notes: list[str] = []
     unsure: list[str] = []  # a check that may yet fail: the window waits for more data
@@ -79,6 +138,8 @@ def judge(
         lim = ser + float(cfg["max_error_rate_increase"])
         if cer > lim:
             failures.append(f"error rate {cer:.1%} > stable {ser:.1%} + {float(cfg['max_error_rate_increase']):.1%}")
+        if validity is not None:
+            failures += _validity_failures(*validity, cfg)
         if cand.p95_ms is not None and stable.p95_ms is not None and stable.p95_ms > 0:
             lim_ms = max(stable.p95_ms * (1 + float(cfg["max_latency_increase"])),
                          stable.p95_ms + float(cfg["latency_noise_ms"]))
@@ -153,12 +214,18 @@ def analyse_rollout(steward: Steward, ro: Rollout, cfg: dict[str, Any], now: dt.
     sim, pairs = (None, 0)
     if shadow:
         sim, pairs = shadow_similarity(steward, use_case, ro.candidate_model_id, since)
-    outcome, reasons = judge(cand, stable, cfg, elapsed, similarity=sim, similarity_pairs=pairs, shadow=shadow)
+    valid = (answer_validity(steward, use_case, since, model_id=ro.candidate_model_id,
+                             roles=("shadow",) if shadow else ("canary", "primary")),
+             answer_validity(steward, use_case, since, model_id=ro.stable_model_id, roles=("primary",)))
+    outcome, reasons = judge(cand, stable, cfg, elapsed, similarity=sim, similarity_pairs=pairs, shadow=shadow,
+                             validity=valid)
     if shadow and sim is None and outcome == "successful":
         outcome, reasons = "inconclusive", ["waiting: no shadow/primary response pairs to compare yet", *reasons[1:]]
     steps = list(ro.steps or [])
     return Analysis(
-        outcome=outcome, reasons=reasons, candidate=cand.as_dict(), stable=stable.as_dict(), similarity=sim,
+        outcome=outcome, reasons=reasons, similarity=sim,
+        candidate={**cand.as_dict(), "answers_checked": valid[0].checked, "answers_invalid": valid[0].invalid},
+        stable={**stable.as_dict(), "answers_checked": valid[1].checked, "answers_invalid": valid[1].invalid},
         elapsed_s=elapsed, step_index=ro.step_index,
         weight=float(steps[ro.step_index]) if ro.step_index < len(steps) else 0.0,
         at=now.isoformat(timespec="seconds"),
