@@ -1,5 +1,5 @@
-"""The local provider with a request's tools: rendered by a chat template that supports them, tool calls
-parsed out of the output; a template without tool support answers in text."""
+"""The local provider with a request's tools: rendered by a chat template that supports them, else by the
+trainer's fallback rendering (providers/chatformat.py); tool calls parsed out of the output."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from modelsteward.providers.base import ChatResult
 from modelsteward.providers.local import LocalProvider
-from modelsteward.providers.local_tools import chat_messages, parse_tool_calls, template_supports_tools
+from modelsteward.providers.chatformat import template_supports_tools
+from modelsteward.providers.local_tools import parse_tool_calls
 from kinds_helpers import TOOLS
 
 NAMES = {"get_weather", "get_time"}
@@ -36,18 +37,6 @@ def test_tool_calls_are_read_from_hermes_blocks_and_whole_json() -> None:
         assert parse_tool_calls(plain, NAMES) == (plain, [])  # unknown function or no call: stays text
 
 
-def test_messages_keep_tool_calls_for_a_tool_template_and_text_otherwise() -> None:
-    msgs = [{"role": "user", "content": "weather?"},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": "18C"}]
-    with_tools = chat_messages(msgs, True)
-    assert with_tools[1]["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}  # objects, as templates expect
-    assert with_tools[2]["tool_call_id"] == "c1"
-    plain = chat_messages(msgs, False)
-    assert plain[1] == {"role": "assistant", "content": 'get_weather({"city": "Paris"})'}
-
-
 def _provider_with_template(template: str | None) -> LocalProvider:
     from transformers import AutoTokenizer
 
@@ -68,9 +57,11 @@ def test_the_chat_template_renders_the_tools_when_it_supports_them() -> None:
     assert template_supports_tools(p._tok)
     prompt = p._tok.decode(p._prompt_ids(msgs, TOOLS)[0])
     assert "Tools: get_weather get_time" in prompt
-    smol = _provider_with_template(None)  # SmolLM2's own template knows no tools: the prompt is plain
+    smol = _provider_with_template(None)  # SmolLM2's own template knows no tools: the trainer's fallback rendering
     assert not template_supports_tools(smol._tok)
-    assert smol._tok.decode(smol._prompt_ids(msgs, TOOLS)[0]) == smol._tok.decode(smol._prompt_ids(msgs)[0])
+    prompt = smol._tok.decode(smol._prompt_ids(msgs, TOOLS)[0])
+    assert "<tools>" in prompt and '"get_weather"' in prompt and "<tool_call>" in prompt
+    assert "<tools>" not in smol._tok.decode(smol._prompt_ids(msgs)[0])
 
 
 def test_openai_completion_offers_tools_and_returns_the_parsed_calls(monkeypatch: Any) -> None:

@@ -34,7 +34,8 @@ from modelsteward.providers.base import (
     openai_sampling,
     sampling_params,
 )
-from modelsteward.providers.local_tools import chat_messages, offered_tools, parse_tool_calls, template_supports_tools
+from modelsteward.providers.chatformat import chat_inputs
+from modelsteward.providers.local_tools import offered_tools, parse_tool_calls
 
 __all__ = ["LocalProvider", "DEFAULT_MAX_NEW_TOKENS"]
 
@@ -123,12 +124,13 @@ class LocalProvider:
         import torch
 
         tok = self._tok
-        with_tools = bool(tools) and template_supports_tools(tok)
-        msgs = chat_messages(messages, with_tools)
-        if not msgs:
+        if not messages:
             raise InvalidInput("messages is empty; give at least one message.")
+        # the same rendering the trainer uses (providers/chatformat.py): the template's own tool support, else the
+        # documented fallback (tools in the system turn, <tool_call> blocks), so a fine-tune is prompted as it learned
+        msgs, tmpl_tools, _ = chat_inputs(tok, messages, tools or None)
         if getattr(tok, "chat_template", None):
-            extra = {"tools": tools} if with_tools else {}
+            extra = {"tools": tmpl_tools} if tmpl_tools else {}
             enc = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True,
                                           return_tensors="pt", **extra)
             ids = enc["input_ids"]
