@@ -195,7 +195,7 @@ class _Against:
     threshold: float = 0.95
     benefit_margin: float = 0.10
     min_chance: float = 0.05
-    out_tokens: float = float(DEFAULT_MAX_TOKENS)
+    out_tokens: float = float(DEFAULT_MAX_TOKENS)  # per evaluation answer: max_tokens, or less as logged
     concurrency: int = 4
     measured: dict[str, float] | None = None
     peak: float | None = None
@@ -267,7 +267,8 @@ def _first_rule(k: _Against, r: Any, m: Model, flags: tuple[bool, bool, bool], c
 
 def _carries(k: _Against, m: Model, nums: dict[str, Any], ev: list[str], out: dict[str, Any]) -> bool:
     """A self-hosted candidate carries the observed peak request rate (else a recorded skip)."""
-    cap = serving_capacity(m, k.out_tokens, (k.measured or {}).get(m.id))
+    per_request = float(k.tokens[1])  # the traffic's own answers, not the evaluation's max_tokens
+    cap = serving_capacity(m, per_request, (k.measured or {}).get(m.id))
     if not k.rule.capacity or cap is None or not k.peak:
         return True
     rps, tps, src = cap
@@ -276,7 +277,7 @@ def _carries(k: _Against, m: Model, nums: dict[str, Any], ev: list[str], out: di
     if rps + 1e-12 >= need:
         ev.append(f"carries the peak {k.peak * 60:.3g} requests/min ({src})")
         return True
-    why = (f"cannot carry {k.name}'s traffic: {src} serves {rps * 60:.3g} requests/min of {k.out_tokens:.0f} "
+    why = (f"cannot carry {k.name}'s traffic: {src} serves {rps * 60:.3g} requests/min of {per_request:.0f} "
            f"tokens, the observed peak is {k.peak * 60:.3g}/min (x{k.headroom:g}): not a candidate for primary traffic")
     _skip(out, k.name, m, "intake.capacity", why, nums, ev)
     return False
