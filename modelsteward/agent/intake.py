@@ -447,7 +447,7 @@ def _against(steward: Steward, s: Any, uc: UseCase, live: str, models: dict[str,
 
     budget = _budget(uc.config)
     agent_eval = dict(((uc.config or {}).get("agent") or {}).get("evaluate") or {})
-    configured = int(agent_eval.get("samples") or DEFAULT_SAMPLES)
+    configured = DEFAULT_SAMPLES if agent_eval.get("samples") is None else int(agent_eval["samples"])
     use = usage(steward, uc.name)
     tokens = (use["input_tokens"], use["output_tokens"])
     max_tokens = float(agent_eval.get("max_tokens") or DEFAULT_MAX_TOKENS)
