@@ -111,6 +111,12 @@ EVALUATION_BOUNDS: dict[str, Bound] = {
     "max_usd_per_month": Bound(10.0, 100.0, "max", "estimated USD of paid model calls for evaluations per month"),
     "cheaper_margin": Bound(0.10, 0.05, "min", "a candidate this much cheaper per request than the live model "
                             "is a candidate even when ranked below it"),
+    "max_minutes_per_cycle": Bound(10.0, 15.0, "max", "wall-clock minutes the evaluations of one agent cycle may "
+                                   "take (estimated from each model's measured tokens/s; an overrun is stopped)"),
+    "min_benefit_chance": Bound(0.05, 0.01, "min", "a candidate whose chance of a benefit (from the ranker's "
+                                "uncertainty) is below this is a known loser: not evaluated"),
+    "peak_headroom": Bound(1.0, 1.0, "min", "a self-hosted candidate must carry the observed peak request rate "
+                           "times this before it is evaluated for primary traffic"),
 }
 
 SECTIONS: dict[str, dict[str, Bound]] = {

@@ -23,9 +23,11 @@ why a prompt injection in a catalog description cannot steer it.  Per use case, 
    (once per run; the tool raises a violation when the realised gain contradicts the stated one);
 3. the catalog is stale (no good scan in 24 h) -> ``scan`` (once per run);
 5. ``evaluate`` the candidates of this run's *candidate intake* (``agent/intake.py``: every
-   compatible registered model, linked or not, ranked above the live model or clearly cheaper,
-   within the use case's evaluation budget, cheapest to test first; an inconclusive one again on
-   twice the sample).  Without an intake plan (chat turns): ``rank``, then up to two linked
+   compatible registered model, linked or not, with no evidence on the use case or a chance of a
+   benefit, within the use case's evaluation budget, linked ones first, then by chance of a
+   benefit per evaluation dollar; an inconclusive one again on twice the sample), each with
+   ``max_seconds`` = what is left of the cycle's ``evaluation.max_minutes_per_cycle`` (none left:
+   a deferral record).  Without an intake plan (chat turns): ``rank``, then up to two linked
    untested candidates;
 6. (unless the last fine-tune's model is still a candidate or in a rollout) at least
    ``FINE_TUNE_MIN_FEEDBACK`` (or ``config["agent"]["fine_tune_min_feedback"]``) new
@@ -55,6 +57,8 @@ output model (``ToolSpec.output_model``) from the typed payload the graph keeps 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -67,6 +71,7 @@ from modelsteward.agent.intake import MAX_EVAL_SAMPLES
 from modelsteward.agent.observe import HIGH_FEEDBACK
 from modelsteward.agent.state import AgentState
 from modelsteward.policies.approvals import intent_key
+from modelsteward.bounds import EVALUATION_BOUNDS
 from modelsteward.tools.base import ToolSpec
 
 __all__ = ["PlaybookPlanner", "benefit_of", "deploy_decision", "call", "args_of", "turn_messages", "results",
@@ -74,6 +79,8 @@ __all__ = ["PlaybookPlanner", "benefit_of", "deploy_decision", "call", "args_of"
 
 FINE_TUNE_MIN_FEEDBACK = 200
 SWITCH_COOLDOWN_MINUTES = 120.0  # a withdrawn switch is not proposed again for this long
+MIN_EVAL_SECONDS = 5.0  # an evaluation needs at least this much of the cycle left to start
+MAX_EVAL_SECONDS = EVALUATION_BOUNDS["max_minutes_per_cycle"].hard * 60
 EVALS_PER_RUN = 2
 PLAYBOOK_TOOLS = (
     "guard_check", "scan", "rank", "evaluate", "build_dataset", "fine_tune", "deploy", "rollout_advance", "rollout_abort",
@@ -410,11 +417,21 @@ class PlaybookPlanner:
         if not t.has("evaluate"):
             return None
         extra = t.extra(uc, "evaluate", "evaluate")
+        deadline = (intake.get("budget") or {}).get("deadline_at")
         for c in intake.get("evaluate", []):
             if t.once("evaluate", name, c["model_id"]):
                 args = {**args_of(use_case=name, model_id=c["model_id"]), **extra}
                 if c["rule"] == "intake.inconclusive_retry":
                     args["samples"] = c["samples"]
+                if deadline is not None:  # what is left of the cycle's evaluation minutes (intake.py)
+                    left = float(deadline) - time.time()
+                    if left < MIN_EVAL_SECONDS:
+                        t.decide(DecisionRecord(
+                            kind="skip", taken=False, use_case=name, model_id=c["model_id"],
+                            rule="budget.minutes_per_cycle", numbers={"seconds_left": round(left, 1)},
+                            summary=f"deferred: this cycle's evaluation minutes are used up ({left:.0f} s left)"))
+                        continue
+                    args["max_seconds"] = min(left, MAX_EVAL_SECONDS)
                 return t.msg([call("evaluate", args)], f"{name}: evaluate {c['model_id']}: {c['why']}")
         return None
 

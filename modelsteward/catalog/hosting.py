@@ -13,6 +13,11 @@ comparable), else the hardware profile's.  A self-hosted model with nothing conf
 its provider's default profile (``local`` on ``cpu``, any other server on ``gpu-small``): never
 free.  Prefill (input tokens) is not charged separately: it is inside the measured latency.
 
+Capacity: a self-hosted model serves ``replicas`` (``meta["hosting"]["replicas"]``, default 1) single
+decoding streams, so it carries at most ``replicas x tokens_per_s / output_tokens`` requests per
+second (:func:`serving_capacity`, throughput measured by an evaluation where there is one, else the
+profile's); a paid API is taken to scale with its traffic.
+
 Profiles (documented defaults, on-demand cloud list prices of late 2025, one model replica per
 machine, single-stream decoding):
 
@@ -36,7 +41,7 @@ from modelsteward.errors import InvalidInput
 
 __all__ = [
     "HardwareProfile", "HARDWARE_PROFILES", "SELF_HOSTED_KINDS", "default_profile", "effective_prices",
-    "cost_per_request", "hosting_meta", "parse_hosting_cost",
+    "cost_per_request", "hosting_meta", "parse_hosting_cost", "profile_of", "serving_capacity",
 ]
 
 SELF_HOSTED_KINDS = ("self_hosted", "fine_tuned")
@@ -92,6 +97,33 @@ def effective_prices(model: Any) -> tuple[float, float, str] | None:
     tps = tps if tps is not None else profile.tokens_per_s
     per_m_out = hourly / 3600.0 / tps * 1e6
     return 0.0, per_m_out, f"hosting ${hourly:g}/h ({src_h}) at {tps:.3g} tokens/s ({src_t})"
+
+
+def profile_of(model: Any) -> tuple[str, HardwareProfile]:
+    """The hardware profile a self-hosted model runs on (its configured one, else its provider's default)."""
+    name = str(((model.meta or {}).get("hosting") or {}).get("hardware") or default_profile(model.provider))
+    if name not in HARDWARE_PROFILES:
+        name = default_profile(model.provider)
+    return name, HARDWARE_PROFILES[name]
+
+
+def serving_capacity(model: Any, output_tokens: float, measured_tokens_per_s: float | None = None
+                     ) -> tuple[float, float, str] | None:
+    """(requests per second it can carry, tokens/s per replica, where that came from); None for a paid API.
+
+    Throughput: ``measured_tokens_per_s`` (an evaluation's), else ``meta.hosting.measured_tokens_per_s``,
+    else the hardware profile's; one request is ``output_tokens`` decoded tokens (at least 1)."""
+    if model.kind not in SELF_HOSTED_KINDS:
+        return None
+    host = dict((model.meta or {}).get("hosting") or {})
+    name, profile = profile_of(model)
+    tps, src = _num(measured_tokens_per_s), "measured by an evaluation"
+    if tps is None:
+        tps, src = _num(host.get("measured_tokens_per_s")), "measured"
+    if tps is None:
+        tps, src = profile.tokens_per_s, f"{name} profile"
+    replicas = _num(host.get("replicas")) or 1.0
+    return replicas * tps / max(float(output_tokens), 1.0), tps, f"{replicas:g} replica(s) at {tps:.3g} tokens/s ({src})"
 
 
 def cost_per_request(model: Any, tokens: tuple[float, float]) -> float | None:

@@ -15,6 +15,10 @@ Components, each in [0, 1], higher is better:
   evals, else logs, else a prior.
 score = w_quality*quality + w_cost*cost + w_latency*latency (weights normalised to 1, negatives refused).
 confidence = the weighted mean of each component's evidence confidence.
+Quality uncertainty: ``quality_sd = QUALITY_SD_SCALE x (1 - quality_confidence)`` (a prior, confidence
+0.2, is +-0.2; an evaluation on 80+ samples +-0.025), read as a normal belief about the true
+quality.  :func:`benefit_chance` turns two such beliefs and the cost ratio into the chance that an
+evaluation shows the benefit of ``evals/benefit.py`` (the candidate intake's exploration rule).
 Pareto front: models with a known price that no other model beats on both blended cost (lower) and
 quality (higher), ties on both kept.
 
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RankedModel", "Ranking", "RankArrays", "score_matrix", "pareto_mask", "naive_rank", "rank_use_case",
     "DEFAULT_INPUT_SHARE", "COST_REF", "LATENCY_REF_MS", "feedback_quality", "quality_measured",
+    "QUALITY_SD_SCALE", "quality_sd", "benefit_chance",
 ]
 
 DEFAULT_INPUT_SHARE = 0.75  # 3 input tokens per output token when a use case has no logs yet
@@ -54,6 +59,38 @@ LATENCY_REF_MS = 2000.0
 CONF = {"eval": 0.9, "logs": 0.7, "prior": 0.2, "price": 1.0, "no_price": 0.1}
 FEEDBACK_PRIOR_VOTES = 10  # feedback quality: the prior counts as this many votes (few votes stay near it)
 NO_MEASUREMENT_METHODS = frozenset({"pairwise", "none", ""})  # quality methods that measured nothing
+QUALITY_SD_SCALE = 0.25  # sd of the quality belief at zero confidence
+
+
+def quality_sd(confidence: float) -> float:
+    """The standard deviation of a quality belief held with ``confidence`` (0..1)."""
+    return QUALITY_SD_SCALE * (1.0 - min(max(float(confidence), 0.0), 1.0))
+
+
+def _phi(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def benefit_chance(q_cand: float, sd_cand: float, q_live: float, sd_live: float, cost_ratio: float | None,
+                   *, threshold: float = 0.95, cost_margin: float = 0.10, need: float = 0.0) -> tuple[float, str]:
+    """The chance that an evaluation shows a benefit, and which one ("cheaper" or "better").
+
+    Beliefs are independent normals ``N(q, sd^2)``.  A candidate cheaper per request by at least
+    ``cost_margin`` needs only non-inferiority: ``P(q_c - threshold * q_l >= 0)``; any other needs
+    to be better by ``need`` more (the quality it must gain to outscore the live model on the use
+    case's weights; infinite when quality has no weight): ``P(q_c - q_l - need > 0)``.  This is the
+    expectation of a Thompson draw from both beliefs, computed exactly, so the same registry always
+    gives the same plan.
+    """
+    cheaper = cost_ratio is not None and cost_ratio <= 1.0 - cost_margin
+    if not cheaper and not math.isfinite(need):
+        return 0.0, "better"
+    t = threshold if cheaper else 1.0
+    var = sd_cand ** 2 + (t * sd_live) ** 2
+    diff = q_cand - t * q_live - (0.0 if cheaper else max(need, 0.0))
+    if var <= 1e-18:
+        return (1.0 if diff >= 0 else 0.0), ("cheaper" if cheaper else "better")
+    return _phi(diff / math.sqrt(var)), ("cheaper" if cheaper else "better")
 
 
 class RankedModel(BaseModel):
@@ -62,6 +99,9 @@ class RankedModel(BaseModel):
     score: float
     quality: float
     quality_source: str = Field(description="eval | logs | prior")
+    quality_confidence: float = Field(0.0, description="confidence of the quality evidence (0..1)")
+    quality_sd: float = Field(QUALITY_SD_SCALE, description="sd of the quality belief: QUALITY_SD_SCALE x (1 - "
+                              "quality_confidence)")
     cost_per_m: float | None = Field(description="USD per million tokens blended at the use case's mix")
     cost_score: float
     latency_ms: float
@@ -408,7 +448,8 @@ def rank_use_case(
         contrib = {"quality": w["quality"] * q, "cost": w["cost"] * c, "latency": w["latency"] * lat_s}
         ranking.ranked.append(RankedModel(
             model_id=m.id, rank=rank, score=round(float(arr.score[0, i]), 6), quality=round(q, 4),
-            quality_source=qsrc[i], cost_per_m=None if math.isnan(blended) else round(blended, 6),
+            quality_source=qsrc[i], quality_confidence=round(float(qconf[0, i]), 4),
+            quality_sd=round(quality_sd(float(qconf[0, i])), 4), cost_per_m=None if math.isnan(blended) else round(blended, 6),
             cost_score=round(c, 4), latency_ms=round(float(latency[0, i]), 1), latency_source=lsrc[i],
             latency_score=round(lat_s, 4), confidence=round(float(arr.confidence[0, i]), 3),
             pareto=bool(arr.pareto[0, i]),

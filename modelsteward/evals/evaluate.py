@@ -8,7 +8,9 @@
 5. one transaction: the ``test_results`` row, the ``eval_holdouts`` rows, the status restored and,
    for a model with a configured hourly cost, its measured throughput (``meta.hosting``).
 Anything raised before step 5 leaves no verdict row and no holdouts (the report folder is
-removed); the candidate's status is restored in every case.
+removed); the candidate's status is restored in every case.  An evaluation given a ``deadline``
+that it runs past is stopped and recorded as ``incomplete`` (a row with no scores, never a pass or
+a fail; ``passed`` is false so nothing treats it as a pass).
 
 Decisions: sampling parameters are ``max_tokens`` (``EvalConfig.max_tokens``), then the model's
 ``meta["sampling"]`` defaults, then ``candidate_params`` / ``baseline_params``; the candidate may be
@@ -25,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,7 +41,7 @@ from modelsteward.evals.benefit import Benefit, judge_benefit
 from modelsteward.evals.gate import GateConfig, Verdict, decide
 from modelsteward.evals.kinds import KIND_CHECKS
 from modelsteward.evals.replay import ReplaySet, build_replay_set, load_redteam, prompt_text
-from modelsteward.evals.runner import OutputCache, ProgressFn, run_models_sync
+from modelsteward.evals.runner import EvalDeadline, OutputCache, ProgressFn, run_models_sync
 from modelsteward.evals.scorers import SCORERS, EvalData, run_scorers
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import EvalHoldout, Model, TestResult, UseCase
@@ -225,7 +228,7 @@ def _plan(steward: Steward, cfg: EvalConfig) -> _Plan:
 
 
 def _score(steward: Steward, cfg: EvalConfig, plan: _Plan, show_progress: bool,
-           on_progress: ProgressFn | None) -> tuple[EvalData, dict[str, Any], dict[str, Any], Verdict]:
+           on_progress: ProgressFn | None, deadline: float | None = None) -> tuple[EvalData, dict[str, Any], dict[str, Any], Verdict]:
     """Steps 3-4: both models on the same prompts (baseline cached), scorers, gate and benefit."""
     settings, uc, items = steward.settings, plan.uc, plan.items
     cache = OutputCache(settings.workspace / "evals" / "cache") if cfg.use_cache else None
@@ -233,7 +236,7 @@ def _score(steward: Steward, cfg: EvalConfig, plan: _Plan, show_progress: bool,
     gens = run_models_sync(
         {"candidate": {**common, "model": plan.candidate, "params": plan.cand_params},
          "baseline": {**common, "model": plan.baseline, "params": plan.base_params, "cache": cache}},
-        show_progress=show_progress, on_progress=on_progress,
+        show_progress=show_progress, on_progress=on_progress, deadline=deadline,
     )
     from modelsteward.evals.embeddings import get_embedder
 
@@ -294,9 +297,29 @@ def _record(steward: Steward, plan: _Plan, metrics: dict[str, Any], verdict: Ver
     return test_result_id
 
 
+def _incomplete(steward: Steward, plan: _Plan, started: float, deadline: float, exc: EvalDeadline) -> EvalOutcome:
+    """An evaluation stopped at its deadline: an ``incomplete`` row with the time it had, no scores."""
+    took, limit = round(time.monotonic() - started, 2), round(deadline - started, 2)
+    reasons = [f"incomplete: stopped after {took:g} s, past its wall-clock limit of {limit:g} s ({exc.message})"]
+    metrics = {"incomplete": {"elapsed_s": took, "limit_s": limit, "items": len(plan.items)}}
+    with session_scope(steward.sessions) as s:
+        tr = TestResult(use_case_id=plan.uc.id, candidate_model_id=plan.candidate.id,
+                        baseline_model_id=plan.baseline.id, verdict="incomplete", passed=False, sample_count=0,
+                        metrics=metrics, reasons=reasons)
+        s.add(tr)
+        s.flush()
+        tid: int = tr.id
+    return EvalOutcome(test_result_id=tid, verdict="incomplete", passed=False, reasons=reasons, metrics=metrics,
+                       sample_count=0, candidate=plan.candidate.id, baseline=plan.baseline.id, mlflow_run_id=None,
+                       report_path="")
+
+
 def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_progress: bool = False,
-             on_progress: ProgressFn | None = None) -> EvalOutcome:
-    """Evaluate ``cfg.candidate`` against the current model of ``cfg.use_case`` (see the module docstring)."""
+             on_progress: ProgressFn | None = None, deadline: float | None = None) -> EvalOutcome:
+    """Evaluate ``cfg.candidate`` against the current model of ``cfg.use_case`` (see the module docstring).
+
+    ``deadline``: a ``time.monotonic()`` instant; past it the evaluation stops, ``incomplete``."""
+    started = time.monotonic()
     settings = steward.settings
     plan = _plan(steward, cfg)
     uc, candidate, baseline = plan.uc, plan.candidate, plan.baseline
@@ -305,7 +328,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
         dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6])
     restored = False
     try:
-        data, scores, metrics, verdict = _score(steward, cfg, plan, show_progress, on_progress)
+        data, scores, metrics, verdict = _score(steward, cfg, plan, show_progress, on_progress, deadline)
         rows = _rows(data, scores)
         summary = {"use_case": uc.name, "candidate": candidate.id, "baseline": baseline.id,
                    "sample_count": len(plan.replay.items), "logged": len(plan.replay.request_ids),
@@ -316,6 +339,9 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
         run_id = _log_mlflow(steward, cfg, plan, metrics, verdict, rows, report_dir)
         test_result_id = _record(steward, plan, metrics, verdict, run_id, report, actor=actor)
         restored = True
+    except EvalDeadline as exc:
+        shutil.rmtree(report_dir, ignore_errors=True)
+        return _incomplete(steward, plan, started, deadline or started, exc)  # `finally` restores the status
     except BaseException:
         shutil.rmtree(report_dir, ignore_errors=True)
         raise

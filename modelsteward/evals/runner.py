@@ -38,13 +38,20 @@ if TYPE_CHECKING:
     from modelsteward.settings import Settings
     from modelsteward.storage.models import Model
 
-__all__ = ["Generation", "OutputCache", "run_model", "run_models_sync", "gather_or_cancel", "EvalInterrupted"]
+__all__ = ["Generation", "OutputCache", "run_model", "run_models_sync", "gather_or_cancel", "EvalInterrupted",
+           "EvalDeadline"]
 
 
 class EvalInterrupted(StewardError):
     """The evaluation was stopped before it finished (nothing was recorded)."""
 
     code = "eval_interrupted"
+
+
+class EvalDeadline(EvalInterrupted):
+    """The evaluation ran past its wall-clock deadline and was stopped (an incomplete evaluation)."""
+
+    code = "eval_deadline"
 
 
 @dataclass
@@ -206,11 +213,12 @@ def _body(item: EvalItem, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_models_sync(jobs: dict[str, Any], *, show_progress: bool = False,
-                    on_progress: ProgressFn | None = None) -> dict[str, list[Generation]]:
+                    on_progress: ProgressFn | None = None, deadline: float | None = None) -> dict[str, list[Generation]]:
     """Run several ``run_model`` jobs (name -> kwargs) at once on the providers' loop.
 
     Shows a rich progress bar when ``show_progress``; a ``KeyboardInterrupt`` (or any error) while
-    waiting stops the outstanding calls and propagates.
+    waiting stops the outstanding calls and propagates.  Past ``deadline`` (a ``time.monotonic()``
+    instant) the outstanding calls are stopped and :class:`EvalDeadline` is raised.
     """
     from modelsteward.providers import run_sync
 
@@ -239,6 +247,10 @@ def run_models_sync(jobs: dict[str, Any], *, show_progress: bool = False,
             gather_or_cancel([run_model(**{"label": n, **jobs[n]}, progress=report, stop=stop) for n in names]))
         while not work.done():  # the caller's thread sets ``stop`` on Ctrl-C: cancel what is in flight
             await asyncio.wait([work], timeout=0.2)
+            if deadline is not None and time.monotonic() >= deadline and not work.done():
+                stop.set()
+                work.cancel()
+                raise EvalDeadline("Evaluation ran past its wall-clock deadline and was stopped.")
             if stop.is_set() and not work.done():
                 work.cancel()
                 raise EvalInterrupted("Evaluation stopped before it finished; nothing was recorded.")

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
+from modelsteward.bounds import EVALUATION_BOUNDS
 from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
 from modelsteward.tools.rollout import BenefitView, _View
 
@@ -26,6 +27,10 @@ class EvaluateIn(InputModel):
     concurrency: int = Field(4, ge=1, le=256)
     seed: int = 0
     show_progress: bool = Field(False, description="Draw a progress bar on the terminal (CLI).")
+    max_seconds: float | None = Field(
+        None, gt=0, le=EVALUATION_BOUNDS["max_minutes_per_cycle"].hard * 60,
+        description="Wall-clock limit; past it the evaluation is stopped and recorded 'incomplete' (never a "
+                    "pass or a fail).  The agent passes what is left of its cycle's evaluation budget.")
 
 
 class EvalMetricsView(_View):
@@ -75,12 +80,19 @@ def evaluate_tool(ctx: ToolContext, inp: EvaluateIn) -> EvaluateOut:
     record a test result."""
     from modelsteward.evals import EvalConfig, evaluate
 
-    cfg = EvalConfig(candidate=inp.model_id, **inp.model_dump(exclude={"show_progress", "model_id"}))
+    import time
+
+    cfg = EvalConfig(candidate=inp.model_id, **inp.model_dump(exclude={"show_progress", "model_id", "max_seconds"}))
+    limit = inp.max_seconds
+    if limit is None and ctx.actor.startswith("agent:"):  # an agent's evaluation is always bounded
+        limit = EVALUATION_BOUNDS["max_minutes_per_cycle"].hard * 60
+    deadline = None if limit is None else time.monotonic() + limit
 
     def progress(label: str, done: int, total: int) -> None:
         ctx.report(f"{label}: {done}/{total}", done / total if total else 1.0)
 
-    out = evaluate(ctx.steward, cfg, actor=ctx.actor, show_progress=inp.show_progress, on_progress=progress)
+    out = evaluate(ctx.steward, cfg, actor=ctx.actor, show_progress=inp.show_progress, on_progress=progress,
+                   deadline=deadline)
     return EvaluateOut(test_result_id=out.test_result_id, use_case=inp.use_case, candidate=out.candidate,
                        baseline=out.baseline, verdict=out.verdict, passed=out.passed, reasons=out.reasons,
                        sample_count=out.sample_count, metrics=EvalMetricsView.model_validate(out.metrics), mlflow_run_id=out.mlflow_run_id,
