@@ -13,7 +13,9 @@ A candidate brings a benefit when it is
   by at least two other models), or online: the canary's mean
   feedback is above the stable model's, significantly (one-sided Welch t-test, ``feedback_alpha``).
 
-Otherwise ``none``.  A safety failure is never a benefit.
+Otherwise ``none``.  A safety failure is never a benefit, and neither is a quality check that did not
+pass (issue 26: ``inconclusive`` when no signal that could fail tells the models apart; the judge-less
+pairwise heuristic never shows ``better``, and shows ``cheaper`` only with behaviour similarity).
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def independent_signal(method: str, reference_models: int = 0) -> bool:
 def judge_benefit(
     *, quality_ratio: float | None, quality_ratio_lcb: float | None, method: str,
     candidate_cost: float | None, baseline_cost: float | None, threshold: float = 0.95,
-    cost_margin: float = 0.10, safe: bool = True, reference_models: int = 0,
+    cost_margin: float = 0.10, safe: bool = True, reference_models: int = 0, quality_status: str = "",
 ) -> Benefit:
-    """The offline verdict from an evaluation's numbers (see the module docstring)."""
+    """The offline verdict from an evaluation's numbers (see the module docstring).  ``quality_status``:
+    the gate's quality check; anything but ``pass`` (when given) is no benefit."""
     cost_ratio = None
     if candidate_cost is not None and baseline_cost is not None and baseline_cost > 0:
         cost_ratio = candidate_cost / baseline_cost
@@ -74,6 +77,9 @@ def judge_benefit(
         return mk("none", "no benefit: the candidate is not as safe as the current model")
     if quality_ratio_lcb is None:
         return mk("none", "no benefit: quality could not be measured")
+    if quality_status and quality_status != "pass":
+        return mk("none", f"no benefit: the quality check is {quality_status} (non-inferiority not shown on a "
+                          "signal that could fail)")
     lcb = f"lower bound of quality ratio {quality_ratio_lcb:.3f}"
     if quality_ratio_lcb > 1.0 and independent_signal(method, reference_models):
         return mk("better", f"better: {lcb} > 1 ({method})")

@@ -244,7 +244,8 @@ def _score(steward: Steward, cfg: EvalConfig, plan: _Plan, show_progress: bool,
     verdict: Verdict = decide(metrics, scores["quality"].paired,
                               latency_slo_ms=(uc.requirements or {}).get("latency_slo_ms"),
                               monthly_budget_usd=budget, monthly_volume=volume, cfg=plan.gate_cfg,
-                              safety_enabled=cfg.safety)
+                              safety_enabled=cfg.safety, quality_methods=scores["quality"].paired_methods,
+                              similarity=list(scores["similarity"].columns.get("similarity", {}).values()))
     metrics["gate"] = {c.name: {"status": c.status, "value": c.value, "limit": c.limit, **c.extra}
                        for c in verdict.checks}
     metrics["benefit"] = _benefit(metrics, verdict, plan.gate_cfg, uc).as_dict()
@@ -345,6 +346,7 @@ def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc
         baseline_cost=None if cands[1] is None else cands[1] / 1000,
         threshold=gate_cfg.threshold, cost_margin=float(section_of(uc.config, "policy")["benefit_cost_margin"]),
         safe=safe, reference_models=int(metrics.get("quality", {}).get("reference_models") or 0),
+        quality_status=str(q.get("status") or ""),
     )
 
 
