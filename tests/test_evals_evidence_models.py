@@ -5,7 +5,7 @@ the candidates are llm-katan's echo backend (PyPI; it quotes the last user turn 
 and three scripted OpenAI-compatible servers (``FakeJudge``): one constant answer, one that stops
 after three words (``finish_reason: length``), and one that returns random words.  No judge and no
 golden set: the gate has only the pairwise heuristic and behaviour similarity to go on.  Slow:
-6 prompts, 40 new tokens; the baseline's answers are cached after the first candidate.
+6 prompts, 24 new tokens; the baseline's answers are cached after the first candidate.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_degenerate_upstreams_never_pass_against_smollm2(steward, tmp_path: Path
             reg.register_model("custom", name, base_url=fake.base_url, status="candidate")
         for cand in ("custom:echo-model", "custom:constant", "custom:truncated", "custom:random"):
             t0 = time.monotonic()
-            out = evaluate(steward, EvalConfig(use_case="stories", candidate=cand, samples=6, max_tokens=40,
+            out = evaluate(steward, EvalConfig(use_case="stories", candidate=cand, samples=6, max_tokens=24,
                                                safety=False, mlflow=False))
             verdicts[cand] = (out.verdict, out.reasons)
             print(f"{cand}: {out.verdict} in {time.monotonic() - t0:.1f}s; {out.reasons[0]}; "
