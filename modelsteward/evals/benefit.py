@@ -30,7 +30,8 @@ Verdict = Literal["cheaper", "better", "none"]
 # Quality methods that may show a candidate *better*: they do not lean on the incumbent's own output
 # and measure quality, not just "an answer".  "reference_logs" counts only with references written by
 # several models (``reference_models`` >= 2).  The judge-less ``pairwise`` heuristic can show a
-# candidate no worse (non-inferior), never better.
+# candidate no worse (non-inferior, with behaviour similarity: ``evals/gate.py``), never better; nor
+# can ``degenerate`` (the live model's non-answers: a heuristic that may misread a terse answer).
 INDEPENDENT_METHODS = frozenset({"judge", "golden", "error", "reference_logs"})
 
 

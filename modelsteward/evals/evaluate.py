@@ -17,7 +17,10 @@ the baseline's outputs are cached (a candidate is always measured afresh); the c
 the use case (``storage/status.py``) goes ``evaluating`` when it is discovered or a candidate there
 (not when it is live), and the verdict is the event ``evaluated_pass`` (-> candidate, also from
 ``rejected``: a passing evaluation reinstates a model rejected on that use case) or
-``evaluated_fail`` (-> candidate; a rejected model stays rejected).
+``evaluated_fail`` (-> candidate; a rejected model stays rejected).  An ``inconclusive`` verdict
+(issue 26: no signal that could fail told the models apart) is not a pass: ``evaluated_fail``,
+``passed`` false (so no traffic beyond an approved shadow), benefit ``none``, and the quality
+check's reason and ``metrics["gate"]["quality"]["settle"]`` name the evidence that would settle it.
 """
 
 from __future__ import annotations
