@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 PROMPTS = [
     ("What is the capital of France?", "The capital of France is Paris."),
@@ -44,3 +53,64 @@ def write_golden(path: Path, prompts: list[tuple[str, str]]) -> Path:
         for q, a in prompts:
             f.write(json.dumps({"prompt": q, "reference": a}) + "\n")
     return path
+
+
+# Story prompts that start with a system message (issue 26: an echo of the user turn alone used to
+# pass the gate because the whole-prompt echo check saw the system text missing from the answer).
+STORY_SYSTEM = ("You are a children's storyteller. Write a short, warm bedtime story in plain words, "
+                "with a gentle moral at the end.")
+STORIES = [
+    "Write a story about a fox who learns to share his berries.",
+    "Tell a story about a little boat that is afraid of the sea.",
+    "Write a bedtime story about a moon that cannot fall asleep.",
+    "Tell a story about a snail who wants to win a race.",
+    "Write a story about a girl who plants a tree with her grandfather.",
+    "Tell a story about a robot that learns to laugh.",
+    "Write a story about a bear who loses his favourite hat.",
+    "Tell a story about two clouds who become friends.",
+]
+
+
+def seed_story_logs(steward: Any, use_case: str, model_id: str, prompts: list[str] | None = None, *,
+                    days_ago: float = 1.0, prefix: str = "story") -> list[str]:
+    """One primary log row per story prompt, each a [system, user] conversation (no feedback)."""
+    ts = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago)
+    rows = [{
+        "ts": (ts + dt.timedelta(seconds=i)).isoformat(), "request_id": f"{prefix}-{i}", "use_case": use_case,
+        "model_id": model_id, "role": "primary", "response": "Once upon a time...",
+        "messages": [{"role": "system", "content": STORY_SYSTEM}, {"role": "user", "content": q}],
+        "input_tokens": 30, "output_tokens": 40, "latency_ms": 300.0, "cost_usd": 0.0, "status": "ok",
+        "feedback": None,
+    } for i, q in enumerate(STORIES if prompts is None else prompts)]
+    steward.logs.append_many(rows)
+    steward.logs.flush()
+    return [r["request_id"] for r in rows]
+
+
+@contextlib.contextmanager
+def katan_echo(tmp_path: Path) -> Iterator[str]:
+    """llm-katan (PyPI) with its echo backend on 127.0.0.1:<free port>; yields the ``/v1`` base URL.
+    It wants an ``Authorization`` header: register the model with ``api_key_env`` set to any value."""
+    exe = shutil.which("llm-katan") or str(Path(sys.executable).parent / "llm-katan")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [exe, "--model", "echo-model", "--backend", "echo", "--host", "127.0.0.1", "--port", str(port),
+         "--disable-dashboard", "--stats-file", str(tmp_path / "katan-stats.json"), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("llm-katan did not start")
+        yield url + "/v1"
+    finally:
+        proc.terminate()
+        proc.wait(10)

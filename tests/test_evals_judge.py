@@ -21,6 +21,11 @@ def _good(q: str) -> str:
     return ANSWERS.get(q, "I'm sorry, I can't help with that.")
 
 
+def _bad(q: str) -> str:
+    """A non-answer that still differs per prompt (a constant one is degenerate: it loses before any judge)."""
+    return f"No idea: {q.split()[-1].strip('?.')}."
+
+
 def _world(steward, fake: FakeJudge, judge: bool = True) -> None:  # type: ignore[no-untyped-def]
     reg = steward.registry
     for name in ("good", "bad", "judge"):
@@ -38,7 +43,7 @@ def _count(steward, table) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_judge_prefers_baseline_so_candidate_fails(steward) -> None:  # type: ignore[no-untyped-def]
-    with FakeJudge("longer", answers={"good": _good, "bad": "I do not know."}) as fake:
+    with FakeJudge("longer", answers={"good": _good, "bad": _bad}) as fake:
         _world(steward, fake)
         out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:bad", samples=6, safety_prompts=3))
         judged = fake.judge_requests()
@@ -49,7 +54,7 @@ def test_judge_prefers_baseline_so_candidate_fails(steward) -> None:  # type: ig
     assert len(judged) == 12 + 1  # both orders for 6 items, plus the preflight
     # both orders were asked: the candidate's answer appears once as A and once as B per item
     firsts = [r["messages"][1]["content"].split("[Answer A]\n")[1].split("\n")[0] for r in judged[1:]]
-    assert firsts.count("I do not know.") == 6
+    assert sum(f.startswith("No idea: ") for f in firsts) == 6
     assert any(r.startswith("quality: fail") for r in out.reasons)
     with steward.sessions() as s:
         tr = s.get(TestResult, out.test_result_id)
@@ -66,7 +71,7 @@ def test_judge_prefers_baseline_so_candidate_fails(steward) -> None:  # type: ig
 
 
 def test_position_biased_judge_is_cancelled_by_asking_both_orders(steward) -> None:  # type: ignore[no-untyped-def]
-    with FakeJudge("A", answers={"good": _good, "bad": "I do not know."}) as fake:
+    with FakeJudge("A", answers={"good": _good, "bad": _bad}) as fake:
         _world(steward, fake)
         out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:bad", samples=6, safety=False,
                                            mlflow=False))

@@ -3,54 +3,23 @@ upstream (fails).  Slow: tiny samples (5 prompts, 8 new tokens; one red-team pro
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from modelsteward.evals import EvalConfig, evaluate
-from evals_helpers import PROMPTS, seed_logs
+from evals_helpers import PROMPTS, katan_echo, seed_logs
 
 SMOL = "local:smollm2-135m-instruct"
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def katan(tmp_path: Path) -> Iterator[str]:
-    exe = shutil.which("llm-katan") or str(Path(sys.executable).parent / "llm-katan")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [exe, "--model", "echo-model", "--backend", "echo", "--host", "127.0.0.1", "--port", str(port),
-         "--disable-dashboard", "--stats-file", str(tmp_path / "katan-stats.json"), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("llm-katan did not start")
-        yield url + "/v1"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with katan_echo(tmp_path) as url:
+        yield url
 
 
 def _use_case(steward) -> None:  # type: ignore[no-untyped-def]

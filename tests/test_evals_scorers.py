@@ -12,6 +12,8 @@ from modelsteward.fakes.judge import FakeJudge
 from evals_helpers import PROMPTS, seed_logs
 
 ANSWERS = dict(PROMPTS)
+# a wrong answer to every prompt: another prompt's answer (varied, so not a constant reply: issue 26)
+WRONG = {q: PROMPTS[(k + 3) % len(PROMPTS)][1] for k, (q, _) in enumerate(PROMPTS)}
 REFUSAL = "I'm sorry, but I can't help with that."
 
 
@@ -58,7 +60,7 @@ def _world(steward, fake: FakeJudge, logged_by: tuple[str, ...] = ("custom:good"
 
 def test_reference_based_quality_without_a_judge(steward) -> None:  # type: ignore[no-untyped-def]
     # references: high-feedback answers logged by two *other* models; both models are scored against them
-    answers = {"good": lambda q: ANSWERS.get(q, REFUSAL), "cand": "Bananas are yellow and rich in potassium."}
+    answers = {"good": lambda q: ANSWERS.get(q, REFUSAL), "cand": lambda q: WRONG.get(q, REFUSAL)}
     with FakeJudge(answers=answers) as fake:
         _world(steward, fake, logged_by=("custom:older-a", "custom:older-b"))
         out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:cand", samples=6, safety=False,
@@ -84,7 +86,7 @@ def test_the_incumbents_own_logs_are_never_the_reference(steward) -> None:  # ty
 
 
 def test_pairwise_without_references_catches_an_off_topic_candidate(steward) -> None:  # type: ignore[no-untyped-def]
-    answers = {"good": lambda q: ANSWERS.get(q, REFUSAL), "cand": "Bananas are yellow and rich in potassium."}
+    answers = {"good": lambda q: ANSWERS.get(q, REFUSAL), "cand": lambda q: WRONG.get(q, REFUSAL)}
     with FakeJudge(answers=answers) as fake:
         _world(steward, fake)
         out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:cand", samples=6, safety=False,

@@ -15,7 +15,9 @@ A candidate brings a benefit when it is
 
 Otherwise ``none``.  A safety failure is never a benefit, nor is a candidate that fails a stratum of
 the application's traffic by answer kind (``failed_strata``: the gate's ``tools`` / ``structured``
-checks, ``evals/kinds.py``): cheaper text is no gain when the function calls or the JSON break.
+checks, ``evals/kinds.py``): cheaper text is no gain when the function calls or the JSON break; and
+neither is a quality check that did not pass (issue 26: ``inconclusive`` when no signal that could fail tells the models apart; the judge-less
+pairwise heuristic never shows ``better``, and shows ``cheaper`` only with behaviour similarity).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ Verdict = Literal["cheaper", "better", "none"]
 # Quality methods that may show a candidate *better*: they do not lean on the incumbent's own output
 # and measure quality, not just "an answer".  "reference_logs" counts only with references written by
 # several models (``reference_models`` >= 2).  The judge-less ``pairwise`` heuristic can show a
-# candidate no worse (non-inferior), never better.
+# candidate no worse (non-inferior, with behaviour similarity: ``evals/gate.py``), never better; nor
+# can ``degenerate`` (the live model's non-answers: a heuristic that may misread a terse answer).
 INDEPENDENT_METHODS = frozenset({"judge", "golden", "error", "reference_logs"})
 
 
@@ -64,8 +67,10 @@ def judge_benefit(
     *, quality_ratio: float | None, quality_ratio_lcb: float | None, method: str,
     candidate_cost: float | None, baseline_cost: float | None, threshold: float = 0.95,
     cost_margin: float = 0.10, safe: bool = True, reference_models: int = 0, failed_strata: Sequence[str] = (),
+    quality_status: str = "",
 ) -> Benefit:
-    """The offline verdict from an evaluation's numbers (see the module docstring)."""
+    """The offline verdict from an evaluation's numbers (see the module docstring).  ``quality_status``:
+    the gate's quality check; anything but ``pass`` (when given) is no benefit."""
     cost_ratio = None
     if candidate_cost is not None and baseline_cost is not None and baseline_cost > 0:
         cost_ratio = candidate_cost / baseline_cost
@@ -79,6 +84,9 @@ def judge_benefit(
         return mk("none", f"no benefit: the candidate fails the {', '.join(failed_strata)} stratum of the traffic")
     if quality_ratio_lcb is None:
         return mk("none", "no benefit: quality could not be measured")
+    if quality_status and quality_status != "pass":
+        return mk("none", f"no benefit: the quality check is {quality_status} (non-inferiority not shown on a "
+                          "signal that could fail)")
     lcb = f"lower bound of quality ratio {quality_ratio_lcb:.3f}"
     if quality_ratio_lcb > 1.0 and independent_signal(method, reference_models):
         return mk("better", f"better: {lcb} > 1 ({method})")

@@ -19,7 +19,10 @@ the baseline's outputs are cached (a candidate is always measured afresh); the c
 the use case (``storage/status.py``) goes ``evaluating`` when it is discovered or a candidate there
 (not when it is live), and the verdict is the event ``evaluated_pass`` (-> candidate, also from
 ``rejected``: a passing evaluation reinstates a model rejected on that use case) or
-``evaluated_fail`` (-> candidate; a rejected model stays rejected).
+``evaluated_fail`` (-> candidate; a rejected model stays rejected).  An ``inconclusive`` verdict
+(issue 26: no signal that could fail told the models apart) is not a pass: ``evaluated_fail``,
+``passed`` false (so no traffic beyond an approved shadow), benefit ``none``, and the quality
+check's reason and ``metrics["gate"]["quality"]["settle"]`` name the evidence that would settle it.
 """
 
 from __future__ import annotations
@@ -249,7 +252,8 @@ def _score(steward: Steward, cfg: EvalConfig, plan: _Plan, show_progress: bool,
     verdict: Verdict = decide(metrics, scores["quality"].paired,
                               latency_slo_ms=(uc.requirements or {}).get("latency_slo_ms"),
                               monthly_budget_usd=budget, monthly_volume=volume, cfg=plan.gate_cfg,
-                              safety_enabled=cfg.safety)
+                              safety_enabled=cfg.safety, quality_methods=scores["quality"].paired_methods,
+                              similarity=list(scores["similarity"].columns.get("similarity", {}).values()))
     metrics["gate"] = {c.name: {"status": c.status, "value": c.value, "limit": c.limit, **c.extra}
                        for c in verdict.checks}
     metrics["benefit"] = _benefit(metrics, verdict, plan.gate_cfg, uc).as_dict()
@@ -376,6 +380,7 @@ def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc
         threshold=gate_cfg.threshold, cost_margin=float(section_of(uc.config, "policy")["benefit_cost_margin"]),
         safe=safe, reference_models=int(metrics.get("quality", {}).get("reference_models") or 0),
         failed_strata=[k for k in KIND_CHECKS if metrics["gate"].get(k, {}).get("status") == "fail"],
+        quality_status=str(q.get("status") or ""),
     )
 
 

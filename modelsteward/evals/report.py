@@ -113,6 +113,8 @@ def write_report(folder: Path, *, summary: dict[str, Any], metrics: dict[str, An
     ]
     if saf:
         lines.append(f"| safety failures | {saf['candidate']['failures']} | {saf['baseline']['failures']} |")
+        lines.append(f"| red-team errors (no answer) | {saf['candidate'].get('redteam_errors', 0)} | "
+                     f"{saf['baseline'].get('redteam_errors', 0)} |")
     lines += ["", f"![plot]({plot.name})", "",
               "Per-item scores and outputs: `samples.jsonl`; everything above as JSON: `result.json`.", ""]
     report = folder / "report.md"

@@ -1,4 +1,5 @@
-"""Pure text measures: ROUGE-L, PII (``modelsteward.privacy``), refusal and leak detectors, JSON validity."""
+"""Pure text measures: ROUGE-L, PII (``modelsteward.privacy``), refusal and leak detectors, JSON validity,
+and the copy and function-word measures the degenerate-answer detector uses (``evals/degenerate.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ __all__ = [
     "is_refusal",
     "leaks",
     "is_valid_json",
+    "FUNCTION_WORDS",
+    "function_word_ratio",
+    "quotes",
+    "copied_share",
 ]
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -100,3 +105,42 @@ def is_valid_json(text: str) -> bool:
     except ValueError:
         return False
     return isinstance(val, (dict, list))
+
+
+# English function words (articles, pronouns, prepositions, auxiliaries, conjunctions): about 40-55 %
+# of the words of ordinary English prose, next to none of a list of random content words.
+FUNCTION_WORDS = frozenset("""
+a an the and or but nor if then else so than as of to in on at by for with from into onto about over under
+after before between through during without within up down out off is are was were be been being am do does
+did done have has had having will would can could shall should may might must it its this that these those
+there here i me my mine you your yours he him his she her hers we us our ours they them their theirs who whom
+whose which what when where why how not no all any some each every both either neither such very just also
+only too more most much many few one own same other
+""".split())
+
+
+def function_word_ratio(text: str) -> float:
+    """Share of ``text``'s word tokens that are English function words (0.0 for no words)."""
+    toks = tokenize(text)
+    return sum(t in FUNCTION_WORDS for t in toks) / len(toks) if toks else 0.0
+
+
+def quotes(answer: str, source: str, min_words: int = 3) -> bool:
+    """True when ``answer`` contains all of ``source`` (``min_words`` word tokens or more), word for
+    word in order (lower-cased, punctuation and spacing ignored)."""
+    src = tokenize(source)
+    return len(src) >= min_words and f" {' '.join(src)} " in f" {' '.join(tokenize(answer))} "
+
+
+def copied_share(answer: str, source: str, span: int = 12) -> float:
+    """Share of ``answer``'s word tokens that lie in a run of ``span`` or more consecutive tokens that
+    ``source`` also contains in that order (0.0 when the answer is shorter than ``span``)."""
+    ans, src = tokenize(answer), tokenize(source)
+    if len(ans) < span or len(src) < span:
+        return 0.0
+    grams = {tuple(src[k:k + span]) for k in range(len(src) - span + 1)}
+    covered = [False] * len(ans)
+    for k in range(len(ans) - span + 1):
+        if tuple(ans[k:k + span]) in grams:
+            covered[k:k + span] = [True] * span
+    return sum(covered) / len(ans)

@@ -9,6 +9,8 @@ on ``127.0.0.1:<free port>`` from a background thread.
   ``"longer"`` (the longer answer wins), or a callable ``(answer_a, answer_b) -> str``.
 - Any other request is answered from ``answers[model name]`` (a string, or a callable taking the last
   user message), so the same server can stand in for the candidate and baseline models.
+- ``finish_reasons[model name]`` sets that model's ``finish_reason`` (default ``stop``; ``length``
+  for an upstream that stops short).
 - ``fail_status=503`` makes every request fail with that HTTP status (an unhealthy judge).
 Every request body is kept in ``.requests``.
 """
@@ -33,9 +35,11 @@ class FakeJudge:
     """A scripted OpenAI-compatible judge (and answer) server; use as a context manager."""
 
     def __init__(self, verdict: str | Callable[[str, str], str] = "TIE", *,
-                 answers: dict[str, str | Callable[[str], str]] | None = None, fail_status: int | None = None) -> None:
+                 answers: dict[str, str | Callable[[str], str]] | None = None, fail_status: int | None = None,
+                 finish_reasons: dict[str, str] | None = None) -> None:
         self.verdict = verdict
         self.answers = dict(answers or {})
+        self.finish_reasons = dict(finish_reasons or {})
         self.fail_status = fail_status
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -107,7 +111,8 @@ class FakeJudge:
                     "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "judge"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop", "logprobs": None}],
+                                 "finish_reason": fake.finish_reasons.get(str(body.get("model")), "stop"),
+                                 "logprobs": None}],
                     "usage": {"prompt_tokens": prompt, "completion_tokens": words, "total_tokens": prompt + words},
                 })
 
