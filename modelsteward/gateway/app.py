@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from fastapi import APIRouter, FastAPI
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelsteward.errors import StewardError
 from modelsteward.exchange import StreamAssembler
 from modelsteward.gateway.core import GatewayOptions, GatewayState
-from modelsteward.gateway.errors import GatewayError, error_body
+from modelsteward.gateway.errors import GatewayError, error_body, route_error
 from modelsteward.gateway.keys import hash_key
 from modelsteward.gateway.logrow import gateway_row, tokens
 from modelsteward.gateway.schemas import FeedbackIn, FeedbackOut, GatewayErrorBody, feedback_error
@@ -513,5 +514,10 @@ def create_gateway_app(steward: Steward, *, options: GatewayOptions | None = Non
                       openapi_url=None)
     app.state.gateway = state
     app.include_router(gateway_router(state))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def unknown_route(request: Request, exc: StarletteHTTPException) -> Response:  # 404 / 405, OpenAI's shape
+        return route_error(exc.status_code, request.method, request.url.path, getattr(exc, "headers", None))
+
     app._fast = GatewayFastPath(app, state)
     return app
