@@ -207,3 +207,40 @@ def test_failed_attempts_log_the_request(steward, upstream):
         assert ex["request"] == {"tools": [TIME]} and x["response"] is None and x["answer"] is None
     row, ex = _logged(steward, r.id)
     assert row["role"] == "fallback" and ex["answer"]["tool_calls"][0]["function"]["name"] == "get_time"
+
+
+@pytest.mark.slow
+def test_llm_katan_upstream_plain_stream_and_tools(steward, tmp_path):
+    """A second upstream we did not write: llm-katan's echo backend (no model download).  It calls
+    tools itself and answers a *stream* request with tools as one whole JSON completion (a degenerate
+    upstream): the gateway streams it to the SDK and logs the same tool calls."""
+    from gateway_helpers import Katan
+
+    katan = Katan("echo-model", tmp=tmp_path)
+    try:
+        mid = register_upstream(steward, "katan", katan.url)
+        steward.registry.add_use_case("agent", model=mid)
+        with GatewayThread(steward) as gw:
+            client = _client(gw)
+            msgs = [{"role": "user", "content": "Once upon a [time]"}]
+            plain = client.chat.completions.create(model="agent", messages=msgs, max_tokens=20, temperature=0.3)
+            chunks = list(client.chat.completions.create(model="agent", messages=msgs, stream=True, seed=3))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            tool = client.chat.completions.create(model="agent", messages=msgs, tools=[TIME])
+            with client.chat.completions.stream(model="agent", messages=msgs, tools=[TIME]) as s:
+                streamed = s.get_final_completion()
+    finally:
+        katan.stop()
+    row, ex = _logged(steward, plain.id)
+    assert row["response"] == plain.choices[0].message.content and "User: Once upon a [time]" in row["response"]
+    assert ex["request"] == {"params": {"max_tokens": 20, "temperature": 0.3}}
+    assert ex["answer"]["finish_reason"] == plain.choices[0].finish_reason == "stop"
+    row, ex = _logged(steward, chunks[0].id)
+    assert row["response"] == text and text.endswith("User: Once upon a [time]")
+    assert ex["request"] == {"params": {"seed": 3}} and ex["answer"]["finish_reason"] == "stop"
+    for r in (tool, streamed):
+        calls = r.choices[0].message.tool_calls
+        assert [c.function.name for c in calls] == ["get_time"] and orjson.loads(calls[0].function.arguments)
+        row, ex = _logged(steward, r.id)
+        assert row["response"] == "" and ex["answer"]["tool_calls"] == _calls(calls)
+        assert ex["answer"]["finish_reason"] == "tool_calls" and ex["request"] == {"tools": [TIME]}
