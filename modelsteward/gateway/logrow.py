@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelsteward.exchange import Answer, request_part
+import orjson
+
+from modelsteward.exchange import Answer, answer_part, request_part
 
 if TYPE_CHECKING:
     from modelsteward.gateway.routing import ModelInfo
@@ -29,6 +31,26 @@ def tokens(usage: Mapping[str, Any] | None) -> tuple[int, int]:
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
 
 
+_FINISHED: dict[Any, str] = {}  # finish reason -> the ``answer`` column of a plain text answer (JSON text)
+
+
+def _columns(answer: Answer | None) -> tuple[str | None, Any]:
+    """(``response``, ``answer``) columns; a plain text answer (the common case) without a dict
+    round-trip: its ``answer`` column is the same JSON text for every answer with that finish reason."""
+    if answer is None:
+        return None, None
+    content = answer.get("content")
+    if len(answer) == 2 and type(content) is str and "finish_reason" in answer:
+        reason = answer["finish_reason"]
+        text = _FINISHED.get(reason)
+        if text is None:
+            if reason is None or len(_FINISHED) >= 64:
+                return answer_part(answer)
+            text = _FINISHED[reason] = orjson.dumps({"finish_reason": reason}).decode()
+        return content, text
+    return answer_part(answer)
+
+
 def gateway_row(*, ts: float, request_id: str, use_case: str, model_id: str, role: str, body: Mapping[str, Any],
                 latency_ms: float, metadata: dict[str, Any] | None, answer: Answer | None = None,
                 usage: Mapping[str, Any] | None = None, info: ModelInfo | None = None, error: str | None = None,
@@ -38,9 +60,10 @@ def gateway_row(*, ts: float, request_id: str, use_case: str, model_id: str, rol
     stream without usage: its pieces)."""
     n_in, n_out = tokens(usage)
     n_out = n_out or min_output_tokens
+    response, rest = _columns(answer)
     return {
         "ts": ts, "request_id": request_id, "use_case": use_case, "model_id": model_id, "role": role,
-        "messages": body.get("messages"), "request": request_part(body), "answer": answer,
+        "messages": body.get("messages"), "request": request_part(body), "response": response, "answer": rest,
         "input_tokens": n_in, "output_tokens": n_out, "latency_ms": latency_ms,
         "cost_usd": info.cost(n_in, n_out) if info is not None else 0.0,
         "status": "error" if error is not None else "ok", "error": error[:2000] if error is not None else None,
