@@ -143,7 +143,8 @@ def answer(body: Mapping[str, Any], wrong: bool = False) -> Answer:
         return {"content": orjson.dumps(obj).decode(), "finish_reason": "stop"}
     fns = _functions(body)
     if fns and (request_part(body) or {}).get("tool_choice") != "none":
-        return {"content": None, "tool_calls": _calls(body, fns, prompt, wrong), "finish_reason": "tool_calls"}
+        calls: Any = _calls(body, fns, prompt, wrong)
+        return {"content": None, "tool_calls": calls, "finish_reason": "tool_calls"}
     return {"content": f"You said: {prompt}", "finish_reason": "stop"}
 
 

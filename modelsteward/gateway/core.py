@@ -547,17 +547,17 @@ class GatewayState:
         """Call a shadow model once (no retries, no fallback, outside cooldown accounting) and log it."""
         info = await self.model(model_id)
         ts, t0 = time.time(), time.perf_counter()
-        where = {"ts": ts, "request_id": f"{rid}-s{i}", "use_case": use_case, "model_id": model_id, "role": "shadow",
-                 "body": body, "metadata": {"primary_request_id": rid}}
+        answer, usage, error = None, None, None
         try:
             if info is None:
                 raise UpstreamError(f"shadow model {model_id} is not in the registry", status=None, retryable=False)
             resp = await (await self.provider(info)).openai_completion(body)
+            answer, usage = answer_from_completion(resp), resp.get("usage")
         except StewardError as exc:
-            row = gateway_row(**where, latency_ms=(time.perf_counter() - t0) * 1000, error=exc.message)
-        else:
-            row = gateway_row(**where, latency_ms=(time.perf_counter() - t0) * 1000,
-                              answer=answer_from_completion(resp), usage=resp.get("usage"), info=info)
+            error = exc.message
+        row = gateway_row(ts=ts, request_id=f"{rid}-s{i}", use_case=use_case, model_id=model_id, role="shadow",
+                          body=body, latency_ms=(time.perf_counter() - t0) * 1000, answer=answer, usage=usage,
+                          info=info, error=error, metadata={"primary_request_id": rid})
         self.log_row(row)
         self.counters["shadow_done"] += 1
 
