@@ -49,6 +49,7 @@ REQUEST_KEYS = ("tools", "tool_choice", "response_format", "parallel_tool_calls"
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
                  "frequency_penalty", "n", "logprobs", "top_logprobs", "logit_bias", "reasoning_effort")
 ROLES = frozenset(("system", "developer", "user", "assistant", "tool", "function"))
+_REQUEST, _SAMPLING = frozenset(REQUEST_KEYS), frozenset(SAMPLING_KEYS)
 Kind = Literal["text", "tools", "structured"]
 
 
@@ -82,11 +83,16 @@ class Exchange(TypedDict):
 def request_part(body: Mapping[str, Any]) -> dict[str, Any] | None:
     """The body's fields besides ``messages`` worth keeping (tools, tool choice, response format,
     parallel tool calls, sampling parameters under ``params``); None for a plain request."""
+    # one pass over the body's keys (a handful) rather than a look-up per known key: the gateway
+    # calls this on every request
     out: dict[str, Any] = {}
-    for k in REQUEST_KEYS:
-        v = body.get(k)
+    params: dict[str, Any] = {}
+    for k, v in body.items():
         if v is not None:
-            out[k] = v
+            if k in _SAMPLING:
+                params[k] = v
+            elif k in _REQUEST:
+                out[k] = v
     if "tools" not in out and body.get("functions"):
         out["tools"] = [{"type": "function", "function": f} for f in body["functions"] if isinstance(f, dict)]
         fc = body.get("function_call")
@@ -94,7 +100,6 @@ def request_part(body: Mapping[str, Any]) -> dict[str, Any] | None:
             out["tool_choice"] = {"type": "function", "function": {"name": fc["name"]}}
         elif isinstance(fc, str):
             out["tool_choice"] = fc
-    params = sampling_of(body)
     if params:
         out["params"] = params
     return out or None

@@ -14,15 +14,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from modelsteward.errors import InvalidInput, StewardError
 
 __all__ = ["console", "err_console", "open_ctx", "cli_identity", "emit_json", "table", "run_cli", "JsonOpt", "to_jsonable", "fail",
            "parse_weights", "one_line", "human", "headline"]
 
-# soft_wrap: a line is never broken at 80 columns when the output is piped (grep, less, a file)
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# soft_wrap: a line is never broken at 80 columns when the output is piped (grep, less, a file);
+# emoji=False: ``:m:`` in a model id (``openai:m:x``) or in logged text prints as written, never as an emoji
+console = Console(soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON (a stable, documented shape).")
 
@@ -59,18 +61,21 @@ def human(value: Any) -> str:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table at its full width: on a terminal it fits the window, piped it is never cut at 80 columns."""
-    t = Table(title=title, show_lines=False)
+    """A table at its full width: on a terminal it fits the window, piped it is never cut at 80 columns.
+
+    Title, headers and cells print as written (``Text``: no Rich markup, no emoji codes): a cell may
+    hold logged or imported text (``[echo]``, ``[/foo]``, ``:m:``) or a model id."""
+    t = Table(title=Text(title), show_lines=False)
     for c in columns:
-        t.add_column(c)
+        t.add_column(Text(c))
     for r in rows:
-        t.add_row(*[human(v) for v in r])
+        t.add_row(*[Text(human(v)) for v in r])
     if console.is_terminal:
         console.print(t)
     else:
         wide = console.options.update(max_width=100_000)
         width = max(console.measure(t, options=wide).maximum, 20)
-        Console(file=console.file, width=width, soft_wrap=True, force_terminal=False).print(t)
+        Console(file=console.file, width=width, soft_wrap=True, force_terminal=False, emoji=False).print(t)
 
 
 def open_ctx(actor: str | None = None, *, read: bool = False):  # type: ignore[no-untyped-def]

@@ -51,7 +51,7 @@ def logs_import(
     if json_out:
         emit_json(out)
         return
-    console.print(import_summary(out), highlight=False)
+    console.print(import_summary(out), markup=False, emoji=False, highlight=False)  # ids and paths as written
 
 
 def import_summary(out: object) -> str:

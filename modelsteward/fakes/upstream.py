@@ -8,7 +8,15 @@ FastAPI and is an order of magnitude slower).  Optional ``latency_ms`` and ``err
 ``"stream": true`` was asked, as some OpenAI-compatible servers do) and ``stream_gap_ms`` (send a
 stream's events that far apart, for tests that act while a stream is open).
 
-Run: ``python -m modelsteward.fakes.upstream --port 9100 [--latency-ms N] [--error-rate P] [--ignore-stream]``,
+Requests with ``tools`` (or legacy ``functions``) or a ``response_format`` get a built answer
+instead (``fakes.answers``): a deterministic call of an offered function with arguments that
+match its parameter schema (streamed as OpenAI streams tool calls: id and name, then the
+arguments in fragments), or a JSON object with a ``json_schema``'s required properties.  A model
+name containing ``wrong`` (or ``wrong=True`` / ``--wrong``) makes it the wrong caller: another
+function, arguments and JSON that break the schema (for tests of gates that must fail it).
+``record=True`` keeps every request body in ``.bodies``.
+
+Run: ``python -m modelsteward.fakes.upstream --port 9100 [--latency-ms N] [--error-rate P] [--ignore-stream] [--wrong]``,
 or ``InstantUpstream().start()`` in a background thread.
 """
 
@@ -23,6 +31,8 @@ from typing import Any
 
 import httptools
 import orjson
+
+from modelsteward.fakes import answers
 
 __all__ = ["InstantUpstream", "RESPONSE", "main"]
 
@@ -98,14 +108,37 @@ class _Proto(asyncio.Protocol):
             out = _FAIL
         else:
             wants_stream = b'"stream":true' in body.replace(b" ", b"")
-            if wants_stream and self.server.stream_gap_ms and not self.server.ignore_stream:
+            built = None
+            if self.server.record or answers.wants_dynamic(body):
+                built = self._built(body, wants_stream and not self.server.ignore_stream)
+            if built is not None:
+                out = built
+            elif wants_stream and self.server.stream_gap_ms and not self.server.ignore_stream:
                 self._send_slowly()
                 return
-            out = _OK_STREAM if wants_stream and not self.server.ignore_stream else _OK
+            else:
+                out = _OK_STREAM if wants_stream and not self.server.ignore_stream else _OK
         if self.server.latency_ms:
             asyncio.get_running_loop().call_later(self.server.latency_ms / 1000, self._send, out)
         else:
             self._send(out)
+
+    def _built(self, raw: bytes, stream: bool) -> bytes | None:
+        """A built answer (``fakes.answers``) for a request with tools or a response format; None
+        for a plain one (the fixed answer).  Records the body when asked."""
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        if self.server.record:
+            self.server.bodies.append(body)
+        if not isinstance(body, dict) or not (body.get("tools") or body.get("functions") or body.get("response_format")):
+            return None
+        model, wrong = str(body.get("model") or "instant"), self.server.wrong
+        if stream:
+            sse = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in answers.chunks(body, model, wrong))
+            return _http(b"200 OK", b"text/event-stream", sse + b"data: [DONE]\n\n")
+        return _http(b"200 OK", b"application/json", orjson.dumps(answers.completion(body, model, wrong)))
 
     def _send_slowly(self) -> None:
         """The stream's events one by one, ``stream_gap_ms`` apart (chunked transfer encoding)."""
@@ -126,8 +159,11 @@ class InstantUpstream:
     """The server; ``start()`` runs it on a background thread, ``url`` is its ``/v1`` base."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency_ms: float = 0.0,
-                 error_rate: float = 0.0, ignore_stream: bool = False, stream_gap_ms: float = 0.0) -> None:
+                 error_rate: float = 0.0, ignore_stream: bool = False, stream_gap_ms: float = 0.0,
+                 wrong: bool = False, record: bool = False) -> None:
         self.host, self.port = host, port
+        self.wrong, self.record = wrong, record
+        self.bodies: list[Any] = []  # request bodies, with record=True
         self.latency_ms, self.error_rate = latency_ms, error_rate
         self.ignore_stream = ignore_stream
         self.stream_gap_ms = stream_gap_ms
@@ -197,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--ignore-stream", action="store_true", help="answer whole JSON even to stream requests")
+    p.add_argument("--wrong", action="store_true", help="be the wrong tool caller (see fakes.answers)")
     a = p.parse_args(argv)
     try:
         import uvloop
@@ -204,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    up = InstantUpstream(a.host, a.port, latency_ms=a.latency_ms, error_rate=a.error_rate, ignore_stream=a.ignore_stream)
+    up = InstantUpstream(a.host, a.port, latency_ms=a.latency_ms, error_rate=a.error_rate, ignore_stream=a.ignore_stream,
+                        wrong=a.wrong)
     print(f"instant upstream on {up.url}", flush=True)
     try:
         asyncio.run(up.serve())

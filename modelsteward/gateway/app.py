@@ -23,14 +23,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from fastapi import APIRouter, FastAPI
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelsteward.errors import StewardError
+from modelsteward.exchange import StreamAssembler
 from modelsteward.gateway.core import GatewayOptions, GatewayState
-from modelsteward.gateway.errors import GatewayError, error_body
+from modelsteward.gateway.errors import GatewayError, error_body, route_error
 from modelsteward.gateway.keys import hash_key
+from modelsteward.gateway.logrow import gateway_row, tokens
 from modelsteward.gateway.schemas import FeedbackIn, FeedbackOut, GatewayErrorBody, feedback_error
 from modelsteward.gateway.routing import KeyInfo
 
@@ -291,24 +294,23 @@ class _Routes:
         shown = info.id if expose else body["model"]
 
         async def events() -> AsyncIterator[bytes]:
-            parts: list[str] = []
-            usage: dict[str, Any] = {}
-            status, error, logged = "ok", None, False
+            asm = StreamAssembler()  # the answer as the client receives it, tool-call deltas included
+            pieces = 0  # deltas with content or tool calls: the output tokens when the upstream reports none
+            error, logged = None, False
             created = int(time.time())
 
             def fix(chunk: dict[str, Any]) -> dict[str, Any]:
-                nonlocal usage, created
-                u = chunk.pop("usage", None)
-                if u:
-                    usage = u
+                nonlocal pieces, created
+                asm.add(chunk)
+                chunk.pop("usage", None)
                 chunk["id"], chunk["model"] = rid, shown
                 if not expose:
                     chunk.pop("system_fingerprint", None)
                 created = chunk.get("created", created)
                 for c in chunk.get("choices") or ():
-                    text = (c.get("delta") or {}).get("content")
-                    if text:
-                        parts.append(text)
+                    d = c.get("delta") or {}
+                    if d.get("content") or d.get("tool_calls"):
+                        pieces += 1
                 return chunk
 
             def write_log() -> None:
@@ -316,15 +318,10 @@ class _Routes:
                 if logged:
                     return
                 logged = True
-                n_in = int(usage.get("prompt_tokens") or 0)
-                n_out = int(usage.get("completion_tokens") or 0) or len(parts)
-                state.log_row({
-                    "ts": ts, "request_id": rid, "use_case": route.name, "model_id": info.id, "role": role,
-                    "messages": body.get("messages"), "response": "".join(parts), "input_tokens": n_in,
-                    "output_tokens": n_out, "latency_ms": (time.perf_counter() - t0) * 1000,
-                    "cost_usd": info.cost(n_in, n_out), "status": status, "error": error,
-                    "metadata": {**meta, "attempt": n} if n > 1 else meta,
-                })
+                state.log_row(gateway_row(
+                    ts=ts, request_id=rid, use_case=route.name, model_id=info.id, role=role, body=body,
+                    latency_ms=(time.perf_counter() - t0) * 1000, answer=asm.answer(), usage=asm.usage, info=info,
+                    error=error, min_output_tokens=pieces, metadata={**meta, "attempt": n} if n > 1 else meta))
 
             try:
                 if first is not None:
@@ -336,20 +333,20 @@ class _Routes:
                     if chunk.get("choices"):
                         yield _sse(chunk)
             except StewardError as exc:
-                status, error = "error", f"failed mid-stream: {exc.message}"[:2000]
+                error = f"failed mid-stream: {exc.message}"[:2000]
                 state.cooldowns.failure(info.id)
                 yield _sse(error_body(error, code="upstream_error", type_="api_error"))
             except Exception as exc:  # noqa: BLE001 - a bug mid-stream still ends the stream with an error event
                 log.exception("gateway: unexpected error mid-stream on request %s", rid)
-                status, error = "error", f"failed mid-stream: internal error ({type(exc).__name__})"
+                error = f"failed mid-stream: internal error ({type(exc).__name__})"
                 yield _sse(error_body(error, code="internal_error", type_="api_error"))
             except BaseException:
-                status, error = "error", "client disconnected before the end of the stream"
+                error = "client disconnected before the end of the stream"
                 write_log()
                 raise
             if include_usage:
-                n_in = int(usage.get("prompt_tokens") or 0)
-                n_out = int(usage.get("completion_tokens") or 0) or len(parts)
+                n_in, n_out = tokens(asm.usage)
+                n_out = n_out or pieces
                 yield _sse({"id": rid, "object": "chat.completion.chunk", "created": created, "model": shown,
                             "choices": [], "usage": {"prompt_tokens": n_in, "completion_tokens": n_out,
                                                      "total_tokens": n_in + n_out}})
@@ -517,5 +514,10 @@ def create_gateway_app(steward: Steward, *, options: GatewayOptions | None = Non
                       openapi_url=None)
     app.state.gateway = state
     app.include_router(gateway_router(state))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def unknown_route(request: Request, exc: StarletteHTTPException) -> Response:  # 404 / 405, OpenAI's shape
+        return route_error(exc.status_code, request.method, request.url.path, getattr(exc, "headers", None))
+
     app._fast = GatewayFastPath(app, state)
     return app

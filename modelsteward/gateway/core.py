@@ -39,8 +39,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from modelsteward.errors import StewardError, UpstreamError, close_matches
+from modelsteward.exchange import answer_from_completion
 from modelsteward.gateway.errors import GatewayError
 from modelsteward.gateway.health import Cooldowns, Spend, month_start
+from modelsteward.gateway.logrow import gateway_row
 from modelsteward.gateway.options import GatewayOptions
 from modelsteward.gateway.routing import (
     KeyInfo,
@@ -426,13 +428,10 @@ class GatewayState:
     def _fail_row(self, route: Route, rid: str, n: int, info: ModelInfo, role: str, body: dict[str, Any],
                   exc: StewardError, latency_ms: float, ts: float, meta: dict[str, Any]) -> None:
         self.counters["attempts_failed"] += 1
-        self.log_row({
-            "ts": ts, "request_id": f"{rid}-a{n}", "use_case": route.name, "model_id": info.id, "role": role,
-            "messages": body.get("messages"), "response": None, "input_tokens": 0, "output_tokens": 0,
-            "latency_ms": latency_ms, "cost_usd": 0.0, "status": "error", "error": exc.message[:2000],
-            "metadata": {**meta, "primary_request_id": rid, "attempt": n,
-                         "upstream_status": getattr(exc, "status", None)},
-        })
+        self.log_row(gateway_row(
+            ts=ts, request_id=f"{rid}-a{n}", use_case=route.name, model_id=info.id, role=role, body=body,
+            latency_ms=latency_ms, error=exc.message,
+            metadata={**meta, "primary_request_id": rid, "attempt": n, "upstream_status": getattr(exc, "status", None)}))
 
     async def _attempt_loop(self, route: Route, chain: list[ModelInfo], first_role: str, rid: str,
                             body: dict[str, Any], meta: dict[str, Any], call: Any) -> tuple[Any, ModelInfo, str, int, float, float]:
@@ -490,16 +489,10 @@ class GatewayState:
         resp, info, role, n, t0, ts = await self._attempt_loop(
             route, chain, role, rid, body, meta, lambda p: p.openai_completion(body))
         latency = (time.perf_counter() - t0) * 1000
-        usage = resp.get("usage") or {}
-        n_in, n_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        choices = resp.get("choices") or [{}]
-        text = (choices[0].get("message") or {}).get("content")
-        self.log_row({
-            "ts": ts, "request_id": rid, "use_case": route.name, "model_id": info.id, "role": role,
-            "messages": body.get("messages"), "response": text, "input_tokens": n_in, "output_tokens": n_out,
-            "latency_ms": latency, "cost_usd": info.cost(n_in, n_out), "status": "ok", "error": None,
-            "metadata": {**meta, "attempt": n} if n > 1 else (meta or None),
-        })
+        self.log_row(gateway_row(
+            ts=ts, request_id=rid, use_case=route.name, model_id=info.id, role=role, body=body, latency_ms=latency,
+            answer=answer_from_completion(resp), usage=resp.get("usage"), info=info,
+            metadata={**meta, "attempt": n} if n > 1 else (meta or None)))
         if not pinned:
             self.mirror(route, body, rid)
         return Served(resp, info, role, n, latency)
@@ -554,23 +547,17 @@ class GatewayState:
         """Call a shadow model once (no retries, no fallback, outside cooldown accounting) and log it."""
         info = await self.model(model_id)
         ts, t0 = time.time(), time.perf_counter()
-        meta = {"primary_request_id": rid}
-        row: dict[str, Any] = {"ts": ts, "request_id": f"{rid}-s{i}", "use_case": use_case, "model_id": model_id,
-                               "role": "shadow", "messages": body.get("messages"), "metadata": meta}
+        answer, usage, error = None, None, None
         try:
             if info is None:
                 raise UpstreamError(f"shadow model {model_id} is not in the registry", status=None, retryable=False)
             resp = await (await self.provider(info)).openai_completion(body)
+            answer, usage = answer_from_completion(resp), resp.get("usage")
         except StewardError as exc:
-            row.update(status="error", error=exc.message[:2000], latency_ms=(time.perf_counter() - t0) * 1000,
-                       input_tokens=0, output_tokens=0, cost_usd=0.0)
-        else:
-            usage = resp.get("usage") or {}
-            n_in, n_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-            choice = (resp.get("choices") or [{}])[0]
-            row.update(status="ok", response=(choice.get("message") or {}).get("content"), input_tokens=n_in,
-                       output_tokens=n_out, latency_ms=(time.perf_counter() - t0) * 1000,
-                       cost_usd=info.cost(n_in, n_out) if info else 0.0)
+            error = exc.message
+        row = gateway_row(ts=ts, request_id=f"{rid}-s{i}", use_case=use_case, model_id=model_id, role="shadow",
+                          body=body, latency_ms=(time.perf_counter() - t0) * 1000, answer=answer, usage=usage,
+                          info=info, error=error, metadata={"primary_request_id": rid})
         self.log_row(row)
         self.counters["shadow_done"] += 1
 

@@ -7,7 +7,10 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-__all__ = ["GatewayError", "error_body", "error_response"]
+__all__ = ["GatewayError", "error_body", "error_response", "route_error", "ROUTES"]
+
+# what the gateway serves, named in the error for a route it does not
+ROUTES = "POST /v1/chat/completions, GET /v1/models, POST /v1/feedback"
 
 _TYPES = {
     400: "invalid_request_error",
@@ -47,3 +50,14 @@ def error_response(status: int, message: str, *, code: str, param: str | None = 
                    headers: dict[str, str] | None = None) -> Response:
     body = error_body(message, code=code, param=param, type_=type_ or _TYPES.get(status, "api_error"))
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def route_error(status: int, method: str, path: str, headers: dict[str, str] | None = None) -> Response:
+    """An unknown ``/v1`` route (404) or a known one with the wrong method (405), in OpenAI's shape."""
+    if status == 405:
+        return error_response(405, f"{method} is not allowed on {path}; the gateway serves {ROUTES}.",
+                              code="method_not_allowed", type_="invalid_request_error", headers=headers)
+    if status == 404:
+        return error_response(404, f"Unknown route {method} {path}; the gateway serves {ROUTES}.",
+                              code="unknown_url", type_="invalid_request_error", headers=headers)
+    return error_response(status, f"{method} {path}: HTTP {status}.", code="http_error", headers=headers)

@@ -241,6 +241,11 @@ def _install_errors(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
                  413: "request_too_large"}
+        if request.url.path.startswith("/v1/") and exc.status_code in (404, 405) \
+                and getattr(request.app.state, "gateway_state", None) is not None:  # the gateway's: OpenAI's shape
+            from modelsteward.gateway.errors import route_error
+
+            return route_error(exc.status_code, request.method, request.url.path, getattr(exc, "headers", None))
         code = codes.get(exc.status_code, "http_error")
         msg = exc.detail if isinstance(exc.detail, str) else code
         if _wants_html(request):
