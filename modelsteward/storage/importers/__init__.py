@@ -55,7 +55,8 @@ class ImportReport(BaseModel):
     path: str
     output_file: str | None = Field(None, description="openai-batch: the output file joined on custom_id")
     format: str = Field(description="the format read (detected when --format auto)")
-    read: int = Field(description="source items read: rows, spans, observations or batch output lines; "
+    read: int = Field(description="source items read: rows, spans, observations, or batch output lines and "
+                                  "requests without output; "
                                   "read = rows + duplicates + sum(skipped)")
     rows: int = Field(description="rows appended to the log store now")
     duplicates: int = Field(description="rows whose request_id was already in the store or earlier in the file")
@@ -260,8 +261,9 @@ class _FirstPass:
         if self.reader is not None:
             self._take(self.reader.finish(), "end of file")
         self.drain()
-        if src.fmt == "openai-batch" and src.requests:
+        if src.fmt == "openai-batch" and src.requests:  # requests are items too: read = rows + duplicates + skipped
             self.skipped["no_output"] += len(src.requests)
+            self.read += len(src.requests)
 
     def _rows_of(self, mod: Any, loc: str, rec: Any) -> Iterator[Any]:
         src = self.source
