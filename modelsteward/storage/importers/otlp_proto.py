@@ -42,8 +42,8 @@ def _frames(data: bytes) -> list[bytes]:
 def iter_proto(path: Path, counter: list[int]) -> Iterator[tuple[str, Any]]:
     """(location, OTLP/JSON dict) of every message of a protobuf file."""
     try:
-        from google.protobuf.json_format import MessageToDict
-        from google.protobuf.message import DecodeError
+        from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped,unused-ignore]
+        from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
         from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     except ImportError:
