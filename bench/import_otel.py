@@ -1,6 +1,9 @@
 """Import benchmark: 1M OpenTelemetry GenAI spans (OTLP/JSON, the Collector's file-exporter shape)
 through ``steward logs import``'s importer, against the same rows in our own JSON-lines format
-imported by the same code in the same run (the cost of reading OTLP on top of our own rows).
+imported by the same code in the same run (the cost of reading OTLP on top of our own rows), and
+the same spans as a tool conversation (issue 24: history with an assistant ``tool_call`` part and a
+``tool_call_response`` part, answer a ``tool_call`` part, as opentelemetry-instrumentation-openai-v2
+records them; the importer turns them into OpenAI tool calls / tool turns and checks them).
 
     .venv/bin/python bench/import_otel.py [--spans 1000000] [--per-line 512]
 
@@ -37,13 +40,25 @@ def _i(k: str, v: int) -> dict:
     return {"key": k, "value": {"intValue": str(v)}}
 
 
-def generate(n: int, per_line: int, otel_path: Path, steward_path: Path) -> None:
+def _tool_messages(i: int, q: str) -> tuple[list, list]:
+    call = {"type": "tool_call", "id": f"call_{i}", "name": "get_order", "arguments": {"order": i % 10_000}}
+    msgs_in = [{"role": "user", "parts": [{"type": "text", "content": q}]},
+               {"role": "assistant", "parts": [call]},
+               {"role": "tool", "parts": [{"type": "tool_call_response", "id": f"call_{i}",
+                                           "response": f'{{"status":"shipped","days":{i % 5 + 1}}}'}]}]
+    nxt = {"type": "tool_call", "id": f"call_{i}b", "name": "notify", "arguments": {"order": i % 10_000}}
+    msgs_out = [{"role": "assistant", "parts": [nxt], "finish_reason": "tool_calls"}]
+    return msgs_in, msgs_out
+
+
+def generate(n: int, per_line: int, otel_path: Path, steward_path: Path, tools_path: Path | None = None) -> None:
     t0 = 1_764_633_600_000_000_000
-    with open(otel_path, "wb") as fo, open(steward_path, "wb") as fs:
+    with open(otel_path, "wb") as fo, open(steward_path, "wb") as fs, open(tools_path or "/dev/null", "wb") as ft:
         i = 0
         line_no = 0
         while i < n:
             spans = []
+            tspans = []
             rows = []
             trace = f"{line_no:032x}"
             for _ in range(min(per_line, n - i)):
@@ -66,6 +81,12 @@ def generate(n: int, per_line: int, otel_path: Path, steward_path: Path) -> None
                                    _s("gen_ai.output.messages", json.dumps(msgs_out))],
                     "status": {},
                 })
+                if tools_path is not None:
+                    t_in, t_out = _tool_messages(i, q)
+                    tspan = dict(spans[-1])
+                    tspan["attributes"] = spans[-1]["attributes"][:-2] + [
+                        _s("gen_ai.input.messages", json.dumps(t_in)), _s("gen_ai.output.messages", json.dumps(t_out))]
+                    tspans.append(tspan)
                 rows.append({"ts": start // 1000, "request_id": f"otel:{i:016x}", "use_case": USE_CASE,
                              "model_id": f"openai:{model}", "role": "primary",
                              "messages": [{"role": "user", "content": q}], "response": a, "input_tokens": inp,
@@ -76,6 +97,9 @@ def generate(n: int, per_line: int, otel_path: Path, steward_path: Path) -> None
                                       "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai_v2",
                                                                 "version": "2.1b0"}, "spans": spans}]}]}
             fo.write(orjson.dumps(doc) + b"\n")
+            if tools_path is not None:
+                doc["resourceSpans"][0]["scopeSpans"][0]["spans"] = tspans
+                ft.write(orjson.dumps(doc) + b"\n")
             fs.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
             line_no += 1
 
@@ -115,20 +139,24 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-import-files-"))
     try:
-        otel_path, steward_path = tmp / "spans.otlp.jsonl", tmp / "rows.jsonl"
+        otel_path, steward_path, tools_path = tmp / "spans.otlp.jsonl", tmp / "rows.jsonl", tmp / "tools.otlp.jsonl"
         t = time.perf_counter()
-        generate(args.spans, args.per_line, otel_path, steward_path)
+        generate(args.spans, args.per_line, otel_path, steward_path, tools_path)
         print(f"generated {args.spans:,} spans in {time.perf_counter() - t:.1f} s: OTLP {otel_path.stat().st_size / 1e6:,.0f} MB,"
               f" steward rows {steward_path.stat().st_size / 1e6:,.0f} MB", flush=True)
         o = run(otel_path, "otel")
         s = run(steward_path, "steward")
-        for name, r in (("otel", o), ("steward (baseline)", s)):
+        tl = run(tools_path, "otel")
+        for name, r in (("otel", o), ("steward (baseline)", s), ("otel tool calls", tl)):
             assert r["rows"] == r["stored"] == args.spans, r
             print(f"import {name:18s} {r['rows']:,} rows in {r['seconds']:.1f} s = {r['rows'] / r['seconds']:,.0f} rows/s"
                   f" ({r['rows'] / r['cpu']:,.0f} rows per CPU-second), peak {r['peak_mb']:,.0f} MB", flush=True)
         ratio = (o["rows"] / o["seconds"]) / (s["rows"] / s["seconds"])
         cpu_ratio = (o["rows"] / o["cpu"]) / (s["rows"] / s["cpu"])
         print(f"otel / steward: {ratio:.2f}x rows/s, {cpu_ratio:.2f}x rows per CPU-second")
+        t_ratio = (tl["rows"] / tl["seconds"]) / (o["rows"] / o["seconds"])
+        t_cpu = (tl["rows"] / tl["cpu"]) / (o["rows"] / o["cpu"])
+        print(f"otel tool calls / otel plain text: {t_ratio:.2f}x rows/s, {t_cpu:.2f}x rows per CPU-second")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -9,6 +9,15 @@ passes, so a bad record anywhere leaves the store untouched:
    spool the surviving rows to a temporary file;
 2. only when the whole file passed: append the spooled rows (``LogStore.append_many``) and flush.
 
+Every row is written in the canonical shape (``modelsteward/exchange.py``): messages with the
+assistant's ``tool_calls`` and the tool turns' ``tool_call_id``, the request's tools / tool choice /
+response format / sampling parameters where the source has them, the whole answer (text, tool
+calls, finish reason), and ``origin`` ``import:<format>``.  Messages and request are checked like
+any file input (``exchange.check_messages`` / ``check_request``: tool-call arguments that are not
+JSON, a response format whose schema is not a JSON Schema are refused, naming the line); an answer
+is kept as the source logged it (a model's broken arguments are the scorers' business, as in the
+gateway's log).
+
 Each row's ``request_id`` comes from the source's id (``otel:<spanId>``, ``langfuse:<id>``,
 ``litellm:<request_id>``, ``openai-batch:<batch_req id>``, our own ``request_id``), so importing a
 file again adds nothing, and an import killed during step 2 is finished by running it again.
@@ -28,7 +37,8 @@ import orjson
 from pydantic import BaseModel, Field
 
 from modelsteward.errors import InvalidInput, NotFound
-from modelsteward.storage.importers import langfuse, litellm, openai_batch, otel, steward
+from modelsteward.exchange import check_messages, check_request, loads_json
+from modelsteward.storage.importers import langfuse, litellm, openai_batch, otel, otlp_proto, steward
 from modelsteward.storage.importers.base import RecordError, Skip
 
 __all__ = ["FORMATS", "ImportReport", "import_file", "detect"]
@@ -45,14 +55,20 @@ class ImportReport(BaseModel):
     path: str
     output_file: str | None = Field(None, description="openai-batch: the output file joined on custom_id")
     format: str = Field(description="the format read (detected when --format auto)")
-    read: int = Field(description="source items read: rows, spans, observations or batch output lines")
+    read: int = Field(description="source items read: rows, spans, observations, or batch output lines and "
+                                  "requests without output; "
+                                  "read = rows + duplicates + sum(skipped)")
     rows: int = Field(description="rows appended to the log store now")
     duplicates: int = Field(description="rows whose request_id was already in the store or earlier in the file")
-    skipped: dict[str, int] = Field(description="items left out, by reason (not_a_chat_span, langfuse_span, ...)")
+    skipped: dict[str, int] = Field(description="items left out, by reason: not_a_chat_span, no_content (a chat "
+                                                "span whose prompt and answer were not captured), no_model, "
+                                                "langfuse_<type>, litellm_<call type>, no_input, no_output, "
+                                                "endpoint_<url>")
     use_cases: dict[str, int] = Field(description="appended rows per use case")
     models: dict[str, int] = Field(description="appended rows per model id")
     unknown_models: list[str] = Field(description="model ids of appended rows that the registry does not know")
     seconds: float
+    origin: str | None = Field(None, description="the origin the appended rows carry: import:<format>")
 
 
 def detect(record: Any) -> str | None:
@@ -168,7 +184,11 @@ def _open_source(path: Path, fmt: str, output_file: Path | None) -> _Source:
     if parquet and fmt not in ("auto", "steward"):
         raise InvalidInput(f"{path}: Parquet files are read as steward rows only, not {fmt}.")
     counter = [0]
-    records = _iter_parquet(path, counter) if parquet else _iter_json(path, counter)
+    proto = not parquet and otlp_proto.is_binary(path)
+    if proto and fmt not in ("auto", "otel"):
+        raise InvalidInput(f"{path}: an OTLP protobuf file is read as otel only, not {fmt}.")
+    records = (_iter_parquet(path, counter) if parquet else otlp_proto.iter_proto(path, counter) if proto
+               else _iter_json(path, counter))
     first = next(records, None)
     if first is None:
         raise InvalidInput(f"{path}: no rows to import (the file is empty).")
@@ -213,6 +233,10 @@ class _FirstPass:
         self.seen: set[str] = set()
         self.duplicates = self.read = self.spooled = 0
         self.batch: list[dict[str, Any]] = []
+        self.origin = f"import:{source.fmt}"
+        mod = MODULES[source.fmt]
+        self.reader = mod.Reader() if hasattr(mod, "Reader") else None  # formats that join records
+        self.checked: dict[bytes, None] = {}  # request parts already checked (most rows share their tools)
 
     def report(self, msg: str, frac: float) -> None:
         if self.progress is not None:
@@ -234,15 +258,20 @@ class _FirstPass:
             if nxt is None:
                 break
             loc, rec = nxt
+        if self.reader is not None:
+            self._take(self.reader.finish(), "end of file")
         self.drain()
-        if src.fmt == "openai-batch" and src.requests:
+        if src.fmt == "openai-batch" and src.requests:  # requests are items too: read = rows + duplicates + skipped
             self.skipped["no_output"] += len(src.requests)
+            self.read += len(src.requests)
 
     def _rows_of(self, mod: Any, loc: str, rec: Any) -> Iterator[Any]:
         src = self.source
         it: Iterator[Any] | None
         if src.fmt == "openai-batch":
             it = openai_batch.rows(rec, src.requests) if isinstance(rec, dict) else None
+        elif self.reader is not None:
+            it = self.reader.rows(rec) if mod.sniff(rec) else None
         else:
             it = mod.rows(rec) if mod.sniff(rec) else None
         if it is None:
@@ -256,8 +285,10 @@ class _FirstPass:
         return it
 
     def _convert(self, mod: Any, loc: str, rec: Any) -> None:
+        self._take(self._rows_of(mod, loc, rec), loc)
+
+    def _take(self, it: Iterator[Any], loc: str) -> None:
         src = self.source
-        it = self._rows_of(mod, loc, rec)
         try:
             for r in it:
                 self.read += 1
@@ -282,6 +313,7 @@ class _FirstPass:
         if uc not in self.known_uc:
             self.check_use_case(str(uc))
             self.known_uc.add(uc)
+        self._check_exchange(r)
         row = normalise_row(r)
         rid = row["request_id"]
         if rid in self.seen:
@@ -294,6 +326,22 @@ class _FirstPass:
             if not self.model_known[mid]:
                 self.unknown.add(mid)
         self.batch.append(row)
+
+    def _check_exchange(self, r: dict[str, Any]) -> None:
+        """Messages and request in the canonical shape, checked; the row marked as imported."""
+        where = str(r.get("request_id") or "the row")
+        msgs = loads_json(r.get("messages")) if isinstance(r.get("messages"), str) else r.get("messages")
+        if msgs is not None:
+            r["messages"] = check_messages(msgs, where)
+        req = r.get("request")
+        if req is not None:
+            key = req.encode() if isinstance(req, str) else orjson.dumps(req)
+            if key not in self.checked:
+                check_request(loads_json(req) if isinstance(req, str) else req, where)
+                if len(self.checked) < 4096:
+                    self.checked[key] = None
+        origin = r.get("origin")
+        r["origin"] = origin if isinstance(origin, str) and origin.startswith("import:") else self.origin
 
     def drain(self) -> None:
         """Drop the batch's ids already in the store; spool the rest."""
@@ -362,7 +410,7 @@ def import_file(
         path=str(path), output_file=str(output_file) if output_file else None, format=source.fmt, read=first.read,
         rows=done, duplicates=first.duplicates, skipped=dict(first.skipped), use_cases=dict(first.use_cases),
         models=dict(first.models), unknown_models=sorted(m for m in first.unknown if first.models.get(m)),
-        seconds=round(time.perf_counter() - t0, 3))
+        seconds=round(time.perf_counter() - t0, 3), origin=first.origin)
 
 
 def _read_batch_inputs(path: Path, loc: str, rec: Any, records: Iterator[tuple[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,10 @@
 the UI/blob-storage export of observations, one per line).
 
 An observation of ``type`` ``GENERATION`` becomes a row: ``id`` (-> ``langfuse:<id>``), ``model``,
-``input``/``output`` (OpenAI-style messages, a string, or ``{"messages": [...]}``), tokens from
+``input``/``output`` (OpenAI-style messages, a string, or ``{"messages": [...], "tools": [...]}``; an
+output that is an assistant message with ``tool_calls`` is a tool-call answer, its finish reason
+``metadata.finish_reason`` when recorded, else none: Langfuse's OpenAI integration keeps only the
+message), the request's sampling parameters from ``modelParameters``, tokens from
 ``usageDetails`` (``input``/``output``) or the older ``usage`` (``input``/``output`` or
 ``promptTokens``/``completionTokens``), latency from ``startTime``/``endTime``, cost from
 ``costDetails.total`` (else ``calculatedTotalCost``/``totalCost``), status ``error`` when ``level`` is
@@ -15,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from modelsteward.storage.importers.base import RecordError, Skip, as_messages, as_text, iso_us, model_id, num
+from modelsteward.exchange import request_part
+from modelsteward.storage.importers.base import RecordError, Skip, as_answer, as_messages, iso_us, maybe_json, model_id, num
 
 NAME = "langfuse"
 TYPES = frozenset(("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING",
@@ -30,6 +34,17 @@ def sniff(record: Any) -> bool:
 def _get(r: dict[str, Any], camel: str, snake: str) -> Any:
     v = r.get(camel)
     return r.get(snake) if v is None else v
+
+
+def _request(inp: Any, record: dict[str, Any]) -> dict[str, Any] | None:
+    """Tools and response format (in ``input`` beside the messages, as Langfuse's OpenAI integration
+    records them) and the sampling parameters (``modelParameters``)."""
+    body: dict[str, Any] = dict(inp) if isinstance(inp, dict) else {}
+    params = _get(record, "modelParameters", "model_parameters")
+    if isinstance(params, dict):
+        for k, v in params.items():
+            body.setdefault(k, maybe_json(v) if k in ("tools", "response_format", "tool_choice") else v)
+    return request_part(body)
 
 
 def rows(record: dict[str, Any]) -> Iterator[dict[str, Any] | Skip]:
@@ -62,10 +77,12 @@ def rows(record: dict[str, Any]) -> Iterator[dict[str, Any] | Skip]:
     if cost is None:
         cost = record.get("totalCost", usage.get("totalCost"))
     failed = record.get("level") == "ERROR"
+    inp_raw = maybe_json(record.get("input"))
+    answer = as_answer(record.get("output"), meta_in.get("finish_reason"))
     uc = meta_in.get("use_case") or meta_in.get("steward_use_case")
     yield {
         "ts": start, "request_id": f"langfuse:{oid}", "use_case": uc, "model_id": mid, "role": "primary",
-        "messages": as_messages(record.get("input")), "response": as_text(record.get("output")),
+        "messages": as_messages(inp_raw), "request": _request(inp_raw, record), "answer": answer,
         "input_tokens": num(inp, "usage input"), "output_tokens": num(out, "usage output"),
         "latency_ms": (end - start) / 1000 if end is not None and end >= start else None,
         "cost_usd": num(cost, "cost", float), "status": "error" if failed else "ok",

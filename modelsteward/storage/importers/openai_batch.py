@@ -5,7 +5,9 @@ error}`` per line; the error file has the same shape and can be given instead or
 ``steward logs import INPUT.jsonl --output-file OUTPUT.jsonl``.  A row per output line of a
 ``/v1/chat/completions`` (or ``/v1/completions``) request: ``request_id`` ``openai-batch:<id>`` (the
 output line's ``batch_req_...`` id, unique across batches; ``custom_id`` is only unique within one),
-model ``openai:<body.model>`` of the request, messages from the request body, answer, tokens and
+model ``openai:<body.model>`` of the request, messages and the rest of the request (tools,
+tool_choice, response_format, sampling parameters) from the request body, the whole answer (text,
+tool calls, finish reason), tokens and
 ``created`` time from the response body, status ``error`` for an ``error`` or an HTTP status >= 400.
 Batches carry no per-request latency (``latency_ms`` stays empty) nor cost.  Requests with no
 output line (expired or cancelled batches) are skipped as ``no_output``.  The input file is read
@@ -17,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from modelsteward.storage.importers.base import RecordError, Skip, as_messages, as_text, model_id, num
+from modelsteward.exchange import request_part
+from modelsteward.storage.importers.base import RecordError, Skip, as_answer, as_messages, model_id, num
 
 NAME = "openai-batch"
 ENDPOINTS = frozenset(("/v1/chat/completions", "/v1/completions"))
@@ -79,7 +82,7 @@ def rows(record: dict[str, Any], requests: dict[str, dict[str, Any]]) -> Iterato
     yield {
         "ts": rbody.get("created"), "request_id": f"openai-batch:{record.get('id') or cid}",
         "use_case": meta_in.get("use_case"), "model_id": mid, "role": "primary", "messages": msgs,
-        "response": None if failed else as_text(rbody),
+        "request": request_part(body), "answer": None if failed else as_answer(rbody),
         "input_tokens": num(usage.get("prompt_tokens"), "usage.prompt_tokens"),
         "output_tokens": num(usage.get("completion_tokens"), "usage.completion_tokens"),
         "latency_ms": None, "cost_usd": None, "status": "error" if failed else "ok", "error": message,
