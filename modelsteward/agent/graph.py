@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Hashable
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -34,8 +33,8 @@ from modelsteward.agent.decisions import DecisionRecord, collect, from_rollout_r
 from modelsteward.agent.observe import observe_world
 from modelsteward.agent.planners import Planner
 from modelsteward.agent.report import render_report
+from modelsteward.agent.runtime import AgentRuntime
 from modelsteward.agent.state import AgentState, data_block, to_json_text
-from modelsteward.context import Steward
 from modelsteward.errors import ApprovalRequired, ConfigError, NotFound, PolicyDenied, StewardError, close_matches
 from modelsteward.privacy import redact_obj
 from modelsteward.storage import queries
@@ -53,22 +52,6 @@ NODES = ("observe", "plan", "guard", "approval", "act", "verify", "report")
 EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "usecase_update", "usecase_delete",
                             "logs_import"})
 OUTPUT_LIMIT = 65_536  # a tool step of the journal keeps its whole typed payload ("output") up to this many characters
-
-
-@dataclass
-class AgentRuntime:
-    """What the nodes close over (not checkpointed): workspace, planner, bound tools, identity."""
-
-    steward: Steward
-    planner: Planner
-    tools: dict[str, ToolSpec]
-    run_id: int
-    thread_id: str
-    actor: str = ""
-
-    def ctx(self, approval_id: int | None = None) -> ToolContext:
-        return ToolContext(steward=self.steward, actor=self.actor or f"agent:run-{self.run_id}",
-                           approval_id=approval_id, agent_run_id=self.run_id, thread_id=self.thread_id)
 
 
 def validate_toolset(planner: Planner, tools: dict[str, ToolSpec], registry: dict[str, ToolSpec]) -> None:

@@ -27,11 +27,11 @@ from modelsteward.storage.models import (
     UseCase,
     utcnow,
 )
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.status import status_for
 
 __all__ = ["observe_world", "ACTIVE_ROLLOUT_STATES", "SCAN_STALE_AFTER", "HIGH_FEEDBACK"]
 
-ACTIVE_ROLLOUT_STATES = ("running", "waiting", "paused")
 SCAN_STALE_AFTER = dt.timedelta(hours=24)
 HIGH_FEEDBACK = 0.5  # a logged request with feedback >= this counts toward fine-tuning data
 VIOLATION_WINDOW = dt.timedelta(hours=24)

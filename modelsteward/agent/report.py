@@ -15,7 +15,7 @@ from modelsteward.agent.state import AgentState
 from modelsteward.privacy import redact, redact_obj
 
 if TYPE_CHECKING:
-    from modelsteward.agent.graph import AgentRuntime
+    from modelsteward.agent.runtime import AgentRuntime
     from modelsteward.context import Steward
 
 __all__ = ["render_report", "log_to_mlflow", "failure_report", "decision_lines"]

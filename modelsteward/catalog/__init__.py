@@ -5,10 +5,10 @@ from typing import TYPE_CHECKING, Any
 # Lazy (PEP 562): ``from modelsteward.catalog.compat import ...`` (the registry's requirement
 # checks, on every read command) must not pay for ``rank`` (numpy) and ``scan`` (httpx).
 _HOMES = {
-    "base": ("SCANNERS", "MissingField", "ScannedModel", "Scanner", "SourceError", "SourceResult", "get_scanner",
-             "known_providers", "register_scanner"),
+    "base": ("SCANNERS", "MissingField", "ScannedModel", "Scanner", "SourceError", "SourceResult", "register_scanner"),
     "compat": ("Requirements", "check_compatibility"),
     "rank": ("RankedModel", "Ranking", "rank_use_case"),
+    "scanners": ("get_scanner", "known_providers"),
     "scan": ("ScanReport", "SourceReport", "run_scan"),
 }
 _WHERE = {name: mod for mod, names in _HOMES.items() for name in names}
@@ -21,13 +21,12 @@ if TYPE_CHECKING:
         Scanner,
         SourceError,
         SourceResult,
-        get_scanner,
-        known_providers,
         register_scanner,
     )
     from modelsteward.catalog.compat import Requirements, check_compatibility
     from modelsteward.catalog.rank import RankedModel, Ranking, rank_use_case
     from modelsteward.catalog.scan import ScanReport, SourceReport, run_scan
+    from modelsteward.catalog.scanners import get_scanner, known_providers
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,9 @@
 """Scanner interface, scanner registry and the HTTP plumbing every remote scanner shares.
 
+The built-in scanners register here when imported; looking one up by name (``get_scanner``,
+``known_providers``) lives in ``catalog/scanners.py``, which imports them (issue 27: the scanners
+import this module, so it does not import them back).
+
 A scanner lists one source's catalog and turns each raw entry into a :class:`ScannedModel`.
 Errors of the source (HTTP status, timeout, malformed JSON, wrong shape, unreachable host) are
 translated here into :class:`SourceError`, so :func:`modelsteward.catalog.scan.run_scan` can report
@@ -22,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from modelsteward.errors import InvalidInput, UpstreamError
+from modelsteward.errors import UpstreamError
 
 __all__ = [
     "ScannedModel",
@@ -33,8 +37,6 @@ __all__ = [
     "HttpScanner",
     "SCANNERS",
     "register_scanner",
-    "get_scanner",
-    "known_providers",
     "per_token_to_per_m",
     "require",
 ]
@@ -282,22 +284,3 @@ def register_scanner(cls: S) -> S:
     SCANNERS[name] = cls
     return cls
 
-
-def known_providers() -> list[str]:
-    _load_builtin()
-    return list(SCANNERS)
-
-
-def get_scanner(name: str) -> type[Scanner]:
-    """The scanner class for ``name``; unknown names raise InvalidInput listing the known ones."""
-    _load_builtin()
-    if name not in SCANNERS:
-        raise InvalidInput(
-            f"Unknown provider {name!r}; known providers: {', '.join(SCANNERS)}, all.", provider=name,
-            known=list(SCANNERS),
-        )
-    return SCANNERS[name]
-
-
-def _load_builtin() -> None:
-    from modelsteward.catalog import paid, selfhosted  # noqa: F401  (registers on import)

@@ -64,7 +64,7 @@ def lookup_price(provider: str, model_id: str) -> PriceEntry | None:
 
 def build_price_table(openrouter_payload: dict[str, Any], as_of: str, origin: str) -> dict[str, Any]:
     """Build the table from an OpenRouter ``/api/v1/models`` payload (first-party entries only)."""
-    from modelsteward.catalog.paid import parse_openrouter_entry
+    from modelsteward.catalog.openrouter import parse_openrouter_entry
 
     models: dict[str, dict[str, Any]] = {p: {} for p in PROVIDERS}
     for raw in openrouter_payload.get("data", []):

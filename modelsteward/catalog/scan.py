@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from modelsteward.catalog.base import Scanner, ScannedModel, SourceResult, get_scanner, known_providers
+from modelsteward.catalog.base import Scanner, ScannedModel, SourceResult
+from modelsteward.catalog.scanners import get_scanner, known_providers
 from modelsteward.errors import InvalidInput
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import CatalogScan, Model

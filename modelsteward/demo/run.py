@@ -35,6 +35,8 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
+
 if TYPE_CHECKING:
     from modelsteward.tools.rollout import RolloutView
 
@@ -302,7 +304,7 @@ class Demo:
             if state in ("completed", "rolled_back", "aborted"):
                 self.report.decision = state
                 break
-            if ro is not None and state in ("running", "waiting", "paused"):
+            if ro is not None and state in ACTIVE_ROLLOUT_STATES:
                 self._fill_window(ro)
                 self._wait_for_window(ro)
             elif not acted:
@@ -311,7 +313,7 @@ class Demo:
                 break
         else:
             last = self._rollout()
-            if last is not None and last.state in ("running", "waiting", "paused"):
+            if last is not None and last.state in ACTIVE_ROLLOUT_STATES:
                 # never leave a half-done rollout behind: the operator aborts it, visibly
                 why = f"demo: {self.opts.max_cycles} agent cycles used and the rollout is still undecided"
                 self.say(f"[yellow]DEMO OPERATOR aborts the rollout[/yellow] — {why}")

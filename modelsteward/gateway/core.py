@@ -54,6 +54,7 @@ from modelsteward.gateway.routing import (
     model_info,
 )
 from modelsteward.providers import ChatProvider, get_provider
+from modelsteward.providers.factory import cache_generation
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -120,7 +121,7 @@ class GatewayState:
             "requests": 0, "errors": 0, "attempts_failed": 0, "shadow_enqueued": 0, "shadow_dropped": 0,
             "shadow_done": 0, "log_failures": 0, "refreshes": 0,
         }
-        self._providers: dict[str, tuple[int, ChatProvider]] = {}
+        self._providers: dict[str, tuple[tuple[int, int], ChatProvider]] = {}  # memo of providers.factory's cache
         self._pinned: dict[str, ModelInfo] = {}
         # request id -> (use case, gateway key name or None) of recent answers, for feedback checks
         self._owners: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
@@ -286,14 +287,14 @@ class GatewayState:
         return info
 
     async def provider(self, info: ModelInfo) -> ChatProvider:
-        cached = self._providers.get(info.id)
-        if cached is not None and cached[0] == id(info.row):
+        cached, stamp = self._providers.get(info.id), (id(info.row), cache_generation())
+        if cached is not None and cached[0] == stamp:
             return cached[1]
         if info.provider == "local":  # may convert the base model or read adapters: off the loop
             prov = await asyncio.to_thread(get_provider, info.row, self.settings, registry=self.steward.registry)
         else:
             prov = get_provider(info.row, self.settings, registry=self.steward.registry)
-        self._providers[info.id] = (id(info.row), prov)
+        self._providers[info.id] = (stamp, prov)
         return prov
 
     # ------------------------------------------------------------------ logging

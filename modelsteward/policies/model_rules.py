@@ -23,10 +23,10 @@ from modelsteward.policies.registry import Decision, Facts, rule
 from modelsteward.providers.endpoints import resolve_base_url
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase
 from modelsteward.storage.registry import parse_price
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 
 __all__ = ["endpoint_changes", "model_traffic", "rule_models_register"]
 
-ACTIVE = ("running", "waiting", "paused")
 
 
 def _url(provider: str, url: str | None) -> str | None:
@@ -107,7 +107,7 @@ def rule_models_register(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
         return []
     what = "; ".join(changes)
     ro = s.scalars(
-        select(Rollout).where(Rollout.state.in_(ACTIVE),
+        select(Rollout).where(Rollout.state.in_(ACTIVE_ROLLOUT_STATES),
                               (Rollout.candidate_model_id == m.id) | (Rollout.stable_model_id == m.id))
     ).first()
     if ro is not None:

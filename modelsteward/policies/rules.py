@@ -43,6 +43,7 @@ from modelsteward.bounds import section_of, validate_steps
 from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import decision_refusal
 from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.status import status_for
 from modelsteward.storage.models import (
     Allocation,
@@ -58,7 +59,6 @@ from modelsteward.storage.models import (
 __all__ = ["RULES", "expected_cost", "SAFETY_ACTIONS", "has_passing_eval", "shadow_share"]
 
 SAFETY_ACTIONS = frozenset({"rollback", "rollout_abort", "guard_check"})
-ACTIVE = ("running", "waiting", "paused")
 
 
 def _d(verdict: str, policy: str, reason: str) -> Decision:
@@ -160,7 +160,7 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     strategy = args.get("strategy") or "canary"
     now = f.now
     out: list[Decision] = []
-    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE))).first()
+    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE_ROLLOUT_STATES))).first()
     if ro is not None:
         out.append(_d("deny", "one_active_rollout",
                       f"use case {uc.name!r} already has rollout {ro.id} ({ro.strategy} of {ro.candidate_model_id}, "

@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 
 from modelsteward.policies.registry import Decision, Facts, rule
 from modelsteward.storage.models import Allocation, Deployment, Rollout, UseCase
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 
 __all__ = ["TRAFFIC_WINDOW", "ROUTING_FIELDS", "recent_requests", "rule_usecase_update", "rule_usecase_delete"]
 
 TRAFFIC_WINDOW = "1h"
 ROUTING_FIELDS = ("fallback", "budget_usd", "sticky")
-ACTIVE = ("running", "waiting", "paused")
 
 
 def _uc(s: Session, name: Any) -> UseCase | None:
@@ -98,7 +98,7 @@ def rule_usecase_delete(f: Facts, s: Session, args: dict[str, Any]) -> list[Deci
     if uc is None:
         return []
     out: list[Decision] = []
-    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE))).first()
+    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE_ROLLOUT_STATES))).first()
     if ro is not None:
         out.append(Decision("deny", "usecase_in_rollout",
                             f"{uc.name!r} has rollout {ro.id} ({ro.strategy} of {ro.candidate_model_id}, {ro.state}); "

@@ -3,6 +3,10 @@
 Dispatch on ``model.provider``: ``local`` -> ``LocalProvider``; every other provider ->
 ``OpenAIHTTPProvider``.  Providers are cached per process, keyed by everything that changes how
 the model is called (id, base URL, adapter, path), so a re-registered model gets a new provider.
+This is the one provider cache (issue 27): the gateway keeps only a memo of which provider it was
+given for a registry row (computing the key reads the environment, and for a local fine-tune the
+registry, too costly per request), valid while ``cache_generation()`` is unchanged, so
+``clear_provider_cache()`` voids it as well.
 
 Local model folders, in order: a fine-tune (``parent_model_id`` set) loads its parent's folder
 plus ``adapter_path`` as a peft adapter (or, when ``adapter_path`` holds a full model instead of an
@@ -44,11 +48,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "get_provider", "complete", "clear_provider_cache", "local_model_paths", "run_sync", "bound_api_key",
-    "check_key_reference", "same_endpoint",
+    "check_key_reference", "same_endpoint", "cache_generation",
 ]
 
 _CACHE: dict[tuple[Any, ...], ChatProvider] = {}
 _CACHE_LOCK = threading.Lock()
+_GENERATION = 0  # bumped by clear_provider_cache(): a memo of get_provider's answers is void after it
 _REGISTRIES: dict[str, ModelRegistry] = {}
 
 
@@ -199,9 +204,17 @@ def get_provider(model: Model, settings: Settings, *, registry: ModelRegistry | 
 
 
 def clear_provider_cache() -> None:
-    """Forget cached providers (tests; after re-registering models)."""
+    """Forget cached providers (tests; after re-registering models), the gateway's memo of them too."""
+    global _GENERATION
     with _CACHE_LOCK:
         _CACHE.clear()
+        _GENERATION += 1
+
+
+def cache_generation() -> int:
+    """Changes whenever the cache is cleared: a memo of ``get_provider``'s answers, taken while this
+    had one value, holds only while it still has it."""
+    return _GENERATION
 
 
 # ------------------------------------------------------------------------ sync helper

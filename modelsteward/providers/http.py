@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Unpack
 
@@ -24,7 +23,7 @@ import aiohttp.http_exceptions
 import orjson
 
 from modelsteward.errors import UpstreamError
-from modelsteward.providers import fasthttp
+from modelsteward.providers.sessions import client_session, close_sessions
 from modelsteward.providers.transport import TransportError, get_transport
 from modelsteward.providers.base import ChatResult, Message, SamplingArgs, StreamChunk, sampling_params
 from modelsteward.providers.endpoints import API_KEY_ENV, DEFAULT_BASE_URLS, resolve_api_key, resolve_base_url
@@ -74,46 +73,6 @@ def whole_answer_as_chunks(resp: dict[str, Any]) -> list[dict[str, Any]]:
     if resp.get("usage"):
         last["usage"] = resp["usage"]
     return [*chunks, last]
-
-
-_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
-_CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-
-
-def client_session() -> aiohttp.ClientSession:
-    """The pooled session of the running event loop (created on first use)."""
-    loop = asyncio.get_running_loop()
-    sess = _SESSIONS.get(loop)
-    if sess is None or sess.closed:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=512, ttl_dns_cache=300, keepalive_timeout=30)
-        sess = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",))
-        _SESSIONS[loop] = sess
-        # Close it when the loop shuts down (asyncio.run finalises async generators before closing).
-        closer = _close_at_shutdown(sess)
-        _CLOSERS[loop] = closer
-        loop.create_task(_start(closer))
-    return sess
-
-
-async def _start(gen: AsyncIterator[None]) -> None:
-    await gen.__anext__()
-
-
-async def _close_at_shutdown(sess: aiohttp.ClientSession) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        if not sess.closed:
-            await sess.close()
-
-
-async def close_sessions() -> None:
-    """Close the running loop's pooled connections (call from a shutdown hook)."""
-    fasthttp.close_pool()
-    loop = asyncio.get_running_loop()
-    sess = _SESSIONS.pop(loop, None)
-    if sess is not None and not sess.closed:
-        await sess.close()
 
 
 def _error_message(status: int, body: bytes) -> str:

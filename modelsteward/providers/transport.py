@@ -97,7 +97,7 @@ class AiohttpTransport:
 
     def _session(self):  # type: ignore[no-untyped-def]
         if self.ssl_context is None:
-            from modelsteward.providers.http import client_session
+            from modelsteward.providers.sessions import client_session
 
             return client_session()
         loop = asyncio.get_running_loop()

@@ -33,8 +33,10 @@ from modelsteward.bounds import section_of, validate_steps
 from modelsteward.rollout.analysis import Analysis, analyse_rollout, promotion_benefit
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase, utcnow
-from modelsteward.storage.readmodel import ACTIVE_STATES, rollout_dict  # noqa: F401 - re-exported: the shape lives there
-from modelsteward.storage.status import EVENTS, apply_status_event, status_for
+from modelsteward.storage.readmodel import rollout_dict  # noqa: F401 - re-exported: the shape lives there
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES as ACTIVE_STATES  # noqa: F401 - the name rollout/ exports
+from modelsteward.storage.status import apply_status_event, move_status, status_for
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -45,18 +47,6 @@ __all__ = ["RolloutManager", "ACTIVE_STATES", "STRATEGIES", "rollout_dict", "mov
 STRATEGIES = ("shadow", "canary", "full")
 
 Clock = Callable[[], dt.datetime]
-
-
-def move_status(s: Session, m: Model, event: str, uc: UseCase | int | None, *, actor: str = "system",
-                reason: str = "") -> bool:
-    """Apply the status ``event`` to ``m`` on ``uc`` (``storage/status.py``, the one owner of model
-    status) when its status there allows it; True when it did.  Rollouts and rollbacks never fail
-    on a status: the routing change is what matters, and the event trail shows what moved."""
-    st = status_for(s, m, uc if isinstance(uc, int) else uc.id) if uc is not None else m.status
-    if st not in EVENTS[event]:
-        return False
-    apply_status_event(s, m, event, uc, actor=actor, reason=reason)
-    return True
 
 
 def table_for_step(strategy: str, stable: str | None, candidate: str, weight: float, shadow_percent: float) -> list[dict[str, Any]]:
@@ -89,7 +79,7 @@ class RolloutManager:
 
     @staticmethod
     def active_in(s: Session, uc_id: int, *, lock: bool = False) -> Rollout | None:
-        q = select(Rollout).where(Rollout.use_case_id == uc_id, Rollout.state.in_(ACTIVE_STATES)).order_by(Rollout.id.desc())
+        q = select(Rollout).where(Rollout.use_case_id == uc_id, Rollout.state.in_(ACTIVE_ROLLOUT_STATES)).order_by(Rollout.id.desc())
         if lock:
             q = q.with_for_update()
         return s.scalars(q).first()
@@ -109,7 +99,7 @@ class RolloutManager:
         ro = self.active(use_case) or self.latest(use_case)
         return {
             "use_case": use_case, "version": dep.version, "routing": self.registry.routing_table(dep),
-            "rollout": rollout_dict(ro) if ro else None, "active": bool(ro and ro.state in ACTIVE_STATES),
+            "rollout": rollout_dict(ro) if ro else None, "active": bool(ro and ro.state in ACTIVE_ROLLOUT_STATES),
         }
 
     def config(self, uc: UseCase) -> dict[str, Any]:
@@ -364,7 +354,7 @@ class RolloutManager:
             ro = s.get(Rollout, rollout_id, with_for_update=True)
             assert ro is not None
             ro.analyses = [*(ro.analyses or []), {"event": "analysis", **result.as_dict()}]
-            if pause_reason and ro.state in ACTIVE_STATES:
+            if pause_reason and ro.state in ACTIVE_ROLLOUT_STATES:
                 ro.state = "paused"
                 self._event(ro, "pause", self.clock(), reason=pause_reason)
             s.flush()

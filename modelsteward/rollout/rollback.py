@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from modelsteward.errors import NotFound, StewardError
 from modelsteward.bounds import SECTIONS
-from modelsteward.rollout.manager import ACTIVE_STATES, move_status, rollout_dict
-from modelsteward.storage.status import apply_status_event, status_for
+from modelsteward.storage.readmodel import rollout_dict
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
+from modelsteward.storage.status import apply_status_event, move_status, status_for
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Deployment, DeploymentHistory, ModelSnapshot, Rollout, UseCase, utcnow
 
@@ -132,7 +133,7 @@ class RollbackManager:
             dep = self._dep(s, uc, lock=True)
             snap = self._target(s, uc, snapshot_id)
             ro = s.scalars(
-                select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE_STATES))
+                select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE_ROLLOUT_STATES))
                 .order_by(Rollout.id.desc()).with_for_update()
             ).first()
             same, _ = self._matches(s, uc, snap)
@@ -160,7 +161,7 @@ class RollbackManager:
                     select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.snapshot_id == snap.id)
                     .order_by(Rollout.id.desc())
                 ).first()
-            if ro is not None and ro.state != "rolled_back" and (ro.state in ACTIVE_STATES or not same):
+            if ro is not None and ro.state != "rolled_back" and (ro.state in ACTIVE_ROLLOUT_STATES or not same):
                 ro.state = "rolled_back"
                 ro.analyses = [*(ro.analyses or []), {
                     "event": "rolled_back", "at": now.isoformat(timespec="seconds"), "actor": actor,

@@ -20,13 +20,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from modelsteward.context import Steward
 from modelsteward.storage import queries
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES, ROLLOUT_STATES
 
 __all__ = ["ServerMetrics", "LATENCY_BUCKETS_S"]
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-ROLLOUT_STATES = ("running", "waiting", "paused", "completed", "aborted", "rolled_back")
 
 
 class _StewardCollector:
@@ -101,7 +101,7 @@ class _StewardCollector:
             lv = [r.use_case or str(r.use_case_id), str(r.id), r.candidate_model_id]
             for st in ROLLOUT_STATES:
                 state.add_metric([*lv, st], 1.0 if r.state == st else 0.0)
-            if r.state in queries.ACTIVE_ROLLOUT_STATES:
+            if r.state in ACTIVE_ROLLOUT_STATES:
                 step.add_metric(lv, float(r.step_index))
         pending.add_metric([], float(queries.pending_approval_count(self.steward)))
         return [weight, state, step, pending]

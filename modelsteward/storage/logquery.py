@@ -207,7 +207,7 @@ class LogReader:
 
     def _wal(self) -> tuple[Any, Any]:
         """The write-ahead rows of both streams (read before the segments are listed)."""
-        from modelsteward.storage.logstore import FEEDBACK_COLUMNS, LOG_COLUMNS
+        from modelsteward.storage.logrows import FEEDBACK_COLUMNS, LOG_COLUMNS
         from modelsteward.storage.segments import _schema
         from modelsteward.storage.wal import WalRows, read_wal
 
@@ -540,7 +540,7 @@ def _partition(parent: str) -> str:
 def _dataset_schema(sub: str):  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
-    from modelsteward.storage.logstore import FEEDBACK_COLUMNS, LOG_COLUMNS
+    from modelsteward.storage.logrows import FEEDBACK_COLUMNS, LOG_COLUMNS
     from modelsteward.storage.segments import _schema
 
     cols = LOG_COLUMNS if sub == "requests" else FEEDBACK_COLUMNS

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from modelsteward.storage.readmodel import plain_decimal
+from modelsteward.storage.states import ROLLOUT_STATES
 
 __all__ = [
     "Base",
@@ -66,7 +67,6 @@ MODEL_STATUSES = ("discovered", "candidate", "evaluating", "shadow", "canary", "
 ROLES = ("primary", "canary", "shadow")
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired", "executed", "withdrawn")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-ROLLOUT_STATES = ("running", "waiting", "paused", "completed", "aborted", "rolled_back")
 
 
 

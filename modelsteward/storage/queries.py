@@ -34,7 +34,7 @@ from modelsteward.storage.models import (
     TestResult,
     UseCase,
 )
-
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 
 
 class Steward(Protocol):
@@ -49,8 +49,6 @@ __all__ = [
     "approvals", "approval", "pending_approval_count", "waiting_run", "agent_runs", "agent_run", "history",
     "LiveAllocation", "live_allocations", "ACTIVE_ROLLOUT_STATES",
 ]
-
-ACTIVE_ROLLOUT_STATES = ("running", "waiting", "paused")
 
 
 def _utc(v: dt.datetime) -> dt.datetime:

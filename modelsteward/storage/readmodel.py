@@ -20,13 +20,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from modelsteward.errors import NotFound, close_matches
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-__all__ = ["RegistryReader", "plain_decimal", "rollout_dict", "ACTIVE_STATES"]
-
-ACTIVE_STATES = ("running", "waiting", "paused")
+__all__ = ["RegistryReader", "plain_decimal", "rollout_dict"]
 
 
 def plain_decimal(value: Any) -> Decimal | None:
@@ -58,7 +57,7 @@ def rollout_dict(ro: Any) -> dict[str, Any]:
     """The shape of a rollout (an ORM ``Rollout`` or any object with its attributes)."""
     steps = list(ro.steps or [])
     events = list(ro.analyses or [])
-    if ro.state in ACTIVE_STATES:
+    if ro.state in ACTIVE_ROLLOUT_STATES:
         outcome = None
     elif _last_event(events, "no_gain", "reason"):
         outcome = str(_last_event(events, "no_gain", "reason"))
@@ -242,9 +241,9 @@ class RegistryReader:
         version, table = self.routing(uc).get(uc, (0, []))
         cols = ("SELECT id, use_case_id, candidate_model_id, stable_model_id, strategy, steps, step_index, state, "
                 "step_started_at, snapshot_id, analyses, actor, reason, created_at FROM rollouts WHERE use_case_id = :uc")
-        active = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
+        active = ", ".join(f"'{s}'" for s in ACTIVE_ROLLOUT_STATES)
         rows = (self._rows(f"{cols} AND state IN ({active}) ORDER BY id DESC LIMIT 1", {"uc": uc})
                 or self._rows(f"{cols} ORDER BY id DESC LIMIT 1", {"uc": uc}))
         ro = _Row(rows[0]) if rows else None
         return {"use_case": use_case, "version": version, "routing": table,
-                "rollout": rollout_dict(ro) if ro else None, "active": bool(ro and ro.state in ACTIVE_STATES)}
+                "rollout": rollout_dict(ro) if ro else None, "active": bool(ro and ro.state in ACTIVE_ROLLOUT_STATES)}

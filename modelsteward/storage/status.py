@@ -46,7 +46,7 @@ from modelsteward.storage.models import MODEL_STATUSES, Model, ModelStatusEvent,
 __all__ = [
     "EVENTS", "REGISTER_STATUSES", "StatusChange", "apply_status_event", "status_for", "status_on", "statuses_on",
     "use_case_statuses",
-    "allowed_events", "event_for", "status_events", "summary_status",
+    "allowed_events", "event_for", "status_events", "summary_status", "move_status",
 ]
 
 ALL = MODEL_STATUSES
@@ -267,6 +267,18 @@ def apply_status_event(
                            actor=actor[:200], reason=reason or ""))
     s.flush()
     return StatusChange(m.id, uc.name if uc else None, event, current, new, glob)
+
+
+def move_status(s: Session, m: Model, event: str, uc: UseCase | int | None, *, actor: str = "system",
+                reason: str = "") -> bool:
+    """Apply the status ``event`` to ``m`` on ``uc`` (``storage/status.py``, the one owner of model
+    status) when its status there allows it; True when it did.  Rollouts and rollbacks never fail
+    on a status: the routing change is what matters, and the event trail shows what moved."""
+    st = status_for(s, m, uc if isinstance(uc, int) else uc.id) if uc is not None else m.status
+    if st not in EVENTS[event]:
+        return False
+    apply_status_event(s, m, event, uc, actor=actor, reason=reason)
+    return True
 
 
 def as_dicts(events: list[ModelStatusEvent]) -> list[dict[str, Any]]:

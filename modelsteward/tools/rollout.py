@@ -329,7 +329,7 @@ def _expire_promotion_approvals(ctx: ToolContext, use_case: str) -> None:
     """A use case with no active rollout has no promotion left to approve: pending (or approved,
     unexecuted) ``rollout_advance`` approvals of it expire, naming the rollout that ended."""
     from modelsteward.policies import approvals
-    from modelsteward.rollout.manager import ACTIVE_STATES
+    from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
     from sqlalchemy import select
 
     from modelsteward.storage.db import session_scope
@@ -340,7 +340,7 @@ def _expire_promotion_approvals(ctx: ToolContext, use_case: str) -> None:
         if uc is None:
             return
         last = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc())).first()
-        if last is None or last.state in ACTIVE_STATES:
+        if last is None or last.state in ACTIVE_ROLLOUT_STATES:
             return
         approvals.expire_for(s, "rollout_advance", use_case, f"rollout {last.id} {last.state.replace('_', ' ')}")
 
