@@ -263,3 +263,18 @@ def test_cli_hosts_allow_and_list(steward: Any, counting: Counting) -> None:
         h for h in listed["hosts"] if h["source"] == "approved").items()
     assert any(h["origin"] == "https://api.openai.com:443" for h in listed["hosts"])
     assert listed["key_env_allow"] == ["STEWARD_MODELKEY_*"]
+
+
+def test_api_hosts_allow_needs_an_admin(steward: Any, counting: Counting) -> None:
+    from fastapi.testclient import TestClient
+    from server_helpers import bearer
+
+    from modelsteward.server import create_app
+
+    tokens = make_tokens(steward)
+    with TestClient(create_app(steward, gateway=False), raise_server_exceptions=False) as client:
+        r = client.post("/api/hosts", headers=bearer(tokens["approver"]), json={"url": counting.url})
+        assert r.status_code == 403, r.text
+        r = client.post("/api/hosts", headers=bearer(tokens["admin"]), json={"url": counting.url, "reason": "gpu"})
+        assert r.status_code == 201, r.text
+        assert r.json()["approved_by"] == "api:admin"
