@@ -23,7 +23,18 @@ if TYPE_CHECKING:
     from modelsteward.storage.readmodel import RegistryReader
     from modelsteward.storage.registry import ModelRegistry
 
-__all__ = ["Steward", "ToolContext", "open_steward"]
+__all__ = ["Steward", "ToolContext", "open_steward", "effective_user"]
+
+
+def effective_user() -> str:
+    """The effective OS user's name (``pwd.getpwuid(os.geteuid())``), never an environment variable:
+    ``getpass.getuser()`` reads ``LOGNAME``/``USER`` first, which anyone can set to any name."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (some containers): the number names it
+        return f"uid{os.geteuid()}"
 
 
 class Steward:

@@ -37,6 +37,9 @@ def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    # Egress (providers/egress.py): the suite's fake upstreams listen on loopback ports chosen at run time;
+    # the admin's setting lets loopback receive calls (tests/test_egress.py clears it to test the rule itself)
+    os.environ.setdefault("STEWARD_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 
 def _pg_schema_url(base: str) -> Iterator[str]:

@@ -163,7 +163,8 @@ def test_reject_resumes_without_the_action(steward) -> None:  # type: ignore[no-
 
 
 def test_approving_an_unknown_approval_is_a_clear_error(steward) -> None:  # type: ignore[no-untyped-def]
-    proc = cli(steward.settings.home, "approvals", "approve", "4242", ok=False)
+    token = create_token(steward, "bob", "approver")[1]  # deciding on the CLI needs an approver token (issue 25.5)
+    proc = cli(steward.settings.home, "approvals", "approve", "4242", ok=False, token=token)
     assert proc.returncode == 1
     assert "Unknown approval 4242" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 

@@ -4,7 +4,6 @@ anywhere is carried out by one path (the ``approval_decide`` tool)."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ from fastapi.testclient import TestClient
 from server_helpers import bearer, make_tokens
 from sqlalchemy import select
 
+from modelsteward.context import effective_user
 from modelsteward.errors import ApprovalRequired
 from modelsteward.server import create_app
 from modelsteward.storage.db import session_scope
@@ -114,19 +114,38 @@ def test_scheduled_runs_are_started_by_the_schedule(steward: Any) -> None:
 
 
 def test_cli_as_may_not_claim_another_name(steward: Any) -> None:
+    """Without a token nobody decides on the CLI (an OS account proves no person); ``--as`` changes nothing."""
     setup_use_case(steward)
-    me = getpass.getuser()
+    me = effective_user()
     aid = _policy_request(steward, f"cli:{me}")
     ws = steward.settings.home
-    proc = cli(ws, "approvals", "approve", str(aid), "--as", "someone-else")
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "--as someone-else" in proc.stderr and "STEWARD_TOKEN" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    for extra in (["--as", "someone-else"], ["--as", me], []):
+        proc = cli(ws, "approvals", "approve", str(aid), *extra)
+        assert proc.returncode != 0, proc.stdout + proc.stderr
+        assert "STEWARD_TOKEN" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in proc.stderr
     assert _approval(steward, aid).status == "pending" and _min_requests(steward) is None
-    # the OS user is the requester: refused by the one no-self-approval rule
-    proc = cli(ws, "approvals", "approve", str(aid), "--as", me)
-    assert proc.returncode == 1 and "no_self_approval" in proc.stderr, proc.stderr
-    assert _approval(steward, aid).status == "pending"
+
+
+def test_logname_does_not_change_who_you_are(steward: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25.4: ``LOGNAME=mallory steward approvals approve N`` approved as mallory (getpass reads
+    LOGNAME/USER), defeating the no-self-approval rule and forging the audit trail."""
+    from modelsteward.cli.common import cli_identity
+
+    setup_use_case(steward)
+    me = effective_user()
+    aid = _policy_request(steward, f"cli:{me}")
+    env = {"LOGNAME": "mallory", "USER": "mallory", "LNAME": "mallory", "USERNAME": "mallory"}
+    proc = subprocess.run([*STEWARD, "approvals", "approve", str(aid), "--json"], capture_output=True, text=True,
+                          timeout=300, env={**{k: v for k, v in os.environ.items() if k not in ("STEWARD_TOKEN",
+                                                                                              "STEWARD_DATABASE_URL")},
+                                            "STEWARD_HOME": str(steward.settings.home), **env})
+    assert proc.returncode != 0, proc.stdout  # before the fix: 0, decided_by cli:mallory
+    assert _approval(steward, aid).status == "pending" and _min_requests(steward) is None
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("STEWARD_TOKEN", raising=False)
+    assert cli_identity(steward) == (f"cli:{me}", "admin") and me != "mallory"
 
 
 def test_cli_token_identity_and_roles(steward: Any) -> None:

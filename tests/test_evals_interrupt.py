@@ -36,10 +36,10 @@ def test_sigint_mid_run_leaves_nothing_half_written(steward, tmp_path: Path) -> 
             reg = steward.registry
             reg.register_model("custom", "good", base_url=fake.base_url)
             reg.register_model("custom", "slow", base_url=f"http://127.0.0.1:{port}/v1", status="candidate",
-                               metadata={"api_key_env": "KATAN_API_KEY"})
+                               metadata={"api_key_env": "STEWARD_MODELKEY_KATAN"})
             reg.add_use_case("qa", model="custom:good")
             seed_logs(steward, "qa", "custom:good")
-            env = {**os.environ, "STEWARD_HOME": str(steward.settings.workspace), "KATAN_API_KEY": "k"}
+            env = {**os.environ, "STEWARD_HOME": str(steward.settings.workspace), "STEWARD_MODELKEY_KATAN": "k"}
             proc = subprocess.Popen(
                 [sys.executable, "-m", "modelsteward", "eval", "--use-case", "qa", "--candidate", "custom:slow",
                  "--samples", "5", "--no-safety", "--json"],

@@ -45,10 +45,10 @@ def test_smollm2_against_itself_with_other_sampling_passes(steward) -> None:  # 
 
 
 def test_smollm2_against_echo_upstream_fails(steward, katan: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KATAN_API_KEY", "test-key")  # llm-katan wants an Authorization header
+    monkeypatch.setenv("STEWARD_MODELKEY_KATAN", "test-key")  # llm-katan wants an Authorization header
     _use_case(steward)
     steward.registry.register_model("custom", "echo-model", base_url=katan, status="candidate",
-                                    metadata={"api_key_env": "KATAN_API_KEY"})
+                                    metadata={"api_key_env": "STEWARD_MODELKEY_KATAN"})
     t0 = time.monotonic()
     out = evaluate(steward, EvalConfig(use_case="qa", candidate="custom:echo-model", samples=5, max_tokens=8,
                                        safety_prompts=1, mlflow=False))

@@ -181,7 +181,7 @@ def test_key_reference_change_on_a_shadow_model_needs_approval(steward: Any) -> 
     set_routing(steward, UC, [{"model_id": STABLE, "weight": 100.0, "role": "primary"},
                               {"model_id": CAND, "weight": 10.0, "role": "shadow"}])  # ... but shadow traffic does
     with pytest.raises(ApprovalRequired, match="shadow on 'chat'"):
-        call_tool("models_register", {"provider": "openai", "model_id": "cand-model", "api_key_env": "MY_OWN_KEY"},
+        call_tool("models_register", {"provider": "openai", "model_id": "cand-model", "api_key_env": "STEWARD_MODELKEY_OWN"},
                   ctx(steward))
     assert "api_key_env" not in (steward.registry.get_model(CAND).meta or {})
 
@@ -189,7 +189,7 @@ def test_key_reference_change_on_a_shadow_model_needs_approval(steward: Any) -> 
 # ---------------------------------------------------------------------- shadow exfiltration
 def test_shadow_of_an_unevaluated_model_needs_approval_and_is_capped(steward: Any) -> None:
     setup_use_case(steward)
-    steward.registry.register_model("openai", "fresh", base_url="http://exfil.example/v1")
+    steward.registry.register_model("openai", "fresh", base_url="http://127.0.0.1:9/v1")  # an allowed host
     args = {"use_case": UC, "model_id": "openai:fresh", "strategy": "shadow"}
     v0 = steward.registry.deployment(UC).version
     with pytest.raises(ApprovalRequired, match="shadow_unevaluated") as ei:
@@ -222,10 +222,10 @@ def test_provider_key_is_sent_only_to_the_provider_base_url(steward: Any, provid
     assert get_provider(same, steward.settings).headers["Authorization"] == f"Bearer {PROVIDER_KEY}"
     foreign = steward.registry.register_model("openai", "foreign", base_url="http://127.0.0.1:9/v1")
     assert "Authorization" not in get_provider(foreign, steward.settings).headers  # before the fix: the key
-    monkeypatch.setenv("MY_OWN_KEY", "own-key")
+    monkeypatch.setenv("STEWARD_MODELKEY_OWN", "own-key")
     own = call_tool("models_register", {"provider": "openai", "model_id": "own", "base_url": "http://127.0.0.1:9/v1",
-                                        "api_key_env": "MY_OWN_KEY"}, ctx(steward))
-    assert own.metadata["api_key_env"] == "MY_OWN_KEY"
+                                        "api_key_env": "STEWARD_MODELKEY_OWN"}, ctx(steward))
+    assert own.metadata["api_key_env"] == "STEWARD_MODELKEY_OWN"
     row = steward.registry.get_model(own.id)
     assert get_provider(row, steward.settings).headers["Authorization"] == "Bearer own-key"
     # a stored reference to a provider's variable (written around the tool) still never leaves
@@ -239,7 +239,7 @@ def test_key_to_a_foreign_host_at_the_wire(steward: Any, provider: Listener, att
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A model registered (no traffic yet, so no approval) at a foreign host, then made live:
     the gateway's requests reach that host without the provider's key, with the model's own key."""
-    monkeypatch.setenv("MY_OWN_KEY", "own-key")
+    monkeypatch.setenv("STEWARD_MODELKEY_OWN", "own-key")
     setup_use_case(steward)
     key = create_key(steward.registry, "app").key
     call_tool("models_register", {"provider": "openai", "model_id": "elsewhere", "base_url": attacker.url},
@@ -251,7 +251,7 @@ def test_key_to_a_foreign_host_at_the_wire(steward: Any, provider: Listener, att
         _send_until(client, key, attacker)
         assert attacker.seen and attacker.seen[0] is None, attacker.seen  # before the fix: Bearer sk-provider...
         call_tool("models_register", {"provider": "openai", "model_id": "own", "base_url": attacker.url,
-                                      "api_key_env": "MY_OWN_KEY"}, ctx(steward))
+                                      "api_key_env": "STEWARD_MODELKEY_OWN"}, ctx(steward))
         set_routing(steward, UC, [{"model_id": "openai:own", "weight": 100.0, "role": "primary"}])
         _send_until(client, key, attacker, want="Bearer own-key")
         assert "Bearer own-key" in attacker.seen
@@ -261,7 +261,8 @@ def test_key_to_a_foreign_host_at_the_wire(steward: Any, provider: Listener, att
 
 @pytest.mark.parametrize("name, why", [
     ("OPENAI_API_KEY", "openai provider's key"),
-    ("STEWARD_ADMIN_TOKEN", "STEWARD_"),
+    ("STEWARD_ADMIN_TOKEN", "allow-list"),
+    ("AWS_SECRET_ACCESS_KEY", "allow-list"),
     ("sk-live-abc123", "the NAME of an environment variable"),
 ])
 def test_api_key_env_must_name_an_own_variable(steward: Any, name: str, why: str) -> None:
@@ -364,10 +365,13 @@ def test_cli_api_key_env_flag(tmp_path: Any) -> None:
 
     bad = run("models", "register", "vllm", "m", "--base-url", "http://gpu:8000/v1", "--api-key-env", "VLLM_API_KEY")
     assert bad.returncode == 2 and "vllm provider's key" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    ok = run("models", "register", "vllm", "m", "--base-url", "http://gpu:8000/v1", "--api-key-env", "GPU_BOX_KEY",
+    ok = run("models", "register", "vllm", "m", "--base-url", "http://gpu:8000/v1", "--api-key-env", "STEWARD_MODELKEY_GPU_BOX",
              "--json")
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["metadata"] == {"api_key_env": "GPU_BOX_KEY"}
+    out = json.loads(ok.stdout)  # gpu:8000 is not approved (egress): registered, but pending
+    assert out["metadata"]["api_key_env"] == "STEWARD_MODELKEY_GPU_BOX" and out["status"] == "pending"
+
+
 
 
 def test_a_remote_caller_cannot_point_the_golden_set_outside_the_workspace(steward: Any) -> None:

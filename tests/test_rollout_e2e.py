@@ -90,12 +90,12 @@ def test_shadow_then_failing_canary_through_gateway(steward, tmp_path: Path, mon
     from modelsteward.gateway.app import create_gateway_app
     from modelsteward.gateway.core import GatewayOptions
 
-    monkeypatch.setenv("KATAN_API_KEY", "test-key")  # the models' own key (a provider key stays with its provider)
+    monkeypatch.setenv("STEWARD_MODELKEY_KATAN", "test-key")  # the models' own key (a provider key stays with its provider)
     stable = Katan("stable", tmp_path)
     cand = Katan("cand", tmp_path)
     try:
         reg = steward.registry
-        own_key = {"api_key_env": "KATAN_API_KEY"}
+        own_key = {"api_key_env": "STEWARD_MODELKEY_KATAN"}
         reg.register_model("custom", "stable", base_url=f"{stable.url}/v1", price_in_per_m="1", price_out_per_m="2",
                            metadata=own_key)
         reg.register_model("custom", "cand", base_url=f"{cand.url}/v1", price_in_per_m="1", price_out_per_m="2",

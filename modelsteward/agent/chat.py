@@ -42,10 +42,10 @@ class ChatReply:
 class ChatSession:
     def __init__(self, steward: Steward, *, planner: Planner | None = None, use_case: str | None = None,
                  actor: str | None = None) -> None:
-        import getpass
+        from modelsteward.context import effective_user
 
         self.steward = steward
-        self.actor = actor or f"cli:{getpass.getuser()}"
+        self.actor = actor or f"cli:{effective_user()}"
         self.planner = planner or make_planner(steward.settings.agent_llm, chat=True)
         self.use_case = use_case
         self.run: AgentRun | None = None

@@ -10,13 +10,15 @@ reaches a planner only inside a data block::
     ... JSON ...
     </data>
 
-with anything that could close the block defused, so the text cannot pose as instructions.
+with anything that could close or open a block escaped (any case, any spacing: ``_defuse``), so
+the text cannot pose as instructions nor end its fence.
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import re
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AnyMessage
@@ -56,9 +58,15 @@ def to_json_text(obj: Any, limit: int = 12000) -> str:
     return text
 
 
+# ``<data``, ``</DATA``, ``< / Data`` ...: any spelling a model could read as a block's marker
+_MARKER = re.compile(r"<(?=\s*/?\s*data)", re.IGNORECASE)
+
+
 def _defuse(text: str) -> str:
-    # A data block cannot be closed or re-opened from inside: neutralise both tags.
-    return text.replace("</data", "<\\/data").replace("<data", "<\\data")
+    """A data block cannot be closed or re-opened from inside: the ``<`` of anything that reads as a
+    data marker, in any case or spacing, is escaped (``\\u003c``), so the only markers in a prompt
+    are the ones ``data_block`` writes."""
+    return _MARKER.sub(r"\\u003c", text)
 
 
 def data_block(source: str, payload: Any, limit: int = 12000) -> str:

@@ -23,7 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_AREAS = ("core", "logs", "gateway", "catalog", "evals", "training", "rollout", "agent", "server", "demo", "report")
+_AREAS = ("core", "logs", "gateway", "catalog", "evals", "training", "rollout", "agent", "server", "demo", "report",
+          "hosts")
 
 for _area in _AREAS:
     try:

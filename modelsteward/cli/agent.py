@@ -2,7 +2,7 @@
 
 Light imports only at the top; the agent (LangGraph, LangChain) loads inside the commands.
 Identity (``cli_identity``): the token in ``STEWARD_TOKEN`` (its name and role; deciding needs
-role approver) or, without one, the OS user, recorded as ``cli:NAME``.  ``--as NAME`` is kept for
+a token of role approver) or, without one, the effective OS user, recorded as ``cli:NAME``.  ``--as NAME`` is kept for
 old scripts but may only restate that identity; any other name is refused (exit 2).  Deciding and
 carrying out is the ``approval_decide`` tool's (the same path as the API and the console).
 """
@@ -184,7 +184,7 @@ def _decide(approval_id: int, approve: bool, reason: str | None, who: str | None
     from modelsteward.tools.base import ToolContext, call_tool
 
     base = open_ctx()
-    actor, _role = cli_identity(base.steward, who, need_role="approver")
+    actor, _role = cli_identity(base.steward, who, need_role="approver", need_token=True)
     ctx = ToolContext(steward=base.steward, actor=actor, progress=_progress if not as_json else None)
     out: Any = call_tool("approval_decide", {"approval_id": approval_id, "decision": "approve" if approve else "reject",
                                              "reason": reason}, ctx)

@@ -90,13 +90,16 @@ def open_ctx(actor: str | None = None, *, read: bool = False):  # type: ignore[n
     return ToolContext(steward=steward, actor=actor or cli_identity(steward)[0])
 
 
-def cli_identity(steward: Any, claimed: str | None = None, need_role: str | None = None) -> tuple[str, str]:
+def cli_identity(steward: Any, claimed: str | None = None, need_role: str | None = None, *,
+                 need_token: bool = False) -> tuple[str, str]:
     """``(actor, role)`` of the person at the command line: the name and role of the token in
-    ``STEWARD_TOKEN`` (``steward tokens create``), or without one the OS user (role ``admin``: the
-    workspace's owner).  ``claimed`` (``--as``) may only restate that name; anything else is refused."""
-    import getpass
+    ``STEWARD_TOKEN`` (``steward tokens create``), or without one the effective OS user (role
+    ``admin``: the workspace's owner; ``context.effective_user``, never ``LOGNAME``/``USER``).
+    ``claimed`` (``--as``) may only restate that name; anything else is refused.  ``need_token``:
+    only a token names the person (deciding approvals: an OS account may be shared)."""
     import os
 
+    from modelsteward.context import effective_user
     from modelsteward.errors import PolicyDenied
 
     plain = os.environ.get("STEWARD_TOKEN", "").strip()
@@ -108,8 +111,11 @@ def cli_identity(steward: Any, claimed: str | None = None, need_role: str | None
             raise InvalidInput("STEWARD_TOKEN is not a valid token of this workspace (unknown or revoked); create one "
                                "with `steward tokens create --name NAME --role approver`, or unset it to act as the OS user.")
         name, role, source = ident.name, ident.role, f"STEWARD_TOKEN (token {ident.name!r})"
+    elif need_token:
+        raise PolicyDenied("Deciding an approval needs an approver token naming you: set STEWARD_TOKEN to a token "
+                           "from `steward tokens create --name YOU --role approver`.", policy="approver_token")
     else:
-        name, role, source = getpass.getuser(), "admin", "the OS user"
+        name, role, source = effective_user(), "admin", "the OS user"
     if claimed is not None and claimed.strip().removeprefix("cli:").lower() != name.lower():
         raise InvalidInput(f"--as {claimed} does not match your identity {name!r} from {source}; --as may only restate "
                            "it: drop --as, or set STEWARD_TOKEN to a token of that person.")

@@ -275,6 +275,9 @@ def models_register(
         emit_json(out)
     else:
         console.print(f"[green]registered[/green] {out.id} ({out.kind}, {out.status})")  # type: ignore[attr-defined]
+        if out.status == "pending":  # type: ignore[attr-defined]
+            console.print("its host is not approved: it receives nothing until an admin runs "
+                          f"`steward hosts allow {base_url or 'URL'}`", markup=False, highlight=False)
 
 
 @models_app.command("list")

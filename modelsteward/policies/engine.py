@@ -15,8 +15,8 @@ The rules themselves are registered per tool in ``registry.py`` (``rules.py``, `
 thresholds and hard bounds in ``modelsteward/bounds.py``.  A rule sees only the ``Facts`` built here (actor,
 ``ctx.clock()``, approval id) plus what the caller gathered and hands in explicitly (``facts``:
 ``analysis``, ``benefit``, ``usage``; ``tools.base.pass_policies`` gathers them with the tool's
-``facts`` hook).  An action without a rule is allowed: ``tools.base.load_all_tools`` guarantees
-every mutating tool has one.
+``facts`` hook).  An action without a rule is denied (policy ``no_rule``); ``tools.base.load_all_tools``
+also fails when a mutating tool has none.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from modelsteward.context import ToolContext
 from modelsteward.errors import ApprovalRequired, PolicyDenied
-from modelsteward.policies import model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies import egress_rules, model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
 from modelsteward.policies import approvals
 from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.db import session_scope
@@ -65,8 +65,9 @@ def facts_for(ctx: ToolContext, facts: Mapping[str, Any] | None = None) -> Facts
 def evaluate(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Decision:
     """The verdict of the hard-coded rules for one tool call (no writes)."""
     rule = RULES.get(action)
-    if rule is None:
-        return Decision("allow")
+    if rule is None:  # deny by default: an action nobody wrote a rule for never runs unchecked
+        return Decision("deny", "no_rule", f"no policy rule covers {action!r}; add @rule({action!r}) in "
+                        "modelsteward/policies/")
     call_facts = facts_for(ctx, facts)
     with session_scope(ctx.steward.sessions) as s:
         return _combine(rule(call_facts, s, dict(args or {})))

@@ -7,7 +7,11 @@ Policies (names as recorded in ``policy_decisions.policy``):
   canary or shadow allocation, or a use case's fallback list.  Setting prices to 0 is such a
   change (it switches budgets and cost rules off); so is re-pointing the endpoint, which would send
   live prompts elsewhere.
-Registering a new model, or one without traffic, or repeating the stored values, needs nothing.
+- ``agent_registration`` (approval): an agent registering or changing a model (an agent never widens
+  where prompts go on its own);
+- ``host_not_approved`` (deny): re-pointing a model with traffic at a host nobody approved (a model
+  without traffic goes ``pending`` instead: ``egress_rules.py``).
+Otherwise registering a new model, or one without traffic, or repeating the stored values, needs nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelsteward.errors import ConfigError, InvalidInput
+from modelsteward.policies.egress_rules import url_refusal
 from modelsteward.policies.registry import Decision, Facts, rule
 from modelsteward.providers.endpoints import resolve_base_url
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase
@@ -99,12 +104,16 @@ def rule_models_register(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
     provider, pid = args.get("provider"), args.get("model_id")
     if not isinstance(provider, str) or not isinstance(pid, str):
         return []
+    agent = [Decision("needs_approval", "agent_registration",
+                      f"an agent asks to register {provider}:{pid}" + (f" at {args['base_url']}" if args.get("base_url")
+                                                                       else "") + "; a person approves new endpoints")
+             ] if f.actor.startswith("agent:") else []
     m = s.get(Model, f"{provider}:{pid}")
     if m is None:
-        return []  # a new model has no traffic yet
+        return agent  # a new model has no traffic yet
     changes = endpoint_changes(m, args)
     if not changes:
-        return []
+        return agent
     what = "; ".join(changes)
     ro = s.scalars(
         select(Rollout).where(Rollout.state.in_(ACTIVE_ROLLOUT_STATES),
@@ -115,7 +124,11 @@ def rule_models_register(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
                          f"{m.id} is in rollout {ro.id} ({ro.strategy}, {ro.state}); its endpoint, prices and key "
                          f"reference stay fixed until that rollout ends ({what})")]
     traffic = model_traffic(s, m.id)
+    host = url_refusal(s, m.provider, args["base_url"]) if traffic and args.get("base_url") else None
+    if host:
+        return [Decision("deny", "host_not_approved",
+                         f"{m.id} serves traffic ({', '.join(traffic)}); re-pointing it sends live prompts to {host}")]
     if traffic:
-        return [Decision("needs_approval", "live_model_change",
-                         f"{m.id} serves traffic ({', '.join(traffic)}); changing {what} needs a human approval")]
-    return []
+        return [*agent, Decision("needs_approval", "live_model_change",
+                                 f"{m.id} serves traffic ({', '.join(traffic)}); changing {what} needs a human approval")]
+    return agent

@@ -5,6 +5,8 @@ actions (``rollback``, ``rollout_abort``, ``guard_check``) are never blocked; a 
 routing only, never an older policy (see ``rollout/rollback.py``), so it needs no approval.
 
 Policies (names as recorded in ``policy_decisions.policy``):
+- ``host_not_approved``: deploy refused for a model at a host nobody approved (``egress_rules.py``,
+  which also holds the rules of ``evaluate`` and ``hosts_allow``);
 - ``one_active_rollout``: deploy refused while the use case has an active rollout;
 - ``rollback_cooldown``: deploy refused within ``rollback_cooldown_minutes`` of a rollback;
 - ``deploy_rate``: at most ``max_deploys_per_hour`` deploys per use case per hour;
@@ -42,6 +44,7 @@ from modelsteward.catalog.hosting import cost_per_request
 from modelsteward.bounds import section_of, validate_steps
 from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import decision_refusal
+from modelsteward.policies.egress_rules import host_refusal
 from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.status import status_for
@@ -160,6 +163,9 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     strategy = args.get("strategy") or "canary"
     now = f.now
     out: list[Decision] = []
+    host = host_refusal(s, m)  # live prompts never go to a host nobody approved (egress_rules.py)
+    if host:
+        out.append(_d("deny", "host_not_approved", f"deploying sends live prompts to {host}"))
     ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE_ROLLOUT_STATES))).first()
     if ro is not None:
         out.append(_d("deny", "one_active_rollout",
@@ -311,7 +317,6 @@ for _tool, _why in (
     ("rollout_abort", "safety action: restores the routing from before the rollout, never blocked"),
     ("guard_check", "safety action: guardrails warn, pause, roll back or disable, never blocked"),
     ("scan", "reads provider catalogs into the registry as discovered models; no traffic changes"),
-    ("evaluate", "offline evaluation on logged prompts; changes no routing"),
     ("logs_import", "appends rows to the log store; changes no routing"),
     ("build_dataset", "writes a training dataset under the workspace; changes no routing"),
     ("fine_tune_cancel", "stops a fine-tuning job; changes no routing"),

@@ -20,8 +20,13 @@ default 1).
 
 Keys stay with their provider (``bound_api_key``): a provider's key (``OPENAI_API_KEY`` ...) is only
 sent to that provider's configured base URL (``STEWARD_<PROVIDER>_BASE_URL`` or the public
-default).  A model registered with any other ``base_url`` gets the key its ``api_key_env`` names,
-or none; an ``api_key_env`` naming a provider's variable is treated like that provider's key.
+default).  A model registered with any other ``base_url`` gets the key its ``api_key_env`` names
+when that name is on the admin's allow-list (``providers.egress``), or none.
+
+Egress (``providers.egress``): an HTTP provider is made only for a host that may receive calls (a
+provider's configured endpoint, ``STEWARD_ALLOWED_HOSTS``, or an approved host); any other raises
+``PolicyDenied`` (policy ``host_not_approved``), so no evaluation, shadow, canary or judge call
+reaches it, whoever asks.
 """
 
 from __future__ import annotations
@@ -29,16 +34,15 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
-import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from modelsteward.errors import ConfigError
+from modelsteward.errors import ConfigError, PolicyDenied
 from modelsteward.providers.base import ChatProvider, ChatResult, Message
+from modelsteward.providers.egress import key_env_refusal, origin, same_endpoint
 from modelsteward.providers.http import API_KEY_ENV, OpenAIHTTPProvider, resolve_base_url
 
 if TYPE_CHECKING:
@@ -123,56 +127,39 @@ def _timeout(model: Model) -> float:
     return float(meta.get("timeout_s") or os.environ.get("STEWARD_UPSTREAM_TIMEOUT_S", "60"))
 
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def check_key_reference(name: str) -> str:
-    """An ``api_key_env`` value: the name of an environment variable of the model's own, never a
-    provider's key variable (those go to their provider only) nor one of Model Steward's settings."""
-    if not _ENV_NAME.fullmatch(name):
-        raise ValueError(
-            f"api_key_env must be the NAME of an environment variable (letters, digits, _), not {name[:4]}...; "
-            "put the key itself in that variable")
-    owner = sorted(p for p, env in API_KEY_ENV.items() if env == name)
-    if owner:
-        raise ValueError(
-            f"api_key_env {name} is the {owner[0]} provider's key, which is only sent to that provider's base URL; "
-            "name a variable of this model's own")
-    if name.upper().startswith("STEWARD_"):
-        raise ValueError(f"api_key_env {name}: STEWARD_ variables are Model Steward's own settings, never an API key")
+def check_key_reference(name: str, provider: str = "custom", base_url: str | None = None) -> str:
+    """An ``api_key_env`` value for a ``provider`` model at ``base_url``: a name on the admin's
+    allow-list, or a provider's usual key variable for that provider's own configured endpoint
+    (``providers.egress.key_env_refusal``); ``ValueError`` with the one-line reason otherwise."""
+    why = key_env_refusal(name, provider, base_url)
+    if why:
+        raise ValueError(why)
     return name
 
 
-def _endpoint(url: str) -> tuple[str, str, int | None, str]:
-    parts = urlsplit(url.strip())
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default, parts.path.rstrip("/")
-
-
-def same_endpoint(a: str, b: str) -> bool:
-    """Two base URLs name the same endpoint (scheme, host, port and path; case and a trailing / aside)."""
-    try:
-        return _endpoint(a) == _endpoint(b)
-    except ValueError:  # an unparsable port
-        return False
-
-
-def _configured_url(provider: str) -> str | None:
-    try:
-        return resolve_base_url(provider)
-    except ConfigError:
-        return None
-
-
 def bound_api_key(provider: str, base_url: str, meta: dict[str, Any] | None = None) -> str | None:
-    """The key to send to ``base_url`` for a model of ``provider`` (see module doc); None: no key."""
+    """The key to send to ``base_url`` for a model of ``provider`` (see module doc); None: no key.
+    Checked again on every provider made: a row stored before the allow-list (or edited in the
+    database) never sends a variable the allow-list refuses."""
     env = (meta or {}).get("api_key_env") or API_KEY_ENV.get(provider)
-    if not env:
+    if not env or key_env_refusal(env, provider, base_url):
         return None
-    owners = [p for p, e in API_KEY_ENV.items() if e == env]
-    if owners and not any((u := _configured_url(p)) and same_endpoint(u, base_url) for p in owners):
-        return None  # a provider's key never leaves that provider's configured endpoint
     return os.environ.get(env) or None
+
+
+def _check_egress(model: Model, base_url: str, settings: Settings, registry: ModelRegistry | None) -> None:
+    """Refuse (``PolicyDenied``, policy ``host_not_approved``) a call to a host nobody approved."""
+    from modelsteward.providers.egress import host_allowance
+
+    if host_allowance(base_url, ()) is not None:
+        return  # configured endpoints and STEWARD_ALLOWED_HOSTS: no database read
+    from modelsteward.storage.hosts import approved_origins
+
+    reg = registry or _registry_for(settings)
+    if host_allowance(base_url, approved_origins(reg.sessions)) is None:
+        raise PolicyDenied(
+            f"Model {model.id} is at {origin(base_url)}, a host nobody approved: it receives nothing until an admin "
+            f"runs `steward hosts allow {origin(base_url)}`.", policy="host_not_approved", model=model.id)
 
 
 def get_provider(model: Model, settings: Settings, *, registry: ModelRegistry | None = None) -> ChatProvider:
@@ -194,6 +181,10 @@ def get_provider(model: Model, settings: Settings, *, registry: ModelRegistry | 
     api_key = bound_api_key(model.provider, base_url, meta)
     timeout = _timeout(model)
     key = ("http", model.id, model.provider_model_id, base_url, api_key, timeout)
+    with _CACHE_LOCK:
+        prov = _CACHE.get(key)
+    if prov is None:  # a provider is made only for an allowed host (checked once per provider made)
+        _check_egress(model, base_url, settings, registry)
     with _CACHE_LOCK:
         prov = _CACHE.get(key)
         if prov is None:

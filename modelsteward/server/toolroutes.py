@@ -62,6 +62,8 @@ TOOL_ROUTES: tuple[ToolRoute, ...] = (
     ToolRoute("set_policy", "/use-cases/{use_case}/policy", "guardrails", "Set policy, rollout or guardrail thresholds"),
     ToolRoute("retire_model", "/models/retire", "models", "Retire a model (off every routing table)"),
     ToolRoute("agent_run", "/agent-runs", "agent", "Run the agent once", status_code=201),
+    ToolRoute("hosts_allow", "/hosts", "egress", "Approve a host to receive model calls (admin)", role="admin",
+              status_code=201),
 )
 
 _PATH_PARAM = re.compile(r"{(\w+)}")

@@ -56,6 +56,7 @@ __all__ = [
     "Notification",
     "ModelStatusEvent",
     "ModelUseCaseStatus",
+    "ApprovedHost",
     "MODEL_KINDS",
     "MODEL_STATUSES",
     "ROLES",
@@ -63,7 +64,9 @@ __all__ = [
 ]
 
 MODEL_KINDS = ("paid", "self_hosted", "fine_tuned")
-MODEL_STATUSES = ("discovered", "candidate", "evaluating", "shadow", "canary", "current", "retired", "rejected")
+# ``pending``: registered at a host nobody approved; receives nothing until an admin approves the host
+MODEL_STATUSES = ("discovered", "candidate", "evaluating", "shadow", "canary", "current", "retired", "rejected",
+                  "pending")
 ROLES = ("primary", "canary", "shadow")
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired", "executed", "withdrawn")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -327,6 +330,18 @@ class Approval(TimestampMixin, Base):
     thread_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # what the proposal answers and each update of it (policies/approvals.py: one open proposal per intent)
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class ApprovedHost(TimestampMixin, Base):
+    """A host (``scheme://host:port``) an admin approved to receive model calls (``steward hosts allow``)."""
+
+    __tablename__ = "approved_hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(300), unique=True, nullable=False)
+    approved_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    approval_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # when it went through an approval
 
 
 class AgentRun(Base):

@@ -260,8 +260,13 @@ class ModelRegistry:
         metadata: dict[str, Any] | None = None,
         session: Session | None = None,
         actor: str = "system",
+        pending: bool | None = None,
     ) -> Model:
         """Idempotent upsert on (provider, provider model id): given fields overwrite, others stay.
+
+        ``pending`` (the caller's egress verdict, ``providers.egress``): True puts a new, discovered or
+        candidate model in status ``pending`` (its host is not approved; it receives nothing); False
+        brings a pending model back to the status it had (``host_approved``); None leaves it.
 
         ``status`` may only be discovered or candidate (event ``registered`` for a new model;
         ``marked_candidate`` from discovered and ``reinstated`` from a global retired or rejected for a
@@ -296,7 +301,10 @@ class ModelRegistry:
                 )
                 s.add(m)
                 s.flush()
-                apply_status_event(s, m, "registered", to=status or "discovered", actor=actor)
+                if pending:
+                    m.meta = {"status_after_host_approval": status or "discovered"}
+                apply_status_event(s, m, "registered", to="pending" if pending else status or "discovered",
+                                   actor=actor)
             else:
                 if kind:
                     m.kind = kind
@@ -319,6 +327,7 @@ class ModelRegistry:
                 m.capabilities = sorted(set(capabilities))
             if metadata:
                 m.meta = {**(m.meta or {}), **metadata}
+            _egress_status(s, m, pending, actor)
             s.flush()
             return m
 
@@ -326,6 +335,10 @@ class ModelRegistry:
             return _do(session)
         with session_scope(self.sessions) as s:
             return _do(s)
+
+    def set_egress_status(self, model_id: str, pending: bool, actor: str, s: Session) -> None:
+        """``register_model``'s ``pending`` for a stored model (an admin approved its host)."""
+        _egress_status(s, self.model_in(s, model_id), pending, actor)
 
     def list_models(
         self, *, use_case: str | None = None, status: str | None = None, provider: str | None = None,
@@ -521,3 +534,16 @@ def validate_allocations(allocations: Sequence[dict[str, Any]]) -> None:
             live += w
     if allocations and abs(live - 100.0) > 1e-6:
         raise InvalidInput(f"Primary and canary weights sum to {live:g}%, not 100%.")
+
+
+def _egress_status(s: Session, m: Model, pending: bool | None, actor: str) -> None:
+    """Move ``m`` into ``pending`` (its host is not approved) or back out of it (see ``register_model``)."""
+    if pending and m.status in ("discovered", "candidate"):
+        m.meta = {**(m.meta or {}), "status_after_host_approval": m.status}
+        apply_status_event(s, m, "host_pending", actor=actor, reason="its host is not approved")
+    elif pending is False and m.status == "pending":
+        meta = dict(m.meta or {})
+        after = meta.pop("status_after_host_approval", None)
+        m.meta = meta
+        apply_status_event(s, m, "host_approved", to=after if after in REGISTER_STATUSES else "discovered",
+                           actor=actor, reason="its host is approved")

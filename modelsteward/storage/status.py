@@ -14,7 +14,9 @@ does not allow raises ``IllegalTransition`` naming the status and the events it 
 
 | event | from -> to |
 | --- | --- |
-| registered | (new model) -> discovered or candidate (nothing else: never current) |
+| registered | (new model) -> discovered or candidate (nothing else: never current); pending at a host nobody approved |
+| host_pending | discovered, candidate -> pending (re-pointed at a host nobody approved) |
+| host_approved | pending -> discovered or candidate (an admin approved its host) |
 | marked_candidate | discovered -> candidate |
 | evaluation_started | discovered, candidate -> evaluating |
 | evaluated_pass | evaluating, discovered, candidate, rejected -> candidate (reinstates a rejected model) |
@@ -56,7 +58,9 @@ _ACTIVE_ORDER = ("current", "canary", "shadow", "evaluating", "candidate")
 # event -> {from status (None: a new model) -> the status it leads to}; ``restored`` and
 # ``registered`` lead to one of several statuses, named by the caller (``to=``).
 EVENTS: dict[str, dict[str | None, str | tuple[str, ...]]] = {
-    "registered": {None: REGISTER_STATUSES},
+    "registered": {None: (*REGISTER_STATUSES, "pending")},
+    "host_pending": {"discovered": "pending", "candidate": "pending"},
+    "host_approved": {"pending": REGISTER_STATUSES},
     "marked_candidate": {"discovered": "candidate"},
     "evaluation_started": {"discovered": "evaluating", "candidate": "evaluating"},
     "evaluated_pass": {"evaluating": "candidate", "discovered": "candidate", "candidate": "candidate",
@@ -98,7 +102,7 @@ def event_for(current: str, target: str) -> str:
     if target not in ALL:
         raise InvalidInput(f"Unknown status {target!r}; use one of {', '.join(ALL)}.")
     for name, table in EVENTS.items():
-        if name in ("restored", "registered") or current not in table:
+        if name in ("restored", "registered", "host_approved") or current not in table:
             continue
         to = table[current]
         if to == target:
@@ -128,8 +132,8 @@ def status_on(global_status: str, rows: dict[int, str], use_case_id: int) -> str
     """The status on one use case from the global status and the per-use-case rows (by use case
     id): its row, else what the global status means there (a model rejected elsewhere is a
     candidate here; a retired one is retired everywhere)."""
-    if global_status == "retired":
-        return "retired"
+    if global_status in ("retired", "pending"):
+        return global_status
     if use_case_id in rows:
         return rows[use_case_id]
     if global_status == "discovered":

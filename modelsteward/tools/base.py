@@ -109,7 +109,8 @@ def tool(
 
 
 # cheap modules first: a read command finds its tool without importing catalog (numpy), evals or training
-_TOOL_MODULES = ("registry", "logs", "rollout", "approvals", "agent", "report", "catalog", "evals", "training")
+_TOOL_MODULES = ("registry", "hosts", "logs", "rollout", "approvals", "agent", "report", "catalog", "evals",
+                 "training")
 _CHECKED: list[frozenset[tuple[str, bool]]] = []  # the tool set last found to match the policy registry
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from modelsteward.tools.base import InputModel, ToolContext, tool
 
@@ -224,20 +224,27 @@ class ModelRegisterInput(InputModel):
     api_key_env: str | None = Field(
         default=None, max_length=128,
         description="NAME of the environment variable holding this model's own API key (never the key); "
-        "'' removes it.  A provider's key is only sent to that provider's configured base URL.")
+        "'' removes it.  Only names on the admin's allow-list (STEWARD_KEY_ENV_ALLOW, default STEWARD_MODELKEY_*), "
+        "or a provider's usual key variable for that provider's configured endpoint.")
 
     @field_validator("api_key_env")
     @classmethod
-    def _key_reference(cls, v: str | None) -> str | None:
-        from modelsteward.providers.factory import check_key_reference
+    def _key_reference(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v:  # provider and base_url come first in the model, so they are validated by now
+            from modelsteward.providers.egress import key_env_refusal
 
-        return v if not v else check_key_reference(v)
+            why = key_env_refusal(v, str(info.data.get("provider") or "custom"), info.data.get("base_url"))
+            if why:
+                raise ValueError(why)
+        return v
 
 
 @tool("models_register", input_model=ModelRegisterInput, output_model=ModelInfo, mutating=True)
 def models_register(ctx: ToolContext, inp: ModelRegisterInput) -> ModelInfo:
     """Register (or update) a model; idempotent on provider + model id.  Changing the endpoint,
-    prices or key reference of a model with traffic needs an approval (policy live_model_change)."""
+    prices or key reference of a model with traffic needs an approval (policy live_model_change).
+    A model at a host nobody approved is registered ``pending`` and receives nothing until an admin
+    approves its host (``hosts_allow``); an agent's registration waits for a person."""
     from modelsteward.catalog.hosting import hosting_meta, parse_hosting_cost
 
     pin, pout, per_hour = inp.price_in, inp.price_out, inp.cost_per_hour
@@ -253,12 +260,35 @@ def models_register(ctx: ToolContext, inp: ModelRegisterInput) -> ModelInfo:
         meta["api_key_env"] = inp.api_key_env or None
     if host:
         meta["hosting"] = host
+    if ctx.actor.startswith("agent:"):
+        meta["registered_by"] = ctx.actor  # policies.egress_rules: what a run brought in, a person looks at
     m = ctx.steward.registry.register_model(
         inp.provider, inp.model_id, base_url=inp.base_url, price_in_per_m=pin,
         price_out_per_m=pout, context_length=inp.context, use_case=inp.use_case, kind=inp.kind,
         capabilities=inp.capabilities, status=inp.status, metadata=meta or None, actor=ctx.actor,
+        pending=_host_pending(ctx, inp),
     )
     return model_view(ctx, m)
+
+
+def _host_pending(ctx: ToolContext, inp: ModelRegisterInput) -> bool:
+    """Whether the model's endpoint (the given base URL, else the stored one, else the provider's)
+    is at a host nobody approved (``providers.egress``)."""
+    from modelsteward.errors import ConfigError
+    from modelsteward.providers.egress import host_allowance
+    from modelsteward.providers.endpoints import resolve_base_url
+    from modelsteward.storage.hosts import approved_origins
+
+    if inp.provider == "local":
+        return False
+    known = ctx.steward.registry.find_model(f"{inp.provider}:{inp.model_id}")
+    try:
+        url = resolve_base_url(inp.provider, inp.base_url or (known.base_url if known else None))
+    except ConfigError:
+        return False  # no endpoint at all: calling it fails with the provider's own error
+    if host_allowance(url, ()) is not None:
+        return False
+    return host_allowance(url, approved_origins(ctx.steward.sessions)) is None
 
 
 class ListUseCasesInput(InputModel):
