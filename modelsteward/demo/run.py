@@ -79,6 +79,7 @@ class DemoReport:
     decision: str = "unfinished"
     routing: list[dict[str, Any]] = field(default_factory=list)
     report_files: list[str] = field(default_factory=list)
+    tools: dict[str, Any] | None = None  # the tool-using use case (demo/tools.py)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -374,7 +375,7 @@ class Demo:
     def _why_no_rollout(self) -> str:
         from modelsteward.storage import queries
 
-        tr = next(iter(queries.evaluations(self.steward, limit=1)), None)
+        tr = next(iter(queries.evaluations(self.steward, use_case=USE_CASE, limit=1)), None)
         if tr is None:
             return "no candidate was evaluated"
         if tr.verdict != "pass":
@@ -470,6 +471,9 @@ class Demo:
             f"decision: {self.report.decision}",
             "routing now: " + ", ".join(f"{a['model_id']} {a['role']} {a['weight']:g}%" for a in self.report.routing),
             f"approvals decided by the demo operator: {len(self.report.approvals)}",
+            "tool-using use case: " + "; ".join(
+                f"{e['candidate']} {e['verdict']} (tools {e['strata']['tools']}, structured {e['strata']['structured']})"
+                for e in (self.report.tools or {}).get("evaluations", [])),
             "",
             f"web console: steward serve, then {self.report.console_url or 'http://127.0.0.1:8080/'} "
             "(log in with a token from `steward tokens create --name me --role admin`)",
@@ -490,6 +494,10 @@ class Demo:
             self.step("3. traffic through the gateway, with simulated user feedback")
             self.traffic(self.opts.requests, "story requests")
             self.agent_loop()
+            self.step("4b. a tool-using use case: tool calls and JSON answers through the loop")
+            from modelsteward.demo.tools import run_tool_use_case
+
+            self.report.tools = run_tool_use_case(self, self.server.url)
         finally:
             self.server.stop()
         self.final_report()
