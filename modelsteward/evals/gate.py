@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from modelsteward.evals.checks import Check
 
 __all__ = ["GateConfig", "Check", "Verdict", "bootstrap_ratio_ci", "quality_check", "safety_check", "decide",
            "EVIDENCE_METHODS", "SETTLE"]
@@ -65,16 +67,6 @@ class GateConfig:
             raise ValueError(f"confidence {self.confidence} must be within [0.5, 1)")
         if self.min_samples < 1 or self.bootstrap < 100:
             raise ValueError("min_samples must be >= 1 and bootstrap >= 100")
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # pass | fail | inconclusive | skipped
-    reason: str
-    value: float | None = None
-    limit: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -49,11 +49,11 @@ from modelsteward.evals.kindrules import (
     schema_problem,
     tool_schemas,
 )
+from modelsteward.evals.checks import Check
 from modelsteward.evals.scorers import EvalData, ScoreResult, register_scorer
 from modelsteward.exchange import response_schema
 
 if TYPE_CHECKING:
-    from modelsteward.evals.gate import Check
     from modelsteward.evals.replay import EvalItem
     from modelsteward.evals.runner import Generation
 
@@ -183,8 +183,6 @@ def structured(data: EvalData) -> ScoreResult:
 
 # ---------------------------------------------------------------------------------------------- gate
 def _kind_check(name: str, what: str, c: float, b: float, n: int, min_samples: int, cannot: str | None) -> Check:
-    from modelsteward.evals.gate import Check
-
     extra = {"n": n, "margin": KIND_MARGIN, "floor": KIND_FLOOR, "baseline": b}
     desc = f"{name} stratum: candidate {what} {c:.0%} vs baseline {b:.0%} on {n} item(s)"
     if cannot:
