@@ -177,7 +177,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_imported(tmp_path: Path) ->
                         + "\n", ["line 2", "one format", "langfuse"]),
         "truncated.jsonl": (good + "\n" + second[:100] + "\n", ["line 2", "malformed JSON"]),
         "ghost.jsonl": ((FIX / "steward_rows.jsonl").read_text().replace('"support"', '"ghost"'),
-                        ["line 1", "unknown use case 'ghost'"]),
+                        ["line 1", "names use case 'ghost'", "bounded to --use-case support"]),
     }
     for name, (text, needles) in cases.items():
         f = tmp_path / name

@@ -50,8 +50,11 @@ def gateway_rows() -> list[dict[str, Any]]:
 
 def imported(tmp_path: Path, name: str, output: str | None = None, **kw: Any) -> tuple[Any, list[dict[str, Any]]]:
     store = LogStore(tmp_path / f"logs-{name}")
+    # the older fixtures' rows name use case "support": a bounded import takes them only into that lane
+    use_case = "support" if name in ("otel_genai.jsonl", "langfuse_observations.json", "litellm_spend_logs.json",
+                                     "steward_rows.jsonl") else "weather"
     try:
-        rep = import_file(store, FIX / name, use_case="weather",
+        rep = import_file(store, FIX / name, use_case=use_case,
                           output_file=FIX / output if output else None, **kw)
         got = store.query("SELECT * FROM logs ORDER BY ts")
     finally:

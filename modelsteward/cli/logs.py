@@ -20,9 +20,14 @@ def logs_import(
                                 help="JSON lines, one JSON document, or Parquet (steward rows); for openai-batch "
                                      "the batch input file."),
     fmt: str = typer.Option("auto", "--format", help="auto, steward, otel, langfuse, litellm or openai-batch."),
-    use_case: Optional[str] = typer.Option(None, "--use-case", help="Use case of rows that name none."),
+    use_case: Optional[str] = typer.Option(None, "--use-case", help="Use case of rows that name none; rows naming "
+                                           "another use case are refused (the file stays in this lane)."),
     output_file: Optional[Path] = typer.Option(None, "--output-file", exists=True, dir_okay=False, readable=True,
                                                help="openai-batch: the batch output file (joined on custom_id)."),
+    keep_feedback: bool = typer.Option(False, "--keep-feedback", help="Keep the file's feedback scores (dropped "
+                                       "by default)."),
+    as_evidence: bool = typer.Option(False, "--as-evidence", help="Count the rows as this application's traffic: "
+                                     "training targets, evaluation references, rollout and guardrail evidence."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Import request logs: steward rows, OTel GenAI traces (OTLP/JSON), Langfuse observations, LiteLLM spend
@@ -43,7 +48,8 @@ def logs_import(
         bar.start()
     try:
         out = call_tool("logs_import", {"path": str(file), "format": fmt, "use_case": use_case,
-                                        "output_file": str(output_file) if output_file else None}, ctx)
+                                        "output_file": str(output_file) if output_file else None,
+                                        "keep_feedback": keep_feedback, "as_evidence": as_evidence}, ctx)
     finally:
         if bar is not None:
             bar.stop()

@@ -186,7 +186,7 @@ def _allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
 
 def _query_logs(steward: Steward, use_case: str, since: dt.datetime, pool: int, seed: int) -> list[dict[str, Any]]:
     sql = (
-        "SELECT request_id, model_id, messages, response, request, answer, status, feedback FROM logs "
+        "SELECT request_id, model_id, messages, response, request, answer, status, feedback, origin FROM logs "
         "WHERE use_case = ? AND role = 'primary' AND CAST(ts AS TIMESTAMP) >= CAST(? AS TIMESTAMP) "
         "ORDER BY hash(CAST(request_id AS VARCHAR) || ?) LIMIT ?"
     )
@@ -223,7 +223,9 @@ def _logged_item(r: dict[str, Any], stratum: str, min_feedback: float) -> EvalIt
     fb = r.get("feedback")
     ok = r.get("status") in (None, "ok")
     answer = ex["answer"]
-    ref = r.get("response") if (ok and fb is not None and float(fb) >= min_feedback and r.get("response")) else None
+    imported = str(r.get("origin") or "").startswith("import:")  # another system's answer: a prompt, not a reference
+    ref = r.get("response") if (ok and not imported and fb is not None and float(fb) >= min_feedback
+                                and r.get("response")) else None
     usable = ok and (fb is None or float(fb) >= min_feedback) and (answer.get("content") or answer.get("tool_calls"))
     return EvalItem(id=str(r["request_id"]), source="logs", messages=ex["messages"], reference=ref, stratum=stratum,
                     meta={"logged_model": r.get("model_id"), "feedback": fb}, request=ex["request"],

@@ -107,7 +107,8 @@ def window_metrics(
     *, model_id: str | None = None, roles: tuple[str, ...] | None = None,
 ) -> WindowMetrics:
     """Aggregates over ``since <= ts < until`` for one use case (optionally one model / roles)."""
-    where = ["use_case = ?", "ts >= ?"]
+    # imported history is not this deployment's traffic (unless imported --as-evidence): no rollout or guard evidence
+    where = ["use_case = ?", "ts >= ?", "coalesce(NOT starts_with(origin, 'import:'), TRUE)"]
     params: list[Any] = [use_case, since]
     if until is not None:
         where.append("ts < ?")

@@ -25,6 +25,11 @@ class LogsImportInput(InputModel):
     format: ImportFormat = Field("auto", description="auto recognises the format from the first record.")
     use_case: str | None = Field(None, min_length=1, description="Use case of rows that name none.")
     output_file: str | None = Field(None, min_length=1, description="openai-batch: the batch output file.")
+    keep_feedback: bool = Field(False, description="Keep the file's feedback scores (dropped by default: another "
+                                                   "system's ratings are not this application's users').")
+    as_evidence: bool = Field(False, description="Let the rows count as this application's traffic: training "
+                                                 "targets, evaluation references, rollout and guardrail evidence "
+                                                 "(origin import-evidence:<format>).")
 
 
 LogsImportResult = ImportReport
@@ -97,7 +102,8 @@ def logs_import(ctx: ToolContext, inp: LogsImportInput) -> LogsImportResult:
     return import_file(
         ctx.steward.logs, Path(inp.path).expanduser(), fmt=inp.format, use_case=inp.use_case,
         output_file=Path(inp.output_file).expanduser() if inp.output_file else None,
-        check_use_case=check_use_case, known_model=known_model, progress=ctx.progress)
+        check_use_case=check_use_case, known_model=known_model, progress=ctx.progress,
+        keep_feedback=inp.keep_feedback, as_evidence=inp.as_evidence)
 
 
 class LogsStatsInput(InputModel):

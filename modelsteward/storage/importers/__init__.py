@@ -25,6 +25,7 @@ file again adds nothing, and an import killed during step 2 is finished by runni
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections import Counter
@@ -40,6 +41,7 @@ from modelsteward.errors import InvalidInput, NotFound
 from modelsteward.exchange import check_messages, check_request, loads_json
 from modelsteward.storage.importers import langfuse, litellm, openai_batch, otel, otlp_proto, steward
 from modelsteward.storage.importers.base import RecordError, Skip
+from modelsteward.storage.logrows import ts_us
 
 __all__ = ["FORMATS", "ImportReport", "import_file", "detect"]
 
@@ -68,7 +70,10 @@ class ImportReport(BaseModel):
     models: dict[str, int] = Field(description="appended rows per model id")
     unknown_models: list[str] = Field(description="model ids of appended rows that the registry does not know")
     seconds: float
-    origin: str | None = Field(None, description="the origin the appended rows carry: import:<format>")
+    origin: str | None = Field(None, description="the origin the appended rows carry: import:<format> (kept out "
+                                                 "of training targets, references and rollout/guardrail "
+                                                 "evidence), or import-evidence:<format> with --as-evidence")
+    feedback_dropped: int = Field(0, description="rows whose feedback was dropped (kept only with --keep-feedback)")
 
 
 def detect(record: Any) -> str | None:
@@ -76,6 +81,35 @@ def detect(record: Any) -> str | None:
         if mod.sniff(record):
             return name
     return None
+
+
+MAX_DEPTH = 64  # JSON nesting of one source record (OTLP documents nest about 12 deep)
+MAX_CLOCK_SKEW_S = 300.0  # a row may be this far in the future (clock skew), no further
+
+
+def max_row_bytes() -> int:
+    """Text one imported row may carry: ``STEWARD_MAX_REQUEST_BYTES`` (default 1 MB, the gateway's body cap)."""
+    raw = os.environ.get("STEWARD_MAX_REQUEST_BYTES", "").strip()
+    try:
+        return int(raw) if raw else 1_048_576
+    except ValueError:
+        raise InvalidInput(f"STEWARD_MAX_REQUEST_BYTES={raw!r} must be a number of bytes.") from None
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, counted without recursion; stops once past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        stack.extend((c, d + 1) for c in v if isinstance(c, (dict, list)))
+    return deepest
 
 
 def _describe(record: Any) -> str:
@@ -220,7 +254,8 @@ class _FirstPass:
 
     def __init__(self, store: Any, source: _Source, spool: Any, *, use_case: str | None,
                  check_use_case: Callable[[str], None], known_model: Callable[[str], bool],
-                 progress: Callable[[str, float], None] | None) -> None:
+                 progress: Callable[[str, float], None] | None, keep_feedback: bool = False,
+                 as_evidence: bool = False) -> None:
         self.store, self.source, self.spool = store, source, spool
         self.use_case, self.check_use_case, self.known_model, self.progress = (
             use_case, check_use_case, known_model, progress)
@@ -233,7 +268,10 @@ class _FirstPass:
         self.seen: set[str] = set()
         self.duplicates = self.read = self.spooled = 0
         self.batch: list[dict[str, Any]] = []
-        self.origin = f"import:{source.fmt}"
+        self.origin = f"{'import-evidence' if as_evidence else 'import'}:{source.fmt}"
+        self.keep_feedback, self.feedback_dropped = keep_feedback, 0
+        self.max_bytes = max_row_bytes()
+        self.latest_us = ts_us(None) + int(MAX_CLOCK_SKEW_S * 1e6)
         mod = MODULES[source.fmt]
         self.reader = mod.Reader() if hasattr(mod, "Reader") else None  # formats that join records
         self.checked: dict[bytes, None] = {}  # request parts already checked (most rows share their tools)
@@ -285,6 +323,10 @@ class _FirstPass:
         return it
 
     def _convert(self, mod: Any, loc: str, rec: Any) -> None:
+        depth = nesting_depth(rec, MAX_DEPTH)
+        if depth > MAX_DEPTH:
+            raise InvalidInput(f"{self.source.src}: {loc}: nested more than {MAX_DEPTH} levels deep; no log format "
+                               "nests that far. Nothing was imported.")
         self._take(self._rows_of(mod, loc, rec), loc)
 
     def _take(self, it: Iterator[Any], loc: str) -> None:
@@ -309,12 +351,26 @@ class _FirstPass:
             if not self.use_case:
                 raise RecordError(f"{r.get('request_id') or 'the row'} names no use case; give --use-case NAME.")
             r["use_case"] = self.use_case
+        elif self.use_case and r["use_case"] != self.use_case:  # --use-case bounds where a file may write
+            raise RecordError(f"{r.get('request_id') or 'the row'} names use case {r['use_case']!r}, but this import "
+                              f"is bounded to --use-case {self.use_case}; import each use case's rows on their own")
+        if r.get("feedback") is not None and not self.keep_feedback:
+            r["feedback"] = None  # another system's ratings are not this application's users' (--keep-feedback)
+            self.feedback_dropped += 1
         uc = r["use_case"]
         if uc not in self.known_uc:
             self.check_use_case(str(uc))
             self.known_uc.add(uc)
         self._check_exchange(r)
         row = normalise_row(r)
+        if row["ts"] > self.latest_us:
+            raise RecordError(f"{row['request_id']}: its time {row['ts'] // 1_000_000} (epoch s) lies in the future; "
+                              "fix the source's clock or timestamps")
+        size = sum(len(row[k]) for k in ("messages", "response", "request", "answer", "metadata", "error")
+                   if isinstance(row.get(k), str))
+        if size > self.max_bytes:
+            raise RecordError(f"{row['request_id']}: {size:,} bytes of text, over the {self.max_bytes:,} a request may "
+                              "carry (STEWARD_MAX_REQUEST_BYTES)")
         rid = row["request_id"]
         if rid in self.seen:
             self.duplicates += 1
@@ -341,7 +397,7 @@ class _FirstPass:
                 if len(self.checked) < 4096:
                     self.checked[key] = None
         origin = r.get("origin")
-        r["origin"] = origin if isinstance(origin, str) and origin.startswith("import:") else self.origin
+        r["origin"] = self.origin
 
     def drain(self) -> None:
         """Drop the batch's ids already in the store; spool the rest."""
@@ -397,20 +453,23 @@ def import_file(
     check_use_case: Callable[[str], None] = lambda name: None,
     known_model: Callable[[str], bool] = lambda mid: True,
     progress: Callable[[str, float], None] | None = None,
+    keep_feedback: bool = False,
+    as_evidence: bool = False,
 ) -> ImportReport:
     """Import one file into ``store`` (a ``LogStore``: only ``query``, ``append_many``, ``flush`` are used)."""
     t0 = time.perf_counter()
     source = _open_source(path, fmt, output_file)
     with tempfile.TemporaryFile(prefix="steward-import-") as spool:
         first = _FirstPass(store, source, spool, use_case=use_case, check_use_case=check_use_case,
-                           known_model=known_model, progress=progress)
+                           known_model=known_model, progress=progress, keep_feedback=keep_feedback,
+                           as_evidence=as_evidence)
         first.run()
         done = _append_spooled(store, spool, first)
     return ImportReport(
         path=str(path), output_file=str(output_file) if output_file else None, format=source.fmt, read=first.read,
         rows=done, duplicates=first.duplicates, skipped=dict(first.skipped), use_cases=dict(first.use_cases),
         models=dict(first.models), unknown_models=sorted(m for m in first.unknown if first.models.get(m)),
-        seconds=round(time.perf_counter() - t0, 3), origin=first.origin)
+        seconds=round(time.perf_counter() - t0, 3), origin=first.origin, feedback_dropped=first.feedback_dropped)
 
 
 def _read_batch_inputs(path: Path, loc: str, rec: Any, records: Iterator[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
