@@ -32,7 +32,7 @@ from modelsteward.errors import StewardError
 from modelsteward.exchange import StreamAssembler
 from modelsteward.gateway.core import GatewayOptions, GatewayState
 from modelsteward.gateway.errors import GatewayError, error_body, route_error
-from modelsteward.gateway.keys import hash_key
+from modelsteward.gateway.keys import ADMIN_TOKEN_PREFIX, hash_key
 from modelsteward.gateway.logrow import gateway_row, tokens
 from modelsteward.gateway.schemas import FeedbackIn, FeedbackOut, GatewayErrorBody, feedback_error
 from modelsteward.gateway.routing import KeyInfo
@@ -124,6 +124,18 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
 
 
+def _sent_keys(headers: Mapping[str, str]) -> list[str]:
+    """The candidate keys of a request, in order: bearer (or bare) ``Authorization``, ``x-api-key``, ``api-key``."""
+    out: list[str] = []
+    auth = (headers.get("authorization") or "").strip()
+    if auth[:7].lower() == "bearer ":
+        auth = auth[7:].strip()
+    for v in (auth, (headers.get("x-api-key") or "").strip(), (headers.get("api-key") or "").strip()):
+        if v and " " not in v and v not in out:
+            out.append(v)
+    return out
+
+
 def _host(scope: Scope) -> str:
     client = scope.get("client")
     return client[0] if client else ""
@@ -171,27 +183,38 @@ class _Routes:
     async def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
         """The gateway key of the request (None: a loopback client while no keys exist); 401 otherwise.
 
-        A key missing from the in-memory routing table is looked up in the registry before it is
-        refused (``GatewayState.find_key``): a key works the moment ``steward keys create`` returns."""
+        The key is read from ``Authorization: Bearer <key>``, a bare ``Authorization: <key>``,
+        ``x-api-key`` or ``api-key`` (the first of these that is a known key wins, so an SDK sending a
+        placeholder bearer token next to ``x-api-key`` works).  A key missing from the in-memory routing
+        table is looked up in the registry before it is refused (``GatewayState.find_key``): a key works
+        the moment ``steward keys create`` returns."""
         snap = self.state.snapshot
-        auth = headers.get("authorization") or ""
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or headers.get("x-api-key") or "")
-        hashed = hash_key(key) if key else ""
-        info = snap.keys.get(hashed) if key else None
-        if info is not None:
-            return info
-        found = await self.state.find_key(hashed) if key else "unknown"
-        if isinstance(found, KeyInfo):
-            return found
+        sent = _sent_keys(headers)
+        for key in sent:
+            info = snap.keys.get(hash_key(key))
+            if info is not None:
+                return info
+        found: KeyInfo | str = "unknown"
+        for key in sent:
+            found = await self.state.find_key(hash_key(key))
+            if isinstance(found, KeyInfo):
+                return found
+            if found != "unknown":
+                break
         if not snap.any_keys and found != "revoked":
             if host in LOOPBACK_HOSTS or host.startswith("127."):
                 return None
             raise GatewayError(401, "No gateway keys exist, so this gateway serves loopback clients only; "
                                "create a key with `steward keys create --name NAME` and send it as "
                                "'Authorization: Bearer <key>'.", code="invalid_api_key")
-        if not key:
-            raise GatewayError(401, "Missing gateway key: send 'Authorization: Bearer <key>' "
-                               "(create one with `steward keys create`).", code="missing_api_key")
+        if not sent:
+            raise GatewayError(401, "Missing gateway key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>'; "
+                               "create one with `steward keys create`).", code="missing_api_key")
+        key = sent[0]
+        if any(k.startswith(ADMIN_TOKEN_PREFIX) for k in sent) and found == "unknown":
+            raise GatewayError(401, "The key sent is an admin API token (stw_...), not a gateway key; create a "
+                               "gateway key for the application with `steward keys create --name NAME "
+                               "--use-case USE_CASE` and send that.", code="invalid_api_key")
         shown = f"{key[:14]}..." if len(key) > 14 else "sent"
         if found == "revoked":
             raise GatewayError(401, f"The gateway key {shown} was revoked; create a new one with "
@@ -200,7 +223,8 @@ class _Routes:
             raise GatewayError(401, f"The gateway key {shown} could not be checked just now (too many unknown keys "
                                "in the last second); retry in a second.", code="invalid_api_key",
                                headers={"retry-after": "1"})
-        raise GatewayError(401, f"No gateway key {shown} exists in this workspace; check it, or create one with "
+        what = f"The gateway key {shown}" if len(key) > 14 else "The gateway key sent"
+        raise GatewayError(401, f"{what} does not exist in this workspace; check it, or create one with "
                            "`steward keys create`.", code="invalid_api_key")
 
     @staticmethod
@@ -241,6 +265,10 @@ class _Routes:
         headers = _headers(scope)
         resp = await self.chat_response(headers, _host(scope), receive)
         await resp(scope, receive, send)
+
+    async def chat_request(self, request: Request) -> Response:
+        """``POST /v1/chat/completions`` through the router (the documented route)."""
+        return await self.chat_response(_headers(request.scope), _host(request.scope), request.receive)
 
     async def chat_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         rid = "chatcmpl-" + os.urandom(12).hex()
@@ -427,6 +455,24 @@ class _Routes:
         await Response(orjson.dumps(self.state.status()), media_type=_JSON)(scope, receive, send)
 
 
+CHAT_DOC = (
+    "Send OpenAI chat-completions requests here with any OpenAI SDK: `base_url` is this server's `/v1`, `model` is "
+    "the use case's name (or `use_case@model_id` to pin a live or fallback model). Authenticate with "
+    "`Authorization: Bearer <gateway key>` (`steward keys create`; `x-api-key` or `api-key` also work; none from "
+    "loopback while no keys exist). Errors use OpenAI's shape `{\"error\": {message, type, param, code}}`.")
+CHAT_OPENAPI: dict[str, Any] = {"x-steward-auth": "gateway-key", "requestBody": {"required": True, "content": {
+    "application/json": {"schema": {
+        "type": "object", "required": ["model", "messages"], "additionalProperties": True,
+        "properties": {
+            "model": {"type": "string", "description": "The use case's name, or use_case@model_id."},
+            "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+            "stream": {"type": "boolean"}, "max_tokens": {"type": "integer", "minimum": 1},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1}, "user": {"type": "string"},
+            "stream_options": {"type": "object"}}},
+        "example": {"model": "support-chat", "messages": [{"role": "user", "content": "Hello"}]}}}}}
+
+
 def gateway_router(state: GatewayState) -> APIRouter:
     """The gateway routes for mounting into another app (call ``state.start()``/``stop()`` from its lifespan).
 
@@ -435,12 +481,25 @@ def gateway_router(state: GatewayState) -> APIRouter:
     """
     r = _Routes(state)
     router = APIRouter()
-    for path, fn, method in (
-        ("/v1/chat/completions", r.chat_completions, "POST"), ("/v1/models", r.models, "GET"),
-        ("/v1/gateway/status", r.status, "GET"),
-    ):
+    for path, fn, method in (("/v1/models", r.models, "GET"), ("/v1/gateway/status", r.status, "GET")):
         router.add_route(path, _ASGIEndpoint(fn), methods=[method], include_in_schema=False)  # type: ignore[arg-type]
     err = {"model": GatewayErrorBody}
+    router.add_api_route(  # documented in /openapi.json; `steward serve` answers it on the fast path first
+        "/v1/chat/completions", r.chat_request, methods=["POST"], tags=["gateway"],
+        summary="OpenAI-compatible chat completions (the gateway)", response_model=None,
+        description=CHAT_DOC, openapi_extra=CHAT_OPENAPI, responses={
+            200: {"description": "An OpenAI chat.completion object, or with `stream: true` SSE "
+                  "`chat.completion.chunk` events ending in `data: [DONE]`; the `x-request-id` header is the id to "
+                  "rate with `POST /v1/feedback`."},
+            400: {**err, "description": "Bad body: `param` names the field."},
+            401: {**err, "description": "Missing, unknown or revoked gateway key (or an admin API token sent instead)."},
+            403: {**err, "description": "The key may not use this use case."},
+            404: {**err, "description": "No such use case (`model` names a use case)."},
+            413: {**err, "description": "Body over STEWARD_MAX_REQUEST_BYTES."},
+            429: {**err, "description": "The use case's monthly budget is spent."},
+            502: {**err, "description": "Every upstream attempt failed (see the server log)."},
+            503: {**err, "description": "The use case has no live model."},
+        })
     router.add_api_route(
         "/v1/feedback", r.feedback, methods=["POST"], response_model=FeedbackOut, tags=["gateway"],
         summary="Rate an answer of the gateway",
