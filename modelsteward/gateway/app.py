@@ -223,8 +223,8 @@ class _Routes:
             raise GatewayError(401, f"The gateway key {shown} could not be checked just now (too many unknown keys "
                                "in the last second); retry in a second.", code="invalid_api_key",
                                headers={"retry-after": "1"})
-        what = f"The gateway key {shown}" if len(key) > 14 else "The gateway key sent"
-        raise GatewayError(401, f"{what} does not exist in this workspace; check it, or create one with "
+        what = f"No gateway key {shown} exists" if len(key) > 14 else "The gateway key sent does not exist"
+        raise GatewayError(401, f"{what} in this workspace; check it, or create one with "
                            "`steward keys create`.", code="invalid_api_key")
 
     @staticmethod
