@@ -32,6 +32,7 @@ from modelsteward.errors import StewardError
 from modelsteward.exchange import StreamAssembler
 from modelsteward.gateway.core import GatewayOptions, GatewayState
 from modelsteward.gateway.errors import GatewayError, error_body, route_error
+from modelsteward.gateway.events import failure
 from modelsteward.gateway.keys import ADMIN_TOKEN_PREFIX, hash_key
 from modelsteward.gateway.logrow import gateway_row, tokens
 from modelsteward.gateway.schemas import FeedbackIn, FeedbackOut, GatewayErrorBody, feedback_error
@@ -139,6 +140,15 @@ def _sent_keys(headers: Mapping[str, str]) -> list[str]:
 def _host(scope: Scope) -> str:
     client = scope.get("client")
     return client[0] if client else ""
+
+
+def _refused(exc: GatewayError, rid: str | None, body: dict[str, Any] | None, t0: float | None) -> Response:
+    """The error answer, after one structured log line (``events.failure``) naming it."""
+    model = body.get("model") if body else None
+    failure("request_failed", request_id=rid or "-", use_case=model.split("@", 1)[0] if isinstance(model, str) else None,
+            model=exc.model, status=exc.status, latency_ms=(time.perf_counter() - t0) * 1000 if t0 else 0.0,
+            error=exc.message, code=exc.code)
+    return exc.response(rid)
 
 
 class _JSONAnswer(Response):
@@ -272,6 +282,8 @@ class _Routes:
 
     async def chat_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         rid = "chatcmpl-" + os.urandom(12).hex()
+        t0 = time.perf_counter()
+        body: dict[str, Any] = {}
         try:
             raw = await self.read_body(headers, receive)
             key = await self.authorize(headers, host)
@@ -296,13 +308,14 @@ class _Routes:
                 return await self._stream(route, pinned, body, rid, meta)
             served = await self.state.complete(route, pinned, body, rid, meta)
         except GatewayError as exc:
-            return exc.response(rid)
+            return _refused(exc, rid, body, t0)
         except StewardError as exc:
-            return GatewayError(exc.http_status if exc.http_status >= 400 else 500, exc.message, code=exc.code).response(rid)
+            err = GatewayError(exc.http_status if exc.http_status >= 400 else 500, exc.message, code=exc.code)
+            return _refused(err, rid, body, t0)
         except Exception as exc:  # noqa: BLE001 - a bug must still answer in the OpenAI shape
             log.exception("gateway: unexpected error on request %s", rid)
-            return GatewayError(500, f"Internal gateway error ({type(exc).__name__}); see the gateway log for "
-                                f"request {rid}.", code="internal_error", type_="api_error").response(rid)
+            return _refused(GatewayError(500, f"Internal gateway error ({type(exc).__name__}); see the gateway log for "
+                                         f"request {rid}.", code="internal_error", type_="api_error"), rid, body, t0)
         resp = served.response
         resp["id"] = rid
         if self.expose:
@@ -363,6 +376,8 @@ class _Routes:
             except StewardError as exc:
                 error = f"failed mid-stream: {exc.message}"[:2000]
                 state.cooldowns.failure(info.id)
+                failure("stream_failed", request_id=rid, use_case=route.name, model=info.id,
+                        status=getattr(exc, "status", None), latency_ms=(time.perf_counter() - t0) * 1000, error=error)
                 yield _sse(error_body(error, code="upstream_error", type_="api_error"))
             except Exception as exc:  # noqa: BLE001 - a bug mid-stream still ends the stream with an error event
                 log.exception("gateway: unexpected error mid-stream on request %s", rid)
@@ -395,7 +410,7 @@ class _Routes:
         try:
             key = await self.authorize(headers, host)
         except GatewayError as exc:
-            return exc.response()
+            return _refused(exc, None, None, None)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "model-steward",
              "live": [{"model_id": m, "weight": w, "role": r} for m, w, r in route.live]}
@@ -426,9 +441,9 @@ class _Routes:
             await self.check_feedback_owner(key, fb.request_id)
             self.state.logs.record_feedback(fb.request_id, float(fb.score), fb.comment)
         except GatewayError as exc:
-            return exc.response()
+            return _refused(exc, None, None, None)
         except StewardError as exc:
-            return GatewayError(400, exc.message, code=exc.code).response()
+            return _refused(GatewayError(400, exc.message, code=exc.code), None, None, None)
         out = FeedbackOut(request_id=fb.request_id, score=float(fb.score))
         return Response(orjson.dumps(out.model_dump()), media_type=_JSON)
 
@@ -450,7 +465,7 @@ class _Routes:
         try:
             await self.authorize(_headers(scope), _host(scope))
         except GatewayError as exc:
-            await exc.response()(scope, receive, send)
+            await _refused(exc, None, None, None)(scope, receive, send)
             return
         await Response(orjson.dumps(self.state.status()), media_type=_JSON)(scope, receive, send)
 
