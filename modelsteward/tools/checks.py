@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
@@ -87,7 +88,8 @@ def models_check(ctx: ToolContext, inp: ModelCheckIn) -> ModelCheckOut:
     model = ctx.steward.registry.get_model(inp.model_id)
     key_env = key_variable(model)
     key_set = bool(os.environ.get(key_env)) if key_env else None
-    out = {"model_id": model.id, "key_env": key_env, "key_set": key_set, "status": None, "latency_ms": None}
+    out: dict[str, Any] = {"model_id": model.id, "key_env": key_env, "key_set": key_set, "status": None,
+                           "latency_ms": None}
     if model.provider == "local":
         base_url = url = "local"
     else:
