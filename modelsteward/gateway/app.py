@@ -35,7 +35,8 @@ from modelsteward.gateway.errors import GatewayError, error_body, route_error
 from modelsteward.gateway.events import failure
 from modelsteward.gateway.keys import ADMIN_TOKEN_PREFIX, hash_key
 from modelsteward.gateway.logrow import gateway_row, tokens
-from modelsteward.gateway.schemas import FeedbackIn, FeedbackOut, GatewayErrorBody, feedback_error
+from modelsteward.gateway.schemas import CHAT_DOC, CHAT_OPENAPI, FeedbackIn, FeedbackOut, GatewayErrorBody, \
+    feedback_error
 from modelsteward.gateway.routing import KeyInfo
 
 if TYPE_CHECKING:
@@ -473,24 +474,6 @@ class _Routes:
             await _refused(exc, None, None, None)(scope, receive, send)
             return
         await Response(orjson.dumps(self.state.status()), media_type=_JSON)(scope, receive, send)
-
-
-CHAT_DOC = (
-    "Send OpenAI chat-completions requests here with any OpenAI SDK: `base_url` is this server's `/v1`, `model` is "
-    "the use case's name (or `use_case@model_id` to pin a live or fallback model). Authenticate with "
-    "`Authorization: Bearer <gateway key>` (`steward keys create`; `x-api-key` or `api-key` also work; none from "
-    "loopback while no keys exist). Errors use OpenAI's shape `{\"error\": {message, type, param, code}}`.")
-CHAT_OPENAPI: dict[str, Any] = {"x-steward-auth": "gateway-key", "requestBody": {"required": True, "content": {
-    "application/json": {"schema": {
-        "type": "object", "required": ["model", "messages"], "additionalProperties": True,
-        "properties": {
-            "model": {"type": "string", "description": "The use case's name, or use_case@model_id."},
-            "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
-            "stream": {"type": "boolean"}, "max_tokens": {"type": "integer", "minimum": 1},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "top_p": {"type": "number", "minimum": 0, "maximum": 1}, "user": {"type": "string"},
-            "stream_options": {"type": "object"}}},
-        "example": {"model": "support-chat", "messages": [{"role": "user", "content": "Hello"}]}}}}}
 
 
 def gateway_router(state: GatewayState) -> APIRouter:
