@@ -317,6 +317,31 @@ def models_show(model_id: str, json_out: bool = JsonOpt) -> None:
         console.print(f"  {k}: {human(v) or '-'}", markup=False, highlight=False)
 
 
+@models_app.command("check")
+def models_check(model_id: str, json_out: bool = JsonOpt) -> None:
+    """Send one tiny completion (max_tokens 3) through the real provider path: URL, key variable (set in this
+    shell?), status, latency and the likely fix.  Exit 1 when the check fails."""
+    from modelsteward.tools import call_tool
+
+    ctx = open_ctx(read=True)
+    try:
+        out: Any = call_tool("models_check", {"model_id": model_id}, ctx)
+    finally:
+        ctx.steward.close()
+    if json_out:
+        emit_json(out)
+    else:
+        key = "no key variable" if out.key_env is None else f"{out.key_env} {'set' if out.key_set else 'UNSET'}"
+        head = "[green]ok[/green]" if out.ok else "[red]failed[/red]"
+        console.print(f"{head} {out.model_id}: {out.url or '-'}; {key}; status {out.status or '-'}; "
+                      f"{out.latency_ms if out.latency_ms is not None else '-'} ms")
+        if not out.ok:
+            console.print(f"  error: {out.error}", markup=False, highlight=False)
+            console.print(f"  fix: {out.fix}", markup=False, highlight=False)
+    if not out.ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.add_typer(usecase_app, name="usecase")

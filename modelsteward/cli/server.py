@@ -54,12 +54,13 @@ def _register_serve(app: typer.Typer) -> None:
         sock = listen(host, port)  # a port in use: one line, exit 1, before any banner
         # a long-running server process: freeze the start-up heap out of the GC (p99 latency)
         os.environ.setdefault("STEWARD_GATEWAY_FREEZE_GC", "1")
+        from modelsteward.gateway.events import configure_logging
+
+        configure_logging(logging.WARNING)  # failures are logged as they happen (JSON: STEWARD_LOG_FORMAT=json)
         app_ = create_app()
         if loop_cfg is not None:
             from modelsteward.server.controlloop import ControlLoop
 
-            if not logging.getLogger().handlers:
-                logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             app_.state.control_loop = ControlLoop(app_.state.steward, loop_cfg)
         console.print(f"Model Steward on http://{host}:{port}: console /, API /api (docs /docs), gateway /v1, "
                       "health /healthz /readyz, metrics /metrics.", markup=False, highlight=False)

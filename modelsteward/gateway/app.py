@@ -32,9 +32,11 @@ from modelsteward.errors import StewardError
 from modelsteward.exchange import StreamAssembler
 from modelsteward.gateway.core import GatewayOptions, GatewayState
 from modelsteward.gateway.errors import GatewayError, error_body, route_error
-from modelsteward.gateway.keys import hash_key
+from modelsteward.gateway.events import failure
+from modelsteward.gateway.keys import ADMIN_TOKEN_PREFIX, hash_key
 from modelsteward.gateway.logrow import gateway_row, tokens
-from modelsteward.gateway.schemas import FeedbackIn, FeedbackOut, GatewayErrorBody, feedback_error
+from modelsteward.gateway.schemas import CHAT_DOC, CHAT_OPENAPI, FeedbackIn, FeedbackOut, GatewayErrorBody, \
+    feedback_error
 from modelsteward.gateway.routing import KeyInfo
 
 if TYPE_CHECKING:
@@ -124,9 +126,30 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
 
 
+def _sent_keys(headers: Mapping[str, str]) -> list[str]:
+    """The candidate keys of a request, in order: bearer (or bare) ``Authorization``, ``x-api-key``, ``api-key``."""
+    out: list[str] = []
+    auth = (headers.get("authorization") or "").strip()
+    if auth[:7].lower() == "bearer ":
+        auth = auth[7:].strip()
+    for v in (auth, (headers.get("x-api-key") or "").strip(), (headers.get("api-key") or "").strip()):
+        if v and " " not in v and v not in out:
+            out.append(v)
+    return out
+
+
 def _host(scope: Scope) -> str:
     client = scope.get("client")
     return client[0] if client else ""
+
+
+def _refused(exc: GatewayError, rid: str | None, body: dict[str, Any] | None, t0: float | None) -> Response:
+    """The error answer, after one structured log line (``events.failure``) naming it."""
+    model = body.get("model") if body else None
+    failure("request_failed", request_id=rid or "-", use_case=model.split("@", 1)[0] if isinstance(model, str) else None,
+            model=exc.model, status=exc.status, latency_ms=(time.perf_counter() - t0) * 1000 if t0 else 0.0,
+            error=exc.message, code=exc.code)
+    return exc.response(rid)
 
 
 class _JSONAnswer(Response):
@@ -171,27 +194,43 @@ class _Routes:
     async def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
         """The gateway key of the request (None: a loopback client while no keys exist); 401 otherwise.
 
-        A key missing from the in-memory routing table is looked up in the registry before it is
-        refused (``GatewayState.find_key``): a key works the moment ``steward keys create`` returns."""
+        The key is read from ``Authorization: Bearer <key>``, a bare ``Authorization: <key>``,
+        ``x-api-key`` or ``api-key`` (the first of these that is a known key wins, so an SDK sending a
+        placeholder bearer token next to ``x-api-key`` works).  A key missing from the in-memory routing
+        table is looked up in the registry before it is refused (``GatewayState.find_key``): a key works
+        the moment ``steward keys create`` returns."""
         snap = self.state.snapshot
         auth = headers.get("authorization") or ""
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("api-key") or headers.get("x-api-key") or "")
-        hashed = hash_key(key) if key else ""
-        info = snap.keys.get(hashed) if key else None
-        if info is not None:
-            return info
-        found = await self.state.find_key(hashed) if key else "unknown"
-        if isinstance(found, KeyInfo):
-            return found
+        if auth[:7].lower() == "bearer ":  # the usual case first, as cheap as before
+            info = snap.keys.get(hash_key(auth[7:].strip()))
+            if info is not None:
+                return info
+        sent = _sent_keys(headers)
+        for key in sent:
+            info = snap.keys.get(hash_key(key))
+            if info is not None:
+                return info
+        found: KeyInfo | str = "unknown"
+        for key in sent:
+            found = await self.state.find_key(hash_key(key))
+            if isinstance(found, KeyInfo):
+                return found
+            if found != "unknown":
+                break
         if not snap.any_keys and found != "revoked":
             if host in LOOPBACK_HOSTS or host.startswith("127."):
                 return None
             raise GatewayError(401, "No gateway keys exist, so this gateway serves loopback clients only; "
                                "create a key with `steward keys create --name NAME` and send it as "
                                "'Authorization: Bearer <key>'.", code="invalid_api_key")
-        if not key:
-            raise GatewayError(401, "Missing gateway key: send 'Authorization: Bearer <key>' "
-                               "(create one with `steward keys create`).", code="missing_api_key")
+        if not sent:
+            raise GatewayError(401, "Missing gateway key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>'; "
+                               "create one with `steward keys create`).", code="missing_api_key")
+        key = sent[0]
+        if any(k.startswith(ADMIN_TOKEN_PREFIX) for k in sent) and found == "unknown":
+            raise GatewayError(401, "The key sent is an admin API token (stw_...), not a gateway key; create a "
+                               "gateway key for the application with `steward keys create --name NAME "
+                               "--use-case USE_CASE` and send that.", code="invalid_api_key")
         shown = f"{key[:14]}..." if len(key) > 14 else "sent"
         if found == "revoked":
             raise GatewayError(401, f"The gateway key {shown} was revoked; create a new one with "
@@ -200,7 +239,8 @@ class _Routes:
             raise GatewayError(401, f"The gateway key {shown} could not be checked just now (too many unknown keys "
                                "in the last second); retry in a second.", code="invalid_api_key",
                                headers={"retry-after": "1"})
-        raise GatewayError(401, f"No gateway key {shown} exists in this workspace; check it, or create one with "
+        what = f"No gateway key {shown} exists" if len(key) > 14 else "The gateway key sent does not exist"
+        raise GatewayError(401, f"{what} in this workspace; check it, or create one with "
                            "`steward keys create`.", code="invalid_api_key")
 
     @staticmethod
@@ -242,8 +282,14 @@ class _Routes:
         resp = await self.chat_response(headers, _host(scope), receive)
         await resp(scope, receive, send)
 
+    async def chat_request(self, request: Request) -> Response:
+        """``POST /v1/chat/completions`` through the router (the documented route)."""
+        return await self.chat_response(_headers(request.scope), _host(request.scope), request.receive)
+
     async def chat_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
         rid = "chatcmpl-" + os.urandom(12).hex()
+        t0 = time.perf_counter()
+        body: dict[str, Any] = {}
         try:
             raw = await self.read_body(headers, receive)
             key = await self.authorize(headers, host)
@@ -268,13 +314,14 @@ class _Routes:
                 return await self._stream(route, pinned, body, rid, meta)
             served = await self.state.complete(route, pinned, body, rid, meta)
         except GatewayError as exc:
-            return exc.response(rid)
+            return _refused(exc, rid, body, t0)
         except StewardError as exc:
-            return GatewayError(exc.http_status if exc.http_status >= 400 else 500, exc.message, code=exc.code).response(rid)
+            err = GatewayError(exc.http_status if exc.http_status >= 400 else 500, exc.message, code=exc.code)
+            return _refused(err, rid, body, t0)
         except Exception as exc:  # noqa: BLE001 - a bug must still answer in the OpenAI shape
             log.exception("gateway: unexpected error on request %s", rid)
-            return GatewayError(500, f"Internal gateway error ({type(exc).__name__}); see the gateway log for "
-                                f"request {rid}.", code="internal_error", type_="api_error").response(rid)
+            return _refused(GatewayError(500, f"Internal gateway error ({type(exc).__name__}); see the gateway log for "
+                                         f"request {rid}.", code="internal_error", type_="api_error"), rid, body, t0)
         resp = served.response
         resp["id"] = rid
         if self.expose:
@@ -335,6 +382,8 @@ class _Routes:
             except StewardError as exc:
                 error = f"failed mid-stream: {exc.message}"[:2000]
                 state.cooldowns.failure(info.id)
+                failure("stream_failed", request_id=rid, use_case=route.name, model=info.id,
+                        status=getattr(exc, "status", None), latency_ms=(time.perf_counter() - t0) * 1000, error=error)
                 yield _sse(error_body(error, code="upstream_error", type_="api_error"))
             except Exception as exc:  # noqa: BLE001 - a bug mid-stream still ends the stream with an error event
                 log.exception("gateway: unexpected error mid-stream on request %s", rid)
@@ -367,7 +416,7 @@ class _Routes:
         try:
             key = await self.authorize(headers, host)
         except GatewayError as exc:
-            return exc.response()
+            return _refused(exc, None, None, None)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "model-steward",
              "live": [{"model_id": m, "weight": w, "role": r} for m, w, r in route.live]}
@@ -398,9 +447,9 @@ class _Routes:
             await self.check_feedback_owner(key, fb.request_id)
             self.state.logs.record_feedback(fb.request_id, float(fb.score), fb.comment)
         except GatewayError as exc:
-            return exc.response()
+            return _refused(exc, None, None, None)
         except StewardError as exc:
-            return GatewayError(400, exc.message, code=exc.code).response()
+            return _refused(GatewayError(400, exc.message, code=exc.code), None, None, None)
         out = FeedbackOut(request_id=fb.request_id, score=float(fb.score))
         return Response(orjson.dumps(out.model_dump()), media_type=_JSON)
 
@@ -422,7 +471,7 @@ class _Routes:
         try:
             await self.authorize(_headers(scope), _host(scope))
         except GatewayError as exc:
-            await exc.response()(scope, receive, send)
+            await _refused(exc, None, None, None)(scope, receive, send)
             return
         await Response(orjson.dumps(self.state.status()), media_type=_JSON)(scope, receive, send)
 
@@ -435,12 +484,25 @@ def gateway_router(state: GatewayState) -> APIRouter:
     """
     r = _Routes(state)
     router = APIRouter()
-    for path, fn, method in (
-        ("/v1/chat/completions", r.chat_completions, "POST"), ("/v1/models", r.models, "GET"),
-        ("/v1/gateway/status", r.status, "GET"),
-    ):
+    for path, fn, method in (("/v1/models", r.models, "GET"), ("/v1/gateway/status", r.status, "GET")):
         router.add_route(path, _ASGIEndpoint(fn), methods=[method], include_in_schema=False)  # type: ignore[arg-type]
     err = {"model": GatewayErrorBody}
+    router.add_api_route(  # documented in /openapi.json; `steward serve` answers it on the fast path first
+        "/v1/chat/completions", r.chat_request, methods=["POST"], tags=["gateway"],
+        summary="OpenAI-compatible chat completions (the gateway)", response_model=None,
+        description=CHAT_DOC, openapi_extra=CHAT_OPENAPI, responses={
+            200: {"description": "An OpenAI chat.completion object, or with `stream: true` SSE "
+                  "`chat.completion.chunk` events ending in `data: [DONE]`; the `x-request-id` header is the id to "
+                  "rate with `POST /v1/feedback`."},
+            400: {**err, "description": "Bad body: `param` names the field."},
+            401: {**err, "description": "Missing, unknown or revoked gateway key (or an admin API token sent instead)."},
+            403: {**err, "description": "The key may not use this use case."},
+            404: {**err, "description": "No such use case (`model` names a use case)."},
+            413: {**err, "description": "Body over STEWARD_MAX_REQUEST_BYTES."},
+            429: {**err, "description": "The use case's monthly budget is spent."},
+            502: {**err, "description": "Every upstream attempt failed (see the server log)."},
+            503: {**err, "description": "The use case has no live model."},
+        })
     router.add_api_route(
         "/v1/feedback", r.feedback, methods=["POST"], response_model=FeedbackOut, tags=["gateway"],
         summary="Rate an answer of the gateway",

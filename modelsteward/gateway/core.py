@@ -41,6 +41,7 @@ import orjson
 from modelsteward.errors import StewardError, UpstreamError, close_matches
 from modelsteward.exchange import answer_from_completion
 from modelsteward.gateway.errors import GatewayError
+from modelsteward.gateway.events import failure
 from modelsteward.gateway.health import Cooldowns, Spend, month_start
 from modelsteward.gateway.logrow import gateway_row
 from modelsteward.gateway.options import GatewayOptions
@@ -163,11 +164,28 @@ class GatewayState:
             # cyclic GC from rescanning it on the hot path (gen-2 passes otherwise stall requests ~100 ms).
             gc.collect()
             gc.freeze()
+        self._warn_keys()
         if self.loopback_only:
             if logging.getLogger().handlers:
                 log.warning(LOOPBACK_NOTICE)
             else:
                 print(LOOPBACK_NOTICE, file=sys.stderr, flush=True)
+
+    def _warn_keys(self) -> None:
+        """One warning line per live or fallback model whose key variable is unset here (issue 29)."""
+        from modelsteward.providers.factory import key_problem
+
+        snap = self.snapshot
+        users: dict[str, list[str]] = {}
+        for route in snap.routes.values():
+            for mid in [m for m, _, _ in route.live] + list(route.fallback):
+                users.setdefault(mid, []).append(route.name)
+        for mid, ucs in sorted(users.items()):
+            info = snap.models.get(mid)
+            problem = key_problem(info.row) if info is not None else None
+            if problem:
+                log.warning("gateway: requests to %s (use case %s) will fail: %s.", mid, ", ".join(sorted(set(ucs))),
+                            problem)
 
     async def stop(self) -> None:
         """Drain the shadow queue (bounded wait), stop tasks, flush the log store, close HTTP pools."""
@@ -429,17 +447,22 @@ class GatewayState:
     def _fail_row(self, route: Route, rid: str, n: int, info: ModelInfo, role: str, body: dict[str, Any],
                   exc: StewardError, latency_ms: float, ts: float, meta: dict[str, Any]) -> None:
         self.counters["attempts_failed"] += 1
+        status = getattr(exc, "status", None)
+        failure("upstream_failed", request_id=rid, use_case=route.name, model=info.id, status=status,
+                latency_ms=latency_ms, error=exc.message, attempt=n, role=role)
         self.log_row(gateway_row(
             ts=ts, request_id=f"{rid}-a{n}", use_case=route.name, model_id=info.id, role=role, body=body,
             latency_ms=latency_ms, error=exc.message,
-            metadata={**meta, "primary_request_id": rid, "attempt": n, "upstream_status": getattr(exc, "status", None)}))
+            metadata={**meta, "primary_request_id": rid, "attempt": n, "upstream_status": status}))
 
     async def _attempt_loop(self, route: Route, chain: list[ModelInfo], first_role: str, rid: str,
                             body: dict[str, Any], meta: dict[str, Any], call: Any) -> tuple[Any, ModelInfo, str, int, float, float]:
         """Run ``call(provider)`` over the chain; returns (result, model, role, attempt, t0, ts)."""
         last: StewardError | None = None
+        tried: ModelInfo | None = None
         n = 0
         for info in self._candidates(chain):
+            tried = info
             role = first_role if info is chain[0] else _role_after_failure(route, info.id)
             try:
                 provider = await self.provider(info)
@@ -474,13 +497,16 @@ class GatewayState:
         self.counters["errors"] += 1
         status = getattr(last, "status", None)
         if isinstance(status, int) and status in (400, 422):  # the request itself was refused upstream
-            raise GatewayError(400, f"Upstream refused the request: {last.message if last else ''}",
+            err = GatewayError(400, f"Upstream refused the request: {last.message if last else ''}",
                                code="upstream_rejected")
-        raise GatewayError(
-            502, f"All upstreams failed for use case {route.name!r} after {n} attempt(s); last error: "
-            f"{last.message if last else 'no model could be called'}",
-            code="upstream_error", type_="api_error",
-        )
+        else:
+            err = GatewayError(
+                502, f"All upstreams failed for use case {route.name!r} after {n} attempt(s); last error: "
+                f"{last.message if last else 'no model could be called'}",
+                code="upstream_error", type_="api_error",
+            )
+        err.model = tried.id if tried is not None else None
+        raise err
 
     async def complete(self, route: Route, pinned: str | None, body: dict[str, Any], rid: str,
                        meta: dict[str, Any]) -> Served:

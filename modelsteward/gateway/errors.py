@@ -25,7 +25,11 @@ _TYPES = {
 
 
 class GatewayError(Exception):
-    """An error answered to the client in the OpenAI shape (raised inside the gateway only)."""
+    """An error answered to the client in the OpenAI shape (raised inside the gateway only).
+
+    ``model``: the last model tried, when one was (for the server's log line; never sent)."""
+
+    model: str | None = None
 
     def __init__(self, status: int, message: str, *, code: str, param: str | None = None,
                  type_: str | None = None, headers: dict[str, str] | None = None) -> None:

@@ -18,9 +18,10 @@ from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import GatewayKey, UseCase
 from modelsteward.storage.registry import ModelRegistry
 
-__all__ = ["KEY_PREFIX", "hash_key", "new_key", "create_key", "list_keys", "revoke_key", "find_key", "CreatedKey"]
+__all__ = ["KEY_PREFIX", "ADMIN_TOKEN_PREFIX", "hash_key", "new_key", "create_key", "list_keys", "revoke_key", "find_key", "CreatedKey"]
 
 KEY_PREFIX = "sk-steward-"
+ADMIN_TOKEN_PREFIX = "stw_"  # admin API tokens (server/auth.py): recognised to say they are not gateway keys
 
 
 def hash_key(key: str) -> str:

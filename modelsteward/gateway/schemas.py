@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-__all__ = ["FeedbackIn", "FeedbackOut", "GatewayErrorBody", "feedback_error"]
+__all__ = ["FeedbackIn", "FeedbackOut", "GatewayErrorBody", "feedback_error", "CHAT_DOC", "CHAT_OPENAPI"]
 
 
 class FeedbackIn(BaseModel):
@@ -67,3 +67,22 @@ def feedback_error(exc: ValidationError) -> tuple[str, str | None, str]:
     if field == "comment":
         return ("'comment' must be a string of at most 2000 characters.", field, "invalid_value")
     return (f"Invalid feedback body: {e.get('msg', 'invalid')}.", field, "invalid_value")
+
+
+# ``POST /v1/chat/completions`` in /openapi.json (the route itself validates by hand: app.validate_chat_body)
+CHAT_DOC = (
+    "Send OpenAI chat-completions requests here with any OpenAI SDK: `base_url` is this server's `/v1`, `model` is "
+    "the use case's name (or `use_case@model_id` to pin a live or fallback model). Authenticate with "
+    "`Authorization: Bearer <gateway key>` (`steward keys create`; `x-api-key` or `api-key` also work; none from "
+    "loopback while no keys exist). Errors use OpenAI's shape `{\"error\": {message, type, param, code}}`.")
+CHAT_OPENAPI: dict[str, Any] = {"x-steward-auth": "gateway-key", "requestBody": {"required": True, "content": {
+    "application/json": {"schema": {
+        "type": "object", "required": ["model", "messages"], "additionalProperties": True,
+        "properties": {
+            "model": {"type": "string", "description": "The use case's name, or use_case@model_id."},
+            "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+            "stream": {"type": "boolean"}, "max_tokens": {"type": "integer", "minimum": 1},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1}, "user": {"type": "string"},
+            "stream_options": {"type": "object"}}},
+        "example": {"model": "support-chat", "messages": [{"role": "user", "content": "Hello"}]}}}}}

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "get_provider", "complete", "clear_provider_cache", "local_model_paths", "run_sync", "bound_api_key",
-    "check_key_reference", "same_endpoint", "cache_generation",
+    "check_key_reference", "same_endpoint", "cache_generation", "key_variable", "key_problem",
 ]
 
 _CACHE: dict[tuple[Any, ...], ChatProvider] = {}
@@ -145,6 +145,26 @@ def bound_api_key(provider: str, base_url: str, meta: dict[str, Any] | None = No
     if not env or key_env_refusal(env, provider, base_url):
         return None
     return os.environ.get(env) or None
+
+
+HOSTED = frozenset({"openai", "openrouter", "anthropic", "google", "huggingface"})  # a key is always needed
+
+
+def key_variable(model: Model) -> str | None:
+    """The environment variable a model's key is read from when one is expected: its ``api_key_env``,
+    or a hosted provider's usual variable; None for local models and keyless endpoints (vLLM, custom)."""
+    if model.provider == "local":
+        return None
+    env = (model.meta or {}).get("api_key_env")
+    return str(env) if env else (API_KEY_ENV.get(model.provider) if model.provider in HOSTED else None)
+
+
+def key_problem(model: Model) -> str | None:
+    """One line when the key variable a model expects is unset in this process's environment (else None)."""
+    env = key_variable(model)
+    if env and not os.environ.get(env):
+        return f"set {env} in the server's environment (model {model.id} reads its key from it; it is unset)"
+    return None
 
 
 def _check_egress(model: Model, base_url: str, settings: Settings, registry: ModelRegistry | None) -> None:

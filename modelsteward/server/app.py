@@ -202,9 +202,19 @@ def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+_MACHINE_PATHS = ("/api", "/v1", "/metrics", "/healthz", "/readyz", "/openapi.json")
+
+
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(("/api", "/v1", "/metrics", "/healthz", "/readyz")) and \
-        "text/html" in request.headers.get("accept", "")
+    return not request.url.path.startswith(_MACHINE_PATHS) and "text/html" in request.headers.get("accept", "")
+
+
+def _console_404(request: Request) -> bool:
+    """An unknown URL outside the API answers the console's HTML 404 page unless the client asks
+    for JSON only (``Accept: application/json`` without ``text/html``)."""
+    accept = request.headers.get("accept", "")
+    return not request.url.path.startswith(_MACHINE_PATHS) and (
+        "text/html" in accept or "application/json" not in accept)
 
 
 def _install_errors(app: FastAPI) -> None:
@@ -248,7 +258,9 @@ def _install_errors(app: FastAPI) -> None:
             return route_error(exc.status_code, request.method, request.url.path, getattr(exc, "headers", None))
         code = codes.get(exc.status_code, "http_error")
         msg = exc.detail if isinstance(exc.detail, str) else code
-        if _wants_html(request):
+        if _wants_html(request) or (exc.status_code == 404 and _console_404(request)):
+            if exc.status_code == 404 and msg == "Not Found":
+                msg = f"There is no page at {request.url.path}; start from the console's home page (/)."
             return render_error(request, exc.status_code, code, msg)
         if exc.status_code == 404 and msg == "Not Found":
             msg = f"No route {request.method} {request.url.path}; see /docs for the API."

@@ -60,13 +60,15 @@ TOOL_ROUTES: tuple[ToolRoute, ...] = (
     ToolRoute("rollback", "/use-cases/{use_case}/rollback", "rollouts", "Roll back to a snapshot"),
     ToolRoute("guard_check", "/guard/check", "guardrails", "Check the guardrails now"),
     ToolRoute("set_policy", "/use-cases/{use_case}/policy", "guardrails", "Set policy, rollout or guardrail thresholds"),
+    ToolRoute("models_check", "/models/{model_id:path}/check", "models",
+              "Check a model with one tiny completion (URL, key, status, latency, likely fix)", role="operator"),
     ToolRoute("retire_model", "/models/retire", "models", "Retire a model (off every routing table)"),
     ToolRoute("agent_run", "/agent-runs", "agent", "Run the agent once", status_code=201),
     ToolRoute("hosts_allow", "/hosts", "egress", "Approve a host to receive model calls (admin)", role="admin",
               status_code=201),
 )
 
-_PATH_PARAM = re.compile(r"{(\w+)}")
+_PATH_PARAM = re.compile(r"{(\w+)(?::path)?}")  # ``{model_id:path}``: an id that holds slashes
 
 
 def _body_model(spec: ToolSpec, path_fields: list[str]) -> type[BaseModel]:

@@ -227,6 +227,16 @@ class ModelRegisterInput(InputModel):
         "'' removes it.  Only names on the admin's allow-list (STEWARD_KEY_ENV_ALLOW, default STEWARD_MODELKEY_*), "
         "or a provider's usual key variable for that provider's configured endpoint.")
 
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_scheme(cls, v: str | None) -> str | None:
+        from modelsteward.tools.checks import scheme_problem
+
+        why = scheme_problem(v)
+        if why:
+            raise ValueError(f"base_url {v!r}: {why}")
+        return v
+
     @field_validator("api_key_env")
     @classmethod
     def _key_reference(cls, v: str | None, info: ValidationInfo) -> str | None:
