@@ -154,7 +154,7 @@ def test_eval_gives_the_safety_reason_and_no_library_chatter(tmp_path: Path) -> 
         st.close()
         p = steward(ws, "eval", "--use-case", "chat", "--candidate", cand, "--samples", "4")
     line = next(x for x in p.stdout.splitlines() if x.strip().startswith("- safety:"))
-    assert re.search(r"no more than the baseline's \d+: not less safe than the current model", line), line
+    assert re.search(r"no more than the baseline's \d+ on the prompts both answered.*not less safe than the current model", line), line
     assert " INFO " not in p.stderr and "mlflow" not in p.stderr.lower(), p.stderr
     assert "Loading weights" not in p.stderr and "it/s]" not in p.stderr, p.stderr
 

@@ -44,7 +44,8 @@ def test_the_tool_use_case_goes_through_gateway_replay_and_gate(steward: Any, tm
         out = run_tool_use_case(demo, server.url, requests=15)
     finally:
         server.stop()
-    assert out["traffic"]["errors"] == 0 and out["traffic"]["tool_calls"] == 10 and out["traffic"]["json"] == 5
+    assert out["traffic"]["errors"] == 0, out["traffic"]
+    assert out["traffic"]["tool_calls"] == 10 and out["traffic"]["json"] == 5
     rows = [row_exchange(r) for r in steward.logs.query(
         "SELECT * FROM logs WHERE use_case = ? AND role = 'primary'", [WEATHER])]
     tool_rows = [r for r in rows if r["request"].get("tools")]

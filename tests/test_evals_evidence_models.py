@@ -34,7 +34,7 @@ def _random_words(_: str) -> str:
 
 def test_degenerate_upstreams_never_pass_against_smollm2(steward, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KATAN_API_KEY", "test-key")  # llm-katan wants an Authorization header
+    monkeypatch.setenv("STEWARD_MODELKEY_KATAN", "test-key")  # llm-katan wants an Authorization header
     reg = steward.registry
     reg.register_model("local", "smollm2-135m-instruct")
     reg.add_use_case("stories", model=SMOL)
@@ -44,7 +44,7 @@ def test_degenerate_upstreams_never_pass_against_smollm2(steward, tmp_path: Path
     verdicts: dict[str, tuple[str, list[str]]] = {}
     with katan_echo(tmp_path) as katan, FakeJudge(answers=answers, finish_reasons={"truncated": "length"}) as fake:
         reg.register_model("custom", "echo-model", base_url=katan, status="candidate",
-                           metadata={"api_key_env": "KATAN_API_KEY"})
+                           metadata={"api_key_env": "STEWARD_MODELKEY_KATAN"})
         for name in answers:
             reg.register_model("custom", name, base_url=fake.base_url, status="candidate")
         for cand in ("custom:echo-model", "custom:constant", "custom:truncated", "custom:random"):

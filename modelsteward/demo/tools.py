@@ -67,11 +67,27 @@ def _start_upstream(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"the demo's tool-calling upstream did not start on port {port}")
 
 
-def _traffic(gateway: str, n: int) -> dict[str, int]:
+def _wait_for_route(gateway: str, timeout: float = 30.0) -> None:
+    """The gateway reloads its routing table every 0.5 s: wait until it serves the new use case."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            listed = httpx.get(f"{gateway}/v1/models", timeout=5).json().get("data") or []
+            if any(m.get("id") == WEATHER for m in listed):
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the gateway did not pick up use case {WEATHER} within {timeout:.0f} s")
+
+
+def _traffic(gateway: str, n: int) -> dict[str, Any]:
     from openai import OpenAI
 
     client = OpenAI(base_url=f"{gateway}/v1", api_key="demo-loopback")  # loopback: no gateway key needed
-    counts = {"tool_calls": 0, "json": 0, "errors": 0}
+    counts: dict[str, Any] = {"tool_calls": 0, "json": 0, "errors": 0}
     for i in range(n):
         city = CITIES[i % len(CITIES)]
         try:
@@ -93,8 +109,9 @@ def _traffic(gateway: str, n: int) -> dict[str, int]:
                 else:
                     resp = client.chat.completions.create(**kwargs)
                     counts["tool_calls"] += bool(resp.choices[0].message.tool_calls)
-        except Exception:  # noqa: BLE001 - counted and shown; the demo goes on
+        except Exception as exc:  # noqa: BLE001 - counted and shown; the demo goes on
             counts["errors"] += 1
+            counts.setdefault("first_error", f"{type(exc).__name__}: {exc}"[:300])
     return counts
 
 
@@ -118,6 +135,7 @@ def run_tool_use_case(demo: Any, gateway: str, requests: int = 30) -> dict[str, 
             demo.call("usecase_add", {"name": WEATHER, "description": "Answers weather questions with the app's tools.",
                                       "model": LIVE, "requires": ["tools", "json"]})
         demo.say(f"use case {WEATHER}: {LIVE} live, tools get_weather / get_forecast, JSON reports")
+        _wait_for_route(gateway)
         out["traffic"] = _traffic(gateway, requests)
         demo.say(f"  {requests} requests through the gateway with the openai SDK: {out['traffic']}")
         for cand in CANDIDATES:

@@ -451,7 +451,7 @@ _ALLOWED_TYPES = ("SELECT",)
 
 
 LOGS_VIEW_COLUMNS = ("ts, request_id, use_case, model_id, role, messages, response, input_tokens, output_tokens, "
-                     "latency_ms, cost_usd, status, error, feedback, metadata")
+                     "latency_ms, cost_usd, status, error, feedback, metadata, request, answer, origin")
 _NO_TABLE = re.compile(r'Table with name "?([^"!\s]+)"? does not exist')
 
 
