@@ -62,7 +62,7 @@ def test_usecase_models_logs_flow(tmp_path: Path) -> None:
                          "latency_ms": 100 + i, "input_tokens": 5, "output_tokens": 7, "cost_usd": 0.0,
                          "status": "ok", "feedback": 1 if i % 2 else None}) for i in range(20)]
     logs.write_text("\n".join(lines) + "\n")
-    imp = json.loads(run(ws, "logs", "import", str(logs), "--json").stdout)
+    imp = json.loads(run(ws, "logs", "import", str(logs), "--keep-feedback", "--json").stdout)  # the file's ratings kept
     assert imp["rows"] == 20 and imp["use_cases"] == {"story_teller": 20}
     stats = json.loads(run(ws, "logs", "stats", "--use-case", "story_teller", "--json").stdout)
     assert stats["rows"][0]["count"] == 20 and stats["rows"][0]["feedback_count"] == 10
