@@ -4,14 +4,13 @@ wrong tool caller fails its strata while the right one passes them."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-from modelsteward.demo.run import _Server
+from modelsteward.demo.run import _free_port, _Server
 from modelsteward.demo.tools import CANDIDATES, WEATHER, run_tool_use_case
 from modelsteward.exchange import row_exchange
 from modelsteward.tools import call_tool
@@ -34,14 +33,11 @@ class _Demo:
 
 
 def test_the_tool_use_case_goes_through_gateway_replay_and_gate(steward: Any, tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = _Server(port, tmp_path / "serve.log")
+    server = _Server(_free_port(), tmp_path / "serve.log")
     server.start()
     try:
         demo = _Demo(steward)
-        out = run_tool_use_case(demo, server.url, requests=15)
+        out = run_tool_use_case(demo, server.url, upstream_port=_free_port(), requests=15)
     finally:
         server.stop()
     assert out["traffic"]["errors"] == 0, out["traffic"]

@@ -497,7 +497,7 @@ class Demo:
             self.step("4b. a tool-using use case: tool calls and JSON answers through the loop")
             from modelsteward.demo.tools import run_tool_use_case
 
-            self.report.tools = run_tool_use_case(self, self.server.url)
+            self.report.tools = run_tool_use_case(self, self.server.url, upstream_port=_free_port())
         finally:
             self.server.stop()
         self.final_report()

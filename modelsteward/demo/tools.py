@@ -47,12 +47,6 @@ REPORT_SCHEMA = {"type": "json_schema", "json_schema": {"name": "weather_report"
 CITIES = ("Paris", "Oslo", "Lisbon", "Kyoto", "Lima", "Cairo", "Quebec", "Hanoi", "Perth", "Accra")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_upstream(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "modelsteward.fakes.upstream", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -115,11 +109,12 @@ def _traffic(gateway: str, n: int) -> dict[str, Any]:
     return counts
 
 
-def run_tool_use_case(demo: Any, gateway: str, requests: int = 30) -> dict[str, Any]:
-    """Steps 1-4 of the module docstring on ``demo`` (``demo.call`` runs a tool as the demo operator)."""
+def run_tool_use_case(demo: Any, gateway: str, *, upstream_port: int, requests: int = 30) -> dict[str, Any]:
+    """Steps 1-4 of the module docstring on ``demo`` (``demo.call`` runs a tool as the demo operator), with the
+    fake upstream on ``upstream_port`` (a free port the caller picked)."""
     from rich.markup import escape
 
-    port = _free_port()
+    port = upstream_port
     upstream = _start_upstream(port)
     base = f"http://127.0.0.1:{port}/v1"
     out: dict[str, Any] = {"use_case": WEATHER, "evaluations": []}
