@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from modelsteward.facts import Verdict
 from modelsteward.settings import Settings, get_settings
 from modelsteward.timeutil import utc_now_naive
 
@@ -165,6 +166,9 @@ class ToolContext:
     # actions whose human approval the policy engine consumed during this call (e.g. rollout_advance
     # then skips its second check right before it raises traffic)
     approved_actions: list[str] = field(default_factory=list)
+    # the policy verdict the running tool's call passed (set by ``tools.base.call_tool`` for the
+    # tool's body): the facts it was judged on (a rollout analysis, a benefit) are the ones to act on
+    verdict: Verdict | None = None
 
     def report(self, message: str, fraction: float) -> None:
         if self.progress is not None:

@@ -148,7 +148,7 @@ class _Nodes:
         ctx = self.rt.ctx()
         for c in last.tool_calls:
             name, cid = c["name"], str(c["id"])
-            verdict, reason, args, aid = self._judge(ctx, name, c["args"])
+            verdict, reason, args, aid = self._judge(ctx, cid, name, c["args"])
             journal.append({"kind": "guard", "id": cid, "name": name, "args": args, "verdict": verdict,
                             "reason": reason, "approval_id": aid})
             if verdict == "allow":
@@ -159,8 +159,9 @@ class _Nodes:
                 msgs.append(_error_msg(cid, name, reason))
         return {"messages": msgs, "queue": queue, "awaiting": awaiting, "journal": journal}
 
-    def _judge(self, ctx: ToolContext, name: str, args: dict[str, Any]) -> tuple[str, str, dict[str, Any], int | None]:
-        """One proposed call: (verdict, reason, its validated arguments, the approval asked for)."""
+    def _judge(self, ctx: ToolContext, cid: str, name: str, args: dict[str, Any]) -> tuple[str, str, dict[str, Any], int | None]:
+        """One proposed call: (verdict, reason, its validated arguments, the approval asked for).  An
+        allowed mutating call's policy verdict is kept for ``act`` to hand on (one pass per call)."""
         spec = self.rt.tools.get(name)
         if spec is None:
             return "unknown", f"unknown tool {name!r}." + close_matches(name, list(self.rt.tools)), args, None
@@ -168,7 +169,7 @@ class _Nodes:
             inp = spec.input_model.model_validate(args)
             args = inp.model_dump(mode="json")
             if spec.mutating:
-                pass_policies(spec, ctx, inp)
+                self.rt.verdicts[cid] = pass_policies(spec, ctx, inp)
         except PolicyDenied as exc:
             return "deny", f"policy denied: {exc.message}", args, None
         except ApprovalRequired as exc:
@@ -212,8 +213,11 @@ class _Nodes:
         started = utcnow()
         entry: dict[str, Any] = {"kind": "tool", "id": cid, "name": name, "args": item["args"],
                                  "approval_id": item.get("approval_id"), "started": started.isoformat()}
+        judged = self.rt.verdicts.pop(cid, None)
+        if self.rt.tools[name].mutating:
+            self.rt.verdicts.clear()  # this call changes the world the other verdicts were judged on
         try:
-            out = call_tool(name, item["args"], self.rt.ctx(item.get("approval_id")))
+            out = call_tool(name, item["args"], self.rt.ctx(item.get("approval_id")), verdict=judged)
         except ApprovalRequired as exc:
             aid = _approval_id(exc)
             if aid is not None and aid != item.get("approval_id"):

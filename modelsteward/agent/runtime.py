@@ -6,10 +6,11 @@ below instead of from each other (issue 27).  ``agent.graph`` re-exports it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelsteward.agent.planners import Planner
 from modelsteward.context import Steward
+from modelsteward.facts import Verdict
 from modelsteward.tools.base import ToolContext, ToolSpec
 
 __all__ = ["AgentRuntime"]
@@ -25,6 +26,10 @@ class AgentRuntime:
     run_id: int
     thread_id: str
     actor: str = ""
+    # the policy verdicts the guard node judged, by tool-call id, for the act node to hand on with the
+    # call (one policy pass per call).  Not checkpointed: a resumed run judges again; dropped once any
+    # mutating call ran, since the world they judged has changed.
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
 
     def ctx(self, approval_id: int | None = None) -> ToolContext:
         return ToolContext(steward=self.steward, actor=self.actor or f"agent:run-{self.run_id}",

@@ -5,7 +5,7 @@ model_rules.py), thresholds a use case may tighten but never loosen past the har
 
 from modelsteward.policies import approvals
 from modelsteward.bounds import GUARDRAIL_BOUNDS, POLICY_BOUNDS, ROLLOUT_BOUNDS, Bound, clamp_section
-from modelsteward.policies.engine import Decision, enforce, evaluate
+from modelsteward.policies.engine import Decision, Verdict, VerdictMismatch, enforce, evaluate, judge
 from modelsteward.policies.registry import RULES, Facts, PolicyFactMissing, PolicyRegistryError, check_rules, rule
 
 __all__ = [
@@ -18,10 +18,13 @@ __all__ = [
     "PolicyRegistryError",
     "ROLLOUT_BOUNDS",
     "RULES",
+    "Verdict",
+    "VerdictMismatch",
     "approvals",
     "check_rules",
     "clamp_section",
     "enforce",
     "evaluate",
+    "judge",
     "rule",
 ]

@@ -15,7 +15,9 @@ The rules themselves are registered per tool in ``registry.py`` (``rules.py``, `
 thresholds and hard bounds in ``modelsteward/bounds.py``.  A rule sees only the ``Facts`` built here (actor,
 ``ctx.clock()``, approval id) plus what the caller gathered and hands in explicitly (``facts``:
 ``analysis``, ``benefit``, ``usage``; ``tools.base.pass_policies`` gathers them with the tool's
-``facts`` hook).  An action without a rule is denied (policy ``no_rule``); ``tools.base.load_all_tools``
+``facts`` hook).  ``judge`` returns the decision together with those facts, bound to the call
+(a ``Verdict``, ``modelsteward/facts.py``): whoever judged a call hands it on, and ``enforce`` acts
+on it instead of running the rules again (one policy pass per call).  An action without a rule is denied (policy ``no_rule``); ``tools.base.load_all_tools``
 also fails when a mutating tool has none.
 """
 
@@ -29,13 +31,18 @@ from sqlalchemy import select
 
 from modelsteward.context import ToolContext
 from modelsteward.errors import ApprovalRequired, PolicyDenied
+from modelsteward.facts import Verdict, canonical_args
 from modelsteward.policies import egress_rules, model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
 from modelsteward.policies import approvals
 from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import PolicyDecision, UseCase
 
-__all__ = ["Decision", "Facts", "evaluate", "enforce"]
+__all__ = ["Decision", "Facts", "Verdict", "VerdictMismatch", "evaluate", "enforce", "judge", "misfit"]
+
+
+class VerdictMismatch(RuntimeError):
+    """A verdict was handed to ``enforce`` for a call it did not judge (a programming error)."""
 
 
 def _combine(found: list[Decision]) -> Decision:
@@ -62,15 +69,34 @@ def facts_for(ctx: ToolContext, facts: Mapping[str, Any] | None = None) -> Facts
     return Facts(steward=ctx.steward, actor=ctx.actor, now=ctx.clock(), approval_id=ctx.approval_id, **extra)
 
 
-def evaluate(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Decision:
-    """The verdict of the hard-coded rules for one tool call (no writes)."""
+def judge(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Verdict:
+    """One pass of the rules over one tool call (no writes): the decision with the facts it rests on,
+    bound to the call (``modelsteward/facts.py``: tool, canonical arguments, actor, approval, clock)."""
+    call_facts = facts_for(ctx, facts)
     rule = RULES.get(action)
     if rule is None:  # deny by default: an action nobody wrote a rule for never runs unchecked
-        return Decision("deny", "no_rule", f"no policy rule covers {action!r}; add @rule({action!r}) in "
-                        "modelsteward/policies/")
-    call_facts = facts_for(ctx, facts)
-    with session_scope(ctx.steward.sessions) as s:
-        return _combine(rule(call_facts, s, dict(args or {})))
+        decision = Decision("deny", "no_rule", f"no policy rule covers {action!r}; add @rule({action!r}) in "
+                            "modelsteward/policies/")
+    else:
+        with session_scope(ctx.steward.sessions) as s:
+            decision = _combine(rule(call_facts, s, dict(args or {})))
+    return Verdict(tool=action, args=canonical_args(args or {}), actor=ctx.actor, approval_id=ctx.approval_id,
+                   workspace=_workspace(ctx), at=call_facts.now, decision=decision, facts=dict(facts or {}))
+
+
+def evaluate(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Decision:
+    """The verdict of the hard-coded rules for one tool call (no writes)."""
+    return judge(ctx, action, args, facts=facts).decision
+
+
+def _workspace(ctx: ToolContext) -> str:
+    return str(ctx.steward.settings.workspace)
+
+
+def misfit(verdict: Verdict, ctx: ToolContext, action: str, args: dict[str, Any]) -> str | None:
+    """Why ``verdict`` may not stand for this call (None: it may); see ``modelsteward/facts.py``."""
+    return verdict.misfit(action, args, actor=ctx.actor, approval_id=ctx.approval_id, workspace=_workspace(ctx),
+                          now=ctx.clock())
 
 
 def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
@@ -80,10 +106,20 @@ def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
     return s.scalar(select(UseCase.id).where(UseCase.name == name))
 
 
-def enforce(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Decision:
+def enforce(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None,
+            verdict: Verdict | None = None) -> Decision:
     """Evaluate and act on the verdict (see module doc); returns the allow decision.  ``facts``: what
-    the tool gathered for its rule (``Facts`` fields, e.g. the rollout analysis it is acting on)."""
-    d = evaluate(ctx, action, args, facts=facts)
+    the tool gathered for its rule (``Facts`` fields, e.g. the rollout analysis it is acting on).
+    ``verdict``: one judged already for this very call (``judge``), acted on without running the
+    rules again; one that does not fit the call (``misfit``) raises ``VerdictMismatch``."""
+    if verdict is not None:
+        why = misfit(verdict, ctx, action, args)
+        if why is not None:
+            raise VerdictMismatch(f"The policy verdict handed in for {action!r} does not fit this call: {why}; "
+                                  "judge it again (tools.base.pass_policies does).")
+        d = verdict.decision
+    else:
+        d = evaluate(ctx, action, args, facts=facts)
     if d.verdict == "allow":
         return d
     if d.verdict == "needs_approval" and ctx.approval_id is not None:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
+
+from modelsteward.facts import AnalysisFact, BenefitFact, Decision
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -39,13 +41,6 @@ class PolicyFactMissing(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Decision:
-    verdict: Literal["allow", "deny", "needs_approval"]
-    policy: str = ""
-    reason: str = ""
-
-
-@dataclass(frozen=True)
 class Facts:
     """What a rule may know about one call, handed in by the caller.  The last three are gathered by
     the tool (its spec's ``facts`` hook, ``tools.base``), only where its rule needs them."""
@@ -54,15 +49,26 @@ class Facts:
     actor: str
     now: dt.datetime
     approval_id: int | None = None
-    # rollout_advance: the analysis of the waiting step (the very one the tool acts on when it re-checks)
-    analysis: Any = None
-    # rollout_advance to 100 %: the promotion benefit (``evals.benefit.Benefit``)
-    benefit: Any = None
+    # rollout_advance: the analysis of the waiting step (``rollout.analysis.Analysis``), the very one
+    # the tool then acts on (it travels with the call in the ``Verdict``, ``modelsteward/facts.py``)
+    analysis: AnalysisFact | None = None
+    # rollout_advance to 100 %: the promotion benefit (``evals.benefit.Benefit``) and its evidence
+    # (both verdicts, offline and online: recorded with the step, not read by a rule)
+    benefit: BenefitFact | None = None
+    benefit_evidence: Mapping[str, Any] | None = None
     # deploy, rollout_advance: the use case's recent traffic -- ``requests``, mean ``input_tokens`` and
     # ``output_tokens``, projected ``monthly_requests`` (``rollout.metrics.usage``)
     usage: Mapping[str, float] | None = None
     # deploy: what the use case's traffic needs of a model (``catalog.compat.infer_requirements``)
     traffic_needs: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        for name, kind, attrs in (("analysis", AnalysisFact, "outcome, reasons, step_index"),
+                                  ("benefit", BenefitFact, "rule, worth_it")):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"Policy fact {name!r} must meet {kind.__name__} (with {attrs}), "
+                                f"got {type(value).__name__}; gather it with the tool's facts hook.")
 
     def need(self, name: str, rule_name: str) -> Any:
         """The fact ``name``; a ``PolicyFactMissing`` naming the rule when the caller did not gather it."""

@@ -54,6 +54,9 @@ class Analysis:
     weight: float = 0.0
     at: str = ""
     benefit: dict[str, Any] | None = None  # set before a promotion: the benefit it rests on
+    # the rollout analysed (not in ``as_dict``: the record sits on that rollout): a caller's analysis
+    # is acted on only for the rollout and step it was made of (``RolloutManager.advance``)
+    rollout_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -228,7 +231,7 @@ def analyse_rollout(steward: Steward, ro: Rollout, cfg: dict[str, Any], now: dt.
         stable={**stable.as_dict(), "answers_checked": valid[1].checked, "answers_invalid": valid[1].invalid},
         elapsed_s=elapsed, step_index=ro.step_index,
         weight=float(steps[ro.step_index]) if ro.step_index < len(steps) else 0.0,
-        at=now.isoformat(timespec="seconds"),
+        at=now.isoformat(timespec="seconds"), rollout_id=ro.id,
     )
 
 

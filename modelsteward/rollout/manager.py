@@ -21,8 +21,10 @@ new one, never a mix.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from modelsteward.context import Steward
     from modelsteward.evals.benefit import Benefit
 
-__all__ = ["RolloutManager", "ACTIVE_STATES", "STRATEGIES", "rollout_dict", "move_status", "table_for_step"]
+__all__ = ["RolloutManager", "Judged", "ACTIVE_STATES", "STRATEGIES", "rollout_dict", "move_status", "table_for_step"]
 
 STRATEGIES = ("shadow", "canary", "full")
 
@@ -63,6 +65,26 @@ def table_for_step(strategy: str, stable: str | None, candidate: str, weight: fl
         {"model_id": stable, "weight": 100.0 - float(weight), "role": "primary"},
         {"model_id": candidate, "weight": float(weight), "role": "canary"},
     ]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The facts a policy pass decided a ``rollout_advance`` on (the rule's ``analysis`` and ``benefit``
+    with its ``evidence``), handed to ``advance`` so it acts on what was judged instead of recomputing."""
+
+    analysis: Analysis
+    benefit: Benefit | None = None
+    evidence: Mapping[str, Any] | None = None
+
+    def fits(self, ro: Rollout) -> bool:
+        """Made of ``ro``'s current step while it waits (not of another rollout, step or window)."""
+        a, started = self.analysis, ro.step_started_at or ro.created_at
+        return (a.rollout_id == ro.id and a.step_index == ro.step_index and ro.state == "waiting"
+                and started is not None and a.at >= started.isoformat(timespec="seconds"))
+
+    def copy_of_analysis(self) -> Analysis:
+        """The analysis to act on (a copy: ``advance`` adds the benefit to it)."""
+        return dataclasses.replace(self.analysis, reasons=list(self.analysis.reasons))
 
 
 class RolloutManager:
@@ -253,12 +275,16 @@ class RolloutManager:
 
     def advance(
         self, use_case: str, *, actor: str, resume: bool = False, gate: Callable[[Analysis], None] | None = None,
+        judged: Judged | None = None,
     ) -> dict[str, Any]:
         """Analyse the current step, then advance (successful), abort and roll back (failed) or keep
         waiting / pause (inconclusive).  Only a ``waiting`` rollout advances (``paused`` with ``resume``).
 
-        ``gate(analysis)`` runs right before traffic is raised and may raise to stop it (the tool
-        layer re-checks the policies there with the very analysis acted on)."""
+        ``judged``: the facts the caller's policy pass was decided on (the step's analysis, before the
+        promotion the benefit): acted on instead of analysing again when they were made of this
+        rollout's current step (``Judged.fits``).  ``gate(analysis)`` runs right before traffic is
+        raised whenever the manager had to analyse or weigh the benefit itself (facts nobody judged
+        yet) and may raise to stop it (the tool layer passes the policies there with those facts)."""
         now = self.clock()
         with session_scope(self.steward.sessions) as s:
             uc = self._uc(s, use_case)
@@ -278,7 +304,9 @@ class RolloutManager:
                 raise IllegalTransition(f"Rollout {ro.id} is {ro.state}, not waiting; it cannot advance.")
             cfg = self.config(uc)
             index = ro.step_index
-        result = analyse_rollout(self.steward, ro, cfg, now, use_case)
+        reuse = judged is not None and judged.fits(ro)
+        result = judged.copy_of_analysis() if judged is not None and reuse else analyse_rollout(
+            self.steward, ro, cfg, now, use_case)
         if result.outcome == "failed":
             from modelsteward.rollout.rollback import RollbackManager
 
@@ -295,13 +323,17 @@ class RolloutManager:
                     "rollout": rollout_dict(ro2)}
         nxt = index + 1 if ro.strategy != "shadow" else index
         if ro.strategy == "canary" and nxt < len(ro.steps or []) and float((ro.steps or [])[nxt]) >= 100.0:
-            benefit, evidence = promotion_benefit(self.steward, ro, cfg, use_case)
+            if judged is not None and reuse and judged.benefit is not None:
+                benefit, evidence = judged.benefit, dict(judged.evidence or {})
+            else:
+                benefit, evidence = promotion_benefit(self.steward, ro, cfg, use_case)
+                reuse = False  # a benefit nobody judged: the gate passes the policies with it
             if not benefit.worth_it:
                 return self._end_no_gain(use_case, ro, result, benefit, evidence, actor)
             result.benefit = {**benefit.as_dict(), "evidence": evidence}
             if result.reasons:  # the promotion's approval request quotes reasons[0]: it names the benefit
                 result.reasons[0] += f"; benefit: {benefit.rule}"
-        if gate is not None and ro.strategy != "shadow":
+        if gate is not None and ro.strategy != "shadow" and not reuse:
             gate(result)
         out = self.step_to(
             use_case, nxt, actor=actor, expect_index=index, analysis=result,

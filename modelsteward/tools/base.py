@@ -9,6 +9,9 @@ engine first (``modelsteward.policies``, ``pass_policies``): a denial raises
 ``ApprovalRequired`` carrying its id, unless the call executes that very approval.  A rule that
 needs facts beyond the registry (a rollout analysis, the use case's traffic) gets them from the
 tool: ``@tool(..., facts=gather)`` where ``gather(ctx, inp) -> dict`` of ``policies.Facts`` fields.
+One verdict per call: the facts are gathered and the rules run once (``policies.judge``); the
+resulting ``Verdict`` travels with the call (``call_tool(..., verdict=)``, ``ctx.verdict``) so
+neither the tool nor the domain below it recomputes what was judged.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelsteward.context import ToolContext
-from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
+from modelsteward.errors import InvalidInput, NotFound, close_matches
+from modelsteward.facts import Decision, Verdict
 
 __all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "Verify", "tool", "call_tool", "pass_policies",
            "policy_verdict", "get_tool", "list_tools", "TOOLS", "observed_use_case"]
@@ -156,22 +160,32 @@ def list_tools() -> list[ToolSpec]:
     return sorted(load_all_tools().values(), key=lambda t: t.name)
 
 
-def pass_policies(spec: ToolSpec, ctx: ToolContext, inp: BaseModel) -> None:
-    """Run the policy engine on a validated call of a mutating tool, with the facts its hook gathers
-    (``PolicyDenied`` / ``ApprovalRequired`` as ``policies.enforce`` raises them)."""
-    from modelsteward.policies import enforce
+def pass_policies(spec: ToolSpec, ctx: ToolContext, inp: BaseModel, verdict: Verdict | None = None) -> Verdict:
+    """Pass the policy engine with a validated call of a mutating tool (``PolicyDenied`` /
+    ``ApprovalRequired`` as ``policies.enforce`` raises them); returns the verdict acted on.
 
-    enforce(ctx, spec.name, inp.model_dump(mode="json"), facts=spec.facts(ctx, inp) if spec.facts else None)
+    ``verdict``: one judged already for this call (the agent's guard node hands it on), acted on
+    when it fits the call (``modelsteward/facts.py``: same tool, arguments, actor, approval,
+    workspace, and fresh by ``ctx.clock``); absent or not fitting, the tool's facts hook gathers the
+    facts and the rules run once here."""
+    from modelsteward.policies import enforce, judge
+    from modelsteward.policies.engine import misfit
+
+    args = inp.model_dump(mode="json")
+    if verdict is None or misfit(verdict, ctx, spec.name, args) is not None:
+        verdict = judge(ctx, spec.name, args, facts=spec.facts(ctx, inp) if spec.facts else None)
+    enforce(ctx, spec.name, args, verdict=verdict)
+    return verdict
 
 
-def policy_verdict(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> Any:
+def policy_verdict(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> Decision:
     """The policy engine's verdict (``policies.Decision``) on a call of a mutating tool, with the facts
     its hook gathers, without acting on it (no decision row, no approval)."""
-    from modelsteward.policies import evaluate
+    from modelsteward.policies import judge
 
     spec = get_tool(name)
     inp = _validated(spec, name, args)
-    return evaluate(ctx, name, inp.model_dump(mode="json"), facts=spec.facts(ctx, inp) if spec.facts else None)
+    return judge(ctx, name, inp.model_dump(mode="json"), facts=spec.facts(ctx, inp) if spec.facts else None).decision
 
 
 def _validated(spec: ToolSpec, name: str, args: dict[str, Any] | BaseModel) -> BaseModel:
@@ -184,15 +198,17 @@ def _validated(spec: ToolSpec, name: str, args: dict[str, Any] | BaseModel) -> B
         raise InvalidInput(f"Invalid arguments for tool {name!r}: {fields}", errors=exc.errors(include_url=False)) from exc
 
 
-def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
-    """Validate ``args``, pass the policy engine when the tool mutates, run it."""
+def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext, *, verdict: Verdict | None = None) -> BaseModel:
+    """Validate ``args``, pass the policy engine when the tool mutates (reusing ``verdict`` when it
+    was judged for this very call, see ``pass_policies``), run it.  The tool's body finds the
+    verdict it runs under in ``ctx.verdict``: the facts it acts on are the ones judged."""
     spec = get_tool(name)
     inp = _validated(spec, name, args)
     if spec.check is not None:
         spec.check(ctx, inp)
-    if spec.mutating:
-        pass_policies(spec, ctx, inp)
+    outer = ctx.verdict
+    ctx.verdict = pass_policies(spec, ctx, inp, verdict) if spec.mutating else None
     try:
         return spec.func(ctx, inp)
-    except StewardError:
-        raise
+    finally:
+        ctx.verdict = outer

@@ -298,8 +298,9 @@ def _deploy_facts(ctx: ToolContext, inp: DeployIn) -> dict[str, Any]:
 
 def advance_facts(ctx: ToolContext, use_case: str, analysis: Any = None) -> dict[str, Any]:
     """What the ``rollout_advance`` rule reads: for a waiting canary, the analysis of its step (the one
-    given: the tool re-checks with the analysis it acts on), the promotion benefit when the next
-    step is 100 %, and the use case's traffic."""
+    given: the tool re-checks with an analysis the manager made itself), the promotion benefit (and
+    its evidence) when the next step is 100 %, and the use case's traffic.  Gathered once per call:
+    the verdict carries them to the tool, which hands them to the manager (``rollout.manager.Judged``)."""
     from modelsteward.bounds import section_of
     from modelsteward.rollout.analysis import analyse_rollout, promotion_benefit
     from sqlalchemy import select
@@ -320,7 +321,7 @@ def advance_facts(ctx: ToolContext, use_case: str, analysis: Any = None) -> dict
     if facts["analysis"].outcome != "successful" or nxt >= len(steps):
         return facts
     if steps[nxt] >= 100.0 and ro.strategy == "canary":
-        facts["benefit"] = promotion_benefit(ctx.steward, ro, cfg, uc.name)[0]
+        facts["benefit"], facts["benefit_evidence"] = promotion_benefit(ctx.steward, ro, cfg, uc.name)
     facts["usage"] = _usage(ctx, uc.name)
     return facts
 
@@ -382,18 +383,25 @@ def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
       facts=lambda ctx, inp: advance_facts(ctx, inp.use_case), verify=_routing_changed)
 def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     """Analyse the current canary step and advance (successful), roll back (failed) or wait (inconclusive)."""
+    from modelsteward.rollout.manager import Judged
+
     args = inp.model_dump(mode="json")
 
     def gate(analysis: Any) -> None:
-        # Raising traffic: re-check the policies with the analysis acted on, unless a human approval
-        # of this very call was consumed on the way in.  Promotion never happens without one.
+        # Raising traffic on facts the policies did not judge (the manager had to analyse again):
+        # pass them with the analysis acted on, unless a human approval of this very call was
+        # consumed on the way in.  Promotion never happens without one.
         if "rollout_advance" in ctx.approved_actions:
             return
         from modelsteward.policies import enforce
 
         enforce(ctx, "rollout_advance", args, facts=advance_facts(ctx, inp.use_case, analysis))
 
-    res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume), gate=gate)
+    # one verdict per call: the analysis and benefit the policies judged are the ones acted on
+    v = ctx.verdict if ctx.verdict is not None and ctx.verdict.tool == "rollout_advance" else None
+    judged = None if v is None or v.analysis is None else Judged(
+        analysis=v.facts["analysis"], benefit=v.facts.get("benefit"), evidence=v.facts.get("benefit_evidence"))
+    res = _mgr(ctx).advance(inp.use_case, actor=ctx.actor, resume=bool(inp.resume), gate=gate, judged=judged)
     _expire_promotion_approvals(ctx, inp.use_case)
     an = res.get("analysis")
     reasons = "; ".join(an["reasons"]) if an else ""
