@@ -81,8 +81,8 @@ def test_public_surface_is_pinned() -> None:
     import modelsteward.rollout as ro
 
     assert sorted(pol.__all__) == ["Bound", "Decision", "Facts", "GUARDRAIL_BOUNDS", "POLICY_BOUNDS",
-                                   "PolicyFactMissing", "PolicyRegistryError", "ROLLOUT_BOUNDS", "RULES", "approvals", "check_rules",
-                                   "clamp_section", "enforce", "evaluate", "rule"]
+                                   "PolicyFactMissing", "PolicyRegistryError", "ROLLOUT_BOUNDS", "RULES", "Verdict", "VerdictMismatch",
+                                   "approvals", "check_rules", "clamp_section", "enforce", "evaluate", "judge", "rule"]
     assert sorted(ro.__all__) == ["ACTIVE_STATES", "Analysis", "GuardrailsMonitor", "RollbackManager",
                                   "RollbackVerificationError", "RolloutManager", "STRATEGIES", "Violation",
                                   "analyse_rollout", "judge", "rollout_dict"]
