@@ -164,7 +164,7 @@ class ToolContext:
     # "now" for policies and rollout decisions (naive UTC); tests and simulations pass their own
     clock: Callable[[], dt.datetime] = utc_now_naive
     # actions whose human approval the policy engine consumed during this call (e.g. rollout_advance
-    # then skips its second check right before it raises traffic)
+    # then skips the check it makes before raising traffic on an analysis nobody judged)
     approved_actions: list[str] = field(default_factory=list)
     # the policy verdict the running tool's call passed (set by ``tools.base.call_tool`` for the
     # tool's body): the facts it was judged on (a rollout analysis, a benefit) are the ones to act on

@@ -9,7 +9,8 @@
   ``executed`` (it cannot be replayed).  A ``ctx.approval_id`` that does not fit is a denial.
 A denial always wins over an approval: an approval never overrides a hard rule.  A consumed
 approval is noted in ``ctx.approved_actions`` so a tool can tell, later in the same call,
-that a human approved this action (``rollout_advance`` re-checks right before it raises traffic).
+that a human approved this action (``rollout_advance`` then skips its check before raising traffic on
+an analysis it had to make itself).
 
 The rules themselves are registered per tool in ``registry.py`` (``rules.py``, ``model_rules.py``);
 thresholds and hard bounds in ``modelsteward/bounds.py``.  A rule sees only the ``Facts`` built here (actor,
@@ -17,8 +18,8 @@ thresholds and hard bounds in ``modelsteward/bounds.py``.  A rule sees only the 
 ``analysis``, ``benefit``, ``usage``; ``tools.base.pass_policies`` gathers them with the tool's
 ``facts`` hook).  ``judge`` returns the decision together with those facts, bound to the call
 (a ``Verdict``, ``modelsteward/facts.py``): whoever judged a call hands it on, and ``enforce`` acts
-on it instead of running the rules again (one policy pass per call).  An action without a rule is denied (policy ``no_rule``); ``tools.base.load_all_tools``
-also fails when a mutating tool has none.
+on it instead of running the rules again (one policy pass per call).  An action without a rule is
+denied (policy ``no_rule``); ``tools.base.load_all_tools`` also fails when a mutating tool has none.
 """
 
 from __future__ import annotations

@@ -230,8 +230,8 @@ def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
     ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "waiting")).first()
     if ro is None or ro.strategy == "shadow":
         return []
-    # The tool gathers the analysis of the waiting step, and re-checks right before raising traffic
-    # with the analysis it acted on (no race between an inconclusive verdict here and a successful one there).
+    # The tool gathers the analysis of the waiting step and the manager acts on that very analysis (the
+    # verdict carries it); one the manager had to make again is judged again before traffic goes up.
     result = f.need("analysis", "rollout_advance")
     if result.outcome != "successful":
         return []  # the tool waits or aborts; neither raises traffic
