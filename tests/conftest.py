@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
@@ -131,3 +132,20 @@ def pg_steward(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  #
     yield st
     st.close()
     reset_settings_cache()
+
+
+@pytest.fixture
+def hosted_upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The project's fake OpenAI-compatible upstream (``fakes.upstream.InstantUpstream``) standing in for
+    the hosted providers' public endpoints (``STEWARD_<PROVIDER>_BASE_URL``, seen by CLI subprocesses too):
+    their models answer the check a model passes before it takes traffic (``tools/checks.py``) as at a
+    working endpoint.  For tests whose ``openai:`` / ``openrouter:`` models had no endpoint at all."""
+    from modelsteward.fakes.upstream import InstantUpstream
+    from modelsteward.providers import clear_provider_cache
+
+    with InstantUpstream() as up:
+        for provider in ("openai", "openrouter", "anthropic", "google", "huggingface"):
+            monkeypatch.setenv(f"STEWARD_{provider.upper()}_BASE_URL", up.url)
+        clear_provider_cache()
+        yield up
+    clear_provider_cache()

@@ -34,7 +34,7 @@ def _deploy(steward, actor="cli:alice", **kw):
 
 
 @pytest.fixture
-def st(steward):
+def st(steward, hosted_upstream):  # the models answer their check before traffic (tools/checks.py)
     setup_use_case(steward)
     return steward
 
@@ -136,7 +136,7 @@ def test_promotion_to_100_needs_an_approval_by_someone_else(st) -> None:
     assert ei.value.approval_id == aid and _version(st) == v
     a = _approvals(st)[-1]
     assert (a.action, a.arguments, a.requester, a.thread_id, a.agent_run_id, a.status) == (
-        "rollout_advance", {"use_case": UC, "resume": None}, "agent:run-1", "t-1", 1, "pending")
+        "rollout_advance", {"use_case": UC, "resume": None, "no_check": False}, "agent:run-1", "t-1", 1, "pending")
     # executing before approval: still pending -> the call is refused, nothing changes
     with pytest.raises(PolicyDenied, match="pending, not approved"):
         call_tool("rollout_advance", {"use_case": UC}, ctx(st, "agent:run-1", approval_id=aid))
