@@ -122,7 +122,7 @@ def _full_rollout_waiting(steward):  # type: ignore[no-untyped-def]
     return res
 
 
-def test_approve_from_the_cli_resumes_the_run(steward) -> None:  # type: ignore[no-untyped-def]
+def test_approve_from_the_cli_resumes_the_run(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]  # models answer their check
     res = _full_rollout_waiting(steward)
     before = routing(steward)
     with session_scope(steward.sessions) as s:
@@ -208,7 +208,7 @@ def test_playbook_declares_only_registered_tools() -> None:
     assert "deploy" in names and "approval_decide" not in names
 
 
-def test_decision_while_busy_is_resumed_by_the_next_start(steward) -> None:  # type: ignore[no-untyped-def]
+def test_decision_while_busy_is_resumed_by_the_next_start(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]  # models answer their check
     from modelsteward.agent import AgentBusy, resume_after_decision
     from modelsteward.agent.runner import agent_lock
     from modelsteward.policies import approvals
@@ -227,7 +227,7 @@ def test_decision_while_busy_is_resumed_by_the_next_start(steward) -> None:  # t
     assert resume_after_decision(steward, res.approval_id) is None  # nothing waits on it any more
 
 
-def test_console_proposals_are_requested_by_the_operator(steward) -> None:  # type: ignore[no-untyped-def]
+def test_console_proposals_are_requested_by_the_operator(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]  # models answer their check
     from modelsteward.errors import PolicyDenied
     from modelsteward.policies import approvals
 

@@ -24,7 +24,7 @@ def test_views_are_read_only_and_agent_run_is_not(steward) -> None:  # type: ign
     assert not get_tool("agent_runs").mutating and get_tool("agent_run").mutating
 
 
-def test_show_status_and_rollouts(steward) -> None:  # type: ignore[no-untyped-def]
+def test_show_status_and_rollouts(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]  # models answer their check
     setup_use_case(steward)
     pass_eval(steward)
     ctx = ToolContext(steward, actor="cli:alice")

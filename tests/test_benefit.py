@@ -23,6 +23,9 @@ from modelsteward.storage.models import DeploymentHistory, GuardrailViolation, u
 from modelsteward.tools import call_tool
 from evals_helpers import PROMPTS, seed_logs, write_golden
 
+# their models (openai:, openrouter:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 ANSWERS = dict(PROMPTS)
 
 

@@ -35,6 +35,9 @@ from modelsteward.storage.models import PolicyDecision
 from modelsteward.tools import call_tool
 from modelsteward.tools.base import load_all_tools
 
+# their models (openai:, openrouter:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 PROVIDER_KEY = "sk-provider-secret-1234"
 
 

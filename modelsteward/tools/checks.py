@@ -166,13 +166,37 @@ def _pre_traffic(ctx: ToolContext, model_id: str, timeout_s: float = CHECK_TIMEO
 def require_check(ctx: ToolContext, model_id: str, becomes: str) -> None:
     """Refuse (``CheckFailed``) making ``model_id`` ``becomes`` (e.g. "live on 'chat'") when its check
     fails: the message names the error, the fix and how to force it."""
+    if _host_refused(ctx, model_id):
+        return  # the policy refuses it (host_not_approved, recorded) or it waits, receiving nothing, for its host
     out = _pre_traffic(ctx, model_id)
     if out.ok:
         return
     raise CheckFailed(
-        f"{out.model_id} cannot become {becomes}: its check failed ({out.error}); fix: {out.fix}. Nothing changed; "
+        f"{out.model_id} cannot become {becomes}: its check failed{_why(out)}. Nothing changed; "
         f"`steward models check {out.model_id}` shows the details, --no-check (API: no_check) forces the change.",
         model_id=out.model_id, fix=out.fix, check=out.model_dump(mode="json"))
+
+
+def _why(out: ModelCheckOut) -> str:
+    """`` (error); fix: fix`` (the error left out when it says what the fix says)."""
+    fix = (out.fix or "").rstrip(".")
+    return f"; fix: {fix}" if (out.error or "").rstrip(".") == fix else f" ({out.error}); fix: {fix}"
+
+
+def _host_refused(ctx: ToolContext, model_id: str) -> bool:
+    """Whether ``model_id`` is at a host nobody approved (egress: ``providers.factory.get_provider`` refuses it)."""
+    from modelsteward.providers.factory import get_provider
+
+    model = ctx.steward.registry.get_model(model_id)
+    if model.provider == "local":
+        return False
+    try:
+        get_provider(model, ctx.steward.settings, registry=ctx.steward.registry)
+    except PolicyDenied:
+        return True
+    except StewardError:
+        return False  # no base URL and the like: the check says so
+    return False
 
 
 def require_checks(ctx: ToolContext, model_ids: Iterable[str | None], becomes: str, no_check: bool) -> None:
@@ -210,6 +234,6 @@ def startup_problems(ctx: ToolContext, timeout_s: float = STARTUP_TIMEOUT_S) -> 
         out = fut.result() if fut.done() and not fut.cancelled() else None
         fix = f"no answer within {timeout_s:g} s: check the server is up" if out is None else out.fix
         if out is None or not out.ok:
-            lines.append(f"requests to {mid} (use case {', '.join(sorted(users[mid]))}) will fail: its check failed "
-                         f"({'timed out' if out is None else out.error}); fix: {fix}")
+            why = _why(out) if out is not None else f" (timed out); fix: {fix}"
+            lines.append(f"requests to {mid} (use case {', '.join(sorted(users[mid]))}) will fail: its check failed{why}")
     return lines
