@@ -114,16 +114,16 @@ def test_playbook_ignores_injected_instructions(steward) -> None:  # type: ignor
     assert {a.get("model_id") for n, a in called if n == "evaluate"} == {CAND, "openai:evil-model"}
 
 
-def _full_rollout_waiting(steward):  # type: ignore[no-untyped-def]
-    setup_use_case(steward, config={"agent": {"rollout_strategy": "full"}})
+def _full_rollout_waiting(steward, cand_url):  # type: ignore[no-untyped-def]
+    setup_use_case(steward, config={"agent": {"rollout_strategy": "full"}}, cand_url=cand_url)  # CAND answers its check
     pass_eval(steward)
     res = run_agent(steward)
     assert res.status == "waiting_approval", res.report
     return res
 
 
-def test_approve_from_the_cli_resumes_the_run(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]  # models answer their check
-    res = _full_rollout_waiting(steward)
+def test_approve_from_the_cli_resumes_the_run(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]
+    res = _full_rollout_waiting(steward, hosted_upstream.url)
     before = routing(steward)
     with session_scope(steward.sessions) as s:
         a = s.get(Approval, res.approval_id)
@@ -151,7 +151,7 @@ def test_approve_from_the_cli_resumes_the_run(steward, hosted_upstream) -> None:
 
 
 def test_reject_resumes_without_the_action(steward) -> None:  # type: ignore[no-untyped-def]
-    res = _full_rollout_waiting(steward)
+    res = _full_rollout_waiting(steward, None)  # rejected: CAND takes no traffic
     before = routing(steward)
     carol = create_token(steward, "carol", "approver")[1]
     out = cli(steward.settings.home, "approvals", "reject", str(res.approval_id), "--reason", "not now", token=carol)
@@ -208,12 +208,12 @@ def test_playbook_declares_only_registered_tools() -> None:
     assert "deploy" in names and "approval_decide" not in names
 
 
-def test_decision_while_busy_is_resumed_by_the_next_start(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]  # models answer their check
+def test_decision_while_busy_is_resumed_by_the_next_start(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]
     from modelsteward.agent import AgentBusy, resume_after_decision
     from modelsteward.agent.runner import agent_lock
     from modelsteward.policies import approvals
 
-    res = _full_rollout_waiting(steward)
+    res = _full_rollout_waiting(steward, hosted_upstream.url)
     approvals.approve(steward.sessions, res.approval_id, decider="cli:erin")
     with agent_lock(steward):  # e.g. a long scheduled run is executing
         with pytest.raises(AgentBusy):
@@ -227,11 +227,11 @@ def test_decision_while_busy_is_resumed_by_the_next_start(steward, hosted_upstre
     assert resume_after_decision(steward, res.approval_id) is None  # nothing waits on it any more
 
 
-def test_console_proposals_are_requested_by_the_operator(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]  # models answer their check
+def test_console_proposals_are_requested_by_the_operator(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]
     from modelsteward.errors import PolicyDenied
     from modelsteward.policies import approvals
 
-    setup_use_case(steward)
+    setup_use_case(steward, cand_url=hosted_upstream.url)  # CAND answers its check
     pass_eval(steward)
     chat = ChatSession(steward, planner=ChatIntentPlanner(), actor="cli:alice")
     reply = chat.ask(f"deploy {CAND} to {UC} full")

@@ -16,6 +16,9 @@ from modelsteward.storage.models import Approval, DeploymentHistory, PolicyDecis
 from modelsteward.tools import call_tool
 from modelsteward.tools.base import policy_verdict
 
+# their models (openai:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 
 def _decisions(steward, policy: str | None = None) -> list[PolicyDecision]:
     with session_scope(steward.sessions) as s:
@@ -34,7 +37,7 @@ def _deploy(steward, actor="cli:alice", **kw):
 
 
 @pytest.fixture
-def st(steward, hosted_upstream):  # the models answer their check before traffic (tools/checks.py)
+def st(steward):
     setup_use_case(steward)
     return steward
 

@@ -167,8 +167,6 @@ class _Nodes:
         try:
             inp = spec.input_model.model_validate(args)
             args = inp.model_dump(mode="json")
-            if spec.check is not None and spec.mutating:  # e.g. a deploy's model check (tools/checks.py): no
-                spec.check(ctx, inp)                      # approval is asked for a call that cannot run
             if spec.mutating:
                 pass_policies(spec, ctx, inp)
         except PolicyDenied as exc:
