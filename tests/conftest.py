@@ -25,6 +25,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgres)
 
 
+@pytest.fixture(autouse=True)
+def _no_database_in_the_checkout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test's workspace lives under its tmp folder: a ``steward.db`` that appears in the checkout (or the
+    folder pytest runs in) during a test fails that test, naming it (one was committed by accident once)."""
+    spots = {REPO / "steward.db", Path.cwd() / "steward.db"}
+    before = {p for p in spots if p.exists()}
+    yield
+    made = sorted(str(p) for p in spots - before if p.exists())
+    if made:
+        for p in made:
+            Path(p).unlink()
+        pytest.fail(f"{request.node.nodeid} created {', '.join(made)}: give it a workspace under tmp_path "
+                    "(STEWARD_HOME / Settings(home=...)), never the current folder")
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     """Captured real data the tests use, copied into the repository (see tests/fixtures/README.md)."""
