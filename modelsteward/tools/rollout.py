@@ -393,8 +393,9 @@ def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
 def _check_promotion(ctx: ToolContext, inp: AdvanceIn) -> None:
     """Before an advance that would promote a canary to 100 % (the candidate becomes the live model):
     the candidate's check, before the policies, so no approval is asked for a model that cannot
-    answer (tools/checks.py).  A failing check refuses it, unless the step's analysis failed: then
-    the advance rolls the canary back, and a check never stands in the way of that."""
+    answer (tools/checks.py).  A failing check refuses it only when the advance would promote (the
+    step's analysis successful and a benefit worth it): a failed analysis rolls the canary back, an
+    inconclusive one waits, no gain keeps the current model, and a check never stands in their way."""
     from modelsteward.errors import CheckFailed
     from modelsteward.tools.checks import require_checks
 
@@ -406,8 +407,9 @@ def _check_promotion(ctx: ToolContext, inp: AdvanceIn) -> None:
     try:
         require_checks(ctx, [ro["candidate"]], f"live on {inp.use_case!r} (promotion to 100%)", False)
     except CheckFailed:
-        analysis = advance_facts(ctx, inp.use_case).get("analysis")
-        if analysis is None or analysis.outcome != "failed":
+        facts = advance_facts(ctx, inp.use_case)
+        analysis, benefit = facts.get("analysis"), facts.get("benefit")
+        if analysis is not None and analysis.outcome == "successful" and benefit is not None and benefit.worth_it:
             raise
 
 
