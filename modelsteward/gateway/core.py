@@ -27,7 +27,6 @@ import contextlib
 import difflib
 import gc
 import logging
-import os
 import random
 import sys
 import time
@@ -35,8 +34,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-
-import orjson
 
 from modelsteward.errors import StewardError, UpstreamError, close_matches
 from modelsteward.exchange import answer_from_completion
@@ -85,17 +82,6 @@ class Served:
     role: str
     attempts: int
     latency_ms: float
-
-
-def _owner_of(use_case: str, metadata: Any) -> tuple[str, str | None] | None:
-    """(use case, key name) of a logged row, or None for a row that is not an answer."""
-    try:
-        meta = orjson.loads(metadata) if isinstance(metadata, (str, bytes)) and metadata else (metadata or {})
-    except orjson.JSONDecodeError:
-        meta = {}
-    if not isinstance(meta, dict) or "primary_request_id" in meta:
-        return None
-    return use_case, meta.get("key")
 
 
 def _role_after_failure(route: Route, model_id: str) -> str:
@@ -341,57 +327,15 @@ class GatewayState:
     async def request_owner(self, request_id: str) -> tuple[str, str | None] | None:
         """(use case, gateway key name or None) of an answered request; None when no such request.
 
-        Looked up in order: this process's recent answers (in memory, streams included from their
-        first byte); rows other gateway replicas on the same log directory acknowledged but have
-        not flushed yet (their write-ahead files); then the log store's segments (which first
-        flushes this process's pending rows).  A failed attempt or a shadow call is not an answer.
+        Looked up in this process's recent answers (in memory, streams included from their first
+        byte), else asked of the log store (``LogStore.request_key``: every replica's write-ahead
+        files, then the segments).  A failed attempt or a shadow call is not an answer.
         """
         owner = self._owners.get(request_id)
         if owner is not None:
             return owner
 
-        def look() -> tuple[str, str | None] | None:
-            found = self._owner_in_wal(request_id)
-            if found is not None:
-                return found
-            rows = self.logs.query(
-                "SELECT use_case, metadata FROM logs WHERE request_id = ? ORDER BY ts LIMIT 1", [request_id])
-            if not rows:
-                return None
-            return _owner_of(rows[0]["use_case"], rows[0]["metadata"])
-
-        return await asyncio.to_thread(look)
-
-    def _owner_in_wal(self, request_id: str) -> tuple[str, str | None] | None:
-        """The owner of ``request_id`` from a write-ahead file of the log directory (rows of any
-        writer not yet in Parquet); None when none holds it."""
-        import mmap
-
-        wal_dir = getattr(self.logs, "wal_dir", None)
-        if wal_dir is None:
-            return None
-        needle = b'"request_id":' + orjson.dumps(request_id)
-        for path in sorted(wal_dir.glob("requests-*.jsonl")):
-            try:
-                with open(path, "rb") as fh:
-                    if not os.fstat(fh.fileno()).st_size:
-                        continue
-                    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                        at = mm.find(needle)
-                        if at < 0:
-                            continue
-                        start = mm.rfind(b"\n", 0, at) + 1
-                        end = mm.find(b"\n", at)
-                        line = mm[start:end if end >= 0 else len(mm)].rstrip(b"\0")
-            except (FileNotFoundError, ValueError, OSError):
-                continue  # converted and removed meanwhile (then it is in a segment), or unreadable
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and row.get("request_id") == request_id and row.get("use_case"):
-                return _owner_of(row["use_case"], row.get("metadata"))
-        return None
+        return await asyncio.to_thread(self.logs.request_key, request_id)
 
     # ------------------------------------------------------------------ attempts
     def _backoff(self, k: int) -> float:
