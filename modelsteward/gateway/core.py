@@ -65,6 +65,8 @@ KEY_LOOKUPS_PER_S = 20.0  # registry look-ups for keys missing from the routing 
 KEY_LOOKUP_BURST = 40.0
 KEY_MISS_TTL_S = 2.0  # a key the registry did not have is not looked up again for this long
 KEY_MISSES_KEPT = 10_000
+PROVIDER_REFUSAL_TTL_S = 1.0  # a model whose provider could not be made (host not approved, key refused) is
+# not tried again for this long: the check reads the registry, on the event loop, so not once per request
 OWNERS_KEPT = 200_000  # recent request ids whose owner is kept in memory (older ones: the log store)
 
 LOOPBACK_NOTICE = (
@@ -110,6 +112,7 @@ class GatewayState:
         }
         self._providers: dict[str, tuple[tuple[int, int], ChatProvider]] = {}  # memo of providers.factory's cache
         self._pinned: dict[str, ModelInfo] = {}
+        self._refused: dict[str, tuple[tuple[int, int], float, StewardError]] = {}  # model id -> (stamp, when, why)
         # request id -> (use case, gateway key name or None) of recent answers, for feedback checks
         self._owners: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         # keys found in the registry after the routing table was loaded (cleared on each reload)
@@ -294,10 +297,18 @@ class GatewayState:
         cached, stamp = self._providers.get(info.id), (id(info.row), cache_generation())
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        if info.provider == "local":  # may convert the base model or read adapters: off the loop
-            prov = await asyncio.to_thread(get_provider, info.row, self.settings, registry=self.steward.registry)
-        else:
-            prov = get_provider(info.row, self.settings, registry=self.steward.registry)
+        refused = self._refused.get(info.id)
+        if refused is not None and refused[0] == stamp and time.monotonic() - refused[1] < PROVIDER_REFUSAL_TTL_S:
+            raise refused[2].with_traceback(None)  # the same refusal, without re-reading the registry
+        try:
+            if info.provider == "local":  # may convert the base model or read adapters: off the loop
+                prov = await asyncio.to_thread(get_provider, info.row, self.settings, registry=self.steward.registry)
+            else:
+                prov = get_provider(info.row, self.settings, registry=self.steward.registry)
+        except StewardError as exc:
+            self._refused[info.id] = (stamp, time.monotonic(), exc)
+            raise
+        self._refused.pop(info.id, None)
         self._providers[info.id] = (stamp, prov)
         return prov
 
