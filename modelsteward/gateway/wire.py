@@ -90,7 +90,7 @@ class JSONAnswer(Response):
             await send(body)  # type: ignore[arg-type]
         finally:
             cycle.transport = real  # type: ignore[union-attr]
-            if gather.parts:
+            if gather.parts and not real.is_closing():  # a client gone meanwhile gets nothing
                 real.write(b"".join(gather.parts))
             if gather.closing:
                 real.close()
