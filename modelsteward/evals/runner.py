@@ -198,12 +198,12 @@ async def run_model(
     sem = asyncio.Semaphore(max(1, concurrency, 2 * batch if batch > 1 else 1))
     done = 0
     lock = asyncio.Lock()
-    revision = model_revision(model) if cache else None
+    revision = model_revision(model) if cache is not None else None  # (an empty CycleCache is falsy)
 
     async def one(item: EvalItem) -> Generation:
         nonlocal done
-        key = OutputCache.key(model.id, item.messages, params, item.request, revision=revision) if cache else ""
-        hit = cache.get(key) if cache else None
+        key = "" if cache is None else OutputCache.key(model.id, item.messages, params, item.request, revision=revision)
+        hit = cache.get(key) if cache is not None else None
         if hit is not None:
             gen = Generation(**{**hit, "item_id": item.id, "cached": True})
         else:
@@ -211,7 +211,7 @@ async def run_model(
                 gen = await _call(provider, item, params, retries, backoff_s, stop)
             # The cache lives outside the log store: an answer holding PII (often the prompt's own,
             # echoed back) is not cached rather than stored redacted (which would skew the scores).
-            if cache and gen.ok and not find_pii(gen.text):
+            if cache is not None and gen.ok and not find_pii(gen.text):
                 cache.put(key, {k: v for k, v in asdict(gen).items() if k not in ("item_id", "cached")})
         async with lock:
             done += 1
