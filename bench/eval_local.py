@@ -5,10 +5,10 @@ batched against one request at a time, in the same run.
 
 A real workspace (SQLite registry, Parquet logs): ``--samples`` logged prompts of use case ``qa``,
 whose current model is ``local:smollm2-135m-instruct`` (the converted SmolLM2-135M-Instruct, loaded
-once, and one small evaluation run, before the clock starts); the candidate is an OpenAI-compatible wire fake (``fakes/judge.py``)
-that answers at once, so the time measured is the local baseline's plus the scoring.  Both sides
-replay with ``temperature`` 0.7, as the logged traffic of issue 28 did, so every baseline
-generation is sampled.  Timed, one after the other on the same loaded model:
+once, and one small evaluation run, before the clock starts); the candidate is an OpenAI-compatible
+wire fake (``fakes/judge.py``) that answers at once, so the time measured is the local baseline's
+plus the scoring.  Both sides replay with ``temperature`` 0.7, as the logged traffic of issue 28
+did, so every baseline generation is sampled.  Timed, one after the other on the same loaded model:
 
 - one at a time: ``STEWARD_LOCAL_MAX_BATCH=1`` (the provider's ``max_batch`` 1), as sampled
   requests ran before;
