@@ -92,6 +92,12 @@ def generate(store: LogStore, n: int, seed: int = 7) -> list[str]:
     return holdouts
 
 
+def _max_rss_mb() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -111,19 +117,22 @@ def main() -> None:
         holdouts = json.loads(holdout_file.read_text())
         gen_s = time.perf_counter() - t0
         store = LogStore(logs)
-        con = store.reader.connect(lock_down=False)
+        # default settings, as `steward dataset build` runs: the build may spill under the workspace
+        con = store.reader.connect(lock_down=False, spill_dir=root / "tmp" / "duckdb")
         out = root / "out"
         shutil.rmtree(out, ignore_errors=True)
         t1, c1 = time.perf_counter(), time.process_time()
         spec = DatasetSpec(use_case="story", since="30d", num_perm=args.num_perm)
-        card = build_from_connection(con, spec, out, holdout_ids=holdouts)
+        stages: dict[str, float] = {}
+        card = build_from_connection(con, spec, out, holdout_ids=holdouts, stages=stages)
         build_s, cpu_s = time.perf_counter() - t1, time.process_time() - c1
         con.close()
         store.close()
         print(json.dumps({
             "bench": "dataset_build", "rows": args.rows, "generate_s": round(gen_s, 1), "build_s": round(build_s, 2), "build_cpu_s": round(cpu_s, 1),
             "load_avg_1m": round(os.getloadavg()[0], 1), "num_perm": args.num_perm,
-            "target_s": 20, "ok": build_s <= 20, "counts": card.counts, "sha256": card.sha256[:16],
+            "target_s": 20, "ok": build_s <= 20, "stages_s": stages,
+            "max_rss_mb": _max_rss_mb(), "counts": card.counts, "sha256": card.sha256[:16],
         }))
     finally:
         if args.keep is None:

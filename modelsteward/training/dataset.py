@@ -62,7 +62,7 @@ from pydantic import BaseModel, Field, field_validator
 from modelsteward.errors import InsufficientData, InvalidInput
 from modelsteward.timeutil import window_start
 from modelsteward.privacy import redact_obj
-from modelsteward.training.pii import install, install_json
+from modelsteward.training.pii import install, install_json, prefilter_sql, redact_all
 
 __all__ = ["DatasetSpec", "DatasetCard", "build_from_connection", "load_initial_data", "lsh_params", "dataset_hash"]
 
@@ -384,8 +384,26 @@ def _drop_exact_duplicates(con: Any, counts: dict[str, int]) -> None:
 def _redact(con: Any, counts: dict[str, int]) -> None:
     """Stage 5 (``ds_red``): redaction of every text (modelsteward.privacy, registered as DuckDB
     functions; the SQL pre-filter skips values that cannot hold anything, so most rows never reach
-    Python).  Tool arguments and tool definitions are JSON: ``redact_json`` keeps them JSON."""
-    red, red_json = install(con), install_json(con)
+    Python).  Tool arguments and tool definitions are JSON: ``redact_json`` keeps them JSON.
+
+    The distinct values that pass the pre-filter are collected first and redacted once each, in
+    parallel processes when there are many (``pii.redact_all``); the SQL pass then looks them up."""
+    pre = prefilter_sql()
+    args_of = "list_transform({c}, lambda c: c.arguments)"
+    texts = con.execute(f"""
+        SELECT DISTINCT v FROM (SELECT response AS v FROM ds_exact
+          UNION ALL SELECT unnest(list_transform(msgs, lambda m: m.content)) FROM ds_exact)
+        WHERE v IS NOT NULL AND regexp_matches(v, {pre})
+    """).fetchall()
+    jsons = con.execute(f"""
+        SELECT DISTINCT v FROM (SELECT tools AS v FROM ds_exact
+          UNION ALL SELECT unnest({args_of.format(c='calls')}) FROM ds_exact WHERE calls IS NOT NULL
+          UNION ALL SELECT unnest(flatten(list_transform(msgs, lambda m: coalesce({args_of.format(c='m.calls')}, []))))
+                    FROM ds_exact)
+        WHERE v IS NOT NULL AND regexp_matches(v, {pre})
+    """).fetchall()
+    red = install(con, known=redact_all(v for (v,) in texts))
+    red_json = install_json(con, known=redact_all((v for (v,) in jsons), as_json=True))
     args = red_json("c.arguments")
 
     def calls(c: str) -> str:
@@ -433,6 +451,23 @@ def _split(con: Any, spec: DatasetSpec, final: str, counts: dict[str, int]) -> N
         )
 
 
+class _StageClock:
+    """Records the wall seconds since the previous call under a stage name (when asked to)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        import time
+
+        self.into, self._wall, self._cpu = into, time.perf_counter, time.process_time
+        self.last = (self._wall(), self._cpu())
+
+    def __call__(self, stage: str) -> None:
+        now = (self._wall(), self._cpu())
+        if self.into is not None:
+            self.into[stage] = round(now[0] - self.last[0], 3)
+            self.into[f"{stage}_cpu"] = round(now[1] - self.last[1], 3)
+        self.last = now
+
+
 def build_from_connection(
     con: Any,
     spec: DatasetSpec,
@@ -441,30 +476,43 @@ def build_from_connection(
     holdout_ids: list[str] | None = None,
     initial_rows: list[dict[str, Any]] | None = None,
     now: dt.datetime | None = None,
+    stages: dict[str, float] | None = None,
 ) -> DatasetCard:
-    """Run the pipeline on a DuckDB connection that has a ``logs`` view; write files to ``out_dir``."""
+    """Run the pipeline on a DuckDB connection that has a ``logs`` view; write files to ``out_dir``.
+
+    ``stages``, when given, receives the wall seconds of each stage (``tag``, ``convert``, ``exact``,
+    ``redact``, ``near``, ``split``, ``write``) and its CPU seconds (``<stage>_cpu``, this process's
+    threads: DuckDB's included, redaction workers not): ``bench/dataset.py`` prints them."""
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     start = window_start(spec.since, now, iso_dates=True)
     until = spec.until or now
     counts: dict[str, int] = {}
+    clock = _StageClock(stages)
 
     _tag(con, spec, holdout_ids, start, until)
+    clock("tag")
     _convert(con, spec, counts)
     _add_initial(con, initial_rows or [], counts)
+    clock("convert")
     _drop_exact_duplicates(con, counts)
+    clock("exact")
     _redact(con, counts)
+    clock("redact")
     final = "ds_red"
     counts["near_duplicates"] = 0
     if spec.near_dup_threshold is not None and spec.near_dup_threshold < 1.0:  # stage 6 (``ds_near``)
         counts["near_duplicates"] = _near_dups(con, _DEDUP_TEXT, spec.near_dup_threshold, spec.num_perm)
         final = "ds_near"
+    clock("near")
     _split(con, spec, final, counts)
+    clock("split")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     train_p, val_p = out_dir / "train.jsonl", out_dir / "validation.jsonl"
     for split, path in (("train", train_p), ("validation", val_p)):
         _write_jsonl(con, split, path)
     digest = dataset_hash(train_p, val_p)
+    clock("write")
     card = DatasetCard(
         use_case=spec.use_case, path=str(out_dir), train_path=str(train_p), validation_path=str(val_p),
         train_rows=counts["train_rows"], validation_rows=counts["validation_rows"], sha256=digest, counts=counts,
