@@ -11,6 +11,7 @@ the results to ``install(con, known=...)`` so the SQL pass only looks them up.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -82,7 +83,9 @@ def redact_all(values: Iterable[str], *, as_json: bool = False, workers: int | N
 
     The same function as the one-value path, so results are identical; with at least
     ``PARALLEL_MIN`` values and more than one CPU the batches run in a pool of at most
-    ``os.cpu_count()`` processes (spawned, never forked: the caller may hold DuckDB's threads).
+    ``os.cpu_count()`` processes.  On Linux they are forked: the workers run only the detectors
+    (never DuckDB, whose idle threads the parent may hold), start in milliseconds, and a caller's
+    script without a ``__main__`` guard is not re-run in each of them, as it is when spawning.
     """
     todo = sorted({v for v in values if isinstance(v, str)})
     batch = _redact_json_batch if as_json else _redact_batch
@@ -93,7 +96,8 @@ def redact_all(values: Iterable[str], *, as_json: bool = False, workers: int | N
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+    method = "fork" if sys.platform == "linux" else "spawn"
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(method)) as pool:
         done = [r for part in pool.map(batch, chunks) for r in part]
     return dict(zip(todo, done, strict=True))
 
