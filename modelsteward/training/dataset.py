@@ -26,7 +26,7 @@ The whole pipeline is SQL over the log store's ``logs`` view, so 1M rows build i
    arguments, the response and the request's tool definitions (JSON stays valid JSON); nothing
    unredacted is ever written;
 6. near duplicates: MinHash over word 3-grams of the redacted non-system text, LSH banding,
-   candidate pairs verified on their signatures (``_near_dups``);
+   candidate pairs verified on their signatures (``neardup.near_dups``);
 7. a content-hash split into train / validation (stable: the same row lands in the same split
    on every rebuild), files ordered by content hash, a card with the counts per filter and a
    sha256 over both files.  Only the logged response (what the gateway produced) is a training
@@ -43,8 +43,8 @@ request's ``response_format`` is not written: OpenAI's format has no field for i
 answer is learned as its JSON text).
 
 Decisions: near-duplicate detection runs in SQL rather than datasketch's Python ``MinHashLSH``
-(about 100 us per row in Python, far over the 20 s budget for 1M rows); the band/row split for a
-threshold comes from datasketch's own optimiser.
+(``neardup.py`` says why).  Redaction collects the distinct values that pass the pre-filter and
+redacts each once, across processes when there are many (``pii.redact_all``; issue 28).
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +61,8 @@ from pydantic import BaseModel, Field, field_validator
 from modelsteward.errors import InsufficientData, InvalidInput
 from modelsteward.timeutil import window_start
 from modelsteward.privacy import redact_obj
+from modelsteward.training.neardup import exec_sql as _exec
+from modelsteward.training.neardup import lsh_params, near_dups
 from modelsteward.training.pii import install, install_json, prefilter_sql, redact_all
 
 __all__ = ["DatasetSpec", "DatasetCard", "build_from_connection", "load_initial_data", "lsh_params", "dataset_hash"]
@@ -120,15 +121,6 @@ class DatasetCard(BaseModel):
 
     def short_hash(self) -> str:
         return self.sha256[:12]
-
-
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows per band) minimising false positives + negatives at ``threshold`` (datasketch's optimiser)."""
-    from datasketch.lsh import _optimal_param
-
-    # Candidates are verified on their signatures afterwards, so weigh recall over precision.
-    b, r = _optimal_param(threshold, num_perm, 0.2, 0.8)
-    return int(b), int(r)
 
 
 # ---------------------------------------------------------------------------------------------- initial data
@@ -204,14 +196,6 @@ def load_initial_data(path: str | Path) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- SQL pipeline
-def _exec(con: Any, sql: str, params: list[Any] | None = None) -> None:
-    import time
-
-    t0 = time.perf_counter()
-    con.execute(sql, params or []).fetchall()  # drain: DuckDB refuses new work while a result is open
-    log.debug("%.2fs %s", time.perf_counter() - t0, " ".join(sql.split())[:90])
-
-
 def _count(con: Any, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
@@ -501,7 +485,7 @@ def build_from_connection(
     final = "ds_red"
     counts["near_duplicates"] = 0
     if spec.near_dup_threshold is not None and spec.near_dup_threshold < 1.0:  # stage 6 (``ds_near``)
-        counts["near_duplicates"] = _near_dups(con, _DEDUP_TEXT, spec.near_dup_threshold, spec.num_perm)
+        counts["near_duplicates"] = near_dups(con, _DEDUP_TEXT, spec.near_dup_threshold, spec.num_perm)
         final = "ds_near"
     clock("near")
     _split(con, spec, final, counts)
@@ -558,45 +542,6 @@ def _write_jsonl(con: Any, split: str, path: Path) -> None:
         while batch := res.fetchmany(50_000):
             fh.write("".join(line + "\n" for (line,) in batch))
     tmp.replace(path)
-
-
-def _near_dups(con: Any, text: str, threshold: float, num_perm: int) -> int:
-    """MinHash + LSH over word 3-grams of ``text`` (on ``ds_red``); creates ``ds_near``; returns rows removed.
-
-    One 64-bit hash per shingle; the ``num_perm`` min-hashes are ``min(h XOR c_j)`` with constants
-    whose top bits differ (each is a min-wise hash of the random shingle hashes; together they act
-    like one-permutation hashing with densification), so the cost is one pass over the shingles.
-    Candidate pairs from the LSH bands (tuned for recall) are kept only when their signatures
-    agree on at least ``threshold`` of the positions.
-    """
-    bands, rows = lsh_params(threshold, num_perm)
-    rng = random.Random(1)  # fixed constants: the same input always yields the same output
-    top = max(1, (num_perm - 1).bit_length())
-    consts = [(j << (64 - top)) | rng.getrandbits(64 - top) for j in range(num_perm)]
-    mins = ", ".join(f"min(xor(h, {c}::UBIGINT)) AS m{j}" for j, c in enumerate(consts))
-    _exec(con, f"""
-        CREATE OR REPLACE TEMP TABLE ds_sig AS
-        SELECT rid, {mins} FROM (
-          SELECT rid, CASE WHEN len(ws) < 3 THEN [hash(array_to_string(ws, ' '))]
-                      ELSE list_transform(range(1, len(ws) - 1), lambda i: hash(ws[i], ws[i + 1], ws[i + 2])) END AS hs
-          FROM (SELECT rid, string_split({text}, ' ')[1:256] AS ws FROM ds_red)
-        ), unnest(hs) AS t(h) GROUP BY rid
-    """)
-    band_sql = " UNION ALL ".join(
-        f"SELECT rid, {j} AS band, hash({', '.join(f'm{j * rows + k}' for k in range(rows))}) AS bk FROM ds_sig"
-        for j in range(bands)
-    )
-    eq = " + ".join(f"(a.m{i} = b.m{i})::INT" for i in range(num_perm))
-    _exec(con, f"""
-        CREATE OR REPLACE TEMP TABLE ds_dup AS
-        WITH bk AS ({band_sql}),
-             cand AS (SELECT DISTINCT rid, first FROM (
-                        SELECT rid, min(rid) OVER (PARTITION BY band, bk) AS first FROM bk) WHERE first < rid)
-        SELECT DISTINCT c.rid FROM cand c JOIN ds_sig a ON a.rid = c.rid JOIN ds_sig b ON b.rid = c.first
-        WHERE ({eq}) >= {threshold * num_perm!r}
-    """)
-    _exec(con, "CREATE OR REPLACE TEMP TABLE ds_near AS SELECT * FROM ds_red WHERE rid NOT IN (SELECT rid FROM ds_dup)")
-    return _count(con, "ds_dup")
 
 
 def dataset_hash(train: Path, validation: Path) -> str:
