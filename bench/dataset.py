@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._table import row  # noqa: E402
+from _table import row  # noqa: E402
 from modelsteward.storage.logstore import LogStore  # noqa: E402
 from modelsteward.training import pii  # noqa: E402
 from modelsteward.training.dataset import DatasetSpec, build_from_connection  # noqa: E402
