@@ -351,15 +351,20 @@ _DEDUP_TEXT = (f"lower(array_to_string(list_transform(list_filter(msgs, lambda m
 
 
 def _drop_exact_duplicates(con: Any, counts: dict[str, int]) -> None:
-    """Stage 4 (``ds_exact``): exact duplicates (same lower-cased non-system text + answer) keep the preferred row."""
+    """Stage 4 (``ds_exact``): exact duplicates (same lower-cased non-system text + answer) keep the preferred row.
+
+    The ranking and the choice run on narrow rows (table row id, rank, key); the kept rows' columns
+    are joined back afterwards, so the sort never carries the conversations (issue 28: at 10M rows
+    that sort was what ran out of memory)."""
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_exact AS
-        SELECT * FROM (
-          SELECT src, rid_src, msgs, response, calls, tools, ptc,
-                 row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid,
-                 hash({_DEDUP_TEXT}) AS k
-          FROM ds_conv WHERE dropped IS NULL)
-        QUALIFY rid = min(rid) OVER (PARTITION BY k)
+        WITH keys AS (
+          SELECT rowid AS r, hash({_DEDUP_TEXT}) AS k,
+                 row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid
+          FROM ds_conv WHERE dropped IS NULL),
+        keep AS (SELECT arg_min(r, rid) AS r, min(rid) AS rid, k FROM keys GROUP BY k)
+        SELECT c.src, c.rid_src, c.msgs, c.response, c.calls, c.tools, c.ptc, keep.rid, keep.k
+        FROM keep JOIN ds_conv c ON c.rowid = keep.r
     """)
     pool = counts["logs_kept"] + counts["initial_rows"]
     counts["exact_duplicates"] = pool - _count(con, "ds_exact")
