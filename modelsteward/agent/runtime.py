@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from modelsteward.agent.planners import Planner
 from modelsteward.context import Steward
+from modelsteward.evals.runner import CycleCache
 from modelsteward.facts import Verdict
 from modelsteward.tools.base import ToolContext, ToolSpec
 
@@ -18,7 +19,9 @@ __all__ = ["AgentRuntime"]
 
 @dataclass
 class AgentRuntime:
-    """What the nodes close over (not checkpointed): workspace, planner, bound tools, identity."""
+    """What the nodes close over (not checkpointed): workspace, planner, bound tools, identity, and
+    the cycle's cache of baseline generations (``eval_cache``: made with the runtime, handed to every
+    tool call, gone with it; a resumed run starts with an empty one)."""
 
     steward: Steward
     planner: Planner
@@ -26,6 +29,7 @@ class AgentRuntime:
     run_id: int
     thread_id: str
     actor: str = ""
+    eval_cache: CycleCache = field(default_factory=CycleCache)
     # the policy verdicts the guard node judged, by tool-call id, for the act node to hand on with the
     # call (one policy pass per call).  Not checkpointed: a resumed run judges again; dropped once any
     # mutating call ran, since the world they judged has changed.
@@ -33,4 +37,5 @@ class AgentRuntime:
 
     def ctx(self, approval_id: int | None = None) -> ToolContext:
         return ToolContext(steward=self.steward, actor=self.actor or f"agent:run-{self.run_id}",
-                           approval_id=approval_id, agent_run_id=self.run_id, thread_id=self.thread_id)
+                           approval_id=approval_id, agent_run_id=self.run_id, thread_id=self.thread_id,
+                           eval_cache=self.eval_cache)
