@@ -21,6 +21,9 @@ from modelsteward.rollout import RolloutManager
 from modelsteward.tools import call_tool
 from modelsteward.tools.base import get_tool
 
+# their models (openai:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 
 class Counts:
     """Spies on the three computations one advance must do at most once each."""
