@@ -143,6 +143,15 @@ def _mark_evaluating(steward: Steward, model_id: str, uc_id: int, actor: str) ->
     return evaluations.status_event_if(steward.sessions, model_id, uc_id, "evaluation_started", actor=actor)
 
 
+def _record_verdict(steward: Steward, model_id: str, uc_id: int, passed: bool, actor: str, test_result_id: int) -> None:
+    """Event ``evaluated_pass`` / ``evaluated_fail`` on the use case, where its status takes one: a
+    pass makes a model rejected there a candidate again; a live model keeps its status.  (``_record``
+    applies the same event in the verdict's own transaction.)"""
+    event = "evaluated_pass" if passed else "evaluated_fail"
+    evaluations.status_event_if(steward.sessions, model_id, uc_id, event, actor=actor,
+                                reason=f"evaluation {test_result_id}")
+
+
 def _restore(steward: Steward, model_id: str, uc_id: int, actor: str) -> None:
     evaluations.status_event_if(steward.sessions, model_id, uc_id, "evaluation_aborted", allowed=("evaluating",),
                                 actor=actor, reason="evaluation did not finish")

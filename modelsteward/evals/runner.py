@@ -36,7 +36,7 @@ from modelsteward.privacy import redact
 if TYPE_CHECKING:
     from modelsteward.evals.replay import EvalItem
     from modelsteward.settings import Settings
-    from modelsteward.storage.models import Model
+    from modelsteward.storage.views import RowView  # a registry row, read-only
 
 __all__ = ["Generation", "OutputCache", "run_model", "run_models_sync", "gather_or_cancel", "EvalInterrupted",
            "EvalDeadline"]
@@ -110,7 +110,7 @@ ProgressFn = Callable[[str, int, int], None]  # (label, done, total)
 
 
 async def run_model(
-    model: Model,
+    model: RowView,
     settings: Settings,
     items: Sequence[EvalItem],
     params: dict[str, Any],

@@ -31,7 +31,7 @@ from modelsteward.storage.approvals import ApprovalTx, transaction
 from modelsteward.storage.views import RowView
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
+    from modelsteward.storage.db import Sessions
 
 __all__ = [
     "APPROVAL_STATES",
@@ -199,7 +199,7 @@ def create_in(
 
 
 def create(
-    sessions: sessionmaker[Session], *, action: str, arguments: dict[str, Any], reason: str, requester: str,
+    sessions: Sessions, *, action: str, arguments: dict[str, Any], reason: str, requester: str,
     use_case_id: int | None = None, agent_run_id: int | None = None, thread_id: str | None = None,
 ) -> RowView:
     """A pending approval; a pending one of the same intent (action and arguments but the evidence
@@ -209,7 +209,7 @@ def create(
                          use_case_id=use_case_id, agent_run_id=agent_run_id, thread_id=thread_id)
 
 
-def list_approvals(sessions: sessionmaker[Session], status: str | None = "pending", limit: int = 100) -> list[RowView]:
+def list_approvals(sessions: Sessions, status: str | None = "pending", limit: int = 100) -> list[RowView]:
     if status is not None and status not in APPROVAL_STATES:
         raise InvalidInput(f"Unknown approval status {status!r}; use one of {', '.join(APPROVAL_STATES)}.")
     with transaction(sessions) as tx:
@@ -223,13 +223,13 @@ def _get(tx: ApprovalTx, approval_id: int, *, lock: bool = False) -> RowView:
     return a
 
 
-def get(sessions: sessionmaker[Session], approval_id: int) -> RowView:
+def get(sessions: Sessions, approval_id: int) -> RowView:
     with transaction(sessions) as tx:
         return _get(tx, approval_id)
 
 
 def decide(
-    sessions: sessionmaker[Session], approval_id: int, *, approve: bool, decider: str, reason: str | None = None
+    sessions: Sessions, approval_id: int, *, approve: bool, decider: str, reason: str | None = None
 ) -> RowView:
     """Approve or reject a pending approval.  Self-approval and agent deciders are refused (and the
     refusal recorded); an unknown or already decided approval is a clear error."""
@@ -255,11 +255,11 @@ def decide(
                        approval_id=approval_id)
 
 
-def approve(sessions: sessionmaker[Session], approval_id: int, *, decider: str, reason: str | None = None) -> RowView:
+def approve(sessions: Sessions, approval_id: int, *, decider: str, reason: str | None = None) -> RowView:
     return decide(sessions, approval_id, approve=True, decider=decider, reason=reason)
 
 
-def reject(sessions: sessionmaker[Session], approval_id: int, *, decider: str, reason: str | None = None) -> RowView:
+def reject(sessions: Sessions, approval_id: int, *, decider: str, reason: str | None = None) -> RowView:
     return decide(sessions, approval_id, approve=False, decider=decider, reason=reason)
 
 

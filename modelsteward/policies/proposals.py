@@ -25,7 +25,7 @@ from modelsteward.policies.approvals import add_evidence, withdraw
 from modelsteward.storage.approvals import ApprovalTx, transaction
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
+    from modelsteward.storage.db import Sessions
 
 __all__ = ["maintain", "maintain_all"]
 
@@ -60,7 +60,7 @@ def maintain(tx: ApprovalTx, use_case_id: int, now: dt.datetime, window: dt.time
     return out
 
 
-def maintain_all(sessions: sessionmaker[Session], use_cases: list[tuple[str, int, dt.timedelta]],
+def maintain_all(sessions: Sessions, use_cases: list[tuple[str, int, dt.timedelta]],
                  now: dt.datetime) -> list[dict[str, Any]]:
     """``maintain`` for each (use case name, id, guardrail window), in one transaction."""
     out: list[dict[str, Any]] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RowView", "view", "views"]
+__all__ = ["RowView", "view", "view_with", "views"]
 
 
 class RowView:
@@ -62,3 +62,10 @@ def view(row: Any) -> RowView | None:
 
 def views(rows: Any) -> list[RowView]:
     return [v for v in (view(r) for r in rows) if v is not None]
+
+
+def view_with(row: Any, **extra: Any) -> RowView:
+    """``view(row)`` plus ``extra`` values (a relationship read as views, e.g. a deployment's allocations)."""
+    out = view(row)
+    assert out is not None
+    return RowView(out.kind, {**out.as_dict(), **extra})
