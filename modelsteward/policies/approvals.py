@@ -213,7 +213,7 @@ def list_approvals(sessions: Sessions, status: str | None = "pending", limit: in
     if status is not None and status not in APPROVAL_STATES:
         raise InvalidInput(f"Unknown approval status {status!r}; use one of {', '.join(APPROVAL_STATES)}.")
     with transaction(sessions) as tx:
-        return tx.list(status, limit)
+        return tx.newest(status, limit)
 
 
 def _get(tx: ApprovalTx, approval_id: int, *, lock: bool = False) -> RowView:

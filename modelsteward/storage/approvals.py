@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, GuardrailViolation, PolicyDecision, Rollout, UseCase
-from modelsteward.storage.views import RowView, view, views
+from modelsteward.storage.views import RowView, view, view_of, views
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -38,7 +38,7 @@ class ApprovalTx:
         q = select(Approval).where(Approval.id == approval_id)
         return view(self._s.scalar(q.with_for_update() if lock else q))
 
-    def list(self, status: str | None, limit: int) -> list[RowView]:
+    def newest(self, status: str | None, limit: int) -> list[RowView]:
         """Approvals (of ``status``, or all), newest first."""
         q = select(Approval).order_by(Approval.id.desc()).limit(limit)
         if status is not None:
@@ -80,9 +80,7 @@ class ApprovalTx:
         a = Approval(**fields)
         self._s.add(a)
         self._s.flush()
-        out = view(a)
-        assert out is not None
-        return out
+        return view_of(a)
 
     def update(self, approval_id: int, **fields: Any) -> RowView:
         """Set ``fields`` (status, decided_by, decision_reason, decided_at, evidence) of one approval."""
@@ -95,9 +93,7 @@ class ApprovalTx:
         for k, v in fields.items():
             setattr(a, k, v)
         self._s.flush()
-        out = view(a)
-        assert out is not None
-        return out
+        return view_of(a)
 
     def withdraw_if_pending(self, approval_id: int, **fields: Any) -> bool:
         """Set ``fields`` on a still pending approval; False when it was decided meanwhile."""

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from modelsteward.errors import Conflict, NotFound
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import EvalHoldout, FineTuningJob
-from modelsteward.storage.views import RowView, view
+from modelsteward.storage.views import RowView, view_of
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -44,9 +44,7 @@ def _job(s: Session, job_id: int) -> FineTuningJob:
 
 def get_job(sessions: sessionmaker[Session], job_id: int) -> RowView:
     with session_scope(sessions) as s:
-        out = view(_job(s, job_id))
-        assert out is not None
-        return out
+        return view_of(_job(s, job_id))
 
 
 def update_job(sessions: sessionmaker[Session], job_id: int, **fields: Any) -> None:
@@ -64,6 +62,4 @@ def request_cancel(sessions: sessionmaker[Session], job_id: int) -> RowView:
             raise Conflict(f"Job {job_id} is {job.status}; only queued or running jobs can be cancelled.")
         job.cancel_requested = True
         s.flush()
-        out = view(job)
-        assert out is not None
-        return out
+        return view_of(job)

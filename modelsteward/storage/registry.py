@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound, close_matches
 from modelsteward.storage.db import make_sessionmaker, session_scope
-from modelsteward.storage.status import EVENTS, REGISTER_STATUSES, apply_status_event, event_for, status_for
-from modelsteward.storage.views import RowView, view, view_with, views
+from modelsteward.storage.status import EVENTS, REGISTER_STATUSES, apply_status_event, event_for, status_for, statuses_on
+from modelsteward.storage.views import RowView, view, view_of, view_with, views
 from modelsteward.storage.models import (
     MODEL_KINDS,
     MODEL_STATUSES,
@@ -90,12 +90,6 @@ def normalise_weights(weights: dict[str, float]) -> tuple[dict[str, float], str 
     return full, warning
 
 
-def _v(row: Any) -> RowView:
-    out = view(row)
-    assert out is not None
-    return out
-
-
 class ModelRegistry:
     """Use cases, models, statuses and routing tables over one SQLAlchemy engine."""
 
@@ -117,7 +111,7 @@ class ModelRegistry:
 
     def get_use_case(self, name: str) -> RowView:
         with session_scope(self.sessions) as s:
-            return _v(self.use_case_in(s, name))
+            return view_of(self.use_case_in(s, name))
 
     def list_use_cases(self) -> list[RowView]:
         with session_scope(self.sessions) as s:
@@ -176,7 +170,7 @@ class ModelRegistry:
                     action="initial", actor=actor, reason="first model of the use case (usecase add --model)",
                 )
             s.flush()
-            return _v(uc)
+            return view_of(uc)
 
     def update_use_case(self, name: str, **fields: Any) -> RowView:
         allowed = {
@@ -198,7 +192,7 @@ class ModelRegistry:
             for key, val in fields.items():
                 setattr(uc, key, val)
             s.flush()
-            return _v(uc)
+            return view_of(uc)
 
     def delete_use_case(self, name: str) -> dict[str, int]:
         """Delete a use case and what belongs to it (one transaction; the database cascades).
@@ -245,7 +239,7 @@ class ModelRegistry:
 
     def get_model(self, model_id: str) -> RowView:
         with session_scope(self.sessions) as s:
-            return _v(self.model_in(s, model_id))
+            return view_of(self.model_in(s, model_id))
 
     def find_model(self, model_id: str) -> RowView | None:
         with session_scope(self.sessions) as s:
@@ -346,7 +340,7 @@ class ModelRegistry:
         if session is not None:
             return _do(session)
         with session_scope(self.sessions) as s:
-            return _v(_do(s))
+            return view_of(_do(s))
 
     def set_egress_status(self, model_id: str, pending: bool, actor: str, s: Session) -> None:
         """``register_model``'s ``pending`` for a stored model (an admin approved its host)."""
@@ -402,7 +396,7 @@ class ModelRegistry:
         with session_scope(self.sessions) as s:
             out = _do(s)
             s.flush()
-            return _v(out)
+            return view_of(out)
 
     def status_on(self, model_id: str, use_case: str) -> str:
         """The model's status on one use case (``storage/status.py`` ``status_for``)."""
@@ -411,8 +405,6 @@ class ModelRegistry:
 
     def statuses_on(self, use_case: str, models: Sequence[Any]) -> dict[str, str]:
         """``{model id: its status on use_case}`` (``storage/status.py``) for ``models``."""
-        from modelsteward.storage.status import statuses_on
-
         with session_scope(self.sessions) as s:
             return statuses_on(s, self.use_case_in(s, use_case).id, list(models))
 
@@ -435,7 +427,7 @@ class ModelRegistry:
             m = self.model_in(s, model_id)
             m.meta = {**(m.meta or {}), **values}
             s.flush()
-            return _v(m)
+            return view_of(m)
 
     # ------------------------------------------------------------------ routing
     def deployment(self, use_case: str) -> RowView:
@@ -460,8 +452,9 @@ class ModelRegistry:
     def candidate_models(self, use_case: str) -> list[RowView]:
         with session_scope(self.sessions) as s:
             uc_id = self.use_case_in(s, use_case).id
-            return [m for m in self.list_models(use_case=use_case)
-                    if status_for(s, m, uc_id) in ("candidate", "evaluating", "discovered")]
+            models = self.list_models(use_case=use_case)
+            here = statuses_on(s, uc_id, models)
+            return [m for m in models if here[m.id] in ("candidate", "evaluating", "discovered")]
 
     @staticmethod
     def routing_table(dep: Any) -> list[dict[str, Any]]:

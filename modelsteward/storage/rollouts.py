@@ -20,7 +20,7 @@ from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, 
 from modelsteward.storage.readmodel import rollout_dict
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.status import apply_status_event, move_status, status_for
-from modelsteward.storage.views import RowView, view
+from modelsteward.storage.views import RowView, view, view_of
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -38,12 +38,6 @@ StepRoute = Callable[[RowView, RowView, int], Table]
 
 def _event(ro: Rollout, kind: str, now: dt.datetime, **extra: Any) -> None:
     ro.analyses = [*(ro.analyses or []), {"event": kind, "at": now.isoformat(timespec="seconds"), **extra}]
-
-
-def _v(row: Any) -> RowView:
-    out = view(row)
-    assert out is not None
-    return out
 
 
 class RolloutStore:
@@ -75,7 +69,7 @@ class RolloutStore:
             ro = s.get(Rollout, rollout_id)
             if ro is None:
                 raise NotFound(f"Unknown rollout {rollout_id}.")
-            return _v(ro)
+            return view_of(ro)
 
     def _require_active(self, s: Session, uc: UseCase, *, lock: bool = False) -> Rollout:
         ro = self._active_in(s, uc.id, lock=lock)
@@ -91,7 +85,7 @@ class RolloutStore:
         """(use case, its active rollout); ``IllegalTransition`` when none is active."""
         with session_scope(self.sessions) as s:
             uc = self.registry.use_case_in(s, use_case)
-            return _v(uc), _v(self._require_active(s, uc))
+            return view_of(uc), view_of(self._require_active(s, uc))
 
     # ------------------------------------------------------------------ deploy
     def start(self, use_case: str, model_id: str, strategy: str, *, actor: str, reason: str, now: dt.datetime,
@@ -124,7 +118,7 @@ class RolloutStore:
                 raise Conflict(f"Model {model_id} is already the live primary of {use_case!r}; nothing to deploy.")
             if stable is None and strategy != "full":
                 raise InvalidInput(f"Use case {use_case!r} has no live model to compare with; use --strategy full.")
-            plan, table = route(_v(uc), stable)
+            plan, table = route(view_of(uc), stable)
             ro = Rollout(
                 use_case_id=uc.id, candidate_model_id=model_id, stable_model_id=stable, strategy=strategy,
                 steps=plan, step_index=0, state="waiting", step_started_at=now, actor=actor, reason=reason,
@@ -172,7 +166,7 @@ class RolloutStore:
             if not 0 <= index < len(steps):
                 raise InvalidInput(f"Rollout {ro.id} has steps {steps}; step {index} does not exist.")
             cand = self.registry.model_in(s, ro.candidate_model_id)
-            table = route(_v(uc), _v(ro), index)
+            table = route(view_of(uc), view_of(ro), index)
             if ro.strategy == "shadow":
                 action = "shadow_complete"
             else:
@@ -216,10 +210,10 @@ class RolloutStore:
                 ro.step_started_at = now
                 _event(ro, "resume", now, actor=actor)
                 s.flush()
-                return _v(uc), _v(ro), True
+                return view_of(uc), view_of(ro), True
             if ro.state != "waiting":
                 raise IllegalTransition(f"Rollout {ro.id} is {ro.state}, not waiting; it cannot advance.")
-            return _v(uc), _v(ro), False
+            return view_of(uc), view_of(ro), False
 
     def record_analysis(self, rollout_id: int, analysis: dict[str, Any], *, pause_reason: str | None,
                         now: dt.datetime) -> RowView:
@@ -232,7 +226,7 @@ class RolloutStore:
                 ro.state = "paused"
                 _event(ro, "pause", now, reason=pause_reason)
             s.flush()
-            return _v(ro)
+            return view_of(ro)
 
     def end_no_gain(self, rollout_id: int, *, now: dt.datetime, event: dict[str, Any],
                     model_note: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +253,7 @@ class RolloutStore:
                 ro.state = "paused"
                 _event(ro, "pause", now, reason=reason, actor=actor)
                 s.flush()
-            return _v(ro)
+            return view_of(ro)
 
     # ------------------------------------------------------------------ models
     def retire(self, model_id: str, *, actor: str, reason: str, now: dt.datetime) -> dict[str, Any]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RowView", "view", "view_with", "views"]
+__all__ = ["RowView", "view", "view_of", "view_with", "views"]
 
 
 class RowView:
-    """The column values of one row (attribute access, read-only); ``kind`` names its table's class."""
+    """The column values of one row (attribute access, read-only).  Only the columns are attributes
+    (a column may be called ``kind`` or ``status``); the table's class name is in ``repr``."""
 
     __slots__ = ("_kind", "_values")
 
@@ -42,10 +43,6 @@ class RowView:
     def __repr__(self) -> str:
         return f"{self._kind}View(id={self._values.get('id')!r})"
 
-    @property
-    def kind(self) -> str:
-        return self._kind
-
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
 
@@ -60,12 +57,19 @@ def view(row: Any) -> RowView | None:
     return RowView(type(row).__name__, {a.key: getattr(row, a.key) for a in mapper.column_attrs})
 
 
+def view_of(row: Any) -> RowView:
+    """``view`` of a row that exists."""
+    out = view(row)
+    if out is None:
+        raise LookupError("view_of: no row")
+    return out
+
+
 def views(rows: Any) -> list[RowView]:
     return [v for v in (view(r) for r in rows) if v is not None]
 
 
 def view_with(row: Any, **extra: Any) -> RowView:
     """``view(row)`` plus ``extra`` values (a relationship read as views, e.g. a deployment's allocations)."""
-    out = view(row)
-    assert out is not None
-    return RowView(out.kind, {**out.as_dict(), **extra})
+    out = view_of(row)
+    return RowView(out._kind, {**out.as_dict(), **extra})
