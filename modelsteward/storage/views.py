@@ -34,6 +34,9 @@ class RowView:
         raise AttributeError(f"{self._kind}.{name} is a read-only copy of a registry row; change the registry "
                              "through a storage function")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy, deepcopy and pickle rebuild it (no attribute writes)
+        return (RowView, (self._kind, self._values))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RowView) and (self._kind, self._values) == (other._kind, other._values)
 
