@@ -148,7 +148,7 @@ class CycleCache:
                 self._items.pop(next(iter(self._items)))
 
 
-def model_revision(model: Model) -> str:
+def model_revision(model: RowView) -> str:
     """What answers for ``model`` besides its id: provider, endpoint, parent, adapter (its files'
     sizes and modification times, so a retrained adapter in the same folder is another model),
     weights folder and version metadata."""
