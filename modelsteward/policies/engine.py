@@ -27,7 +27,7 @@ from typing import Any
 
 from modelsteward.context import ToolContext
 from modelsteward.errors import ApprovalRequired, PolicyDenied
-from modelsteward.policies import egress_rules, model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies import egress_rules, model_rules, nocheck_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
 from modelsteward.policies import approvals
 from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.approvals import transaction
