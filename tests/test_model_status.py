@@ -157,11 +157,9 @@ def test_a_new_passing_evaluation_makes_it_a_candidate_again(two: Any) -> None:
     uc_id = _uc_id(st, UC)
     # a failing evaluation leaves it rejected (the event is recorded)
     assert not _mark_evaluating(st, CAND, uc_id, "cli:alice")  # a rejected model is not marked evaluating
-    with session_scope(st.sessions) as s:
-        _record_verdict(s, CAND, uc_id, False, "cli:alice", 1)
+    _record_verdict(st, CAND, uc_id, False, "cli:alice", 1)
     assert st.registry.status_on(CAND, UC) == "rejected"
-    with session_scope(st.sessions) as s:
-        _record_verdict(s, CAND, uc_id, True, "cli:alice", 2)
+    _record_verdict(st, CAND, uc_id, True, "cli:alice", 2)
     assert st.registry.status_on(CAND, UC) == "candidate"
     assert st.registry.get_model(CAND).status == "candidate"
     assert _events(st, CAND)[-2:] == [(UC, "evaluated_fail", "rejected", "rejected"),
@@ -178,8 +176,7 @@ def test_evaluation_marks_and_restores_per_use_case(two: Any) -> None:
     assert st.registry.status_on(CAND, UC) == "candidate"
     # a live model is never marked evaluating (comparing decoding settings of the current model)
     assert not _mark_evaluating(st, STABLE, uc_id, "cli:alice")
-    with session_scope(st.sessions) as s:
-        _record_verdict(s, STABLE, uc_id, False, "cli:alice", 3)
+    _record_verdict(st, STABLE, uc_id, False, "cli:alice", 3)
     assert st.registry.status_on(STABLE, UC) == "current"
 
 

@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
-
 from modelsteward.catalog.fingerprint import model_fingerprint
 from modelsteward.errors import InsufficientData, InvalidInput, NotFound, close_matches
 from modelsteward.evals.benefit import Benefit, judge_benefit
@@ -48,9 +46,7 @@ from modelsteward.evals.kinds import KIND_CHECKS
 from modelsteward.evals.replay import ReplaySet, build_replay_set, load_redteam, prompt_text
 from modelsteward.evals.runner import EvalDeadline, OutputCache, ProgressFn, run_models_sync
 from modelsteward.evals.scorers import SCORERS, EvalData, run_scorers
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import EvalHoldout, Model, TestResult, UseCase
-from modelsteward.storage.status import EVENTS, apply_status_event, status_for
+from modelsteward.storage import evaluations
 from modelsteward.timeutil import window_start
 
 if TYPE_CHECKING:
@@ -114,7 +110,7 @@ class EvalOutcome:
     report_path: str
 
 
-def _judge_model(steward: Steward, cfg: EvalConfig, uc: UseCase) -> Model | None:
+def _judge_model(steward: Steward, cfg: EvalConfig, uc: Any) -> Any:
     judge_id = cfg.judge_model or (uc.config or {}).get("judge_model") or os.environ.get(JUDGE_ENV) or None
     if not judge_id:
         return None
@@ -147,28 +143,21 @@ def _monthly_volume(steward: Steward, uc: str, since: str) -> float | None:
 
 def _mark_evaluating(steward: Steward, model_id: str, uc_id: int, actor: str) -> bool:
     """Event ``evaluation_started`` on the use case when its status allows it; True when it did."""
-    with session_scope(steward.sessions) as s:
-        m = s.get(Model, model_id)
-        if m is not None and status_for(s, m, uc_id) in EVENTS["evaluation_started"]:
-            apply_status_event(s, m, "evaluation_started", uc_id, actor=actor)
-            return True
-        return False
+    return evaluations.status_event_if(steward.sessions, model_id, uc_id, "evaluation_started", actor=actor)
 
 
-def _record_verdict(s: Any, model_id: str, uc_id: int, passed: bool, actor: str, test_result_id: int) -> None:
+def _record_verdict(steward: Steward, model_id: str, uc_id: int, passed: bool, actor: str, test_result_id: int) -> None:
     """Event ``evaluated_pass`` / ``evaluated_fail`` on the use case, where its status takes one: a
-    pass makes a model rejected there a candidate again; a live model keeps its status."""
-    m = s.get(Model, model_id)
+    pass makes a model rejected there a candidate again; a live model keeps its status.  (``_record``
+    applies the same event in the verdict's own transaction.)"""
     event = "evaluated_pass" if passed else "evaluated_fail"
-    if m is not None and status_for(s, m, uc_id) in EVENTS[event]:
-        apply_status_event(s, m, event, uc_id, actor=actor, reason=f"evaluation {test_result_id}")
+    evaluations.status_event_if(steward.sessions, model_id, uc_id, event, actor=actor,
+                                reason=f"evaluation {test_result_id}")
 
 
 def _restore(steward: Steward, model_id: str, uc_id: int, actor: str) -> None:
-    with session_scope(steward.sessions) as s:
-        m = s.get(Model, model_id)
-        if m is not None and status_for(s, m, uc_id) == "evaluating":
-            apply_status_event(s, m, "evaluation_aborted", uc_id, actor=actor, reason="evaluation did not finish")
+    evaluations.status_event_if(steward.sessions, model_id, uc_id, "evaluation_aborted", allowed=("evaluating",),
+                                actor=actor, reason="evaluation did not finish")
 
 
 def _rows(data: EvalData, scores: dict[str, Any]) -> list[dict[str, Any]]:
@@ -289,22 +278,13 @@ def _record(steward: Steward, plan: _Plan, metrics: dict[str, Any], verdict: Ver
     uc, candidate, replay = plan.uc, plan.candidate, plan.replay
     # what a re-test depends on, stored by every evaluation whoever started it (catalog/fingerprint.py)
     metrics = {**metrics, "fingerprint": model_fingerprint(candidate, plan.baseline.id)}
-    with session_scope(steward.sessions) as s:
-        tr = TestResult(use_case_id=uc.id, candidate_model_id=candidate.id, baseline_model_id=plan.baseline.id,
-                        verdict=verdict.verdict, passed=verdict.passed, sample_count=len(replay.items),
-                        metrics=_jsonable(metrics), reasons=verdict.reasons, mlflow_run_id=run_id,
-                        report_path=str(report))
-        s.add(tr)
-        s.flush()
-        have = set(s.scalars(select(EvalHoldout.request_id).where(
-            EvalHoldout.use_case_id == uc.id, EvalHoldout.request_id.in_(replay.request_ids or [""]))))
-        for rid in dict.fromkeys(replay.request_ids):
-            if rid not in have:
-                s.add(EvalHoldout(use_case_id=uc.id, request_id=rid, test_result_id=tr.id))
-        _record_verdict(s, candidate.id, uc.id, verdict.passed, actor, tr.id)
-        _record_throughput(s, candidate.id, metrics["performance"]["candidate"].get("tokens_per_s"), run_at=tr.id)
-        test_result_id: int = tr.id
-    return test_result_id
+    # a pass makes a model rejected there a candidate again; a live model keeps its status
+    return evaluations.record_result(
+        steward.sessions, use_case_id=uc.id, candidate=candidate.id, baseline=plan.baseline.id,
+        verdict=verdict.verdict, passed=verdict.passed, sample_count=len(replay.items), metrics=_jsonable(metrics),
+        reasons=verdict.reasons, mlflow_run_id=run_id, report_path=str(report), holdout_ids=replay.request_ids,
+        status_event="evaluated_pass" if verdict.passed else "evaluated_fail", actor=actor,
+        tokens_per_s=metrics["performance"]["candidate"].get("tokens_per_s"))
 
 
 def _incomplete(steward: Steward, plan: _Plan, started: float, deadline: float, exc: EvalDeadline) -> EvalOutcome:
@@ -312,13 +292,9 @@ def _incomplete(steward: Steward, plan: _Plan, started: float, deadline: float, 
     took, limit = round(time.monotonic() - started, 2), round(deadline - started, 2)
     reasons = [f"incomplete: stopped after {took:g} s, past its wall-clock limit of {limit:g} s ({exc.message})"]
     metrics = {"incomplete": {"elapsed_s": took, "limit_s": limit, "items": len(plan.items)}}
-    with session_scope(steward.sessions) as s:
-        tr = TestResult(use_case_id=plan.uc.id, candidate_model_id=plan.candidate.id,
-                        baseline_model_id=plan.baseline.id, verdict="incomplete", passed=False, sample_count=0,
-                        metrics=metrics, reasons=reasons)
-        s.add(tr)
-        s.flush()
-        tid: int = tr.id
+    tid = evaluations.record_result(
+        steward.sessions, use_case_id=plan.uc.id, candidate=plan.candidate.id, baseline=plan.baseline.id,
+        verdict="incomplete", passed=False, sample_count=0, metrics=metrics, reasons=reasons)
     return EvalOutcome(test_result_id=tid, verdict="incomplete", passed=False, reasons=reasons, metrics=metrics,
                        sample_count=0, candidate=plan.candidate.id, baseline=plan.baseline.id, mlflow_run_id=None,
                        report_path="")
@@ -374,7 +350,7 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
                        candidate=candidate.id, baseline=baseline.id, mlflow_run_id=run_id, report_path=str(report))
 
 
-def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc: UseCase) -> Benefit:
+def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc: Any) -> Benefit:
     """The offline benefit of the candidate (``evals/benefit.py``): the one promotion rule."""
     from modelsteward.bounds import section_of
 
@@ -392,16 +368,6 @@ def _benefit(metrics: dict[str, Any], verdict: Verdict, gate_cfg: GateConfig, uc
         failed_strata=[k for k in KIND_CHECKS if metrics["gate"].get(k, {}).get("status") == "fail"],
         quality_status=str(q.get("status") or ""),
     )
-
-
-def _record_throughput(s: Any, model_id: str, tokens_per_s: float | None, *, run_at: int) -> None:
-    """A model with a configured hourly cost keeps the throughput measured here (its cost per request)."""
-    m = s.get(Model, model_id)
-    host = dict((m.meta or {}).get("hosting") or {}) if m is not None else {}
-    if m is None or not tokens_per_s or host.get("cost_per_hour_usd") is None:
-        return
-    host.update(measured_tokens_per_s=round(float(tokens_per_s), 3), measured_by_test_result=run_at)
-    m.meta = {**(m.meta or {}), "hosting": host}
 
 
 def _jsonable(obj: Any) -> Any:

@@ -20,7 +20,7 @@ from modelsteward.errors import ProviderError, StewardError
 
 if TYPE_CHECKING:
     from modelsteward.settings import Settings
-    from modelsteward.storage.models import Model
+    from modelsteward.storage.views import RowView  # a registry row, read-only
 
 __all__ = ["PairwiseJudge", "JudgeOutcome", "parse_verdict", "JUDGE_SYSTEM_PROMPT"]
 
@@ -63,7 +63,7 @@ class JudgeOutcome:
 class PairwiseJudge:
     """Compare answers pairwise with a judge model (both orders)."""
 
-    def __init__(self, model: Model, settings: Settings, *, concurrency: int = 4, max_tokens: int = 8) -> None:
+    def __init__(self, model: RowView, settings: Settings, *, concurrency: int = 4, max_tokens: int = 8) -> None:
         self.model = model
         self.settings = settings
         self.concurrency = concurrency

@@ -35,7 +35,7 @@ from modelsteward.timeutil import window_start
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
-    from modelsteward.storage.models import UseCase
+    from modelsteward.storage.views import RowView  # a registry row, read-only
 
 __all__ = ["EvalItem", "ReplaySet", "build_replay_set", "load_golden_set", "load_redteam", "prompt_text"]
 
@@ -234,7 +234,7 @@ def _logged_item(r: dict[str, Any], stratum: str, min_feedback: float) -> EvalIt
 
 def build_replay_set(
     steward: Steward,
-    uc: UseCase,
+    uc: RowView,
     *,
     samples: int,
     since: str = "30d",

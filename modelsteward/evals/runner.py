@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from modelsteward.context import GenerationCache
     from modelsteward.evals.replay import EvalItem
     from modelsteward.settings import Settings
-    from modelsteward.storage.models import Model
+    from modelsteward.storage.views import RowView  # a registry row, read-only
 
 __all__ = ["Generation", "OutputCache", "CycleCache", "model_revision", "run_model", "run_models_sync",
            "gather_or_cancel", "EvalInterrupted", "EvalDeadline"]
@@ -148,7 +148,7 @@ class CycleCache:
                 self._items.pop(next(iter(self._items)))
 
 
-def model_revision(model: Model) -> str:
+def model_revision(model: RowView) -> str:
     """What answers for ``model`` besides its id: provider, endpoint, parent, adapter (its files'
     sizes and modification times, so a retrained adapter in the same folder is another model),
     weights folder and version metadata."""
@@ -174,7 +174,7 @@ ProgressFn = Callable[[str, int, int], None]  # (label, done, total)
 
 
 async def run_model(
-    model: Model,
+    model: RowView,
     settings: Settings,
     items: Sequence[EvalItem],
     params: dict[str, Any],

@@ -43,7 +43,7 @@ from modelsteward.evals.text import find_pii, is_refusal, is_valid_json, leaks, 
 if TYPE_CHECKING:
     from modelsteward.evals.embeddings import Embedder
     from modelsteward.evals.judge import PairwiseJudge
-    from modelsteward.storage.models import Model, UseCase
+    from modelsteward.storage.views import RowView  # a registry row, read-only
 
 __all__ = ["EvalData", "ScoreResult", "Scorer", "SCORERS", "register_scorer", "run_scorers", "percentile"]
 
@@ -53,9 +53,9 @@ class EvalData:
     items: list[EvalItem]
     candidate: list[Generation]
     baseline: list[Generation]
-    candidate_model: Model
-    baseline_model: Model
-    use_case: UseCase
+    candidate_model: RowView
+    baseline_model: RowView
+    use_case: RowView
     embedder: Callable[[], Embedder]
     judge: PairwiseJudge | None = None
 
@@ -266,14 +266,14 @@ def _count(reasons: Any) -> dict[str, int]:
     return out
 
 
-def _price(model: Model) -> tuple[float, float, bool]:
+def _price(model: RowView) -> tuple[float, float, bool]:
     from modelsteward.catalog.hosting import effective_prices
 
     p = effective_prices(model)  # self-hosted: hosting cost over throughput, never free
     return (p[0], p[1], True) if p is not None else (0.0, 0.0, False)
 
 
-def _perf(gens: list[Generation], model: Model) -> dict[str, Any]:
+def _perf(gens: list[Generation], model: RowView) -> dict[str, Any]:
     ok = [g for g in gens if g.ok]
     lat = [g.latency_ms for g in ok]
     secs = sum(lat) / 1000

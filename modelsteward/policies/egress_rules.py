@@ -14,21 +14,20 @@ API route role), this rule records who did it.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from modelsteward.errors import ConfigError
 from modelsteward.policies.registry import Decision, Facts, rule
 from modelsteward.providers.egress import host_allowance, origin
 from modelsteward.providers.endpoints import resolve_base_url
-from modelsteward.storage.models import Approval, ApprovedHost, Model
+
+if TYPE_CHECKING:
+    from modelsteward.storage.policy_reads import PolicyReads
 
 __all__ = ["host_refusal", "url_refusal", "rule_hosts_allow", "rule_evaluate"]
 
 
-def url_refusal(s: Session, provider: str, base_url: str | None) -> str | None:
+def url_refusal(r: PolicyReads, provider: str, base_url: str | None) -> str | None:
     """Why a ``provider`` model at ``base_url`` may not be called (None: its host may receive calls)."""
     if provider == "local":
         return None
@@ -36,19 +35,19 @@ def url_refusal(s: Session, provider: str, base_url: str | None) -> str | None:
         url = resolve_base_url(provider, base_url)
     except ConfigError:
         return None  # no endpoint at all: the provider refuses that with its own error
-    if host_allowance(url, s.scalars(select(ApprovedHost.origin))) is not None:
+    if host_allowance(url, r.approved_origins()) is not None:
         return None
     o = origin(url)
     return f"{o} is a host nobody approved; an admin approves it with `steward hosts allow {o}`"
 
 
-def host_refusal(s: Session, m: Model) -> str | None:
-    """``url_refusal`` for a stored model, naming it."""
-    why = url_refusal(s, m.provider, m.base_url)
+def host_refusal(r: PolicyReads, m: Any) -> str | None:
+    """``url_refusal`` for a stored model (a row view), naming it."""
+    why = url_refusal(r, m.provider, m.base_url)
     return f"{m.id}: {why}" if why else None
 
 
-def _in_this_run(s: Session, f: Facts, m: Model) -> str | None:
+def _in_this_run(r: PolicyReads, f: Facts, m: Any) -> str | None:
     """What this agent run brought in about ``m`` (None: nothing, or not an agent)."""
     if not f.actor.startswith("agent:"):
         return None
@@ -58,16 +57,13 @@ def _in_this_run(s: Session, f: Facts, m: Model) -> str | None:
         o = origin(resolve_base_url(m.provider, m.base_url)) if m.provider != "local" else None
     except (ConfigError, ValueError):
         o = None
-    row = s.scalar(select(ApprovedHost).where(ApprovedHost.origin == o)) if o else None
-    if row is not None and row.approval_id is not None:
-        a = s.get(Approval, row.approval_id)
-        if a is not None and a.requester == f.actor:
-            return f"the host of {m.id} ({o}) was approved in this agent run"
+    if o and r.host_approval_requester(o) == f.actor:
+        return f"the host of {m.id} ({o}) was approved in this agent run"
     return None
 
 
 @rule("hosts_allow")
-def rule_hosts_allow(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_hosts_allow(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     """An agent asking to allow a host waits for a person (host_approval)."""
     if f.actor.startswith("agent:"):
         return [Decision("needs_approval", "host_approval",
@@ -77,19 +73,19 @@ def rule_hosts_allow(f: Facts, s: Session, args: dict[str, Any]) -> list[Decisio
 
 
 @rule("evaluate")
-def rule_evaluate(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_evaluate(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     """Evaluation sends logged prompts to the candidate (and judge): only to approved hosts."""
     out: list[Decision] = []
     for field in ("model_id", "judge_model"):
         mid = args.get(field)
-        m = s.get(Model, mid) if isinstance(mid, str) else None
+        m = r.model(mid)
         if m is None:
             continue  # the tool reports an unknown model
-        why = host_refusal(s, m)
+        why = host_refusal(r, m)
         if why:
             out.append(Decision("deny", "host_not_approved", f"evaluating sends logged prompts to {why}"))
             continue
-        new = _in_this_run(s, f, m)
+        new = _in_this_run(r, f, m)
         if new:
             out.append(Decision("needs_approval", "new_host_in_run",
                                 f"{new}; evaluating sends it the use case's logged prompts, so a person approves"))

@@ -28,16 +28,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-
 from modelsteward.context import ToolContext
 from modelsteward.errors import ApprovalRequired, PolicyDenied
 from modelsteward.facts import Verdict, canonical_args
 from modelsteward.policies import egress_rules, model_rules, nocheck_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
 from modelsteward.policies import approvals
 from modelsteward.policies.registry import RULES, Decision, Facts
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import PolicyDecision, UseCase
+from modelsteward.storage.approvals import transaction
+from modelsteward.storage.policy_reads import reading
 
 __all__ = ["Decision", "Facts", "Verdict", "VerdictMismatch", "evaluate", "enforce", "judge", "misfit"]
 
@@ -79,8 +77,8 @@ def judge(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping
         decision = Decision("deny", "no_rule", f"no policy rule covers {action!r}; add @rule({action!r}) in "
                             "modelsteward/policies/")
     else:
-        with session_scope(ctx.steward.sessions) as s:
-            decision = _combine(rule(call_facts, s, dict(args or {})))
+        with reading(ctx.steward.sessions) as r:
+            decision = _combine(rule(call_facts, r, dict(args or {})))
     return Verdict(tool=action, args=canonical_args(args or {}), actor=ctx.actor, approval_id=ctx.approval_id,
                    workspace=_workspace(ctx), at=call_facts.now, decision=decision, facts=dict(facts or {}))
 
@@ -100,12 +98,6 @@ def misfit(verdict: Verdict, ctx: ToolContext, action: str, args: dict[str, Any]
                           now=ctx.clock())
 
 
-def _use_case_id(s: Any, args: dict[str, Any]) -> int | None:
-    name = args.get("use_case")
-    if not isinstance(name, str):
-        return None
-    return s.scalar(select(UseCase.id).where(UseCase.name == name))
-
 
 def enforce(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None,
             verdict: Verdict | None = None) -> Decision:
@@ -124,24 +116,22 @@ def enforce(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mappi
     if d.verdict == "allow":
         return d
     if d.verdict == "needs_approval" and ctx.approval_id is not None:
-        with session_scope(ctx.steward.sessions) as s:
-            used, why = approvals.consume(s, ctx.approval_id, action, args)
+        with transaction(ctx.steward.sessions) as tx:
+            used, why = approvals.consume(tx, ctx.approval_id, action, args)
             if used is not None:
                 ctx.approved_actions.append(action)
                 return Decision("allow", d.policy, f"approved by {used.decided_by} (approval {used.id})")
             d = Decision("deny", "approval_mismatch", f"approval {ctx.approval_id} cannot authorise this call: {why}")
-    with session_scope(ctx.steward.sessions) as s:
-        uc_id = _use_case_id(s, args)
-        s.add(PolicyDecision(action=action, arguments=dict(args), verdict=d.verdict, policy=d.policy[:100],
-                             reason=d.reason, actor=ctx.actor, use_case_id=uc_id))
-        if d.verdict == "deny":
-            pass
-        else:
+    with transaction(ctx.steward.sessions) as tx:
+        uc_id = tx.use_case_id(args.get("use_case"))
+        tx.record_decision(action=action, arguments=dict(args), verdict=d.verdict, policy=d.policy, reason=d.reason,
+                           actor=ctx.actor, use_case_id=uc_id)
+        if d.verdict != "deny":
             # the requester's own reason (e.g. the violation a switch answers) goes with the policy's
             asked = f"; requested because: {args['reason']}" if isinstance(args.get("reason"), str) and args["reason"] else ""
-            a = approvals.create(
-                ctx.steward.sessions, action=action, arguments=dict(args), reason=d.reason + asked, requester=ctx.actor,
-                use_case_id=uc_id, agent_run_id=ctx.agent_run_id, thread_id=ctx.thread_id, session=s,
+            a = approvals.create_in(
+                tx, action=action, arguments=dict(args), reason=d.reason + asked, requester=ctx.actor,
+                use_case_id=uc_id, agent_run_id=ctx.agent_run_id, thread_id=ctx.thread_id,
             )
             approval_id = a.id
     if d.verdict == "deny":

@@ -17,18 +17,16 @@ Otherwise registering a new model, or one without traffic, or repeating the stor
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from modelsteward.errors import ConfigError, InvalidInput
 from modelsteward.policies.egress_rules import url_refusal
 from modelsteward.policies.registry import Decision, Facts, rule
 from modelsteward.providers.endpoints import resolve_base_url
-from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase
 from modelsteward.storage.registry import parse_price
-from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
+
+if TYPE_CHECKING:
+    from modelsteward.storage.policy_reads import PolicyReads
 
 __all__ = ["endpoint_changes", "model_traffic", "rule_models_register"]
 
@@ -54,7 +52,7 @@ def _fmt(d: Decimal | None) -> str:
     return "unset" if d is None else format(d.normalize(), "f")
 
 
-def endpoint_changes(m: Model, args: dict[str, Any]) -> list[str]:
+def endpoint_changes(m: Any, args: dict[str, Any]) -> list[str]:
     """The endpoint, price and key-reference changes ``args`` would make to ``m`` (empty: none)."""
     out: list[str] = []
     if args.get("base_url") is not None:
@@ -82,24 +80,14 @@ def endpoint_changes(m: Model, args: dict[str, Any]) -> list[str]:
     return out
 
 
-def model_traffic(s: Session, model_id: str) -> list[str]:
+def model_traffic(r: PolicyReads, model_id: str) -> list[str]:
     """Where ``model_id`` receives requests: allocations (any role) and fallback lists."""
-    rows = s.execute(
-        select(UseCase.name, Allocation.role, Allocation.weight)
-        .join(Deployment, Deployment.id == Allocation.deployment_id)
-        .join(UseCase, UseCase.id == Deployment.use_case_id)
-        .where(Allocation.model_id == model_id)
-        .order_by(UseCase.name, Allocation.role)
-    ).all()
-    out = [f"{role} on {name!r} ({float(w):g}%)" for name, role, w in rows]
-    for uc in s.scalars(select(UseCase).order_by(UseCase.name)):
-        if model_id in (uc.fallback or []):
-            out.append(f"fallback of {uc.name!r}")
-    return out
+    out = [f"{role} on {name!r} ({w:g}%)" for name, role, w in r.model_allocations(model_id)]
+    return out + [f"fallback of {name!r}" for name in r.fallback_of(model_id)]
 
 
 @rule("models_register")
-def rule_models_register(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_models_register(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     """Endpoint, price or key-reference changes of a model with traffic (approval) or in a rollout (deny)."""
     provider, pid = args.get("provider"), args.get("model_id")
     if not isinstance(provider, str) or not isinstance(pid, str):
@@ -108,23 +96,20 @@ def rule_models_register(f: Facts, s: Session, args: dict[str, Any]) -> list[Dec
                       f"an agent asks to register {provider}:{pid}" + (f" at {args['base_url']}" if args.get("base_url")
                                                                        else "") + "; a person approves new endpoints")
              ] if f.actor.startswith("agent:") else []
-    m = s.get(Model, f"{provider}:{pid}")
+    m = r.model(f"{provider}:{pid}")
     if m is None:
         return agent  # a new model has no traffic yet
     changes = endpoint_changes(m, args)
     if not changes:
         return agent
     what = "; ".join(changes)
-    ro = s.scalars(
-        select(Rollout).where(Rollout.state.in_(ACTIVE_ROLLOUT_STATES),
-                              (Rollout.candidate_model_id == m.id) | (Rollout.stable_model_id == m.id))
-    ).first()
+    ro = r.active_rollout_of_model(m.id)
     if ro is not None:
         return [Decision("deny", "model_in_rollout",
                          f"{m.id} is in rollout {ro.id} ({ro.strategy}, {ro.state}); its endpoint, prices and key "
                          f"reference stay fixed until that rollout ends ({what})")]
-    traffic = model_traffic(s, m.id)
-    host = url_refusal(s, m.provider, args["base_url"]) if traffic and args.get("base_url") else None
+    traffic = model_traffic(r, m.id)
+    host = url_refusal(r, m.provider, args["base_url"]) if traffic and args.get("base_url") else None
     if host:
         return [Decision("deny", "host_not_approved",
                          f"{m.id} serves traffic ({', '.join(traffic)}); re-pointing it sends live prompts to {host}")]

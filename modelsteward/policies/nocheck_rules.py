@@ -10,11 +10,12 @@ This module also holds the rule of ``usecase_add``, which needs nothing else.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from modelsteward.policies.registry import Decision, Facts, rule
+
+if TYPE_CHECKING:
+    from modelsteward.storage.policy_reads import PolicyReads
 
 __all__ = ["agent_no_check", "rule_usecase_add"]
 
@@ -29,6 +30,6 @@ def agent_no_check(f: Facts, action: str, args: dict[str, Any]) -> list[Decision
 
 
 @rule("usecase_add")
-def rule_usecase_add(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_usecase_add(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     """Creates a new use case (a duplicate name is refused by the registry); an agent's no_check needs an approval."""
     return agent_no_check(f, "usecase_add", args)

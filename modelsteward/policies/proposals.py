@@ -19,47 +19,52 @@ as open: such a proposal stays until a person decides it.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from modelsteward.policies.approvals import add_evidence, withdraw
-from modelsteward.storage.models import Approval, GuardrailViolation
+from modelsteward.storage.approvals import ApprovalTx, transaction
 
-__all__ = ["maintain"]
+if TYPE_CHECKING:
+    from modelsteward.storage.db import Sessions
+
+__all__ = ["maintain", "maintain_all"]
 
 
-def maintain(s: Session, use_case_id: int, now: dt.datetime, window: dt.timedelta) -> list[dict[str, Any]]:
+def maintain(tx: ApprovalTx, use_case_id: int, now: dt.datetime, window: dt.timedelta) -> list[dict[str, Any]]:
     """Update or withdraw the pending proposals of one use case that answer violations; returns what changed."""
     out: list[dict[str, Any]] = []
-    for a in s.scalars(select(Approval).where(Approval.use_case_id == use_case_id, Approval.status == "pending")
-                       .order_by(Approval.id)):
+    for a in tx.pending_of_use_case(use_case_id):
         cause_ids = [int(x) for x in (a.evidence or {}).get("violations") or []]
         if not cause_ids:
             continue
-        causes = list(s.scalars(select(GuardrailViolation).where(GuardrailViolation.id.in_(cause_ids))))
-        keys = {(v.policy, v.model_id) for v in causes}
+        keys = {(v.policy, v.model_id) for v in tx.violations(cause_ids)}
         if not keys:
             continue
-        same = [v for v in s.scalars(select(GuardrailViolation).where(
-                    GuardrailViolation.use_case_id == use_case_id,
-                    GuardrailViolation.policy.in_(sorted({p for p, _ in keys}))))
-                if (v.policy, v.model_id) in keys]
+        same = [v for v in tx.violations_of(use_case_id, sorted({p for p, _ in keys})) if (v.policy, v.model_id) in keys]
         open_rows = [v for v in same if v.cleared_at is None]
         new = [v for v in open_rows if v.id not in cause_ids]
         what = ", ".join(sorted(f"{p} on {m}" for p, m in keys))
         if new:
-            add_evidence(a, {"at": now.isoformat(timespec="seconds"), "requester": "guardrails",
-                             "reason": "; ".join(f"violation #{v.id}: {v.policy} measured {v.measured:.4g} vs "
-                                                 f"{v.threshold:.4g} on {v.model_id}" for v in new),
-                             "violations": [v.id for v in new]})
+            add_evidence(tx, a, {"at": now.isoformat(timespec="seconds"), "requester": "guardrails",
+                                 "reason": "; ".join(f"violation #{v.id}: {v.policy} measured {v.measured:.4g} vs "
+                                                     f"{v.threshold:.4g} on {v.model_id}" for v in new),
+                                 "violations": [v.id for v in new]})
             out.append({"approval_id": a.id, "event": "evidence_updated", "violations": [v.id for v in new]})
         elif not open_rows:
             cleared = max(v.cleared_at for v in same if v.cleared_at is not None)
             if now - cleared >= window:
                 why = (f"its cause cleared: no {what} since {cleared.isoformat(timespec='seconds')} "
                        f"(a whole {window.total_seconds() / 60:g}-minute guardrail window)")
-                withdraw(s, a, why)
-                out.append({"approval_id": a.id, "event": "withdrawn", "reason": why})
+                if withdraw(tx, a, why):
+                    out.append({"approval_id": a.id, "event": "withdrawn", "reason": why})
+    return out
+
+
+def maintain_all(sessions: Sessions, use_cases: list[tuple[str, int, dt.timedelta]],
+                 now: dt.datetime) -> list[dict[str, Any]]:
+    """``maintain`` for each (use case name, id, guardrail window), in one transaction."""
+    out: list[dict[str, Any]] = []
+    with transaction(sessions) as tx:
+        for name, uc_id, window in use_cases:
+            out += [{"use_case": name, **p} for p in maintain(tx, uc_id, now, window)]
     return out

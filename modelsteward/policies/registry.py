@@ -6,10 +6,11 @@ registry's facts (name -> mutating) -- fails when a mutating tool has no rule, o
 tool that does not exist or does not mutate, with a message naming the culprit.  A tool that needs
 no restriction still gets an explicit rule (``allow_always``), so "no rule" is never an accident.
 
-Rules are ``(facts: Facts, s: Session, args: dict) -> list[Decision]``: everything a rule may know
+Rules are ``(facts: Facts, r: PolicyReads, args: dict) -> list[Decision]``: everything a rule may know
 about the call beyond the registry comes in ``Facts`` (who, when, and what the tool gathered: the
 analysis it acts on, the promotion benefit, the use case's traffic), passed explicitly by the
-caller, so policies never reach up into the tools layer nor sideways into ``rollout/``.  A rule
+caller, so policies never reach up into the tools layer nor sideways into ``rollout/``; what a rule
+reads of the registry it reads through ``r`` (``storage/policy_reads.py``, one transaction per verdict).  A rule
 that needs a fact the caller did not gather fails loudly (``Facts.need``), never guesses.
 """
 
@@ -20,12 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from modelsteward.facts import AnalysisFact, BenefitFact, Decision
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
+    from modelsteward.storage.policy_reads import PolicyReads
 
 __all__ = [
     "Decision", "Facts", "PolicyFactMissing", "Rule", "RuleFunc", "RULES", "PolicyRegistryError", "rule", "allow_always", "check_rules",
@@ -79,7 +79,7 @@ class Facts:
         return value
 
 
-RuleFunc = Callable[[Facts, Session, dict[str, Any]], list[Decision]]
+RuleFunc = Callable[[Facts, "PolicyReads", dict[str, Any]], list[Decision]]
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ class Rule:
     func: RuleFunc
     doc: str
 
-    def __call__(self, facts: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
-        return self.func(facts, s, args)
+    def __call__(self, facts: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
+        return self.func(facts, r, args)
 
 
 RULES: dict[str, Rule] = {}
@@ -117,7 +117,7 @@ def rule(tool_name: str, *, doc: str | None = None) -> Callable[[RuleFunc], Rule
 def allow_always(tool_name: str, why: str) -> None:
     """An explicit "no restriction" rule, with the reason it needs none."""
 
-    def allow(facts: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+    def allow(facts: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
         return []
 
     allow.__qualname__ = f"allow_always[{tool_name}]"

@@ -35,10 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from modelsteward.catalog.compat import traffic_reasons
 from modelsteward.catalog.hosting import cost_per_request
@@ -48,18 +45,9 @@ from modelsteward.policies.approvals import decision_refusal
 from modelsteward.policies.nocheck_rules import agent_no_check
 from modelsteward.policies.egress_rules import host_refusal
 from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
-from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
-from modelsteward.storage.status import status_for
-from modelsteward.storage.models import (
-    Allocation,
-    Approval,
-    Deployment,
-    DeploymentHistory,
-    Model,
-    Rollout,
-    TestResult,
-    UseCase,
-)
+
+if TYPE_CHECKING:
+    from modelsteward.storage.policy_reads import PolicyReads
 
 __all__ = ["RULES", "expected_cost", "SAFETY_ACTIONS", "has_passing_eval", "shadow_share"]
 
@@ -70,64 +58,46 @@ def _d(verdict: str, policy: str, reason: str) -> Decision:
     return Decision(verdict, policy, reason)  # type: ignore[arg-type]
 
 
-def _uc(s: Session, name: Any) -> UseCase | None:
-    if not isinstance(name, str):
-        return None
-    return s.scalar(select(UseCase).where(UseCase.name == name))
-
-
-def _stable(s: Session, uc: UseCase) -> str | None:
-    dep = s.scalar(select(Deployment).where(Deployment.use_case_id == uc.id))
-    prim = [a for a in (dep.allocations if dep else []) if a.role == "primary"]
-    return max(prim, key=lambda a: a.weight).model_id if prim else None
-
-
-def has_passing_eval(s: Session, uc: UseCase, model_id: str, pol: dict[str, Any], now: dt.datetime) -> bool:
+def has_passing_eval(r: PolicyReads, uc: Any, model_id: str, pol: dict[str, Any], now: dt.datetime) -> bool:
     """A passing evaluation of ``model_id`` on ``uc`` newer than ``eval_max_age_days``."""
-    since = now - dt.timedelta(days=float(pol["eval_max_age_days"]))
-    return s.scalar(
-        select(TestResult.id).where(
-            TestResult.use_case_id == uc.id, TestResult.candidate_model_id == model_id,
-            TestResult.passed.is_(True), TestResult.created_at >= since,
-        ).limit(1)
-    ) is not None
+    return r.has_passing_eval(uc.id, model_id, now - dt.timedelta(days=float(pol["eval_max_age_days"])))
 
 
-def shadow_share(s: Session, uc: UseCase, model_id: str, now: dt.datetime) -> tuple[float, bool]:
+def shadow_share(r: PolicyReads, uc: Any, model_id: str, now: dt.datetime) -> tuple[float, bool]:
     """(percent of requests to mirror to ``model_id`` as a shadow, whether it has a passing
     evaluation): the use case's ``shadow_percent``, capped at ``unevaluated_shadow_percent`` when not."""
     pol = section_of(uc.config, "policy")
     share = float(section_of(uc.config, "rollout")["shadow_percent"])
-    evaluated = has_passing_eval(s, uc, model_id, pol, now)
+    evaluated = has_passing_eval(r, uc, model_id, pol, now)
     return (share if evaluated else min(share, float(pol["unevaluated_shadow_percent"]))), evaluated
 
 
-def _eval_ok(s: Session, uc: UseCase, model_id: str, pol: dict[str, Any], now: dt.datetime) -> Decision | None:
+def _eval_ok(r: PolicyReads, uc: Any, model_id: str, pol: dict[str, Any], now: dt.datetime) -> Decision | None:
     days = float(pol["eval_max_age_days"])
-    if not has_passing_eval(s, uc, model_id, pol, now):
+    if not has_passing_eval(r, uc, model_id, pol, now):
         return _d("deny", "evaluation_required",
                   f"{model_id} has no passing evaluation on {uc.name!r} in the last {days:g} days; only shadow "
                   f"traffic is allowed (run `steward eval --use-case {uc.name} --candidate {model_id}`).")
     return None
 
 
-def expected_cost(s: Session, model_id: str | None, use: Mapping[str, float]) -> float | None:
+def expected_cost(r: PolicyReads, model_id: str | None, use: Mapping[str, float]) -> float | None:
     """Expected USD per request of a model given the use case's mean tokens (``use``: the ``usage``
     fact); ``None`` for an unknown model or a paid one without a price (``catalog/hosting.py``)."""
-    m = s.get(Model, model_id) if model_id else None
+    m = r.model(model_id)
     if m is None:
         return None
     return cost_per_request(m, (use["input_tokens"], use["output_tokens"]))
 
 
-def _cost_rules(f: Facts, s: Session, uc: UseCase, cand: str, share: float, pol: dict[str, Any],
+def _cost_rules(f: Facts, r: PolicyReads, uc: Any, cand: str, share: float, pol: dict[str, Any],
                 *, shadow_percent: float = 0.0) -> list[Decision]:
     """Budget (deny) and cost increase (approval) for ``cand`` taking ``share`` of live traffic."""
     out: list[Decision] = []
-    stable = _stable(s, uc)
+    stable = r.stable_model(uc.id)
     use = f.need("usage", "budget and cost_increase")
-    c_cand = expected_cost(s, cand, use)
-    c_stab = expected_cost(s, stable, use)
+    c_cand = expected_cost(r, cand, use)
+    c_stab = expected_cost(r, stable, use)
     budget = float(uc.monthly_budget_usd) if uc.monthly_budget_usd is not None else None
     lowers_cost = not shadow_percent and c_cand is not None and c_stab is not None and c_cand < c_stab
     if budget is not None and c_cand is not None and use["monthly_requests"] > 0 and not lowers_cost:
@@ -154,42 +124,33 @@ def _cost_rules(f: Facts, s: Session, uc: UseCase, cand: str, share: float, pol:
 
 # ---------------------------------------------------------------------- per action
 @rule("deploy")
-def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
-    uc = _uc(s, args.get("use_case"))
+def rule_deploy(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
+    uc = r.use_case(args.get("use_case"))
     model_id = args.get("model_id")
-    m = s.get(Model, model_id) if isinstance(model_id, str) else None
-    if uc is None or m is None or status_for(s, m, uc.id) in ("retired", "rejected"):
+    m = r.model(model_id)
+    if uc is None or m is None or r.status_on(m.id, uc.id) in ("retired", "rejected"):
         return []  # the tool refuses these with a clearer error than any policy could
     model_id = m.id
     pol = section_of(uc.config, "policy")
     strategy = args.get("strategy") or "canary"
     now = f.now
     out: list[Decision] = agent_no_check(f, "deploy", args)
-    host = host_refusal(s, m)  # live prompts never go to a host nobody approved (egress_rules.py)
+    host = host_refusal(r, m)  # live prompts never go to a host nobody approved (egress_rules.py)
     if host:
         out.append(_d("deny", "host_not_approved", f"deploying sends live prompts to {host}"))
-    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE_ROLLOUT_STATES))).first()
+    ro = r.active_rollout(uc.id)
     if ro is not None:
         out.append(_d("deny", "one_active_rollout",
                       f"use case {uc.name!r} already has rollout {ro.id} ({ro.strategy} of {ro.candidate_model_id}, "
                       f"{ro.state}); one active rollout per use case"))
-    last_rb = s.scalar(
-        select(func.max(DeploymentHistory.created_at)).where(
-            DeploymentHistory.use_case_id == uc.id, DeploymentHistory.action.in_(("rollback", "rollout_abort"))
-        )
-    )
+    last_rb = r.last_rollback_at(uc.id)
     cool = float(pol["rollback_cooldown_minutes"])
     if last_rb is not None and now - last_rb < dt.timedelta(minutes=cool):
         left = dt.timedelta(minutes=cool) - (now - last_rb)
         out.append(_d("deny", "rollback_cooldown",
                       f"use case {uc.name!r} was rolled back at {last_rb:%H:%M:%S} UTC; no deploy for {cool:g} minutes "
                       f"after a rollback ({left.total_seconds() / 60:.0f} left)"))
-    n = s.scalar(
-        select(func.count(DeploymentHistory.id)).where(
-            DeploymentHistory.use_case_id == uc.id, DeploymentHistory.action == "deploy",
-            DeploymentHistory.created_at >= now - dt.timedelta(hours=1),
-        )
-    ) or 0
+    n = r.deploys_since(uc.id, now - dt.timedelta(hours=1))
     cap = int(pol["max_deploys_per_hour"])
     if n >= cap:
         out.append(_d("deny", "deploy_rate", f"{n} deploys on {uc.name!r} in the last hour; at most {cap} per hour"))
@@ -197,7 +158,7 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
         out += [_d("deny", "traffic_capabilities", r)
                 for r in traffic_reasons(f.traffic_needs.get("capabilities"), m, uc.name)]
     if strategy in ("canary", "full"):
-        e = _eval_ok(s, uc, model_id, pol, now)
+        e = _eval_ok(r, uc, model_id, pol, now)
         if e:
             out.append(e)
     rcfg = section_of(uc.config, "rollout")
@@ -207,34 +168,34 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
                            float(pol["max_step_points"]))
         except InvalidInput as exc:  # a step plan beyond the bound is a denial (recorded), not bad input
             out.append(_d("deny", "canary_step_size", exc.message))
-        out += _cost_rules(f, s, uc, model_id, 100.0, pol)  # the goal of a canary is 100%
+        out += _cost_rules(f, r, uc, model_id, 100.0, pol)  # the goal of a canary is 100%
     elif strategy == "full":
-        out += _cost_rules(f, s, uc, model_id, 100.0, pol)
+        out += _cost_rules(f, r, uc, model_id, 100.0, pol)
         out.append(_d("needs_approval", "promotion_to_100",
                       f"switching {uc.name!r} to {model_id} at 100% at once needs a human approval"))
     elif strategy == "shadow":
-        share, evaluated = shadow_share(s, uc, model_id, now)
+        share, evaluated = shadow_share(r, uc, model_id, now)
         if not evaluated:
             out.append(_d("needs_approval", "shadow_unevaluated",
                           f"{model_id} has no passing evaluation on {uc.name!r}; mirroring live prompts to it needs a "
                           f"human approval, and then only {share:g}% of requests are mirrored "
                           f"(unevaluated_shadow_percent)"))
-        out += _cost_rules(f, s, uc, model_id, 0.0, pol, shadow_percent=share)
+        out += _cost_rules(f, r, uc, model_id, 0.0, pol, shadow_percent=share)
     return out
 
 
 @rule("rollout_advance")
-def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_rollout_advance(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     """The rules of raising a canary's traffic (``_advance_rules``); an agent's no_check needs an approval."""
-    return agent_no_check(f, "rollout_advance", args) + _advance_rules(f, s, args)
+    return agent_no_check(f, "rollout_advance", args) + _advance_rules(f, r, args)
 
 
-def _advance_rules(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
-    uc = _uc(s, args.get("use_case"))
+def _advance_rules(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
+    uc = r.use_case(args.get("use_case"))
     now = f.now
     if uc is None:
         return []
-    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "waiting")).first()
+    ro = r.waiting_rollout(uc.id)
     if ro is None or ro.strategy == "shadow":
         return []
     # The tool gathers the analysis of the waiting step and the manager acts on that very analysis (the
@@ -253,7 +214,7 @@ def _advance_rules(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]
             return []  # the tool ends the rollout "no gain, kept the current model": traffic goes down, not up
     pol = section_of(uc.config, "policy")
     out: list[Decision] = []
-    e = _eval_ok(s, uc, ro.candidate_model_id, pol, now)
+    e = _eval_ok(r, uc, ro.candidate_model_id, pol, now)
     if e:
         out.append(e)
     target, prev = steps[nxt], steps[ro.step_index]
@@ -261,7 +222,7 @@ def _advance_rules(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]
         out.append(_d("deny", "canary_step_size",
                       f"step {prev:g}% -> {target:g}% raises traffic by {target - prev:g} points; at most "
                       f"{float(pol['max_step_points']):g}"))
-    out += [d for d in _cost_rules(f, s, uc, ro.candidate_model_id, target, pol)
+    out += [d for d in _cost_rules(f, r, uc, ro.candidate_model_id, target, pol)
             if d.verdict == "deny" or target >= 100.0]
     if target >= 100.0:
         passed = {e.get("step_index") for e in ro.analyses or []
@@ -280,19 +241,18 @@ def _advance_rules(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]
 
 
 @rule("retire_model")
-def rule_retire_model(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
-    m = s.get(Model, args.get("model_id")) if isinstance(args.get("model_id"), str) else None
+def rule_retire_model(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
+    m = r.model(args.get("model_id"))
     if m is None:
         return []
-    live = s.scalar(select(Allocation.id).where(Allocation.model_id == m.id, Allocation.role == "primary").limit(1))
-    if m.status == "current" or live is not None:
+    if m.status == "current" or r.is_primary_anywhere(m.id):
         return [_d("needs_approval", "retire_current",
                    f"{m.id} is a current model; retiring it needs a human approval")]
     return []
 
 
 @rule("fine_tune")
-def rule_fine_tune(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_fine_tune(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     if str(args.get("method") or "lora").lower() == "full":
         return [_d("needs_approval", "full_fine_tune",
                    f"full fine-tuning of {args.get('base') or args.get('base_model_id') or 'a model'} needs a human "
@@ -301,18 +261,18 @@ def rule_fine_tune(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]
 
 
 @rule("set_policy")
-def rule_set_policy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_set_policy(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     return [_d("needs_approval", "policy_change",
                f"changing policy of {args.get('use_case')!r} needs a human approval")]
 
 
 @rule("approval_decide")
-def rule_approval_decide(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_approval_decide(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     out: list[Decision] = []
     if f.approval_id is not None:
         out.append(_d("deny", "no_self_approval", "an approval decision cannot be executed through an approval"))
-    a = s.get(Approval, args.get("approval_id")) if isinstance(args.get("approval_id"), int) else None
-    why = decision_refusal(s, a, f.actor)  # the one no-self-approval check (policies/approvals.py)
+    a = r.approval(args.get("approval_id"))
+    why = decision_refusal(r.run_started_by, a, f.actor)  # the one no-self-approval check (policies/approvals.py)
     if why:
         out.append(_d("deny", "no_self_approval", why))
     return out
@@ -334,10 +294,10 @@ for _tool, _why in (
 
 
 @rule("logs_purge")
-def rule_logs_purge(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_logs_purge(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     from modelsteward.storage.retention import parse_age, retention_days
 
-    uc = _uc(s, args.get("use_case"))
+    uc = r.use_case(args.get("use_case"))
     if uc is None or args.get("older_than") is None:
         return []  # unknown use case: the tool reports it; no age: the use case's own TTL applies
     try:
@@ -359,7 +319,7 @@ def rule_logs_purge(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision
 
 
 @rule("logs_retention")
-def rule_logs_retention(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_logs_retention(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     days = args.get("days")
     if isinstance(days, (int, float)) and days < 1:
         return [_d("deny", "retention_min_age", f"a retention under 1 day ({days}) is refused: guard checks, "

@@ -16,15 +16,13 @@ A rule never raises for an unknown use case: the tool reports it (404).
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from modelsteward.policies.nocheck_rules import agent_no_check
 from modelsteward.policies.registry import Decision, Facts, rule
-from modelsteward.storage.models import Allocation, Deployment, Rollout, UseCase
-from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
+
+if TYPE_CHECKING:
+    from modelsteward.storage.policy_reads import PolicyReads
 
 __all__ = ["TRAFFIC_WINDOW", "ROUTING_FIELDS", "recent_requests", "rule_usecase_update", "rule_usecase_delete"]
 
@@ -32,16 +30,8 @@ TRAFFIC_WINDOW = "1h"
 ROUTING_FIELDS = ("fallback", "budget_usd", "sticky")
 
 
-def _uc(s: Session, name: Any) -> UseCase | None:
-    return s.scalar(select(UseCase).where(UseCase.name == name)) if isinstance(name, str) else None
-
-
-def _live(s: Session, uc: UseCase) -> list[str]:
-    rows = s.execute(
-        select(Allocation.model_id, Allocation.role, Allocation.weight).join(Deployment)
-        .where(Deployment.use_case_id == uc.id).order_by(Allocation.role, Allocation.model_id)
-    ).all()
-    return [f"{mid} ({role} {float(w):g}%)" for mid, role, w in rows]
+def _live(r: PolicyReads, uc: Any) -> list[str]:
+    return [f"{mid} ({role} {w:g}%)" for mid, role, w in r.live_allocations(uc.id)]
 
 
 def _money(v: Any) -> Decimal | None:
@@ -53,7 +43,7 @@ def _money(v: Any) -> Decimal | None:
         return None
 
 
-def routing_changes(uc: UseCase, args: dict[str, Any]) -> list[str]:
+def routing_changes(uc: Any, args: dict[str, Any]) -> list[str]:
     """The routing-relevant changes ``args`` would make to ``uc`` (empty: none)."""
     cleared = set(args.get("clear") or [])
     out: list[str] = []
@@ -79,14 +69,14 @@ def recent_requests(f: Facts, name: str, window: str = TRAFFIC_WINDOW) -> int:
 
 
 @rule("usecase_update")
-def rule_usecase_update(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_usecase_update(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     """Routing-relevant changes (fallback, budget, sticky) of a live use case need an approval."""
-    uc = _uc(s, args.get("use_case"))
+    uc = r.use_case(args.get("use_case"))
     skip = agent_no_check(f, "usecase_update", args)  # an agent's no_check needs an approval (nocheck_rules.py)
     if uc is None:
         return skip
     changes = routing_changes(uc, args)
-    live = _live(s, uc)
+    live = _live(r, uc)
     if changes and live:
         return skip + [Decision("needs_approval", "live_usecase_change",
                          f"{uc.name!r} routes live traffic ({', '.join(live)}); changing {'; '.join(changes)} "
@@ -95,13 +85,13 @@ def rule_usecase_update(f: Facts, s: Session, args: dict[str, Any]) -> list[Deci
 
 
 @rule("usecase_delete")
-def rule_usecase_delete(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+def rule_usecase_delete(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
     """No delete during a rollout or while requests arrive; an agent's delete needs an approval."""
-    uc = _uc(s, args.get("use_case"))
+    uc = r.use_case(args.get("use_case"))
     if uc is None:
         return []
     out: list[Decision] = []
-    ro = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state.in_(ACTIVE_ROLLOUT_STATES))).first()
+    ro = r.active_rollout(uc.id)
     if ro is not None:
         out.append(Decision("deny", "usecase_in_rollout",
                             f"{uc.name!r} has rollout {ro.id} ({ro.strategy} of {ro.candidate_model_id}, {ro.state}); "

@@ -35,7 +35,7 @@ from modelsteward.rollout.metrics import (
 if TYPE_CHECKING:
     from modelsteward.context import Steward
     from modelsteward.evals.benefit import Benefit
-    from modelsteward.storage.models import Rollout
+    from modelsteward.storage.views import RowView as Rollout  # a rollout row, read-only
 
 __all__ = ["Analysis", "AnswerValidity", "answer_validity", "judge", "analyse_rollout", "promotion_benefit", "Outcome"]
 
@@ -240,19 +240,12 @@ def promotion_benefit(steward: Steward, ro: Rollout, cfg: dict[str, Any], use_ca
     of the candidate's latest passing evaluation against the stable model (cheaper at equal quality, or
     better on an independent signal), else a significant feedback gain over the whole canary.
     Returns the deciding benefit and the evidence (both verdicts)."""
-    from sqlalchemy import select
-
     from modelsteward.evals.benefit import benefit_of, online_benefit
-    from modelsteward.storage.db import session_scope
-    from modelsteward.storage.models import TestResult
+    from modelsteward.storage.evaluations import latest_passing
 
-    with session_scope(steward.sessions) as s:
-        tr = s.scalars(select(TestResult).where(
-            TestResult.use_case_id == ro.use_case_id, TestResult.candidate_model_id == ro.candidate_model_id,
-            TestResult.baseline_model_id == ro.stable_model_id, TestResult.passed.is_(True),
-        ).order_by(TestResult.id.desc())).first()
-        offline = benefit_of(tr.metrics) if tr is not None else None
-        tr_id = tr.id if tr is not None else None
+    tr = latest_passing(steward.sessions, ro.use_case_id, ro.candidate_model_id, ro.stable_model_id)
+    offline = benefit_of(tr.metrics) if tr is not None else None
+    tr_id = tr.id if tr is not None else None
     since = ro.created_at
     cand = window_metrics(steward, use_case, since, model_id=ro.candidate_model_id, roles=("canary",))
     stable = window_metrics(steward, use_case, since, model_id=ro.stable_model_id, roles=("primary",))

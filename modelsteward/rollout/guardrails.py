@@ -38,13 +38,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from modelsteward.bounds import latency_slo_of, section_of
 from modelsteward.rollout.manager import RolloutManager
 from modelsteward.rollout.metrics import feedback_drop_p_value, window_metrics
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import GuardrailViolation, UseCase, utcnow
+from modelsteward.storage import violations
+from modelsteward.timeutil import utc_now_naive as utcnow
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -242,38 +240,27 @@ class GuardrailsMonitor:
         check does not find is closed (``cleared_at``).  Rows written elsewhere (no ``last_seen_at``,
         e.g. the ledger's) are left alone."""
         now = self.clock()
-        with session_scope(self.steward.sessions) as s:
-            uc_id = s.scalar(select(UseCase.id).where(UseCase.name == name))
-            open_rows = {(r.policy, r.model_id): r for r in s.scalars(
-                select(GuardrailViolation).where(GuardrailViolation.use_case_id == uc_id,
-                                                 GuardrailViolation.last_seen_at.is_not(None),
-                                                 GuardrailViolation.cleared_at.is_(None))
-                .order_by(GuardrailViolation.id))}
-            for v in vs:
-                row = open_rows.pop((v.policy, v.model_id), None)
-                if row is None:
-                    row = GuardrailViolation(
-                        policy=v.policy, severity=v.severity, use_case_id=uc_id, model_id=v.model_id,
-                        measured=float(v.measured), threshold=float(v.threshold), action=v.action[:40],
-                        details={**v.details, "checks": 1, "first_seen": now.isoformat(timespec="seconds")},
-                        last_seen_at=now)
-                    s.add(row)
-                else:
-                    _update_open(row, v, now)
-                s.flush()
-                v.id = row.id
-            for row in open_rows.values():
-                row.cleared_at = now
+        found = [{"policy": v.policy, "severity": v.severity, "model_id": v.model_id, "measured": float(v.measured),
+                  "threshold": float(v.threshold), "action": v.action[:40],
+                  "details": {**v.details, "checks": 1, "first_seen": now.isoformat(timespec="seconds")}} for v in vs]
+        of = {id(f): v for f, v in zip(found, vs)}
+        ids = violations.record_check(self.steward.sessions, name, found, now,
+                                      lambda row, new: _update_open(row, of[id(new)], now))
+        for v, vid in zip(vs, ids):
+            v.id = vid
 
 
-def _update_open(row: GuardrailViolation, v: Violation, now: dt.datetime) -> None:
+def _update_open(row: Any, v: Violation, now: dt.datetime) -> dict[str, Any]:
     """The condition of an open violation still holds: the latest numbers, one more check; a higher
-    severity (and its action) replaces a lower one, never the reverse."""
+    severity (and its action) replaces a lower one, never the reverse.  Returns the fields to set."""
     old = dict(row.details or {})
-    row.details = {**old, **v.details, "checks": int(old.get("checks") or 1) + 1,
-                   "first_seen": old.get("first_seen") or row.created_at.isoformat(timespec="seconds"),
-                   "max_measured": max(float(old.get("max_measured") or row.measured or 0.0), float(v.measured))}
-    row.measured, row.threshold, row.last_seen_at = float(v.measured), float(v.threshold), now
+    out: dict[str, Any] = {
+        "details": {**old, **v.details, "checks": int(old.get("checks") or 1) + 1,
+                    "first_seen": old.get("first_seen") or row.created_at.isoformat(timespec="seconds"),
+                    "max_measured": max(float(old.get("max_measured") or row.measured or 0.0), float(v.measured))},
+        "measured": float(v.measured), "threshold": float(v.threshold), "last_seen_at": now,
+    }
     if SEVERITY_ORDER.index(v.severity) > SEVERITY_ORDER.index(row.severity if row.severity in SEVERITY_ORDER
                                                                 else "warn"):
-        row.severity, row.action = v.severity, v.action[:40]
+        out["severity"], out["action"] = v.severity, v.action[:40]
+    return out

@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
-from sqlalchemy import select
 
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import GuardrailViolation, RealisedGain, Rollout, TestResult, UseCase, utcnow
+from modelsteward.storage import evaluations, violations
+from modelsteward.timeutil import utc_now_naive as utcnow
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -100,12 +99,8 @@ def _window(steward: Steward, use_case: str, start: dt.datetime, end: dt.datetim
     }
 
 
-def _stated(s: Any, uc_id: int, model_id: str, previous: str | None) -> dict[str, Any]:
-    q = select(TestResult).where(TestResult.use_case_id == uc_id, TestResult.candidate_model_id == model_id,
-                                 TestResult.passed.is_(True))
-    if previous:
-        q = q.where(TestResult.baseline_model_id == previous)
-    t = s.scalars(q.order_by(TestResult.id.desc()).limit(1)).first()
+def _stated(steward: Steward, uc_id: int, model_id: str, previous: str | None) -> dict[str, Any]:
+    t = evaluations.latest_passing(steward.sessions, uc_id, model_id, previous, any_baseline=not previous)
     if t is None:
         return {"verdict": "none", "rule": "no passing evaluation found", "test_result_id": None}
     b = (t.metrics or {}).get("benefit")
@@ -136,7 +131,7 @@ def _judge(metrics: dict[str, dict[str, Any]], stated: dict[str, Any], after_n: 
     return verdict, bool(against), note
 
 
-def _promoted_at(ro: Rollout) -> dt.datetime:
+def _promoted_at(ro: Any) -> dt.datetime:
     for e in reversed(ro.analyses or []):
         if e.get("event") == "completed" and e.get("at"):
             try:
@@ -152,15 +147,10 @@ def measure(steward: Steward, use_case: str, *, since_days: float = 90.0,
     ``since_days``; upsert the ledger and raise one violation per contradicted entry."""
     now = utcnow()
     uc = steward.registry.get_use_case(use_case)
-    with session_scope(steward.sessions) as s:
-        ros = list(s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "completed",
-                                                   Rollout.strategy.in_(PROMOTING_STRATEGIES),
-                                                   Rollout.updated_at >= now - dt.timedelta(days=since_days))
-                             .order_by(Rollout.id)))
-        todo = [(ro.id, ro.candidate_model_id, ro.stable_model_id, ro.created_at, _promoted_at(ro)) for ro in ros]
-        done = {g.rollout_id: g for g in s.scalars(select(RealisedGain).where(RealisedGain.use_case_id == uc.id))}
-        final = {rid for rid, g in done.items() if g.verdict != "pending"
-                 and g.promoted_at + dt.timedelta(hours=g.window_hours) <= g.updated_at}
+    ros = violations.promotions(steward.sessions, uc.id, PROMOTING_STRATEGIES, now - dt.timedelta(days=since_days))
+    todo = [(ro.id, ro.candidate_model_id, ro.stable_model_id, ro.created_at, _promoted_at(ro)) for ro in ros]
+    final = {rid for rid, g in violations.gains(steward.sessions, uc.id).items() if g.verdict != "pending"
+             and g.promoted_at + dt.timedelta(hours=g.window_hours) <= g.updated_at}
     w = dt.timedelta(hours=window_hours)
     for rid, model_id, previous, started, promoted in todo:
         if rid in final:
@@ -168,28 +158,20 @@ def measure(steward: Steward, use_case: str, *, since_days: float = 90.0,
         before = _window(steward, use_case, started - w, started)
         after = _window(steward, use_case, promoted, min(promoted + w, now))
         metrics = {k: compare(k, before[k], after[k]) for k in METRICS}
-        with session_scope(steward.sessions) as s:
-            stated = _stated(s, uc.id, model_id, previous)
-            verdict, contradicts, note = _judge(metrics, stated, len(after["cost_per_request"]))
-            row = s.scalar(select(RealisedGain).where(RealisedGain.use_case_id == uc.id, RealisedGain.rollout_id == rid))
-            was = bool(row and row.contradicts)
-            if row is None:
-                row = RealisedGain(use_case_id=uc.id, rollout_id=rid, model_id=model_id, previous_model_id=previous,
-                                   promoted_at=promoted, window_hours=window_hours, verdict=verdict)
-                s.add(row)
-            row.metrics, row.stated, row.verdict, row.contradicts, row.note = metrics, stated, verdict, contradicts, note
-            row.window_hours, row.updated_at = window_hours, now
-            s.flush()
-            if contradicts and not was:
-                cost = metrics["cost_per_request"]
-                s.add(GuardrailViolation(
-                    policy=VIOLATION_POLICY, severity="warn", use_case_id=uc.id, model_id=model_id,
-                    measured=cost["relative"], threshold=stated.get("cost_ratio"), action="review",
-                    details={"ledger_id": row.id, "rollout_id": rid, "note": note[:500], "actor": actor}))
+        stated = _stated(steward, uc.id, model_id, previous)
+        verdict, contradicts, note = _judge(metrics, stated, len(after["cost_per_request"]))
+        cost = metrics["cost_per_request"]
+        violations.upsert_gain(
+            steward.sessions, use_case_id=uc.id, rollout_id=rid, model_id=model_id, previous_model_id=previous,
+            promoted_at=promoted, window_hours=window_hours, now=now,
+            fields={"metrics": metrics, "stated": stated, "verdict": verdict, "contradicts": contradicts, "note": note},
+            violation={"policy": VIOLATION_POLICY, "severity": "warn", "measured": cost["relative"],
+                       "threshold": stated.get("cost_ratio"), "action": "review",
+                       "details": {"rollout_id": rid, "note": note[:500], "actor": actor}})
     return ledger(steward, use_case, since_days=since_days)
 
 
-def entry_dict(g: RealisedGain) -> dict[str, Any]:
+def entry_dict(g: Any) -> dict[str, Any]:
     return {"id": g.id, "rollout_id": g.rollout_id, "model_id": g.model_id, "previous_model_id": g.previous_model_id,
             "promoted_at": g.promoted_at.isoformat(), "window_hours": g.window_hours, "verdict": g.verdict,
             "contradicts": g.contradicts, "note": g.note, "stated": g.stated, "metrics": g.metrics,
@@ -198,11 +180,5 @@ def entry_dict(g: RealisedGain) -> dict[str, Any]:
 
 def ledger(steward: Steward, use_case: str, *, since_days: float = 90.0) -> list[dict[str, Any]]:
     since = utcnow() - dt.timedelta(days=since_days)
-    with session_scope(steward.sessions) as s:
-        uc_id = s.scalar(select(UseCase.id).where(UseCase.name == use_case))
-        # only changes of the live model: an entry of a shadow rollout (measured before this rule) is left out
-        rows = s.scalars(select(RealisedGain).join(Rollout, Rollout.id == RealisedGain.rollout_id)
-                         .where(RealisedGain.use_case_id == uc_id, RealisedGain.promoted_at >= since,
-                                Rollout.strategy.in_(PROMOTING_STRATEGIES))
-                         .order_by(RealisedGain.promoted_at))
-        return [entry_dict(g) for g in rows]
+    # only changes of the live model: an entry of a shadow rollout (measured before this rule) is left out
+    return [entry_dict(g) for g in violations.gain_entries(steward.sessions, use_case, since, PROMOTING_STRATEGIES)]

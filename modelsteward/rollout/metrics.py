@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
-    from modelsteward.storage.models import Model
 
 __all__ = [
     "WindowMetrics",
@@ -195,7 +194,7 @@ def usage(steward: Steward, use_case: str, days: float = 7.0) -> dict[str, float
     }
 
 
-def cost_per_request(model: Model, tokens: tuple[float, float]) -> float | None:
+def cost_per_request(model: Any, tokens: tuple[float, float]) -> float | None:
     """Expected USD per request: list prices, or for self-hosted and fine-tuned models their hosting
     cost (cost per hour over throughput, a hardware profile's default when unset: never free);
     ``None`` when a paid model has no price.  See ``catalog/hosting.py``."""

@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING
 from modelsteward.errors import ConfigError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported where an engine is made: the read path may not need one
+    from typing import TypeAlias
+
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
+
+    # what the layers above storage/ hold and pass back in: the session factory, never a session
+    Sessions: TypeAlias = sessionmaker[Session]
 
 __all__ = ["make_engine", "make_sessionmaker", "session_scope", "upgrade", "current_revision", "head_revision"]
 

@@ -1,7 +1,9 @@
 """The model registry: use cases, models and their status machine, live routing tables.
 
-All writes happen in one transaction each (``session_scope``).  Read helpers return ORM objects
-detached from their session (``expire_on_commit=False``), safe to read after the call.
+All writes happen in one transaction each (``session_scope``).  What the public methods return are
+read-only ``RowView`` copies (``storage/views.py``), never ORM rows: a caller outside ``storage/``
+changes the registry only through a method.  The ``*_in(s, ...)`` helpers (and ``session=``) are for
+transactions inside ``storage/``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound, close_matches
 from modelsteward.storage.db import make_sessionmaker, session_scope
-from modelsteward.storage.status import EVENTS, REGISTER_STATUSES, apply_status_event, event_for, status_for
+from modelsteward.storage.status import EVENTS, REGISTER_STATUSES, apply_status_event, event_for, status_for, statuses_on
+from modelsteward.storage.views import RowView, view, view_of, view_with, views
 from modelsteward.storage.models import (
     MODEL_KINDS,
     MODEL_STATUSES,
@@ -106,13 +109,13 @@ class ModelRegistry:
             raise NotFound(f"Unknown use case {name!r}." + close_matches(name, names), kind="use_case", name=name)
         return uc
 
-    def get_use_case(self, name: str) -> UseCase:
+    def get_use_case(self, name: str) -> RowView:
         with session_scope(self.sessions) as s:
-            return self.use_case_in(s, name)
+            return view_of(self.use_case_in(s, name))
 
-    def list_use_cases(self) -> list[UseCase]:
+    def list_use_cases(self) -> list[RowView]:
         with session_scope(self.sessions) as s:
-            return list(s.scalars(select(UseCase).order_by(UseCase.name)))
+            return views(s.scalars(select(UseCase).order_by(UseCase.name)))
 
     def add_use_case(
         self,
@@ -129,7 +132,7 @@ class ModelRegistry:
         golden_set_path: str | None = None,
         initial_data_path: str | None = None,
         actor: str = "cli",
-    ) -> UseCase:
+    ) -> RowView:
         """Create a use case; with ``model`` that model goes live at 100% at once (first deployment)."""
         if not name or not name.replace("_", "").replace("-", "").isalnum():
             raise InvalidInput(f"Use case name {name!r} must be letters, digits, '-' or '_'.")
@@ -166,9 +169,10 @@ class ModelRegistry:
                     s, uc, [{"model_id": m.id, "weight": 100.0, "role": "primary"}],
                     action="initial", actor=actor, reason="first model of the use case (usecase add --model)",
                 )
-            return uc
+            s.flush()
+            return view_of(uc)
 
-    def update_use_case(self, name: str, **fields: Any) -> UseCase:
+    def update_use_case(self, name: str, **fields: Any) -> RowView:
         allowed = {
             "description", "requirements", "weights", "monthly_budget_usd", "fallback", "sticky",
             "quality_floor", "golden_set_path", "initial_data_path", "config",
@@ -187,7 +191,8 @@ class ModelRegistry:
                     self.model_in(s, mid)
             for key, val in fields.items():
                 setattr(uc, key, val)
-            return uc
+            s.flush()
+            return view_of(uc)
 
     def delete_use_case(self, name: str) -> dict[str, int]:
         """Delete a use case and what belongs to it (one transaction; the database cascades).
@@ -232,13 +237,13 @@ class ModelRegistry:
             raise NotFound(f"Unknown model {model_id!r}." + close_matches(model_id, ids), kind="model", id=model_id)
         return m
 
-    def get_model(self, model_id: str) -> Model:
+    def get_model(self, model_id: str) -> RowView:
         with session_scope(self.sessions) as s:
-            return self.model_in(s, model_id)
+            return view_of(self.model_in(s, model_id))
 
-    def find_model(self, model_id: str) -> Model | None:
+    def find_model(self, model_id: str) -> RowView | None:
         with session_scope(self.sessions) as s:
-            return s.get(Model, model_id)
+            return view(s.get(Model, model_id))
 
     def register_model(
         self,
@@ -261,7 +266,7 @@ class ModelRegistry:
         session: Session | None = None,
         actor: str = "system",
         pending: bool | None = None,
-    ) -> Model:
+    ) -> Any:
         """Idempotent upsert on (provider, provider model id): given fields overwrite, others stay.
 
         ``pending`` (the caller's egress verdict, ``providers.egress``): True puts a new, discovered or
@@ -270,7 +275,8 @@ class ModelRegistry:
 
         ``status`` may only be discovered or candidate (event ``registered`` for a new model;
         ``marked_candidate`` from discovered and ``reinstated`` from a global retired or rejected for a
-        known one); a model further along keeps its status.  Nothing here makes a model current."""
+        known one); a model further along keeps its status.  Nothing here makes a model current.
+        Returns a ``RowView``; with ``session`` (the caller's open transaction) the ORM row itself."""
         if not provider or not provider_model_id:
             raise InvalidInput("Both provider and model id are required.")
         if provider not in KNOWN_PROVIDERS:
@@ -334,7 +340,7 @@ class ModelRegistry:
         if session is not None:
             return _do(session)
         with session_scope(self.sessions) as s:
-            return _do(s)
+            return view_of(_do(s))
 
     def set_egress_status(self, model_id: str, pending: bool, actor: str, s: Session) -> None:
         """``register_model``'s ``pending`` for a stored model (an admin approved its host)."""
@@ -343,7 +349,7 @@ class ModelRegistry:
     def list_models(
         self, *, use_case: str | None = None, status: str | None = None, provider: str | None = None,
         kind: str | None = None,
-    ) -> list[Model]:
+    ) -> list[RowView]:
         if status is not None and status not in MODEL_STATUSES:
             raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(MODEL_STATUSES)}.")
         with session_scope(self.sessions) as s:
@@ -364,12 +370,12 @@ class ModelRegistry:
             out = list(s.scalars(q))
             if status and use_case:  # the status on that use case, not the global summary
                 out = [m for m in out if status_for(s, m, uc.id) == status]
-            return out
+            return views(out)
 
     def set_status(
         self, model_id: str, status: str, *, use_case: str | None = None, actor: str = "system", reason: str = "",
         session: Session | None = None,
-    ) -> Model:
+    ) -> Any:
         """Move a model to ``status`` through the named event that leads there (``storage/status.py``;
         globally, or on ``use_case``); ``IllegalTransition`` names the events allowed instead."""
 
@@ -388,17 +394,17 @@ class ModelRegistry:
         if session is not None:
             return _do(session)
         with session_scope(self.sessions) as s:
-            return _do(s)
+            out = _do(s)
+            s.flush()
+            return view_of(out)
 
     def status_on(self, model_id: str, use_case: str) -> str:
         """The model's status on one use case (``storage/status.py`` ``status_for``)."""
         with session_scope(self.sessions) as s:
             return status_for(s, self.model_in(s, model_id), self.use_case_in(s, use_case).id)
 
-    def statuses_on(self, use_case: str, models: Sequence[Model]) -> dict[str, str]:
+    def statuses_on(self, use_case: str, models: Sequence[Any]) -> dict[str, str]:
         """``{model id: its status on use_case}`` (``storage/status.py``) for ``models``."""
-        from modelsteward.storage.status import statuses_on
-
         with session_scope(self.sessions) as s:
             return statuses_on(s, self.use_case_in(s, use_case).id, list(models))
 
@@ -416,25 +422,26 @@ class ModelRegistry:
                 out.setdefault(mid, {})[name] = st
             return out
 
-    def update_metadata(self, model_id: str, **values: Any) -> Model:
+    def update_metadata(self, model_id: str, **values: Any) -> RowView:
         with session_scope(self.sessions) as s:
             m = self.model_in(s, model_id)
             m.meta = {**(m.meta or {}), **values}
-            return m
+            s.flush()
+            return view_of(m)
 
     # ------------------------------------------------------------------ routing
-    def deployment(self, use_case: str) -> Deployment:
-        """The use case's routing table (allocations loaded)."""
+    def deployment(self, use_case: str) -> RowView:
+        """The use case's routing table (its ``allocations`` as row views)."""
         with session_scope(self.sessions) as s:
             uc = self.use_case_in(s, use_case)
             dep = s.scalar(
                 select(Deployment).where(Deployment.use_case_id == uc.id).options(selectinload(Deployment.allocations))
             )
             if dep is None:
-                dep = Deployment(use_case_id=uc.id, version=0, allocations=[])
-            return dep
+                return RowView("Deployment", {"id": None, "use_case_id": uc.id, "version": 0, "allocations": []})
+            return view_with(dep, allocations=views(dep.allocations))
 
-    def current_model(self, use_case: str) -> Model | None:
+    def current_model(self, use_case: str) -> RowView | None:
         """The stable model: the primary with the largest weight."""
         dep = self.deployment(use_case)
         prim = [a for a in dep.allocations if a.role == "primary"]
@@ -442,21 +449,22 @@ class ModelRegistry:
             return None
         return self.get_model(max(prim, key=lambda a: a.weight).model_id)
 
-    def candidate_models(self, use_case: str) -> list[Model]:
+    def candidate_models(self, use_case: str) -> list[RowView]:
         with session_scope(self.sessions) as s:
             uc_id = self.use_case_in(s, use_case).id
-            return [m for m in self.list_models(use_case=use_case)
-                    if status_for(s, m, uc_id) in ("candidate", "evaluating", "discovered")]
+            models = self.list_models(use_case=use_case)
+            here = statuses_on(s, uc_id, models)
+            return [m for m in models if here[m.id] in ("candidate", "evaluating", "discovered")]
 
     @staticmethod
-    def routing_table(dep: Deployment) -> list[dict[str, Any]]:
+    def routing_table(dep: Any) -> list[dict[str, Any]]:
         return sorted(
             ({"model_id": a.model_id, "weight": float(a.weight), "role": a.role} for a in dep.allocations),
             key=lambda r: (r["role"], r["model_id"]),
         )
 
     @staticmethod
-    def config_of(uc: UseCase) -> dict[str, Any]:
+    def config_of(uc: Any) -> dict[str, Any]:
         return {
             "fallback": list(uc.fallback or []), "sticky": bool(uc.sticky), "config": dict(uc.config or {}),
         }

@@ -36,6 +36,7 @@ does not allow raises ``IllegalTransition`` naming the status and the events it 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,8 +149,8 @@ def status_for(s: Session, m: Model, use_case_id: int) -> str:
     return status_on(m.status, {r.use_case_id: r.status for r in _rows(s, m.id)}, use_case_id)
 
 
-def statuses_on(s: Session, use_case_id: int, models: list[Model]) -> dict[str, str]:
-    """``{model id: status on the use case}`` for ``models`` in one query."""
+def statuses_on(s: Session, use_case_id: int, models: Sequence[Any]) -> dict[str, str]:
+    """``{model id: status on the use case}`` for ``models`` (rows or row views) in one query."""
     ids = [m.id for m in models]
     rows: dict[str, dict[int, str]] = {}
     if ids:

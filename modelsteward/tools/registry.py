@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from modelsteward.tools.base import InputModel, ToolContext, tool
 
 if TYPE_CHECKING:  # the read tools answer through the read model, without the ORM (bench/cli_latency.py)
-    from modelsteward.storage.models import Model, UseCase
+    from modelsteward.storage.views import RowView  # a registry row, read-only
 
 __all__ = [
     "UseCaseInfo", "ModelInfo", "UseCaseView", "ModelView", "UseCaseAddInput", "ModelRegisterInput", "use_case_info",
@@ -67,7 +67,7 @@ class ModelInfo(BaseModel):
 ModelView = ModelInfo  # the typed view of a model (global status + per-use-case statuses)
 
 
-def model_info(m: Model, use_case_statuses: dict[str, str] | None = None) -> ModelInfo:
+def model_info(m: RowView, use_case_statuses: dict[str, str] | None = None) -> ModelInfo:
     return ModelInfo(
         id=m.id, provider=m.provider, provider_model_id=m.provider_model_id, kind=m.kind, status=m.status,
         price_in_per_m=m.price_in_per_m, price_out_per_m=m.price_out_per_m, context_length=m.context_length,
@@ -77,12 +77,12 @@ def model_info(m: Model, use_case_statuses: dict[str, str] | None = None) -> Mod
     )
 
 
-def model_view(ctx: ToolContext, m: Model) -> ModelInfo:
+def model_view(ctx: ToolContext, m: RowView) -> ModelInfo:
     """``model_info`` with the model's per-use-case statuses read from the registry."""
     return model_info(m, ctx.steward.registry.use_case_statuses([m.id]).get(m.id, {}))
 
 
-def use_case_info(ctx: ToolContext, uc: UseCase, warnings: list[str] | None = None,
+def use_case_info(ctx: ToolContext, uc: RowView, warnings: list[str] | None = None,
                   infer: bool = False) -> UseCaseInfo:
     """The use case's view; ``infer`` also reads its recent traffic's capability needs (a log query)."""
     from modelsteward.catalog.compat import infer_requirements
@@ -379,7 +379,7 @@ class UseCaseUpdateInput(InputModel):
         return None if v is None else _requirements(v)
 
 
-def _planned_changes(uc: UseCase, inp: UseCaseUpdateInput) -> tuple[dict[str, Any], list[str]]:
+def _planned_changes(uc: RowView, inp: UseCaseUpdateInput) -> tuple[dict[str, Any], list[str]]:
     """The registry fields ``inp`` changes (only what differs from the stored use case) and their names."""
     from modelsteward.errors import InvalidInput
     from modelsteward.storage.registry import normalise_weights

@@ -266,15 +266,12 @@ def _version(ctx: ToolContext, use_case: str) -> int:
 
 
 def _shadow_percent(ctx: ToolContext, inp: DeployIn) -> float | None:
-    from sqlalchemy import select
-
     from modelsteward.policies.rules import shadow_share
-    from modelsteward.storage.db import session_scope
-    from modelsteward.storage.models import UseCase
+    from modelsteward.storage.policy_reads import reading
 
-    with session_scope(ctx.steward.sessions) as s:
-        uc = s.scalar(select(UseCase).where(UseCase.name == inp.use_case))
-        return None if uc is None else shadow_share(s, uc, inp.model_id, ctx.clock())[0]
+    with reading(ctx.steward.sessions) as r:
+        uc = r.use_case(inp.use_case)
+        return None if uc is None else shadow_share(r, uc, inp.model_id, ctx.clock())[0]
 
 
 def _routing_changed(inp: Any, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
@@ -307,15 +304,11 @@ def advance_facts(ctx: ToolContext, use_case: str, analysis: Any = None) -> dict
     the verdict carries them to the tool, which hands them to the manager (``rollout.manager.Judged``)."""
     from modelsteward.bounds import section_of
     from modelsteward.rollout.analysis import analyse_rollout, promotion_benefit
-    from sqlalchemy import select
+    from modelsteward.storage.policy_reads import reading
 
-    from modelsteward.storage.db import session_scope
-    from modelsteward.storage.models import Rollout, UseCase
-
-    with session_scope(ctx.steward.sessions) as s:
-        uc = s.scalar(select(UseCase).where(UseCase.name == use_case))
-        ro = None if uc is None else s.scalars(
-            select(Rollout).where(Rollout.use_case_id == uc.id, Rollout.state == "waiting")).first()
+    with reading(ctx.steward.sessions) as r:
+        uc = r.use_case(use_case)
+        ro = None if uc is None else r.waiting_rollout(uc.id)
     if uc is None or ro is None or ro.strategy == "shadow":
         return {}  # the rule has nothing to check
     cfg = section_of(uc.config, "rollout")
@@ -334,20 +327,17 @@ def _expire_promotion_approvals(ctx: ToolContext, use_case: str) -> None:
     """A use case with no active rollout has no promotion left to approve: pending (or approved,
     unexecuted) ``rollout_advance`` approvals of it expire, naming the rollout that ended."""
     from modelsteward.policies import approvals
+    from modelsteward.storage.approvals import transaction
     from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
-    from sqlalchemy import select
 
-    from modelsteward.storage.db import session_scope
-    from modelsteward.storage.models import Rollout, UseCase
-
-    with session_scope(ctx.steward.sessions) as s:
-        uc = s.scalar(select(UseCase).where(UseCase.name == use_case))
-        if uc is None:
+    with transaction(ctx.steward.sessions) as tx:
+        uc_id = tx.use_case_id(use_case)
+        if uc_id is None:
             return
-        last = s.scalars(select(Rollout).where(Rollout.use_case_id == uc.id).order_by(Rollout.id.desc())).first()
+        last = tx.last_rollout(uc_id)
         if last is None or last.state in ACTIVE_ROLLOUT_STATES:
             return
-        approvals.expire_for(s, "rollout_advance", use_case, f"rollout {last.id} {last.state.replace('_', ' ')}")
+        approvals.expire_for(tx, "rollout_advance", use_case, f"rollout {last.id} {last.state.replace('_', ' ')}")
 
 
 def _check_deploy(ctx: ToolContext, inp: DeployIn) -> None:
@@ -489,19 +479,15 @@ def _maintain_proposals(ctx: ToolContext, names: list[str]) -> list[dict[str, An
     for a whole guardrail window (``policies/proposals.py``)."""
     import datetime as dt
 
-    from sqlalchemy import select
-
     from modelsteward.bounds import section_of
     from modelsteward.policies import proposals
-    from modelsteward.storage.db import session_scope
-    from modelsteward.storage.models import UseCase
+    from modelsteward.storage.policy_reads import reading
 
-    out: list[dict[str, Any]] = []
-    with session_scope(ctx.steward.sessions) as s:
-        for uc in s.scalars(select(UseCase).where(UseCase.name.in_(names))):
-            window = dt.timedelta(minutes=float(section_of(uc.config, "guardrails")["window_minutes"]))
-            out += [{"use_case": uc.name, **p} for p in proposals.maintain(s, uc.id, ctx.clock(), window)]
-    return out
+    with reading(ctx.steward.sessions) as r:
+        found = sorted((uc for uc in map(r.use_case, set(names)) if uc is not None), key=lambda uc: uc.id)
+    windows = [(uc.name, uc.id, dt.timedelta(minutes=float(section_of(uc.config, "guardrails")["window_minutes"])))
+               for uc in found]
+    return proposals.maintain_all(ctx.steward.sessions, windows, ctx.clock())
 
 
 @tool("retire_model", input_model=RetireIn, output_model=RetireOut, mutating=True)

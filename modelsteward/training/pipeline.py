@@ -27,8 +27,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from modelsteward.errors import Conflict, InvalidInput, NotFound, StewardError
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import EvalHoldout, FineTuningJob, utcnow
+from modelsteward.storage import jobs
+from modelsteward.timeutil import utc_now_naive as utcnow
 from modelsteward.training.dataset import DatasetCard, DatasetSpec, build_from_connection, load_initial_data
 from modelsteward.training.trainer import TrainConfig
 
@@ -51,10 +51,7 @@ class FineTuneRequest(BaseModel):
 
 # ---------------------------------------------------------------------------------------------- datasets
 def _holdout_ids(steward: Any, use_case_id: int) -> list[str]:
-    from sqlalchemy import select
-
-    with session_scope(steward.sessions) as s:
-        return list(s.scalars(select(EvalHoldout.request_id).where(EvalHoldout.use_case_id == use_case_id)))
+    return jobs.holdout_ids(steward.sessions, use_case_id)
 
 
 def _learned_capabilities(base: Any, rows: list[Any]) -> list[str]:
@@ -117,7 +114,7 @@ def load_card(path: str | Path) -> DatasetCard:
 
 
 # ---------------------------------------------------------------------------------------------- jobs
-def job_dict(job: FineTuningJob) -> dict[str, Any]:
+def job_dict(job: Any) -> dict[str, Any]:
     return {
         "id": job.id, "status": job.status, "base_model_id": job.base_model_id, "method": job.method,
         "progress": job.progress, "dataset_hash": job.dataset_hash, "dataset_path": job.dataset_path,
@@ -126,32 +123,18 @@ def job_dict(job: FineTuningJob) -> dict[str, Any]:
     }
 
 
-def get_job(steward: Any, job_id: int) -> FineTuningJob:
-    with session_scope(steward.sessions) as s:
-        job = s.get(FineTuningJob, job_id)
-        if job is None:
-            raise NotFound(f"Unknown fine-tuning job {job_id}.", kind="fine_tuning_job", id=job_id)
-        return job
+def get_job(steward: Any, job_id: int) -> Any:
+    """The job (a read-only row view); NotFound for an unknown id."""
+    return jobs.get_job(steward.sessions, job_id)
 
 
 def _update(steward: Any, job_id: int, **fields: Any) -> None:
-    with session_scope(steward.sessions) as s:
-        job = s.get(FineTuningJob, job_id)
-        assert job is not None
-        for k, v in fields.items():
-            setattr(job, k, v)
+    jobs.update_job(steward.sessions, job_id, **fields)
 
 
-def request_cancel(steward: Any, job_id: int) -> FineTuningJob:
+def request_cancel(steward: Any, job_id: int) -> Any:
     """Ask a queued or running job to stop (it checkpoints and ends ``cancelled``)."""
-    with session_scope(steward.sessions) as s:
-        job = s.get(FineTuningJob, job_id)
-        if job is None:
-            raise NotFound(f"Unknown fine-tuning job {job_id}.", kind="fine_tuning_job", id=job_id)
-        if job.status not in ("queued", "running"):
-            raise Conflict(f"Job {job_id} is {job.status}; only queued or running jobs can be cancelled.")
-        job.cancel_requested = True
-        return job
+    return jobs.request_cancel(steward.sessions, job_id)
 
 
 def preflight(steward: Any, req: FineTuneRequest) -> dict[str, Any]:
@@ -182,15 +165,11 @@ def create_job(steward: Any, req: FineTuneRequest) -> int:
     checks = preflight(steward, req)
     uc = steward.registry.get_use_case(req.use_case)
     out_dir = steward.settings.workspace / "finetunes" / name
-    with session_scope(steward.sessions) as s:
-        job = FineTuningJob(
-            use_case_id=uc.id, base_model_id=req.base_model_id, method=req.method, status="queued",
-            config={"request": req.model_dump(mode="json"), "name": name, "preflight": checks},
-            metrics={}, dataset_stats={}, output_dir=str(out_dir), dataset_path=req.dataset_path,
-        )
-        s.add(job)
-        s.flush()
-        return int(job.id)
+    return jobs.add_job(
+        steward.sessions, use_case_id=uc.id, base_model_id=req.base_model_id, method=req.method, status="queued",
+        config={"request": req.model_dump(mode="json"), "name": name, "preflight": checks},
+        metrics={}, dataset_stats={}, output_dir=str(out_dir), dataset_path=req.dataset_path,
+    )
 
 
 def run_job(
