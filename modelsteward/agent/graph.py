@@ -43,6 +43,7 @@ from modelsteward.storage.models import AgentRun, Approval, utcnow
 from modelsteward.tools.base import ToolContext, ToolSpec, call_tool, pass_policies
 from modelsteward.tools.evals import EvaluateIn, EvaluateOut
 from modelsteward.tools.rollout import RolloutOut
+from modelsteward.tools.observation import Observation
 
 __all__ = ["AgentRuntime", "build_graph", "validate_toolset", "NODES", "EXCLUDED_TOOLS"]
 
@@ -258,7 +259,8 @@ class _Nodes:
     def verify(self, state: AgentState) -> dict[str, Any]:
         before = state.get("observation") or {}
         after = observe_world(self.rt.steward, state.get("use_case"))
-        checks = [_check(self.rt.tools.get(item["name"]), item, before, after)
+        seen = (Observation.model_validate(before), Observation.model_validate(after))  # what the hooks compare
+        checks = [_check(self.rt.tools.get(item["name"]), item, *seen)
                   for item in state.get("executed", []) if item.get("mutating")]
         return {"observation": after, "executed": [], "journal": [{"kind": "verify", "checks": checks}]}
 
@@ -322,7 +324,7 @@ def _failed_evaluation(spec: ToolSpec | None, args: dict[str, Any], err: str) ->
     return [{"kind": "decision", "record": rec.model_dump(mode="json")}]
 
 
-def _check(spec: ToolSpec | None, item: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def _check(spec: ToolSpec | None, item: dict[str, Any], before: Observation, after: Observation) -> dict[str, Any]:
     """Did the change show up?  The tool's own ``verify`` hook says: confirmed | not_visible, with what was
     compared; n/a for a tool without one."""
     result = {"id": item["id"], "name": item["name"], "status": "n/a", "detail": ""}

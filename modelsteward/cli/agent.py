@@ -180,7 +180,6 @@ def _register_approvals(approvals_app: typer.Typer) -> None:
 
 
 def _decide(approval_id: int, approve: bool, reason: str | None, who: str | None, as_json: bool) -> None:
-    from modelsteward.agent import runner  # noqa: F401 - hands approval_decide the agent's resume function
     from modelsteward.tools.base import ToolContext, call_tool
 
     base = open_ctx()

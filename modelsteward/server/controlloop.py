@@ -72,7 +72,9 @@ class ControlLoop:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from modelsteward.agent import runner  # noqa: F401 - registers the agent with the tools (agent_run, show_status)
+        from modelsteward.wiring import wire
+
+        wire()  # the scheduled runs go through agent_run: the tools need the agent's entry points
 
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelsteward.context import ToolContext
 from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
+from modelsteward.tools.observation import Observation, ObservedUseCase
 
 __all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "Verify", "tool", "call_tool", "pass_policies",
            "policy_verdict", "get_tool", "list_tools", "TOOLS", "observed_use_case"]
@@ -41,13 +42,13 @@ FactsHook = Callable[[ToolContext, Any], dict[str, Any]]
 
 
 # (the call's validated input, the world before, the world after) -> (the effect is visible, what was compared).
-# The worlds are the agent's observations (``agent/observe.py``: plain JSON, ``use_cases`` and ``catalog``).
-Verify = Callable[[Any, dict[str, Any], dict[str, Any]], tuple[bool, str]]
+# The worlds are the agent's observations, typed (``tools/observation.py``; ``agent/observe.py`` builds them).
+Verify = Callable[[Any, Observation, Observation], tuple[bool, str]]
 
 
-def observed_use_case(observation: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """One use case of an observation ({} when it is not there): what ``verify`` hooks compare."""
-    return next((u for u in observation.get("use_cases", []) if u.get("name") == name), {})
+def observed_use_case(observation: Observation, name: str | None) -> ObservedUseCase:
+    """One use case of an observation (an empty one when it is not there): what ``verify`` hooks compare."""
+    return observation.use_case(name) or ObservedUseCase(name=name or "")
 
 
 @dataclass(frozen=True)
