@@ -22,6 +22,7 @@ __all__ = [
     "UpstreamError",
     "ReadOnlyViolation",
     "InsufficientData",
+    "RegistryError",
     "close_matches",
 ]
 
@@ -100,6 +101,15 @@ class ReadOnlyViolation(StewardError):
 class InsufficientData(StewardError):
     code = "insufficient_data"
     http_status = 422
+
+
+class RegistryError(StewardError, RuntimeError):
+    """Two registries disagree or an entry is added twice (tools, rules, scorers, scanners, routes): a
+    programming error found when the code loads, naming the culprit.  Also a ``RuntimeError``, as
+    these were before they joined the tree."""
+
+    code = "registry_error"
+    http_status = 500
 
 
 def close_matches(word: str, candidates: list[str], n: int = 3) -> str:

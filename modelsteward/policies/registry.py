@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.orm import Session
 
+from modelsteward.errors import RegistryError, StewardError
+
 if TYPE_CHECKING:
     from modelsteward.context import Steward
 
@@ -30,12 +32,17 @@ __all__ = [
 ]
 
 
-class PolicyRegistryError(RuntimeError):
+class PolicyRegistryError(RegistryError):
     """The policy registry and the tool registry disagree (raised when the tools load)."""
 
+    code = "policy_registry"
 
-class PolicyFactMissing(RuntimeError):
+
+class PolicyFactMissing(StewardError, RuntimeError):
     """A rule needs a fact its caller did not gather (a programming error, never bad input)."""
+
+    code = "policy_fact_missing"
+    http_status = 500
 
 
 @dataclass(frozen=True)

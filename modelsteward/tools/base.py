@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelsteward.context import ToolContext
-from modelsteward.errors import InvalidInput, NotFound, StewardError, close_matches
+from modelsteward.errors import InvalidInput, NotFound, RegistryError, close_matches
 from modelsteward.tools.observation import Observation, ObservedUseCase
 
 __all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "Verify", "tool", "call_tool", "pass_policies",
@@ -52,12 +52,15 @@ def observed_use_case(observation: Observation, name: str | None) -> ObservedUse
 
 
 @dataclass(frozen=True)
-class ToolSpec:
+class ToolSpec(Generic[In, Out]):
+    """One registered tool, typed by its input and output models: ``call_tool(spec, ...)`` returns ``Out``.
+    ``@tool`` hands the spec back in place of the function (calling it calls the function)."""
+
     name: str
     description: str
-    input_model: type[BaseModel]
-    output_model: type[BaseModel]
-    func: Callable[[ToolContext, Any], BaseModel]
+    input_model: type[In]
+    output_model: type[Out]
+    func: Callable[[ToolContext, In], Out]
     mutating: bool
     long_running: bool = False
     # checks that need the workspace (unknown ids, unreadable files), run before the policies, so no
@@ -69,18 +72,22 @@ class ToolSpec:
     # journal or a checkpoint sees it, and viewers do not see it in a run's steps (issue 25)
     logged_text: bool = False
 
+    def __call__(self, ctx: ToolContext, inp: In) -> Out:
+        """The function itself, without validation or policies (``call_tool`` adds both)."""
+        return self.func(ctx, inp)
+
     def json_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
 
 
-TOOLS: dict[str, ToolSpec] = {}
+TOOLS: dict[str, ToolSpec[Any, Any]] = {}
 
 
 def tool(
     name: str,
     *,
-    input_model: type[BaseModel],
-    output_model: type[BaseModel],
+    input_model: type[In],
+    output_model: type[Out],
     mutating: bool,
     long_running: bool = False,
     description: str | None = None,
@@ -88,23 +95,25 @@ def tool(
     facts: FactsHook | None = None,
     verify: Verify | None = None,
     logged_text: bool = False,
-) -> Callable[[Callable[[ToolContext, Any], Any]], Callable[[ToolContext, Any], Any]]:
-    """Register a tool; a duplicate name fails at import, naming both definitions."""
+) -> Callable[[Callable[[ToolContext, In], Out]], ToolSpec[In, Out]]:
+    """Register a tool; a duplicate name fails at import, naming both definitions.  The decorated name
+    becomes the tool's ``ToolSpec`` (still callable as the function), the typed handle ``call_tool`` takes."""
 
-    def deco(func: Callable[[ToolContext, Any], Any]) -> Callable[[ToolContext, Any], Any]:
+    def deco(func: Callable[[ToolContext, In], Out]) -> ToolSpec[In, Out]:
         if input_model.model_config.get("extra") != "forbid":
             raise TypeError(f"Tool {name!r}: input model {input_model.__qualname__} must derive from "
                             "tools.base.InputModel (unknown fields refused, not dropped).")
         if name in TOOLS:
             other = TOOLS[name].func
-            raise RuntimeError(
+            raise RegistryError(
                 f"Tool {name!r} registered twice: {other.__module__}.{other.__qualname__} and "
                 f"{func.__module__}.{func.__qualname__}."
             )
         doc = (description or func.__doc__ or name).strip()
-        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running,
-                               check=check, facts=facts, verify=verify, logged_text=logged_text)
-        return func
+        spec = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running,
+                        check=check, facts=facts, verify=verify, logged_text=logged_text)
+        TOOLS[name] = spec
+        return spec
 
     return deco
 
@@ -125,7 +134,7 @@ def _import_tool_module(mod: str) -> None:
             raise
 
 
-def load_all_tools() -> dict[str, ToolSpec]:
+def load_all_tools() -> dict[str, ToolSpec[Any, Any]]:
     """Import every tools module that exists (each registers its tools on import), then check that
     every mutating tool has a policy rule and every rule a mutating tool (``PolicyRegistryError``)."""
     from modelsteward.policies import check_rules
@@ -139,7 +148,7 @@ def load_all_tools() -> dict[str, ToolSpec]:
     return TOOLS
 
 
-def get_tool(name: str) -> ToolSpec:
+def get_tool(name: str) -> ToolSpec[Any, Any]:
     """The tool called ``name``; tools modules are imported in order only until it is found."""
     for mod in _TOOL_MODULES:
         if name in TOOLS:
@@ -153,11 +162,11 @@ def get_tool(name: str) -> ToolSpec:
     return TOOLS[name]
 
 
-def list_tools() -> list[ToolSpec]:
+def list_tools() -> list[ToolSpec[Any, Any]]:
     return sorted(load_all_tools().values(), key=lambda t: t.name)
 
 
-def pass_policies(spec: ToolSpec, ctx: ToolContext, inp: BaseModel) -> None:
+def pass_policies(spec: ToolSpec[Any, Any], ctx: ToolContext, inp: BaseModel) -> None:
     """Run the policy engine on a validated call of a mutating tool, with the facts its hook gathers
     (``PolicyDenied`` / ``ApprovalRequired`` as ``policies.enforce`` raises them)."""
     from modelsteward.policies import enforce
@@ -175,7 +184,7 @@ def policy_verdict(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext
     return evaluate(ctx, name, inp.model_dump(mode="json"), facts=spec.facts(ctx, inp) if spec.facts else None)
 
 
-def _validated(spec: ToolSpec, name: str, args: dict[str, Any] | BaseModel) -> BaseModel:
+def _validated(spec: ToolSpec[Any, Any], name: str, args: dict[str, Any] | BaseModel) -> BaseModel:
     try:
         return args if isinstance(args, spec.input_model) else spec.input_model.model_validate(
             args.model_dump() if isinstance(args, BaseModel) else args
@@ -185,15 +194,24 @@ def _validated(spec: ToolSpec, name: str, args: dict[str, Any] | BaseModel) -> B
         raise InvalidInput(f"Invalid arguments for tool {name!r}: {fields}", errors=exc.errors(include_url=False)) from exc
 
 
-def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
-    """Validate ``args``, pass the policy engine when the tool mutates, run it."""
+@overload
+def call_tool(tool: ToolSpec[In, Out], args: dict[str, Any] | BaseModel, ctx: ToolContext) -> Out: ...
+
+
+@overload
+def call_tool(tool: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel: ...
+
+
+def call_tool(tool: ToolSpec[Any, Any] | str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
+    """Validate ``args``, pass the policy engine when the tool mutates, run it.  Given the tool's spec
+    (``from modelsteward.tools.registry import list_models``) the result is typed as its output model;
+    given its name (the agent, the API's generic routes), as ``BaseModel``."""
+    name = tool if isinstance(tool, str) else tool.name
     spec = get_tool(name)
     inp = _validated(spec, name, args)
     if spec.check is not None:
         spec.check(ctx, inp)
     if spec.mutating:
         pass_policies(spec, ctx, inp)
-    try:
-        return spec.func(ctx, inp)
-    except StewardError:
-        raise
+    out: BaseModel = spec.func(ctx, inp)
+    return out
