@@ -49,9 +49,10 @@ __all__ = ["AgentRuntime", "build_graph", "validate_toolset", "NODES", "EXCLUDED
 
 NODES = ("observe", "plan", "guard", "approval", "act", "verify", "report")
 # Never offered to the agent: deciding approvals is for people, starting runs would recurse, and
-# creating use cases or importing logs is the operator's administration, not management.
+# creating use cases or importing logs is the operator's administration, not management; credentials
+# (API tokens, gateway keys) are people's (policies/access_rules.py denies an agent them anyway).
 EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "usecase_update", "usecase_delete",
-                            "logs_import"})
+                            "logs_import", "token_create", "token_revoke", "key_create", "key_revoke"})
 OUTPUT_LIMIT = 65_536  # a tool step of the journal keeps its whole typed payload ("output") up to this many characters
 
 

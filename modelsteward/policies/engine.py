@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from modelsteward.context import ToolContext
 from modelsteward.errors import ApprovalRequired, PolicyDenied
-from modelsteward.policies import egress_rules, model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies import access_rules, egress_rules, model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
 from modelsteward.policies import approvals
 from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.db import session_scope
@@ -50,7 +50,7 @@ def _combine(found: list[Decision]) -> Decision:
     return Decision("allow")
 
 
-FACT_NAMES = frozenset(f.name for f in dataclasses.fields(Facts)) - {"steward", "actor", "now", "approval_id"}
+FACT_NAMES = frozenset(f.name for f in dataclasses.fields(Facts)) - {"steward", "actor", "now", "approval_id", "role"}
 
 
 def facts_for(ctx: ToolContext, facts: Mapping[str, Any] | None = None) -> Facts:
@@ -59,7 +59,8 @@ def facts_for(ctx: ToolContext, facts: Mapping[str, Any] | None = None) -> Facts
     unknown = sorted(set(extra) - FACT_NAMES)
     if unknown:
         raise TypeError(f"Unknown policy facts {unknown}; known: {sorted(FACT_NAMES)}.")
-    return Facts(steward=ctx.steward, actor=ctx.actor, now=ctx.clock(), approval_id=ctx.approval_id, **extra)
+    return Facts(steward=ctx.steward, actor=ctx.actor, now=ctx.clock(), approval_id=ctx.approval_id, role=ctx.role,
+                 **extra)
 
 
 def evaluate(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Decision:

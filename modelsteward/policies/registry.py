@@ -61,6 +61,7 @@ class Facts:
     actor: str
     now: dt.datetime
     approval_id: int | None = None
+    role: str | None = None  # the caller's proven role (``ToolContext.role``); None: none proven
     # rollout_advance: the analysis of the waiting step (the very one the tool acts on when it re-checks)
     analysis: Any = None
     # rollout_advance to 100 %: the promotion benefit (``evals.benefit.Benefit``)

@@ -85,4 +85,4 @@ AdminDep = Annotated[Identity, require_role("admin")]
 
 def tool_context(steward: Steward, ident: Identity, **extra: Any) -> ToolContext:
     """The ToolContext for a call made on behalf of ``ident`` (actor ``api:<token name>``)."""
-    return ToolContext(steward=steward, actor=ident.actor, **extra)
+    return ToolContext(steward=steward, actor=ident.actor, role=ident.role, **extra)

@@ -119,7 +119,7 @@ def tool(
 
 
 # cheap modules first: a read command finds its tool without importing catalog (numpy), evals or training
-_TOOL_MODULES = ("registry", "hosts", "logs", "rollout", "approvals", "agent", "report", "catalog", "evals",
+_TOOL_MODULES = ("registry", "hosts", "logs", "rollout", "approvals", "agent", "report", "access", "catalog", "evals",
                  "training", "checks")
 _CHECKED: list[frozenset[tuple[str, bool]]] = []  # the tool set last found to match the policy registry
 
