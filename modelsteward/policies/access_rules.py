@@ -22,7 +22,7 @@ from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import PolicyDecision
 from modelsteward.storage.tokens import API_ROLES, role_at_least
 
-__all__ = ["NEEDED_ROLE", "audit", "rule_token_create", "rule_token_revoke", "rule_key_create", "rule_key_revoke"]
+__all__ = ["NEEDED_ROLE", "audit"]
 
 NEEDED_ROLE = {"token_create": "admin", "token_revoke": "admin", "key_create": "operator", "key_revoke": "operator"}
 _WHAT = {"token_create": "create an API token", "token_revoke": "revoke an API token",
@@ -41,28 +41,16 @@ def _credentials(action: str, f: Facts) -> list[Decision]:
     return []
 
 
-@rule("token_create")
-def rule_token_create(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
-    """Only a person with role admin creates an API token (of any role); never an agent."""
-    return _credentials("token_create", f)
+def _credential_rule(action: str) -> None:
+    def check(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+        return _credentials(action, f)
+
+    check.__qualname__ = f"credential_rule[{action}]"
+    rule(action, doc=f"Only a person with role {NEEDED_ROLE[action]} or higher may {_WHAT[action]}; never an agent.")(check)
 
 
-@rule("token_revoke")
-def rule_token_revoke(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
-    """Only a person with role admin revokes an API token; never an agent."""
-    return _credentials("token_revoke", f)
-
-
-@rule("key_create")
-def rule_key_create(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
-    """A person with role operator or higher creates a gateway key; never an agent."""
-    return _credentials("key_create", f)
-
-
-@rule("key_revoke")
-def rule_key_revoke(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
-    """A person with role operator or higher revokes a gateway key; never an agent."""
-    return _credentials("key_revoke", f)
+for _action in NEEDED_ROLE:  # token_create, token_revoke, key_create, key_revoke: one rule each
+    _credential_rule(_action)
 
 
 def audit(ctx: ToolContext, action: str, args: dict[str, Any], what: str) -> None:
