@@ -10,11 +10,13 @@ harmless.  (The gateway alone, ``python -m modelsteward.gateway``, calls no tool
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelsteward.context import Steward
-from modelsteward.tools.observation import Observation
 from modelsteward.tools.wiring import AgentHooks, install, is_wired
+
+if TYPE_CHECKING:
+    from modelsteward.context import Steward
+    from modelsteward.tools.observation import Observation
 
 __all__ = ["wire", "is_wired"]
 

@@ -91,3 +91,17 @@ def test_no_module_imports_the_agent_for_its_side_effect() -> None:
 def test_every_entry_point_calls_wire() -> None:
     for rel in ("cli/__init__.py", "server/app.py", "server/controlloop.py", "demo/run.py"):
         assert "wire()" in (PKG / rel).read_text(), rel
+
+
+def test_wiring_costs_a_cli_command_nothing() -> None:
+    """The CLI wires before every command, --help included: wire() imports neither the agent, nor
+    pydantic, nor the workspace context (the read commands' light path stays light)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import modelsteward.cli; before = set(sys.modules); from modelsteward.wiring import wire; "
+            "wire(); print(sorted(set(sys.modules) - before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PKG.parent).stdout
+    new = ast.literal_eval(out.strip())
+    assert set(new) <= {"modelsteward.tools", "modelsteward.tools.wiring", "modelsteward.wiring"}, new

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelsteward.context import Steward
 from modelsteward.errors import StewardError
-from modelsteward.tools.observation import Observation
+
+if TYPE_CHECKING:  # light on purpose: the CLI wires before every command, --help included
+    from modelsteward.context import Steward
+    from modelsteward.tools.observation import Observation
 
 __all__ = ["AgentHooks", "NotWired", "install", "uninstall", "agent_hooks", "is_wired"]
 
