@@ -260,8 +260,7 @@ class _Nodes:
     def verify(self, state: AgentState) -> dict[str, Any]:
         before = state.get("observation") or {}
         after = observe_world(self.rt.steward, state.get("use_case"))
-        seen = (Observation.model_validate(before), Observation.model_validate(after))  # what the hooks compare
-        checks = [_check(self.rt.tools.get(item["name"]), item, *seen)
+        checks = [_check(self.rt.tools.get(item["name"]), item, before, after)
                   for item in state.get("executed", []) if item.get("mutating")]
         return {"observation": after, "executed": [], "journal": [{"kind": "verify", "checks": checks}]}
 
@@ -325,7 +324,7 @@ def _failed_evaluation(spec: ToolSpec | None, args: dict[str, Any], err: str) ->
     return [{"kind": "decision", "record": rec.model_dump(mode="json")}]
 
 
-def _check(spec: ToolSpec | None, item: dict[str, Any], before: Observation, after: Observation) -> dict[str, Any]:
+def _check(spec: ToolSpec | None, item: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Did the change show up?  The tool's own ``verify`` hook says: confirmed | not_visible, with what was
     compared; n/a for a tool without one."""
     result = {"id": item["id"], "name": item["name"], "status": "n/a", "detail": ""}
@@ -335,6 +334,6 @@ def _check(spec: ToolSpec | None, item: dict[str, Any], before: Observation, aft
         inp = spec.input_model.model_validate(item["args"])
     except ValueError:  # arguments checkpointed by an older version: nothing to compare
         return result
-    ok, detail = spec.verify(inp, before, after)
+    ok, detail = spec.verify(inp, Observation.model_validate(before), Observation.model_validate(after))  # typed worlds
     result.update(status="confirmed" if ok else "not_visible", detail=detail)
     return result
