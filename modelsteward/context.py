@@ -164,6 +164,9 @@ class ToolContext:
 
     steward: Steward
     actor: str = "cli:operator"
+    # the role the front-end proved for ``actor`` (API token, STEWARD_TOKEN, the workspace's OS user =
+    # admin); None: none proven (the agent, internal calls).  Rules on credentials read it.
+    role: str | None = None
     approval_id: int | None = None  # set when executing an approved action
     agent_run_id: int | None = None
     thread_id: str | None = None

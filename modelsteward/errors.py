@@ -23,6 +23,7 @@ __all__ = [
     "ReadOnlyViolation",
     "InsufficientData",
     "CheckFailed",
+    "RegistryError",
     "close_matches",
 ]
 
@@ -110,6 +111,15 @@ class CheckFailed(StewardError):
 
     code = "check_failed"
     http_status = 424
+
+
+class RegistryError(StewardError, RuntimeError):
+    """Two registries disagree or an entry is added twice (tools, rules, scorers, scanners, routes): a
+    programming error found when the code loads, naming the culprit.  Also a ``RuntimeError``, as
+    these were before they joined the tree."""
+
+    code = "registry_error"
+    http_status = 500
 
 
 def close_matches(word: str, candidates: list[str], n: int = 3) -> str:

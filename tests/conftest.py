@@ -47,6 +47,15 @@ def fixtures_dir() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _wired() -> None:
+    """Tests act as an entry point does: the composition root hands the agent to the tools
+    (tests/test_wiring.py checks what happens without it)."""
+    from modelsteward.wiring import wire
+
+    wire()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Converted local models are cached machine-wide (STEWARD_CACHE_DIR); keep the user's default."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -29,10 +29,12 @@ def test_show_status_and_rollouts(steward, hosted_upstream) -> None:  # type: ig
     pass_eval(steward)
     ctx = ToolContext(steward, actor="cli:alice")
     obs = call_tool("show_status", {"use_case": UC}, ctx).observation
-    uc = obs["use_cases"][0]
-    assert uc["current_model"] == STABLE and uc["deployment_version"] == 1
-    cand = next(m for m in uc["models"] if m["id"] == CAND)
-    assert cand["latest_test"]["passed"] and cand["latest_test"]["baseline"] == STABLE
+    uc = obs.use_cases[0]  # typed (tools/observation.py); its JSON is the dict observe.py builds
+    assert uc.current_model == STABLE and uc.deployment_version == 1
+    cand = uc.model(CAND)
+    assert cand is not None and cand.latest_test is not None
+    assert cand.latest_test["passed"] and cand.latest_test["baseline"] == STABLE
+    assert obs.model_dump(mode="json")["use_cases"][0]["models"][0]["id"] in (STABLE, CAND)
     assert call_tool("show_rollouts", {}, ctx).rollouts == []
     call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "shadow"}, ctx)
     ro = call_tool("show_rollouts", {"use_case": UC, "active_only": True}, ctx).rollouts

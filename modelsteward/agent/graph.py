@@ -43,14 +43,16 @@ from modelsteward.storage.models import AgentRun, Approval, utcnow
 from modelsteward.tools.base import ToolContext, ToolSpec, call_tool, pass_policies
 from modelsteward.tools.evals import EvaluateIn, EvaluateOut
 from modelsteward.tools.rollout import RolloutOut
+from modelsteward.tools.observation import Observation
 
 __all__ = ["AgentRuntime", "build_graph", "validate_toolset", "NODES", "EXCLUDED_TOOLS"]
 
 NODES = ("observe", "plan", "guard", "approval", "act", "verify", "report")
 # Never offered to the agent: deciding approvals is for people, starting runs would recurse, and
-# creating use cases or importing logs is the operator's administration, not management.
+# creating use cases or importing logs is the operator's administration, not management; credentials
+# (API tokens, gateway keys) are people's (policies/access_rules.py denies an agent them anyway).
 EXCLUDED_TOOLS = frozenset({"approval_decide", "agent_run", "usecase_add", "usecase_update", "usecase_delete",
-                            "logs_import"})
+                            "logs_import", "token_create", "token_revoke", "key_create", "key_revoke"})
 OUTPUT_LIMIT = 65_536  # a tool step of the journal keeps its whole typed payload ("output") up to this many characters
 
 
@@ -336,6 +338,6 @@ def _check(spec: ToolSpec | None, item: dict[str, Any], before: dict[str, Any], 
         inp = spec.input_model.model_validate(item["args"])
     except ValueError:  # arguments checkpointed by an older version: nothing to compare
         return result
-    ok, detail = spec.verify(inp, before, after)
+    ok, detail = spec.verify(inp, Observation.model_validate(before), Observation.model_validate(after))  # typed worlds
     result.update(status="confirmed" if ok else "not_visible", detail=detail)
     return result

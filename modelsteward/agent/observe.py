@@ -29,8 +29,9 @@ from modelsteward.storage.models import (
 )
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.status import status_for
+from modelsteward.tools.observation import Observation
 
-__all__ = ["observe_world", "ACTIVE_ROLLOUT_STATES", "SCAN_STALE_AFTER", "HIGH_FEEDBACK"]
+__all__ = ["observe", "observe_world", "ACTIVE_ROLLOUT_STATES", "SCAN_STALE_AFTER", "HIGH_FEEDBACK"]
 
 SCAN_STALE_AFTER = dt.timedelta(hours=24)
 HIGH_FEEDBACK = 0.5  # a logged request with feedback >= this counts toward fine-tuning data
@@ -235,3 +236,8 @@ def observe_world(steward: Steward, use_case: str | None = None, *, with_intake:
         _add_intake(steward, out)
     _add_new_feedback(steward, out, errors)
     return out
+
+
+def observe(steward: Steward, use_case: str | None = None, *, with_intake: bool = False) -> Observation:
+    """``observe_world`` as its type (``tools/observation.py``): what the tools see of the agent's world."""
+    return Observation.model_validate(observe_world(steward, use_case, with_intake=with_intake))

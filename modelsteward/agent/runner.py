@@ -26,15 +26,12 @@ from sqlalchemy import select
 
 from modelsteward.agent.decisions import collect as collect_decisions
 from modelsteward.agent.graph import EXCLUDED_TOOLS, AgentRuntime, build_graph
-from modelsteward.agent.observe import observe_world
 from modelsteward.agent.planners import ChatIntentPlanner, Planner, PlaybookPlanner
 from modelsteward.agent.report import failure_report, log_to_mlflow
 from modelsteward.context import Steward
 from modelsteward.errors import Conflict, InvalidInput, NotFound, StewardError
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
-from modelsteward.tools.agent import AgentHooks, set_agent_hooks
-from modelsteward.tools.approvals import set_run_resumer
 from modelsteward.tools.base import ToolSpec, list_tools
 
 __all__ = [
@@ -350,7 +347,3 @@ def resume_after_decision(steward: Steward, approval_id: int, *, lock_wait: floa
     with agent_lock(steward, wait=lock_wait):
         return _resume_decided(steward, _get_run(steward, run_id), approval_id)
 
-
-# the tools (a lower layer) reach the agent only through these hooks
-set_run_resumer(resume_after_decision)  # approval_decide resumes the run waiting on a decided approval
-set_agent_hooks(AgentHooks(observe=observe_world, run=run_agent))  # show_status, agent_run

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from modelsteward.errors import UpstreamError
+from modelsteward.errors import RegistryError, UpstreamError
 
 __all__ = [
     "ScannedModel",
@@ -277,7 +277,7 @@ def register_scanner(cls: S) -> S:
         raise TypeError(f"Scanner {cls.__qualname__} has no name.")
     if name in SCANNERS and SCANNERS[name] is not cls:
         other = SCANNERS[name]
-        raise RuntimeError(
+        raise RegistryError(
             f"Scanner {name!r} registered twice: {other.__module__}.{other.__qualname__} and "
             f"{cls.__module__}.{cls.__qualname__}."
         )

@@ -37,4 +37,7 @@ for _area in _AREAS:
 
 
 def main() -> None:
+    from modelsteward.wiring import wire
+
+    wire()  # the composition root: hands the agent's entry points to the tools (the agent loads on first use)
     run_cli(app)

@@ -180,14 +180,14 @@ def _register_approvals(approvals_app: typer.Typer) -> None:
 
 
 def _decide(approval_id: int, approve: bool, reason: str | None, who: str | None, as_json: bool) -> None:
-    from modelsteward.agent import runner  # noqa: F401 - hands approval_decide the agent's resume function
     from modelsteward.tools.base import ToolContext, call_tool
+    from modelsteward.tools import approvals as approvals_tools
 
     base = open_ctx()
     actor, _role = cli_identity(base.steward, who, need_role="approver", need_token=True)
     ctx = ToolContext(steward=base.steward, actor=actor, progress=_progress if not as_json else None)
-    out: Any = call_tool("approval_decide", {"approval_id": approval_id, "decision": "approve" if approve else "reject",
-                                             "reason": reason}, ctx)
+    out = call_tool(approvals_tools.approval_decide,
+                    {"approval_id": approval_id, "decision": "approve" if approve else "reject", "reason": reason}, ctx)
     if as_json:
         emit_json(out)
     else:

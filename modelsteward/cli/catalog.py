@@ -25,11 +25,12 @@ def scan(
     """Scan model catalogs into the registry; report new, gone and re-priced models per source."""
     from modelsteward.catalog.scan import resolve_providers
     from modelsteward.tools.base import call_tool
+    from modelsteward.tools import catalog as catalog_tools
 
     resolve_providers(provider)  # unknown provider: one line listing the known ones, exit 2
     ctx = open_ctx()
     try:
-        out = call_tool("scan", {"provider": provider, "use_case": use_case, "timeout_s": timeout, "limit": limit},
+        out = call_tool(catalog_tools.scan, {"provider": provider, "use_case": use_case, "timeout_s": timeout, "limit": limit},
                         ctx)
     finally:
         ctx.steward.close()
@@ -37,10 +38,10 @@ def scan(
         emit_json(out)
         return
     rows = []
-    for s in out.sources:  # type: ignore[attr-defined]
+    for s in out.sources:
         rows.append([s.provider, s.status if s.status != "error" else f"error ({s.error_kind})", s.seen, len(s.new), len(s.gone), len(s.repriced), s.skipped, s.filtered])
     table("Catalog scan", ["source", "status", "seen", "new", "gone", "re-priced", "skipped", "filtered"], rows)
-    for s in out.sources:  # type: ignore[attr-defined]
+    for s in out.sources:
         if s.error:  # the error names its source already ("openrouter: ... unreachable"): not twice
             console.print(f"[red]{escape(s.provider)}[/red]: {escape(s.error.removeprefix(f'{s.provider}: '))}",
                           soft_wrap=True)
@@ -48,7 +49,7 @@ def scan(
             console.print(f"[bold]{s.provider}[/bold] new: {_short(s.new)}  gone: {_short(s.gone)}")
         for note in s.notes:
             console.print(f"[dim]{s.provider}: {note}[/dim]")
-    compat = out.compatibility  # type: ignore[attr-defined]
+    compat = out.compatibility
     if compat is not None:
         console.print(f"use case {use_case}: {len(compat.compatible)} compatible, {len(compat.rejected)} rejected "
                       f"(`steward rank --use-case {use_case}`)")
@@ -67,10 +68,11 @@ def rank(
 ) -> None:
     """Rank compatible models by weighted quality, cost and latency; mark the cost/quality Pareto front."""
     from modelsteward.tools.base import call_tool
+    from modelsteward.tools import catalog as catalog_tools
 
     ctx = open_ctx()
     try:
-        out = call_tool("rank", {"use_case": use_case, "weights": parse_weights(weights), "since": since,
+        out = call_tool(catalog_tools.rank, {"use_case": use_case, "weights": parse_weights(weights), "since": since,
                                  "top": top or None}, ctx)
     finally:
         ctx.steward.close()
@@ -78,18 +80,18 @@ def rank(
         emit_json(out)
         return
     r = out  # Ranking
-    for w in r.warnings:  # type: ignore[attr-defined]
+    for w in r.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
-    wt = ", ".join(f"{k}={v:.2f}" for k, v in r.weights.items())  # type: ignore[attr-defined]
-    console.print(f"weights {wt}; token mix: {r.mix_source}")  # type: ignore[attr-defined]
+    wt = ", ".join(f"{k}={v:.2f}" for k, v in r.weights.items())
+    console.print(f"weights {wt}; token mix: {r.mix_source}")
     rows = [[m.rank, m.model_id, f"{m.score:.3f}", f"{m.quality:.2f} ({m.quality_source})",
              "?" if m.cost_per_m is None else f"{m.cost_per_m:.4g}", f"{m.latency_ms:.0f} ({m.latency_source})",
-             f"{m.confidence:.2f}", "*" if m.pareto else "", m.reason] for m in r.ranked]  # type: ignore[attr-defined]
+             f"{m.confidence:.2f}", "*" if m.pareto else "", m.reason] for m in r.ranked]
     table(f"Ranking for {use_case}", ["#", "model", "score", "quality", "$/M blended", "p50 ms", "conf", "pareto",
                                       "reason"], rows)
-    console.print(f"Pareto front (cost vs quality): {', '.join(r.pareto_front) or '-'}")  # type: ignore[attr-defined]
-    console.print(f"{len(r.rejected)} incompatible model(s) left out")  # type: ignore[attr-defined]
-    for note in r.notes:  # type: ignore[attr-defined]
+    console.print(f"Pareto front (cost vs quality): {', '.join(r.pareto_front) or '-'}")
+    console.print(f"{len(r.rejected)} incompatible model(s) left out")
+    for note in r.notes:
         console.print(f"[dim]{note}[/dim]")
 
 

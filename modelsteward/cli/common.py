@@ -87,7 +87,10 @@ def open_ctx(actor: str | None = None, *, read: bool = False):  # type: ignore[n
     from modelsteward.tools.base import ToolContext
 
     steward = open_steward(lazy=read)
-    return ToolContext(steward=steward, actor=actor or cli_identity(steward)[0])
+    if actor is not None:
+        return ToolContext(steward=steward, actor=actor)
+    who, role = cli_identity(steward)
+    return ToolContext(steward=steward, actor=who, role=role)
 
 
 def cli_identity(steward: Any, claimed: str | None = None, need_role: str | None = None, *,

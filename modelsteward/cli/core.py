@@ -133,17 +133,18 @@ def _print_use_case(uc) -> None:  # type: ignore[no-untyped-def]
 def usecase_list(json_out: bool = JsonOpt) -> None:
     """List use cases and their live models."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import registry as registry_tools
 
     ctx = open_ctx(read=True)
-    out = call_tool("list_use_cases", {}, ctx)
+    out = call_tool(registry_tools.list_use_cases, {}, ctx)
     ctx.steward.close()
     if json_out:
-        emit_json(out.model_dump(mode="json")["use_cases"])  # type: ignore[attr-defined]
+        emit_json(out.model_dump(mode="json")["use_cases"])
         return
     table("use cases", ["name", "description", "live models", "budget $/month"], [
         (u.name, u.description[:60], ", ".join(f"{a['model_id']} ({a['role']} {a['weight']:g}%)" for a in u.allocations),
          u.monthly_budget_usd)
-        for u in out.use_cases  # type: ignore[attr-defined]
+        for u in out.use_cases
     ])
 
 
@@ -189,6 +190,7 @@ def usecase_update(
     from decimal import Decimal
 
     from modelsteward.tools import call_tool
+    from modelsteward.tools import registry as registry_tools
 
     args: dict[str, object] = {"use_case": name}
     for key, val in (("description", description), ("latency_slo_ms", latency_slo_ms), ("min_context", min_context),
@@ -216,10 +218,10 @@ def usecase_update(
     ctx = open_ctx()
     ctx.approval_id = approval_id
     try:
-        out = call_tool("usecase_update", args, ctx)
+        out = call_tool(registry_tools.usecase_update, args, ctx)
     finally:
         ctx.steward.close()
-    changed = out.changed  # type: ignore[attr-defined]
+    changed = out.changed
     _show_use_case(out, json_out,
                    f"[green]updated[/green] {name}: {', '.join(changed) if changed else 'nothing changed'}")
 
@@ -232,19 +234,20 @@ def usecase_delete(
 ) -> None:
     """Delete a use case (refused during a rollout or while requests arrive)."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import registry as registry_tools
 
     ctx = open_ctx()
     ctx.approval_id = approval_id
     try:
-        out = call_tool("usecase_delete", {"use_case": name}, ctx)
+        out = call_tool(registry_tools.usecase_delete, {"use_case": name}, ctx)
     finally:
         ctx.steward.close()
     if json_out:
         emit_json(out)
         return
-    removed = ", ".join(f"{k} {v}" for k, v in out.removed.items() if v)  # type: ignore[attr-defined]
+    removed = ", ".join(f"{k} {v}" for k, v in out.removed.items() if v)
     console.print(f"[green]deleted[/green] {name}" + (f" (removed {removed})" if removed else ""))
-    console.print(out.note)  # type: ignore[attr-defined]
+    console.print(out.note)
 
 
 @models_app.command("register")
@@ -268,11 +271,12 @@ def models_register(
     """Register a model (idempotent: registering again updates the given fields)."""
     from modelsteward.storage.registry import parse_price
     from modelsteward.tools import call_tool
+    from modelsteward.tools import registry as registry_tools
 
     pin = parse_price(price_in, "--price-in")
     pout = parse_price(price_out, "--price-out")
     ctx = open_ctx()
-    out = call_tool("models_register", {
+    out = call_tool(registry_tools.models_register, {
         "provider": provider, "model_id": model_id, "base_url": base_url, "price_in": pin, "price_out": pout,
         "context": context, "use_case": use_case, "api_key_env": api_key_env,
         "cost_per_hour": cost_per_hour, "hardware": hardware, "hosting_cost": hosting_cost,
@@ -282,8 +286,8 @@ def models_register(
     if json_out:
         emit_json(out)
     else:
-        console.print(f"[green]registered[/green] {out.id} ({out.kind}, {out.status})")  # type: ignore[attr-defined]
-        if out.status == "pending":  # type: ignore[attr-defined]
+        console.print(f"[green]registered[/green] {out.id} ({out.kind}, {out.status})")
+        if out.status == "pending":
             console.print("its host is not approved: it receives nothing until an admin runs "
                           f"`steward hosts allow {base_url or 'URL'}`", markup=False, highlight=False)
 
@@ -296,17 +300,18 @@ def models_list(
 ) -> None:
     """List registered models."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import registry as registry_tools
 
     ctx = open_ctx(read=True)
-    out = call_tool("list_models", {"use_case": use_case, "status": status}, ctx)
+    out = call_tool(registry_tools.list_models, {"use_case": use_case, "status": status}, ctx)
     ctx.steward.close()
     if json_out:
-        emit_json(out.model_dump(mode="json")["models"])  # type: ignore[attr-defined]
+        emit_json(out.model_dump(mode="json")["models"])
         return
     table("models", ["id", "kind", "status", "per use case", "$/M in", "$/M out", "context"], [
         (m.id, m.kind, m.status, ", ".join(f"{k}: {v}" for k, v in m.use_case_statuses.items()),
          m.price_in_per_m, m.price_out_per_m, m.context_length)
-        for m in out.models  # type: ignore[attr-defined]
+        for m in out.models
     ])
 
 
@@ -330,10 +335,11 @@ def models_check(model_id: str, json_out: bool = JsonOpt) -> None:
     """Send one tiny completion (max_tokens 3) through the real provider path: URL, key variable (set in this
     shell?), status, latency and the likely fix.  Exit 1 when the check fails."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import checks as checks_tools
 
     ctx = open_ctx(read=True)
     try:
-        out: Any = call_tool("models_check", {"model_id": model_id}, ctx)
+        out = call_tool(checks_tools.models_check, {"model_id": model_id}, ctx)
     finally:
         ctx.steward.close()
     if json_out:

@@ -28,6 +28,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate a candidate against the use case's current model and record the verdict."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import evals as evals_tools
     from modelsteward.tools.evals import EvaluateOut
 
     args = {
@@ -37,7 +38,7 @@ def eval_cmd(
     }
     ctx = open_ctx()
     try:
-        out: EvaluateOut = call_tool("evaluate", args, ctx)  # type: ignore[assignment]
+        out: EvaluateOut = call_tool(evals_tools.evaluate_tool, args, ctx)
     finally:
         ctx.steward.close()
     if as_json:

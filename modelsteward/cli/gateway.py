@@ -29,11 +29,12 @@ def create(
     json_out: bool = JsonOpt,
 ) -> None:
     """Create a gateway key; the key is printed once and stored only as a hash."""
-    from modelsteward.gateway.keys import create_key
+    from modelsteward.tools import access as access_tools
+    from modelsteward.tools.base import call_tool
 
     ctx = open_ctx()
     try:
-        created = create_key(ctx.steward.registry, name, _use_cases(use_case))
+        created = call_tool(access_tools.key_create, {"name": name, "use_cases": _use_cases(use_case)}, ctx)
     finally:
         ctx.steward.close()
     if json_out:
@@ -71,11 +72,12 @@ def list_(json_out: bool = JsonOpt) -> None:
 @keys_app.command("revoke")
 def revoke(name: str = typer.Argument(..., help="The key's name."), json_out: bool = JsonOpt) -> None:
     """Revoke a gateway key (the gateway refuses it within a second)."""
-    from modelsteward.gateway.keys import revoke_key
+    from modelsteward.tools import access as access_tools
+    from modelsteward.tools.base import call_tool
 
     ctx = open_ctx()
     try:
-        row = revoke_key(ctx.steward.registry, name)
+        row = call_tool(access_tools.key_revoke, {"name": name}, ctx)
     finally:
         ctx.steward.close()
     if json_out:

@@ -27,10 +27,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Approve a host (admin): its models stop being pending and may be evaluated and deployed."""
         from modelsteward.tools.base import ToolContext, call_tool
+        from modelsteward.tools import hosts as hosts_tools
 
         base = open_ctx()
         actor, _role = cli_identity(base.steward, need_role="admin")
-        out: Any = call_tool("hosts_allow", {"url": url, "reason": reason}, ToolContext(steward=base.steward, actor=actor))
+        out = call_tool(hosts_tools.hosts_allow, {"url": url, "reason": reason},
+                        ToolContext(steward=base.steward, actor=actor))
         if as_json:
             emit_json(out)
             return
@@ -43,9 +45,10 @@ def register(app: typer.Typer) -> None:
     def hosts_list(as_json: bool = JsonOpt) -> None:
         """Where model calls may go, and why; and the allowed api_key_env names."""
         from modelsteward.tools.base import call_tool
+        from modelsteward.tools import hosts as hosts_tools
 
         ctx = open_ctx()
-        out: Any = call_tool("hosts_list", {}, ctx)
+        out = call_tool(hosts_tools.hosts_list, {}, ctx)
         if as_json:
             emit_json(out)
             return

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from modelsteward.cli.common import JsonOpt, console, emit_json, err_console, open_ctx, table
+
+if TYPE_CHECKING:
+    from modelsteward.tools.logs import LogsImportResult
 
 __all__ = ["register"]
 
@@ -35,6 +38,7 @@ def logs_import(
     import sys
 
     from modelsteward.tools import call_tool
+    from modelsteward.tools import logs as logs_tools
 
     ctx = open_ctx()
     bar = None
@@ -47,7 +51,7 @@ def logs_import(
         ctx.progress = lambda msg, frac: bar.update(task, completed=frac, description=msg)
         bar.start()
     try:
-        out = call_tool("logs_import", {"path": str(file), "format": fmt, "use_case": use_case,
+        out = call_tool(logs_tools.logs_import, {"path": str(file), "format": fmt, "use_case": use_case,
                                         "output_file": str(output_file) if output_file else None,
                                         "keep_feedback": keep_feedback, "as_evidence": as_evidence}, ctx)
     finally:
@@ -60,18 +64,18 @@ def logs_import(
     console.print(import_summary(out), markup=False, emoji=False, highlight=False)  # ids and paths as written
 
 
-def import_summary(out: object) -> str:
+def import_summary(out: LogsImportResult) -> str:
     """The report as a person reads it (``--json`` gives the ImportReport itself)."""
-    r = out  # ImportReport
-    lines = [f"imported {_rows(r.rows)} from {r.path} ({r.format}, {r.read:,} items read in {r.seconds:.1f} s)"]  # type: ignore[attr-defined]
-    if r.duplicates:  # type: ignore[attr-defined]
-        lines.append(f"  already imported (same request id), skipped: {r.duplicates:,}")  # type: ignore[attr-defined]
-    for reason, n in sorted(r.skipped.items(), key=lambda kv: -kv[1]):  # type: ignore[attr-defined]
+    r = out
+    lines = [f"imported {_rows(r.rows)} from {r.path} ({r.format}, {r.read:,} items read in {r.seconds:.1f} s)"]
+    if r.duplicates:
+        lines.append(f"  already imported (same request id), skipped: {r.duplicates:,}")
+    for reason, n in sorted(r.skipped.items(), key=lambda kv: -kv[1]):
         lines.append(f"  skipped {n:,}: {reason.replace('_', ' ')}")
-    for uc, n in sorted(r.use_cases.items()):  # type: ignore[attr-defined]
+    for uc, n in sorted(r.use_cases.items()):
         lines.append(f"  use case {uc}: {_rows(n)}")
-    for mid, n in sorted(r.models.items(), key=lambda kv: -kv[1]):  # type: ignore[attr-defined]
-        flag = "  (not in the registry: `steward models register`)" if mid in r.unknown_models else ""  # type: ignore[attr-defined]
+    for mid, n in sorted(r.models.items(), key=lambda kv: -kv[1]):
+        flag = "  (not in the registry: `steward models register`)" if mid in r.unknown_models else ""
         lines.append(f"  model {mid}: {_rows(n)}{flag}")
     return "\n".join(lines)
 
@@ -88,10 +92,11 @@ def logs_stats(
 ) -> None:
     """Per model and role: requests, error rate, p50/p95 latency, tokens, cost, feedback."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import logs as logs_tools
 
     ctx = open_ctx(read=True)
     try:
-        out = call_tool("logs_stats", {"use_case": use_case, "since": since}, ctx)
+        out = call_tool(logs_tools.logs_stats, {"use_case": use_case, "since": since}, ctx)
     finally:
         ctx.steward.close()
     if json_out:
@@ -106,7 +111,7 @@ def logs_stats(
         (r["use_case"], r["model_id"], r["role"], r["count"], f(100 * r["error_rate"], ".1f"), f(r["p50_ms"], ".0f"),
          f(r["p95_ms"], ".0f"), f"{r['input_tokens']}/{r['output_tokens']}", f(r["cost_usd"], ".4f"),
          f(r["mean_feedback"], ".2f"))
-        for r in out.rows  # type: ignore[attr-defined]
+        for r in out.rows
     ])
 
 
@@ -118,17 +123,18 @@ def logs_query(
 ) -> None:
     """Read-only SQL over the view `logs` (INSERT, COPY, ATTACH ... are refused)."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import logs as logs_tools
 
     ctx = open_ctx()
     try:
-        out = call_tool("query_logs", {"sql": sql, "limit": limit}, ctx)
+        out = call_tool(logs_tools.query_logs, {"sql": sql, "limit": limit}, ctx)
     finally:
         ctx.steward.close()
     if json_out:
-        emit_json(out.rows)  # type: ignore[attr-defined]
+        emit_json(out.rows)
         return
-    table("query", out.columns, [[r[c] for c in out.columns] for r in out.rows])  # type: ignore[attr-defined]
-    if out.truncated:  # type: ignore[attr-defined]
+    table("query", out.columns, [[r[c] for c in out.columns] for r in out.rows])
+    if out.truncated:
         console.print(f"[yellow]first {limit} rows shown[/yellow]")
 
 
@@ -141,17 +147,18 @@ def logs_purge(
 ) -> None:
     """Delete a use case's logged requests (raw prompts) older than an age; files are rewritten atomically."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import logs as logs_tools
 
     ctx = open_ctx()
     try:
-        out = call_tool("logs_purge", {"use_case": use_case, "older_than": older_than}, ctx)
+        out = call_tool(logs_tools.logs_purge, {"use_case": use_case, "older_than": older_than}, ctx)
     finally:
         ctx.steward.close()
     if json_out:
         emit_json(out)
         return
-    console.print(f"[green]purged[/green] {out.rows_removed} rows of {out.use_case} older than {out.older_than} "  # type: ignore[attr-defined]
-                  f"(before {out.cutoff}): {out.files_removed} files removed, {out.files_rewritten} rewritten")  # type: ignore[attr-defined]
+    console.print(f"[green]purged[/green] {out.rows_removed} rows of {out.use_case} older than {out.older_than} "
+                  f"(before {out.cutoff}): {out.files_removed} files removed, {out.files_rewritten} rewritten")
 
 
 @logs_app.command("retention")
@@ -164,19 +171,20 @@ def logs_retention(
     """Set the use case's retention TTL for raw prompts (applied by `steward logs purge --use-case NAME`)."""
     from modelsteward.errors import InvalidInput
     from modelsteward.tools import call_tool
+    from modelsteward.tools import logs as logs_tools
 
     if (days is None) == (not keep):
         raise InvalidInput("Give either --days N or --keep-forever.")
     ctx = open_ctx()
     try:
-        out = call_tool("logs_retention", {"use_case": use_case, "days": days}, ctx)
+        out = call_tool(logs_tools.logs_retention, {"use_case": use_case, "days": days}, ctx)
     finally:
         ctx.steward.close()
     if json_out:
         emit_json(out)
         return
-    ttl = out.retention_days  # type: ignore[attr-defined]
-    console.print(f"{out.use_case}: " + (f"raw prompts kept {ttl:g} days" if ttl else "raw prompts kept indefinitely"))  # type: ignore[attr-defined]
+    ttl = out.retention_days
+    console.print(f"{out.use_case}: " + (f"raw prompts kept {ttl:g} days" if ttl else "raw prompts kept indefinitely"))
 
 
 def register(app: typer.Typer) -> None:

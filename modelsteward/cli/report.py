@@ -33,11 +33,12 @@ def report(
     """Realised gains: cost per request, error rate, p95 latency and feedback before vs after each promotion
     (95% intervals), against the gain stated when it was promoted; contradictions are flagged."""
     from modelsteward.tools.base import call_tool
+    from modelsteward.tools import report as report_tools
 
     ctx = open_ctx()
     args = {"use_case": use_case, "since": since, "window_hours": window_hours}
     try:
-        out = call_tool("gain_report" if no_measure else "measure_gains", args, ctx)
+        out = call_tool(report_tools.gain_report if no_measure else report_tools.measure_gains, args, ctx)
     finally:
         ctx.steward.close()
     if json_out:

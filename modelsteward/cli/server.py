@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelsteward.cli.common import JsonOpt, console, emit_json, table
+from modelsteward.cli.common import JsonOpt, console, emit_json, open_ctx, table
 from modelsteward.errors import InvalidInput
 
 __all__ = ["register"]
@@ -80,17 +80,19 @@ def _register_tokens(tokens: typer.Typer) -> None:
         role: str = typer.Option(..., "--role", help="viewer | operator | approver | admin"),
         as_json: bool = JsonOpt,
     ) -> None:
-        """Create a token and print it once (only its hash is stored)."""
-        from modelsteward.context import open_steward
-        from modelsteward.server.auth import create_token
+        """Create a token and print it once (only its hash is stored).  Needs role admin (the
+        workspace's OS user, or an admin STEWARD_TOKEN); audited."""
+        from modelsteward.tools import access as access_tools
+        from modelsteward.tools.base import call_tool
 
         if role not in ROLES:  # a StewardError: run_cli prints one line and exits 2
             raise InvalidInput(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
-        steward = open_steward()
+        ctx = open_ctx()
         try:
-            row, plain = create_token(steward, name, role)
+            row = call_tool(access_tools.token_create, {"name": name, "role": role}, ctx)
         finally:
-            steward.close()
+            ctx.steward.close()
+        plain = row.token
         if as_json:
             emit_json({"id": row.id, "name": row.name, "role": row.role, "prefix": row.prefix, "token": plain})
             return
@@ -118,15 +120,15 @@ def _register_tokens(tokens: typer.Typer) -> None:
 
     @tokens.command("revoke")
     def tokens_revoke(token_id: int = typer.Argument(..., help="Token id (see tokens list)."), as_json: bool = JsonOpt) -> None:
-        """Revoke a token; its console sessions end at once."""
-        from modelsteward.context import open_steward
-        from modelsteward.server.auth import revoke_token
+        """Revoke a token; its console sessions end at once.  Needs role admin; audited."""
+        from modelsteward.tools import access as access_tools
+        from modelsteward.tools.base import call_tool
 
-        steward = open_steward()
+        ctx = open_ctx()
         try:
-            row = revoke_token(steward, token_id)
+            row = call_tool(access_tools.token_revoke, {"token_id": token_id}, ctx)
         finally:
-            steward.close()
+            ctx.steward.close()
         if as_json:
             emit_json({"id": row.id, "name": row.name, "revoked": True})
             return

@@ -31,11 +31,12 @@ def dataset_build(
 ) -> None:
     """Build a filtered, de-duplicated, PII-redacted chat dataset (train/validation + card)."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import training as training_tools
     from modelsteward.tools.training import BuildDatasetOut
 
     ctx = open_ctx()
     try:
-        out: BuildDatasetOut = call_tool("build_dataset", {  # type: ignore[assignment]
+        out: BuildDatasetOut = call_tool(training_tools.build_dataset, {
             "use_case": use_case, "since": since, "min_feedback": min_feedback, "keep_unrated": keep_unrated,
             "initial": initial, "validation_fraction": validation,
             "near_dup_threshold": None if near_dup >= 1.0 else near_dup, "min_rows": min_rows,
@@ -75,13 +76,14 @@ def finetune_cmd(
 ) -> None:
     """Fine-tune a local base model on the use case's data and register it as a candidate."""
     from modelsteward.tools import call_tool
+    from modelsteward.tools import training as training_tools
     from modelsteward.tools.training import FineTuneOut
 
     ctx = open_ctx()
     if not as_json and sys.stderr.isatty():
         ctx.progress = lambda msg, frac: None  # the trainer's progress bar already shows steps
     try:
-        out: FineTuneOut = call_tool("fine_tune", {  # type: ignore[assignment]
+        out: FineTuneOut = call_tool(training_tools.fine_tune, {
             "use_case": use_case, "base": base, "method": method, "max_steps": max_steps, "name": name,
             "dataset": dataset, "since": since, "min_feedback": min_feedback, "learning_rate": lr,
             "batch_size": batch_size, "grad_accum": grad_accum, "max_seq_len": max_seq_len, "packing": packing,

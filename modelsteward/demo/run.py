@@ -161,8 +161,6 @@ class Demo:
     def approve(self, approval_id: int, why: str) -> Any:
         """Decide an approval as the demo operator (a person's role, played by the demo); the
         ``approval_decide`` tool carries it out (resumes the waiting run or executes the call)."""
-        from modelsteward.agent import runner  # noqa: F401 - hands approval_decide the agent's resume function
-
         appr = self.call("approval_decide", {"approval_id": approval_id, "decision": "approve", "reason": why},
                          actor=DEMO_OPERATOR)
         self.report.approvals.append({"id": appr.id, "action": appr.action, "arguments": appr.arguments,
@@ -540,4 +538,7 @@ def _summary(step: dict[str, Any]) -> str:
 
 
 def run_demo(opts: DemoOptions) -> DemoReport:
+    from modelsteward.wiring import wire
+
+    wire()  # the composition root: approval_decide resumes the agent's runs, show_status observes
     return Demo(opts).run()

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelsteward.errors import RegistryError
 from modelsteward.evals.degenerate import degenerate, degenerate_answers
 from modelsteward.evals.replay import EvalItem, prompt_text
 from modelsteward.evals.runner import Generation
@@ -85,7 +86,7 @@ def register_scorer(name: str) -> Callable[[Scorer], Scorer]:
     def deco(func: Scorer) -> Scorer:
         if name in SCORERS:
             other = SCORERS[name]
-            raise RuntimeError(f"Scorer {name!r} registered twice: {other.__module__}.{other.__qualname__} and "
+            raise RegistryError(f"Scorer {name!r} registered twice: {other.__module__}.{other.__qualname__} and "
                                f"{func.__module__}.{func.__qualname__}.")
         SCORERS[name] = func
         return func

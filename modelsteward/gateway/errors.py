@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from modelsteward.errors import StewardError
+
 __all__ = ["GatewayError", "error_body", "error_response", "route_error", "ROUTES"]
 
 # what the gateway serves, named in the error for a route it does not
@@ -24,8 +26,9 @@ _TYPES = {
 }
 
 
-class GatewayError(Exception):
-    """An error answered to the client in the OpenAI shape (raised inside the gateway only).
+class GatewayError(StewardError):
+    """An error answered to the client in the OpenAI shape (raised inside the gateway only): a
+    ``StewardError`` with the HTTP status and code the gateway chose.
 
     ``model``: the last model tried, when one was (for the server's log line; never sent)."""
 
@@ -35,7 +38,7 @@ class GatewayError(Exception):
                  type_: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
+        self.http_status = status
         self.code = code
         self.param = param
         self.type = type_ or _TYPES.get(status, "api_error")

@@ -31,7 +31,7 @@ from typing import Any
 from modelsteward.context import ToolContext
 from modelsteward.errors import ApprovalRequired, PolicyDenied
 from modelsteward.facts import Verdict, canonical_args
-from modelsteward.policies import egress_rules, model_rules, nocheck_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies import access_rules, egress_rules, model_rules, nocheck_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
 from modelsteward.policies import approvals
 from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.approvals import transaction
@@ -56,7 +56,7 @@ def _combine(found: list[Decision]) -> Decision:
     return Decision("allow")
 
 
-FACT_NAMES = frozenset(f.name for f in dataclasses.fields(Facts)) - {"steward", "actor", "now", "approval_id"}
+FACT_NAMES = frozenset(f.name for f in dataclasses.fields(Facts)) - {"steward", "actor", "now", "approval_id", "role"}
 
 
 def facts_for(ctx: ToolContext, facts: Mapping[str, Any] | None = None) -> Facts:
@@ -65,7 +65,8 @@ def facts_for(ctx: ToolContext, facts: Mapping[str, Any] | None = None) -> Facts
     unknown = sorted(set(extra) - FACT_NAMES)
     if unknown:
         raise TypeError(f"Unknown policy facts {unknown}; known: {sorted(FACT_NAMES)}.")
-    return Facts(steward=ctx.steward, actor=ctx.actor, now=ctx.clock(), approval_id=ctx.approval_id, **extra)
+    return Facts(steward=ctx.steward, actor=ctx.actor, now=ctx.clock(), approval_id=ctx.approval_id, role=ctx.role,
+                 **extra)
 
 
 def judge(ctx: ToolContext, action: str, args: dict[str, Any], *, facts: Mapping[str, Any] | None = None) -> Verdict:

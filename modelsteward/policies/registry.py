@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from modelsteward.facts import AnalysisFact, BenefitFact, Decision
 
+from modelsteward.errors import RegistryError, StewardError
+
 if TYPE_CHECKING:
     from modelsteward.context import Steward
     from modelsteward.storage.policy_reads import PolicyReads
@@ -32,12 +34,17 @@ __all__ = [
 ]
 
 
-class PolicyRegistryError(RuntimeError):
+class PolicyRegistryError(RegistryError):
     """The policy registry and the tool registry disagree (raised when the tools load)."""
 
+    code = "policy_registry"
 
-class PolicyFactMissing(RuntimeError):
+
+class PolicyFactMissing(StewardError, RuntimeError):
     """A rule needs a fact its caller did not gather (a programming error, never bad input)."""
+
+    code = "policy_fact_missing"
+    http_status = 500
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Facts:
     actor: str
     now: dt.datetime
     approval_id: int | None = None
+    role: str | None = None  # the caller's proven role (``ToolContext.role``); None: none proven
     # rollout_advance: the analysis of the waiting step (``rollout.analysis.Analysis``), the very one
     # the tool then acts on (it travels with the call in the ``Verdict``, ``modelsteward/facts.py``)
     analysis: AnalysisFact | None = None

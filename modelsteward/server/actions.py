@@ -43,8 +43,6 @@ class DecisionOut(BaseModel):
 def decide(steward: Steward, ident: Identity, approval_id: int, decision: Literal["approve", "reject"],
            reason: str, tasks: TaskRegistry | None = None) -> DecisionOut:
     """Decide and carry out through the ``approval_decide`` tool (long work on ``tasks`` when given)."""
-    from modelsteward.agent import runner  # noqa: F401 - hands approval_decide the agent's resume function
-
     ctx = tool_context(steward, ident)
     if tasks is not None:
         ctx.spawn = tasks.spawner(ctx.actor)

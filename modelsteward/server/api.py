@@ -13,10 +13,12 @@ from fastapi import APIRouter, Path, Query
 
 from modelsteward.context import Steward
 from modelsteward.server import schemas as S
-from modelsteward.server.auth import create_token, list_tokens, revoke_token, role_at_least
-from modelsteward.server.deps import AdminDep, IdentityDep, StewardDep, ViewerDep
+from modelsteward.server.auth import list_tokens, role_at_least
+from modelsteward.server.deps import AdminDep, IdentityDep, StewardDep, ViewerDep, tool_context
 from modelsteward.storage import queries
 from modelsteward.storage.models import MODEL_STATUSES
+from modelsteward.tools import access as access_tools
+from modelsteward.tools.base import call_tool
 
 __all__ = ["router", "ERROR_RESPONSES", "IdPath"]
 
@@ -217,11 +219,11 @@ def get_tokens(steward: StewardDep, _: AdminDep) -> list[Any]:
 
 @router.post("/tokens", response_model=S.TokenCreated, status_code=201, tags=["auth"],
              summary="Create a token (the plain token is in the answer, once)")
-def post_token(steward: StewardDep, _: AdminDep, body: S.TokenIn) -> S.TokenCreated:
-    row, plain = create_token(steward, body.name, body.role)
-    return S.TokenCreated(**S.TokenOut.model_validate(row).model_dump(), token=plain)
+def post_token(steward: StewardDep, ident: AdminDep, body: S.TokenIn) -> S.TokenCreated:
+    out = call_tool(access_tools.token_create, {"name": body.name, "role": body.role}, tool_context(steward, ident))
+    return S.TokenCreated.model_validate(out.model_dump())
 
 
 @router.delete("/tokens/{token_id}", response_model=S.TokenOut, tags=["auth"], summary="Revoke a token")
-def delete_token(steward: StewardDep, _: AdminDep, token_id: IdPath) -> Any:
-    return revoke_token(steward, token_id)
+def delete_token(steward: StewardDep, ident: AdminDep, token_id: IdPath) -> Any:
+    return call_tool(access_tools.token_revoke, {"token_id": token_id}, tool_context(steward, ident))

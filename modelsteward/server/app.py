@@ -86,7 +86,9 @@ def create_app(
     _install_errors(app)
     _install_middleware(app)
 
-    from modelsteward.agent import runner  # noqa: F401 - registers the agent with the tools (agent_run, show_status)
+    from modelsteward.wiring import wire
+
+    wire()  # the composition root: the tools reach the agent (agent_run, show_status, approval_decide)
     from modelsteward.server.actions import router as actions_router
     from modelsteward.server.api import router as api_router
     from modelsteward.server.chat import router as chat_router

@@ -27,9 +27,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from modelsteward.context import Steward
-from modelsteward.errors import ConfigError, Conflict, InvalidInput, NotFound
+from modelsteward.errors import ConfigError
+from modelsteward.storage import tokens
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import ApiToken
+from modelsteward.storage.tokens import API_ROLES, TOKEN_PREFIX, hash_token, role_at_least
 
 __all__ = [
     "API_ROLES",
@@ -50,10 +52,8 @@ __all__ = [
     "session_secret",
 ]
 
-API_ROLES = ("viewer", "operator", "approver", "admin")
 SESSION_COOKIE = "steward_session"
 SESSION_SECONDS = 12 * 3600
-TOKEN_PREFIX = "stw_"
 
 
 @dataclass(frozen=True)
@@ -72,29 +72,9 @@ class Identity:
         return role_at_least(self.role, role)
 
 
-def role_at_least(have: str, need: str) -> bool:
-    return API_ROLES.index(have) >= API_ROLES.index(need)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def create_token(steward: Steward, name: str, role: str) -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the plain token (shown once, never stored)."""
-    if role not in API_ROLES:
-        raise InvalidInput(f"Unknown role {role!r}; use one of {', '.join(API_ROLES)}.", field="role")
-    name = (name or "").strip()
-    if not name or len(name) > 100 or not all(c.isalnum() or c in "-_.@" for c in name):
-        raise InvalidInput(f"Token name {name!r} must be 1-100 letters, digits, '-', '_', '.' or '@'.", field="name")
-    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with session_scope(steward.sessions) as s:
-        if s.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
-            raise Conflict(f"A token named {name!r} already exists; pick another name or revoke it first.")
-        row = ApiToken(name=name, role=role, token_hash=hash_token(plain), prefix=plain[:8], revoked=False)
-        s.add(row)
-        s.flush()
-    return row, plain
+    """Create a token without the tools' policy and audit (tests' set-up); front-ends call ``token_create``."""
+    return tokens.create_token(steward.sessions, name, role)
 
 
 def list_tokens(steward: Steward) -> list[ApiToken]:
@@ -103,12 +83,8 @@ def list_tokens(steward: Steward) -> list[ApiToken]:
 
 
 def revoke_token(steward: Steward, token_id: int) -> ApiToken:
-    with session_scope(steward.sessions) as s:
-        row = s.get(ApiToken, token_id)
-        if row is None:
-            raise NotFound(f"Unknown token id {token_id}.", kind="token", id=token_id)
-        row.revoked = True
-        return row
+    """Revoke a token without the tools' policy and audit (tests' set-up); front-ends call ``token_revoke``."""
+    return tokens.revoke_token(steward.sessions, token_id)
 
 
 def identify(steward: Steward, plain: str) -> Identity | None:

@@ -42,7 +42,13 @@ from modelsteward.server.loopconfig import LoopConfig
 from modelsteward.server.notify import Notifier
 from modelsteward.storage import lease, outbox
 from modelsteward.storage.models import utcnow
+from modelsteward.tools import agent as agent_tools
+from modelsteward.tools import approvals as approvals_tools
+from modelsteward.tools import logs as logs_tools
+from modelsteward.tools import registry as registry_tools
+from modelsteward.tools import rollout as rollout_tools
 from modelsteward.tools.base import ToolContext, call_tool
+from modelsteward.tools.rollout import RolloutView
 
 __all__ = ["ControlLoop", "LEASE_NAME", "ACTOR"]
 
@@ -72,7 +78,9 @@ class ControlLoop:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from modelsteward.agent import runner  # noqa: F401 - registers the agent with the tools (agent_run, show_status)
+        from modelsteward.wiring import wire
+
+        wire()  # the scheduled runs go through agent_run: the tools need the agent's entry points
 
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(
@@ -195,8 +203,8 @@ class ControlLoop:
         return trigger, max(due, now)
 
     def _last_scheduled_run(self) -> dt.datetime | None:
-        out = call_tool("agent_runs", {"limit": 50}, self._ctx())
-        starts = [r["started_at"] for r in out.model_dump()["runs"] if r["trigger"] == "schedule"]
+        out = call_tool(agent_tools.agent_runs, {"limit": 50}, self._ctx())
+        starts = [r.started_at for r in out.runs if r.trigger == "schedule"]
         return dt.datetime.fromisoformat(max(starts)).replace(tzinfo=dt.timezone.utc) if starts else None
 
     def _anchor(self) -> dt.datetime | None:
@@ -212,7 +220,7 @@ class ControlLoop:
             return self._uc_locks.setdefault(name, threading.Lock())
 
     def _use_cases(self) -> list[str]:
-        return [u["name"] for u in call_tool("list_use_cases", {}, self._ctx()).model_dump()["use_cases"]]
+        return [u.name for u in call_tool(registry_tools.list_use_cases, {}, self._ctx()).use_cases]
 
     def _guard_tick(self) -> None:
         if not self.leading():
@@ -222,79 +230,80 @@ class ControlLoop:
                 return
             with self._uc_lock(name):
                 try:
-                    res = call_tool("guard_check", {"use_case": name}, self._ctx()).model_dump()
+                    res = call_tool(rollout_tools.guard_check, {"use_case": name}, self._ctx())
                 except StewardError as exc:
                     log.warning("guard check of %s: %s", name, exc.message)
                     continue
-            for act in res["actions"]:
+            for act in res.actions:
                 if act.get("action") not in (None, "warn", "none"):
                     log.warning("guard check of %s: %s (%s)", name, act["action"], act.get("reason"))
 
-    def _judgeable(self, use_case: str, ro: dict[str, Any]) -> bool:
+    def _judgeable(self, use_case: str, ro: RolloutView) -> bool:
         """Whether the step's window can be judged now (enough candidate requests, or past the
         inconclusive timeout); read through the logs_stats tool."""
         from modelsteward.bounds import section_of
 
         cfg = section_of(self.steward.registry.get_use_case(use_case).config, "rollout")
-        started = dt.datetime.fromisoformat(str(ro["step_started_at"] or ro["created_at"]))
+        started = dt.datetime.fromisoformat(str(ro.step_started_at or ro.created_at))
         elapsed = max(1.0, (utcnow() - started).total_seconds())
         if elapsed > float(cfg["inconclusive_timeout_s"]):
             return True
-        rows = call_tool("logs_stats", {"use_case": use_case, "since": f"{elapsed:.0f}s"}, self._ctx()).model_dump()["rows"]
-        roles = ("shadow",) if ro["strategy"] == "shadow" else ("canary", "primary")
-        n = sum(int(r.get("count") or 0) for r in rows if r.get("model_id") == ro["candidate"] and r.get("role") in roles)
+        rows = call_tool(logs_tools.logs_stats, {"use_case": use_case, "since": f"{elapsed:.0f}s"}, self._ctx()).rows
+        roles = ("shadow",) if ro.strategy == "shadow" else ("canary", "primary")
+        n = sum(int(r.get("count") or 0) for r in rows if r.get("model_id") == ro.candidate and r.get("role") in roles)
         return n >= int(cfg["min_requests"])
 
     def _rollout_tick(self) -> None:
         if not self.leading():
             return
-        active = call_tool("show_rollouts", {"active_only": True, "limit": 500}, self._ctx()).model_dump()["rollouts"]
+        active = call_tool(agent_tools.show_rollouts, {"active_only": True, "limit": 500}, self._ctx()).rollouts
         for ro in active:
-            if ro["state"] != "waiting" or not self.leading():
+            if ro.state != "waiting" or ro.use_case is None or not self.leading():
                 continue
-            key = (ro["use_case"], int(ro["id"]), int(ro["step_index"]))
+            uc = ro.use_case
+            key = (uc, ro.id, ro.step_index)
             if self._denied.get(key, 0.0) > time.monotonic():
                 continue
-            with self._uc_lock(ro["use_case"]):
+            with self._uc_lock(uc):
                 try:
-                    full = call_tool("rollout_status", {"use_case": ro["use_case"]}, self._ctx()).model_dump()["rollout"]
-                    if not full or full["state"] != "waiting":
+                    full = call_tool(rollout_tools.rollout_status, {"use_case": uc}, self._ctx()).rollout
+                    if full is None or full.state != "waiting":
                         continue
-                    state, approval_id = self._approval_state(ro["use_case"], full)
-                    if state in ("pending", "rejected") or not self._judgeable(ro["use_case"], full):
+                    state, approval_id = self._approval_state(uc, full)
+                    if state in ("pending", "rejected") or not self._judgeable(uc, full):
                         continue
                     ctx = self._ctx()
                     ctx.approval_id = approval_id if state == "approved" else None
-                    out = call_tool("rollout_advance", {"use_case": ro["use_case"]}, ctx).model_dump()
-                    if out["action"] not in ("waiting",):
-                        log.warning("rollout %s on %s: %s", ro["id"], ro["use_case"], out["message"])
+                    out = call_tool(rollout_tools.rollout_advance, {"use_case": uc}, ctx)
+                    if out.action not in ("waiting",):
+                        log.warning("rollout %s on %s: %s", ro.id, uc, out.message)
                 except ApprovalRequired as exc:
-                    log.warning("rollout %s on %s waits for a person: %s", ro["id"], ro["use_case"], exc.message)
+                    log.warning("rollout %s on %s waits for a person: %s", ro.id, uc, exc.message)
                 except PolicyDenied as exc:
-                    log.warning("rollout %s on %s: %s", ro["id"], ro["use_case"], exc.message)
+                    log.warning("rollout %s on %s: %s", ro.id, uc, exc.message)
                     self._denied[key] = time.monotonic() + _DENIAL_BACKOFF_S
                 except StewardError as exc:
-                    log.warning("rollout %s on %s: %s", ro["id"], ro["use_case"], exc.message)
+                    log.warning("rollout %s on %s: %s", ro.id, uc, exc.message)
 
-    def _approval_state(self, use_case: str, ro: dict[str, Any]) -> tuple[str, int | None]:
+    def _approval_state(self, use_case: str, ro: RolloutView) -> tuple[str, int | None]:
         """This step's promotion approval asked by the loop: ``none``, ``pending`` (do not ask
         again), ``rejected`` (not again for this step) or ``approved`` (carry it out, with its id)."""
-        out = call_tool("approvals_list", {"status": "all", "limit": 200}, self._ctx()).model_dump()["approvals"]
-        since = str(ro["step_started_at"] or "")
-        mine = [a for a in out if a["action"] == "rollout_advance" and a["requester"] == ACTOR
-                and a["arguments"].get("use_case") == use_case and str(a["created_at"] or "") >= since]
+        out = call_tool(approvals_tools.approvals_list, {"status": "all", "limit": 200}, self._ctx()).approvals
+        since = str(ro.step_started_at or "")
+        mine = [a for a in out if a.action == "rollout_advance" and a.requester == ACTOR
+                and a.arguments.get("use_case") == use_case and str(a.created_at or "") >= since]
         for status in ("approved", "pending", "rejected"):
-            hit = next((a for a in mine if a["status"] == status), None)
+            hit = next((a for a in mine if a.status == status), None)
             if hit is not None:
-                return status, int(hit["id"])
+                return status, hit.id
         return "none", None
 
     def _agent_tick(self) -> None:
         if not self.leading():
             return
         try:
-            out = call_tool("agent_run", {"trigger": "schedule", "goal": "scheduled cycle"}, self._ctx()).model_dump()
-            log.info("scheduled agent run %s: %s", out["run_id"], out["status"])
+            out = call_tool(agent_tools.agent_run, {"trigger": "schedule", "goal": "scheduled cycle"}, self._ctx())
+            log.info("scheduled agent run %s: %s", out.run_id, out.status)
         except StewardError as exc:  # agent_busy: another run executes; this tick is skipped
             log.warning("scheduled agent run skipped: %s", exc.message)
 

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from modelsteward.context import Steward
+from modelsteward.errors import StewardError
 from modelsteward.server.auth import API_ROLES, Identity, identify
 from modelsteward.tools.base import ToolContext
 
@@ -24,18 +25,15 @@ __all__ = [
 ]
 
 
-class ApiError(Exception):
-    """An HTTP-level refusal (401, 403, 404 ...) rendered as ``{"code", "message", "details"}``."""
+class ApiError(StewardError):
+    """An HTTP-level refusal (401, 403, 404 ...) rendered as ``{"code", "message", "details"}``: a
+    ``StewardError`` whose status and code the route chooses."""
 
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
+        super().__init__(message, **details)
         self.status = status
+        self.http_status = status
         self.code = code
-        self.message = message
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **({"details": self.details} if self.details else {})}
 
 
 def get_steward(request: Request) -> Steward:
@@ -87,4 +85,4 @@ AdminDep = Annotated[Identity, require_role("admin")]
 
 def tool_context(steward: Steward, ident: Identity, **extra: Any) -> ToolContext:
     """The ToolContext for a call made on behalf of ``ident`` (actor ``api:<token name>``)."""
-    return ToolContext(steward=steward, actor=ident.actor, **extra)
+    return ToolContext(steward=steward, actor=ident.actor, role=ident.role, **extra)

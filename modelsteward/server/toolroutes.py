@@ -22,6 +22,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, create_model
 
+from modelsteward.errors import RegistryError
 from modelsteward.server.api import ERROR_RESPONSES
 from modelsteward.server.deps import StewardDep, require_role, tool_context
 from modelsteward.server.schemas import ErrorOut
@@ -94,7 +95,7 @@ def _endpoint(spec: ToolSpec, route: ToolRoute, role: str) -> Any:
     path_fields = _PATH_PARAM.findall(route.path)
     missing = [f for f in path_fields if f not in spec.input_model.model_fields]
     if missing:
-        raise RuntimeError(f"Route {route.path} names {missing} that tool {spec.name!r} does not take.")
+        raise RegistryError(f"Route {route.path} names {missing} that tool {spec.name!r} does not take.")
     body_model = _body_model(spec, path_fields)
 
     def endpoint(steward: Any, ident: Any, request: Request, body: BaseModel | None = None, wait: bool = True,

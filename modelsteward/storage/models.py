@@ -247,14 +247,16 @@ class GuardrailViolation(TimestampMixin, Base):
 
 
 class PolicyDecision(TimestampMixin, Base):
-    """Every policy verdict other than a plain allow (denials and approval requests)."""
+    """Every policy verdict other than a plain allow (denials and approval requests), and the allows of
+    audited actions (credentials created or revoked, ``policies/access_rules.py``)."""
 
     __tablename__ = "policy_decisions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     action: Mapped[str] = mapped_column(String(60), nullable=False)
     arguments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
-    verdict: Mapped[str] = mapped_column(String(20), nullable=False)  # deny | needs_approval
+    # deny | needs_approval; allow only for audited actions (credentials: policies/access_rules.py)
+    verdict: Mapped[str] = mapped_column(String(20), nullable=False)
     policy: Mapped[str] = mapped_column(String(100), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     actor: Mapped[str] = mapped_column(String(200), default="system", nullable=False)

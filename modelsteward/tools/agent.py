@@ -6,58 +6,31 @@ it starts a run (each of whose actions passes the guard again); the agent itself
 it.  The run records ``ctx.actor`` as the person who started it (whatever ``trigger`` says), and
 that person may not approve what the run requests.
 
-The agent package lies above the tools: it hands in how to observe the world and how to run one
-cycle with ``set_agent_hooks`` when it loads (like ``tools.approvals.set_run_resumer``); the tools
-never import it.  Without the agent loaded, ``show_status`` and ``agent_run`` fail with a
-``config_error`` that says so.
+The agent package lies above the tools: ``modelsteward.wiring.wire()`` (called by every entry point)
+hands in how to observe the world and how to run one cycle (``tools/wiring.py``); the tools never
+import it.  Unwired, ``show_status`` and ``agent_run`` fail with ``not_wired``, naming ``wire()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from modelsteward.context import Steward
-from modelsteward.errors import ConfigError
 from modelsteward.storage import queries
 from modelsteward.tools.base import InputModel, ToolContext, tool
+from modelsteward.tools.observation import Observation
+from modelsteward.tools.wiring import agent_hooks
 
-__all__ = ["AgentHooks", "set_agent_hooks", "ShowRolloutsInput", "RolloutList", "RolloutSummary", "ShowStatusInput",
+__all__ = ["ShowRolloutsInput", "RolloutList", "RolloutSummary", "ShowStatusInput",
            "StatusView", "AgentRunInput", "AgentRunResult", "AgentRunsInput", "AgentRunList", "AgentRunSummary"]
 
 
 def _naive_iso(t: dt.datetime | None) -> str | None:
     """The registry's naive-UTC form these lists have always shown."""
     return None if t is None else t.replace(tzinfo=None).isoformat()
-
-
-@dataclass(frozen=True)
-class AgentHooks:
-    """What the agent package hands the tools: ``observe(steward, use_case) -> dict`` (the world the
-    agent plans on) and ``run(steward, goal=, use_case=, trigger=, max_steps=, started_by=)`` -> a
-    result with ``run_id, thread_id, status, approval_id, error, report``."""
-
-    observe: Callable[[Steward, str | None], dict[str, Any]]
-    run: Callable[..., Any]
-
-
-_hooks: list[AgentHooks] = []
-
-
-def set_agent_hooks(hooks: AgentHooks) -> None:
-    """Called by the agent package when it loads."""
-    _hooks[:] = [hooks]
-
-
-def _agent() -> AgentHooks:
-    if not _hooks:
-        raise ConfigError("The agent is not loaded in this process (import modelsteward.agent; every front-end does).")
-    return _hooks[0]
 
 
 class ShowRolloutsInput(InputModel):
@@ -105,13 +78,13 @@ class ShowStatusInput(InputModel):
 
 
 class StatusView(BaseModel):
-    observation: dict[str, Any]
+    observation: Observation
 
 
 @tool("show_status", input_model=ShowStatusInput, output_model=StatusView, mutating=False)
 def show_status(ctx: ToolContext, inp: ShowStatusInput) -> StatusView:
     """What the agent observes: routing, candidates and tests, rollouts, violations, pending approvals."""
-    return StatusView(observation=_agent().observe(ctx.steward, inp.use_case))
+    return StatusView(observation=agent_hooks("show_status").observe(ctx.steward, inp.use_case))
 
 
 class AgentRunsInput(InputModel):
@@ -166,7 +139,7 @@ class AgentRunResult(BaseModel):
 @tool("agent_run", input_model=AgentRunInput, output_model=AgentRunResult, mutating=True, long_running=True)
 def agent_run(ctx: ToolContext, inp: AgentRunInput) -> AgentRunResult:
     """Run one agent cycle now (fails with agent_busy if another run is executing)."""
-    res = _agent().run(ctx.steward, goal=inp.goal, use_case=inp.use_case, trigger=inp.trigger, max_steps=inp.max_steps,
-                    started_by=ctx.actor)
+    res = agent_hooks("agent_run").run(ctx.steward, goal=inp.goal, use_case=inp.use_case, trigger=inp.trigger,
+                                       max_steps=inp.max_steps, started_by=ctx.actor)
     return AgentRunResult(run_id=res.run_id, thread_id=res.thread_id, status=res.status, approval_id=res.approval_id,
                           error=res.error, report=res.report)

@@ -13,24 +13,25 @@ rollout_advance: ...", "approved; resumed agent run 4: completed", "approved; ro
 failed: ..."); the decision stands when carrying it out fails.  ``carry_out: false`` only records
 the decision (for a caller that then executes the call itself with ``approval_id``).
 
-The agent package lies above the tools: it hands its resume function in with ``set_run_resumer``
-when it loads.  With none registered, a waiting run resumes at the next agent start.
+The agent package lies above the tools: ``modelsteward.wiring.wire()`` hands its resume function in
+(``tools/wiring.py``).  Deciding an approval an agent run waits on, unwired, fails with
+``not_wired`` before the decision is recorded (never a run silently left waiting).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from modelsteward.context import Steward
+
 from modelsteward.errors import StewardError
 from modelsteward.storage import queries
 from modelsteward.tools.base import InputModel, ToolContext, call_tool, get_tool, tool
+from modelsteward.tools.wiring import agent_hooks
 
 __all__ = ["ApprovalsListIn", "ApprovalsListOut", "ApprovalDecideIn", "ApprovalOut", "ApprovalView", "ApprovalDecision",
-           "AgentRunView", "set_run_resumer"]
+           "AgentRunView"]
 
 Outcome = Literal["decided", "rejected", "executed", "failed", "started_task", "resumed_agent_run",
                   "resuming_agent_run", "waiting_for_agent"]
@@ -104,15 +105,6 @@ class ApprovalDecision(ApprovalOut):
         return None if self.result is None else get_tool(self.action).output_model.model_validate(self.result)
 
 
-RunResumer = Callable[[Steward, int], Any]  # -> an agent result (run_id, status, ...) or None: nobody waits
-_resumer: list[RunResumer] = []
-
-
-def set_run_resumer(fn: RunResumer) -> None:
-    """Called by the agent package: how to resume the run waiting on a decided approval."""
-    _resumer[:] = [fn]
-
-
 @tool("approvals_list", input_model=ApprovalsListIn, output_model=ApprovalsListOut, mutating=False)
 def approvals_list(ctx: ToolContext, inp: ApprovalsListIn) -> ApprovalsListOut:
     """Approvals by status (default: pending), newest first."""
@@ -122,7 +114,14 @@ def approvals_list(ctx: ToolContext, inp: ApprovalsListIn) -> ApprovalsListOut:
     return ApprovalsListOut(approvals=[ApprovalOut(**approvals.as_dict(a)) for a in rows])
 
 
-@tool("approval_decide", input_model=ApprovalDecideIn, output_model=ApprovalDecision, mutating=True)
+def _agent_wired_if_waiting(ctx: ToolContext, inp: ApprovalDecideIn) -> None:
+    """An agent run waiting on the approval needs the agent to resume: unwired fails before anything is recorded."""
+    if inp.carry_out and queries.waiting_run(ctx.steward, inp.approval_id) is not None:
+        agent_hooks("approval_decide")
+
+
+@tool("approval_decide", input_model=ApprovalDecideIn, output_model=ApprovalDecision, mutating=True,
+      check=_agent_wired_if_waiting)
 def approval_decide(ctx: ToolContext, inp: ApprovalDecideIn) -> ApprovalDecision:
     """Approve or reject a pending approval as ``ctx.actor`` (never its requester, nor the person who started
     the agent run that asked, nor an agent), then carry it out: resume the waiting agent run or execute the
@@ -178,11 +177,8 @@ def _carry_out(ctx: ToolContext, approval_id: int) -> ApprovalDecision:
 
 
 def _resume(ctx: ToolContext, approval_id: int, run_id: int, verb: str) -> ApprovalDecision | None:
-    if not _resumer:
-        return _view(ctx, approval_id, "waiting_for_agent",
-                     f"{verb}; agent run {run_id} resumes at the next agent start")
     try:
-        res = _resumer[0](ctx.steward, approval_id)
+        res = agent_hooks("approval_decide").resume(ctx.steward, approval_id)
     except StewardError as exc:
         if exc.code != "agent_busy":
             raise

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelsteward.context import ToolContext
-from modelsteward.errors import InvalidInput, NotFound, close_matches
+from modelsteward.errors import InvalidInput, NotFound, RegistryError, close_matches
 from modelsteward.facts import Decision, Verdict
+from modelsteward.tools.observation import Observation, ObservedUseCase
 
 __all__ = ["InputModel", "ToolContext", "ToolSpec", "FactsHook", "Verify", "tool", "call_tool", "pass_policies",
            "policy_verdict", "get_tool", "list_tools", "TOOLS", "observed_use_case"]
@@ -45,22 +46,25 @@ FactsHook = Callable[[ToolContext, Any], dict[str, Any]]
 
 
 # (the call's validated input, the world before, the world after) -> (the effect is visible, what was compared).
-# The worlds are the agent's observations (``agent/observe.py``: plain JSON, ``use_cases`` and ``catalog``).
-Verify = Callable[[Any, dict[str, Any], dict[str, Any]], tuple[bool, str]]
+# The worlds are the agent's observations, typed (``tools/observation.py``; ``agent/observe.py`` builds them).
+Verify = Callable[[Any, Observation, Observation], tuple[bool, str]]
 
 
-def observed_use_case(observation: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """One use case of an observation ({} when it is not there): what ``verify`` hooks compare."""
-    return next((u for u in observation.get("use_cases", []) if u.get("name") == name), {})
+def observed_use_case(observation: Observation, name: str | None) -> ObservedUseCase:
+    """One use case of an observation (an empty one when it is not there): what ``verify`` hooks compare."""
+    return observation.use_case(name) or ObservedUseCase(name=name or "")
 
 
 @dataclass(frozen=True)
-class ToolSpec:
+class ToolSpec(Generic[In, Out]):
+    """One registered tool, typed by its input and output models: ``call_tool(spec, ...)`` returns ``Out``.
+    ``@tool`` hands the spec back in place of the function (calling it calls the function)."""
+
     name: str
     description: str
-    input_model: type[BaseModel]
-    output_model: type[BaseModel]
-    func: Callable[[ToolContext, Any], BaseModel]
+    input_model: type[In]
+    output_model: type[Out]
+    func: Callable[[ToolContext, In], Out]
     mutating: bool
     long_running: bool = False
     # checks that need the workspace (unknown ids, unreadable files), run before the policies, so no
@@ -72,18 +76,22 @@ class ToolSpec:
     # journal or a checkpoint sees it, and viewers do not see it in a run's steps (issue 25)
     logged_text: bool = False
 
+    def __call__(self, ctx: ToolContext, inp: In) -> Out:
+        """The function itself, without validation or policies (``call_tool`` adds both)."""
+        return self.func(ctx, inp)
+
     def json_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
 
 
-TOOLS: dict[str, ToolSpec] = {}
+TOOLS: dict[str, ToolSpec[Any, Any]] = {}
 
 
 def tool(
     name: str,
     *,
-    input_model: type[BaseModel],
-    output_model: type[BaseModel],
+    input_model: type[In],
+    output_model: type[Out],
     mutating: bool,
     long_running: bool = False,
     description: str | None = None,
@@ -91,29 +99,31 @@ def tool(
     facts: FactsHook | None = None,
     verify: Verify | None = None,
     logged_text: bool = False,
-) -> Callable[[Callable[[ToolContext, Any], Any]], Callable[[ToolContext, Any], Any]]:
-    """Register a tool; a duplicate name fails at import, naming both definitions."""
+) -> Callable[[Callable[[ToolContext, In], Out]], ToolSpec[In, Out]]:
+    """Register a tool; a duplicate name fails at import, naming both definitions.  The decorated name
+    becomes the tool's ``ToolSpec`` (still callable as the function), the typed handle ``call_tool`` takes."""
 
-    def deco(func: Callable[[ToolContext, Any], Any]) -> Callable[[ToolContext, Any], Any]:
+    def deco(func: Callable[[ToolContext, In], Out]) -> ToolSpec[In, Out]:
         if input_model.model_config.get("extra") != "forbid":
             raise TypeError(f"Tool {name!r}: input model {input_model.__qualname__} must derive from "
                             "tools.base.InputModel (unknown fields refused, not dropped).")
         if name in TOOLS:
             other = TOOLS[name].func
-            raise RuntimeError(
+            raise RegistryError(
                 f"Tool {name!r} registered twice: {other.__module__}.{other.__qualname__} and "
                 f"{func.__module__}.{func.__qualname__}."
             )
         doc = (description or func.__doc__ or name).strip()
-        TOOLS[name] = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running,
-                               check=check, facts=facts, verify=verify, logged_text=logged_text)
-        return func
+        spec = ToolSpec(name, doc, input_model, output_model, func, mutating, long_running,
+                        check=check, facts=facts, verify=verify, logged_text=logged_text)
+        TOOLS[name] = spec
+        return spec
 
     return deco
 
 
 # cheap modules first: a read command finds its tool without importing catalog (numpy), evals or training
-_TOOL_MODULES = ("registry", "hosts", "logs", "rollout", "approvals", "agent", "report", "catalog", "evals",
+_TOOL_MODULES = ("registry", "hosts", "logs", "rollout", "approvals", "agent", "report", "access", "catalog", "evals",
                  "training", "checks")
 _CHECKED: list[frozenset[tuple[str, bool]]] = []  # the tool set last found to match the policy registry
 
@@ -128,7 +138,7 @@ def _import_tool_module(mod: str) -> None:
             raise
 
 
-def load_all_tools() -> dict[str, ToolSpec]:
+def load_all_tools() -> dict[str, ToolSpec[Any, Any]]:
     """Import every tools module that exists (each registers its tools on import), then check that
     every mutating tool has a policy rule and every rule a mutating tool (``PolicyRegistryError``)."""
     from modelsteward.policies import check_rules
@@ -142,7 +152,7 @@ def load_all_tools() -> dict[str, ToolSpec]:
     return TOOLS
 
 
-def get_tool(name: str) -> ToolSpec:
+def get_tool(name: str) -> ToolSpec[Any, Any]:
     """The tool called ``name``; tools modules are imported in order only until it is found."""
     for mod in _TOOL_MODULES:
         if name in TOOLS:
@@ -156,11 +166,11 @@ def get_tool(name: str) -> ToolSpec:
     return TOOLS[name]
 
 
-def list_tools() -> list[ToolSpec]:
+def list_tools() -> list[ToolSpec[Any, Any]]:
     return sorted(load_all_tools().values(), key=lambda t: t.name)
 
 
-def pass_policies(spec: ToolSpec, ctx: ToolContext, inp: BaseModel, verdict: Verdict | None = None) -> Verdict:
+def pass_policies(spec: ToolSpec[Any, Any], ctx: ToolContext, inp: BaseModel, verdict: Verdict | None = None) -> Verdict:
     """Pass the policy engine with a validated call of a mutating tool (``PolicyDenied`` /
     ``ApprovalRequired`` as ``policies.enforce`` raises them); returns the verdict acted on.
 
@@ -188,7 +198,7 @@ def policy_verdict(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext
     return judge(ctx, name, inp.model_dump(mode="json"), facts=spec.facts(ctx, inp) if spec.facts else None).decision
 
 
-def _validated(spec: ToolSpec, name: str, args: dict[str, Any] | BaseModel) -> BaseModel:
+def _validated(spec: ToolSpec[Any, Any], name: str, args: dict[str, Any] | BaseModel) -> BaseModel:
     try:
         return args if isinstance(args, spec.input_model) else spec.input_model.model_validate(
             args.model_dump() if isinstance(args, BaseModel) else args
@@ -198,10 +208,24 @@ def _validated(spec: ToolSpec, name: str, args: dict[str, Any] | BaseModel) -> B
         raise InvalidInput(f"Invalid arguments for tool {name!r}: {fields}", errors=exc.errors(include_url=False)) from exc
 
 
-def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext, *, verdict: Verdict | None = None) -> BaseModel:
+@overload
+def call_tool(tool: ToolSpec[In, Out], args: dict[str, Any] | BaseModel, ctx: ToolContext, *,
+              verdict: Verdict | None = None) -> Out: ...
+
+
+@overload
+def call_tool(tool: str, args: dict[str, Any] | BaseModel, ctx: ToolContext, *,
+              verdict: Verdict | None = None) -> BaseModel: ...
+
+
+def call_tool(tool: ToolSpec[Any, Any] | str, args: dict[str, Any] | BaseModel, ctx: ToolContext, *,
+              verdict: Verdict | None = None) -> BaseModel:
     """Validate ``args``, pass the policy engine when the tool mutates (reusing ``verdict`` when it
     was judged for this very call, see ``pass_policies``), run it.  The tool's body finds the
-    verdict it runs under in ``ctx.verdict``: the facts it acts on are the ones judged."""
+    verdict it runs under in ``ctx.verdict``: the facts it acts on are the ones judged.  Given the
+    tool's spec (``from modelsteward.tools.registry import list_models``) the result is typed as its
+    output model; given its name (the agent, the API's generic routes), as ``BaseModel``."""
+    name = tool if isinstance(tool, str) else tool.name
     spec = get_tool(name)
     inp = _validated(spec, name, args)
     if spec.check is not None:
@@ -209,6 +233,7 @@ def call_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext, *, 
     outer = ctx.verdict
     ctx.verdict = pass_policies(spec, ctx, inp, verdict) if spec.mutating else None
     try:
-        return spec.func(ctx, inp)
+        out: BaseModel = spec.func(ctx, inp)
+        return out
     finally:
         ctx.verdict = outer

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
 from modelsteward.catalog.compat import CompatResult, Requirements, check_compatibility, infer_requirements
 from modelsteward.catalog.rank import DEFAULT_INPUT_SHARE, Ranking, log_evidence, rank_use_case
 from modelsteward.catalog.scan import SourceReport, resolve_providers, run_scan
 from modelsteward.tools.base import InputModel, ToolContext, tool
+from modelsteward.tools.observation import Observation
 
 __all__ = ["ScanInput", "ScanOutput", "RankInput", "scan", "rank"]
 
@@ -35,9 +34,9 @@ class RankInput(InputModel):
     top: int | None = Field(default=None, ge=1)
 
 
-def _scan_recorded(inp: ScanInput, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+def _scan_recorded(inp: ScanInput, before: Observation, after: Observation) -> tuple[bool, str]:
     """A scan shows as a newer last scan of the catalog."""
-    b, a = before.get("catalog", {}).get("last_scan_at"), after.get("catalog", {}).get("last_scan_at")
+    b, a = before.catalog.last_scan_at, after.catalog.last_scan_at
     return a != b, f"last scan {a}"
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from modelsteward.bounds import EVALUATION_BOUNDS
 from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
+from modelsteward.tools.observation import Observation
 from modelsteward.tools.rollout import BenefitView, _View
 
 __all__ = ["EvaluateIn", "EvaluateOut", "EvalMetricsView", "evaluate_tool"]
@@ -64,11 +65,10 @@ class EvaluateOut(BaseModel):
     report_path: str
 
 
-def _test_recorded(inp: EvaluateIn, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+def _test_recorded(inp: EvaluateIn, before: Observation, after: Observation) -> tuple[bool, str]:
     """An evaluation shows as the candidate's latest test."""
-    row: dict[str, Any] = next((m for m in observed_use_case(after, inp.use_case).get("models", [])
-                                if m["id"] == inp.model_id), {})
-    t = row.get("latest_test")
+    row = observed_use_case(after, inp.use_case).model(inp.model_id)
+    t = row.latest_test if row is not None else None
     return bool(t), f"latest test of {inp.model_id}: {t and t.get('verdict')}"
 
 

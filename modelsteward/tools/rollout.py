@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
     model_serializer, model_validator
 
 from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
+from modelsteward.tools.observation import Observation
 
 __all__ = [
     "DeployIn", "UseCaseIn", "AdvanceIn", "AbortIn", "RollbackIn", "GuardCheckIn", "RetireIn", "SetPolicyIn",
@@ -274,13 +275,13 @@ def _shadow_percent(ctx: ToolContext, inp: DeployIn) -> float | None:
         return None if uc is None else shadow_share(r, uc, inp.model_id, ctx.clock())[0]
 
 
-def _routing_changed(inp: Any, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+def _routing_changed(inp: Any, before: Observation, after: Observation) -> tuple[bool, str]:
     """A routing change shows as a new deployment version or a changed rollout (a deploy also as its model live)."""
     b, a = observed_use_case(before, inp.use_case), observed_use_case(after, inp.use_case)
-    changed = b.get("deployment_version") != a.get("deployment_version") or b.get("rollouts") != a.get("rollouts")
-    live = [x["model_id"] for x in a.get("allocations", [])]
+    changed = b.deployment_version != a.deployment_version or b.rollouts != a.rollouts
+    live = a.live_models()
     ok = changed or (isinstance(inp, DeployIn) and inp.model_id in live)
-    return ok, f"routing v{b.get('deployment_version')} -> v{a.get('deployment_version')}; live: {live}"
+    return ok, f"routing v{b.deployment_version} -> v{a.deployment_version}; live: {live}"
 
 
 def _usage(ctx: ToolContext, use_case: str) -> dict[str, float]:

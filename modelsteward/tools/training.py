@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from modelsteward.tools.base import InputModel, ToolContext, observed_use_case, tool
+from modelsteward.tools.observation import Observation
 from modelsteward.training.trainer import TrainKnobs
 
 __all__ = ["BuildDatasetIn", "BuildDatasetOut", "FineTuneIn", "FineTuneOut", "JobIn"]
@@ -101,10 +102,11 @@ def _out(job: dict[str, Any]) -> FineTuneOut:
     )
 
 
-def _job_recorded(inp: FineTuneIn, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str]:
+def _job_recorded(inp: FineTuneIn, before: Observation, after: Observation) -> tuple[bool, str]:
     """A fine-tune shows as a new last job of its use case."""
     b, a = observed_use_case(before, inp.use_case), observed_use_case(after, inp.use_case)
-    return a.get("last_fine_tune") != b.get("last_fine_tune"), f"last job {a.get('last_fine_tune')}"
+    job = a.last_fine_tune
+    return job != b.last_fine_tune, f"last job {None if job is None else job.model_dump(mode='json')}"
 
 
 @tool("fine_tune", input_model=FineTuneIn, output_model=FineTuneOut, mutating=True, long_running=True,
