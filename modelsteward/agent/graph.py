@@ -37,7 +37,7 @@ from modelsteward.agent.runtime import AgentRuntime
 from modelsteward.agent.state import AgentState, data_block, to_json_text
 from modelsteward.errors import ApprovalRequired, ConfigError, NotFound, PolicyDenied, StewardError, close_matches
 from modelsteward.privacy import redact_obj
-from modelsteward.storage import queries
+from modelsteward.storage import read
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval, utcnow
 from modelsteward.tools.base import ToolContext, ToolSpec, call_tool, pass_policies
@@ -186,7 +186,7 @@ class _Nodes:
     def _approval_state(self, aid: int) -> tuple[str, str | None, str | None]:
         """(status, decided by, why) of an approval row; the row, not a resume payload, decides."""
         try:
-            a = queries.approval(self.rt.steward, aid)
+            a = read.approval(self.rt.steward, aid)
         except NotFound:
             return "missing", None, None
         return a.status, a.decided_by, a.decision_reason

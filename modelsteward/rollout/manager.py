@@ -33,7 +33,7 @@ from modelsteward.bounds import section_of, validate_steps
 from modelsteward.rollout.analysis import Analysis, analyse_rollout, promotion_benefit
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase, utcnow
-from modelsteward.storage.readmodel import rollout_dict  # noqa: F401 - re-exported: the shape lives there
+from modelsteward.storage.read import rollout_dict  # noqa: F401 - re-exported: the shape lives there
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES as ACTIVE_STATES  # noqa: F401 - the name rollout/ exports
 from modelsteward.storage.status import apply_status_event, move_status, status_for

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from modelsteward.errors import NotFound, StewardError
 from modelsteward.bounds import SECTIONS
-from modelsteward.storage.readmodel import rollout_dict
+from modelsteward.storage.read import rollout_dict
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.status import apply_status_event, move_status, status_for
 from modelsteward.storage.db import session_scope

@@ -2,7 +2,7 @@
 
 A rollout is *active* while it holds a use case's traffic split (``running``, ``waiting``,
 ``paused``); the other states end it.  The ORM (``storage/models.py``), the ORM-free read model
-(``storage/readmodel.py``), the queries, the rollout manager, the policies, the agent's observation
+(``storage/read/``), the rollout manager, the policies, the agent's observation
 and the demo import these; this module imports nothing, so the read commands' fast path may too.
 """
 

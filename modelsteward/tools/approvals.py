@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from modelsteward.context import Steward
 from modelsteward.errors import StewardError
-from modelsteward.storage import queries
+from modelsteward.storage import read
 from modelsteward.tools.base import InputModel, ToolContext, call_tool, get_tool, tool
 
 __all__ = ["ApprovalsListIn", "ApprovalsListOut", "ApprovalDecideIn", "ApprovalOut", "ApprovalView", "ApprovalDecision",
@@ -150,7 +150,7 @@ def _carry_out(ctx: ToolContext, approval_id: int) -> ApprovalDecision:
 
     a = approvals.get(ctx.steward.sessions, approval_id)
     verb, action, args = ("approved" if a.status in ("approved", "executed") else a.status), a.action, dict(a.arguments or {})
-    run_id = queries.waiting_run(ctx.steward, approval_id)
+    run_id = read.waiting_run(ctx.steward, approval_id)
     if run_id is not None:
         if ctx.spawn is not None:
             inline = dataclasses.replace(ctx, spawn=None)

@@ -1,4 +1,4 @@
-"""The read model (storage/readmodel.py) answers exactly as the ORM registry does.
+"""The read model (storage/read/) answers exactly as the ORM registry does.
 
 ``usecase list``, ``models list`` and ``rollout status`` read through it (with ``sqlite3`` on a
 SQLite workspace, SQLAlchemy Core ``text()`` elsewhere); their ``--json`` shapes are a contract,
@@ -16,7 +16,7 @@ from rollout_helpers import CAND, STABLE, UC, pass_eval, setup_use_case
 from modelsteward.context import open_steward
 from modelsteward.errors import NotFound
 from modelsteward.rollout import RolloutManager
-from modelsteward.storage.readmodel import RegistryReader, plain_decimal
+from modelsteward.storage.read import RegistryReader, plain_decimal
 from modelsteward.tools.registry import ModelInfo, UseCaseInfo, model_info, use_case_info
 from modelsteward.tools.base import ToolContext
 

@@ -1,0 +1,189 @@
+"""The entity shapes of the read model, each defined once (issue 27): the API answers with them,
+the tools and the agent's observation re-export them.  Pure pydantic and the standard library: the
+read commands import this module without SQLAlchemy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
+
+__all__ = [
+    "Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut", "HistoryOut",
+    "LiveAllocation", "plain_decimal", "rollout_dict",
+]
+
+
+def plain_decimal(value: Any) -> Decimal | None:
+    """A ``Numeric(20, 10)`` price read back as the plain decimal it holds: ``1`` and ``0``, never
+    ``1.0000000000`` or ``0E-10`` (the column's scale is storage, not the value)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = "%.10f" % value  # what SQLAlchemy's Numeric does with SQLite's REAL
+    d = Decimal(value).normalize()
+    return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d  # type: ignore[operator]
+
+
+def _utc(v: dt.datetime) -> dt.datetime:
+    return v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+
+
+Ts = Annotated[dt.datetime, AfterValidator(_utc)]  # the registry stores naive UTC; answers say so (Z)
+
+
+class _Orm(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class RolloutOut(_Orm):
+    id: int
+    use_case_id: int
+    use_case: str | None = None
+    candidate_model_id: str
+    stable_model_id: str | None = None
+    strategy: str
+    steps: list[Any]
+    step_index: int
+    state: str
+    step_started_at: Ts | None = None
+    snapshot_id: int | None = None
+    analyses: list[Any]
+    actor: str
+    reason: str
+    created_at: Ts
+    updated_at: Ts
+
+
+class TestResultOut(_Orm):
+    __test__ = False
+    id: int
+    use_case_id: int
+    candidate_model_id: str
+    baseline_model_id: str | None = None
+    verdict: str
+    passed: bool
+    sample_count: int
+    metrics: dict[str, Any]
+    reasons: list[Any]
+    mlflow_run_id: str | None = None
+    report_path: str | None = None
+    created_at: Ts
+
+
+class FineTuningJobOut(_Orm):
+    id: int
+    use_case_id: int | None = None
+    base_model_id: str
+    method: str
+    status: str
+    dataset_hash: str | None = None
+    dataset_stats: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    progress: float
+    mlflow_run_id: str | None = None
+    result_model_id: str | None = None
+    error: str | None = None
+    created_at: Ts
+    started_at: Ts | None = None
+    finished_at: Ts | None = None
+
+
+class ViolationOut(_Orm):
+    id: int
+    policy: str
+    severity: str
+    use_case_id: int | None = None
+    model_id: str | None = None
+    measured: float | None = None
+    threshold: float | None = None
+    action: str
+    details: dict[str, Any]
+    created_at: Ts
+
+
+class ApprovalOut(_Orm):
+    id: int
+    action: str
+    arguments: dict[str, Any]
+    reason: str
+    requester: str
+    status: str
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    decided_at: Ts | None = None
+    use_case_id: int | None = None
+    agent_run_id: int | None = None
+    created_at: Ts
+
+
+class AgentRunOut(_Orm):
+    id: int
+    trigger: str
+    started_by: str | None = None  # api:NAME, cli:NAME or schedule; may not approve what the run requests
+    goal: str
+    use_case: str | None = None
+    status: str
+    thread_id: str
+    planner: str
+    report: str | None = None
+    steps: list[Any]
+    error: str | None = None
+    started_at: Ts
+    finished_at: Ts | None = None
+
+
+class HistoryOut(_Orm):
+    id: int
+    action: str
+    from_version: int | None = None
+    to_version: int | None = None
+    snapshot_id: int | None = None
+    rollout_id: int | None = None
+    actor: str
+    reason: str
+    details: dict[str, Any]
+    created_at: Ts
+
+
+class LiveAllocation(BaseModel):
+    """One row of a use case's live routing table."""
+
+    use_case: str
+    model_id: str
+    weight: float
+    role: str
+
+
+def _last_event(events: list[dict[str, Any]], kind: str, key: str) -> Any:
+    return next((e.get(key) for e in reversed(events) if e.get("event") == kind), None)
+
+
+def rollout_dict(ro: Any) -> dict[str, Any]:
+    """The shape of a rollout (an ORM ``Rollout`` or any object with its attributes)."""
+    steps = list(ro.steps or [])
+    events = list(ro.analyses or [])
+    if ro.state in ACTIVE_ROLLOUT_STATES:
+        outcome = None
+    elif _last_event(events, "no_gain", "reason"):
+        outcome = str(_last_event(events, "no_gain", "reason"))
+    elif ro.state == "completed":
+        outcome = "promoted" if ro.strategy != "shadow" else "shadow passed"
+    else:
+        outcome = str(_last_event(events, "rolled_back", "reason") or ro.state)
+    return {
+        "id": ro.id, "use_case_id": ro.use_case_id, "candidate": ro.candidate_model_id, "stable": ro.stable_model_id,
+        "strategy": ro.strategy, "steps": steps, "step_index": ro.step_index,
+        "weight": steps[ro.step_index] if ro.step_index < len(steps) else None,
+        "state": ro.state, "step_started_at": ro.step_started_at.isoformat() if ro.step_started_at else None,
+        "snapshot_id": ro.snapshot_id, "actor": ro.actor, "reason": ro.reason,
+        "events": events,
+        "created_at": ro.created_at.isoformat() if ro.created_at else None,
+        "pause_reason": _last_event(events, "pause", "reason") if ro.state == "paused" else None,
+        "outcome": outcome,
+    }
