@@ -16,9 +16,8 @@ from modelsteward.timeutil import utc_now_naive
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-    from sqlalchemy import Engine
-    from sqlalchemy.orm import Session, sessionmaker
 
+    from modelsteward.storage.db import Engine, Session, sessionmaker
     from modelsteward.storage.logstore import LogStore
     from modelsteward.storage.read import RegistryReader
     from modelsteward.storage.registry import ModelRegistry

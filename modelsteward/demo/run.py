@@ -360,7 +360,7 @@ class Demo:
         its cycles on "waiting" answers.  Logged rows are readable as soon as they are acknowledged
         (the logs view reads the write-ahead files); half a second lets mirrored shadow calls finish.
         """
-        from modelsteward.storage.models import utcnow
+        from modelsteward.timeutil import utc_now_naive as utcnow
 
         if ro.state not in ("running", "waiting") or not ro.step_started_at:
             return

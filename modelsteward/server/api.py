@@ -16,7 +16,7 @@ from modelsteward.server import schemas as S
 from modelsteward.server.auth import create_token, list_tokens, revoke_token, role_at_least
 from modelsteward.server.deps import AdminDep, IdentityDep, StewardDep, ViewerDep
 from modelsteward.storage import read
-from modelsteward.storage.models import MODEL_STATUSES
+from modelsteward.storage.states import MODEL_STATUSES
 
 __all__ = ["router", "ERROR_RESPONSES", "IdPath"]
 

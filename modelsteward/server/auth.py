@@ -24,12 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from modelsteward.context import Steward
-from modelsteward.errors import ConfigError, Conflict, InvalidInput, NotFound
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import ApiToken
+from modelsteward.errors import ConfigError, InvalidInput
+from modelsteward.storage import credentials
+from modelsteward.storage.credentials import StoredToken
 
 __all__ = [
     "API_ROLES",
@@ -80,7 +78,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(steward: Steward, name: str, role: str) -> tuple[ApiToken, str]:
+def create_token(steward: Steward, name: str, role: str) -> tuple[StoredToken, str]:
     """Create a token; returns the row and the plain token (shown once, never stored)."""
     if role not in API_ROLES:
         raise InvalidInput(f"Unknown role {role!r}; use one of {', '.join(API_ROLES)}.", field="role")
@@ -88,27 +86,16 @@ def create_token(steward: Steward, name: str, role: str) -> tuple[ApiToken, str]
     if not name or len(name) > 100 or not all(c.isalnum() or c in "-_.@" for c in name):
         raise InvalidInput(f"Token name {name!r} must be 1-100 letters, digits, '-', '_', '.' or '@'.", field="name")
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with session_scope(steward.sessions) as s:
-        if s.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
-            raise Conflict(f"A token named {name!r} already exists; pick another name or revoke it first.")
-        row = ApiToken(name=name, role=role, token_hash=hash_token(plain), prefix=plain[:8], revoked=False)
-        s.add(row)
-        s.flush()
+    row = credentials.add_token(steward.sessions, name=name, role=role, token_hash=hash_token(plain), prefix=plain[:8])
     return row, plain
 
 
-def list_tokens(steward: Steward) -> list[ApiToken]:
-    with session_scope(steward.sessions) as s:
-        return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+def list_tokens(steward: Steward) -> list[StoredToken]:
+    return credentials.tokens(steward.sessions)
 
 
-def revoke_token(steward: Steward, token_id: int) -> ApiToken:
-    with session_scope(steward.sessions) as s:
-        row = s.get(ApiToken, token_id)
-        if row is None:
-            raise NotFound(f"Unknown token id {token_id}.", kind="token", id=token_id)
-        row.revoked = True
-        return row
+def revoke_token(steward: Steward, token_id: int) -> StoredToken:
+    return credentials.revoke_token(steward.sessions, token_id)
 
 
 def identify(steward: Steward, plain: str) -> Identity | None:
@@ -116,11 +103,10 @@ def identify(steward: Steward, plain: str) -> Identity | None:
     if not plain or not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
         return None
     digest = hash_token(plain)
-    with session_scope(steward.sessions) as s:
-        row = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-        if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
-            return None
-        return Identity(row.id, row.name, row.role)
+    row = credentials.token_by_hash(steward.sessions, digest)
+    if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return Identity(row.id, row.name, row.role)
 
 
 SESSION_SECRET_ENV = "STEWARD_SESSION_SECRET"
@@ -173,9 +159,8 @@ def make_session(steward: Steward, plain: str, now: float | None = None) -> tupl
     return ident, f"{body}.{_session_mac(steward, hash_token(plain), body)}"
 
 
-def _token_row(steward: Steward, token_id: int) -> ApiToken | None:
-    with session_scope(steward.sessions) as s:
-        return s.get(ApiToken, token_id)
+def _token_row(steward: Steward, token_id: int) -> StoredToken | None:
+    return credentials.token_by_id(steward.sessions, token_id)
 
 
 def read_session(steward: Steward, cookie: str | None, now: float | None = None) -> Identity | None:

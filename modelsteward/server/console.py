@@ -241,7 +241,7 @@ def _ranking(steward: Any, user: ConsoleUser, use_case: str) -> dict[str, Any] |
 
 @router.get("/models", response_class=HTMLResponse)
 def models_page(request: Request, steward: StewardDep, user: UserDep, status: str | None = None) -> HTMLResponse:
-    from modelsteward.storage.models import MODEL_STATUSES
+    from modelsteward.storage.states import MODEL_STATUSES
 
     models = steward.registry.list_models(status=status if status in MODEL_STATUSES else None)
     return render(request, "models.html", user, models=models, statuses=MODEL_STATUSES, status=status)

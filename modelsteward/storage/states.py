@@ -8,7 +8,10 @@ and the demo import these; this module imports nothing, so the read commands' fa
 
 from __future__ import annotations
 
-__all__ = ["ROLLOUT_STATES", "ACTIVE_ROLLOUT_STATES"]
+__all__ = ["ROLLOUT_STATES", "ACTIVE_ROLLOUT_STATES", "MODEL_STATUSES"]
 
 ROLLOUT_STATES = ("running", "waiting", "paused", "completed", "aborted", "rolled_back")
 ACTIVE_ROLLOUT_STATES = ("running", "waiting", "paused")
+# a model's statuses; ``pending``: registered at a host nobody approved; receives nothing until an admin approves the host
+MODEL_STATUSES = ("discovered", "candidate", "evaluating", "shadow", "canary", "current", "retired", "rejected",
+                  "pending")

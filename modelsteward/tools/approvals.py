@@ -42,22 +42,8 @@ class ApprovalsListIn(InputModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class ApprovalOut(BaseModel):
-    id: int
-    action: str
-    arguments: dict[str, Any]
-    reason: str
-    requester: str
-    status: str
-    decided_by: str | None = None
-    decision_reason: str | None = None
-    decided_at: str | None = None
-    created_at: str | None = None
-    use_case_id: int | None = None
-    agent_run_id: int | None = None
-    thread_id: str | None = None
-    evidence: dict[str, Any] = Field(default_factory=dict, description="What the proposal answers (violation ids) "
-                                     "and each later request of the same intent (``updates``).")
+class ApprovalOut(read.ApprovalOut):
+    """The read model's approval (its fields are defined there once), and how to read its arguments."""
 
     def call_input(self) -> BaseModel:
         """The approved call's arguments read through its tool's input model (``arguments`` is their JSON:
@@ -118,8 +104,8 @@ def approvals_list(ctx: ToolContext, inp: ApprovalsListIn) -> ApprovalsListOut:
     """Approvals by status (default: pending), newest first."""
     from modelsteward.policies import approvals
 
-    rows = approvals.list_approvals(ctx.steward.sessions, None if inp.status == "all" else inp.status, inp.limit)
-    return ApprovalsListOut(approvals=[ApprovalOut(**approvals.as_dict(a)) for a in rows])
+    rows = read.approvals(ctx.steward, status=None if inp.status == "all" else inp.status, limit=inp.limit)
+    return ApprovalsListOut(approvals=[ApprovalOut(**a.model_dump()) for a in rows])
 
 
 @tool("approval_decide", input_model=ApprovalDecideIn, output_model=ApprovalDecision, mutating=True)
@@ -138,10 +124,8 @@ def approval_decide(ctx: ToolContext, inp: ApprovalDecideIn) -> ApprovalDecision
 
 
 def _view(ctx: ToolContext, approval_id: int, outcome: Outcome, summary: str, **extra: Any) -> ApprovalDecision:
-    from modelsteward.policies import approvals
-
-    return ApprovalDecision(**approvals.as_dict(approvals.get(ctx.steward.sessions, approval_id)),
-                            outcome=outcome, summary=summary, **extra)
+    return ApprovalDecision(**read.approval(ctx.steward, approval_id).model_dump(), outcome=outcome, summary=summary,
+                            **extra)
 
 
 def _carry_out(ctx: ToolContext, approval_id: int) -> ApprovalDecision:

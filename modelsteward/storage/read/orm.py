@@ -111,11 +111,15 @@ def rollout(steward: Steward, rollout_id: int) -> RolloutOut:
 
 # ---------------------------------------------------------------- evaluations (test results)
 def evaluations(steward: Steward, *, use_case: str | None = None, candidate: str | None = None,
-                limit: int | None = 100, offset: int = 0, oldest_first: bool = False) -> list[TestResultOut]:
+                limit: int | None = 100, offset: int = 0, oldest_first: bool = False,
+                use_case_id: int | None = None) -> list[TestResultOut]:
+    """Test results, newest first (of ``use_case``, by name, or ``use_case_id``; of ``candidate``)."""
     with session_scope(steward.sessions) as s:
         q = select(TestResult)
         if use_case:
             q = q.where(TestResult.use_case_id == _uc_id(s, use_case))
+        if use_case_id is not None:
+            q = q.where(TestResult.use_case_id == use_case_id)
         if candidate:
             q = q.where(TestResult.candidate_model_id == candidate)
         order = TestResult.id.asc() if oldest_first else TestResult.id.desc()

@@ -8,7 +8,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 
@@ -108,6 +108,9 @@ class ViolationOut(_Orm):
 
 
 class ApprovalOut(_Orm):
+    """An approval: the one shape the API answers, the tools return (``tools/approvals.py`` adds how to
+    read ``arguments`` through the action's input model) and the agent's observation picks fields of."""
+
     id: int
     action: str
     arguments: dict[str, Any]
@@ -119,7 +122,15 @@ class ApprovalOut(_Orm):
     decided_at: Ts | None = None
     use_case_id: int | None = None
     agent_run_id: int | None = None
+    thread_id: str | None = None  # the agent thread that waits on it
+    evidence: dict[str, Any] = Field(default_factory=dict, description="What the proposal answers (violation ids) "
+                                     "and each later request of the same intent (``updates``).")
     created_at: Ts
+
+    @field_validator("arguments", "evidence", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return {} if v is None else v
 
 
 class AgentRunOut(_Orm):
