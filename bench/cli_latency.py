@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from _table import row  # noqa: E402
 SCRIPT = Path(sys.executable).with_name("steward")
 
 COMMANDS: dict[str, list[str]] = {
@@ -90,6 +93,10 @@ def main() -> int:
         ratio, ratio_cpu = med / base, med_cpu / base_cpu
         worst, worst_cpu = max(worst, ratio), max(worst_cpu, ratio_cpu)
         print(f"{name:<16} {med:9.3f} {min(ts):7.3f} {ratio:9.2f} {med_cpu:7.3f} {ratio_cpu:6.2f}")
+        if name != "--help":
+            row("cli_latency", f"`steward {name}` CPU time (median of {args.repeat})", round(med_cpu, 3), "s",
+                baseline=round(base_cpu, 3), baseline_what="`steward --help`", target="<= 2x --help",
+                met=ratio_cpu <= 2.0)
     print(f"worst read command: {worst:.2f}x --help wall, {worst_cpu:.2f}x CPU "
           f"(target <= 2x; {args.repeat} runs each, medians)")
     return 0

@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _table import row  # noqa: E402
 from modelsteward.agent.decisions import persist  # noqa: E402
 from modelsteward.agent.evalcost import eval_minutes  # noqa: E402
 from modelsteward.agent.intake import EXPECTED_VALUE, LEGACY, IntakeRule, plan_intake  # noqa: E402
@@ -267,6 +268,10 @@ def main() -> None:
             print(f"  {name} wrong: {w}")
     print(f"new / old: share right x{ratio['share_right']}, evaluation $ x{ratio['eval_usd']}, "
           f"evaluation minutes x{ratio['eval_minutes']}")
+    row("decisions", f"candidate intake: checks right ({len(SCENARIOS)} scenarios x {args.cycles} cycles)",
+        rows[EXPECTED_VALUE.name]["share_right"], "share", baseline=rows[LEGACY.name]["share_right"],
+        baseline_what="old intake rule", target="no cycle past 15 min", met=new.killed == 0,
+        note=f"eval minutes {new.minutes:.1f} vs {old.minutes:.1f}, longest cycle {new.longest_cycle:.1f} min")
 
 
 if __name__ == "__main__":

@@ -157,6 +157,12 @@ def main() -> None:
         t_ratio = (tl["rows"] / tl["seconds"]) / (o["rows"] / o["seconds"])
         t_cpu = (tl["rows"] / tl["cpu"]) / (o["rows"] / o["cpu"])
         print(f"otel tool calls / otel plain text: {t_ratio:.2f}x rows/s, {t_cpu:.2f}x rows per CPU-second")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _table import row
+
+        row("import_otel", f"import {args.spans:,} OTel GenAI spans (rows per CPU-second)", round(o["rows"] / o["cpu"]),
+            "rows/CPU-s", baseline=round(s["rows"] / s["cpu"]), baseline_what="same rows as steward JSON lines",
+            note=f"peak {o['peak_mb']:,.0f} MB; with tool calls {tl['rows'] / tl['cpu']:,.0f} rows/CPU-s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

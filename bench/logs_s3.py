@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             assert abs(x["p95_ms"] - y["p95_ms"]) < 1e-6 and abs(x["cost_usd"] - y["cost_usd"]) < 1e-9
         print(f"logs stats over {a.rows:,} rows: local disk {t_local:.3f} s | bucket (moto, S3 over HTTP) "
               f"{t_s3:.3f} s | ratio bucket/local {t_s3 / t_local:.2f}x")
+        from _table import row
+
+        row("logs_s3", f"log stats over {a.rows:,} rows in a bucket (moto S3 server)", round(t_s3, 3), "s",
+            baseline=round(t_local, 3), baseline_what="same segments on local disk")
     finally:
         moto.terminate()
         try:

@@ -202,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{med_min:.1f} s from the window showing it ({med_min / g:.2f} intervals; worst {worst / g:.2f}); "
           f"goal <= 2 intervals: {'met' if worst <= 2 * g else 'NOT met'}; "
           f"a once-a-minute analysis (Argo Rollouts / Flagger default) detects after up to 60 s")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _table import row
+
+    row("mttr", f"canary rollback after its window shows the failure (median of {len(done)}, guard every {g:g} s)",
+        round(med_min, 1), "s", baseline=60.0, baseline_what="once-a-minute analysis, worst case",
+        target=f"<= 2 guard intervals ({2 * g:g} s)", met=worst <= 2 * g,
+        note=f"{med_fail:.1f} s from the first failed call; worst {worst:.1f} s")
     return 0 if len(done) == len(results) else 1
 
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _table import row  # noqa: E402
 from pii_baseline import redact_evals, redact_training  # noqa: E402
 
 from modelsteward.privacy import redact  # noqa: E402
@@ -74,6 +75,12 @@ def main() -> None:
               f"{r['false_positive_rate']:10.3f} {r['values_changed']:>5}/{len(VALUES):<5} {r['ms_per_string']:8.3f}")
         if args.misses and r["missed"]:
             print("   missed:", ", ".join(r["missed"]))
+    new, old = results["privacy"], results["baseline_training_pii"]
+    row("pii", f"PII redaction recall, {len(rows)} strings / {new['kinds']} kinds", round(new["recall"], 3), "recall",
+        baseline=round(old["recall"], 3), baseline_what="old training/pii.py patterns", target=">= 0.98",
+        met=new["recall"] >= 0.98 and new["values_changed"] == 0,
+        note=f"false positives {new['false_positive_rate']:.3f} of {len(clean)} clean strings, "
+             f"{new['values_changed']}/{len(VALUES)} steward values changed, {new['ms_per_string']:.2f} ms/string")
     print(json.dumps({"strings": len(rows), "clean_strings": len(clean),
                       **{k: {kk: vv for kk, vv in v.items() if kk != "missed"} for k, v in results.items()},
                       "values": len(VALUES), "target_recall": 0.98,

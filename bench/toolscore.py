@@ -180,6 +180,16 @@ def main() -> None:
     out["candidate_accuracy"] = m["candidate"]["accuracy"]
     out["failures"] = m["candidate"]["failures"]
     print(json.dumps(out))
+    from _table import row
+
+    if "similarity_items_per_s" in out:
+        row("toolscore", f"tool-call scorer, {n:,} items", round(out["tool_calls_items_per_s"]), "items/s",
+            baseline=round(out["similarity_items_per_s"], 1), baseline_what="embedding similarity, same items",
+            note=f"ROUGE-L alone {out['rouge_l_items_per_s']:,.0f} items/s; "
+                 f"structured {out['structured_items_per_s']:,.0f} items/s")
+    else:
+        row("toolscore", f"tool-call scorer, {n:,} items", round(out["tool_calls_items_per_s"]), "items/s",
+            baseline=round(out["rouge_l_items_per_s"]), baseline_what="ROUGE-L, same items")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,13 @@ def main() -> None:
         "plain_peft_tok_s": round(med["plain_peft"], 1), "ours_tok_s": round(med["ours"], 1),
         "ratio": round(med["ours"] / med["plain_peft"], 2),
     }))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _table import row
+
+    device = "cuda" if torch.cuda.is_available() else "CPU"
+    row("train", f"LoRA fine-tuning throughput, SmolLM2-135M ({device}, batch {args.batch_size}, seq {args.seq_len})",
+        round(med["ours"], 1), "tokens/s", baseline=round(med["plain_peft"], 1),
+        baseline_what="plain transformers + peft loop, same model and data")
 
 
 if __name__ == "__main__":
