@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from modelsteward.storage.read.routing import routing_fingerprint, routing_rows
+from modelsteward.storage.read.routing import RoutedUseCase, routing_fingerprint, routing_rows
 from modelsteward.storage.registry import ModelRegistry
 
 __all__ = ["ModelInfo", "Route", "KeyInfo", "RoutingSnapshot", "load_snapshot", "fingerprint", "model_info"]
@@ -53,17 +53,9 @@ def model_info(m: Any) -> ModelInfo:
 
 
 @dataclass(frozen=True)
-class Route:
-    """One use case's live routing: weighted primary/canary models, shadows, fallback chain."""
-
-    name: str
-    sticky: bool
-    fallback: tuple[str, ...]
-    budget_usd: Decimal | None
-    version: int
-    live: tuple[tuple[str, float, str], ...]  # (model_id, weight, role), sorted by model id
-    shadows: tuple[tuple[str, float], ...]  # (model_id, percent mirrored)
-    config: dict[str, Any] = field(default_factory=dict, compare=False)
+class Route(RoutedUseCase):
+    """One use case's live routing (its fields are the stored ``RoutedUseCase``'s: weighted
+    primary/canary models, shadows, fallback chain) and how a request picks from it."""
 
     @property
     def total(self) -> float:
@@ -133,9 +125,7 @@ def load_snapshot(registry: ModelRegistry) -> RoutingSnapshot:
     """Read the whole routing state in one transaction."""
     fp = fingerprint(registry)
     rows = routing_rows(registry)
-    routes = {uc.name: Route(name=uc.name, sticky=uc.sticky, fallback=uc.fallback, budget_usd=uc.budget_usd,
-                             version=uc.version, live=uc.live, shadows=uc.shadows, config=uc.config)
-              for uc in rows.use_cases}
+    routes = {uc.name: Route(**vars(uc)) for uc in rows.use_cases}
     models = {m.id: model_info(m) for m in rows.models}
     # a revoked key still means "keys are in use": loopback stops being open
     keys = {k.key_hash: KeyInfo(name=k.name, use_cases=k.use_cases) for k in rows.keys if not k.revoked}

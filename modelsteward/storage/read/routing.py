@@ -4,7 +4,7 @@ fingerprint that changes whenever any of those does."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -20,14 +20,16 @@ __all__ = ["RoutedUseCase", "StoredKey", "RoutingRows", "routing_fingerprint", "
 
 @dataclass(frozen=True)
 class RoutedUseCase:
+    """One use case's live routing as stored (the gateway's ``Route`` adds how to pick from it)."""
+
     name: str
     sticky: bool
     fallback: tuple[str, ...]
     budget_usd: Decimal | None
     version: int  # 0: never deployed
-    live: tuple[tuple[str, float, str], ...]  # (model id, weight, role), primary and canary, by model id
+    live: tuple[tuple[str, float, str], ...]  # (model id, weight, role), primary and canary, sorted by model id
     shadows: tuple[tuple[str, float], ...]  # (model id, percent mirrored), by model id
-    config: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
