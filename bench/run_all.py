@@ -51,6 +51,7 @@ QUICK: dict[str, list[str]] = {
     "mttr": ["--runs", "1"],
     "import_otel": ["--spans", "50000"],
     "logs_s3": ["--rows", "500000", "--repeat", "1"],
+    "eval_local": ["--samples", "4", "--max-tokens", "16", "--safety-prompts", "2"],
 }
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 

@@ -9,7 +9,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelsteward.settings import Settings, get_settings
 from modelsteward.timeutil import utc_now_naive
@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     from modelsteward.storage.read import RegistryReader
     from modelsteward.storage.registry import ModelRegistry
 
-__all__ = ["Steward", "ToolContext", "open_steward", "effective_user"]
+__all__ = ["Steward", "ToolContext", "GenerationCache", "open_steward", "effective_user"]
+
+
+class GenerationCache(Protocol):
+    """Where an evaluation keeps baseline generations by key (``evals.runner.CycleCache``: an agent
+    cycle's, in memory).  Declared here, below evals/, so a ``ToolContext`` can carry one."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, value: dict[str, Any]) -> None: ...
 
 
 def effective_user() -> str:
@@ -164,6 +173,9 @@ class ToolContext:
     # actions whose human approval the policy engine consumed during this call (e.g. rollout_advance
     # then skips its second check right before it raises traffic)
     approved_actions: list[str] = field(default_factory=list)
+    # the baseline generations of the agent cycle this call belongs to (its owner: the cycle's
+    # ``AgentRuntime``); None outside a cycle (the evaluation then uses the workspace's disk cache)
+    eval_cache: GenerationCache | None = None
 
     def report(self, message: str, fraction: float) -> None:
         if self.progress is not None:

@@ -14,7 +14,7 @@ def test_exported_members() -> None:
     assert sorted(evals.__all__) == sorted([
         "EvalConfig", "EvalOutcome", "evaluate", "JUDGE_ENV", "GateConfig", "Check", "Verdict", "decide",
         "quality_check", "bootstrap_ratio_ci", "EvalItem", "ReplaySet", "build_replay_set", "load_golden_set",
-        "load_redteam", "Generation", "OutputCache", "EvalInterrupted", "SCORERS", "EvalData", "ScoreResult",
+        "load_redteam", "Generation", "OutputCache", "CycleCache", "EvalInterrupted", "SCORERS", "EvalData", "ScoreResult",
         "register_scorer", "Benefit", "benefit_of", "judge_benefit", "online_benefit",
     ])
     for name in evals.__all__:

@@ -17,7 +17,7 @@ from modelsteward.evals import kinds as _kinds  # noqa: F401 - registers the too
 from modelsteward.evals.evaluate import JUDGE_ENV, EvalConfig, EvalOutcome, evaluate
 from modelsteward.evals.gate import Check, GateConfig, Verdict, bootstrap_ratio_ci, decide, quality_check
 from modelsteward.evals.replay import EvalItem, ReplaySet, build_replay_set, load_golden_set, load_redteam
-from modelsteward.evals.runner import EvalInterrupted, Generation, OutputCache
+from modelsteward.evals.runner import CycleCache, EvalInterrupted, Generation, OutputCache
 from modelsteward.evals.scorers import SCORERS, EvalData, ScoreResult, register_scorer
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "load_redteam",
     "Generation",
     "OutputCache",
+    "CycleCache",
     "EvalInterrupted",
     "SCORERS",
     "EvalData",

@@ -15,7 +15,9 @@ a fail; ``passed`` is false so nothing treats it as a pass).
 Decisions: sampling parameters are ``max_tokens`` (``EvalConfig.max_tokens``), then the model's
 ``meta["sampling"]`` defaults, then ``candidate_params`` / ``baseline_params``; the candidate may be
 the current model itself when its sampling parameters differ (comparing decoding settings); only
-the baseline's outputs are cached (a candidate is always measured afresh); the candidate's status on
+the baseline's outputs are cached (a candidate is always measured afresh): in the ``baseline_cache``
+its caller owns when given (an agent cycle's ``CycleCache``, shared by the cycle's evaluations and
+gone with it), else on disk under ``<workspace>/evals/cache`` (``use_cache``); the candidate's status on
 the use case (``storage/status.py``) goes ``evaluating`` when it is discovered or a candidate there
 (not when it is live), and the verdict is the event ``evaluated_pass`` (-> candidate, also from
 ``rejected``: a passing evaluation reinstates a model rejected on that use case) or
@@ -52,6 +54,7 @@ from modelsteward.storage.status import EVENTS, apply_status_event, status_for
 from modelsteward.timeutil import window_start
 
 if TYPE_CHECKING:
+    from modelsteward.context import GenerationCache
     from modelsteward.context import Steward
 
 __all__ = ["EvalConfig", "EvalOutcome", "evaluate", "JUDGE_ENV"]
@@ -231,10 +234,13 @@ def _plan(steward: Steward, cfg: EvalConfig) -> _Plan:
 
 
 def _score(steward: Steward, cfg: EvalConfig, plan: _Plan, show_progress: bool,
-           on_progress: ProgressFn | None, deadline: float | None = None) -> tuple[EvalData, dict[str, Any], dict[str, Any], Verdict]:
+           on_progress: ProgressFn | None, deadline: float | None = None,
+           baseline_cache: GenerationCache | None = None) -> tuple[EvalData, dict[str, Any], dict[str, Any], Verdict]:
     """Steps 3-4: both models on the same prompts (baseline cached), scorers, gate and benefit."""
     settings, uc, items = steward.settings, plan.uc, plan.items
-    cache = OutputCache(settings.workspace / "evals" / "cache") if cfg.use_cache else None
+    cache: GenerationCache | None = None
+    if cfg.use_cache:
+        cache = baseline_cache if baseline_cache is not None else OutputCache(settings.workspace / "evals" / "cache")
     common = {"settings": settings, "items": items, "concurrency": cfg.concurrency, "retries": cfg.retries}
     gens = run_models_sync(
         {"candidate": {**common, "model": plan.candidate, "params": plan.cand_params},
@@ -319,10 +325,13 @@ def _incomplete(steward: Steward, plan: _Plan, started: float, deadline: float, 
 
 
 def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_progress: bool = False,
-             on_progress: ProgressFn | None = None, deadline: float | None = None) -> EvalOutcome:
+             on_progress: ProgressFn | None = None, deadline: float | None = None,
+             baseline_cache: GenerationCache | None = None) -> EvalOutcome:
     """Evaluate ``cfg.candidate`` against the current model of ``cfg.use_case`` (see the module docstring).
 
-    ``deadline``: a ``time.monotonic()`` instant; past it the evaluation stops, ``incomplete``."""
+    ``deadline``: a ``time.monotonic()`` instant; past it the evaluation stops, ``incomplete``.
+    ``baseline_cache``: the caller's cache of baseline generations (an agent cycle's), used instead
+    of the disk cache."""
     started = time.monotonic()
     settings = steward.settings
     plan = _plan(steward, cfg)
@@ -332,7 +341,8 @@ def evaluate(steward: Steward, cfg: EvalConfig, *, actor: str = "system", show_p
         dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6])
     restored = False
     try:
-        data, scores, metrics, verdict = _score(steward, cfg, plan, show_progress, on_progress, deadline)
+        data, scores, metrics, verdict = _score(steward, cfg, plan, show_progress, on_progress, deadline,
+                                                baseline_cache)
         rows = _rows(data, scores)
         summary = {"use_case": uc.name, "candidate": candidate.id, "baseline": baseline.id,
                    "sample_count": len(plan.replay.items), "logged": len(plan.replay.request_ids),

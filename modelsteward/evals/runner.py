@@ -29,17 +29,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelsteward import exchange
+from modelsteward.catalog.fingerprint import VERSION_KEYS
 from modelsteward.errors import StewardError, UpstreamError
 from modelsteward.privacy import find as find_pii
 from modelsteward.privacy import redact
 
 if TYPE_CHECKING:
+    from modelsteward.context import GenerationCache
     from modelsteward.evals.replay import EvalItem
     from modelsteward.settings import Settings
     from modelsteward.storage.models import Model
 
-__all__ = ["Generation", "OutputCache", "run_model", "run_models_sync", "gather_or_cancel", "EvalInterrupted",
-           "EvalDeadline"]
+__all__ = ["Generation", "OutputCache", "CycleCache", "model_revision", "run_model", "run_models_sync",
+           "gather_or_cancel", "EvalInterrupted", "EvalDeadline"]
 
 
 class EvalInterrupted(StewardError):
@@ -82,10 +84,15 @@ class OutputCache:
 
     @staticmethod
     def key(model_id: str, messages: Sequence[dict[str, Any]], params: dict[str, Any],
-            request: dict[str, Any] | None = None) -> str:
+            request: dict[str, Any] | None = None, *, revision: str | None = None) -> str:
+        """The key of one generation: model id, messages, sampling params, the request part (tools,
+        response format ...) when there is one, and the model's ``revision`` when given
+        (:func:`model_revision`: a re-registered endpoint or a retrained adapter is another model)."""
         parts: dict[str, Any] = {"m": model_id, "p": list(messages), "s": params}
         if request:  # plain items keep the keys they had before requests were replayed whole
             parts["r"] = request
+        if revision:
+            parts["v"] = revision
         blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -106,6 +113,63 @@ class OutputCache:
         os.replace(tmp, path)
 
 
+class CycleCache:
+    """Baseline generations kept in memory for the evaluations of one agent cycle.
+
+    Owned by the cycle (``agent.runtime.AgentRuntime`` makes one per run and hands it to every tool
+    call through ``ToolContext.eval_cache``); it ends with the run, so a sampled baseline answer is
+    re-used by the cycle's other evaluations of the same sample and drawn afresh by the next cycle,
+    and nothing crosses workspaces.  Keys are :meth:`OutputCache.key` with the model's revision;
+    at most ``max_entries`` generations are kept (the oldest go first).  Thread-safe."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max(1, max_entries)
+        self._items: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            return dict(hit)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = dict(value)
+            while len(self._items) > self.max_entries:
+                self._items.pop(next(iter(self._items)))
+
+
+def model_revision(model: Model) -> str:
+    """What answers for ``model`` besides its id: provider, endpoint, parent, adapter (its files'
+    sizes and modification times, so a retrained adapter in the same folder is another model),
+    weights folder and version metadata."""
+    meta = model.meta or {}
+    adapter = getattr(model, "adapter_path", None)
+    files: list[tuple[str, int, int]] = []
+    if adapter:
+        folder = Path(str(adapter)).expanduser()
+        try:
+            for f in sorted(folder.iterdir()):
+                if f.is_file():
+                    st = f.stat()
+                    files.append((f.name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            files = []
+    parts = {"provider": model.provider, "base_url": getattr(model, "base_url", None),
+             "parent": getattr(model, "parent_model_id", None), "adapter": adapter, "files": files,
+             "path": meta.get("path"), "version": {k: meta[k] for k in VERSION_KEYS if meta.get(k) not in (None, "")}}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 ProgressFn = Callable[[str, int, int], None]  # (label, done, total)
 
 
@@ -119,22 +183,27 @@ async def run_model(
     concurrency: int = 4,
     retries: int = 2,
     backoff_s: float = 0.25,
-    cache: OutputCache | None = None,
+    cache: GenerationCache | None = None,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
 ) -> list[Generation]:
-    """Answer every item with ``model``; results in item order."""
+    """Answer every item with ``model``; results in item order.
+
+    A provider that batches (the local one: ``max_batch`` > 1) gets up to two batches of requests in
+    flight, so it runs one batch while the next one queues; other providers get ``concurrency``."""
     from modelsteward.providers import get_provider
 
     provider = get_provider(model, settings)
-    sem = asyncio.Semaphore(max(1, concurrency))
+    batch = int(getattr(provider, "max_batch", 1) or 1)
+    sem = asyncio.Semaphore(max(1, concurrency, 2 * batch if batch > 1 else 1))
     done = 0
     lock = asyncio.Lock()
+    revision = model_revision(model) if cache is not None else None  # (an empty CycleCache is falsy)
 
     async def one(item: EvalItem) -> Generation:
         nonlocal done
-        key = OutputCache.key(model.id, item.messages, params, item.request) if cache else ""
-        hit = cache.get(key) if cache else None
+        key = "" if cache is None else OutputCache.key(model.id, item.messages, params, item.request, revision=revision)
+        hit = cache.get(key) if cache is not None else None
         if hit is not None:
             gen = Generation(**{**hit, "item_id": item.id, "cached": True})
         else:
@@ -142,7 +211,7 @@ async def run_model(
                 gen = await _call(provider, item, params, retries, backoff_s, stop)
             # The cache lives outside the log store: an answer holding PII (often the prompt's own,
             # echoed back) is not cached rather than stored redacted (which would skew the scores).
-            if cache and gen.ok and not find_pii(gen.text):
+            if cache is not None and gen.ok and not find_pii(gen.text):
                 cache.put(key, {k: v for k, v in asdict(gen).items() if k not in ("item_id", "cached")})
         async with lock:
             done += 1

@@ -5,9 +5,13 @@ fine-tune) lazily on first use.  Generation runs in a dedicated thread pool whos
 concurrency limit (``STEWARD_LOCAL_CONCURRENCY``, default 1: on a small CPU two generations at
 once are slower than one after the other), never on the event loop.  The tokenizer's chat template
 is applied when it has one; otherwise a plain ``role: content`` transcript is used.  Greedy when
-temperature is 0 or None, sampling otherwise.  ``openai_completion`` takes a request's ``tools``:
-rendered by a chat template that supports them, tool calls parsed out of the output
-(``providers/local_tools.py``; a template without tool support answers in text).
+temperature is 0 or None, sampling otherwise.  Requests arriving while a generation runs are batched
+into the next one (``STEWARD_LOCAL_MAX_BATCH``), each row with its own temperature, ``top_p``,
+``top_k``, seed, tools and stop strings (``providers/local_sampling.py``); greedy rows answer exactly
+as a plain greedy ``generate``; a seeded request draws from its own generator.
+``openai_completion`` takes a request's ``tools``: rendered by a chat template that supports them,
+tool calls parsed out of the output (``providers/local_tools.py``; a template without tool support
+answers in text).
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ class LocalProvider:
         self._model: Any = None
         self._tok: Any = None
         self._count_lock = threading.Lock()
-        # Greedy requests arriving while a generation runs are batched into the next one
+        # Requests arriving while a generation runs are batched into the next one
         # (STEWARD_LOCAL_MAX_BATCH, default 8; 1 turns batching off).
         self.max_batch = max(1, int(os.environ.get("STEWARD_LOCAL_MAX_BATCH", "8")))
         # STEWARD_LOCAL_MERGE_ADAPTER=0 keeps a LoRA adapter unmerged (slower, but the peft model stays inspectable).
@@ -139,23 +143,31 @@ class LocalProvider:
             ids = tok(text, return_tensors="pt")["input_ids"]
         return torch.as_tensor(ids).to(self.device)
 
-    def _gen_kwargs(self, max_tokens: int | None, temperature: float | None, top_p: float | None,
-                    stop: Sequence[str] | None, seed: int | None) -> dict[str, Any]:
-        import torch
+    def _gen_kwargs(self, params: dict[str, Any], *, stop: Sequence[str] | None = None) -> dict[str, Any]:
+        """``generate`` keywords for one request: greedy, or sampled by a ``RowSampler`` (its own
+        generator, seeded when given; the global torch seed is never touched)."""
+        from transformers import LogitsProcessorList
 
         kw: dict[str, Any] = {
-            "max_new_tokens": int(max_tokens or DEFAULT_MAX_NEW_TOKENS),
+            "max_new_tokens": int(params.get("max_tokens") or DEFAULT_MAX_NEW_TOKENS),
             "pad_token_id": self._tok.pad_token_id,
+            "do_sample": False, "temperature": None, "top_p": None, "top_k": None,
         }
-        if temperature:
-            kw.update(do_sample=True, temperature=float(temperature), top_p=float(top_p) if top_p else 1.0)
-            if seed is not None:
-                torch.manual_seed(int(seed))
-        else:
-            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        sampler = self._sampler([params])
+        if sampler is not None:
+            kw["logits_processor"] = LogitsProcessorList([sampler])
         if stop:
             kw.update(stop_strings=list(stop), tokenizer=self._tok)
         return kw
+
+    def _sampler(self, rows: Sequence[dict[str, Any]]) -> Any:
+        """A ``RowSampler`` for the rows' settings, or None when every row is greedy (a plain greedy
+        ``generate``, answers as before)."""
+        from modelsteward.providers.local_sampling import RowSampler, row_sampling
+
+        top_k = getattr(getattr(self._model, "generation_config", None), "top_k", None)
+        sampler = RowSampler([row_sampling(p, top_k) for p in rows], device=self.device)
+        return sampler if sampler.sampled else None
 
     def _generate(self, messages: Sequence[Message], params: dict[str, Any], streamer: Any = None) -> tuple[str, int, int, str]:
         with self._count_lock:
@@ -173,8 +185,7 @@ class LocalProvider:
         self.load()
         ids = self._prompt_ids(messages, params.get("tools"))
         stop = params.get("stop")
-        kw = self._gen_kwargs(params.get("max_tokens"), params.get("temperature"), params.get("top_p"), stop,
-                              params.get("seed"))
+        kw = self._gen_kwargs(params, stop=stop)
         with torch.inference_mode():
             out = self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, **kw)
         new = out[0, ids.shape[1]:]
@@ -193,7 +204,7 @@ class LocalProvider:
         eos = self._tok.eos_token_id
         return set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
 
-    # ---------------------------------------------------------------- dynamic batching (greedy)
+    # ---------------------------------------------------------------- dynamic batching
     def _submit(self, messages: list[Message], params: dict[str, Any]) -> Future[tuple[str, int, int, str]]:
         fut: Future[tuple[str, int, int, str]] = Future()
         with self._count_lock:
@@ -204,7 +215,7 @@ class LocalProvider:
         return fut
 
     def _drain(self) -> None:
-        """Worker: run pending greedy requests in batches of equal max_tokens until none are left."""
+        """Worker: run pending requests in batches of equal max_tokens until none are left."""
         while True:
             with self._count_lock:
                 if not self._pending:
@@ -217,7 +228,7 @@ class LocalProvider:
                 self.active += 1
                 self.peak_active = max(self.peak_active, self.active)
             try:
-                results = self._generate_batch([m for m, _, _ in batch], batch[0][1])
+                results = self._generate_batch([(m, p) for m, p, _ in batch])
                 for (_, _, fut), res in zip(batch, results):
                     fut.set_result(res)
             except BaseException as exc:  # noqa: BLE001 - every waiting request gets the failure
@@ -228,15 +239,17 @@ class LocalProvider:
                 with self._count_lock:
                     self.active -= 1
 
-    def _generate_batch(self, batch: list[list[Message]], params: dict[str, Any]) -> list[tuple[str, int, int, str]]:
-        """One left-padded greedy ``generate`` for several prompts; per-row text, token counts, finish."""
+    def _generate_batch(self, batch: list[tuple[list[Message], dict[str, Any]]]) -> list[tuple[str, int, int, str]]:
+        """One left-padded ``generate`` for several requests, each with its own sampling settings
+        (``providers/local_sampling.py``), tools and stop strings; per-row text, token counts, finish."""
         import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         self.load()
         if len(batch) == 1:
-            return [self._generate_now(batch[0], params, None)]
+            return [self._generate_now(batch[0][0], batch[0][1], None)]
         self.batches += 1
-        rows = [self._prompt_ids(m)[0] for m in batch]
+        rows = [self._prompt_ids(m, p.get("tools"))[0] for m, p in batch]
         width = max(int(r.shape[0]) for r in rows)
         pad = self._tok.pad_token_id if self._tok.pad_token_id is not None else 0
         ids = torch.full((len(rows), width), pad, dtype=rows[0].dtype, device=self.device)
@@ -244,19 +257,34 @@ class LocalProvider:
         for i, r in enumerate(rows):
             ids[i, width - r.shape[0]:] = r
             mask[i, width - r.shape[0]:] = 1
-        kw = self._gen_kwargs(params.get("max_tokens"), None, None, None, None)
+        kw = self._gen_kwargs({"max_tokens": batch[0][1].get("max_tokens")})
+        sampler = self._sampler([p for _, p in batch])
+        if sampler is not None:
+            kw["logits_processor"] = LogitsProcessorList([sampler])
+        stops = [p.get("stop") for _, p in batch]
+        if any(stops):
+            from modelsteward.providers.local_sampling import RowStops
+
+            kw["stopping_criteria"] = StoppingCriteriaList([RowStops(self._tok, stops, width)])
         with torch.inference_mode():
             out = self._model.generate(input_ids=ids, attention_mask=mask, **kw)
+        return [self._row_result(out[i, width:].tolist(), int(r.shape[0]), stops[i]) for i, r in enumerate(rows)]
+
+    def _row_result(self, new: list[int], n_in: int, stop: Sequence[str] | None) -> tuple[str, int, int, str]:
+        """One batch row's answer: cut at its first end-of-sequence token, then at its first stop string."""
         eos_ids = self._eos_ids()
-        results = []
-        for i, r in enumerate(rows):
-            new = out[i, width:].tolist()
-            cut = next((k + 1 for k, t in enumerate(new) if t in eos_ids), None)
-            finish = "stop" if cut is not None else "length"
-            new = new[:cut] if cut is not None else new
-            text = self._tok.decode(new, skip_special_tokens=True)
-            results.append((text, int(r.shape[0]), len(new), finish))
-        return results
+        cut = next((k + 1 for k, t in enumerate(new) if t in eos_ids), None)
+        finish = "stop" if cut is not None else "length"
+        new = new[:cut] if cut is not None else new
+        text = self._tok.decode(new, skip_special_tokens=True)
+        if stop:
+            hits = [text.find(s) for s in stop if s in text]
+            if hits:
+                # the tokens up to the one that completed the stop string count, as in a one-request generate
+                n = next((k for k in range(1, len(new) + 1)
+                          if any(s in self._tok.decode(new[:k], skip_special_tokens=True) for s in stop)), len(new))
+                text, finish, new = text[:min(hits)], "stop", new[:n]
+        return text, n_in, len(new), finish
 
     @staticmethod
     def _params(params: SamplingArgs) -> dict[str, Any]:
@@ -275,7 +303,7 @@ class LocalProvider:
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            if self.max_batch > 1 and not params["temperature"] and not params["stop"] and not params.get("tools"):
+            if self.max_batch > 1:  # every request may join a batch (per-row sampling, tools, stop strings)
                 text, n_in, n_out, finish = await asyncio.wrap_future(self._submit(list(messages), params))
             else:
                 text, n_in, n_out, finish = await loop.run_in_executor(self._executor, self._generate, list(messages),
@@ -333,6 +361,8 @@ class LocalProvider:
     async def openai_completion(self, body: dict[str, Any]) -> dict[str, Any]:
         """An OpenAI request body answered locally; its ``tools`` are offered (module docstring)."""
         params = self._params(openai_sampling(body))
+        if isinstance(body.get("top_k"), int) and not isinstance(body.get("top_k"), bool) and body["top_k"] > 0:
+            params["top_k"] = body["top_k"]  # vLLM's extra field; the local provider honours it
         tools = offered_tools(body)
         if tools:
             params["tools"] = tools

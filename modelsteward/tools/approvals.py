@@ -146,7 +146,8 @@ def _carry_out(ctx: ToolContext, approval_id: int) -> ApprovalDecision:
             return resumed
     if a.status != "approved":
         return _view(ctx, approval_id, "rejected", f"{verb}; {action} will not run")
-    exec_ctx = ToolContext(steward=ctx.steward, actor=ctx.actor, approval_id=approval_id, progress=ctx.progress)
+    exec_ctx = ToolContext(steward=ctx.steward, actor=ctx.actor, approval_id=approval_id, progress=ctx.progress,
+                           eval_cache=ctx.eval_cache)
     if ctx.spawn is not None and get_tool(action).long_running:
         task = ctx.spawn(action, lambda: call_tool(action, args, exec_ctx))
         return _view(ctx, approval_id, "started_task", f"approved; started {action} as task {task}", task_id=task)

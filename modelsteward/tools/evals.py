@@ -92,7 +92,7 @@ def evaluate_tool(ctx: ToolContext, inp: EvaluateIn) -> EvaluateOut:
         ctx.report(f"{label}: {done}/{total}", done / total if total else 1.0)
 
     out = evaluate(ctx.steward, cfg, actor=ctx.actor, show_progress=inp.show_progress, on_progress=progress,
-                   deadline=deadline)
+                   deadline=deadline, baseline_cache=ctx.eval_cache)
     return EvaluateOut(test_result_id=out.test_result_id, use_case=inp.use_case, candidate=out.candidate,
                        baseline=out.baseline, verdict=out.verdict, passed=out.passed, reasons=out.reasons,
                        sample_count=out.sample_count, metrics=EvalMetricsView.model_validate(out.metrics), mlflow_run_id=out.mlflow_run_id,
