@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from modelsteward.storage.read.shapes import plain_decimal
+from modelsteward.storage.read.plain import plain_decimal
 from modelsteward.storage.states import MODEL_STATUSES, ROLLOUT_STATES
 
 __all__ = [

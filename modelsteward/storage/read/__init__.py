@@ -23,23 +23,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from modelsteward.storage.read.shapes import (
-    AgentRunOut,
-    ApprovalOut,
-    FineTuningJobOut,
-    HistoryOut,
-    LiveAllocation,
-    RolloutOut,
-    TestResultOut,
-    Ts,
-    ViolationOut,
-    plain_decimal,
-    rollout_dict,
-)
+from modelsteward.storage.read.plain import plain_decimal, rollout_dict
 from modelsteward.storage.read.sqlite import RegistryReader
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 
-if TYPE_CHECKING:  # the SQLAlchemy backend: imported on first use (``__getattr__``)
+if TYPE_CHECKING:  # the shapes (pydantic) and the SQLAlchemy backend: imported on first use (``__getattr__``)
+    from modelsteward.storage.read.shapes import (
+        AgentRunOut,
+        ApprovalOut,
+        FineTuningJobOut,
+        HistoryOut,
+        LiveAllocation,
+        RolloutOut,
+        TestResultOut,
+        Ts,
+        ViolationOut,
+    )
     from modelsteward.storage.read.orm import (
         agent_run,
         agent_runs,
@@ -66,6 +65,9 @@ _ORM = (
     "live_allocations",
 )
 
+_SHAPES = ("Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut",
+           "HistoryOut", "LiveAllocation")
+
 __all__ = [
     "Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut", "HistoryOut",
     "LiveAllocation", "plain_decimal", "rollout_dict", "RegistryReader", "ACTIVE_ROLLOUT_STATES", *_ORM,
@@ -73,8 +75,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _ORM:
-        value = getattr(importlib.import_module("modelsteward.storage.read.orm"), name)
+    if name in _ORM or name in _SHAPES:
+        module = "modelsteward.storage.read." + ("orm" if name in _ORM else "shapes")
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

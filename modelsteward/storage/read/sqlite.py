@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelsteward.errors import NotFound, close_matches
-from modelsteward.storage.read.shapes import plain_decimal, rollout_dict
+from modelsteward.storage.read.plain import plain_decimal, rollout_dict
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 
 if TYPE_CHECKING:
