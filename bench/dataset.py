@@ -6,7 +6,11 @@ Generates story-game traffic into a temporary log store (templated prompts with 
 places, ~10% replayed requests, ~5% near-duplicates with one word changed, ~3% with PII, 5% errors,
 10% shadow/canary calls, feedback on a third of the rows, 1% eval hold-outs) and times
 ``build_from_connection`` over it: filters, redaction, exact + near de-duplication, split, files.
-Generation is not timed.  Prints one JSON line with the timings and the card's counts.
+Generation is not timed.  The build runs as ``steward dataset build`` does (a spill folder under the
+store's root, the default ``STEWARD_BUILD_MEMORY``); the same-run baseline is the same build with
+every redaction candidate handled in this one process (the previous path), which must write the
+same files.  Prints the stage breakdown (wall and CPU), one JSON line with the timings and the
+card's counts, and ``bench/_table.py`` rows for ``make bench``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _table import row  # noqa: E402
 from modelsteward.storage.logstore import LogStore  # noqa: E402
+from modelsteward.training import pii  # noqa: E402
 from modelsteward.training.dataset import DatasetSpec, build_from_connection  # noqa: E402
 
 NAMES = ["Aria", "Bram", "Cleo", "Dorn", "Elara", "Fenn", "Gwen", "Hale", "Iris", "Jory", "Kael", "Lyra"]
@@ -92,11 +98,57 @@ def generate(store: LogStore, n: int, seed: int = 7) -> list[str]:
     return holdouts
 
 
+def _max_rss_mb() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _build(store: LogStore, root: Path, spec: DatasetSpec, holdouts: list[str], name: str) -> dict:
+    """One timed build with default settings (as `steward dataset build`: it may spill under the workspace)."""
+    con = store.reader.connect(lock_down=False, spill_dir=root / "tmp" / "duckdb")
+    out = root / name
+    shutil.rmtree(out, ignore_errors=True)
+    stages: dict[str, float] = {}
+    t1, c1, w1 = time.perf_counter(), time.process_time(), _children_cpu()
+    card = build_from_connection(con, spec, out, holdout_ids=holdouts, stages=stages)
+    build_s, cpu_s = time.perf_counter() - t1, time.process_time() - c1
+    con.close()
+    return {"build_s": round(build_s, 2), "build_cpu_s": round(cpu_s, 1),
+            "workers_cpu_s": round(_children_cpu() - w1, 1), "stages": stages, "card": card}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the redaction workers)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _warm(store: LogStore) -> None:
+    """Read every segment once, import pyarrow and load the detectors, so neither timed build pays the cold start."""
+    import pyarrow  # noqa: F401 - the builder's first stage imports it
+
+    con = store.reader.connect(lock_down=False)
+    con.execute("SELECT count(*), sum(length(messages)), sum(length(response)) FROM logs").fetchall()
+    con.close()
+    pii.redact("call +44 20 7946 0958 or mail a@b.example, card 4111 1111 1111 1111, key sk-abcdefghijklmnop12")
+
+
+def _print_stages(stages: dict[str, float]) -> None:
+    print(f"{'stage':<9} {'wall s':>8} {'cpu s':>8}   (cpu: this process's threads, DuckDB's included)")
+    for name in (k for k in stages if not k.endswith("_cpu")):
+        print(f"{name:<9} {stages[name]:>8.2f} {stages.get(name + '_cpu', 0.0):>8.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the generated log store here")
     ap.add_argument("--num-perm", type=int, default=32, help="MinHash size (16 halves the near-dup cost)")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the same-run baseline (the build again with redaction in one process)")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-dataset-"))
     try:
@@ -111,20 +163,37 @@ def main() -> None:
         holdouts = json.loads(holdout_file.read_text())
         gen_s = time.perf_counter() - t0
         store = LogStore(logs)
-        con = store.reader.connect(lock_down=False)
-        out = root / "out"
-        shutil.rmtree(out, ignore_errors=True)
-        t1, c1 = time.perf_counter(), time.process_time()
         spec = DatasetSpec(use_case="story", since="30d", num_perm=args.num_perm)
-        card = build_from_connection(con, spec, out, holdout_ids=holdouts)
-        build_s, cpu_s = time.perf_counter() - t1, time.process_time() - c1
-        con.close()
+        _warm(store)
+        new = _build(store, root, spec, holdouts, "out")
+        base = None
+        if not args.no_baseline:  # the previous path: every candidate redacted in this one process
+            workers = pii._workers
+            pii._workers = lambda: 1  # type: ignore[assignment]
+            try:
+                base = _build(store, root, spec, holdouts, "out-baseline")
+            finally:
+                pii._workers = workers  # type: ignore[assignment]
+            if base["card"].sha256 != new["card"].sha256:
+                raise SystemExit("the baseline build wrote different files: the parallel redaction changed the output")
         store.close()
+        card, load = new["card"], round(os.getloadavg()[0], 1)
+        _print_stages(new["stages"])
         print(json.dumps({
-            "bench": "dataset_build", "rows": args.rows, "generate_s": round(gen_s, 1), "build_s": round(build_s, 2), "build_cpu_s": round(cpu_s, 1),
-            "load_avg_1m": round(os.getloadavg()[0], 1), "num_perm": args.num_perm,
-            "target_s": 20, "ok": build_s <= 20, "counts": card.counts, "sha256": card.sha256[:16],
+            "bench": "dataset_build", "rows": args.rows, "generate_s": round(gen_s, 1), "build_s": new["build_s"],
+            "build_cpu_s": new["build_cpu_s"], "workers_cpu_s": new["workers_cpu_s"],
+            "baseline_build_s": base and base["build_s"],
+            "baseline_build_cpu_s": base and base["build_cpu_s"], "redaction_workers": pii._workers(),
+            "load_avg_1m": load, "num_perm": args.num_perm, "target_s": 20, "ok": new["build_s"] <= 20,
+            "stages_s": new["stages"], "baseline_stages_s": base and base["stages"], "max_rss_mb": _max_rss_mb(),
+            "counts": card.counts, "sha256": card.sha256[:16],
         }))
+        row("dataset", f"dataset build, {args.rows:,} rows, redaction in {pii._workers()} processes", new["build_s"], "s",
+            baseline=base and base["build_s"], baseline_what="the same build, redaction in one process (previous path)",
+            target="<= 20 s", met=new["build_s"] <= 20, note=f"load {load}, build CPU {new['build_cpu_s']} s + redaction workers {new['workers_cpu_s']} s")
+        row("dataset", f"dataset build, {args.rows:,} rows: redaction stage", new["stages"]["redact"], "s",
+            baseline=base and base["stages"]["redact"], baseline_what="redaction in one process, same run",
+            note=f"{card.counts['redacted_rows']:,} rows redacted; load {load}")
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

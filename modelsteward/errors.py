@@ -22,6 +22,7 @@ __all__ = [
     "UpstreamError",
     "ReadOnlyViolation",
     "InsufficientData",
+    "CheckFailed",
     "close_matches",
 ]
 
@@ -100,6 +101,15 @@ class ReadOnlyViolation(StewardError):
 class InsufficientData(StewardError):
     code = "insufficient_data"
     http_status = 422
+
+
+class CheckFailed(StewardError):
+    """A model failed the check that runs before it takes traffic (``tools/checks.py``): the change
+    was refused and nothing changed.  HTTP 424 (Failed Dependency: the upstream the change depends on
+    does not answer as it must); ``details`` carries ``model_id``, ``fix`` and the check's output."""
+
+    code = "check_failed"
+    http_status = 424
 
 
 def close_matches(word: str, candidates: list[str], n: int = 3) -> str:

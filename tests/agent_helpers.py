@@ -84,14 +84,16 @@ def notes(steward: Steward) -> list[str]:
 
 
 def setup_use_case(steward: Steward, *, description: str = "test use case", cand_description: str = "",
-                   config: dict[str, Any] | None = None) -> None:
-    """Use case ``chat`` live on STABLE; CAND registered (unreachable endpoint: calls fail fast)."""
+                   config: dict[str, Any] | None = None, cand_url: str | None = None) -> None:
+    """Use case ``chat`` live on STABLE; CAND registered (unreachable endpoint: calls fail fast; ``cand_url``:
+    CAND's endpoint instead, for tests that deploy it: a model passes its check before it takes traffic)."""
     reg = steward.registry
     dead = "http://127.0.0.1:9/v1"
     reg.register_model("openai", "stable-model", price_in_per_m="1", price_out_per_m="2", status="candidate",
                        base_url=dead)
     reg.register_model("openai", "cand-model", price_in_per_m="0.5", price_out_per_m="1", status="candidate",
-                       base_url=dead, metadata={"description": cand_description} if cand_description else None)
+                       base_url=cand_url or dead,
+                       metadata={"description": cand_description} if cand_description else None)
     reg.add_use_case(UC, description=description, model=STABLE)
     reg.register_model("openai", "cand-model", use_case=UC)
     if config:

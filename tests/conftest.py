@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
@@ -22,6 +23,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "db_url" in getattr(item, "fixturenames", ()) and "postgres" in item.nodeid:
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(autouse=True)
+def _no_database_in_the_checkout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test's workspace lives under its tmp folder: a ``steward.db`` that appears in the checkout (or the
+    folder pytest runs in) during a test fails that test, naming it (one was committed by accident once)."""
+    spots = {REPO / "steward.db", Path.cwd() / "steward.db"}
+    before = {p for p in spots if p.exists()}
+    yield
+    made = sorted(str(p) for p in spots - before if p.exists())
+    if made:
+        for p in made:
+            Path(p).unlink()
+        pytest.fail(f"{request.node.nodeid} created {', '.join(made)}: give it a workspace under tmp_path "
+                    "(STEWARD_HOME / Settings(home=...)), never the current folder")
 
 
 @pytest.fixture
@@ -131,3 +147,20 @@ def pg_steward(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  #
     yield st
     st.close()
     reset_settings_cache()
+
+
+@pytest.fixture
+def hosted_upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The project's fake OpenAI-compatible upstream (``fakes.upstream.InstantUpstream``) standing in for
+    the hosted providers' public endpoints (``STEWARD_<PROVIDER>_BASE_URL``, seen by CLI subprocesses too):
+    their models answer the check a model passes before it takes traffic (``tools/checks.py``) as at a
+    working endpoint.  For tests whose ``openai:`` / ``openrouter:`` models had no endpoint at all."""
+    from modelsteward.fakes.upstream import InstantUpstream
+    from modelsteward.providers import clear_provider_cache
+
+    with InstantUpstream() as up:
+        for provider in ("openai", "openrouter", "anthropic", "google", "huggingface"):
+            monkeypatch.setenv(f"STEWARD_{provider.upper()}_BASE_URL", up.url)
+        clear_provider_cache()
+        yield up
+    clear_provider_cache()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_helpers import shared_mlflow, CAND, INJECTION, STABLE, UC, pass_eval, routing, setup_use_case
@@ -16,6 +17,7 @@ from modelsteward.agent import AgentRuntime, PlaybookPlanner, agent_toolset, bui
 from modelsteward.agent.chat import ChatSession
 from modelsteward.agent.planners import ChatIntentPlanner
 from modelsteward.errors import ConfigError
+from modelsteward.fakes.upstream import InstantUpstream
 from modelsteward.server.auth import create_token
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import AgentRun, Approval
@@ -114,16 +116,23 @@ def test_playbook_ignores_injected_instructions(steward) -> None:  # type: ignor
     assert {a.get("model_id") for n, a in called if n == "evaluate"} == {CAND, "openai:evil-model"}
 
 
-def _full_rollout_waiting(steward):  # type: ignore[no-untyped-def]
-    setup_use_case(steward, config={"agent": {"rollout_strategy": "full"}})
+@pytest.fixture
+def cand_up() -> Any:
+    """An endpoint that answers, for CAND when a test carries out its deploy (it passes its check first)."""
+    with InstantUpstream() as up:
+        yield up
+
+
+def _full_rollout_waiting(steward, cand_url):  # type: ignore[no-untyped-def]
+    setup_use_case(steward, config={"agent": {"rollout_strategy": "full"}}, cand_url=cand_url)  # CAND answers its check
     pass_eval(steward)
     res = run_agent(steward)
     assert res.status == "waiting_approval", res.report
     return res
 
 
-def test_approve_from_the_cli_resumes_the_run(steward) -> None:  # type: ignore[no-untyped-def]
-    res = _full_rollout_waiting(steward)
+def test_approve_from_the_cli_resumes_the_run(steward, cand_up) -> None:  # type: ignore[no-untyped-def]
+    res = _full_rollout_waiting(steward, cand_up.url)
     before = routing(steward)
     with session_scope(steward.sessions) as s:
         a = s.get(Approval, res.approval_id)
@@ -151,7 +160,7 @@ def test_approve_from_the_cli_resumes_the_run(steward) -> None:  # type: ignore[
 
 
 def test_reject_resumes_without_the_action(steward) -> None:  # type: ignore[no-untyped-def]
-    res = _full_rollout_waiting(steward)
+    res = _full_rollout_waiting(steward, None)  # rejected: CAND takes no traffic
     before = routing(steward)
     carol = create_token(steward, "carol", "approver")[1]
     out = cli(steward.settings.home, "approvals", "reject", str(res.approval_id), "--reason", "not now", token=carol)
@@ -208,12 +217,12 @@ def test_playbook_declares_only_registered_tools() -> None:
     assert "deploy" in names and "approval_decide" not in names
 
 
-def test_decision_while_busy_is_resumed_by_the_next_start(steward) -> None:  # type: ignore[no-untyped-def]
+def test_decision_while_busy_is_resumed_by_the_next_start(steward, cand_up) -> None:  # type: ignore[no-untyped-def]
     from modelsteward.agent import AgentBusy, resume_after_decision
     from modelsteward.agent.runner import agent_lock
     from modelsteward.policies import approvals
 
-    res = _full_rollout_waiting(steward)
+    res = _full_rollout_waiting(steward, cand_up.url)
     approvals.approve(steward.sessions, res.approval_id, decider="cli:erin")
     with agent_lock(steward):  # e.g. a long scheduled run is executing
         with pytest.raises(AgentBusy):
@@ -227,11 +236,11 @@ def test_decision_while_busy_is_resumed_by_the_next_start(steward) -> None:  # t
     assert resume_after_decision(steward, res.approval_id) is None  # nothing waits on it any more
 
 
-def test_console_proposals_are_requested_by_the_operator(steward) -> None:  # type: ignore[no-untyped-def]
+def test_console_proposals_are_requested_by_the_operator(steward, cand_up) -> None:  # type: ignore[no-untyped-def]
     from modelsteward.errors import PolicyDenied
     from modelsteward.policies import approvals
 
-    setup_use_case(steward)
+    setup_use_case(steward, cand_url=cand_up.url)  # CAND answers its check
     pass_eval(steward)
     chat = ChatSession(steward, planner=ChatIntentPlanner(), actor="cli:alice")
     reply = chat.ask(f"deploy {CAND} to {UC} full")

@@ -24,8 +24,8 @@ def test_views_are_read_only_and_agent_run_is_not(steward) -> None:  # type: ign
     assert not get_tool("agent_runs").mutating and get_tool("agent_run").mutating
 
 
-def test_show_status_and_rollouts(steward) -> None:  # type: ignore[no-untyped-def]
-    setup_use_case(steward)
+def test_show_status_and_rollouts(steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]
+    setup_use_case(steward, cand_url=hosted_upstream.url)  # CAND answers its check before its shadow
     pass_eval(steward)
     ctx = ToolContext(steward, actor="cli:alice")
     obs = call_tool("show_status", {"use_case": UC}, ctx).observation

@@ -63,8 +63,8 @@ def _min_requests(steward: Any) -> Any:
     return (steward.registry.get_use_case(UC).config or {}).get("rollout", {}).get("min_requests")
 
 
-def test_agent_run_starter_may_not_approve_what_the_run_requests(steward: Any) -> None:
-    setup_use_case(steward)
+def test_agent_run_starter_may_not_approve_what_the_run_requests(steward: Any, hosted_upstream: Any) -> None:
+    setup_use_case(steward, cand_url=hosted_upstream.url)  # CAND answers its check when the deploy is carried out
     pass_eval(steward)
     tokens = make_tokens(steward)
     before = routing(steward)

@@ -23,6 +23,9 @@ from modelsteward.storage.models import DeploymentHistory, GuardrailViolation, u
 from modelsteward.tools import call_tool
 from evals_helpers import PROMPTS, seed_logs, write_golden
 
+# their models (openai:, openrouter:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 ANSWERS = dict(PROMPTS)
 
 
@@ -88,7 +91,9 @@ def test_a_model_that_matches_the_golden_set_better_is_recognised(steward, tmp_p
 # ------------------------------------------------------------------------------------ promotion
 def _canary_to_last_step(steward, feedback: tuple[float | None, float | None] = (None, None),  # type: ignore[no-untyped-def]
                          model: str = CAND) -> None:
-    call_tool("deploy", {"use_case": UC, "model_id": model, "strategy": "canary"}, ctx(steward))
+    # the benefit rules are under test, not the model: the fine-tune's weights are fakes (no_check)
+    call_tool("deploy", {"use_case": UC, "model_id": model, "strategy": "canary", "no_check": model != CAND},
+              ctx(steward))
     for w in (5, 25, 50):
         backdate_step(steward, 60)
         add_rows(steward, model, "canary", 12, feedback=feedback[0])
@@ -170,7 +175,8 @@ def test_cost_rules_see_the_hosting_cost(steward) -> None:  # type: ignore[no-un
                                     metadata={"hosting": {"cost_per_hour_usd": "40", "hardware": "gpu-large"}})
     pass_eval(steward, "ollama:big")
     with pytest.raises(ApprovalRequired, match="cost_increase"):
-        call_tool("deploy", {"use_case": UC, "model_id": "ollama:big", "strategy": "canary"}, ctx(steward))
+        call_tool("deploy", {"use_case": UC, "model_id": "ollama:big", "strategy": "canary",
+                             "no_check": True}, ctx(steward))  # the cost rule is under test; no ollama runs here
 
 
 @pytest.mark.parametrize("args,field", [

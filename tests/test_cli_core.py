@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_init_twice_is_a_noop(tmp_path: Path) -> None:
     assert (ws / "steward.db").exists()
 
 
-def test_usecase_models_logs_flow(tmp_path: Path) -> None:
+def test_usecase_models_logs_flow(tmp_path: Path, hosted_upstream: Any) -> None:  # the fallback answers its check
     ws = tmp_path / "ws"
     run(ws, "init")
     m = json.loads(run(ws, "models", "register", "openrouter", "openai/gpt-4o-mini", "--price-in", "0.15",

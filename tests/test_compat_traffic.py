@@ -11,6 +11,9 @@ from modelsteward.errors import PolicyDenied
 from modelsteward.tools.base import ToolContext, call_tool
 from training_helpers import log_row
 
+# their models (openai:, openrouter:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
 IMAGE = [{"role": "user", "content": [{"type": "text", "text": "what is it?"},
                                       {"type": "image_url", "image_url": {"url": "https://x.example/cat.png"}}]}]

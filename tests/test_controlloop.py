@@ -215,7 +215,7 @@ def test_delivery_reaches_each_target_once(steward: Any) -> None:
 # ---------------------------------------------------------------- the loop's jobs, in process
 
 
-def test_loop_steps_a_rollout_asks_once_and_carries_out_the_approval(any_steward: Any) -> None:
+def test_loop_steps_a_rollout_asks_once_and_carries_out_the_approval(any_steward: Any, hosted_upstream: Any) -> None:
     from rollout_helpers import CAND, UC, ctx, healthy_window, pass_eval, setup_use_case
 
     from modelsteward.server.controlloop import ACTOR, ControlLoop
@@ -298,7 +298,7 @@ def test_agent_schedule_runs_a_missed_tick_once(steward: Any) -> None:
     assert first == max(expected, now)  # the first top of the hour after the last scheduled run
 
 
-def test_a_leader_paused_past_its_lease_writes_nothing_when_it_resumes(any_steward: Any) -> None:
+def test_a_leader_paused_past_its_lease_writes_nothing_when_it_resumes(any_steward: Any, hosted_upstream: Any) -> None:
     """Issue 25: the lease had no fencing.  Leader A is paused (its lease runs out), B takes over;
     when A resumes and steps the rollout it still believes it leads, the write must fail and
     leave the rollout as it was."""

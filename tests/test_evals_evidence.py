@@ -213,6 +213,8 @@ def test_a_good_answer_without_evidence_is_inconclusive_and_gets_no_traffic(stew
     with FakeJudge(answers=answers) as fake:
         _stories(steward, fake, "other")
         out = _run(steward, "custom:other")
+        with pytest.raises(StewardError, match="evaluation_required"):  # the model answers its check: the policy refuses
+            call_tool("deploy", {"use_case": "stories", "model_id": "custom:other", "strategy": "canary"}, ctx(steward))
     gate = out.metrics["gate"]["quality"]
     assert out.verdict == "inconclusive" and not out.passed, out.reasons
     assert gate["evidence"] == "none" and gate["similarity"] < 0.95 and gate["settle"] == list(SETTLE)
@@ -222,8 +224,6 @@ def test_a_good_answer_without_evidence_is_inconclusive_and_gets_no_traffic(stew
         assert tr.verdict == "inconclusive" and not tr.passed
         assert any("golden set" in r and "judge model" in r for r in tr.reasons)  # the record says what settles it
     assert steward.registry.get_model("custom:other").status == "candidate"
-    with pytest.raises(StewardError, match="evaluation_required"):
-        call_tool("deploy", {"use_case": "stories", "model_id": "custom:other", "strategy": "canary"}, ctx(steward))
 
 
 def test_the_same_behaviour_passes_on_similarity(steward) -> None:  # type: ignore[no-untyped-def]

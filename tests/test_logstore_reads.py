@@ -119,3 +119,26 @@ def test_a_concurrent_conversion_is_counted_exactly_once(tmp_path: Path) -> None
         t.join()
         assert not errors, errors[:5]
         assert store.query("SELECT count(*) AS n, count(DISTINCT request_id) AS d FROM logs")[0] == {"n": 2000, "d": 2000}
+
+
+def test_request_key_from_own_and_other_writers_wal_then_segments(tmp_path: Path) -> None:
+    """``request_key``: who made an answered request, from any writer's write-ahead file (no flush)
+    and, once flushed, from the segments; failed attempts and shadows are not answers."""
+    other = LogStore(tmp_path, flush_seconds=3600, batch_rows=10**9)  # another replica on the same folder
+    with LogStore(tmp_path, flush_seconds=3600, batch_rows=10**9) as store:
+        store.append(_row(1, metadata={"key": "app"}))
+        store.append(_row(2, use_case="chat"))  # no key (a loopback client)
+        store.append(_row(3, request_id="r1-a1", metadata={"key": "app", "primary_request_id": "r1"}))
+        other.append(_row(4, metadata={"key": "ops", "stream": True}))
+        other.append(_row(5, request_id="r4-s1", metadata={"primary_request_id": "r4"}))
+        assert store.request_key("r1") == ("story", "app")
+        assert store.request_key("r2") == ("chat", None)
+        assert store.request_key("r4") == ("story", "ops"), "another replica's write-ahead file"
+        assert store.request_key("r1-a1") is None and store.request_key("r4-s1") is None
+        assert store.request_key("r9") is None and store.request_key('r1"') is None
+        assert _parquet(tmp_path) == [], "a look-up turned the write-ahead file into Parquet"
+        other.close()
+        store.flush()
+        assert _parquet(tmp_path) and not list(store.wal_dir.glob("requests-*.jsonl"))[1:]
+        assert store.request_key("r1") == ("story", "app") and store.request_key("r4") == ("story", "ops")
+        assert store.request_key("r2") == ("chat", None) and store.request_key("r4-s1") is None

@@ -16,6 +16,9 @@ from modelsteward.storage.models import Approval, DeploymentHistory, PolicyDecis
 from modelsteward.tools import call_tool
 from modelsteward.tools.base import policy_verdict
 
+# their models (openai:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 
 def _decisions(steward, policy: str | None = None) -> list[PolicyDecision]:
     with session_scope(steward.sessions) as s:
@@ -136,7 +139,7 @@ def test_promotion_to_100_needs_an_approval_by_someone_else(st) -> None:
     assert ei.value.approval_id == aid and _version(st) == v
     a = _approvals(st)[-1]
     assert (a.action, a.arguments, a.requester, a.thread_id, a.agent_run_id, a.status) == (
-        "rollout_advance", {"use_case": UC, "resume": None}, "agent:run-1", "t-1", 1, "pending")
+        "rollout_advance", {"use_case": UC, "resume": None, "no_check": False}, "agent:run-1", "t-1", 1, "pending")
     # executing before approval: still pending -> the call is refused, nothing changes
     with pytest.raises(PolicyDenied, match="pending, not approved"):
         call_tool("rollout_advance", {"use_case": UC}, ctx(st, "agent:run-1", approval_id=aid))

@@ -35,6 +35,9 @@ from modelsteward.storage.models import PolicyDecision
 from modelsteward.tools import call_tool
 from modelsteward.tools.base import load_all_tools
 
+# their models (openai:, openrouter:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 PROVIDER_KEY = "sk-provider-secret-1234"
 
 
@@ -187,9 +190,9 @@ def test_key_reference_change_on_a_shadow_model_needs_approval(steward: Any) -> 
 
 
 # ---------------------------------------------------------------------- shadow exfiltration
-def test_shadow_of_an_unevaluated_model_needs_approval_and_is_capped(steward: Any) -> None:
+def test_shadow_of_an_unevaluated_model_needs_approval_and_is_capped(steward: Any, hosted_upstream: Any) -> None:
     setup_use_case(steward)
-    steward.registry.register_model("openai", "fresh", base_url="http://127.0.0.1:9/v1")  # an allowed host
+    steward.registry.register_model("openai", "fresh", base_url=hosted_upstream.url)  # an allowed host that answers
     args = {"use_case": UC, "model_id": "openai:fresh", "strategy": "shadow"}
     v0 = steward.registry.deployment(UC).version
     with pytest.raises(ApprovalRequired, match="shadow_unevaluated") as ei:

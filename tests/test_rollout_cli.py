@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from rollout_helpers import CAND, STABLE, UC, pass_eval, setup_use_case
 
@@ -25,7 +26,7 @@ def run(ws: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]
     return proc
 
 
-def test_cli_rollout_commands(tmp_path: Path) -> None:
+def test_cli_rollout_commands(tmp_path: Path, hosted_upstream: Any) -> None:  # the models answer their check
     ws = tmp_path / "ws"
     st = open_steward(Settings(home=ws))
     setup_use_case(st)

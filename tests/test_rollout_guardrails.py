@@ -13,6 +13,9 @@ from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import GuardrailViolation, Rollout, utcnow
 from modelsteward.tools import call_tool
 
+# their models (openai:, openrouter:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 
 def _violations(steward) -> list[GuardrailViolation]:
     with session_scope(steward.sessions) as s:

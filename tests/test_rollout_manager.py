@@ -14,6 +14,9 @@ from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import DeploymentHistory, ModelSnapshot, Rollout
 from modelsteward.tools import call_tool
 
+# their models (openai:, openrouter:) answer the check a model passes before it takes traffic (tools/checks.py)
+pytestmark = pytest.mark.usefixtures("hosted_upstream")
+
 
 @pytest.fixture
 def st(any_steward):

@@ -143,7 +143,7 @@ def test_tokens_created_once_hashed_and_revocable(api: Any) -> None:
     assert client.delete("/api/tokens/999", headers=admin).status_code == 404
 
 
-def test_tool_routes_act_through_tools(api: Any) -> None:
+def test_tool_routes_act_through_tools(api: Any, hosted_upstream: Any) -> None:  # the model answers its check
     client, tokens, _ids, steward = api
     op = bearer(tokens["operator"])
     r = client.post("/api/models", headers=op, json={"provider": "openrouter", "model_id": "meta/llama-3-8b",

@@ -53,7 +53,7 @@ def show(ws: Path, name: str) -> dict[str, Any]:
     return json.loads(p.stdout)
 
 
-def test_cli_update_and_delete(tmp_path: Path) -> None:
+def test_cli_update_and_delete(tmp_path: Path, hosted_upstream: Any) -> None:  # the models answer their check
     ws = tmp_path / "ws"
     for args in (["init"], ["models", "register", "openai", "m1"], ["models", "register", "openai", "m2"],
                  ["usecase", "add", "chat", "--description", "d", "--model", "openai:m1", "--budget-usd", "10"],
@@ -123,7 +123,7 @@ def _ctx(steward: Any, actor: str = "cli:alice", **kw: Any) -> ToolContext:
 
 
 @pytest.fixture
-def live(steward: Any) -> Any:
+def live(steward: Any, hosted_upstream: Any) -> Any:  # new fallback models answer their check (tools/checks.py)
     reg = steward.registry
     reg.register_model("openai", "m1")
     reg.register_model("openai", "m2")

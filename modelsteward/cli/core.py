@@ -71,9 +71,12 @@ def usecase_add(
     sticky: bool = typer.Option(False, "--sticky", help="Route each `user` to the same model."),
     golden_set: Optional[str] = typer.Option(None, "--golden-set", help="JSONL of prompts (+ references)."),
     initial_data: Optional[str] = typer.Option(None, "--initial-data", help="JSONL chat examples for fine-tuning."),
+    no_check: bool = typer.Option(False, "--no-check", help="Skip the check of --model and --fallback models "
+                                  "(one tiny completion each): force it."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Add a use case (--model makes that model live at 100% at once)."""
+    """Add a use case (--model makes that model live at 100% at once; it and the --fallback models pass
+    their check first: a failing check refuses it naming the fix)."""
     from decimal import Decimal
 
     from modelsteward.tools import call_tool
@@ -86,6 +89,7 @@ def usecase_add(
             "budget_usd": None if budget_usd is None else Decimal(str(budget_usd)),
             "weights": parse_weights(weights), "min_context": min_context, "latency_slo_ms": latency_slo_ms,
             "requires": _csv(requires), "sticky": sticky, "golden_set": _abspath(golden_set), "initial_data": _abspath(initial_data),
+            **({"no_check": True} if no_check else {}),
         },
         ctx,
     )
@@ -176,10 +180,12 @@ def usecase_update(
         None, "--clear", help="Unset a field (repeatable): budget_usd, fallback, golden_set, initial_data, "
         "latency_slo_ms, min_context, max_price_per_m, requires."),
     approval_id: Optional[int] = typer.Option(None, "--approval-id", help="Execute an approved approval of this call."),
+    no_check: bool = typer.Option(False, "--no-check", help="Skip the check of fallback models new to the chain."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Change a use case (only the options given). Changing the fallback, budget or stickiness of a
-    live use case needs an approval (exit 1 naming it; re-run with --approval-id once approved)."""
+    live use case needs an approval (exit 1 naming it; re-run with --approval-id once approved).
+    Fallback models new to the chain pass their check first (--no-check forces it)."""
     from decimal import Decimal
 
     from modelsteward.tools import call_tool
@@ -205,6 +211,8 @@ def usecase_update(
         args["initial_data"] = _abspath(initial_data)
     if clear:
         args["clear"] = [c.strip().replace("-", "_") for c in clear]
+    if no_check:
+        args["no_check"] = True
     ctx = open_ctx()
     ctx.approval_id = approval_id
     try:

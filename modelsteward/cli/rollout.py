@@ -22,6 +22,8 @@ guard_app = typer.Typer(help="Guardrails: check recent traffic and act on violat
 
 UseCaseOpt = typer.Option(..., "--use-case", help="Use case name.")
 ApprovalOpt = typer.Option(None, "--approval-id", help="Execute an approved approval of this very call.")
+NoCheckOpt = typer.Option(False, "--no-check", help="Skip the model's check before it takes traffic (one tiny "
+                          "completion; `steward models check`): force the change.")
 
 
 def _run(name: str, args: dict[str, Any], approval_id: int | None = None, *, read: bool = False) -> Any:
@@ -65,9 +67,11 @@ def deploy(
     steps: Optional[str] = typer.Option(None, "--steps", help="Canary steps in percent, e.g. 5,25,50,100."),
     reason: Optional[str] = typer.Option(None, "--reason"),
     approval_id: Optional[int] = ApprovalOpt,
+    no_check: bool = NoCheckOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Start a shadow, canary or full rollout of MODEL on a use case."""
+    """Start a shadow, canary or full rollout of MODEL on a use case (the model's check runs first:
+    a failing check refuses it naming the fix; --no-check forces it)."""
     from modelsteward.errors import InvalidInput
 
     step_list = None
@@ -77,7 +81,7 @@ def deploy(
         except ValueError:
             raise InvalidInput(f"--steps {steps!r} must be comma-separated percents, e.g. 5,25,50,100.") from None
     out = _run("deploy", {"use_case": use_case, "model_id": model, "strategy": strategy, "steps": step_list,
-                          "reason": reason}, approval_id)
+                          "reason": reason, **({"no_check": True} if no_check else {})}, approval_id)
     emit_json(out) if json_out else _print_rollout(out)
 
 
@@ -93,10 +97,13 @@ def rollout_advance(
     use_case: str = UseCaseOpt,
     resume: bool = typer.Option(False, "--resume", help="Resume a paused rollout (restarts its analysis window)."),
     approval_id: Optional[int] = ApprovalOpt,
+    no_check: bool = NoCheckOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Analyse the current step; advance, roll back or keep waiting."""
-    out = _run("rollout_advance", {"use_case": use_case, "resume": resume or None}, approval_id)
+    """Analyse the current step; advance, roll back or keep waiting (a promotion to 100% checks the
+    candidate first; --no-check forces it)."""
+    out = _run("rollout_advance", {"use_case": use_case, "resume": resume or None,
+                                   **({"no_check": True} if no_check else {})}, approval_id)
     emit_json(out) if json_out else _print_rollout(out)
 
 

@@ -58,6 +58,7 @@ def _register_serve(app: typer.Typer) -> None:
 
         configure_logging(logging.WARNING)  # failures are logged as they happen (JSON: STEWARD_LOG_FORMAT=json)
         app_ = create_app()
+        app_.state.startup_checks = True  # one warning per live or fallback model whose check fails (background)
         if loop_cfg is not None:
             from modelsteward.server.controlloop import ControlLoop
 

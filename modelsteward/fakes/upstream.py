@@ -14,9 +14,10 @@ match its parameter schema (streamed as OpenAI streams tool calls: id and name, 
 arguments in fragments), or a JSON object with a ``json_schema``'s required properties.  A model
 name containing ``wrong`` (or ``wrong=True`` / ``--wrong``) makes it the wrong caller: another
 function, arguments and JSON that break the schema (for tests of gates that must fail it).
-``record=True`` keeps every request body in ``.bodies``.
+``record=True`` keeps every request body in ``.bodies``; ``v1_only=True`` answers 404 outside
+``/v1/`` (as vLLM does: a base URL registered without ``/v1`` fails there).
 
-Run: ``python -m modelsteward.fakes.upstream --port 9100 [--latency-ms N] [--error-rate P] [--ignore-stream] [--wrong]``,
+Run: ``python -m modelsteward.fakes.upstream --port 9100 [--latency-ms N] [--error-rate P] [--ignore-stream] [--wrong] [--v1-only]``,
 or ``InstantUpstream().start()`` in a background thread.
 """
 
@@ -100,7 +101,9 @@ class _Proto(asyncio.Protocol):
     def on_message_complete(self) -> None:
         body, self.body = b"".join(self.body), []
         self.server.requests += 1
-        if self.url.endswith(b"/models"):
+        if self.server.v1_only and not self.url.startswith(b"/v1/"):
+            out = _NOT_FOUND
+        elif self.url.endswith(b"/models"):
             out = _MODELS
         elif not self.url.endswith(b"/chat/completions"):
             out = _NOT_FOUND
@@ -160,8 +163,9 @@ class InstantUpstream:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency_ms: float = 0.0,
                  error_rate: float = 0.0, ignore_stream: bool = False, stream_gap_ms: float = 0.0,
-                 wrong: bool = False, record: bool = False) -> None:
+                 wrong: bool = False, record: bool = False, v1_only: bool = False) -> None:
         self.host, self.port = host, port
+        self.v1_only = v1_only  # like vLLM: only /v1/... paths answer (a base URL without /v1 gets 404)
         self.wrong, self.record = wrong, record
         self.bodies: list[Any] = []  # request bodies, with record=True
         self.latency_ms, self.error_rate = latency_ms, error_rate
@@ -234,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--ignore-stream", action="store_true", help="answer whole JSON even to stream requests")
     p.add_argument("--wrong", action="store_true", help="be the wrong tool caller (see fakes.answers)")
+    p.add_argument("--v1-only", action="store_true", help="answer only /v1/... paths (404 elsewhere, as vLLM)")
     a = p.parse_args(argv)
     try:
         import uvloop
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover
         pass
     up = InstantUpstream(a.host, a.port, latency_ms=a.latency_ms, error_rate=a.error_rate, ignore_stream=a.ignore_stream,
-                        wrong=a.wrong)
+                        wrong=a.wrong, v1_only=a.v1_only)
     print(f"instant upstream on {up.url}", flush=True)
     try:
         asyncio.run(up.serve())

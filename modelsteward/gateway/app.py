@@ -14,7 +14,6 @@ operator sets ``STEWARD_EXPOSE_ROUTE_HEADERS=1``; otherwise ``model`` echoes wha
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -38,6 +37,7 @@ from modelsteward.gateway.logrow import gateway_row, tokens
 from modelsteward.gateway.schemas import CHAT_DOC, CHAT_OPENAPI, FeedbackIn, FeedbackOut, GatewayErrorBody, \
     feedback_error
 from modelsteward.gateway.routing import KeyInfo
+from modelsteward.gateway.wire import JSONAnswer, RequestIds
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -152,23 +152,6 @@ def _refused(exc: GatewayError, rid: str | None, body: dict[str, Any] | None, t0
     return exc.response(rid)
 
 
-class _JSONAnswer(Response):
-    """A 200 JSON answer sent with two raw ASGI messages (the hot path; skips header building)."""
-
-    def __init__(self, body: bytes, rid: str, route_headers: list[tuple[bytes, bytes]]) -> None:  # noqa: D107
-        self.status_code = 200
-        self.body = body
-        self.background = None
-        self.raw_headers = [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", rid.encode()), *route_headers,
-        ]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body})
-
-
 class _ASGIEndpoint:
     """Marks a method as a raw ASGI app for Starlette's ``Route`` (no request/response wrapping)."""
 
@@ -189,6 +172,7 @@ class _Routes:
     def __init__(self, state: GatewayState) -> None:
         self.state = state
         self.expose = state.opts.expose_route_headers
+        self.request_id = RequestIds()
 
     # ------------------------------------------------------------------ common checks
     async def authorize(self, headers: Mapping[str, str], host: str) -> KeyInfo | None:
@@ -287,7 +271,7 @@ class _Routes:
         return await self.chat_response(_headers(request.scope), _host(request.scope), request.receive)
 
     async def chat_response(self, headers: Mapping[str, str], host: str, receive: Receive) -> Response:
-        rid = "chatcmpl-" + os.urandom(12).hex()
+        rid = self.request_id()
         t0 = time.perf_counter()
         body: dict[str, Any] = {}
         try:
@@ -330,7 +314,7 @@ class _Routes:
         else:
             resp["model"], extra = body["model"], []
             resp.pop("system_fingerprint", None)
-        return _JSONAnswer(orjson.dumps(resp), rid, extra)
+        return JSONAnswer(orjson.dumps(resp), rid, extra)
 
     async def _stream(self, route: Any, pinned: str | None, body: dict[str, Any], rid: str,
                       meta: dict[str, Any]) -> Response:

@@ -27,7 +27,6 @@ import contextlib
 import difflib
 import gc
 import logging
-import os
 import random
 import sys
 import time
@@ -35,8 +34,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-
-import orjson
 
 from modelsteward.errors import StewardError, UpstreamError, close_matches
 from modelsteward.exchange import answer_from_completion
@@ -68,6 +65,8 @@ KEY_LOOKUPS_PER_S = 20.0  # registry look-ups for keys missing from the routing 
 KEY_LOOKUP_BURST = 40.0
 KEY_MISS_TTL_S = 2.0  # a key the registry did not have is not looked up again for this long
 KEY_MISSES_KEPT = 10_000
+PROVIDER_REFUSAL_TTL_S = 1.0  # a model whose provider could not be made (host not approved, key refused) is
+# not tried again for this long: the check reads the registry, on the event loop, so not once per request
 OWNERS_KEPT = 200_000  # recent request ids whose owner is kept in memory (older ones: the log store)
 
 LOOPBACK_NOTICE = (
@@ -85,17 +84,6 @@ class Served:
     role: str
     attempts: int
     latency_ms: float
-
-
-def _owner_of(use_case: str, metadata: Any) -> tuple[str, str | None] | None:
-    """(use case, key name) of a logged row, or None for a row that is not an answer."""
-    try:
-        meta = orjson.loads(metadata) if isinstance(metadata, (str, bytes)) and metadata else (metadata or {})
-    except orjson.JSONDecodeError:
-        meta = {}
-    if not isinstance(meta, dict) or "primary_request_id" in meta:
-        return None
-    return use_case, meta.get("key")
 
 
 def _role_after_failure(route: Route, model_id: str) -> str:
@@ -124,6 +112,7 @@ class GatewayState:
         }
         self._providers: dict[str, tuple[tuple[int, int], ChatProvider]] = {}  # memo of providers.factory's cache
         self._pinned: dict[str, ModelInfo] = {}
+        self._refused: dict[str, tuple[tuple[int, int], float, StewardError]] = {}  # model id -> (stamp, when, why)
         # request id -> (use case, gateway key name or None) of recent answers, for feedback checks
         self._owners: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         # keys found in the registry after the routing table was loaded (cleared on each reload)
@@ -308,10 +297,18 @@ class GatewayState:
         cached, stamp = self._providers.get(info.id), (id(info.row), cache_generation())
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        if info.provider == "local":  # may convert the base model or read adapters: off the loop
-            prov = await asyncio.to_thread(get_provider, info.row, self.settings, registry=self.steward.registry)
-        else:
-            prov = get_provider(info.row, self.settings, registry=self.steward.registry)
+        refused = self._refused.get(info.id)
+        if refused is not None and refused[0] == stamp and time.monotonic() - refused[1] < PROVIDER_REFUSAL_TTL_S:
+            raise refused[2].with_traceback(None)  # the same refusal, without re-reading the registry
+        try:
+            if info.provider == "local":  # may convert the base model or read adapters: off the loop
+                prov = await asyncio.to_thread(get_provider, info.row, self.settings, registry=self.steward.registry)
+            else:
+                prov = get_provider(info.row, self.settings, registry=self.steward.registry)
+        except StewardError as exc:
+            self._refused[info.id] = (stamp, time.monotonic(), exc)
+            raise
+        self._refused.pop(info.id, None)
         self._providers[info.id] = (stamp, prov)
         return prov
 
@@ -341,57 +338,15 @@ class GatewayState:
     async def request_owner(self, request_id: str) -> tuple[str, str | None] | None:
         """(use case, gateway key name or None) of an answered request; None when no such request.
 
-        Looked up in order: this process's recent answers (in memory, streams included from their
-        first byte); rows other gateway replicas on the same log directory acknowledged but have
-        not flushed yet (their write-ahead files); then the log store's segments (which first
-        flushes this process's pending rows).  A failed attempt or a shadow call is not an answer.
+        Looked up in this process's recent answers (in memory, streams included from their first
+        byte), else asked of the log store (``LogStore.request_key``: every replica's write-ahead
+        files, then the segments).  A failed attempt or a shadow call is not an answer.
         """
         owner = self._owners.get(request_id)
         if owner is not None:
             return owner
 
-        def look() -> tuple[str, str | None] | None:
-            found = self._owner_in_wal(request_id)
-            if found is not None:
-                return found
-            rows = self.logs.query(
-                "SELECT use_case, metadata FROM logs WHERE request_id = ? ORDER BY ts LIMIT 1", [request_id])
-            if not rows:
-                return None
-            return _owner_of(rows[0]["use_case"], rows[0]["metadata"])
-
-        return await asyncio.to_thread(look)
-
-    def _owner_in_wal(self, request_id: str) -> tuple[str, str | None] | None:
-        """The owner of ``request_id`` from a write-ahead file of the log directory (rows of any
-        writer not yet in Parquet); None when none holds it."""
-        import mmap
-
-        wal_dir = getattr(self.logs, "wal_dir", None)
-        if wal_dir is None:
-            return None
-        needle = b'"request_id":' + orjson.dumps(request_id)
-        for path in sorted(wal_dir.glob("requests-*.jsonl")):
-            try:
-                with open(path, "rb") as fh:
-                    if not os.fstat(fh.fileno()).st_size:
-                        continue
-                    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                        at = mm.find(needle)
-                        if at < 0:
-                            continue
-                        start = mm.rfind(b"\n", 0, at) + 1
-                        end = mm.find(b"\n", at)
-                        line = mm[start:end if end >= 0 else len(mm)].rstrip(b"\0")
-            except (FileNotFoundError, ValueError, OSError):
-                continue  # converted and removed meanwhile (then it is in a segment), or unreadable
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and row.get("request_id") == request_id and row.get("use_case"):
-                return _owner_of(row["use_case"], row.get("metadata"))
-        return None
+        return await asyncio.to_thread(self.logs.request_key, request_id)
 
     # ------------------------------------------------------------------ attempts
     def _backoff(self, k: int) -> float:

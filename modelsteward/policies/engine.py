@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from modelsteward.context import ToolContext
 from modelsteward.errors import ApprovalRequired, PolicyDenied
-from modelsteward.policies import egress_rules, model_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
+from modelsteward.policies import egress_rules, model_rules, nocheck_rules, rules, usecase_rules  # noqa: F401 - importing registers the rules
 from modelsteward.policies import approvals
 from modelsteward.policies.registry import RULES, Decision, Facts
 from modelsteward.storage.db import session_scope

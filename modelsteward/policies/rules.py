@@ -24,6 +24,7 @@ Policies (names as recorded in ``policy_decisions.policy``):
   per request is never denied for the budget (it is what helps it);
 - approvals: ``promotion_to_100``, ``cost_increase`` (expected cost per request up more than
   ``cost_increase_approval``), ``full_fine_tune``, ``retire_current``, ``policy_change``;
+- ``agent_no_check`` (approval): an agent's ``no_check`` (``nocheck_rules.py``, with the rule of ``usecase_add``);
 - ``no_self_approval``: the requester (and any agent) may not decide an approval;
 - ``retention_min_age``: logs younger than one day are never purged, and no TTL is under a day;
 - ``retention_shorter_than_ttl``: purging more than the use case's TTL (or, for an agent, purging a
@@ -44,6 +45,7 @@ from modelsteward.catalog.hosting import cost_per_request
 from modelsteward.bounds import section_of, validate_steps
 from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import decision_refusal
+from modelsteward.policies.nocheck_rules import agent_no_check
 from modelsteward.policies.egress_rules import host_refusal
 from modelsteward.policies.registry import RULES, Decision, Facts, allow_always, rule
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
@@ -162,7 +164,7 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     pol = section_of(uc.config, "policy")
     strategy = args.get("strategy") or "canary"
     now = f.now
-    out: list[Decision] = []
+    out: list[Decision] = agent_no_check(f, "deploy", args)
     host = host_refusal(s, m)  # live prompts never go to a host nobody approved (egress_rules.py)
     if host:
         out.append(_d("deny", "host_not_approved", f"deploying sends live prompts to {host}"))
@@ -223,6 +225,11 @@ def rule_deploy(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
 
 @rule("rollout_advance")
 def rule_rollout_advance(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+    """The rules of raising a canary's traffic (``_advance_rules``); an agent's no_check needs an approval."""
+    return agent_no_check(f, "rollout_advance", args) + _advance_rules(f, s, args)
+
+
+def _advance_rules(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     uc = _uc(s, args.get("use_case"))
     now = f.now
     if uc is None:
@@ -320,7 +327,6 @@ for _tool, _why in (
     ("logs_import", "appends rows to the log store; changes no routing"),
     ("build_dataset", "writes a training dataset under the workspace; changes no routing"),
     ("fine_tune_cancel", "stops a fine-tuning job; changes no routing"),
-    ("usecase_add", "creates a new use case (a duplicate name is refused by the registry)"),
     ("agent_run", "each tool call of the run passes its own rule"),
     ("measure_gains", "writes only the derived gains ledger (and a violation to review)"),
 ):

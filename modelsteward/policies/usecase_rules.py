@@ -7,6 +7,7 @@ Policies (names as recorded in ``policy_decisions.policy``):
 - ``usecase_in_rollout`` (deny): deleting a use case while one of its rollouts is active;
 - ``usecase_has_traffic`` (deny): deleting a use case that logged requests within the last
   ``TRAFFIC_WINDOW`` (its application still calls it);
+- ``agent_no_check`` (approval): an agent's update with ``no_check`` (``nocheck_rules.py``);
 - ``agent_usecase_delete`` (approval): an agent deleting a use case (agents do not get the tool,
   but a rule never depends on that).
 A rule never raises for an unknown use case: the tool reports it (404).
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from modelsteward.policies.nocheck_rules import agent_no_check
 from modelsteward.policies.registry import Decision, Facts, rule
 from modelsteward.storage.models import Allocation, Deployment, Rollout, UseCase
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
@@ -80,15 +82,16 @@ def recent_requests(f: Facts, name: str, window: str = TRAFFIC_WINDOW) -> int:
 def rule_usecase_update(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
     """Routing-relevant changes (fallback, budget, sticky) of a live use case need an approval."""
     uc = _uc(s, args.get("use_case"))
+    skip = agent_no_check(f, "usecase_update", args)  # an agent's no_check needs an approval (nocheck_rules.py)
     if uc is None:
-        return []
+        return skip
     changes = routing_changes(uc, args)
     live = _live(s, uc)
     if changes and live:
-        return [Decision("needs_approval", "live_usecase_change",
+        return skip + [Decision("needs_approval", "live_usecase_change",
                          f"{uc.name!r} routes live traffic ({', '.join(live)}); changing {'; '.join(changes)} "
                          "needs a human approval")]
-    return []
+    return skip
 
 
 @rule("usecase_delete")

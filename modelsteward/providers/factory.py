@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "get_provider", "complete", "clear_provider_cache", "local_model_paths", "run_sync", "bound_api_key",
-    "check_key_reference", "same_endpoint", "cache_generation", "key_variable", "key_problem",
+    "check_key_reference", "same_endpoint", "cache_generation", "key_variable", "key_problem", "local_problem",
 ]
 
 
@@ -98,9 +98,10 @@ def _is_adapter(path: Path) -> bool:
 
 
 def local_model_paths(
-    model: Model, settings: Settings, registry: ModelRegistry | None = None, _depth: int = 0
+    model: Model, settings: Settings, registry: ModelRegistry | None = None, _depth: int = 0, *, prepare: bool = True,
 ) -> tuple[Path, Path | None]:
-    """(weights folder, adapter folder or None) for a ``local`` model row."""
+    """(weights folder, adapter folder or None) for a ``local`` model row.  ``prepare=False`` converts
+    nothing: the base model is then wherever its weights lie now (``local_assets.base_model_source``)."""
     if _depth > 8:
         raise ConfigError(f"Model {model.id}: parent_model_id chain is too deep (a cycle?).")
     meta = model.meta or {}
@@ -115,12 +116,10 @@ def local_model_paths(
         from modelsteward.providers.local_assets import BASE_MODEL_ID
 
         if model.parent_model_id == BASE_MODEL_ID:
-            from modelsteward.providers.local_assets import ensure_base_model
-
-            return ensure_base_model(settings.cache_dir), adapter
+            return _base_model(settings, prepare), adapter
         reg = registry or _registry_for(settings)
         parent = reg.get_model(model.parent_model_id)
-        base, parent_adapter = local_model_paths(parent, settings, reg, _depth + 1)
+        base, parent_adapter = local_model_paths(parent, settings, reg, _depth + 1, prepare=prepare)
         if parent_adapter is not None:
             raise ConfigError(
                 f"Model {model.id}: its parent {parent.id} is itself an adapter; stacked adapters are not supported "
@@ -129,17 +128,40 @@ def local_model_paths(
         return base, adapter
     if meta.get("path"):
         return Path(str(meta["path"])).expanduser(), None
-    from modelsteward.providers.local_assets import BASE_MODEL_NAME, ensure_base_model
+    from modelsteward.providers.local_assets import BASE_MODEL_NAME
 
     if model.provider_model_id == BASE_MODEL_NAME:
-        return ensure_base_model(settings.cache_dir), None
+        return _base_model(settings, prepare), None
     if model.parent_model_id:
         reg = registry or _registry_for(settings)
-        return local_model_paths(reg.get_model(model.parent_model_id), settings, reg, _depth + 1)
+        return local_model_paths(reg.get_model(model.parent_model_id), settings, reg, _depth + 1, prepare=prepare)
     raise ConfigError(
         f"Local model {model.id} has no weights: register it with metadata {{'path': FOLDER}}, an adapter_path "
         f"and parent_model_id, or use local:{BASE_MODEL_NAME}."
     )
+
+
+def _base_model(settings: Settings, prepare: bool) -> Path:
+    from modelsteward.providers.local_assets import base_model_source, ensure_base_model
+
+    return ensure_base_model(settings.cache_dir) if prepare else base_model_source(settings.cache_dir)
+
+
+def local_problem(model: Model, settings: Settings, registry: ModelRegistry | None = None) -> str | None:
+    """One line when a local model's weights do not resolve (no weights named, a missing folder,
+    adapter or parent), else None.  Cheap: it reads paths only, loading and converting nothing."""
+    from modelsteward.errors import StewardError
+
+    try:
+        path, _ = local_model_paths(model, settings, registry, prepare=False)
+    except StewardError as exc:  # ConfigError, NotFound (an unknown parent model)
+        return exc.message
+    if path.is_file() and path.suffix == ".gguf":
+        return None
+    if not (path / "config.json").is_file():
+        return (f"Model {model.id}: its weights folder {path} has no config.json (not a transformers model folder); "
+                "register it with metadata {'path': FOLDER} naming one")
+    return None
 
 
 def _timeout(model: Model) -> float:

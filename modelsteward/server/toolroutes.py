@@ -5,7 +5,8 @@ its output model, so the OpenAPI spec documents exactly what the tools accept.  
 unless the table names another method (``PATCH``/``DELETE /use-cases/{use_case}``).  A route is added
 only when its tool is registered (areas land their tools independently); the table below is the
 whole list.  A tool that needs an approval answers 202 with the approval id
-(``code: approval_required``).  Mutating and long-running tools need role operator; read-only
+(``code: approval_required``); one whose model check failed answers 424 (``code: check_failed``,
+``details.fix``; see ``tools/checks.py``).  Mutating and long-running tools need role operator; read-only
 tools need viewer.  Long-running tools answer 202 with a background task (``tasks``) unless the
 caller asks ``?wait=true``.
 """
@@ -67,6 +68,11 @@ TOOL_ROUTES: tuple[ToolRoute, ...] = (
     ToolRoute("hosts_allow", "/hosts", "egress", "Approve a host to receive model calls (admin)", role="admin",
               status_code=201),
 )
+
+# tools that check a model before it takes traffic (tools/checks.py): a failed check answers 424
+_CHECK_FAILED: dict[int | str, dict[str, Any]] = {424: {"model": ErrorOut, "description": (
+    "code check_failed: the model's check before it takes traffic failed; nothing changed. details.fix names the "
+    "fix, details.check is the check's output; no_check: true forces the change.")}}
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::path)?}")  # ``{model_id:path}``: an id that holds slashes
 
@@ -148,7 +154,7 @@ def build_tool_router(tools: dict[str, ToolSpec] | None = None) -> APIRouter:
             status_code=route.status_code, tags=[route.tag], summary=route.summary,
             description=f"{spec.description}\n\nTool `{spec.name}`; needs role `{role}`."
             + (" Long-running: answers 202 with a task unless `wait=true`." if spec.long_running else ""),
-            responses={202: accepted},
+            responses={202: accepted, **(_CHECK_FAILED if "no_check" in spec.input_model.model_fields else {})},
             openapi_extra={"x-steward-tool": spec.name, "x-steward-role": role},
         )
     return router

@@ -464,6 +464,33 @@ class LogStore:
         """Per use case x model x role over the window: counts, error rate, p50/p95, tokens, cost, feedback."""
         return self.reader.stats(use_case=use_case, since=since)
 
+    def request_key(self, request_id: str) -> tuple[str, str | None] | None:
+        """Who made the answered request ``request_id``: (use case, gateway key name, None without a
+        key), or None when no answer was logged under that id -- a failed attempt (``<id>-a<n>``) or a
+        shadow call (``<id>-s<n>``) is not an answer (its metadata names ``primary_request_id``).
+
+        Looked up in the write-ahead files first (rows of every writer sharing the folder, this
+        process's and other replicas', acknowledged but not yet in Parquet; no flush), then in the
+        segments."""
+        from modelsteward.storage.wal import find_request
+
+        row = find_request(self.wal_dir, request_id)
+        if row is None:
+            rows = self.query("SELECT use_case, metadata FROM logs WHERE request_id = ? ORDER BY ts LIMIT 1",
+                              [request_id])
+            row = rows[0] if rows else None
+        if row is None or not row.get("use_case"):
+            return None
+        meta = row.get("metadata")
+        try:
+            meta = orjson.loads(meta) if isinstance(meta, (str, bytes)) and meta else (meta or {})
+        except orjson.JSONDecodeError:
+            meta = {}
+        if not isinstance(meta, dict) or "primary_request_id" in meta:
+            return None
+        key = meta.get("key")
+        return str(row["use_case"]), key if isinstance(key, str) else None
+
 
 _CLOSED = "log store is closed (a forked process cannot write to its parent's store: open a new LogStore)"
 

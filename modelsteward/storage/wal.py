@@ -17,12 +17,14 @@ torn line.  Both are cut at the last newline; a line that still does not parse i
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-__all__ = ["WalRows", "read_wal", "seg_name"]
+__all__ = ["WalRows", "read_wal", "seg_name", "find_request"]
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +119,32 @@ def _by_line(buf: bytes, schema: Any, path: Path):  # type: ignore[no-untyped-de
         if isinstance(obj, dict):
             rows.append(obj)
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def find_request(wal_dir: Path, request_id: str) -> dict[str, Any] | None:
+    """The row logged as ``request_id`` in a ``requests`` WAL file of ``wal_dir`` (any writer's: this
+    process's, other replicas' sharing the folder), or None when no WAL file holds it (never written,
+    or already in a segment).  Each file is searched as bytes through a read-only memory map, without
+    parsing its other rows."""
+    needle = b'"request_id":' + orjson.dumps(request_id)
+    for path in sorted(wal_dir.glob("requests-*.jsonl")):
+        try:
+            with open(path, "rb") as fh:
+                if not os.fstat(fh.fileno()).st_size:
+                    continue
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    at = mm.find(needle)
+                    if at < 0:
+                        continue
+                    start = mm.rfind(b"\n", 0, at) + 1
+                    end = mm.find(b"\n", at)
+                    line = mm[start:end if end >= 0 else len(mm)].rstrip(b"\0")
+        except (FileNotFoundError, ValueError, OSError):
+            continue  # converted and removed meanwhile (then it is in a segment), or unreadable
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # a torn line (its writer was killed mid-append)
+        if isinstance(row, dict) and row.get("request_id") == request_id:
+            return row
+    return None

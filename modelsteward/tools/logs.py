@@ -103,7 +103,8 @@ def logs_import(ctx: ToolContext, inp: LogsImportInput) -> LogsImportResult:
         ctx.steward.logs, Path(inp.path).expanduser(), fmt=inp.format, use_case=inp.use_case,
         output_file=Path(inp.output_file).expanduser() if inp.output_file else None,
         check_use_case=check_use_case, known_model=known_model, progress=ctx.progress,
-        keep_feedback=inp.keep_feedback, as_evidence=inp.as_evidence)
+        keep_feedback=inp.keep_feedback, as_evidence=inp.as_evidence,
+        spill_dir=ctx.steward.settings.workspace / "tmp" / "duckdb")  # bulk work may spill (issue 28)
 
 
 class LogsStatsInput(InputModel):

@@ -113,6 +113,8 @@ class UseCaseAddInput(InputModel):
     sticky: bool = False
     golden_set: str | None = None
     initial_data: str | None = None
+    no_check: bool = Field(default=False, description="Skip the check of model and fallback models before they take "
+                           "traffic (one tiny completion each; tools/checks.py).")
 
     @field_validator("requires")
     @classmethod
@@ -127,7 +129,15 @@ def _requirements(v: list[str]) -> list[str]:
     return sorted(set(v))
 
 
-@tool("usecase_add", input_model=UseCaseAddInput, output_model=UseCaseInfo, mutating=True)
+def _check_add(ctx: ToolContext, inp: UseCaseAddInput) -> None:
+    """The first model and the fallback models pass their check before they take traffic (tools/checks.py)."""
+    from modelsteward.tools.checks import require_checks
+
+    require_checks(ctx, [inp.model], f"live on new use case {inp.name!r}", inp.no_check)
+    require_checks(ctx, inp.fallback, f"a fallback of new use case {inp.name!r}", inp.no_check)
+
+
+@tool("usecase_add", input_model=UseCaseAddInput, output_model=UseCaseInfo, mutating=True, check=_check_add)
 def usecase_add(ctx: ToolContext, inp: UseCaseAddInput) -> UseCaseInfo:
     """Create a use case; with a model, that model goes live at 100% at once."""
     from modelsteward.storage.registry import normalise_weights
@@ -360,6 +370,8 @@ class UseCaseUpdateInput(InputModel):
     golden_set: str | None = None
     initial_data: str | None = None
     clear: list[Clearable] = Field(default_factory=list, description="Fields to unset.")
+    no_check: bool = Field(default=False, description="Skip the check of fallback models new to the chain before "
+                           "they take traffic (tools/checks.py).")
 
     @field_validator("requires")
     @classmethod
@@ -372,7 +384,7 @@ def _planned_changes(uc: UseCase, inp: UseCaseUpdateInput) -> tuple[dict[str, An
     from modelsteward.errors import InvalidInput
     from modelsteward.storage.registry import normalise_weights
 
-    given = {k for k, v in inp.model_dump(exclude={"use_case", "clear"}).items() if v is not None}
+    given = {k for k, v in inp.model_dump(exclude={"use_case", "clear", "no_check"}).items() if v is not None}
     both = sorted(given & set(inp.clear))
     if both:
         raise InvalidInput(f"{both[0]}: given and cleared in one update; do one or the other.", field=both[0])
@@ -425,15 +437,20 @@ def _planned_changes(uc: UseCase, inp: UseCaseUpdateInput) -> tuple[dict[str, An
 def _check_update(ctx: ToolContext, inp: UseCaseUpdateInput) -> None:
     """Everything that can be checked before the policies: the use case, the fallback models, the
     files, and that the update changes a field."""
+    from modelsteward.tools.checks import require_checks
+
     reg = ctx.steward.registry
     inp = _with_data_paths(ctx, inp)
-    _planned_changes(reg.get_use_case(inp.use_case), inp)
+    uc = reg.get_use_case(inp.use_case)
+    _planned_changes(uc, inp)
     for mid in inp.fallback or []:
         reg.get_model(mid)
     if inp.golden_set:
         _check_golden_set(inp.golden_set)
     if inp.initial_data:
         _check_initial_data(inp.initial_data)
+    new = [m for m in inp.fallback or [] if m not in (uc.fallback or [])]  # those already in the chain serve now
+    require_checks(ctx, new, f"a fallback of {inp.use_case!r}", inp.no_check)
 
 
 @tool("usecase_update", input_model=UseCaseUpdateInput, output_model=UseCaseInfo, mutating=True, check=_check_update)

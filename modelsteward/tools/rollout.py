@@ -35,6 +35,8 @@ class DeployIn(_In):
     violations: list[int] | None = Field(default=None, description="Guardrail violations this deploy answers (an "
                                          "SLO switch): evidence, not part of what it does; the proposal is "
                                          "withdrawn once they clear.")
+    no_check: bool = Field(default=False, description="Skip the model's check before it takes traffic (one tiny "
+                           "completion; tools/checks.py); an agent's no_check needs a human approval.")
 
 
 class UseCaseIn(_In):
@@ -44,6 +46,8 @@ class UseCaseIn(_In):
 class AdvanceIn(_In):
     use_case: str
     resume: bool | None = Field(default=None, description="Resume a paused rollout (restarts its window).")
+    no_check: bool = Field(default=False, description="Skip the candidate's check before a promotion to 100% "
+                           "(tools/checks.py); an agent's no_check needs a human approval.")
 
 
 class AbortIn(_In):
@@ -345,8 +349,16 @@ def _expire_promotion_approvals(ctx: ToolContext, use_case: str) -> None:
         approvals.expire_for(s, "rollout_advance", use_case, f"rollout {last.id} {last.state.replace('_', ' ')}")
 
 
+def _check_deploy(ctx: ToolContext, inp: DeployIn) -> None:
+    """The candidate's check before it takes traffic (shadow included: it costs a call per mirrored
+    request), unless ``no_check``; runs before the policies (``tools/checks.py``)."""
+    from modelsteward.tools.checks import require_checks
+
+    require_checks(ctx, [inp.model_id], f"a {inp.strategy} of {inp.use_case!r}", inp.no_check)
+
+
 @tool("deploy", input_model=DeployIn, output_model=RolloutOut, mutating=True, facts=_deploy_facts,
-      verify=_routing_changed)
+      check=_check_deploy, verify=_routing_changed)
 def deploy(ctx: ToolContext, inp: DeployIn) -> RolloutOut:
     """Start a shadow, canary or full rollout of a candidate model on a use case.  A shadow of a
     model with no passing evaluation mirrors at most ``unevaluated_shadow_percent`` of requests."""
@@ -378,8 +390,31 @@ def rollout_status(ctx: ToolContext, inp: UseCaseIn) -> RolloutOut:
                       routing=st["routing"], rollout=ro)
 
 
+def _check_promotion(ctx: ToolContext, inp: AdvanceIn) -> None:
+    """Before an advance that would promote a canary to 100 % (the candidate becomes the live model):
+    the candidate's check, before the policies, so no approval is asked for a model that cannot
+    answer (tools/checks.py).  A failing check refuses it only when the advance would promote (the
+    step's analysis successful and a benefit worth it): a failed analysis rolls the canary back, an
+    inconclusive one waits, no gain keeps the current model, and a check never stands in their way."""
+    from modelsteward.errors import CheckFailed
+    from modelsteward.tools.checks import require_checks
+
+    ro = ctx.steward.reader.rollout_status(inp.use_case)["rollout"]
+    steps = [float(x) for x in (ro or {}).get("steps") or []]
+    if inp.no_check or ro is None or ro["state"] != "waiting" or ro["strategy"] != "canary" \
+            or ro["step_index"] + 1 >= len(steps) or steps[ro["step_index"] + 1] < 100.0:
+        return
+    try:
+        require_checks(ctx, [ro["candidate"]], f"live on {inp.use_case!r} (promotion to 100%)", False)
+    except CheckFailed:
+        facts = advance_facts(ctx, inp.use_case)
+        analysis, benefit = facts.get("analysis"), facts.get("benefit")
+        if analysis is not None and analysis.outcome == "successful" and benefit is not None and benefit.worth_it:
+            raise
+
+
 @tool("rollout_advance", input_model=AdvanceIn, output_model=RolloutOut, mutating=True,
-      facts=lambda ctx, inp: advance_facts(ctx, inp.use_case), verify=_routing_changed)
+      facts=lambda ctx, inp: advance_facts(ctx, inp.use_case), check=_check_promotion, verify=_routing_changed)
 def rollout_advance(ctx: ToolContext, inp: AdvanceIn) -> RolloutOut:
     """Analyse the current canary step and advance (successful), roll back (failed) or wait (inconclusive)."""
     args = inp.model_dump(mode="json")

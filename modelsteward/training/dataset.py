@@ -26,7 +26,7 @@ The whole pipeline is SQL over the log store's ``logs`` view, so 1M rows build i
    arguments, the response and the request's tool definitions (JSON stays valid JSON); nothing
    unredacted is ever written;
 6. near duplicates: MinHash over word 3-grams of the redacted non-system text, LSH banding,
-   candidate pairs verified on their signatures (``_near_dups``);
+   candidate pairs verified on their signatures (``neardup.near_dups``);
 7. a content-hash split into train / validation (stable: the same row lands in the same split
    on every rebuild), files ordered by content hash, a card with the counts per filter and a
    sha256 over both files.  Only the logged response (what the gateway produced) is a training
@@ -43,8 +43,8 @@ request's ``response_format`` is not written: OpenAI's format has no field for i
 answer is learned as its JSON text).
 
 Decisions: near-duplicate detection runs in SQL rather than datasketch's Python ``MinHashLSH``
-(about 100 us per row in Python, far over the 20 s budget for 1M rows); the band/row split for a
-threshold comes from datasketch's own optimiser.
+(``neardup.py`` says why).  Redaction collects the distinct values that pass the pre-filter and
+redacts each once, across processes when there are many (``pii.redact_all``; issue 28).
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,9 @@ from pydantic import BaseModel, Field, field_validator
 from modelsteward.errors import InsufficientData, InvalidInput
 from modelsteward.timeutil import window_start
 from modelsteward.privacy import redact_obj
-from modelsteward.training.pii import install, install_json
+from modelsteward.training.neardup import exec_sql as _exec
+from modelsteward.training.neardup import lsh_params, near_dups
+from modelsteward.training.pii import install, install_json, prefilter_sql, redact_all
 
 __all__ = ["DatasetSpec", "DatasetCard", "build_from_connection", "load_initial_data", "lsh_params", "dataset_hash"]
 
@@ -120,15 +121,6 @@ class DatasetCard(BaseModel):
 
     def short_hash(self) -> str:
         return self.sha256[:12]
-
-
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows per band) minimising false positives + negatives at ``threshold`` (datasketch's optimiser)."""
-    from datasketch.lsh import _optimal_param
-
-    # Candidates are verified on their signatures afterwards, so weigh recall over precision.
-    b, r = _optimal_param(threshold, num_perm, 0.2, 0.8)
-    return int(b), int(r)
 
 
 # ---------------------------------------------------------------------------------------------- initial data
@@ -204,14 +196,6 @@ def load_initial_data(path: str | Path) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- SQL pipeline
-def _exec(con: Any, sql: str, params: list[Any] | None = None) -> None:
-    import time
-
-    t0 = time.perf_counter()
-    con.execute(sql, params or []).fetchall()  # drain: DuckDB refuses new work while a result is open
-    log.debug("%.2fs %s", time.perf_counter() - t0, " ".join(sql.split())[:90])
-
-
 def _count(con: Any, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
@@ -367,15 +351,20 @@ _DEDUP_TEXT = (f"lower(array_to_string(list_transform(list_filter(msgs, lambda m
 
 
 def _drop_exact_duplicates(con: Any, counts: dict[str, int]) -> None:
-    """Stage 4 (``ds_exact``): exact duplicates (same lower-cased non-system text + answer) keep the preferred row."""
+    """Stage 4 (``ds_exact``): exact duplicates (same lower-cased non-system text + answer) keep the preferred row.
+
+    The ranking and the choice run on narrow rows (table row id, rank, key); the kept rows' columns
+    are joined back afterwards, so the sort never carries the conversations (issue 28: at 10M rows
+    that sort was what ran out of memory)."""
     _exec(con, f"""
         CREATE OR REPLACE TEMP TABLE ds_exact AS
-        SELECT * FROM (
-          SELECT src, rid_src, msgs, response, calls, tools, ptc,
-                 row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid,
-                 hash({_DEDUP_TEXT}) AS k
-          FROM ds_conv WHERE dropped IS NULL)
-        QUALIFY rid = min(rid) OVER (PARTITION BY k)
+        WITH keys AS (
+          SELECT rowid AS r, hash({_DEDUP_TEXT}) AS k,
+                 row_number() OVER (ORDER BY src, feedback DESC NULLS LAST, ts DESC NULLS LAST, rid_src) AS rid
+          FROM ds_conv WHERE dropped IS NULL),
+        keep AS (SELECT arg_min(r, rid) AS r, min(rid) AS rid, k FROM keys GROUP BY k)
+        SELECT c.src, c.rid_src, c.msgs, c.response, c.calls, c.tools, c.ptc, keep.rid, keep.k
+        FROM keep JOIN ds_conv c ON c.rowid = keep.r
     """)
     pool = counts["logs_kept"] + counts["initial_rows"]
     counts["exact_duplicates"] = pool - _count(con, "ds_exact")
@@ -384,8 +373,26 @@ def _drop_exact_duplicates(con: Any, counts: dict[str, int]) -> None:
 def _redact(con: Any, counts: dict[str, int]) -> None:
     """Stage 5 (``ds_red``): redaction of every text (modelsteward.privacy, registered as DuckDB
     functions; the SQL pre-filter skips values that cannot hold anything, so most rows never reach
-    Python).  Tool arguments and tool definitions are JSON: ``redact_json`` keeps them JSON."""
-    red, red_json = install(con), install_json(con)
+    Python).  Tool arguments and tool definitions are JSON: ``redact_json`` keeps them JSON.
+
+    The distinct values that pass the pre-filter are collected first and redacted once each, in
+    parallel processes when there are many (``pii.redact_all``); the SQL pass then looks them up."""
+    pre = prefilter_sql()
+    args_of = "list_transform({c}, lambda c: c.arguments)"
+    texts = con.execute(f"""
+        SELECT DISTINCT v FROM (SELECT response AS v FROM ds_exact
+          UNION ALL SELECT unnest(list_transform(msgs, lambda m: m.content)) FROM ds_exact)
+        WHERE v IS NOT NULL AND regexp_matches(v, {pre})
+    """).fetchall()
+    jsons = con.execute(f"""
+        SELECT DISTINCT v FROM (SELECT tools AS v FROM ds_exact
+          UNION ALL SELECT unnest({args_of.format(c='calls')}) FROM ds_exact WHERE calls IS NOT NULL
+          UNION ALL SELECT unnest(flatten(list_transform(msgs, lambda m: coalesce({args_of.format(c='m.calls')}, []))))
+                    FROM ds_exact)
+        WHERE v IS NOT NULL AND regexp_matches(v, {pre})
+    """).fetchall()
+    red = install(con, known=redact_all(v for (v,) in texts))
+    red_json = install_json(con, known=redact_all((v for (v,) in jsons), as_json=True))
     args = red_json("c.arguments")
 
     def calls(c: str) -> str:
@@ -433,6 +440,23 @@ def _split(con: Any, spec: DatasetSpec, final: str, counts: dict[str, int]) -> N
         )
 
 
+class _StageClock:
+    """Records the wall seconds since the previous call under a stage name (when asked to)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        import time
+
+        self.into, self._wall, self._cpu = into, time.perf_counter, time.process_time
+        self.last = (self._wall(), self._cpu())
+
+    def __call__(self, stage: str) -> None:
+        now = (self._wall(), self._cpu())
+        if self.into is not None:
+            self.into[stage] = round(now[0] - self.last[0], 3)
+            self.into[f"{stage}_cpu"] = round(now[1] - self.last[1], 3)
+        self.last = now
+
+
 def build_from_connection(
     con: Any,
     spec: DatasetSpec,
@@ -441,30 +465,43 @@ def build_from_connection(
     holdout_ids: list[str] | None = None,
     initial_rows: list[dict[str, Any]] | None = None,
     now: dt.datetime | None = None,
+    stages: dict[str, float] | None = None,
 ) -> DatasetCard:
-    """Run the pipeline on a DuckDB connection that has a ``logs`` view; write files to ``out_dir``."""
+    """Run the pipeline on a DuckDB connection that has a ``logs`` view; write files to ``out_dir``.
+
+    ``stages``, when given, receives the wall seconds of each stage (``tag``, ``convert``, ``exact``,
+    ``redact``, ``near``, ``split``, ``write``) and its CPU seconds (``<stage>_cpu``, this process's
+    threads: DuckDB's included, redaction workers not): ``bench/dataset.py`` prints them."""
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     start = window_start(spec.since, now, iso_dates=True)
     until = spec.until or now
     counts: dict[str, int] = {}
+    clock = _StageClock(stages)
 
     _tag(con, spec, holdout_ids, start, until)
+    clock("tag")
     _convert(con, spec, counts)
     _add_initial(con, initial_rows or [], counts)
+    clock("convert")
     _drop_exact_duplicates(con, counts)
+    clock("exact")
     _redact(con, counts)
+    clock("redact")
     final = "ds_red"
     counts["near_duplicates"] = 0
     if spec.near_dup_threshold is not None and spec.near_dup_threshold < 1.0:  # stage 6 (``ds_near``)
-        counts["near_duplicates"] = _near_dups(con, _DEDUP_TEXT, spec.near_dup_threshold, spec.num_perm)
+        counts["near_duplicates"] = near_dups(con, _DEDUP_TEXT, spec.near_dup_threshold, spec.num_perm)
         final = "ds_near"
+    clock("near")
     _split(con, spec, final, counts)
+    clock("split")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     train_p, val_p = out_dir / "train.jsonl", out_dir / "validation.jsonl"
     for split, path in (("train", train_p), ("validation", val_p)):
         _write_jsonl(con, split, path)
     digest = dataset_hash(train_p, val_p)
+    clock("write")
     card = DatasetCard(
         use_case=spec.use_case, path=str(out_dir), train_path=str(train_p), validation_path=str(val_p),
         train_rows=counts["train_rows"], validation_rows=counts["validation_rows"], sha256=digest, counts=counts,
@@ -510,45 +547,6 @@ def _write_jsonl(con: Any, split: str, path: Path) -> None:
         while batch := res.fetchmany(50_000):
             fh.write("".join(line + "\n" for (line,) in batch))
     tmp.replace(path)
-
-
-def _near_dups(con: Any, text: str, threshold: float, num_perm: int) -> int:
-    """MinHash + LSH over word 3-grams of ``text`` (on ``ds_red``); creates ``ds_near``; returns rows removed.
-
-    One 64-bit hash per shingle; the ``num_perm`` min-hashes are ``min(h XOR c_j)`` with constants
-    whose top bits differ (each is a min-wise hash of the random shingle hashes; together they act
-    like one-permutation hashing with densification), so the cost is one pass over the shingles.
-    Candidate pairs from the LSH bands (tuned for recall) are kept only when their signatures
-    agree on at least ``threshold`` of the positions.
-    """
-    bands, rows = lsh_params(threshold, num_perm)
-    rng = random.Random(1)  # fixed constants: the same input always yields the same output
-    top = max(1, (num_perm - 1).bit_length())
-    consts = [(j << (64 - top)) | rng.getrandbits(64 - top) for j in range(num_perm)]
-    mins = ", ".join(f"min(xor(h, {c}::UBIGINT)) AS m{j}" for j, c in enumerate(consts))
-    _exec(con, f"""
-        CREATE OR REPLACE TEMP TABLE ds_sig AS
-        SELECT rid, {mins} FROM (
-          SELECT rid, CASE WHEN len(ws) < 3 THEN [hash(array_to_string(ws, ' '))]
-                      ELSE list_transform(range(1, len(ws) - 1), lambda i: hash(ws[i], ws[i + 1], ws[i + 2])) END AS hs
-          FROM (SELECT rid, string_split({text}, ' ')[1:256] AS ws FROM ds_red)
-        ), unnest(hs) AS t(h) GROUP BY rid
-    """)
-    band_sql = " UNION ALL ".join(
-        f"SELECT rid, {j} AS band, hash({', '.join(f'm{j * rows + k}' for k in range(rows))}) AS bk FROM ds_sig"
-        for j in range(bands)
-    )
-    eq = " + ".join(f"(a.m{i} = b.m{i})::INT" for i in range(num_perm))
-    _exec(con, f"""
-        CREATE OR REPLACE TEMP TABLE ds_dup AS
-        WITH bk AS ({band_sql}),
-             cand AS (SELECT DISTINCT rid, first FROM (
-                        SELECT rid, min(rid) OVER (PARTITION BY band, bk) AS first FROM bk) WHERE first < rid)
-        SELECT DISTINCT c.rid FROM cand c JOIN ds_sig a ON a.rid = c.rid JOIN ds_sig b ON b.rid = c.first
-        WHERE ({eq}) >= {threshold * num_perm!r}
-    """)
-    _exec(con, "CREATE OR REPLACE TEMP TABLE ds_near AS SELECT * FROM ds_red WHERE rid NOT IN (SELECT rid FROM ds_dup)")
-    return _count(con, "ds_dup")
 
 
 def dataset_hash(train: Path, validation: Path) -> str:

@@ -255,8 +255,8 @@ class _FirstPass:
     def __init__(self, store: Any, source: _Source, spool: Any, *, use_case: str | None,
                  check_use_case: Callable[[str], None], known_model: Callable[[str], bool],
                  progress: Callable[[str, float], None] | None, keep_feedback: bool = False,
-                 as_evidence: bool = False) -> None:
-        self.store, self.source, self.spool = store, source, spool
+                 as_evidence: bool = False, spill_dir: Path | None = None) -> None:
+        self.store, self.source, self.spool, self.spill_dir = store, source, spool, spill_dir
         self.use_case, self.check_use_case, self.known_model, self.progress = (
             use_case, check_use_case, known_model, progress)
         self.skipped: Counter[str] = Counter()
@@ -399,13 +399,23 @@ class _FirstPass:
         origin = r.get("origin")
         r["origin"] = self.origin
 
+    def _stored(self, ids: list[str]) -> set[str]:
+        """The ids already in the store: bulk work, so with ``spill_dir`` it runs on a connection that
+        may spill there (issue 28) rather than under the ad-hoc query's memory limit and timeout."""
+        sql = "SELECT request_id FROM logs WHERE request_id IN (SELECT unnest(?::VARCHAR[]))"
+        if self.spill_dir is None:
+            return {r["request_id"] for r in self.store.query(sql, [ids])}
+        con = self.store.reader.connect(lock_down=False, spill_dir=self.spill_dir)
+        try:
+            return {rid for (rid,) in con.execute(sql, [ids]).fetchall()}
+        finally:
+            con.close()
+
     def drain(self) -> None:
         """Drop the batch's ids already in the store; spool the rest."""
         if not self.batch:
             return
-        ids = [r["request_id"] for r in self.batch]
-        existing = {r["request_id"] for r in self.store.query(
-            "SELECT request_id FROM logs WHERE request_id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
+        existing = self._stored([r["request_id"] for r in self.batch])
         out = []
         for r in self.batch:
             if r["request_id"] in existing:
@@ -455,14 +465,17 @@ def import_file(
     progress: Callable[[str, float], None] | None = None,
     keep_feedback: bool = False,
     as_evidence: bool = False,
+    spill_dir: Path | None = None,
 ) -> ImportReport:
-    """Import one file into ``store`` (a ``LogStore``: only ``query``, ``append_many``, ``flush`` are used)."""
+    """Import one file into ``store`` (a ``LogStore``: only ``query``, ``append_many``, ``flush`` are used;
+    with ``spill_dir``, ``reader.connect`` too: the duplicate check then runs as bulk work that may
+    spill to that folder instead of under ``STEWARD_QUERY_MEMORY`` / ``STEWARD_QUERY_TIMEOUT_S``)."""
     t0 = time.perf_counter()
     source = _open_source(path, fmt, output_file)
     with tempfile.TemporaryFile(prefix="steward-import-") as spool:
         first = _FirstPass(store, source, spool, use_case=use_case, check_use_case=check_use_case,
                            known_model=known_model, progress=progress, keep_feedback=keep_feedback,
-                           as_evidence=as_evidence)
+                           as_evidence=as_evidence, spill_dir=spill_dir)
         first.run()
         done = _append_spooled(store, spool, first)
     return ImportReport(
