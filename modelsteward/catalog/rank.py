@@ -35,12 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from modelsteward.catalog.compat import Rejection, Requirements, check_model, infer_requirements
 from modelsteward.catalog.hosting import effective_prices
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import TestResult
+from modelsteward.storage import read
 from modelsteward.storage.registry import normalise_weights
 from modelsteward.timeutil import parse_duration
 
@@ -248,24 +246,21 @@ def eval_evidence(steward: Steward, use_case_id: int) -> dict[str, dict[str, Any
     ``p50_ms``, ``latency_p50_ms``, ``latency.candidate_p50_ms`` (baseline likewise).
     """
     out: dict[str, dict[str, Any]] = {}
-    with session_scope(steward.sessions) as s:
-        rows = list(s.scalars(select(TestResult).where(TestResult.use_case_id == use_case_id)
-                              .order_by(TestResult.id.desc())))
-        for r in rows:
-            m = r.metrics or {}
-            measured = quality_measured(m)
-            cand = {"quality": _num(m, "quality.candidate", "candidate_quality", "quality", "quality.mean")
-                    if measured else None,
-                    "latency": _num(m, "latency.candidate_p50_ms", "candidate_p50_ms", "p50_ms", "latency_p50_ms",
-                                    "performance.candidate.p50_ms"),
-                    "n": r.sample_count, "test_result_id": r.id}
-            base = {"quality": _num(m, "quality.baseline", "baseline_quality") if measured else None,
-                    "latency": _num(m, "latency.baseline_p50_ms", "baseline_p50_ms",
-                                    "performance.baseline.p50_ms"),
-                    "n": r.sample_count, "test_result_id": r.id}
-            for mid, ev in ((r.candidate_model_id, cand), (r.baseline_model_id, base)):
-                if mid and mid not in out and (ev["quality"] is not None or ev["latency"] is not None):
-                    out[mid] = ev
+    for r in read.evaluations(steward, use_case_id=use_case_id, limit=None):
+        m = r.metrics or {}
+        measured = quality_measured(m)
+        cand = {"quality": _num(m, "quality.candidate", "candidate_quality", "quality", "quality.mean")
+                if measured else None,
+                "latency": _num(m, "latency.candidate_p50_ms", "candidate_p50_ms", "p50_ms", "latency_p50_ms",
+                                "performance.candidate.p50_ms"),
+                "n": r.sample_count, "test_result_id": r.id}
+        base = {"quality": _num(m, "quality.baseline", "baseline_quality") if measured else None,
+                "latency": _num(m, "latency.baseline_p50_ms", "baseline_p50_ms",
+                                "performance.baseline.p50_ms"),
+                "n": r.sample_count, "test_result_id": r.id}
+        for mid, ev in ((r.candidate_model_id, cand), (r.baseline_model_id, base)):
+            if mid and mid not in out and (ev["quality"] is not None or ev["latency"] is not None):
+                out[mid] = ev
     return out
 
 

@@ -15,17 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from modelsteward.catalog.base import Scanner, ScannedModel, SourceResult
+from modelsteward.catalog.base import Scanner, SourceResult
 from modelsteward.catalog.scanners import get_scanner, known_providers
 from modelsteward.errors import InvalidInput
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import CatalogScan, Model
+from modelsteward.storage.catalogscans import record_scan
 
 if TYPE_CHECKING:
     from modelsteward.context import Steward
@@ -89,70 +86,22 @@ def resolve_providers(provider: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _price_str(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
-
-
-def _same_price(a: Decimal | None, b: Decimal | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return Decimal(a) == Decimal(b)
-
-
 def apply_result(steward: Steward, res: SourceResult) -> SourceReport:
-    """Upsert one source's models and write its ``catalog_scans`` row, in one transaction."""
+    """Upsert one source's models and write its ``catalog_scans`` row, in one transaction
+    (``storage/catalogscans.py``)."""
     report = SourceReport(
         provider=res.provider, status=res.status, skipped=res.skipped, skipped_examples=res.skipped_examples,
         filtered=res.filtered, pages=res.pages, error=res.error, error_kind=res.error_kind,
         http_status=res.http_status, retry_after=res.retry_after, notes=list(res.notes),
     )
-    with session_scope(steward.sessions) as s:
-        prev = s.scalar(
-            select(CatalogScan).where(CatalogScan.provider == res.provider, CatalogScan.status == "ok")
-            .order_by(CatalogScan.id.desc()).limit(1)
-        )
-        row = CatalogScan(provider=res.provider, status="ok" if res.status == "ok" else "error",
-                          error=res.error if res.status == "ok" else f"{res.error_kind}: {res.error}",
-                          seen=0, skipped=res.skipped)
-        s.add(row)
-        s.flush()
-        report.scan_id = row.id
-        if res.status != "ok":
-            return report
-        existing = {m.id: m for m in s.scalars(select(Model).where(Model.provider == res.provider))}
-        prev_ids = {mid for mid, m in existing.items() if prev is not None and m.last_seen_scan_id == prev.id}
-        seen: dict[str, ScannedModel] = {}
-        for sm in res.models:
-            seen.setdefault(sm.id, sm)  # a catalog listing one id twice counts once
-        repriced: list[dict[str, Any]] = []
-        for mid, sm in seen.items():
-            old = existing.get(mid)
-            if old is not None and not (_same_price(old.price_in_per_m, sm.price_in_per_m)
-                                        and _same_price(old.price_out_per_m, sm.price_out_per_m)):
-                repriced.append({
-                    "id": mid,
-                    "in": [_price_str(old.price_in_per_m), _price_str(sm.price_in_per_m)],
-                    "out": [_price_str(old.price_out_per_m), _price_str(sm.price_out_per_m)],
-                })
-            m = steward.registry.register_model(
-                sm.provider, sm.model, kind=sm.kind if old is None else None,
-                price_in_per_m=sm.price_in_per_m if sm.price_in_per_m is not None else "",
-                price_out_per_m=sm.price_out_per_m if sm.price_out_per_m is not None else "",
-                context_length=sm.context_length, capabilities=sm.capabilities or None,
-                display_name=sm.display_name or None, base_url=sm.base_url, metadata=sm.metadata, session=s,
-            )
-            if m.meta and "catalog_gone_since_scan" in m.meta:
-                m.meta = {k: v for k, v in m.meta.items() if k != "catalog_gone_since_scan"}
-            m.last_seen_scan_id = row.id
-        gone = sorted(prev_ids - set(seen))
-        for mid in gone:
-            m = existing[mid]
-            m.meta = {**(m.meta or {}), "catalog_gone_since_scan": row.id}
-        new = sorted(set(seen) - prev_ids)
-        row.seen, row.new, row.gone, row.repriced = len(seen), new, gone, repriced
-        report.seen, report.new, report.gone, report.repriced = len(seen), new, gone, repriced
-        report.first_scan = prev is None
-        return report
+    ok = res.status == "ok"
+    rec = record_scan(steward.registry, res.provider, ok=ok, error=res.error if ok else f"{res.error_kind}: {res.error}",
+                      skipped=res.skipped, models=res.models)
+    report.scan_id = rec.scan_id
+    if ok:
+        report.seen, report.new, report.gone, report.repriced = rec.seen, rec.new, rec.gone, rec.repriced
+        report.first_scan = rec.first_scan
+    return report
 
 
 def build_scanner(name: str, steward: Steward, timeout: float, limit: int | None,

@@ -358,7 +358,7 @@ class Demo:
         its cycles on "waiting" answers.  Logged rows are readable as soon as they are acknowledged
         (the logs view reads the write-ahead files); half a second lets mirrored shadow calls finish.
         """
-        from modelsteward.storage.models import utcnow
+        from modelsteward.timeutil import utc_now_naive as utcnow
 
         if ro.state not in ("running", "waiting") or not ro.step_started_at:
             return
@@ -371,9 +371,9 @@ class Demo:
             time.sleep(remaining)
 
     def _why_no_rollout(self) -> str:
-        from modelsteward.storage import queries
+        from modelsteward.storage import read
 
-        tr = next(iter(queries.evaluations(self.steward, use_case=USE_CASE, limit=1)), None)
+        tr = next(iter(read.evaluations(self.steward, use_case=USE_CASE, limit=1)), None)
         if tr is None:
             return "no candidate was evaluated"
         if tr.verdict != "pass":
@@ -390,11 +390,11 @@ class Demo:
     def _record_cycle(self, cycle: int, res: Any, resumed: bool = False) -> bool:
         """Print what the run did; True when it changed something (a mutating call other than guard_check)."""
         from modelsteward.errors import NotFound
-        from modelsteward.storage import queries
+        from modelsteward.storage import read
         from modelsteward.tools.base import get_tool
 
         try:
-            steps = list(queries.agent_run(self.steward, res.run_id).steps or [])
+            steps = list(read.agent_run(self.steward, res.run_id).steps or [])
         except NotFound:
             steps = []
         entry = {"cycle": cycle, "run_id": res.run_id, "status": res.status, "resumed": resumed,
@@ -434,17 +434,17 @@ class Demo:
         return self.call("rollout_status", {"use_case": USE_CASE}).rollout
 
     def final_report(self) -> None:
-        from modelsteward.storage import queries
+        from modelsteward.storage import read
 
         self.step("5. report")
         reg = self.steward.registry
         self.report.routing = reg.routing_table(reg.deployment(USE_CASE))
-        job = next(iter(queries.jobs(self.steward, limit=1)), None)
-        tr = next(iter(queries.evaluations(self.steward, limit=1)), None)
+        job = next(iter(read.jobs(self.steward, limit=1)), None)
+        tr = next(iter(read.evaluations(self.steward, limit=1)), None)
         if job is not None:
             self.report.fine_tuned = job.result_model_id
         rollouts = [f"#{r.id} {r.strategy} of {r.candidate_model_id}: {r.state}"
-                    for r in queries.rollouts(self.steward, limit=None, oldest_first=True)]
+                    for r in read.rollouts(self.steward, limit=None, oldest_first=True)]
         if tr is not None:
             self.report.evaluation = {"candidate": tr.candidate_model_id, "baseline": tr.baseline_model_id,
                                       "verdict": tr.verdict, "samples": tr.sample_count, "reasons": tr.reasons,

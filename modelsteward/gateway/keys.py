@@ -11,11 +11,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from modelsteward.errors import Conflict, InvalidInput
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import GatewayKey, UseCase
+from modelsteward.errors import InvalidInput
+from modelsteward.storage import credentials
+from modelsteward.storage.credentials import StoredKey
 from modelsteward.storage.registry import ModelRegistry
 
 __all__ = ["KEY_PREFIX", "ADMIN_TOKEN_PREFIX", "hash_key", "new_key", "create_key", "list_keys", "revoke_key", "find_key", "CreatedKey"]
@@ -48,36 +46,19 @@ def create_key(registry: ModelRegistry, name: str, use_cases: Sequence[str] = ()
         raise InvalidInput("Key name must be 1..100 characters.")
     ucs = [u.strip() for u in use_cases if u and u.strip()]
     key = new_key()
-    with session_scope(registry.sessions) as s:
-        if s.scalar(select(GatewayKey).where(GatewayKey.name == name)) is not None:
-            raise Conflict(f"A gateway key named {name!r} already exists; pick another name.")
-        for uc in ucs:
-            if s.scalar(select(UseCase.id).where(UseCase.name == uc)) is None:
-                registry.get_use_case(uc)  # raises NotFound with close matches
-        row = GatewayKey(name=name, key_hash=hash_key(key), prefix=key[: len(KEY_PREFIX) + 4], use_cases=ucs)
-        s.add(row)
-        s.flush()
-        return CreatedKey(id=row.id, name=name, key=key, prefix=row.prefix, use_cases=ucs)
+    row = credentials.add_key(registry, name=name, key_hash=hash_key(key), prefix=key[: len(KEY_PREFIX) + 4],
+                              use_cases=ucs)
+    return CreatedKey(id=row.id, name=name, key=key, prefix=row.prefix, use_cases=ucs)
 
 
-def find_key(registry: ModelRegistry, key_hash: str) -> GatewayKey | None:
+def find_key(registry: ModelRegistry, key_hash: str) -> StoredKey | None:
     """The key stored under ``key_hash`` (revoked ones too), read straight from the registry."""
-    with session_scope(registry.sessions) as s:
-        return s.scalar(select(GatewayKey).where(GatewayKey.key_hash == key_hash))
+    return credentials.key_by_hash(registry, key_hash)
 
 
-def list_keys(registry: ModelRegistry) -> list[GatewayKey]:
-    with session_scope(registry.sessions) as s:
-        return list(s.scalars(select(GatewayKey).order_by(GatewayKey.name)))
+def list_keys(registry: ModelRegistry) -> list[StoredKey]:
+    return credentials.keys(registry)
 
 
-def revoke_key(registry: ModelRegistry, name: str) -> GatewayKey:
-    from modelsteward.errors import NotFound, close_matches
-
-    with session_scope(registry.sessions) as s:
-        row = s.scalar(select(GatewayKey).where(GatewayKey.name == name))
-        if row is None:
-            names = list(s.scalars(select(GatewayKey.name)))
-            raise NotFound(f"Unknown gateway key {name!r}." + close_matches(name, names))
-        row.revoked = True
-        return row
+def revoke_key(registry: ModelRegistry, name: str) -> StoredKey:
+    return credentials.revoke_key(registry, name)

@@ -20,11 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
-
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import Deployment, GatewayKey, Model, UseCase
+from modelsteward.storage.read.routing import RoutedUseCase, routing_fingerprint, routing_rows
 from modelsteward.storage.registry import ModelRegistry
 
 __all__ = ["ModelInfo", "Route", "KeyInfo", "RoutingSnapshot", "load_snapshot", "fingerprint", "model_info"]
@@ -34,13 +30,13 @@ _MILLION = Decimal(1_000_000)
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A registry model as the gateway needs it (the detached ORM row kept for provider building)."""
+    """A registry model as the gateway needs it (the registry's row kept for provider building)."""
 
     id: str
     provider: str
     price_in: Decimal | None
     price_out: Decimal | None
-    row: Model = field(repr=False, compare=False)
+    row: Any = field(repr=False, compare=False)  # what providers.factory.get_provider reads
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         """USD for this call from the registry's Decimal prices per million tokens (0 when unpriced)."""
@@ -52,22 +48,14 @@ class ModelInfo:
         return float(total / _MILLION) if total else 0.0
 
 
-def model_info(m: Model) -> ModelInfo:
+def model_info(m: Any) -> ModelInfo:
     return ModelInfo(id=m.id, provider=m.provider, price_in=m.price_in_per_m, price_out=m.price_out_per_m, row=m)
 
 
 @dataclass(frozen=True)
-class Route:
-    """One use case's live routing: weighted primary/canary models, shadows, fallback chain."""
-
-    name: str
-    sticky: bool
-    fallback: tuple[str, ...]
-    budget_usd: Decimal | None
-    version: int
-    live: tuple[tuple[str, float, str], ...]  # (model_id, weight, role), sorted by model id
-    shadows: tuple[tuple[str, float], ...]  # (model_id, percent mirrored)
-    config: dict[str, Any] = field(default_factory=dict, compare=False)
+class Route(RoutedUseCase):
+    """One use case's live routing (its fields are the stored ``RoutedUseCase``'s: weighted
+    primary/canary models, shadows, fallback chain) and how a request picks from it."""
 
     @property
     def total(self) -> float:
@@ -130,53 +118,15 @@ class RoutingSnapshot:
 
 def fingerprint(registry: ModelRegistry) -> tuple[Any, ...]:
     """A cheap summary that changes whenever routing, use cases, models or keys change."""
-    q = select(
-        select(func.coalesce(func.sum(Deployment.version), 0)).scalar_subquery(),
-        select(func.count(Deployment.id)).scalar_subquery(),
-        select(func.max(UseCase.updated_at)).scalar_subquery(),
-        select(func.count(UseCase.id)).scalar_subquery(),
-        select(func.max(Model.updated_at)).scalar_subquery(),
-        select(func.count(GatewayKey.id)).scalar_subquery(),
-        select(func.count(GatewayKey.id)).where(GatewayKey.revoked.is_(True)).scalar_subquery(),
-        select(func.max(GatewayKey.id)).scalar_subquery(),
-    )
-    with registry.engine.connect() as conn:
-        row = conn.execute(q).one()
-    return tuple(str(v) for v in row)
+    return routing_fingerprint(registry)
 
 
 def load_snapshot(registry: ModelRegistry) -> RoutingSnapshot:
     """Read the whole routing state in one transaction."""
     fp = fingerprint(registry)
-    with session_scope(registry.sessions) as s:
-        ucs = list(s.scalars(select(UseCase)))
-        deps = {
-            d.use_case_id: d
-            for d in s.scalars(select(Deployment).options(selectinload(Deployment.allocations)))
-        }
-        wanted: set[str] = set()
-        routes: dict[str, Route] = {}
-        for uc in ucs:
-            dep = deps.get(uc.id)
-            allocs = list(dep.allocations) if dep is not None else []
-            live = tuple(sorted(
-                ((a.model_id, float(a.weight), a.role) for a in allocs if a.role != "shadow"), key=lambda x: x[0]
-            ))
-            shadows = tuple(sorted((a.model_id, float(a.weight)) for a in allocs if a.role == "shadow"))
-            fallback = tuple(str(m) for m in (uc.fallback or []))
-            wanted.update(m for m, _, _ in live)
-            wanted.update(m for m, _ in shadows)
-            wanted.update(fallback)
-            routes[uc.name] = Route(
-                name=uc.name, sticky=bool(uc.sticky), fallback=fallback, budget_usd=uc.monthly_budget_usd,
-                version=dep.version if dep is not None else 0, live=live, shadows=shadows,
-                config=dict(uc.config or {}),
-            )
-        models = {m.id: model_info(m) for m in s.scalars(select(Model).where(Model.id.in_(wanted)))} if wanted else {}
-        keys: dict[str, KeyInfo] = {}
-        any_keys = False
-        for k in s.scalars(select(GatewayKey)):
-            any_keys = True  # a revoked key still means "keys are in use": loopback stops being open
-            if not k.revoked:
-                keys[k.key_hash] = KeyInfo(name=k.name, use_cases=frozenset(k.use_cases or []))
-    return RoutingSnapshot(routes=routes, models=models, keys=keys, any_keys=any_keys, fingerprint=fp)
+    rows = routing_rows(registry)
+    routes = {uc.name: Route(**vars(uc)) for uc in rows.use_cases}
+    models = {m.id: model_info(m) for m in rows.models}
+    # a revoked key still means "keys are in use": loopback stops being open
+    keys = {k.key_hash: KeyInfo(name=k.name, use_cases=k.use_cases) for k in rows.keys if not k.revoked}
+    return RoutingSnapshot(routes=routes, models=models, keys=keys, any_keys=bool(rows.keys), fingerprint=fp)

@@ -12,15 +12,15 @@ what, never the secret) with ``audit`` once it has acted.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from modelsteward.context import ToolContext
 from modelsteward.policies.registry import Decision, Facts, rule
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import PolicyDecision
+from modelsteward.storage.approvals import transaction
 from modelsteward.storage.tokens import API_ROLES, role_at_least
+
+if TYPE_CHECKING:
+    from modelsteward.storage.policy_reads import PolicyReads
 
 __all__ = ["NEEDED_ROLE", "audit"]
 
@@ -42,7 +42,7 @@ def _credentials(action: str, f: Facts) -> list[Decision]:
 
 
 def _credential_rule(action: str) -> None:
-    def check(f: Facts, s: Session, args: dict[str, Any]) -> list[Decision]:
+    def check(f: Facts, r: PolicyReads, args: dict[str, Any]) -> list[Decision]:
         return _credentials(action, f)
 
     check.__qualname__ = f"credential_rule[{action}]"
@@ -56,6 +56,6 @@ for _action in NEEDED_ROLE:  # token_create, token_revoke, key_create, key_revok
 def audit(ctx: ToolContext, action: str, args: dict[str, Any], what: str) -> None:
     """Record an allowed credential change (``verdict`` allow, policy ``credentials_role``): who did
     ``what``.  ``args`` must not hold the secret (the tools pass the name, role, bound use cases)."""
-    with session_scope(ctx.steward.sessions) as s:
-        s.add(PolicyDecision(action=action, arguments=dict(args), verdict="allow", policy="credentials_role",
-                             reason=f"{what} by {ctx.actor} (role {ctx.role})", actor=ctx.actor))
+    with transaction(ctx.steward.sessions) as tx:
+        tx.record_decision(action=action, arguments=dict(args), verdict="allow", policy="credentials_role",
+                           reason=f"{what} by {ctx.actor} (role {ctx.role})", actor=ctx.actor, use_case_id=None)

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelsteward.errors import ConfigError, PolicyDenied
 from modelsteward.providers.base import ChatProvider, ChatResult, Message
@@ -47,13 +47,33 @@ from modelsteward.providers.http import API_KEY_ENV, OpenAIHTTPProvider, resolve
 
 if TYPE_CHECKING:
     from modelsteward.settings import Settings
-    from modelsteward.storage.models import Model
     from modelsteward.storage.registry import ModelRegistry
 
 __all__ = [
     "get_provider", "complete", "clear_provider_cache", "local_model_paths", "run_sync", "bound_api_key",
     "check_key_reference", "same_endpoint", "cache_generation", "key_variable", "key_problem", "local_problem",
 ]
+
+
+
+class Model(Protocol):
+    """What the factory reads of a registered model (the registry's row, or anything with these)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def provider_model_id(self) -> str: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def adapter_path(self) -> str | None: ...
+    @property
+    def parent_model_id(self) -> str | None: ...
+    @property
+    def meta(self) -> dict[str, Any] | None: ...
+
 
 _CACHE: dict[tuple[Any, ...], ChatProvider] = {}
 _CACHE_LOCK = threading.Lock()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from modelsteward.errors import InvalidInput
 from modelsteward.bounds import section_of, validate_steps
 from modelsteward.rollout.analysis import Analysis, analyse_rollout, promotion_benefit
-from modelsteward.storage.readmodel import rollout_dict  # noqa: F401 - re-exported: the shape lives there
+from modelsteward.storage.read import rollout_dict  # noqa: F401 - re-exported: the shape lives there
 from modelsteward.storage.rollouts import RolloutStore
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES as ACTIVE_STATES  # noqa: F401 - the name rollout/ exports

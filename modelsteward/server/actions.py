@@ -21,7 +21,7 @@ from modelsteward.server.auth import Identity
 from modelsteward.server.deps import ApproverDep, StewardDep, tool_context
 from modelsteward.server.schemas import ApprovalOut, DecisionIn
 from modelsteward.server.tasks import TaskRegistry
-from modelsteward.storage import queries
+from modelsteward.storage import read
 from modelsteward.tools.base import call_tool
 
 __all__ = ["router", "decide", "DecisionOut"]
@@ -48,7 +48,7 @@ def decide(steward: Steward, ident: Identity, approval_id: int, decision: Litera
         ctx.spawn = tasks.spawner(ctx.actor)
     out: Any = call_tool("approval_decide", {"approval_id": approval_id, "decision": decision,
                                              "reason": reason or None}, ctx)
-    fresh = queries.approval(steward, approval_id)
+    fresh = read.approval(steward, approval_id)
     run = out.agent_run.run_id if out.agent_run is not None else None
     if out.outcome in ("resuming_agent_run", "waiting_for_agent"):
         run = fresh.agent_run_id

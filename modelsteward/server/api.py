@@ -1,4 +1,4 @@
-"""``/api`` read routes (through the read model, ``storage/queries.py``) and the routes that are not
+"""``/api`` read routes (through the read model, ``storage/read.py``) and the routes that are not
 tools: approvals, tokens.
 
 Every route names the least role it needs (viewer for reads).  Lists take ``limit``/``offset`` and
@@ -15,8 +15,8 @@ from modelsteward.context import Steward
 from modelsteward.server import schemas as S
 from modelsteward.server.auth import list_tokens, role_at_least
 from modelsteward.server.deps import AdminDep, IdentityDep, StewardDep, ViewerDep, tool_context
-from modelsteward.storage import queries
-from modelsteward.storage.models import MODEL_STATUSES
+from modelsteward.storage import read
+from modelsteward.storage.states import MODEL_STATUSES
 from modelsteward.tools import access as access_tools
 from modelsteward.tools.base import call_tool
 
@@ -78,7 +78,7 @@ def get_use_case(steward: StewardDep, _: ViewerDep, name: Annotated[str, Path(ma
 def use_case_history(
     steward: StewardDep, _: ViewerDep, name: Annotated[str, Path(max_length=100)], limit: Limit = 100,
 ) -> list[Any]:
-    return queries.history(steward, name, limit=limit)
+    return read.history(steward, name, limit=limit)
 
 
 @router.get("/use-cases/{name}/stats", response_model=list[dict[str, Any]], tags=["use cases"],
@@ -121,12 +121,12 @@ def list_evaluations(
     steward: StewardDep, _: ViewerDep, use_case: UseCaseQ = None,
     candidate: Annotated[str | None, Query(max_length=300)] = None, limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    return queries.evaluations(steward, use_case=use_case, candidate=candidate, limit=limit, offset=offset)
+    return read.evaluations(steward, use_case=use_case, candidate=candidate, limit=limit, offset=offset)
 
 
 @router.get("/evaluations/{result_id}", response_model=S.TestResultOut, tags=["evaluations"])
 def get_evaluation(steward: StewardDep, _: ViewerDep, result_id: IdPath) -> Any:
-    return queries.evaluation(steward, result_id)
+    return read.evaluation(steward, result_id)
 
 
 @router.get("/fine-tuning-jobs", response_model=list[S.FineTuningJobOut], tags=["fine-tuning"])
@@ -135,12 +135,12 @@ def list_jobs(
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    return queries.jobs(steward, use_case=use_case, status=status, limit=limit, offset=offset)
+    return read.jobs(steward, use_case=use_case, status=status, limit=limit, offset=offset)
 
 
 @router.get("/fine-tuning-jobs/{job_id}", response_model=S.FineTuningJobOut, tags=["fine-tuning"])
 def get_job(steward: StewardDep, _: ViewerDep, job_id: IdPath) -> Any:
-    return queries.job(steward, job_id)
+    return read.job(steward, job_id)
 
 
 @router.get("/rollouts", response_model=list[S.RolloutOut], tags=["rollouts"])
@@ -149,12 +149,12 @@ def list_rollouts(
     state: Literal["running", "waiting", "paused", "completed", "aborted", "rolled_back"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[S.RolloutOut]:
-    return queries.rollouts(steward, use_case=use_case, state=state, limit=limit, offset=offset)
+    return read.rollouts(steward, use_case=use_case, state=state, limit=limit, offset=offset)
 
 
 @router.get("/rollouts/{rollout_id}", response_model=S.RolloutOut, tags=["rollouts"])
 def get_rollout(steward: StewardDep, _: ViewerDep, rollout_id: IdPath) -> S.RolloutOut:
-    return queries.rollout(steward, rollout_id)
+    return read.rollout(steward, rollout_id)
 
 
 @router.get("/violations", response_model=list[S.ViolationOut], tags=["guardrails"])
@@ -163,7 +163,7 @@ def list_violations(
     severity: Literal["info", "warn", "pause", "rollback", "disable"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    return queries.violations(steward, use_case=use_case, severity=severity, limit=limit, offset=offset)
+    return read.violations(steward, use_case=use_case, severity=severity, limit=limit, offset=offset)
 
 
 # ---------------------------------------------------------------- approvals (reads)
@@ -173,12 +173,12 @@ def list_approvals(
     status: Literal["pending", "approved", "rejected", "expired", "executed", "withdrawn"] | None = None,
     limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    return queries.approvals(steward, status=status, limit=limit, offset=offset)
+    return read.approvals(steward, status=status, limit=limit, offset=offset)
 
 
 @router.get("/approvals/{approval_id}", response_model=S.ApprovalOut, tags=["approvals"])
 def get_approval(steward: StewardDep, _: ViewerDep, approval_id: IdPath) -> Any:
-    return queries.approval(steward, approval_id)
+    return read.approval(steward, approval_id)
 
 
 # ---------------------------------------------------------------- agent runs (reads)
@@ -187,7 +187,7 @@ def list_agent_runs(
     steward: StewardDep, who: ViewerDep, use_case: UseCaseQ = None,
     status: Annotated[str | None, Query(max_length=20)] = None, limit: Limit = 100, offset: Offset = 0,
 ) -> list[Any]:
-    runs = queries.agent_runs(steward, use_case=use_case, status=status, limit=limit, offset=offset)
+    runs = read.agent_runs(steward, use_case=use_case, status=status, limit=limit, offset=offset)
     return runs if role_at_least(who.role, "operator") else [_for_viewer(r) for r in runs]
 
 
@@ -207,7 +207,7 @@ def _for_viewer(run: Any) -> Any:
 @router.get("/agent-runs/{run_id}", response_model=S.AgentRunOut, tags=["agent"])
 def get_agent_run(steward: StewardDep, who: ViewerDep, run_id: IdPath) -> Any:
     """A run with its steps; what read logged text (query results) is for operators (``_for_viewer``)."""
-    run = queries.agent_run(steward, run_id)
+    run = read.agent_run(steward, run_id)
     return run if role_at_least(who.role, "operator") else _for_viewer(run)
 
 

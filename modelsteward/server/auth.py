@@ -24,13 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from modelsteward.context import Steward
 from modelsteward.errors import ConfigError
-from modelsteward.storage import tokens
-from modelsteward.storage.db import session_scope
-from modelsteward.storage.models import ApiToken
+from modelsteward.storage import credentials, tokens
+from modelsteward.storage.credentials import StoredToken
 from modelsteward.storage.tokens import API_ROLES, TOKEN_PREFIX, hash_token, role_at_least
 
 __all__ = [
@@ -72,17 +69,16 @@ class Identity:
         return role_at_least(self.role, role)
 
 
-def create_token(steward: Steward, name: str, role: str) -> tuple[ApiToken, str]:
+def create_token(steward: Steward, name: str, role: str) -> tuple[StoredToken, str]:
     """Create a token without the tools' policy and audit (tests' set-up); front-ends call ``token_create``."""
     return tokens.create_token(steward.sessions, name, role)
 
 
-def list_tokens(steward: Steward) -> list[ApiToken]:
-    with session_scope(steward.sessions) as s:
-        return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+def list_tokens(steward: Steward) -> list[StoredToken]:
+    return credentials.tokens(steward.sessions)
 
 
-def revoke_token(steward: Steward, token_id: int) -> ApiToken:
+def revoke_token(steward: Steward, token_id: int) -> StoredToken:
     """Revoke a token without the tools' policy and audit (tests' set-up); front-ends call ``token_revoke``."""
     return tokens.revoke_token(steward.sessions, token_id)
 
@@ -92,11 +88,10 @@ def identify(steward: Steward, plain: str) -> Identity | None:
     if not plain or not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
         return None
     digest = hash_token(plain)
-    with session_scope(steward.sessions) as s:
-        row = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-        if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
-            return None
-        return Identity(row.id, row.name, row.role)
+    row = credentials.token_by_hash(steward.sessions, digest)
+    if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return Identity(row.id, row.name, row.role)
 
 
 SESSION_SECRET_ENV = "STEWARD_SESSION_SECRET"
@@ -149,9 +144,8 @@ def make_session(steward: Steward, plain: str, now: float | None = None) -> tupl
     return ident, f"{body}.{_session_mac(steward, hash_token(plain), body)}"
 
 
-def _token_row(steward: Steward, token_id: int) -> ApiToken | None:
-    with session_scope(steward.sessions) as s:
-        return s.get(ApiToken, token_id)
+def _token_row(steward: Steward, token_id: int) -> StoredToken | None:
+    return credentials.token_by_id(steward.sessions, token_id)
 
 
 def read_session(steward: Steward, cookie: str | None, now: float | None = None) -> Identity | None:

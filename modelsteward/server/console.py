@@ -25,7 +25,7 @@ from modelsteward.errors import NotFound, StewardError
 from modelsteward.server import auth
 from modelsteward.server.deps import ApiError, StewardDep
 from modelsteward.server.views import BUCKETS, eval_series, jsonable, traffic_series
-from modelsteward.storage import queries
+from modelsteward.storage import read
 
 __all__ = ["mount_console", "render_error", "templates"]
 
@@ -161,9 +161,9 @@ def index(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
             "requests": n, "cost": sum(float(r["cost_usd"] or 0) for r in rows),
             "p95": max((r["p95_ms"] or 0 for r in rows), default=None),
         })
-    pending = queries.pending_approval_count(steward)
-    runs = queries.agent_runs(steward, limit=5)
-    active = queries.rollouts(steward, active_only=True, limit=None)
+    pending = read.pending_approval_count(steward)
+    runs = read.agent_runs(steward, limit=5)
+    active = read.rollouts(steward, active_only=True, limit=None)
     return render(request, "index.html", user, cases=cases, pending=pending, runs=runs, active=active)
 
 
@@ -179,9 +179,9 @@ def use_case_page(request: Request, steward: StewardDep, user: UserDep, name: st
     known = {m.id for m in models}
     models += [m for m in reg.list_models() if m.id in ranked and m.id not in known]
     models.sort(key=lambda m: (m.id not in ranked, ranked.get(m.id, {}).get("rank", 0), m.id))
-    rollouts = queries.rollouts(steward, use_case=name, limit=10)
-    evals = queries.evaluations(steward, use_case=name, limit=10)
-    violations = queries.violations(steward, use_case=name, limit=10)
+    rollouts = read.rollouts(steward, use_case=name, limit=10)
+    evals = read.evaluations(steward, use_case=name, limit=10)
+    violations = read.violations(steward, use_case=name, limit=10)
     by_model = [r for r in steward.logs.stats(use_case=name, since=window)]
     charts = {"traffic": traffic_series(steward, name, window), "evals": eval_series(steward, name),
               "split": reg.routing_table(dep)}
@@ -241,7 +241,7 @@ def _ranking(steward: Any, user: ConsoleUser, use_case: str) -> dict[str, Any] |
 
 @router.get("/models", response_class=HTMLResponse)
 def models_page(request: Request, steward: StewardDep, user: UserDep, status: str | None = None) -> HTMLResponse:
-    from modelsteward.storage.models import MODEL_STATUSES
+    from modelsteward.storage.states import MODEL_STATUSES
 
     models = steward.registry.list_models(status=status if status in MODEL_STATUSES else None)
     return render(request, "models.html", user, models=models, statuses=MODEL_STATUSES, status=status)
@@ -249,15 +249,15 @@ def models_page(request: Request, steward: StewardDep, user: UserDep, status: st
 
 @router.get("/rollouts", response_class=HTMLResponse)
 def rollouts_page(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
-    names = queries.use_case_names(steward)
-    rows = queries.rollouts(steward, limit=100)
+    names = read.use_case_names(steward)
+    rows = read.rollouts(steward, limit=100)
     return render(request, "rollouts.html", user, rollouts=rows, names=names)
 
 
 @router.get("/rollouts/{rollout_id}", response_class=HTMLResponse)
 def rollout_page(request: Request, steward: StewardDep, user: UserDep, rollout_id: int) -> HTMLResponse:
     try:
-        r = queries.rollout(steward, rollout_id)
+        r = read.rollout(steward, rollout_id)
     except NotFound:
         return render_error(request, 404, "not_found", f"Unknown rollout id {rollout_id}.")
     return render(request, "rollout.html", user, r=r, use_case=r.use_case)
@@ -265,7 +265,7 @@ def rollout_page(request: Request, steward: StewardDep, user: UserDep, rollout_i
 
 @router.get("/approvals", response_class=HTMLResponse)
 def approvals_page(request: Request, steward: StewardDep, user: UserDep, show: str = "pending") -> HTMLResponse:
-    rows = queries.approvals(steward, status="pending" if show == "pending" else None, limit=200)
+    rows = read.approvals(steward, status="pending" if show == "pending" else None, limit=200)
     return render(request, "approvals.html", user, approvals=rows, show=show)
 
 
@@ -293,14 +293,14 @@ def decide_form(
 
 @router.get("/agent-runs", response_class=HTMLResponse)
 def agent_runs_page(request: Request, steward: StewardDep, user: UserDep) -> HTMLResponse:
-    runs = queries.agent_runs(steward, limit=100)
+    runs = read.agent_runs(steward, limit=100)
     return render(request, "agent_runs.html", user, runs=runs)
 
 
 @router.get("/agent-runs/{run_id}", response_class=HTMLResponse)
 def agent_run_page(request: Request, steward: StewardDep, user: UserDep, run_id: int) -> HTMLResponse:
     try:
-        run = queries.agent_run(steward, run_id)
+        run = read.agent_run(steward, run_id)
     except NotFound:
         return render_error(request, 404, "not_found", f"Unknown agent run id {run_id}.")
     from modelsteward.agent.decisions import collect

@@ -41,7 +41,7 @@ from modelsteward.errors import ApprovalRequired, PolicyDenied, StewardError
 from modelsteward.server.loopconfig import LoopConfig
 from modelsteward.server.notify import Notifier
 from modelsteward.storage import lease, outbox
-from modelsteward.storage.models import utcnow
+from modelsteward.timeutil import utc_now_naive
 from modelsteward.tools import agent as agent_tools
 from modelsteward.tools import approvals as approvals_tools
 from modelsteward.tools import logs as logs_tools
@@ -58,6 +58,12 @@ LEASE_NAME = "control_loop"
 ACTOR = "system:control-loop"
 _CONTROL_JOBS = ("guard", "rollout", "agent", "notify", "compact")
 _DENIAL_BACKOFF_S = 300.0
+
+
+def _naive_utc(value: Any) -> dt.datetime:
+    """A time as naive UTC, from a datetime (aware or naive UTC) or its ISO text."""
+    t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return t.astimezone(dt.timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
 class ControlLoop:
@@ -132,7 +138,7 @@ class ControlLoop:
         log.warning("control loop: this replica (%s) leads (term %d)", self.holder, res.term)
         try:
             outbox.init_cursors(self.steward.sessions)
-            outbox.set_state(self.steward.sessions, "agent_schedule_anchor", {"at": utcnow().isoformat()},
+            outbox.set_state(self.steward.sessions, "agent_schedule_anchor", {"at": utc_now_naive().isoformat()},
                              only_if_absent=True)
             if res.gained:
                 outbox.enqueue(self.steward.sessions, f"leader_changed:{res.term}", "leader_changed", None,
@@ -245,7 +251,7 @@ class ControlLoop:
 
         cfg = section_of(self.steward.registry.get_use_case(use_case).config, "rollout")
         started = dt.datetime.fromisoformat(str(ro.step_started_at or ro.created_at))
-        elapsed = max(1.0, (utcnow() - started).total_seconds())
+        elapsed = max(1.0, (utc_now_naive() - started).total_seconds())
         if elapsed > float(cfg["inconclusive_timeout_s"]):
             return True
         rows = call_tool(logs_tools.logs_stats, {"use_case": use_case, "since": f"{elapsed:.0f}s"}, self._ctx()).rows
@@ -289,9 +295,10 @@ class ControlLoop:
         """This step's promotion approval asked by the loop: ``none``, ``pending`` (do not ask
         again), ``rejected`` (not again for this step) or ``approved`` (carry it out, with its id)."""
         out = call_tool(approvals_tools.approvals_list, {"status": "all", "limit": 200}, self._ctx()).approvals
-        since = str(ro.step_started_at or "")
+        since = _naive_utc(ro.step_started_at) if ro.step_started_at else None
         mine = [a for a in out if a.action == "rollout_advance" and a.requester == ACTOR
-                and a.arguments.get("use_case") == use_case and str(a.created_at or "") >= since]
+                and a.arguments.get("use_case") == use_case
+                and (since is None or _naive_utc(a.created_at) >= since)]
         for status in ("approved", "pending", "rejected"):
             hit = next((a for a in mine if a.status == status), None)
             if hit is not None:

@@ -18,10 +18,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from modelsteward.context import Steward
 from modelsteward.server.deps import StewardDep
+from modelsteward.storage.db import ping, ping_url
 
 __all__ = ["router", "readiness"]
 
@@ -53,9 +53,7 @@ class NotReady(Exception):
 
 
 def _check_db(steward: Steward) -> str:
-    with steward.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-    return steward.engine.url.get_backend_name()
+    return ping(steward.engine)
 
 
 def _check_logs(steward: Steward) -> str:
@@ -100,14 +98,7 @@ def _check_mlflow(steward: Steward) -> str:
         path = Path(parsed.path if parsed.scheme else uri)
         return "file store" if path.is_dir() else "file store (created on first run)"
     if parsed.scheme.startswith("postgresql"):
-        from sqlalchemy import create_engine
-
-        eng = create_engine(uri, pool_pre_ping=True)
-        try:
-            with eng.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        finally:
-            eng.dispose()
+        ping_url(uri)
         return "postgresql store answers"
     return f"{parsed.scheme} store (not probed)"
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from modelsteward.context import Steward
-from modelsteward.storage import queries
+from modelsteward.storage import read
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES, ROLLOUT_STATES
 
 __all__ = ["ServerMetrics", "LATENCY_BUCKETS_S"]
@@ -95,15 +95,15 @@ class _StewardCollector:
         step = GaugeMetricFamily("steward_rollout_step", "Index of the current step of each active rollout.",
                                  labels=["use_case", "rollout", "candidate"])
         pending = GaugeMetricFamily("steward_approvals_pending", "Approvals waiting for a decision.")
-        for a in queries.live_allocations(self.steward):
+        for a in read.live_allocations(self.steward):
             weight.add_metric([a.use_case, a.model_id, a.role], a.weight)
-        for r in queries.rollouts(self.steward, limit=200):
+        for r in read.rollouts(self.steward, limit=200):
             lv = [r.use_case or str(r.use_case_id), str(r.id), r.candidate_model_id]
             for st in ROLLOUT_STATES:
                 state.add_metric([*lv, st], 1.0 if r.state == st else 0.0)
             if r.state in ACTIVE_ROLLOUT_STATES:
                 step.add_metric(lv, float(r.step_index))
-        pending.add_metric([], float(queries.pending_approval_count(self.steward)))
+        pending.add_metric([], float(read.pending_approval_count(self.steward)))
         return [weight, state, step, pending]
 
 

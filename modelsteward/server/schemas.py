@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from modelsteward.storage.queries import (  # the read model's entity shapes, answered as they are
+from modelsteward.storage.read import (  # the read model's entity shapes, answered as they are
     AgentRunOut,
     ApprovalOut,
     FineTuningJobOut,
@@ -15,8 +15,8 @@ from modelsteward.storage.queries import (  # the read model's entity shapes, an
     TestResultOut,
     Ts,
     ViolationOut,
-    _Orm,
 )
+from modelsteward.storage.read.shapes import _Orm
 from modelsteward.tools.base import InputModel  # every request body refuses unknown fields
 
 __all__ = [

@@ -10,7 +10,7 @@ from typing import Any
 from modelsteward.catalog.rank import quality_measured
 from modelsteward.context import Steward
 from modelsteward.errors import NotFound
-from modelsteward.storage import queries
+from modelsteward.storage import read
 from modelsteward.timeutil import window_start
 
 __all__ = ["jsonable", "jsonable_rows", "traffic_series", "eval_series", "BUCKETS"]
@@ -77,7 +77,7 @@ def _score(metrics: dict[str, Any]) -> float | None:
 def eval_series(steward: Steward, use_case: str, limit: int = 200) -> list[dict[str, Any]]:
     """Evaluations of a use case, oldest first: time, candidate, verdict, headline quality score."""
     try:
-        rows = queries.evaluations(steward, use_case=use_case, limit=limit)
+        rows = read.evaluations(steward, use_case=use_case, limit=limit)
     except NotFound:
         return []
     return [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,13 +13,15 @@ from modelsteward.errors import ConfigError
 if TYPE_CHECKING:  # SQLAlchemy is imported where an engine is made: the read path may not need one
     from typing import TypeAlias
 
-    from sqlalchemy import Engine
-    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy import Engine as Engine  # re-exported: the types of the engine and sessions others hold
+    from sqlalchemy.orm import Session as Session
+    from sqlalchemy.orm import sessionmaker as sessionmaker
 
     # what the layers above storage/ hold and pass back in: the session factory, never a session
     Sessions: TypeAlias = sessionmaker[Session]
 
-__all__ = ["make_engine", "make_sessionmaker", "session_scope", "upgrade", "current_revision", "head_revision"]
+__all__ = ["make_engine", "make_sessionmaker", "session_scope", "upgrade", "current_revision", "head_revision", "ping",
+           "ping_url", "libpq_conninfo", "advisory_lock"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -130,3 +132,54 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
     return row[0] if row else None
+
+
+def ping(engine: Engine) -> str:
+    """``SELECT 1`` on ``engine`` (its error, if any, goes up as it is); the backend's name (``sqlite``)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return engine.url.get_backend_name()
+
+
+def ping_url(url: str) -> None:
+    """``SELECT 1`` on a throwaway engine for the database at ``url`` (an MLflow store, say), disposed after."""
+    from sqlalchemy import create_engine
+
+    eng = create_engine(url, pool_pre_ping=True)
+    try:
+        ping(eng)
+    finally:
+        eng.dispose()
+
+
+def libpq_conninfo(url: str) -> str:
+    """A PostgreSQL URL (any SQLAlchemy driver) as the plain ``postgresql://`` string libpq takes, password kept."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def advisory_lock(engine: Engine, name: str, *, deadline: float | None, busy: Callable[[], Exception]) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock ``name`` (keyed by schema too: deployments or test schemas
+    sharing one database do not block each other) while the block runs; ``raise busy()`` when
+    ``time.monotonic()`` passes ``deadline`` first (None: wait).  The lock dies with the connection."""
+    import time
+
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        key = conn.execute(text("SELECT hashtext(:name || ':' || current_schema())"), {"name": name}).scalar()
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            conn.rollback()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise busy()
+            time.sleep(0.2)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()

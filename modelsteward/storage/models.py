@@ -27,8 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from modelsteward.storage.readmodel import plain_decimal
-from modelsteward.storage.states import ROLLOUT_STATES
+from modelsteward.storage.read.plain import plain_decimal
+from modelsteward.storage.states import MODEL_STATUSES, ROLLOUT_STATES
 
 __all__ = [
     "Base",
@@ -64,9 +64,6 @@ __all__ = [
 ]
 
 MODEL_KINDS = ("paid", "self_hosted", "fine_tuned")
-# ``pending``: registered at a host nobody approved; receives nothing until an admin approves the host
-MODEL_STATUSES = ("discovered", "candidate", "evaluating", "shadow", "canary", "current", "retired", "rejected",
-                  "pending")
 ROLES = ("primary", "canary", "shadow")
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired", "executed", "withdrawn")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")

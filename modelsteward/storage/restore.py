@@ -16,7 +16,7 @@ from modelsteward.bounds import SECTIONS
 from modelsteward.errors import NotFound, StewardError
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Deployment, DeploymentHistory, ModelSnapshot, Rollout, UseCase
-from modelsteward.storage.readmodel import rollout_dict
+from modelsteward.storage.read.plain import rollout_dict
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.status import apply_status_event, move_status, status_for
 

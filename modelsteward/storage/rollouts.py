@@ -17,7 +17,7 @@ from sqlalchemy import select
 from modelsteward.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from modelsteward.storage.db import session_scope
 from modelsteward.storage.models import Allocation, Deployment, Model, Rollout, UseCase
-from modelsteward.storage.readmodel import rollout_dict
+from modelsteward.storage.read.plain import rollout_dict
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 from modelsteward.storage.status import apply_status_event, move_status, status_for
 from modelsteward.storage.views import RowView, view, view_of

@@ -19,7 +19,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from modelsteward.storage import queries
+from modelsteward.storage import read
 from modelsteward.tools.base import InputModel, ToolContext, tool
 from modelsteward.tools.observation import Observation
 from modelsteward.tools.wiring import agent_hooks
@@ -64,7 +64,7 @@ def show_rollouts(ctx: ToolContext, inp: ShowRolloutsInput) -> RolloutList:
     """Recent rollouts (newest first) with state, step and their latest analysis."""
     if inp.use_case:
         ctx.steward.registry.get_use_case(inp.use_case)  # NotFound, with close matches
-    rows = queries.rollouts(ctx.steward, use_case=inp.use_case, active_only=inp.active_only, limit=inp.limit)
+    rows = read.rollouts(ctx.steward, use_case=inp.use_case, active_only=inp.active_only, limit=inp.limit)
     return RolloutList(rollouts=[
         RolloutSummary(id=r.id, use_case=r.use_case, candidate=r.candidate_model_id, stable=r.stable_model_id,
                        strategy=r.strategy, state=r.state, step_index=r.step_index, steps=r.steps,
@@ -116,7 +116,7 @@ def agent_runs(ctx: ToolContext, inp: AgentRunsInput) -> AgentRunList:
         AgentRunSummary(id=r.id, trigger=r.trigger, goal=r.goal, use_case=r.use_case, status=r.status, planner=r.planner,
                         thread_id=r.thread_id, error=r.error, started_at=_naive_iso(r.started_at) or "",
                         finished_at=_naive_iso(r.finished_at))
-        for r in queries.agent_runs(ctx.steward, status=inp.status, limit=inp.limit)
+        for r in read.agent_runs(ctx.steward, status=inp.status, limit=inp.limit)
     ])
 
 

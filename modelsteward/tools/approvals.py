@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelsteward.errors import StewardError
-from modelsteward.storage import queries
+from modelsteward.storage import read
 from modelsteward.tools.base import InputModel, ToolContext, call_tool, get_tool, tool
 from modelsteward.tools.wiring import agent_hooks
 
@@ -43,22 +43,8 @@ class ApprovalsListIn(InputModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class ApprovalOut(BaseModel):
-    id: int
-    action: str
-    arguments: dict[str, Any]
-    reason: str
-    requester: str
-    status: str
-    decided_by: str | None = None
-    decision_reason: str | None = None
-    decided_at: str | None = None
-    created_at: str | None = None
-    use_case_id: int | None = None
-    agent_run_id: int | None = None
-    thread_id: str | None = None
-    evidence: dict[str, Any] = Field(default_factory=dict, description="What the proposal answers (violation ids) "
-                                     "and each later request of the same intent (``updates``).")
+class ApprovalOut(read.ApprovalOut):
+    """The read model's approval (its fields are defined there once), and how to read its arguments."""
 
     def call_input(self) -> BaseModel:
         """The approved call's arguments read through its tool's input model (``arguments`` is their JSON:
@@ -110,13 +96,13 @@ def approvals_list(ctx: ToolContext, inp: ApprovalsListIn) -> ApprovalsListOut:
     """Approvals by status (default: pending), newest first."""
     from modelsteward.policies import approvals
 
-    rows = approvals.list_approvals(ctx.steward.sessions, None if inp.status == "all" else inp.status, inp.limit)
-    return ApprovalsListOut(approvals=[ApprovalOut(**approvals.as_dict(a)) for a in rows])
+    rows = read.approvals(ctx.steward, status=None if inp.status == "all" else inp.status, limit=inp.limit)
+    return ApprovalsListOut(approvals=[ApprovalOut(**a.model_dump()) for a in rows])
 
 
 def _agent_wired_if_waiting(ctx: ToolContext, inp: ApprovalDecideIn) -> None:
     """An agent run waiting on the approval needs the agent to resume: unwired fails before anything is recorded."""
-    if inp.carry_out and queries.waiting_run(ctx.steward, inp.approval_id) is not None:
+    if inp.carry_out and read.waiting_run(ctx.steward, inp.approval_id) is not None:
         agent_hooks("approval_decide")
 
 
@@ -137,10 +123,8 @@ def approval_decide(ctx: ToolContext, inp: ApprovalDecideIn) -> ApprovalDecision
 
 
 def _view(ctx: ToolContext, approval_id: int, outcome: Outcome, summary: str, **extra: Any) -> ApprovalDecision:
-    from modelsteward.policies import approvals
-
-    return ApprovalDecision(**approvals.as_dict(approvals.get(ctx.steward.sessions, approval_id)),
-                            outcome=outcome, summary=summary, **extra)
+    return ApprovalDecision(**read.approval(ctx.steward, approval_id).model_dump(), outcome=outcome, summary=summary,
+                            **extra)
 
 
 def _carry_out(ctx: ToolContext, approval_id: int) -> ApprovalDecision:
@@ -149,7 +133,7 @@ def _carry_out(ctx: ToolContext, approval_id: int) -> ApprovalDecision:
 
     a = approvals.get(ctx.steward.sessions, approval_id)
     verb, action, args = ("approved" if a.status in ("approved", "executed") else a.status), a.action, dict(a.arguments or {})
-    run_id = queries.waiting_run(ctx.steward, approval_id)
+    run_id = read.waiting_run(ctx.steward, approval_id)
     if run_id is not None:
         if ctx.spawn is not None:
             inline = dataclasses.replace(ctx, spawn=None)

@@ -1,4 +1,4 @@
-"""The read model (storage/readmodel.py) answers exactly as the ORM registry does.
+"""The read model (storage/read/) answers exactly as the ORM registry does.
 
 ``usecase list``, ``models list`` and ``rollout status`` read through it (with ``sqlite3`` on a
 SQLite workspace, SQLAlchemy Core ``text()`` elsewhere); their ``--json`` shapes are a contract,
@@ -16,7 +16,7 @@ from rollout_helpers import CAND, STABLE, UC, pass_eval, setup_use_case
 from modelsteward.context import open_steward
 from modelsteward.errors import NotFound
 from modelsteward.rollout import RolloutManager
-from modelsteward.storage.readmodel import RegistryReader, plain_decimal
+from modelsteward.storage.read import RegistryReader, plain_decimal
 from modelsteward.tools.registry import ModelInfo, UseCaseInfo, model_info, use_case_info
 from modelsteward.tools.base import ToolContext
 
@@ -102,3 +102,21 @@ def test_outdated_schema_is_migrated_first(settings) -> None:  # type: ignore[no
     reader = RegistryReader(settings.db_url, lambda: calls.append(1))  # type: ignore[arg-type,return-value]
     assert [u["name"] for u in reader.use_cases()] == [UC] and calls == [1]
     reader.close()
+
+
+def test_the_read_model_loads_its_sqlalchemy_backend_on_first_use() -> None:
+    """``storage.read`` (shapes, the sqlite3 views) imports without SQLAlchemy; the first ORM-backed
+    function pulls the backend in; every name of ``__all__`` resolves."""
+    import subprocess
+    import sys
+
+    code = ("import sys, modelsteward.storage.read as r\n"
+            "before = 'sqlalchemy' in sys.modules\n"
+            "fns = [getattr(r, n) for n in r.__all__]\n"
+            "print(before, 'sqlalchemy' in sys.modules, all(f is not None for f in fns))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "True", "True"], out.stdout + out.stderr
+    import modelsteward.storage.read as read
+
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        read.nothing_here  # noqa: B018

@@ -1,22 +1,11 @@
-"""The read model: one function per aggregate, one pydantic shape per entity.
-
-Front-ends (``server/``, ``cli/``, ``demo/``) and tools read rows through these functions, never
-through the ORM or a session of their own; every function opens and closes its own session and
-returns detached pydantic shapes (the API answers with them as they are).  Times are UTC and say
-so (``Ts``).  Lists are newest first and take ``limit`` / ``offset``.
-
-Shapes (named as the API has always named them): ``RolloutOut``, ``TestResultOut`` (an
-evaluation), ``FineTuningJobOut``, ``ViolationOut``, ``ApprovalOut``, ``AgentRunOut``,
-``HistoryOut`` (a routing-table change).  Use cases and models are read through the registry
-(``storage/registry.py``) and their tools.
-"""
+"""The read model's SQLAlchemy backend: one function per aggregate over the ORM, each opening and
+closing its own session and returning the detached shapes of ``shapes.py``.  Imported on first use
+(``storage/read/__init__.py``), so the read commands that never need it never import SQLAlchemy."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -34,7 +23,23 @@ from modelsteward.storage.models import (
     TestResult,
     UseCase,
 )
+from modelsteward.storage.read.shapes import (
+    AgentRunOut,
+    ApprovalOut,
+    FineTuningJobOut,
+    HistoryOut,
+    LiveAllocation,
+    RolloutOut,
+    TestResultOut,
+    ViolationOut,
+)
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
+
+__all__ = [
+    "use_case_id", "use_case_names", "rollouts", "rollout", "evaluations", "evaluation", "jobs", "job", "violations",
+    "approvals", "approval", "pending_approval_count", "waiting_run", "agent_runs", "agent_run", "history",
+    "live_allocations",
+]
 
 
 class Steward(Protocol):
@@ -42,135 +47,6 @@ class Steward(Protocol):
 
     @property
     def sessions(self) -> Any: ...
-
-__all__ = [
-    "Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut", "HistoryOut",
-    "use_case_id", "use_case_names", "rollouts", "rollout", "evaluations", "evaluation", "jobs", "job", "violations",
-    "approvals", "approval", "pending_approval_count", "waiting_run", "agent_runs", "agent_run", "history",
-    "LiveAllocation", "live_allocations", "ACTIVE_ROLLOUT_STATES",
-]
-
-
-def _utc(v: dt.datetime) -> dt.datetime:
-    return v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
-
-
-Ts = Annotated[dt.datetime, AfterValidator(_utc)]  # the registry stores naive UTC; answers say so (Z)
-
-
-class _Orm(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
-class RolloutOut(_Orm):
-    id: int
-    use_case_id: int
-    use_case: str | None = None
-    candidate_model_id: str
-    stable_model_id: str | None = None
-    strategy: str
-    steps: list[Any]
-    step_index: int
-    state: str
-    step_started_at: Ts | None = None
-    snapshot_id: int | None = None
-    analyses: list[Any]
-    actor: str
-    reason: str
-    created_at: Ts
-    updated_at: Ts
-
-
-class TestResultOut(_Orm):
-    __test__ = False
-    id: int
-    use_case_id: int
-    candidate_model_id: str
-    baseline_model_id: str | None = None
-    verdict: str
-    passed: bool
-    sample_count: int
-    metrics: dict[str, Any]
-    reasons: list[Any]
-    mlflow_run_id: str | None = None
-    report_path: str | None = None
-    created_at: Ts
-
-
-class FineTuningJobOut(_Orm):
-    id: int
-    use_case_id: int | None = None
-    base_model_id: str
-    method: str
-    status: str
-    dataset_hash: str | None = None
-    dataset_stats: dict[str, Any]
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-    progress: float
-    mlflow_run_id: str | None = None
-    result_model_id: str | None = None
-    error: str | None = None
-    created_at: Ts
-    started_at: Ts | None = None
-    finished_at: Ts | None = None
-
-
-class ViolationOut(_Orm):
-    id: int
-    policy: str
-    severity: str
-    use_case_id: int | None = None
-    model_id: str | None = None
-    measured: float | None = None
-    threshold: float | None = None
-    action: str
-    details: dict[str, Any]
-    created_at: Ts
-
-
-class ApprovalOut(_Orm):
-    id: int
-    action: str
-    arguments: dict[str, Any]
-    reason: str
-    requester: str
-    status: str
-    decided_by: str | None = None
-    decision_reason: str | None = None
-    decided_at: Ts | None = None
-    use_case_id: int | None = None
-    agent_run_id: int | None = None
-    created_at: Ts
-
-
-class AgentRunOut(_Orm):
-    id: int
-    trigger: str
-    started_by: str | None = None  # api:NAME, cli:NAME or schedule; may not approve what the run requests
-    goal: str
-    use_case: str | None = None
-    status: str
-    thread_id: str
-    planner: str
-    report: str | None = None
-    steps: list[Any]
-    error: str | None = None
-    started_at: Ts
-    finished_at: Ts | None = None
-
-
-class HistoryOut(_Orm):
-    id: int
-    action: str
-    from_version: int | None = None
-    to_version: int | None = None
-    snapshot_id: int | None = None
-    rollout_id: int | None = None
-    actor: str
-    reason: str
-    details: dict[str, Any]
-    created_at: Ts
 
 
 # ---------------------------------------------------------------- lookups
@@ -235,11 +111,15 @@ def rollout(steward: Steward, rollout_id: int) -> RolloutOut:
 
 # ---------------------------------------------------------------- evaluations (test results)
 def evaluations(steward: Steward, *, use_case: str | None = None, candidate: str | None = None,
-                limit: int | None = 100, offset: int = 0, oldest_first: bool = False) -> list[TestResultOut]:
+                limit: int | None = 100, offset: int = 0, oldest_first: bool = False,
+                use_case_id: int | None = None) -> list[TestResultOut]:
+    """Test results, newest first (of ``use_case``, by name, or ``use_case_id``; of ``candidate``)."""
     with session_scope(steward.sessions) as s:
         q = select(TestResult)
         if use_case:
             q = q.where(TestResult.use_case_id == _uc_id(s, use_case))
+        if use_case_id is not None:
+            q = q.where(TestResult.use_case_id == use_case_id)
         if candidate:
             q = q.where(TestResult.candidate_model_id == candidate)
         order = TestResult.id.asc() if oldest_first else TestResult.id.desc()
@@ -329,15 +209,6 @@ def agent_run(steward: Steward, run_id: int) -> AgentRunOut:
 
 
 # ---------------------------------------------------------------- live routing
-class LiveAllocation(BaseModel):
-    """One row of a use case's live routing table."""
-
-    use_case: str
-    model_id: str
-    weight: float
-    role: str
-
-
 def live_allocations(steward: Steward) -> list[LiveAllocation]:
     """Every use case's live routing rows."""
     with session_scope(steward.sessions) as s:

@@ -1,8 +1,7 @@
-"""Read-only views of the registry for the read commands (``usecase list``, ``models list``,
-``rollout status``), without the ORM.
+"""The read model's fast backend: views of the registry for the read commands (``usecase list``,
+``models list``, ``rollout status``), without the ORM.
 
-One function per aggregate, one plain shape per entity (dicts the tools turn into their output
-models).  On a SQLite workspace whose schema is at the head revision the rows are read with the
+Plain rows in the shapes of ``shapes.py`` (the tools validate them into their output models).  On a SQLite workspace whose schema is at the head revision the rows are read with the
 standard library's ``sqlite3``: SQLAlchemy alone costs ~0.4 s of CPU at import, more than a read
 command may spend on top of ``steward --help`` (bench/cli_latency.py).  Any other database, or a
 workspace whose schema is not current (it is migrated first, as ``open_steward`` does), is read
@@ -16,27 +15,16 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from modelsteward.errors import NotFound, close_matches
+from modelsteward.storage.read.plain import plain_decimal, rollout_dict
 from modelsteward.storage.states import ACTIVE_ROLLOUT_STATES
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-__all__ = ["RegistryReader", "plain_decimal", "rollout_dict"]
-
-
-def plain_decimal(value: Any) -> Decimal | None:
-    """A ``Numeric(20, 10)`` price read back as the plain decimal it holds: ``1`` and ``0``, never
-    ``1.0000000000`` or ``0E-10`` (the column's scale is storage, not the value)."""
-    if value is None:
-        return None
-    if isinstance(value, float):
-        value = "%.10f" % value  # what SQLAlchemy's Numeric does with SQLite's REAL
-    d = Decimal(value).normalize()
-    return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d  # type: ignore[operator]
+__all__ = ["RegistryReader"]
 
 
 def _json(value: Any) -> Any:
@@ -47,35 +35,6 @@ def _datetime(value: Any) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value))
-
-
-def _last_event(events: list[dict[str, Any]], kind: str, key: str) -> Any:
-    return next((e.get(key) for e in reversed(events) if e.get("event") == kind), None)
-
-
-def rollout_dict(ro: Any) -> dict[str, Any]:
-    """The shape of a rollout (an ORM ``Rollout`` or any object with its attributes)."""
-    steps = list(ro.steps or [])
-    events = list(ro.analyses or [])
-    if ro.state in ACTIVE_ROLLOUT_STATES:
-        outcome = None
-    elif _last_event(events, "no_gain", "reason"):
-        outcome = str(_last_event(events, "no_gain", "reason"))
-    elif ro.state == "completed":
-        outcome = "promoted" if ro.strategy != "shadow" else "shadow passed"
-    else:
-        outcome = str(_last_event(events, "rolled_back", "reason") or ro.state)
-    return {
-        "id": ro.id, "use_case_id": ro.use_case_id, "candidate": ro.candidate_model_id, "stable": ro.stable_model_id,
-        "strategy": ro.strategy, "steps": steps, "step_index": ro.step_index,
-        "weight": steps[ro.step_index] if ro.step_index < len(steps) else None,
-        "state": ro.state, "step_started_at": ro.step_started_at.isoformat() if ro.step_started_at else None,
-        "snapshot_id": ro.snapshot_id, "actor": ro.actor, "reason": ro.reason,
-        "events": events,
-        "created_at": ro.created_at.isoformat() if ro.created_at else None,
-        "pause_reason": _last_event(events, "pause", "reason") if ro.state == "paused" else None,
-        "outcome": outcome,
-    }
 
 
 class _Row:
