@@ -19,8 +19,9 @@ def _tracking(shared_mlflow: str) -> str:
 
 
 @pytest.mark.postgres
-def test_approval_round_trip_on_postgres(pg_steward) -> None:  # type: ignore[no-untyped-def]
-    setup_use_case(pg_steward, config={"agent": {"rollout_strategy": "full"}})
+def test_approval_round_trip_on_postgres(pg_steward, hosted_upstream) -> None:  # type: ignore[no-untyped-def]
+    # CAND answers the check that runs before it takes traffic (when the approved deploy is carried out)
+    setup_use_case(pg_steward, config={"agent": {"rollout_strategy": "full"}}, cand_url=hosted_upstream.url)
     pass_eval(pg_steward)
     res = run_agent(pg_steward)
     assert res.status == "waiting_approval", res.report

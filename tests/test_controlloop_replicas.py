@@ -33,7 +33,9 @@ def _prepare(st: Any) -> None:
     # evaluation against the test's unreachable model endpoints would outlast the agent period)
     setup_use_case(st, config={"rollout": {"min_requests": 1000}, "evaluation": {"max_candidates_per_cycle": 0}})
     pass_eval(st)
-    call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary"}, ctx(st))
+    # no_check: CAND's endpoint is unreachable on purpose (its canary calls are logged rows, not calls);
+    # this test is about the control loop, tests/test_check_before_traffic.py about the check
+    call_tool("deploy", {"use_case": UC, "model_id": CAND, "strategy": "canary", "no_check": True}, ctx(st))
     add_rows(st, STABLE, "primary", 60)
     add_rows(st, CAND, "canary", 30, errors=25)
     st.logs.flush()
