@@ -64,7 +64,9 @@ def test_money_prints_readably_and_tables_are_not_cut_when_piped(tmp_path: Path)
             "--price-in", "1", "--price-out", "0")
     steward(ws, "models", "register", "custom", long_id, "--base-url", "http://127.0.0.1:9/v1",
             "--price-in", "0.15", "--price-out", "0.600")
-    steward(ws, "usecase", "add", "chat", "--description", "chat", "--model", "custom:one", "--budget-usd", "25")
+    # --no-check: the model's endpoint (port 9) answers nothing; this test is about how money prints
+    steward(ws, "usecase", "add", "chat", "--description", "chat", "--model", "custom:one", "--budget-usd", "25",
+            "--no-check")
     outs = [steward(ws, *cmd).stdout for cmd in (
         ("models", "list"), ("models", "show", "custom:one"), ("usecase", "show", "chat"), ("usecase", "list"),
         ("models", "list", "--json"), ("usecase", "show", "chat", "--json"))]
@@ -99,7 +101,8 @@ def test_rollout_and_scan_messages_say_each_thing_once(tmp_path: Path) -> None:
     setup_use_case(st)
     pass_eval(st)
     st.close()
-    steward(ws, "deploy", "--use-case", UC, "--model", CAND, "--strategy", "shadow")
+    # --no-check: CAND's endpoint is unreachable on purpose (its traffic is logged rows); this test is about messages
+    steward(ws, "deploy", "--use-case", UC, "--model", CAND, "--strategy", "shadow", "--no-check")
     st = open_steward(Settings(home=ws))
     backdate_step(st, 5)
     add_rows(st, CAND, "shadow", 12)
