@@ -68,10 +68,7 @@ _ORM = (
 _SHAPES = ("Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut",
            "HistoryOut", "LiveAllocation")
 
-__all__ = [
-    "Ts", "RolloutOut", "TestResultOut", "FineTuningJobOut", "ViolationOut", "ApprovalOut", "AgentRunOut", "HistoryOut",
-    "LiveAllocation", "plain_decimal", "rollout_dict", "RegistryReader", "ACTIVE_ROLLOUT_STATES", *_ORM,
-]
+__all__ = [*_SHAPES, "plain_decimal", "rollout_dict", "RegistryReader", "ACTIVE_ROLLOUT_STATES", *_ORM]
 
 
 def __getattr__(name: str) -> Any:

@@ -82,6 +82,20 @@ def _page(q: Any, order: Any, limit: int | None, offset: int) -> Any:
     return (q.limit(limit) if limit is not None else q).offset(offset)
 
 
+def _listing(steward: Steward, table: Any, shape: Any, *, use_case: str | None, limit: int | None, offset: int,
+             **equal: Any) -> list[Any]:
+    """Rows of ``table`` newest first, of ``use_case`` (by name) and with each given column equal to its
+    value (a ``None`` or empty value filters nothing), as ``shape``."""
+    with session_scope(steward.sessions) as s:
+        q = select(table)
+        if use_case:
+            q = q.where(table.use_case_id == _uc_id(s, use_case))
+        for column, value in equal.items():
+            if value:
+                q = q.where(getattr(table, column) == value)
+        return [shape.model_validate(r) for r in s.scalars(_page(q, table.id.desc(), limit, offset))]
+
+
 # ---------------------------------------------------------------- rollouts
 def _rollout(s: Session, r: Rollout, names: dict[int, str] | None = None) -> RolloutOut:
     out = RolloutOut.model_validate(r)
@@ -134,13 +148,8 @@ def evaluation(steward: Steward, result_id: int) -> TestResultOut:
 # ---------------------------------------------------------------- fine-tuning jobs
 def jobs(steward: Steward, *, use_case: str | None = None, status: str | None = None, limit: int | None = 100,
          offset: int = 0) -> list[FineTuningJobOut]:
-    with session_scope(steward.sessions) as s:
-        q = select(FineTuningJob)
-        if use_case:
-            q = q.where(FineTuningJob.use_case_id == _uc_id(s, use_case))
-        if status:
-            q = q.where(FineTuningJob.status == status)
-        return [FineTuningJobOut.model_validate(r) for r in s.scalars(_page(q, FineTuningJob.id.desc(), limit, offset))]
+    return _listing(steward, FineTuningJob, FineTuningJobOut, use_case=use_case, limit=limit, offset=offset,
+                    status=status)
 
 
 def job(steward: Steward, job_id: int) -> FineTuningJobOut:
@@ -151,24 +160,14 @@ def job(steward: Steward, job_id: int) -> FineTuningJobOut:
 # ---------------------------------------------------------------- guardrail violations
 def violations(steward: Steward, *, use_case: str | None = None, severity: str | None = None,
                limit: int | None = 100, offset: int = 0) -> list[ViolationOut]:
-    with session_scope(steward.sessions) as s:
-        q = select(GuardrailViolation)
-        if use_case:
-            q = q.where(GuardrailViolation.use_case_id == _uc_id(s, use_case))
-        if severity:
-            q = q.where(GuardrailViolation.severity == severity)
-        rows = s.scalars(_page(q, GuardrailViolation.id.desc(), limit, offset))
-        return [ViolationOut.model_validate(r) for r in rows]
+    return _listing(steward, GuardrailViolation, ViolationOut, use_case=use_case, limit=limit, offset=offset,
+                    severity=severity)
 
 
 # ---------------------------------------------------------------- approvals
 def approvals(steward: Steward, *, status: str | None = None, limit: int | None = 100,
               offset: int = 0) -> list[ApprovalOut]:
-    with session_scope(steward.sessions) as s:
-        q = select(Approval)
-        if status:
-            q = q.where(Approval.status == status)
-        return [ApprovalOut.model_validate(r) for r in s.scalars(_page(q, Approval.id.desc(), limit, offset))]
+    return _listing(steward, Approval, ApprovalOut, use_case=None, limit=limit, offset=offset, status=status)
 
 
 def approval(steward: Steward, approval_id: int) -> ApprovalOut:
